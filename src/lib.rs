@@ -1,0 +1,34 @@
+//! Ringbolt: a Kafka-compatible message broker, thread-per-core on io_uring.
+//!
+//! # Layout
+//!
+//! ```text
+//! client ──TCP──▶ shard S (the core whose SO_REUSEPORT listener took the connection)
+//!                  connection task: read frame → check size → decode header → dispatch by API key
+//!                    │ partition-level work (produce / fetch / list offsets / commit)
+//!                    ▼
+//!                  owner shard O = owner(topic, partition)  (same core: direct call; else: mesh)
+//!                    │ append / read / wait for data
+//!                    ▼
+//!                  S encodes the response; responses on one connection leave in request order
+//! ```
+//!
+//! - [`config`]: typed broker and topic configuration (Kafka's names), defaults, validation.
+//! - [`protocol`]: no I/O. Framing, request headers, record-batch header views and validation,
+//!   the supported-versions table.
+//! - [`storage`]: the partition log: segments (`.log`, `.index`, `.timeindex` in Kafka's layout),
+//!   direct-I/O appends, group commit, recovery, retention.
+//! - [`shard`]: glommio executors pinned one per core, partition→shard routing, the cross-shard mesh.
+//! - [`metadata`]: topics, partitions and configs; persisted in the data dir, published to shards.
+//! - [`server`]: listener, connections (in-order responses), dispatch, one handler file per API key.
+//! - [`group`]: consumer-group coordinator and committed offsets.
+//!
+//! See `DESIGN.md`-style reasoning in each module's own docs.
+
+pub mod config;
+pub mod group;
+pub mod metadata;
+pub mod protocol;
+pub mod server;
+pub mod shard;
+pub mod storage;

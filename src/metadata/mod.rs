@@ -1,0 +1,1 @@
+//! Topics, partitions and configs; persistence; snapshots to shards.

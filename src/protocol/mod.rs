@@ -1,0 +1,1 @@
+//! Wire protocol helpers. No I/O here.

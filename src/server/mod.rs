@@ -1,0 +1,1 @@
+//! Listener, connections, dispatch and the per-API handlers.

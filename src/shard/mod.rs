@@ -1,0 +1,1 @@
+//! Executors pinned per core, partition routing and the cross-shard mesh.
