@@ -1,0 +1,138 @@
+//! Command-line flags. The same struct is serialised into `summary.json` under `config`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+use crate::batch::Compression;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Produce,
+    Consume,
+    Both,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+pub enum Acks {
+    #[value(name = "0")]
+    #[serde(rename = "0")]
+    None,
+    #[value(name = "1")]
+    #[serde(rename = "1")]
+    Leader,
+    #[value(name = "all")]
+    #[serde(rename = "all")]
+    All,
+}
+
+impl Acks {
+    pub fn wire(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+/// Open-loop Kafka load generator: produce at a fixed rate, consume, verify, report latency.
+#[derive(Clone, Debug, Parser, Serialize)]
+#[command(name = "loadgen", version)]
+pub struct Args {
+    /// Target produce rate in messages/s (0 = as fast as possible).
+    #[arg(long, default_value_t = 250_000)]
+    pub rate: u64,
+    /// Measured duration in seconds (after the warmup).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Warmup in seconds: produced and verified, but not counted in rates or latencies.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Message (record value) size in bytes; at least 32 (the loadgen header).
+    #[arg(long, default_value_t = 200)]
+    pub message_size: usize,
+    /// Key cardinality (0 = no keys; messages are spread by a sticky partitioner).
+    #[arg(long, default_value_t = 0)]
+    pub keys: u64,
+    /// Partitions of the topic when loadgen creates it.
+    #[arg(long, default_value_t = 8)]
+    pub partitions: i32,
+    /// Topic (created if missing).
+    #[arg(long, default_value = "loadgen")]
+    pub topic: String,
+    /// Producer connections.
+    #[arg(long, default_value_t = 2)]
+    pub producers: usize,
+    /// Consumer connections.
+    #[arg(long, default_value_t = 2)]
+    pub consumers: usize,
+    /// Produce acks.
+    #[arg(long, value_enum, default_value = "1")]
+    pub acks: Acks,
+    /// Batch size in bytes per partition (uncompressed).
+    #[arg(long, default_value_t = 16384)]
+    pub batch_size: usize,
+    /// Longest time a non-full batch waits before it is sent, in ms.
+    #[arg(long, default_value_t = 5.0)]
+    pub linger_ms: f64,
+    /// Batch compression.
+    #[arg(long, value_enum, default_value = "none")]
+    pub compression: Compression,
+    /// What to run.
+    #[arg(long, value_enum, default_value = "both")]
+    pub mode: Mode,
+    /// Where to write summary.json, *.hgrm and *.svg.
+    #[arg(long, default_value = "loadgen-report")]
+    pub report_dir: PathBuf,
+    /// Expected produce rate in msgs/s (PASS/FAIL line).
+    #[arg(long, default_value_t = 250_000)]
+    pub expect_produce: u64,
+    /// Expected catch-up consume rate in msgs/s (PASS/FAIL line).
+    #[arg(long, default_value_t = 550_000)]
+    pub expect_consume: u64,
+    /// Expected produce p99 latency bound in µs (PASS/FAIL line when given).
+    #[arg(long)]
+    pub expect_p99_us: Option<u64>,
+    /// Existing broker HOST:PORT; without it an embedded Ringbolt is started.
+    #[arg(long)]
+    pub bootstrap: Option<String>,
+    /// Requests in flight per producer connection.
+    #[arg(long, default_value_t = 5)]
+    pub max_in_flight: usize,
+    /// Shards of the embedded broker (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub embedded_shards: usize,
+}
+
+/// Size of the loadgen header at the start of every value (see `producer.rs`).
+pub const MIN_MESSAGE_SIZE: usize = 32;
+
+impl Args {
+    /// Rejects combinations that cannot run.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use anyhow::bail;
+        if self.message_size < MIN_MESSAGE_SIZE {
+            bail!("--message-size must be at least {MIN_MESSAGE_SIZE}");
+        }
+        if !self.duration.is_finite()
+            || self.duration <= 0.0
+            || !self.warmup.is_finite()
+            || self.warmup < 0.0
+        {
+            bail!("--duration must be > 0 and --warmup >= 0");
+        }
+        if self.partitions < 1 {
+            bail!("--partitions must be at least 1");
+        }
+        if self.producers < 1 || self.consumers < 1 || self.max_in_flight < 1 {
+            bail!("--producers, --consumers and --max-in-flight must be at least 1");
+        }
+        if !self.linger_ms.is_finite() || self.linger_ms < 0.0 {
+            bail!("--linger-ms must be >= 0");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,500 @@
+//! Open-loop producer: one writer and one reader thread per connection.
+//!
+//! The writer owns the schedule. Producer `p` of `P` sends the global messages `p, p+P, p+2P, …`;
+//! message `i` is *scheduled* at `t0 + i / rate`. Each pass of the loop generates every message
+//! whose scheduled time has passed, stamps that scheduled time into the record, and appends it to
+//! its partition's batch; full batches (and batches older than `--linger-ms`) go out in one Produce
+//! request. When `--max-in-flight` requests are unanswered, the writer blocks on the in-flight
+//! channel — and on waking generates the overdue messages with their *original* scheduled times. A
+//! stalled broker therefore shows up as latency instead of silently lowering the offered load
+//! (no coordinated omission). With `--rate 0` messages are stamped when generated.
+//!
+//! The reader takes in-flight entries in order (Kafka answers in order per connection), decodes
+//! the ProduceResponse and records `ack time − scheduled time` per message.
+//!
+//! Partitioning: without keys a sticky partitioner fills one partition's batch, then moves on;
+//! with `--keys N` the key is the 8-byte big-endian key index and the partition is Kafka's default
+//! `murmur2(key) % partitions`, so results match what Java clients would do.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_response::ProduceResponse;
+use kafka_protocol::messages::{ApiKey, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::batch::{BatchBuilder, Compression};
+use crate::client::{self, Conn};
+use crate::message::{HEADER_LEN, MessageHeader};
+use crate::stats::{Live, LocalHist, latency_us};
+
+/// Largest Produce request loadgen builds before sending (bytes of batches).
+const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// What one producer connection does.
+#[derive(Clone, Debug)]
+pub struct ProducerConfig {
+    pub id: u32,
+    pub producers: u32,
+    pub run_id: u32,
+    pub topic: String,
+    pub partitions: Vec<i32>,
+    pub leader: SocketAddr,
+    /// Messages/s over all producers; 0 = as fast as possible.
+    pub rate: u64,
+    pub message_size: usize,
+    pub keys: u64,
+    pub acks: i16,
+    pub batch_size: usize,
+    pub linger_ns: u64,
+    pub compression: Compression,
+    pub max_in_flight: usize,
+}
+
+/// Outcome of one producer: messages sent per (partition, producer).
+#[derive(Debug, Default)]
+pub struct ProducerResult {
+    pub sent: HashMap<(i32, u32), u64>,
+}
+
+/// Kafka's default partitioner hash (murmur2, as in `org.apache.kafka.common.utils.Utils`).
+pub fn murmur2(data: &[u8]) -> i32 {
+    let m: i32 = 0x5bd1_e995;
+    let mut h: i32 = 0x9747_b28c_u32 as i32 ^ data.len() as i32;
+    let chunks = data.chunks_exact(4);
+    let tail = chunks.remainder();
+    for c in chunks {
+        let mut k = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(m);
+        k ^= ((k as u32) >> 24) as i32;
+        k = k.wrapping_mul(m);
+        h = h.wrapping_mul(m);
+        h ^= k;
+    }
+    if tail.len() >= 3 {
+        h ^= i32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= i32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= i32::from(tail[0]);
+        h = h.wrapping_mul(m);
+    }
+    h ^= ((h as u32) >> 13) as i32;
+    h = h.wrapping_mul(m);
+    h ^= ((h as u32) >> 15) as i32;
+    h
+}
+
+/// Partition index (into the topic's partition list) for `key` — Kafka's `toPositive(murmur2) % n`.
+pub fn partition_for_key(key: &[u8], n: usize) -> usize {
+    ((murmur2(key) & 0x7fff_ffff) as usize) % n
+}
+
+/// A request on the wire, waiting for its response.
+struct InFlight {
+    correlation_id: i32,
+    /// (partition, scheduled ns of each message in its batch).
+    parts: Vec<(i32, Vec<u64>)>,
+}
+
+/// One partition's open batch.
+struct Acc {
+    builder: BatchBuilder,
+    scheduled: Vec<u64>,
+    opened_ns: u64,
+    next_seq: u64,
+}
+
+/// Starts one producer connection (writer + reader threads).
+pub fn spawn(cfg: ProducerConfig, live: Arc<Live>) -> JoinHandle<Result<ProducerResult>> {
+    std::thread::Builder::new()
+        .name(format!("producer-{}", cfg.id))
+        .spawn(move || run(cfg, live))
+        .expect("spawning producer thread")
+}
+
+fn run(cfg: ProducerConfig, live: Arc<Live>) -> Result<ProducerResult> {
+    let conn = Conn::connect(&cfg.leader.to_string())?;
+    let version = conn.api.produce;
+    let (mut writer, reader) = conn.into_split()?;
+    let (tx, rx) = sync_channel::<InFlight>(cfg.max_in_flight.saturating_sub(1).max(1));
+    let reader_handle = if cfg.acks != 0 {
+        let live = live.clone();
+        Some(
+            std::thread::Builder::new()
+                .name(format!("producer-{}-reader", cfg.id))
+                .spawn(move || read_responses(reader, rx, version, &live))
+                .context("spawning reader")?,
+        )
+    } else {
+        drop(rx);
+        None
+    };
+    let mut w = Writer::new(
+        &cfg,
+        &live,
+        version,
+        if cfg.acks != 0 { Some(tx) } else { None },
+    );
+    let result = w.run(&mut writer);
+    drop(w); // closes the channel: the reader finishes once the in-flight requests are answered
+    let read_result = match reader_handle {
+        Some(h) => h
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("reader panicked"))),
+        None => Ok(()),
+    };
+    let sent = result?;
+    read_result?;
+    Ok(ProducerResult { sent })
+}
+
+struct Writer<'a> {
+    cfg: &'a ProducerConfig,
+    live: &'a Live,
+    version: i16,
+    tx: Option<SyncSender<InFlight>>,
+    topic: TopicName,
+    accs: Vec<Acc>,
+    /// Sealed batches waiting to go into the next request: (partition index, batch, scheduled).
+    pending: Vec<(usize, Bytes, Vec<u64>)>,
+    pending_bytes: usize,
+    frame: BytesMut,
+    filler: Vec<u8>,
+    sticky: usize,
+    next_correlation: i32,
+    hist: LocalHist<'a>,
+}
+
+impl<'a> Writer<'a> {
+    fn new(
+        cfg: &'a ProducerConfig,
+        live: &'a Live,
+        version: i16,
+        tx: Option<SyncSender<InFlight>>,
+    ) -> Self {
+        let accs = cfg
+            .partitions
+            .iter()
+            .map(|_| Acc {
+                builder: BatchBuilder::new(cfg.compression, cfg.batch_size),
+                scheduled: Vec::new(),
+                opened_ns: 0,
+                next_seq: 0,
+            })
+            .collect();
+        // Filler: a repeating pattern (compressible, like typical payloads, but not all zeros).
+        let filler = (0..cfg.message_size - HEADER_LEN)
+            .map(|i| b"loadgen-payload-"[i % 16])
+            .collect();
+        Writer {
+            cfg,
+            live,
+            version,
+            tx,
+            topic: TopicName(StrBytes::from_string(cfg.topic.clone())),
+            accs,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            frame: BytesMut::with_capacity(MAX_REQUEST_BYTES + 64 * 1024),
+            filler,
+            sticky: cfg.id as usize % cfg.partitions.len(),
+            next_correlation: 1,
+            hist: LocalHist::new(&live.produce_hist),
+        }
+    }
+
+    /// Scheduled time of this producer's `k`-th message.
+    #[inline]
+    fn scheduled_ns(&self, k: u64) -> u64 {
+        let i = k * u64::from(self.cfg.producers) + u64::from(self.cfg.id);
+        self.live.t0_ns + (i as u128 * 1_000_000_000 / u128::from(self.cfg.rate)) as u64
+    }
+
+    /// How many of this producer's messages are scheduled strictly before `ns`.
+    fn due_before(&self, ns: u64) -> u64 {
+        if ns <= self.live.t0_ns {
+            return 0;
+        }
+        // Global messages with t0 + i/rate < ns  →  i < (ns - t0) * rate / 1e9.
+        let elapsed = u128::from(ns - self.live.t0_ns);
+        let global = (elapsed * u128::from(self.cfg.rate)).div_ceil(1_000_000_000) as u64;
+        let (p, n) = (u64::from(self.cfg.id), u64::from(self.cfg.producers));
+        if global <= p {
+            0
+        } else {
+            (global - p).div_ceil(n)
+        }
+    }
+
+    fn run(&mut self, sock: &mut TcpStream) -> Result<HashMap<(i32, u32), u64>> {
+        let end_ns = self.live.produce_end_ns;
+        let total = if self.cfg.rate > 0 {
+            self.due_before(end_ns)
+        } else {
+            u64::MAX
+        };
+        let clock = self.live.clock;
+        let mut k: u64 = 0;
+        loop {
+            let now = clock.now_ns();
+            let due = if self.cfg.rate > 0 {
+                self.due_before(now + 1).min(total)
+            } else if now < end_ns {
+                k + 64
+            } else {
+                k
+            };
+            while k < due {
+                let sched = if self.cfg.rate > 0 {
+                    self.scheduled_ns(k)
+                } else {
+                    now
+                };
+                self.generate(k, sched, sock)?;
+                k += 1;
+            }
+            let finished = k >= total || (self.cfg.rate == 0 && now >= end_ns);
+            // Linger: seal batches that waited long enough (or all of them at the end).
+            for i in 0..self.accs.len() {
+                let a = &self.accs[i];
+                if !a.builder.is_empty()
+                    && (finished || now.saturating_sub(a.opened_ns) >= self.cfg.linger_ns)
+                {
+                    self.seal(i, sock)?;
+                }
+            }
+            if !self.pending.is_empty() {
+                self.send_pending(sock)?;
+            }
+            if finished {
+                break;
+            }
+            if self.cfg.rate > 0 {
+                // Sleep until the next message is due or the oldest batch's linger expires.
+                let mut wake = self.scheduled_ns(k);
+                for a in &self.accs {
+                    if !a.builder.is_empty() {
+                        wake = wake.min(a.opened_ns + self.cfg.linger_ns);
+                    }
+                }
+                let now = clock.now_ns();
+                if wake > now + 20_000 {
+                    std::thread::sleep(Duration::from_nanos((wake - now).min(1_000_000)));
+                }
+            }
+        }
+        self.hist.maybe_merge(true);
+        Ok(self
+            .accs
+            .iter()
+            .zip(&self.cfg.partitions)
+            .map(|(a, &p)| ((p, self.cfg.id), a.next_seq))
+            .collect())
+    }
+
+    /// Builds message `k` (scheduled at `sched`) into its partition's batch.
+    #[inline]
+    fn generate(&mut self, k: u64, sched: u64, sock: &mut TcpStream) -> Result<()> {
+        let n = self.accs.len();
+        let key_buf;
+        let (pi, key) = if self.cfg.keys > 0 {
+            let global = k * u64::from(self.cfg.producers) + u64::from(self.cfg.id);
+            key_buf = (global % self.cfg.keys).to_be_bytes();
+            (partition_for_key(&key_buf, n), Some(&key_buf[..]))
+        } else {
+            (self.sticky, None)
+        };
+        let ts_ms = (sched / 1_000_000) as i64;
+        let rec =
+            self.accs[pi]
+                .builder
+                .record_size(ts_ms, key.map(<[u8]>::len), self.cfg.message_size);
+        if !self.accs[pi].builder.is_empty()
+            && self.accs[pi].builder.size() + rec > self.cfg.batch_size
+        {
+            self.seal(pi, sock)?;
+        }
+        let a = &mut self.accs[pi];
+        if a.builder.is_empty() {
+            a.opened_ns = sched;
+        }
+        let header = MessageHeader {
+            run_id: self.cfg.run_id,
+            scheduled_ns: sched,
+            producer: self.cfg.id,
+            seq: a.next_seq,
+        }
+        .encode();
+        a.builder.append(ts_ms, key, &[&header, &self.filler]);
+        a.scheduled.push(sched);
+        a.next_seq += 1;
+        if a.builder.size() >= self.cfg.batch_size {
+            self.seal(pi, sock)?;
+        }
+        Ok(())
+    }
+
+    /// Closes partition `pi`'s batch and queues it for the next request.
+    fn seal(&mut self, pi: usize, sock: &mut TcpStream) -> Result<()> {
+        // A request carries at most one batch per partition (Kafka rejects more).
+        if self.pending.iter().any(|(p, _, _)| *p == pi) {
+            self.send_pending(sock)?;
+        }
+        let a = &mut self.accs[pi];
+        let Some(batch) = a.builder.finish()? else {
+            return Ok(());
+        };
+        let scheduled = std::mem::take(&mut a.scheduled);
+        self.pending_bytes += batch.len();
+        self.pending.push((pi, batch, scheduled));
+        if self.cfg.keys == 0 && pi == self.sticky {
+            self.sticky = (self.sticky + 1) % self.accs.len();
+        }
+        if self.pending_bytes >= MAX_REQUEST_BYTES {
+            self.send_pending(sock)?;
+        }
+        Ok(())
+    }
+
+    fn send_pending(&mut self, sock: &mut TcpStream) -> Result<()> {
+        let corr = self.next_correlation;
+        self.next_correlation = self.next_correlation.wrapping_add(1);
+        let parts: Vec<(usize, Bytes, Vec<u64>)> = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        self.frame.clear();
+        client::encode_produce(
+            &mut self.frame,
+            self.version,
+            corr,
+            self.cfg.acks,
+            &self.topic,
+            parts
+                .iter()
+                .map(|(pi, b, _)| (self.cfg.partitions[*pi], b.clone())),
+        )?;
+        let parts: Vec<(i32, Vec<u64>)> = parts
+            .into_iter()
+            .map(|(pi, _, s)| (self.cfg.partitions[pi], s))
+            .collect();
+        match &self.tx {
+            Some(tx) => {
+                // Blocks while max-in-flight requests are unanswered (the open loop catches up after).
+                tx.send(InFlight {
+                    correlation_id: corr,
+                    parts,
+                })
+                .map_err(|_| anyhow::anyhow!("producer reader stopped"))?;
+                sock.write_all(&self.frame)
+                    .context("writing Produce request")?;
+            }
+            None => {
+                // acks=0: no response; "acknowledged" = written to the socket.
+                sock.write_all(&self.frame)
+                    .context("writing Produce request")?;
+                let now = self.live.clock.now_ns();
+                account(self.live, &mut self.hist, &parts, now);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Records latencies and counters for acknowledged batches.
+fn account(live: &Live, hist: &mut LocalHist<'_>, parts: &[(i32, Vec<u64>)], ack_ns: u64) {
+    let mut measured = 0u64;
+    let mut total = 0u64;
+    for (_, scheduled) in parts {
+        for &s in scheduled {
+            if s >= live.measure_start_ns {
+                hist.record(latency_us(s, ack_ns));
+                measured += 1;
+            }
+        }
+        total += scheduled.len() as u64;
+    }
+    live.produced.add(ack_ns, total);
+    live.acked_total.fetch_add(total, Ordering::Relaxed);
+    if measured > 0 {
+        live.measured_acked.fetch_add(measured, Ordering::Relaxed);
+        live.last_ack_ns.fetch_max(ack_ns, Ordering::Relaxed);
+    }
+    hist.maybe_merge(false);
+}
+
+fn read_responses(
+    mut sock: TcpStream,
+    rx: Receiver<InFlight>,
+    version: i16,
+    live: &Live,
+) -> Result<()> {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut hist = LocalHist::new(&live.produce_hist);
+    let mut logged = 0;
+    while let Ok(inflight) = rx.recv() {
+        let frame = client::read_frame(&mut sock, &mut buf)?;
+        let ack_ns = live.clock.now_ns();
+        let (corr, resp) =
+            client::decode_response::<ProduceResponse>(frame, ApiKey::Produce, version)?;
+        if corr != inflight.correlation_id {
+            bail!(
+                "Produce response correlation id {corr}, expected {}",
+                inflight.correlation_id
+            );
+        }
+        let mut ok = Vec::with_capacity(inflight.parts.len());
+        for (partition, scheduled) in inflight.parts {
+            let code = resp
+                .responses
+                .iter()
+                .flat_map(|t| t.partition_responses.iter())
+                .find(|r| r.index == partition)
+                .map_or(-1, |r| r.error_code);
+            if code == 0 {
+                ok.push((partition, scheduled));
+            } else {
+                live.add_errors(scheduled.len() as u64);
+                if logged < 10 {
+                    logged += 1;
+                    tracing::warn!(
+                        partition,
+                        code,
+                        messages = scheduled.len(),
+                        "produce failed"
+                    );
+                }
+            }
+        }
+        account(live, &mut hist, &ok, ack_ns);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_kafka() {
+        // Values from Kafka's UtilsTest.testMurmur2.
+        assert_eq!(murmur2(b"21"), -973932308);
+        assert_eq!(murmur2(b"foobar"), -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+            -58897971
+        );
+        assert_eq!(murmur2(b"abc"), 479470107);
+    }
+}

@@ -1,0 +1,414 @@
+//! One loadgen run: set up the topic, start producers and consumers, print progress, verify,
+//! and assemble the summary.
+//!
+//! Phases (mode `both`): (1) producers send at the target rate for warmup + duration while the live
+//! consumers read behind them (end-to-end latency); (2) once the producers are done, the end offsets
+//! are published and the live consumers drain to them; (3) the catch-up consume re-reads the run's
+//! whole range at full speed — its rate is the "consume" figure. Mode `produce` runs (1) only; mode
+//! `consume` runs (3) only, over the topic's whole current content.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::args::{Args, Mode};
+use crate::client::{Conn, ensure_topic};
+use crate::consumer::{self, ConsumerConfig, Targets};
+use crate::producer::{self, ProducerConfig};
+use crate::report::{
+    Check, ConsumeSummary, E2eSummary, Percentiles, ProduceSummary, Summary, Throughput,
+    VerificationSummary,
+};
+use crate::stats::{Clock, Live};
+use crate::verify::Verifier;
+
+/// How long consumers may take to drain after the producers stopped.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Outcome {
+    pub summary: Summary,
+    pub produce_hist: hdrhistogram::Histogram<u64>,
+    pub e2e_hist: hdrhistogram::Histogram<u64>,
+}
+
+/// Runs against the broker at `bootstrap`; `broker` describes it for the report.
+pub fn run(args: &Args, bootstrap: &str, broker: String) -> Result<Outcome> {
+    let mut admin = Conn::connect(bootstrap).context("connecting to the broker")?;
+    let meta = ensure_topic(
+        &mut admin,
+        &args.topic,
+        args.partitions,
+        args.mode != Mode::Consume,
+    )?;
+    if meta.partitions.len() != args.partitions as usize && args.mode != Mode::Consume {
+        tracing::warn!(
+            topic = %args.topic,
+            existing = meta.partitions.len(),
+            requested = args.partitions,
+            "topic exists with another partition count; using the existing partitions"
+        );
+    }
+    let leader = meta.leader;
+    let partitions = meta.partitions.clone();
+    let clock = Clock::new();
+    let start_offsets = admin.list_offsets(&args.topic, &partitions, -1)?;
+    let run_id = (clock.now_ns() as u32) ^ std::process::id().rotate_left(16);
+
+    let t0 = clock.now_ns() + 200_000_000; // give the threads time to connect
+    let warmup = if args.mode == Mode::Consume {
+        0.0
+    } else {
+        args.warmup
+    };
+    let live = Arc::new(Live::new(clock, t0, warmup, args.duration));
+    let targets = Arc::new(Targets::default());
+    let mut sent: HashMap<(i32, u32), u64> = HashMap::new();
+    let mut live_verifier = None;
+    let mut live_messages = 0;
+    let mut failures: Vec<String> = Vec::new();
+    let progress = Progress::new(args, &live);
+
+    if args.mode != Mode::Consume {
+        let live_consumers: Vec<_> = if args.mode == Mode::Both {
+            let starts: Vec<(i32, i64)> = partitions
+                .iter()
+                .copied()
+                .zip(start_offsets.iter().copied())
+                .collect();
+            consumer::assign(&starts, args.consumers)
+                .into_iter()
+                .enumerate()
+                .map(|(id, start)| {
+                    consumer::spawn(
+                        ConsumerConfig {
+                            id,
+                            topic: args.topic.clone(),
+                            leader,
+                            start,
+                            run_id: Some(run_id),
+                            record_e2e: true,
+                            max_wait_ms: 100,
+                            partition_max_bytes: 1 << 20,
+                        },
+                        targets.clone(),
+                        live.clone(),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let producers: Vec<_> = (0..args.producers as u32)
+            .map(|id| {
+                producer::spawn(
+                    ProducerConfig {
+                        id,
+                        producers: args.producers as u32,
+                        run_id,
+                        topic: args.topic.clone(),
+                        partitions: partitions.clone(),
+                        leader,
+                        rate: args.rate,
+                        message_size: args.message_size,
+                        keys: args.keys,
+                        acks: args.acks.wire(),
+                        batch_size: args.batch_size,
+                        linger_ns: (args.linger_ms * 1e6) as u64,
+                        compression: args.compression,
+                        max_in_flight: args.max_in_flight,
+                    },
+                    live.clone(),
+                )
+            })
+            .collect();
+        while producers.iter().any(|h| !h.is_finished()) {
+            progress.tick(false);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for h in producers {
+            match h.join() {
+                Ok(Ok(r)) => sent.extend(r.sent),
+                Ok(Err(e)) => {
+                    live.add_errors(1);
+                    failures.push(format!("producer: {e:#}"));
+                }
+                Err(_) => {
+                    live.add_errors(1);
+                    failures.push("producer thread panicked".into());
+                }
+            }
+        }
+        let end_offsets = admin.list_offsets(&args.topic, &partitions, -1)?;
+        let _ = targets.end.set(
+            partitions
+                .iter()
+                .copied()
+                .zip(end_offsets.iter().copied())
+                .collect(),
+        );
+        if !live_consumers.is_empty() {
+            let deadline = Instant::now() + DRAIN_TIMEOUT;
+            while live_consumers.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
+                progress.tick(false);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            consumer::wait_or_abort(&live_consumers, &targets, deadline);
+            let (mut v, n, _, f) = consumer::join_all(live_consumers, &live);
+            v.finish(&sent);
+            live_messages = n;
+            live_verifier = Some(v);
+            failures.extend(f.into_iter().map(|e| format!("live consumer: {e}")));
+        }
+    }
+    progress.tick(true);
+
+    // Catch-up consume at full speed.
+    let mut consume = ConsumeSummary {
+        live_messages,
+        ..Default::default()
+    };
+    let mut catchup_verifier = None;
+    if args.mode != Mode::Produce {
+        let (from, strict) = if args.mode == Mode::Consume {
+            (admin.list_offsets(&args.topic, &partitions, -2)?, None)
+        } else {
+            (start_offsets.clone(), Some(run_id))
+        };
+        let end = admin.list_offsets(&args.topic, &partitions, -1)?;
+        let catchup_targets = Arc::new(Targets::default());
+        let _ = catchup_targets.end.set(
+            partitions
+                .iter()
+                .copied()
+                .zip(end.iter().copied())
+                .collect(),
+        );
+        let starts: Vec<(i32, i64)> = partitions
+            .iter()
+            .copied()
+            .zip(from.iter().copied())
+            .collect();
+        let begin = Instant::now();
+        let handles: Vec<_> = consumer::assign(&starts, args.consumers)
+            .into_iter()
+            .enumerate()
+            .map(|(id, start)| {
+                consumer::spawn(
+                    ConsumerConfig {
+                        id: 100 + id,
+                        topic: args.topic.clone(),
+                        leader,
+                        start,
+                        run_id: strict,
+                        record_e2e: false,
+                        max_wait_ms: 100,
+                        partition_max_bytes: 8 << 20,
+                    },
+                    catchup_targets.clone(),
+                    live.clone(),
+                )
+            })
+            .collect();
+        consumer::wait_or_abort(
+            &handles,
+            &catchup_targets,
+            Instant::now() + Duration::from_secs(600),
+        );
+        let elapsed = begin.elapsed().as_secs_f64();
+        let (mut v, n, bytes, f) = consumer::join_all(handles, &live);
+        if strict.is_some() {
+            v.finish(&sent);
+        }
+        failures.extend(f.into_iter().map(|e| format!("catch-up consumer: {e}")));
+        consume.messages = n;
+        if elapsed > 0.0 {
+            consume.msgs_per_sec = n as f64 / elapsed;
+            consume.mb_per_sec = bytes as f64 / elapsed / 1e6;
+        }
+        catchup_verifier = Some(v);
+    }
+
+    // Assemble the summary.
+    let produce_hist = live
+        .produce_hist
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let e2e_hist = live
+        .e2e_hist
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut produce = ProduceSummary {
+        messages: live.measured_acked.load(Ordering::Relaxed),
+        latency_us: Percentiles::of(&produce_hist),
+        total_messages: live.acked_total.load(Ordering::Relaxed),
+        ..Default::default()
+    };
+    let last_ack = live.last_ack_ns.load(Ordering::Relaxed);
+    if produce.messages > 0 && last_ack > live.measure_start_ns {
+        let secs = (last_ack - live.measure_start_ns) as f64 / 1e9;
+        produce.msgs_per_sec = produce.messages as f64 / secs;
+        let per_msg = args.message_size + if args.keys > 0 { 8 } else { 0 };
+        produce.mb_per_sec = produce.msgs_per_sec * per_msg as f64 / 1e6;
+    }
+    let mut verification = VerificationSummary::default();
+    for (label, v) in [("live", live_verifier), ("catch-up", catchup_verifier)] {
+        if let Some(v) = v {
+            merge_verification(&mut verification, label, &v);
+        }
+    }
+    for f in &failures {
+        verification.samples.push(format!("failure: {f}"));
+    }
+    let errors = live.errors.load(Ordering::Relaxed);
+    let checks = checks(args, &produce, &consume, &verification, errors);
+    let seconds = ((live.clock.now_ns() - live.t0_ns) / 1_000_000_000 + 1) as usize;
+    let summary = Summary {
+        passed: checks.iter().all(|c| c.passed),
+        e2e: E2eSummary {
+            latency_us: Percentiles::of(&e2e_hist),
+            messages: e2e_hist.len(),
+        },
+        produce,
+        consume,
+        errors,
+        checks,
+        verification,
+        config: serde_json::to_value(args)?,
+        broker,
+        throughput: Throughput {
+            produce_per_sec: live.produced.series(seconds),
+            consume_per_sec: live.consumed.series(seconds),
+        },
+    };
+    Ok(Outcome {
+        summary,
+        produce_hist,
+        e2e_hist,
+    })
+}
+
+fn merge_verification(out: &mut VerificationSummary, label: &str, v: &Verifier) {
+    out.checked += v.checked;
+    out.violations += v.violation_count;
+    out.foreign += v.foreign;
+    out.samples.extend(
+        v.violations
+            .iter()
+            .take(20)
+            .map(|x| format!("{label}: {x}")),
+    );
+}
+
+/// The PASS/FAIL expectations.
+pub fn checks(
+    args: &Args,
+    produce: &ProduceSummary,
+    consume: &ConsumeSummary,
+    verification: &VerificationSummary,
+    errors: u64,
+) -> Vec<Check> {
+    let mut c = Vec::new();
+    if args.mode != Mode::Consume {
+        c.push(Check {
+            name: "produce rate".into(),
+            passed: produce.msgs_per_sec >= args.expect_produce as f64,
+            detail: format!(
+                "{:.0} msg/s >= {} msg/s expected",
+                produce.msgs_per_sec, args.expect_produce
+            ),
+        });
+        if let Some(p99) = args.expect_p99_us {
+            c.push(Check {
+                name: "produce p99".into(),
+                passed: produce.messages > 0 && produce.latency_us.p99 <= p99,
+                detail: format!("{} us <= {p99} us expected", produce.latency_us.p99),
+            });
+        }
+    }
+    if args.mode != Mode::Produce {
+        c.push(Check {
+            name: "consume rate".into(),
+            passed: consume.msgs_per_sec >= args.expect_consume as f64,
+            detail: format!(
+                "{:.0} msg/s >= {} msg/s expected",
+                consume.msgs_per_sec, args.expect_consume
+            ),
+        });
+        c.push(Check {
+            name: "verification".into(),
+            passed: verification.violations == 0,
+            detail: format!(
+                "{} messages checked, {} violations (order, gaps, duplicates, counts)",
+                verification.checked, verification.violations
+            ),
+        });
+    }
+    c.push(Check {
+        name: "errors".into(),
+        passed: errors == 0,
+        detail: format!("{errors} errors"),
+    });
+    c
+}
+
+/// The once-a-second progress line: a bar on a terminal, plain lines otherwise.
+struct Progress<'a> {
+    live: &'a Live,
+    tty: bool,
+    total_s: f64,
+    last_second: std::cell::Cell<u64>,
+}
+
+impl<'a> Progress<'a> {
+    fn new(args: &Args, live: &'a Live) -> Self {
+        Progress {
+            live,
+            tty: std::io::stderr().is_terminal(),
+            total_s: args.warmup + args.duration,
+            last_second: std::cell::Cell::new(0),
+        }
+    }
+
+    fn tick(&self, last: bool) {
+        let now = self.live.clock.now_ns();
+        let elapsed_s = now.saturating_sub(self.live.t0_ns) / 1_000_000_000;
+        if elapsed_s <= self.last_second.get() || now < self.live.t0_ns {
+            if last && self.tty {
+                eprintln!();
+            }
+            return;
+        }
+        self.last_second.set(elapsed_s);
+        let sec = elapsed_s as usize - 1; // the second that just completed
+        let prod = self.live.produced.get(sec);
+        let cons = self.live.consumed.get(sec);
+        let p99 = Live::p99_us(&self.live.produce_hist)
+            .map_or("-".into(), |v| format!("{:.3} ms", v as f64 / 1e3));
+        let e2e = Live::p99_us(&self.live.e2e_hist)
+            .map_or("-".into(), |v| format!("{:.3} ms", v as f64 / 1e3));
+        let errors = self.live.errors.load(Ordering::Relaxed);
+        let line = format!(
+            "{elapsed_s:>4}s produce {prod:>9} msg/s  consume {cons:>9} msg/s  p99 {p99}  e2e p99 {e2e}  errors {errors}"
+        );
+        if self.tty {
+            let frac = (elapsed_s as f64 / self.total_s).min(1.0);
+            let filled = (frac * 20.0) as usize;
+            eprint!(
+                "\r[{}{}] {line}\x1b[K",
+                "#".repeat(filled),
+                " ".repeat(20 - filled)
+            );
+            if last {
+                eprintln!();
+            }
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
