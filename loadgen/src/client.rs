@@ -43,6 +43,11 @@ pub mod error_code {
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 }
 
+/// Errors that go away by themselves (leadership settling after topic creation).
+pub fn is_retriable(code: i16) -> bool {
+    matches!(code, 3 | 5 | 6 | 7 | 13 | 14 | 15 | 74 | 75)
+}
+
 /// Version ranges the broker advertised in ApiVersions.
 #[derive(Clone, Debug, Default)]
 pub struct Versions(HashMap<i16, (i16, i16)>);
@@ -374,12 +379,31 @@ impl Conn {
     }
 
     /// ListOffsets: `timestamp` -1 = latest (log end), -2 = earliest. Returns one offset per partition.
+    /// Retriable errors (a fresh topic's leader not ready yet) are retried for up to 15 s.
     pub fn list_offsets(
         &mut self,
         topic: &str,
         partitions: &[i32],
         timestamp: i64,
     ) -> Result<Vec<i64>> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.list_offsets_once(topic, partitions, timestamp)? {
+                Ok(v) => return Ok(v),
+                Err(code) if is_retriable(code) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(code) => bail!("ListOffsets {topic}: error code {code}"),
+            }
+        }
+    }
+
+    fn list_offsets_once(
+        &mut self,
+        topic: &str,
+        partitions: &[i32],
+        timestamp: i64,
+    ) -> Result<std::result::Result<Vec<i64>, i16>> {
         let req = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_topics(vec![
@@ -407,11 +431,11 @@ impl Conn {
                 .find(|r| r.partition_index == p)
                 .ok_or_else(|| anyhow!("ListOffsets: no answer for partition {p}"))?;
             if r.error_code != 0 {
-                bail!("ListOffsets {topic}/{p}: error code {}", r.error_code);
+                return Ok(Err(r.error_code));
             }
             out.push(r.offset);
         }
-        Ok(out)
+        Ok(Ok(out))
     }
 }
 
