@@ -4,11 +4,21 @@
 
 use std::hint::black_box;
 
+use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
 use loadgen::batch::{BatchBuilder, Compression};
+use loadgen::client::encode_produce;
 use loadgen::message::{HEADER_LEN, MessageHeader};
 
-fn build(c: &mut Criterion, name: &str, compression: Compression, keyed: bool) {
+fn build(
+    c: &mut Criterion,
+    name: &str,
+    compression: Compression,
+    keyed: bool,
+    encode_request: bool,
+) {
     const MESSAGES: u64 = 10_000;
     const BATCH: usize = 16_384;
     let filler = vec![b'x'; 200 - HEADER_LEN];
@@ -17,6 +27,8 @@ fn build(c: &mut Criterion, name: &str, compression: Compression, keyed: bool) {
     g.bench_function(name, |b| {
         let mut builder = BatchBuilder::new(compression, BATCH);
         let mut sink = 0usize;
+        let mut frame = BytesMut::with_capacity(2 * BATCH);
+        let topic = TopicName(StrBytes::from_static_str("bench"));
         b.iter(|| {
             for seq in 0..MESSAGES {
                 let h = MessageHeader {
@@ -30,7 +42,16 @@ fn build(c: &mut Criterion, name: &str, compression: Compression, keyed: bool) {
                 let ts = 1_700_000_000_000 + (seq / 250) as i64;
                 builder.append(ts, keyed.then_some(&key[..]), &[&h, &filler]);
                 if builder.size() >= BATCH {
-                    sink += black_box(builder.finish().unwrap().unwrap()).len();
+                    let batch = builder.finish().unwrap().unwrap();
+                    if encode_request {
+                        // The whole produce path: the batch wrapped in a Produce v9 request frame.
+                        frame.clear();
+                        encode_produce(&mut frame, 9, 1, 1, &topic, std::iter::once((0, batch)))
+                            .unwrap();
+                        sink += black_box(&frame).len();
+                    } else {
+                        sink += black_box(batch).len();
+                    }
                 }
             }
             if let Some(b) = builder.finish().unwrap() {
@@ -43,9 +64,22 @@ fn build(c: &mut Criterion, name: &str, compression: Compression, keyed: bool) {
 }
 
 fn all(c: &mut Criterion) {
-    build(c, "200B_no_key_uncompressed", Compression::None, false);
-    build(c, "200B_keyed_uncompressed", Compression::None, true);
-    build(c, "200B_no_key_lz4", Compression::Lz4, false);
+    build(
+        c,
+        "200B_no_key_uncompressed",
+        Compression::None,
+        false,
+        false,
+    );
+    build(c, "200B_keyed_uncompressed", Compression::None, true, false);
+    build(c, "200B_no_key_lz4", Compression::Lz4, false, false);
+    build(
+        c,
+        "200B_no_key_with_produce_request",
+        Compression::None,
+        false,
+        true,
+    );
 }
 
 criterion_group!(benches, all);

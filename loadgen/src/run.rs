@@ -58,7 +58,13 @@ pub fn run(args: &Args, bootstrap: &str, broker: String) -> Result<Outcome> {
     let start_offsets = admin.list_offsets(&args.topic, &partitions, -1)?;
     let run_id = (clock.now_ns() as u32) ^ std::process::id().rotate_left(16);
 
-    let t0 = clock.now_ns() + 200_000_000; // give the threads time to connect
+    // Give producer threads time to connect before the first scheduled send.
+    let t0 = clock.now_ns()
+        + if args.mode == Mode::Consume {
+            0
+        } else {
+            200_000_000
+        };
     let warmup = if args.mode == Mode::Consume {
         0.0
     } else {
@@ -267,7 +273,7 @@ pub fn run(args: &Args, bootstrap: &str, broker: String) -> Result<Outcome> {
     }
     let errors = live.errors.load(Ordering::Relaxed);
     let checks = checks(args, &produce, &consume, &verification, errors);
-    let seconds = ((live.clock.now_ns() - live.t0_ns) / 1_000_000_000 + 1) as usize;
+    let seconds = (live.clock.now_ns().saturating_sub(live.t0_ns) / 1_000_000_000 + 1) as usize;
     let summary = Summary {
         passed: checks.iter().all(|c| c.passed),
         e2e: E2eSummary {
