@@ -152,7 +152,11 @@ fn run(cfg: ConsumerConfig, targets: &Targets, live: &Live) -> Result<ConsumerRe
         }
         if got > 0 {
             messages += got;
-            live.consumed.add(now, got);
+            if cfg.record_e2e {
+                live.consumed.add(now, got);
+            } else {
+                live.caught_up.add(now, got);
+            }
             live.consumed_total.fetch_add(got, Ordering::Relaxed);
         }
         hist.maybe_merge(false);

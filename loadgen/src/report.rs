@@ -99,6 +99,7 @@ pub struct Summary {
 pub struct Throughput {
     pub produce_per_sec: Vec<u64>,
     pub consume_per_sec: Vec<u64>,
+    pub catchup_per_sec: Vec<u64>,
 }
 
 /// Writes every report file into `dir`.
@@ -161,11 +162,16 @@ pub fn hgrm(h: &Histogram<u64>) -> String {
         h.max() as f64 / ratio,
         h.len()
     );
+    // Java's getSubBucketCount(): 2^ceil(log2(2 * 10^sigfig)).
+    let sub_buckets = (2.0 * 10f64.powi(i32::from(h.sigfig())))
+        .log2()
+        .ceil()
+        .exp2() as u64;
     let _ = writeln!(
         out,
         "#[Buckets = {:12}, SubBuckets     = {:12}]",
         h.buckets(),
-        h.distinct_values()
+        sub_buckets
     );
     out
 }
@@ -341,11 +347,11 @@ pub fn latency_svg(series: &[(&str, &Histogram<u64>)]) -> String {
 /// Messages per second over the run.
 pub fn throughput_svg(t: &Throughput) -> String {
     let mut s = svg_open("Throughput per second");
-    let n = t.produce_per_sec.len().max(t.consume_per_sec.len()).max(1);
-    let max = t
-        .produce_per_sec
+    let all = [&t.produce_per_sec, &t.consume_per_sec, &t.catchup_per_sec];
+    let n = all.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+    let max = all
         .iter()
-        .chain(&t.consume_per_sec)
+        .flat_map(|s| s.iter())
         .copied()
         .max()
         .unwrap_or(0);
@@ -369,8 +375,8 @@ pub fn throughput_svg(t: &Throughput) -> String {
         L + pw / 2.0,
         H - 16.0
     );
-    for (ci, series) in [&t.produce_per_sec, &t.consume_per_sec].iter().enumerate() {
-        if series.is_empty() {
+    for (ci, series) in all.iter().enumerate() {
+        if series.iter().all(|&v| v == 0) {
             continue;
         }
         let mut pts = String::new();
@@ -383,7 +389,10 @@ pub fn throughput_svg(t: &Throughput) -> String {
             COLORS[ci]
         );
     }
-    legend(&mut s, &["produce (acked)", "consume"]);
+    legend(
+        &mut s,
+        &["produce (acked)", "consume (live)", "consume (catch-up)"],
+    );
     s.push_str("</svg>\n");
     s
 }
@@ -486,6 +495,7 @@ mod tests {
         let t = throughput_svg(&Throughput {
             produce_per_sec: vec![1, 2, 3],
             consume_per_sec: vec![3, 2],
+            catchup_per_sec: vec![0, 0],
         });
         assert_eq!(t.matches("<polyline").count(), 2);
     }

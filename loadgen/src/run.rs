@@ -290,6 +290,7 @@ pub fn run(args: &Args, bootstrap: &str, broker: String) -> Result<Outcome> {
         throughput: Throughput {
             produce_per_sec: live.produced.series(seconds),
             consume_per_sec: live.consumed.series(seconds),
+            catchup_per_sec: live.caught_up.series(seconds),
         },
     };
     Ok(Outcome {

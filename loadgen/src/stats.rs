@@ -147,8 +147,10 @@ pub struct Live {
     pub e2e_hist: Mutex<Histogram<u64>>,
     /// Acknowledged messages per second of acknowledgement.
     pub produced: Timeline,
-    /// Consumed messages per second (live consumers, then catch-up).
+    /// Consumed messages per second by the live consumers.
     pub consumed: Timeline,
+    /// Consumed messages per second by the catch-up consumers.
+    pub caught_up: Timeline,
     /// Acknowledged messages scheduled after the warmup.
     pub measured_acked: AtomicU64,
     /// Latest acknowledgement time of a measured message.
@@ -175,6 +177,7 @@ impl Live {
             e2e_hist: Mutex::new(new_histogram()),
             produced: Timeline::new(t0_ns, seconds),
             consumed: Timeline::new(t0_ns, seconds),
+            caught_up: Timeline::new(t0_ns, seconds),
             measured_acked: AtomicU64::new(0),
             last_ack_ns: AtomicU64::new(0),
             acked_total: AtomicU64::new(0),
