@@ -100,6 +100,42 @@ pub fn partition_for_key(key: &[u8], n: usize) -> usize {
     ((murmur2(key) & 0x7fff_ffff) as usize) % n
 }
 
+/// The open-loop schedule of one producer: global message `i` is due at
+/// `t0 + floor(i * 1e9 / rate)` ns, and producer `id` of `producers` owns `i = k * producers + id`.
+#[derive(Clone, Copy, Debug)]
+pub struct Schedule {
+    pub t0_ns: u64,
+    /// Messages/s over all producers (> 0).
+    pub rate: u64,
+    pub producers: u32,
+    pub id: u32,
+}
+
+impl Schedule {
+    /// Scheduled time of this producer's `k`-th message.
+    #[inline]
+    pub fn scheduled_ns(&self, k: u64) -> u64 {
+        let i = k * u64::from(self.producers) + u64::from(self.id);
+        self.t0_ns + (u128::from(i) * 1_000_000_000 / u128::from(self.rate)) as u64
+    }
+
+    /// How many of this producer's messages are scheduled strictly before `ns`.
+    pub fn due_before(&self, ns: u64) -> u64 {
+        if ns <= self.t0_ns {
+            return 0;
+        }
+        // floor(i·1e9/rate) < e  ⇔  i·1e9 < e·rate  ⇔  i < e·rate/1e9: ceil(e·rate/1e9) messages.
+        let elapsed = u128::from(ns - self.t0_ns);
+        let global = (elapsed * u128::from(self.rate)).div_ceil(1_000_000_000) as u64;
+        let (p, n) = (u64::from(self.id), u64::from(self.producers));
+        if global <= p {
+            0
+        } else {
+            (global - p).div_ceil(n)
+        }
+    }
+}
+
 /// A request on the wire, waiting for its response.
 struct InFlight {
     correlation_id: i32,
@@ -174,6 +210,7 @@ struct Writer<'a> {
     sticky: usize,
     next_correlation: i32,
     hist: LocalHist<'a>,
+    schedule: Schedule,
 }
 
 impl<'a> Writer<'a> {
@@ -211,30 +248,22 @@ impl<'a> Writer<'a> {
             sticky: cfg.id as usize % cfg.partitions.len(),
             next_correlation: 1,
             hist: LocalHist::new(&live.produce_hist),
+            schedule: Schedule {
+                t0_ns: live.t0_ns,
+                rate: cfg.rate.max(1),
+                producers: cfg.producers,
+                id: cfg.id,
+            },
         }
     }
 
-    /// Scheduled time of this producer's `k`-th message.
     #[inline]
     fn scheduled_ns(&self, k: u64) -> u64 {
-        let i = k * u64::from(self.cfg.producers) + u64::from(self.cfg.id);
-        self.live.t0_ns + (i as u128 * 1_000_000_000 / u128::from(self.cfg.rate)) as u64
+        self.schedule.scheduled_ns(k)
     }
 
-    /// How many of this producer's messages are scheduled strictly before `ns`.
     fn due_before(&self, ns: u64) -> u64 {
-        if ns <= self.live.t0_ns {
-            return 0;
-        }
-        // Global messages with t0 + i/rate < ns  →  i < (ns - t0) * rate / 1e9.
-        let elapsed = u128::from(ns - self.live.t0_ns);
-        let global = (elapsed * u128::from(self.cfg.rate)).div_ceil(1_000_000_000) as u64;
-        let (p, n) = (u64::from(self.cfg.id), u64::from(self.cfg.producers));
-        if global <= p {
-            0
-        } else {
-            (global - p).div_ceil(n)
-        }
+        self.schedule.due_before(ns)
     }
 
     fn run(&mut self, sock: &mut TcpStream) -> Result<HashMap<(i32, u32), u64>> {
@@ -483,6 +512,41 @@ fn read_responses(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedule_is_consistent_and_producers_partition_the_messages() {
+        let (t0, rate, n) = (1_000_000_000u64, 250_000u64, 3u32);
+        let scheds: Vec<Schedule> = (0..n)
+            .map(|id| Schedule {
+                t0_ns: t0,
+                rate,
+                producers: n,
+                id,
+            })
+            .collect();
+        for s in &scheds {
+            for k in [0u64, 1, 2, 7, 1000, 123_457] {
+                let at = s.scheduled_ns(k);
+                assert_eq!(s.due_before(at), k, "{s:?} k={k}");
+                assert_eq!(s.due_before(at + 1), k + 1, "{s:?} k={k}");
+            }
+        }
+        // Over one second exactly `rate` messages are due, split over the producers.
+        let end = t0 + 1_000_000_000;
+        let total: u64 = scheds.iter().map(|s| s.due_before(end)).sum();
+        assert_eq!(total, rate);
+        // The union of all producers' times is the global grid t0 + i * 4 µs.
+        let mut all: Vec<u64> = scheds
+            .iter()
+            .flat_map(|s| (0..s.due_before(end)).map(move |k| s.scheduled_ns(k)))
+            .collect();
+        all.sort_unstable();
+        assert!(
+            all.iter()
+                .enumerate()
+                .all(|(i, &t)| t == t0 + i as u64 * 4_000)
+        );
+    }
 
     #[test]
     fn murmur2_matches_kafka() {
