@@ -178,12 +178,14 @@ pub(crate) async fn recover_segment(
             Some(e) => (e.position as u64, base + e.relative_offset as i64),
             None => (0, base),
         };
-        let mut trial_index = index.clone();
+        let trial_index = index.clone();
         let mut trial_time = tindex.clone();
-        if let Some(e) = index.last() {
-            trial_time.truncate_to_offset(e.relative_offset + 1);
-            // The entry's own batch is re-scanned below without adding an entry again.
-            trial_index.truncate_entries(index.len());
+        match index.last() {
+            // Entries past the resume point are rebuilt by the scan (the entry's own batch is
+            // re-scanned without adding an entry again).
+            Some(e) => trial_time.truncate_to_offset(e.relative_offset + 1),
+            // Full scan: everything is rebuilt.
+            None => trial_time = TimeIndex::new(),
         }
         seg.index = Some(trial_index);
         seg.time_index = Some(trial_time);
