@@ -51,7 +51,7 @@ fn crash_child() {
             let log = log.clone();
             tasks.push(glommio::spawn_local(async move {
                 let mut rng =
-                    XorShift(0x9E37_79B9_7F4A_7C15 ^ (w + 1) * 7919 ^ std::process::id() as u64);
+                    XorShift(0x9E37_79B9_7F4A_7C15 ^ ((w + 1) * 7919) ^ std::process::id() as u64);
                 loop {
                     let n = 1 + (rng.next() % 20) as usize;
                     let vlen = (rng.next() % 2000) as usize;
@@ -81,9 +81,9 @@ fn crash_child() {
                 }
             }));
         }
-        for t in tasks {
-            t.await;
-        }
+        // The writers loop until the parent kills the process.
+        let _running = tasks;
+        futures_lite::future::pending::<()>().await;
     });
 }
 
