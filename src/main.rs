@@ -1,7 +1,10 @@
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
+/// Ringbolt: a Kafka-compatible message broker.
 #[derive(Parser)]
-#[command(name = "ringbolt", about = "A Kafka-compatible message broker", version)]
+#[command(name = "ringbolt", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -9,8 +12,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the broker.
+    /// Run the broker (SIGTERM/SIGINT shut it down cleanly).
     Serve(ringbolt::server::ServeArgs),
+    /// Print every record batch of a segment file (`<base>.log`).
+    DumpLog { path: PathBuf },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -19,9 +24,11 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => ringbolt::server::serve_main(args),
+    match Cli::parse().command {
+        Command::Serve(args) => ringbolt::server::serve_main(args)?,
+        Command::DumpLog { path } => ringbolt::storage::dump::dump_log(&path)?,
     }
+    Ok(())
 }

@@ -7,7 +7,9 @@
 //! - [`fetch_response`]: a hand-written Fetch response encoder that leaves record bytes as file slices
 //!   so the connection can send them with sendfile(2) (see its docs for why kafka-protocol's encoder
 //!   cannot).
+//! - [`record_batch`]: v2 record-batch header views and validation (storage helper's).
 
 pub mod errors;
 pub mod fetch_response;
 pub mod frame;
+pub mod record_batch;
