@@ -21,7 +21,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -163,13 +163,20 @@ fn run(cfg: ProducerConfig, live: Arc<Live>) -> Result<ProducerResult> {
     let conn = Conn::connect(&cfg.leader.to_string())?;
     let version = conn.api.produce;
     let (mut writer, reader) = conn.into_split()?;
-    let (tx, rx) = sync_channel::<InFlight>(cfg.max_in_flight.saturating_sub(1).max(1));
+    // In-flight requests go to the reader in order; a request slot is a token the writer takes
+    // before writing and the reader returns once the response is in: exactly `max_in_flight`
+    // unanswered requests at most.
+    let (tx, rx) = channel::<InFlight>();
+    let (token_tx, token_rx) = channel::<()>();
+    for _ in 0..cfg.max_in_flight {
+        let _ = token_tx.send(());
+    }
     let reader_handle = if cfg.acks != 0 {
         let live = live.clone();
         Some(
             std::thread::Builder::new()
                 .name(format!("producer-{}-reader", cfg.id))
-                .spawn(move || read_responses(reader, rx, version, &live))
+                .spawn(move || read_responses(reader, rx, token_tx, version, &live))
                 .context("spawning reader")?,
         )
     } else {
@@ -180,7 +187,11 @@ fn run(cfg: ProducerConfig, live: Arc<Live>) -> Result<ProducerResult> {
         &cfg,
         &live,
         version,
-        if cfg.acks != 0 { Some(tx) } else { None },
+        if cfg.acks != 0 {
+            Some((tx, token_rx))
+        } else {
+            None
+        },
     );
     let result = w.run(&mut writer);
     drop(w); // closes the channel: the reader finishes once the in-flight requests are answered
@@ -199,7 +210,7 @@ struct Writer<'a> {
     cfg: &'a ProducerConfig,
     live: &'a Live,
     version: i16,
-    tx: Option<SyncSender<InFlight>>,
+    tx: Option<(Sender<InFlight>, Receiver<()>)>,
     topic: TopicName,
     accs: Vec<Acc>,
     /// Sealed batches waiting to go into the next request: (partition index, batch, scheduled).
@@ -218,7 +229,7 @@ impl<'a> Writer<'a> {
         cfg: &'a ProducerConfig,
         live: &'a Live,
         version: i16,
-        tx: Option<SyncSender<InFlight>>,
+        tx: Option<(Sender<InFlight>, Receiver<()>)>,
     ) -> Self {
         let accs = cfg
             .partitions
@@ -417,8 +428,11 @@ impl<'a> Writer<'a> {
             .map(|(pi, _, s)| (self.cfg.partitions[pi], s))
             .collect();
         match &self.tx {
-            Some(tx) => {
+            Some((tx, tokens)) => {
                 // Blocks while max-in-flight requests are unanswered (the open loop catches up after).
+                tokens
+                    .recv()
+                    .map_err(|_| anyhow::anyhow!("producer reader stopped"))?;
                 tx.send(InFlight {
                     correlation_id: corr,
                     parts,
@@ -464,6 +478,7 @@ fn account(live: &Live, hist: &mut LocalHist<'_>, parts: &[(i32, Vec<u64>)], ack
 fn read_responses(
     mut sock: TcpStream,
     rx: Receiver<InFlight>,
+    tokens: Sender<()>,
     version: i16,
     live: &Live,
 ) -> Result<()> {
@@ -505,6 +520,7 @@ fn read_responses(
             }
         }
         account(live, &mut hist, &ok, ack_ns);
+        let _ = tokens.send(());
     }
     Ok(())
 }
