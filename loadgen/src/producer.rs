@@ -470,6 +470,7 @@ fn account(live: &Live, hist: &mut LocalHist<'_>, parts: &[(i32, Vec<u64>)], ack
     live.acked_total.fetch_add(total, Ordering::Relaxed);
     if measured > 0 {
         live.measured_acked.fetch_add(measured, Ordering::Relaxed);
+        live.first_ack_ns.fetch_min(ack_ns, Ordering::Relaxed);
         live.last_ack_ns.fetch_max(ack_ns, Ordering::Relaxed);
     }
     hist.maybe_merge(false);

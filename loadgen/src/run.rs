@@ -255,9 +255,13 @@ pub fn run(args: &Args, bootstrap: &str, broker: String) -> Result<Outcome> {
         total_messages: live.acked_total.load(Ordering::Relaxed),
         ..Default::default()
     };
+    // Achieved rate = acknowledgements per second between the first and the last acknowledgement
+    // of a measured message: the offered rate when the broker keeps up (both ends carry about the
+    // same latency), less when acknowledgements fall behind the schedule.
+    let first_ack = live.first_ack_ns.load(Ordering::Relaxed);
     let last_ack = live.last_ack_ns.load(Ordering::Relaxed);
-    if produce.messages > 0 && last_ack > live.measure_start_ns {
-        let secs = (last_ack - live.measure_start_ns) as f64 / 1e9;
+    if produce.messages > 1 && last_ack > first_ack {
+        let secs = (last_ack - first_ack) as f64 / 1e9;
         produce.msgs_per_sec = produce.messages as f64 / secs;
         let per_msg = args.message_size + if args.keys > 0 { 8 } else { 0 };
         produce.mb_per_sec = produce.msgs_per_sec * per_msg as f64 / 1e6;
@@ -312,6 +316,11 @@ fn merge_verification(out: &mut VerificationSummary, label: &str, v: &Verifier) 
     );
 }
 
+/// The produce rate is measured between acknowledgements, whose latency varies by a few ms at
+/// either end of the run; an open loop that exactly holds `--rate N` therefore lands within
+/// ±1 % of N, and `--expect-produce N` accepts 99 % of N.
+pub const PRODUCE_RATE_TOLERANCE: f64 = 0.99;
+
 /// The PASS/FAIL expectations.
 pub fn checks(
     args: &Args,
@@ -324,10 +333,12 @@ pub fn checks(
     if args.mode != Mode::Consume {
         c.push(Check {
             name: "produce rate".into(),
-            passed: produce.msgs_per_sec >= args.expect_produce as f64,
+            passed: produce.msgs_per_sec >= args.expect_produce as f64 * PRODUCE_RATE_TOLERANCE,
             detail: format!(
-                "{:.0} msg/s >= {} msg/s expected",
-                produce.msgs_per_sec, args.expect_produce
+                "{:.0} msg/s >= {:.0} msg/s ({} msg/s expected, less 1% schedule jitter)",
+                produce.msgs_per_sec,
+                args.expect_produce as f64 * PRODUCE_RATE_TOLERANCE,
+                args.expect_produce
             ),
         });
         if let Some(p99) = args.expect_p99_us {

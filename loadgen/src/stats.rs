@@ -153,7 +153,8 @@ pub struct Live {
     pub caught_up: Timeline,
     /// Acknowledged messages scheduled after the warmup.
     pub measured_acked: AtomicU64,
-    /// Latest acknowledgement time of a measured message.
+    /// Earliest / latest acknowledgement time of a measured message.
+    pub first_ack_ns: AtomicU64,
     pub last_ack_ns: AtomicU64,
     /// All acknowledged messages (including warmup).
     pub acked_total: AtomicU64,
@@ -179,6 +180,7 @@ impl Live {
             consumed: Timeline::new(t0_ns, seconds),
             caught_up: Timeline::new(t0_ns, seconds),
             measured_acked: AtomicU64::new(0),
+            first_ack_ns: AtomicU64::new(u64::MAX),
             last_ack_ns: AtomicU64::new(0),
             acked_total: AtomicU64::new(0),
             consumed_total: AtomicU64::new(0),
