@@ -167,7 +167,8 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
     ended.await;
     // The sender is gone (reader finished or dropped): the writer drains what is queued.
     writer.await;
-    let _ = io.0.borrow().shutdown(std::net::Shutdown::Both).await;
+    // Dropping the last `SharedStream` closes the socket.
+    drop(io);
     tracing::debug!(%peer, "connection closed");
 }
 

@@ -152,10 +152,10 @@ pub fn spawn_broker(cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     };
     let start = |p: ShardPlan| -> anyhow::Result<ExecutorJoinHandle<()>> {
         let id = p.id;
-        Ok(LocalExecutorBuilder::new(Placement::Fixed(id % cores))
+        LocalExecutorBuilder::new(Placement::Fixed(id % cores))
             .name(&format!("ringbolt-shard-{id}"))
             .spawn(move || shard_main(p))
-            .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))?)
+            .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))
     };
     let wait = |rx: &std::sync::mpsc::Receiver<Startup>| {
         rx.recv_timeout(Duration::from_secs(60))

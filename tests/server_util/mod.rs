@@ -150,7 +150,7 @@ pub fn batch(tag: &str, n: usize, timestamp: i64) -> Bytes {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            sequence: i as i32, // constant offset - sequence keeps the records in one batch
             timestamp: timestamp + i as i64,
             key: (i % 2 == 0).then(|| Bytes::from(format!("k{i}"))),
             value: Some(Bytes::from(format!("{tag}-{i}"))),
