@@ -53,7 +53,11 @@ impl AsyncRead for SharedStream {
 }
 
 impl AsyncWrite for SharedStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -163,7 +167,8 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
     ended.await;
     // The sender is gone (reader finished or dropped): the writer drains what is queued.
     writer.await;
-    let _ = io.0.borrow().shutdown(std::net::Shutdown::Both).await;
+    // Dropping the last `SharedStream` closes the socket.
+    drop(io);
     tracing::debug!(%peer, "connection closed");
 }
 

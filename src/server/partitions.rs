@@ -8,6 +8,8 @@ use std::task::Poll;
 
 use crate::shard::{self, ShardCtx, ShardError};
 
+/// A boxed, shard-local future.
+pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 /// Polls all futures concurrently and returns their outputs in order.
 pub async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T>>>>) -> Vec<T> {
@@ -38,11 +40,7 @@ pub async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T>>>>) -> Vec<
 /// Runs `work(ctx, items)` on each owner shard for the items it owns (concurrently across shards)
 /// and returns one result per item, in input order. `err` builds the result for items whose shard
 /// could not be reached (or that it answered short).
-pub async fn on_owners<I, R, F, Fut>(
-    items: Vec<(usize, I)>,
-    work: F,
-    err: impl Fn() -> R,
-) -> Vec<R>
+pub async fn on_owners<I, R, F, Fut>(items: Vec<(usize, I)>, work: F, err: impl Fn() -> R) -> Vec<R>
 where
     I: Send + 'static,
     R: Send + 'static,
@@ -61,7 +59,7 @@ where
         }
     }
     let mut index_lists = Vec::with_capacity(groups.len());
-    let mut futs: Vec<Pin<Box<dyn Future<Output = Result<Vec<R>, ShardError>>>>> = Vec::new();
+    let mut futs: Vec<LocalFuture<Result<Vec<R>, ShardError>>> = Vec::new();
     for (owner, idx, group) in groups {
         index_lists.push(idx);
         let work = work.clone();
@@ -84,7 +82,5 @@ where
             }
         }
     }
-    out.into_iter()
-        .map(|v| v.unwrap_or_else(&err))
-        .collect()
+    out.into_iter().map(|v| v.unwrap_or_else(&err)).collect()
 }

@@ -41,6 +41,9 @@ pub const MAX_VERSION: i16 = 12;
 /// Upper bound on a long poll, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
 
+/// (topic, partition, high watermark seen by the last read)
+type Seen = (String, i32, i64);
+
 struct Want {
     topic: String,
     partition: i32,
@@ -115,7 +118,7 @@ async fn select_any(mut futs: Vec<Pin<Box<dyn Future<Output = ()>>>>) {
 
 /// On an owner shard: returns when one of `parts` grows past the high watermark seen, or at the
 /// deadline, or when the broker stops.
-async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<(String, i32, i64)>, deadline: Instant) {
+async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<Seen>, deadline: Instant) {
     let mut futs: Vec<Pin<Box<dyn Future<Output = ()>>>> = Vec::new();
     for (topic, p, seen) in &parts {
         if let Some(log) = ctx.log(topic, *p) {
@@ -202,7 +205,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             break got;
         }
         // Long poll: wait on every owner concurrently; the first to report growth wins.
-        let mut by_owner: Vec<(usize, Vec<(String, i32, i64)>)> = Vec::new();
+        let mut by_owner: Vec<(usize, Vec<Seen>)> = Vec::new();
         for ((owner, (t, p, _, _)), g) in wants.iter().zip(&got) {
             let entry = (t.clone(), *p, g.high_watermark);
             match by_owner.iter_mut().find(|(o, _)| o == owner) {

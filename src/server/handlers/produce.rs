@@ -99,7 +99,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: ProduceRequest = req.decode()?;
     let ctx = req.ctx.clone();
     let acks = r.acks;
-    let valid_acks = matches!(acks, 0 | 1 | -1);
+    let valid_acks = (-1..=1).contains(&acks);
     let settings = &ctx.info.settings;
 
     // Per (topic, partition) in request order: either an immediate outcome or an index into items.
