@@ -22,13 +22,16 @@ pub enum Violation {
         expected: u64,
         got: u64,
     },
-    /// `got` was already seen (or arrives out of order).
+    /// `got..got + messages` arrive after `expected - 1`: already seen (duplicates) or late
+    /// (reordered; then a `Gap` at their expected place comes first). Consecutive such messages are
+    /// one violation.
     Duplicate {
         partition: i32,
         producer: u32,
         offset: i64,
         expected: u64,
         got: u64,
+        messages: u64,
     },
     /// The producer sent `sent` messages; only `seen` arrived in order.
     Missing {
@@ -67,9 +70,11 @@ impl fmt::Display for Violation {
                 offset,
                 expected,
                 got,
+                messages,
             } => write!(
                 f,
-                "duplicate/reorder: partition {partition} producer {producer} at offset {offset}: expected seq {expected}, got {got}"
+                "duplicate/reorder: partition {partition} producer {producer} at offset {offset}: expected seq {expected}, got {got}..={} ({messages} messages)",
+                got + messages - 1
             ),
             Violation::Missing {
                 partition,
@@ -107,6 +112,9 @@ pub struct Verifier {
     run_id: Option<u32>,
     /// (partition, producer) → next expected sequence.
     next: HashMap<(i32, u32), u64>,
+    /// (partition, producer) → (next sequence continuing the current duplicate run, its index in
+    /// `violations`; out of range when the violation was not kept).
+    dup_runs: HashMap<(i32, u32), (u64, usize)>,
     pub checked: u64,
     /// Messages of other runs or other writers (ignored).
     pub foreign: u64,
@@ -122,6 +130,7 @@ impl Verifier {
         Verifier {
             run_id,
             next: HashMap::new(),
+            dup_runs: HashMap::new(),
             checked: 0,
             foreign: 0,
             violation_count: 0,
@@ -170,8 +179,14 @@ impl Verifier {
         let expected = *next;
         if h.seq == expected {
             *next += 1;
+            if !self.dup_runs.is_empty() {
+                self.dup_runs.remove(&(partition, producer_key));
+            }
         } else if h.seq > expected {
             *next = h.seq + 1;
+            if !self.dup_runs.is_empty() {
+                self.dup_runs.remove(&(partition, producer_key));
+            }
             self.violate(Violation::Gap {
                 partition,
                 producer: h.producer,
@@ -180,13 +195,29 @@ impl Verifier {
                 got: h.seq,
             });
         } else {
-            self.violate(Violation::Duplicate {
-                partition,
-                producer: h.producer,
-                offset,
-                expected,
-                got: h.seq,
-            });
+            let key = (partition, producer_key);
+            match self.dup_runs.get(&key) {
+                Some(&(run_next, idx)) if run_next == h.seq => {
+                    if let Some(Violation::Duplicate { messages, .. }) =
+                        self.violations.get_mut(idx)
+                    {
+                        *messages += 1;
+                    }
+                    self.dup_runs.insert(key, (h.seq + 1, idx));
+                }
+                _ => {
+                    let idx = self.violations.len();
+                    self.violate(Violation::Duplicate {
+                        partition,
+                        producer: h.producer,
+                        offset,
+                        expected,
+                        got: h.seq,
+                        messages: 1,
+                    });
+                    self.dup_runs.insert(key, (h.seq + 1, idx));
+                }
+            }
         }
         Some(h)
     }
@@ -219,6 +250,7 @@ impl Verifier {
 
     /// Folds another verifier (over disjoint partitions) into this one.
     pub fn merge(&mut self, other: Verifier) {
+        self.dup_runs.clear();
         self.next.extend(other.next);
         self.checked += other.checked;
         self.foreign += other.foreign;
@@ -297,6 +329,45 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_late_batch_is_one_gap_and_one_duplicate_run() {
+        // Batch 3..6 stored before batch 0..3 (two pipelined requests applied in reverse order).
+        let v = run(
+            &[
+                (0, 0, 3),
+                (0, 0, 4),
+                (0, 0, 5),
+                (0, 0, 0),
+                (0, 0, 1),
+                (0, 0, 2),
+            ],
+            &[((0, 0), 6)],
+        );
+        assert_eq!(v.violation_count, 2, "{:?}", v.violations);
+        assert!(matches!(
+            v.violations[0],
+            Violation::Gap {
+                expected: 0,
+                got: 3,
+                ..
+            }
+        ));
+        assert!(matches!(
+            v.violations[1],
+            Violation::Duplicate {
+                expected: 6,
+                got: 0,
+                messages: 3,
+                ..
+            }
+        ));
+        assert!(
+            v.violations[1]
+                .to_string()
+                .contains("got 0..=2 (3 messages)")
+        );
     }
 
     #[test]
