@@ -143,6 +143,14 @@ struct InFlight {
     parts: Vec<(i32, Vec<u64>)>,
 }
 
+/// How long `send_pending` may wait for a request slot.
+#[derive(Clone, Copy)]
+enum Wait {
+    No,
+    For(Duration),
+    Block,
+}
+
 /// One partition's open batch.
 struct Acc {
     builder: BatchBuilder,
@@ -222,6 +230,8 @@ struct Writer<'a> {
     next_correlation: i32,
     hist: LocalHist<'a>,
     schedule: Schedule,
+    /// A request slot taken from the reader but not used yet.
+    has_slot: bool,
 }
 
 impl<'a> Writer<'a> {
@@ -265,6 +275,7 @@ impl<'a> Writer<'a> {
                 producers: cfg.producers,
                 id: cfg.id,
             },
+            has_slot: false,
         }
     }
 
@@ -315,13 +326,18 @@ impl<'a> Writer<'a> {
                 }
             }
             if !self.pending.is_empty() {
-                self.send_pending(sock)?;
+                // While every request slot is taken, sealed batches wait here and later ones join
+                // them: under saturation requests grow to one batch per partition (as Kafka's
+                // sender drains all ready batches per broker) instead of queueing behind each other.
+                let wait = if finished { Wait::Block } else { Wait::No };
+                self.send_pending(sock, wait)?;
             }
             if finished {
                 break;
             }
             if self.cfg.rate > 0 {
-                // Sleep until the next message is due or the oldest batch's linger expires.
+                // Sleep until the next message is due or the oldest batch's linger expires, or
+                // until a request slot frees up for the waiting batches.
                 let mut wake = self.scheduled_ns(k);
                 for a in &self.accs {
                     if !a.builder.is_empty() {
@@ -330,7 +346,12 @@ impl<'a> Writer<'a> {
                 }
                 let now = clock.now_ns();
                 if wake > now + 20_000 {
-                    std::thread::sleep(Duration::from_nanos((wake - now).min(1_000_000)));
+                    let d = Duration::from_nanos((wake - now).min(1_000_000));
+                    if self.pending.is_empty() {
+                        std::thread::sleep(d);
+                    } else {
+                        self.send_pending(sock, Wait::For(d))?;
+                    }
                 }
             }
         }
@@ -389,7 +410,7 @@ impl<'a> Writer<'a> {
     fn seal(&mut self, pi: usize, sock: &mut TcpStream) -> Result<()> {
         // A request carries at most one batch per partition (Kafka rejects more).
         if self.pending.iter().any(|(p, _, _)| *p == pi) {
-            self.send_pending(sock)?;
+            self.send_pending(sock, Wait::Block)?;
         }
         let a = &mut self.accs[pi];
         let Some(batch) = a.builder.finish()? else {
@@ -402,12 +423,44 @@ impl<'a> Writer<'a> {
             self.sticky = (self.sticky + 1) % self.accs.len();
         }
         if self.pending_bytes >= MAX_REQUEST_BYTES {
-            self.send_pending(sock)?;
+            self.send_pending(sock, Wait::Block)?;
         }
         Ok(())
     }
 
-    fn send_pending(&mut self, sock: &mut TcpStream) -> Result<()> {
+    /// Takes a request slot (always available with acks=0). `false` when none freed up in time.
+    fn acquire_slot(&mut self, wait: Wait) -> Result<bool> {
+        let Some((_, tokens)) = &self.tx else {
+            return Ok(true);
+        };
+        if self.has_slot {
+            return Ok(true);
+        }
+        use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
+        let stopped = || anyhow::anyhow!("producer reader stopped");
+        self.has_slot = match wait {
+            Wait::Block => tokens.recv().map(|_| true).map_err(|_| stopped())?,
+            Wait::No => match tokens.try_recv() {
+                Ok(()) => true,
+                Err(TryRecvError::Empty) => false,
+                Err(TryRecvError::Disconnected) => return Err(stopped()),
+            },
+            Wait::For(d) => match tokens.recv_timeout(d) {
+                Ok(()) => true,
+                Err(RecvTimeoutError::Timeout) => false,
+                Err(RecvTimeoutError::Disconnected) => return Err(stopped()),
+            },
+        };
+        Ok(self.has_slot)
+    }
+
+    /// Sends the pending batches as one Produce request once a request slot is free.
+    /// Returns whether it sent.
+    fn send_pending(&mut self, sock: &mut TcpStream, wait: Wait) -> Result<bool> {
+        if self.pending.is_empty() || !self.acquire_slot(wait)? {
+            return Ok(false);
+        }
+        self.has_slot = false;
         let corr = self.next_correlation;
         self.next_correlation = self.next_correlation.wrapping_add(1);
         let parts: Vec<(usize, Bytes, Vec<u64>)> = std::mem::take(&mut self.pending);
@@ -428,11 +481,7 @@ impl<'a> Writer<'a> {
             .map(|(pi, _, s)| (self.cfg.partitions[pi], s))
             .collect();
         match &self.tx {
-            Some((tx, tokens)) => {
-                // Blocks while max-in-flight requests are unanswered (the open loop catches up after).
-                tokens
-                    .recv()
-                    .map_err(|_| anyhow::anyhow!("producer reader stopped"))?;
+            Some((tx, _)) => {
                 tx.send(InFlight {
                     correlation_id: corr,
                     parts,
@@ -449,7 +498,7 @@ impl<'a> Writer<'a> {
                 account(self.live, &mut self.hist, &parts, now);
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
