@@ -42,6 +42,8 @@ pub struct ConsumerConfig {
     pub start: Vec<(i32, i64)>,
     /// Verify strictly for this run id (None: verify any loadgen messages found).
     pub run_id: Option<u32>,
+    /// (partition, first offset of the run): records from there on must be this run's.
+    pub run_start: Vec<(i32, i64)>,
     /// Record end-to-end latency (live consumers).
     pub record_e2e: bool,
     pub max_wait_ms: i32,
@@ -114,6 +116,7 @@ fn run(cfg: ConsumerConfig, targets: &Targets, live: &Live) -> Result<ConsumerRe
             };
             if pd.error_code != 0 {
                 live.add_errors(1);
+                std::thread::sleep(Duration::from_millis(10)); // don't spin on a failing partition
                 if logged < 10 {
                     logged += 1;
                     tracing::warn!(partition, code = pd.error_code, "fetch partition error");
@@ -123,6 +126,11 @@ fn run(cfg: ConsumerConfig, targets: &Targets, live: &Live) -> Result<ConsumerRe
             let Some(records) = &pd.records else { continue };
             let from = slot.1;
             let mut next = from;
+            let run_start = cfg
+                .run_start
+                .iter()
+                .find(|(p, _)| *p == partition)
+                .map_or(i64::MAX, |r| r.1);
             let batches = for_each_record(records, |r| {
                 if r.offset < from {
                     return; // the batch containing `from` starts earlier
@@ -130,7 +138,8 @@ fn run(cfg: ConsumerConfig, targets: &Targets, live: &Live) -> Result<ConsumerRe
                 got += 1;
                 bytes +=
                     r.value.map_or(0, <[u8]>::len) as u64 + r.key.map_or(0, <[u8]>::len) as u64;
-                if let Some(h) = verifier.check(partition, r.offset, r.value)
+                if let Some(h) =
+                    verifier.check_in(partition, r.offset, r.value, r.offset >= run_start)
                     && cfg.record_e2e
                     && h.scheduled_ns >= live.measure_start_ns
                 {

@@ -96,6 +96,7 @@ pub fn run(args: &Args, bootstrap: &str, broker: String) -> Result<Outcome> {
                             leader,
                             start,
                             run_id: Some(run_id),
+                            run_start: starts.clone(),
                             record_e2e: true,
                             max_wait_ms: 100,
                             partition_max_bytes: 1 << 20,
@@ -179,11 +180,15 @@ pub fn run(args: &Args, bootstrap: &str, broker: String) -> Result<Outcome> {
     };
     let mut catchup_verifier = None;
     if args.mode != Mode::Produce {
-        let (from, strict) = if args.mode == Mode::Consume {
-            (admin.list_offsets(&args.topic, &partitions, -2)?, None)
-        } else {
-            (start_offsets.clone(), Some(run_id))
-        };
+        // The whole topic, from its earliest offsets; in mode `both` this run's messages (from
+        // `start_offsets` on) are verified strictly and older data only counted as foreign.
+        let from = admin.list_offsets(&args.topic, &partitions, -2)?;
+        let strict = (args.mode == Mode::Both).then_some(run_id);
+        let run_start: Vec<(i32, i64)> = partitions
+            .iter()
+            .copied()
+            .zip(start_offsets.iter().copied())
+            .collect();
         let end = admin.list_offsets(&args.topic, &partitions, -1)?;
         let catchup_targets = Arc::new(Targets::default());
         let _ = catchup_targets.end.set(
@@ -210,6 +215,7 @@ pub fn run(args: &Args, bootstrap: &str, broker: String) -> Result<Outcome> {
                         leader,
                         start,
                         run_id: strict,
+                        run_start: run_start.clone(),
                         record_e2e: false,
                         max_wait_ms: 100,
                         partition_max_bytes: 8 << 20,

@@ -153,8 +153,21 @@ impl Verifier {
         offset: i64,
         value: Option<&[u8]>,
     ) -> Option<MessageHeader> {
+        self.check_in(partition, offset, value, true)
+    }
+
+    /// Like [`check`](Self::check); `in_run` = the offset lies in the verified run's range, where a
+    /// record without a loadgen header is a violation (before it, older data is merely foreign).
+    #[inline]
+    pub fn check_in(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        value: Option<&[u8]>,
+        in_run: bool,
+    ) -> Option<MessageHeader> {
         let Some(h) = value.and_then(MessageHeader::decode) else {
-            if self.run_id.is_some() {
+            if self.run_id.is_some() && in_run {
                 self.violate(Violation::Malformed { partition, offset });
             } else {
                 self.foreign += 1;
@@ -395,6 +408,8 @@ mod tests {
         v.check(0, 1, Some(b"not ours"));
         v.check(0, 2, None);
         assert_eq!(v.violation_count, 2);
+        v.check_in(0, 3, Some(b"older data"), false);
+        assert_eq!((v.violation_count, v.foreign), (2, 2));
     }
 
     #[test]
