@@ -7,6 +7,7 @@
 //! nothing else installed. For comparisons, run `ringbolt serve` (or Kafka) and use `--bootstrap`.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use ringbolt::server::{BrokerConfig, BrokerHandle, spawn_broker};
@@ -54,20 +55,38 @@ impl Embedded {
         )
     }
 
-    /// Stops the broker cleanly, then removes its data directory.
+    /// Stops the broker cleanly, then removes its data directory. Waits at most
+    /// [`SHUTDOWN_TIMEOUT`]: a broker that does not stop must not hang the load generator (its
+    /// threads end with the process).
     pub fn shutdown(mut self) -> Result<()> {
-        match self.handle.take() {
-            Some(h) => h.shutdown(),
-            None => Ok(()),
-        }
+        stop(self.handle.take())
+    }
+}
+
+/// Longest wait for the embedded broker's clean stop.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn stop(handle: Option<BrokerHandle>) -> Result<()> {
+    let Some(h) = handle else { return Ok(()) };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("embedded-shutdown".into())
+        .spawn(move || {
+            let _ = tx.send(h.shutdown());
+        })
+        .context("spawning the shutdown thread")?;
+    match rx.recv_timeout(SHUTDOWN_TIMEOUT) {
+        Ok(r) => r,
+        Err(_) => anyhow::bail!(
+            "embedded broker did not stop within {} s",
+            SHUTDOWN_TIMEOUT.as_secs()
+        ),
     }
 }
 
 impl Drop for Embedded {
     fn drop(&mut self) {
-        if let Some(h) = self.handle.take()
-            && let Err(e) = h.shutdown()
-        {
+        if let Err(e) = stop(self.handle.take()) {
             tracing::warn!("embedded broker shutdown: {e:#}");
         }
     }

@@ -32,19 +32,23 @@ pub fn main_with(args: args::Args) -> Result<bool> {
         }
     };
     let result = run::run(&args, &bootstrap, broker);
+    // Report first: the broker's shutdown must not stand between the user and the figures.
+    if let Ok(outcome) = &result {
+        print!("{}", report::text(&outcome.summary));
+        report::write_dir(
+            &args.report_dir,
+            &outcome.summary,
+            &outcome.produce_hist,
+            &outcome.e2e_hist,
+        )?;
+        println!("report written to {}", args.report_dir.display());
+    }
     if let Some(e) = embedded
         && let Err(err) = e.shutdown()
     {
         tracing::warn!("embedded broker shutdown: {err:#}");
+        eprintln!("loadgen: warning: {err:#}");
     }
     let outcome = result?;
-    print!("{}", report::text(&outcome.summary));
-    report::write_dir(
-        &args.report_dir,
-        &outcome.summary,
-        &outcome.produce_hist,
-        &outcome.e2e_hist,
-    )?;
-    println!("report written to {}", args.report_dir.display());
     Ok(outcome.summary.passed)
 }
