@@ -3,8 +3,8 @@
 //!
 //! Each iteration is one Fetch of up to `FETCH_BYTES` of 64 KiB batches from a 128 MiB partition
 //! (page-cache resident), read whole by a std `TcpStream` client. Criterion reports consume
-//! throughput; the bench also prints broker CPU per GiB served (process CPU time minus the client
-//! thread's, from getrusage). Run: `cargo bench --bench fetch_path`.
+//! throughput; the bench also prints broker CPU per GiB served (user + system time of the
+//! `ringbolt-shard-*` threads from /proc/self/task; the idle second broker adds a few ms). Run: `cargo bench --bench fetch_path`.
 
 #[path = "../tests/server_util/mod.rs"]
 mod server_util;
@@ -21,12 +21,26 @@ const TOTAL: usize = 128 << 20;
 const BATCH_RECORDS: usize = 320; // ~64 KiB batches of ~200-byte records
 const FETCH_BYTES: i32 = 4 << 20;
 
-fn cpu_secs(who: i32) -> f64 {
-    // SAFETY: getrusage fills the struct we pass.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(who, &mut u) };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
+/// CPU seconds (user + system) of this process's broker shard threads, from /proc.
+fn shard_cpu_secs() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // comm is in parentheses; utime and stime are fields 14 and 15.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !stat[open + 1..close].starts_with("ringbolt-shard") {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        ticks += fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+    }
+    ticks as f64 / hz
 }
 
 fn broker(dir: &std::path::Path, zerocopy: bool) -> (BrokerHandle, i64) {
@@ -80,7 +94,7 @@ fn bench(c: &mut Criterion) {
         let mut client = Client::connect(b.local_addr());
         let mut offset = 0;
         let mut bytes = 0usize;
-        let cpu0 = cpu_secs(libc::RUSAGE_SELF) - cpu_secs(libc::RUSAGE_THREAD);
+        let cpu0 = shard_cpu_secs();
         let t0 = Instant::now();
         g.bench_function(name, |bch| {
             bch.iter(|| {
@@ -89,7 +103,7 @@ fn bench(c: &mut Criterion) {
                 bytes += n;
             })
         });
-        let cpu = cpu_secs(libc::RUSAGE_SELF) - cpu_secs(libc::RUSAGE_THREAD) - cpu0;
+        let cpu = shard_cpu_secs() - cpu0;
         let gib = bytes as f64 / (1u64 << 30) as f64;
         println!(
             "{name}: {:.2} GiB served in {:.1} s wall, broker CPU {:.3} s per GiB",
