@@ -132,9 +132,7 @@ pub fn spawn_broker(cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     let n = cfg.shard_count();
     let (snapshot, cluster_id) = MetadataStore::load_snapshot(&cfg.data_dir)?;
-    let cores = std::thread::available_parallelism()
-        .map(|c| c.get())
-        .unwrap_or(1);
+    let cpus = allowed_cpus();
     let mesh: Mesh = Mesh::full(n, MESH_CHANNEL_SIZE);
     let stop = Arc::new(AtomicBool::new(false));
     let drained = Arc::new(AtomicUsize::new(0));
@@ -158,7 +156,7 @@ pub fn spawn_broker(cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     };
     let start = |p: ShardPlan| -> anyhow::Result<ExecutorJoinHandle<()>> {
         let id = p.id;
-        LocalExecutorBuilder::new(Placement::Fixed(id % cores))
+        LocalExecutorBuilder::new(Placement::Fixed(cpus[id % cpus.len()]))
             .name(&format!("ringbolt-shard-{id}"))
             .spawn(move || shard_main(p))
             .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))
@@ -187,6 +185,25 @@ pub fn spawn_broker(cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     }
     tracing::info!(%addr, shards = n, data_dir = %cfg.data_dir.display(), "broker listening");
     Ok(handle)
+}
+
+/// The CPU ids this process may run on (its affinity mask), so shards pin to allowed cores even
+/// inside a cpuset that does not start at CPU 0.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity fills the zeroed cpu_set_t we pass with its exact size.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let ok =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) }
+            == 0;
+    let cpus: Vec<usize> = if ok {
+        (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: `i` is below CPU_SETSIZE.
+            .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if cpus.is_empty() { vec![0] } else { cpus }
 }
 
 fn broker_info(cfg: &BrokerConfig, bound: SocketAddr, cluster_id: String) -> BrokerInfo {
