@@ -124,13 +124,14 @@ impl Worker {
                                 t.elapsed()
                             }
                             Job::Read(iters) => {
-                                let hw = log.high_watermark().max(1);
+                                let (start, hw) = (log.log_start_offset(), log.high_watermark());
+                                let span = (hw - start).max(1) as u64;
                                 let t = Instant::now();
                                 for _ in 0..iters {
                                     seed ^= seed << 13;
                                     seed ^= seed >> 7;
                                     seed ^= seed << 17;
-                                    let off = (seed % hw as u64) as i64;
+                                    let off = start + (seed % span) as i64;
                                     let r = log.read(off, 1 << 20).await.unwrap();
                                     assert!(!r.slices.is_empty());
                                 }

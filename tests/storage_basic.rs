@@ -184,3 +184,62 @@ fn wait_for_append_wakes() {
         t.await;
     });
 }
+
+/// A crash between creating the new segment and sealing the old one: the old `.log` still has
+/// direct-I/O zero padding and no index files, the new segment has no index files either.
+#[test]
+fn crash_between_roll_and_index_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-4");
+    let d2 = dir.clone();
+    run(move || async move {
+        let cfg = LogConfig {
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(&d2, cfg.clone()).await.unwrap();
+        for i in 0..10 {
+            log.append(batch(3, 50, 100 + i, i as u8)).await.unwrap();
+        }
+        log.roll().await.unwrap();
+        log.append(batch(2, 50, 500, 9)).await.unwrap();
+        log.close().await.unwrap();
+        let expected = log.read(0, u32::MAX).await.unwrap().read_to_vec().unwrap();
+        drop(log);
+
+        let old_log = d2.join("00000000000000000000.log");
+        let sealed_len = std::fs::metadata(&old_log).unwrap().len();
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&old_log)
+                .unwrap();
+            f.write_all(&[0u8; 333]).unwrap();
+        }
+        for name in [
+            "00000000000000000000.index",
+            "00000000000000000000.timeindex",
+            "00000000000000000030.index",
+            "00000000000000000030.timeindex",
+        ] {
+            std::fs::remove_file(d2.join(name)).unwrap();
+        }
+        let log = PartitionLog::open(&d2, cfg).await.unwrap();
+        assert_eq!(log.high_watermark(), 32);
+        assert_eq!(log.segment_bases(), vec![0, 30]);
+        assert_eq!(std::fs::metadata(&old_log).unwrap().len(), sealed_len);
+        assert!(
+            !std::fs::read(d2.join("00000000000000000000.index"))
+                .unwrap()
+                .is_empty()
+        );
+        let got = log.read(0, u32::MAX).await.unwrap().read_to_vec().unwrap();
+        assert_eq!(got, expected);
+        assert_eq!(
+            log.offset_for_timestamp(500).await.unwrap(),
+            Some((30, 500))
+        );
+        log.close().await.unwrap();
+    });
+}

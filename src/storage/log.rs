@@ -65,6 +65,8 @@ pub(crate) struct ActiveFile {
     /// Bytes of the last, partial, aligned block: `[written - tail.len(), written)`.
     pub tail: Vec<u8>,
     pub written: u64,
+    /// File size after preallocation (>= `written`).
+    pub preallocated: u64,
 }
 
 pub(crate) struct State {
@@ -316,6 +318,7 @@ impl PartitionLog {
                 align,
                 tail,
                 written: size,
+                preallocated: size,
             }),
             log_start,
             assigned: next,
@@ -345,6 +348,12 @@ impl PartitionLog {
                 appended: Notify::new(),
             }),
         })
+    }
+
+    /// Whether [`PartitionLog::close`] was called (or the log went offline).
+    pub fn is_closed(&self) -> bool {
+        let st = self.inner.st.borrow();
+        st.closed || st.failed.is_some()
     }
 
     /// The partition directory.

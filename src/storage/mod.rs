@@ -54,9 +54,25 @@
 //! segments keep only counters; at most [`log::WARM_SEALED_SEGMENTS`] of them keep their indexes
 //! and read descriptor loaded (LRU). No task and no buffer exist while a partition is idle.
 //!
+//! # Using it from the server
+//! `PartitionLog` is `!Send` and must be opened and used inside a glommio executor (it spawns its
+//! writer/syncer tasks with `glommio::spawn_local`). Keep it as `Rc<PartitionLog>` on the owner
+//! shard. Produce: `append(records)`, then for acks=-1 `wait_durable(info.last_offset)`. Fetch:
+//! `read(offset, max_bytes)`, and if empty, race `wait_for_append()` against the max-wait timer.
+//! Retention: spawn `log.clone().retention_loop(every)` once per partition, or call
+//! `enforce_retention(now)` from a shard-wide timer. Shutdown: `close()` (syncs, trims, writes
+//! indexes).
+//!
+//! # Blocking system calls
+//! The data path (appends, syncs, index-file writes) goes through io_uring. A few cheap calls stay
+//! synchronous and are confined to rare or cached work: `open(2)` of read descriptors, `pread(2)`
+//! of batch headers (page-cache hits), `unlink(2)` in retention, directory listing and tail scans
+//! in `open`.
+//!
 //! # Deviations from the brief's contract
-//! None in signatures. Additions: `dir`, `config`, `segment_count`, `segment_bases`,
-//! `heap_bytes`, `open_sealed_readers`, `ReadResult::read_to_vec`. `log_end_offset` is the
+//! None in signatures. Additions: `dir`, `config`, `is_closed`, `retention_loop`,
+//! `segment_count`, `segment_bases`, `heap_bytes`, `open_sealed_readers`,
+//! `ReadResult::{read_to_vec, total_len}`. `log_end_offset` is the
 //! written end (equal to the high watermark); appends still queued are not counted.
 
 pub mod appender;
