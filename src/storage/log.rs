@@ -65,8 +65,8 @@ pub(crate) struct ActiveFile {
     /// Bytes of the last, partial, aligned block: `[written - tail.len(), written)`.
     pub tail: Vec<u8>,
     pub written: u64,
-    /// File size after preallocation (>= `written`).
-    pub preallocated: u64,
+    /// End of the zero-filled region ahead of the data (see `appender.rs`).
+    pub zeroed: u64,
 }
 
 pub(crate) struct State {
@@ -90,6 +90,8 @@ pub(crate) struct State {
     pub sync_requested: i64,
     pub unflushed_messages: u64,
     pub flush_timer_armed: bool,
+    /// Someone asked for durability on this partition: zero-fill ahead of writes.
+    pub sync_hint: bool,
     pub failed: Option<String>,
     pub closed: bool,
     /// (max timestamp, last offset of its batch), over the whole log.
@@ -318,7 +320,7 @@ impl PartitionLog {
                 align,
                 tail,
                 written: size,
-                preallocated: size,
+                zeroed: size,
             }),
             log_start,
             assigned: next,
@@ -333,6 +335,7 @@ impl PartitionLog {
             sync_requested: -1,
             unflushed_messages: 0,
             flush_timer_armed: false,
+            sync_hint: config.flush_messages != u64::MAX || config.flush_ms != u64::MAX,
             failed: None,
             closed: false,
             max_ts: (-1, -1),
@@ -491,6 +494,7 @@ impl PartitionLog {
                 if st.durable > n {
                     return Ok(());
                 }
+                st.sync_hint = true;
                 if st.hw > n {
                     if st.sync_requested < n {
                         st.sync_requested = n;
