@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// Ringbolt: a Kafka-compatible message broker.
@@ -22,7 +23,8 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::DumpLog { path } => ringbolt::storage::dump::dump_log(&path)?,
+        Command::DumpLog { path } => ringbolt::storage::dump::dump_log(&path)
+            .with_context(|| format!("dump-log {}", path.display()))?,
     }
     Ok(())
 }
