@@ -388,6 +388,13 @@ impl PartitionLog {
                 }
             }
             let count: i64 = headers.iter().map(|h| h.last_offset_delta as i64 + 1).sum();
+            // Record counts are taken from the headers (records are not decoded), so bound what
+            // one request may claim: its offsets must fit one segment's u32 relative offsets.
+            if count > i32::MAX as i64 {
+                return Err(StorageError::InvalidRecord(format!(
+                    "request claims {count} records"
+                )));
+            }
             let total = records.len() as u64;
             let now = now_ms();
             let base = st.assigned;
