@@ -16,7 +16,10 @@
 //! each request's task into a bounded queue (`queued.max.requests.per.connection`), the writer awaits
 //! them in order. A full queue stops the reader, so a client that never reads its responses only
 //! stalls itself. An unknown API key, an unsupported API version (other than ApiVersions, which gets
-//! the KIP-511 fallback), a malformed header or body closes the connection with a log line.
+//! the KIP-511 fallback), a malformed header or body closes the connection with a log line. That is
+//! what Kafka's SocketServer does too: a response body at a version the broker does not speak cannot
+//! be encoded, and clients only send versions they negotiated through ApiVersions, so in practice
+//! only ApiVersions itself (sent before negotiation) needs an UNSUPPORTED_VERSION answer.
 //!
 //! # Zero-copy fetch ([`zerocopy`])
 //!
