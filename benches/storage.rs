@@ -6,8 +6,10 @@
 //!
 //! - `append_16k/sequential_nosync`: one appender, each append awaited (no fdatasync).
 //! - `append_16k/concurrent8_nosync`: 8 concurrent appenders (writes coalesce).
-//! - `append_16k/concurrent32_group_commit`: 32 concurrent appenders, each awaiting
-//!   `wait_durable` (acks=all); p50/p99 latency of append+durable printed to stderr.
+//! - `append_16k/concurrent32_nosync`: 32 concurrent appenders.
+//! - `append_16k/concurrent{32,128}_group_commit`: 32 / 128 concurrent appenders, each awaiting
+//!   `wait_durable` (acks=all); p50/p99 latency of append+durable (both runs pooled) printed to
+//!   stderr at the end.
 //! - `index/lookup_262144_entries`: offset-index lookup in a full 1 GiB segment's index.
 //! - `read/locate_random_offset`: `PartitionLog::read` at a random offset (index + header walk).
 //! - `recovery/torn_tail_*`: reopening a log whose newest segment (`RINGBOLT_BENCH_RECOVERY_MIB`,
@@ -124,13 +126,14 @@ impl Worker {
                                 t.elapsed()
                             }
                             Job::Read(iters) => {
-                                let hw = log.high_watermark().max(1);
+                                let (start, hw) = (log.log_start_offset(), log.high_watermark());
+                                let span = (hw - start).max(1) as u64;
                                 let t = Instant::now();
                                 for _ in 0..iters {
                                     seed ^= seed << 13;
                                     seed ^= seed >> 7;
                                     seed ^= seed << 17;
-                                    let off = (seed % hw as u64) as i64;
+                                    let off = start + (seed % span) as i64;
                                     let r = log.read(off, 1 << 20).await.unwrap();
                                     assert!(!r.slices.is_empty());
                                 }
@@ -245,6 +248,24 @@ fn benches(c: &mut Criterion) {
                 writers: 8,
                 iters,
                 durable: false,
+            })
+        })
+    });
+    g.bench_function("concurrent32_nosync", |b| {
+        b.iter_custom(|iters| {
+            w.run(Job::Concurrent {
+                writers: 32,
+                iters,
+                durable: false,
+            })
+        })
+    });
+    g.bench_function("concurrent128_group_commit", |b| {
+        b.iter_custom(|iters| {
+            w.run(Job::Concurrent {
+                writers: 128,
+                iters,
+                durable: true,
             })
         })
     });

@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// Ringbolt: a Kafka-compatible message broker.
@@ -28,7 +29,8 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => ringbolt::server::serve_main(args)?,
-        Command::DumpLog { path } => ringbolt::storage::dump::dump_log(&path)?,
+        Command::DumpLog { path } => ringbolt::storage::dump::dump_log(&path)
+            .with_context(|| format!("dump-log {}", path.display()))?,
     }
     Ok(())
 }

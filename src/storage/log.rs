@@ -65,6 +65,8 @@ pub(crate) struct ActiveFile {
     /// Bytes of the last, partial, aligned block: `[written - tail.len(), written)`.
     pub tail: Vec<u8>,
     pub written: u64,
+    /// End of the zero-filled region ahead of the data (see `appender.rs`).
+    pub zeroed: u64,
 }
 
 pub(crate) struct State {
@@ -88,6 +90,8 @@ pub(crate) struct State {
     pub sync_requested: i64,
     pub unflushed_messages: u64,
     pub flush_timer_armed: bool,
+    /// Someone asked for durability on this partition: zero-fill ahead of writes.
+    pub sync_hint: bool,
     pub failed: Option<String>,
     pub closed: bool,
     /// (max timestamp, last offset of its batch), over the whole log.
@@ -316,6 +320,7 @@ impl PartitionLog {
                 align,
                 tail,
                 written: size,
+                zeroed: size,
             }),
             log_start,
             assigned: next,
@@ -330,6 +335,7 @@ impl PartitionLog {
             sync_requested: -1,
             unflushed_messages: 0,
             flush_timer_armed: false,
+            sync_hint: config.flush_messages != u64::MAX || config.flush_ms != u64::MAX,
             failed: None,
             closed: false,
             max_ts: (-1, -1),
@@ -345,6 +351,12 @@ impl PartitionLog {
                 appended: Notify::new(),
             }),
         })
+    }
+
+    /// Whether [`PartitionLog::close`] was called (or the log went offline).
+    pub fn is_closed(&self) -> bool {
+        let st = self.inner.st.borrow();
+        st.closed || st.failed.is_some()
     }
 
     /// The partition directory.
@@ -376,6 +388,13 @@ impl PartitionLog {
                 }
             }
             let count: i64 = headers.iter().map(|h| h.last_offset_delta as i64 + 1).sum();
+            // Record counts are taken from the headers (records are not decoded), so bound what
+            // one request may claim: its offsets must fit one segment's u32 relative offsets.
+            if count > i32::MAX as i64 {
+                return Err(StorageError::InvalidRecord(format!(
+                    "request claims {count} records"
+                )));
+            }
             let total = records.len() as u64;
             let now = now_ms();
             let base = st.assigned;
@@ -482,6 +501,7 @@ impl PartitionLog {
                 if st.durable > n {
                     return Ok(());
                 }
+                st.sync_hint = true;
                 if st.hw > n {
                     if st.sync_requested < n {
                         st.sync_requested = n;
