@@ -75,6 +75,30 @@ fn produce_fetch_roundtrip(shards: usize, zerocopy: bool) {
             );
         }
     }
+    // v13+ address the topic by id; an unknown id gets UNKNOWN_TOPIC_ID.
+    let md: MetadataResponse = c.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(tn("t"))),
+        ])),
+    );
+    let id = md.topics[0].topic_id;
+    for version in [13i16, 16] {
+        for (topic_id, want_err) in [(id, 0i16), (uuid::Uuid::from_u128(7), 100)] {
+            let mut req = Client::fetch_req("", 3, 0, 0, 0);
+            req.topics[0].topic_id = topic_id;
+            let r: FetchResponse = c.call(ApiKey::Fetch, version, &req);
+            assert_eq!(r.responses[0].topic_id, topic_id);
+            let p = &r.responses[0].partitions[0];
+            assert_eq!(p.error_code, want_err, "v{version}");
+            if want_err == 0 {
+                let got = split_batches(p.records.as_ref().unwrap());
+                assert_eq!(got.len(), 3);
+                assert_eq!(normalize(&got[2].1), normalize(&sent[3][2]));
+            }
+        }
+    }
     // Offset in the middle of the second batch: that whole batch comes back first.
     let (err, _, records) = c.fetch("t", 2, 5, 12);
     assert_eq!(err, 0);
