@@ -231,6 +231,20 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         if let Some(seg) = st.segments.get_mut(&base) {
             seg.size = new_written;
             seg.next_offset = next_offset;
+            // Someone reads this partition: start readahead of what was just written, so a
+            // consumer that keeps up finds it in the page cache (direct writes bypass it).
+            if let Some(r) = &seg.reader {
+                use std::os::fd::AsRawFd;
+                // SAFETY: plain syscall on a descriptor we own; only a hint.
+                unsafe {
+                    libc::posix_fadvise(
+                        r.as_raw_fd(),
+                        written as libc::off_t,
+                        new_bytes as libc::off_t,
+                        libc::POSIX_FADV_WILLNEED,
+                    );
+                }
+            }
         }
         st.hw = next_offset;
         st.done_seq = seq;
