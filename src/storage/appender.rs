@@ -138,6 +138,7 @@ pub(crate) fn fail(inner: &Inner, e: &StorageError) {
         }
     }
     inner.progress.notify();
+    inner.synced.notify();
     inner.appended.notify();
 }
 
@@ -342,6 +343,7 @@ async fn do_roll(
         f.close().await?;
     }
     inner.progress.notify();
+    inner.synced.notify();
     Ok(())
 }
 
@@ -381,7 +383,7 @@ async fn sync_loop(inner: Rc<Inner>) {
                 st.durable = target;
             }
         }
-        inner.progress.notify();
+        inner.synced.notify();
         // Index entries for synced data are appended to the index files (unsynced hints that
         // recovery verifies), so reopening after a crash scans only the tail.
         if let Err(e) = persist_active_indexes(&inner, false).await {
