@@ -12,6 +12,8 @@
 //!   stderr at the end.
 //! - `index/lookup_262144_entries`: offset-index lookup in a full 1 GiB segment's index.
 //! - `read/locate_random_offset`: `PartitionLog::read` at a random offset (index + header walk).
+//! - `read/tail_after_append_16k`: read + copy out of the batch appended 200 µs earlier (a
+//!   consumer that keeps up); only the read is timed.
 //! - `recovery/torn_tail_*`: reopening a log whose newest segment (`RINGBOLT_BENCH_RECOVERY_MIB`,
 //!   default 256 MiB) has a torn tail, with its index (tail scan) and without (full scan).
 
@@ -36,6 +38,7 @@ enum Job {
         durable: bool,
     },
     Read(u64),
+    TailRead(u64),
     Recovery {
         with_index: bool,
     },
@@ -138,6 +141,21 @@ impl Worker {
                                     assert!(!r.slices.is_empty());
                                 }
                                 t.elapsed()
+                            }
+                            Job::TailRead(iters) => {
+                                // Append one batch, then read it back as a caught-up consumer would
+                                // (only the read is timed).
+                                let mut total = Duration::ZERO;
+                                for _ in 0..iters {
+                                    let a = log.append(proto.clone()).await.unwrap();
+                                    glommio::timer::sleep(Duration::from_micros(200)).await;
+                                    let t = Instant::now();
+                                    let r = log.read(a.base_offset, 1 << 20).await.unwrap();
+                                    let bytes = r.read_to_vec().unwrap();
+                                    total += t.elapsed();
+                                    assert_eq!(bytes.len(), proto.len());
+                                }
+                                total
                             }
                             Job::Recovery { with_index } => recovery_once(root.path(), with_index).await,
                         };
@@ -299,6 +317,9 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("read");
+    g.bench_function("tail_after_append_16k", |b| {
+        b.iter_custom(|iters| w.run(Job::TailRead(iters)))
+    });
     g.bench_function("locate_random_offset", |b| {
         b.iter_custom(|iters| w.run(Job::Read(iters)))
     });

@@ -19,6 +19,10 @@ enum Command {
     DumpLog { path: PathBuf },
 }
 
+/// Keeps hostile array lengths in requests from aborting the broker (see its docs).
+#[global_allocator]
+static ALLOC: ringbolt::server::alloc::HugeAllocGuard = ringbolt::server::alloc::HugeAllocGuard;
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -196,3 +196,40 @@ impl SendTimeout for Client {
         self.stream.write_all(&buf).ok()
     }
 }
+
+/// Array lengths far beyond the frame (kafka-protocol pre-allocates `Vec::with_capacity(n)`) must
+/// not take the broker down: such bodies are refused before decoding.
+#[test]
+fn huge_array_lengths_do_not_kill_the_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 1);
+    let addr = broker.local_addr();
+    // Metadata v1 (non-flexible): header v1 then topics array length i32::MAX, then nothing.
+    let mut c = Client::connect(addr);
+    let mut body = vec![0u8, 3, 0, 1, 0, 0, 0, 5, 0xff, 0xff];
+    body.extend_from_slice(&i32::MAX.to_be_bytes());
+    let mut f = (body.len() as i32).to_be_bytes().to_vec();
+    f.extend_from_slice(&body);
+    c.send_raw(&f).unwrap();
+    assert!(c.is_closed());
+    // Metadata v12 (flexible): compact array length 2^32-1 as a varint.
+    let mut c = Client::connect(addr);
+    let mut body = vec![0u8, 3, 0, 12, 0, 0, 0, 6, 0xff, 0xff, 0x00];
+    body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    let mut f = (body.len() as i32).to_be_bytes().to_vec();
+    f.extend_from_slice(&body);
+    c.send_raw(&f).unwrap();
+    assert!(c.is_closed());
+    // Produce v9 with a huge topic array.
+    let mut c = Client::connect(addr);
+    let mut body = vec![0u8, 0, 0, 9, 0, 0, 0, 7, 0xff, 0xff, 0x00];
+    body.extend_from_slice(&[0x00, 0x00, 0x01, 0x00, 0x00, 0x03, 0xe8]); // txn id null, acks 1, timeout
+    body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    let mut f = (body.len() as i32).to_be_bytes().to_vec();
+    f.extend_from_slice(&body);
+    c.send_raw(&f).unwrap();
+    assert!(c.is_closed());
+    let mut fresh = Client::connect(addr);
+    still_serving(&mut fresh);
+    broker.shutdown().unwrap();
+}

@@ -82,6 +82,15 @@ fn serve_with_toml_config_sigterm_and_restart() {
         ])),
     );
     assert_eq!(md.topics[0].partitions.len(), 3);
+    // A 14-byte request claiming 2^31 topics closes its connection, not the broker process.
+    let mut hostile = Client::connect(addr);
+    let mut body = vec![0u8, 3, 0, 1, 0, 0, 0, 5, 0xff, 0xff];
+    body.extend_from_slice(&i32::MAX.to_be_bytes());
+    let mut f = (body.len() as i32).to_be_bytes().to_vec();
+    f.extend_from_slice(&body);
+    hostile.send_raw(&f).unwrap();
+    assert!(hostile.is_closed());
+    assert_eq!(c.fetch("viacli", 2, 0, 12).1, 5, "broker still serving");
     // A long poll in flight when SIGTERM arrives is answered, then the process exits 0.
     let waiter = std::thread::spawn(move || {
         let mut w = Client::connect(addr);

@@ -196,6 +196,9 @@ async fn read_loop(
 ) {
     let max = ctx.info.settings.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // The release event of the previous request (requests of one connection run in order).
+    let mut prev = Rc::new(LocalEvent::default());
+    prev.set();
     loop {
         let frame = match read_frame(&mut io, &mut buf, max).await {
             Ok(Some(f)) => f,
@@ -234,12 +237,15 @@ async fn read_loop(
                 }
             }
             Some(_) => {
+                let done = Rc::new(LocalEvent::default());
                 let req = Request {
                     ctx: ctx.clone(),
                     api_key: parsed.api_key,
                     version,
                     header: parsed.header,
                     body: parsed.body,
+                    after: std::mem::replace(&mut prev, done.clone()),
+                    done: handlers::Release(done),
                 };
                 glommio::spawn_local(handlers::dispatch(req)).detach()
             }

@@ -47,6 +47,7 @@
 //! long-polling fetch returns early), then waits until every shard got that far (another shard's
 //! in-flight request may still need its partitions), flushes and closes its logs and leaves the mesh.
 
+pub mod alloc;
 pub mod cli;
 pub mod connection;
 pub mod handlers;

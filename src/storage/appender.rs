@@ -138,6 +138,7 @@ pub(crate) fn fail(inner: &Inner, e: &StorageError) {
         }
     }
     inner.progress.notify();
+    inner.synced.notify();
     inner.appended.notify();
 }
 
@@ -231,6 +232,20 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         if let Some(seg) = st.segments.get_mut(&base) {
             seg.size = new_written;
             seg.next_offset = next_offset;
+            // Someone reads this partition: start readahead of what was just written, so a
+            // consumer that keeps up finds it in the page cache (direct writes bypass it).
+            if let Some(r) = &seg.reader {
+                use std::os::fd::AsRawFd;
+                // SAFETY: plain syscall on a descriptor we own; only a hint.
+                unsafe {
+                    libc::posix_fadvise(
+                        r.as_raw_fd(),
+                        written as libc::off_t,
+                        new_bytes as libc::off_t,
+                        libc::POSIX_FADV_WILLNEED,
+                    );
+                }
+            }
         }
         st.hw = next_offset;
         st.done_seq = seq;
@@ -328,6 +343,7 @@ async fn do_roll(
         f.close().await?;
     }
     inner.progress.notify();
+    inner.synced.notify();
     Ok(())
 }
 
@@ -367,7 +383,7 @@ async fn sync_loop(inner: Rc<Inner>) {
                 st.durable = target;
             }
         }
-        inner.progress.notify();
+        inner.synced.notify();
         // Index entries for synced data are appended to the index files (unsynced hints that
         // recovery verifies), so reopening after a crash scans only the tail.
         if let Err(e) = persist_active_indexes(&inner, false).await {

@@ -104,8 +104,11 @@ pub(crate) struct Inner {
     pub dir: PathBuf,
     pub config: RefCell<LogConfig>,
     pub st: RefCell<State>,
-    /// Woken on every write, sync, roll, failure and close.
+    /// Woken on every write, roll, failure and close (appenders wait here).
     pub progress: Rc<Notify>,
+    /// Woken when the durable offset advances, on failure and close (`wait_durable` waits here,
+    /// so durability waiters are not woken by every write).
+    pub synced: Rc<Notify>,
     /// Woken when new data becomes readable (and on close), for Fetch long-polls.
     pub appended: Rc<Notify>,
 }
@@ -348,6 +351,7 @@ impl PartitionLog {
                 config: RefCell::new(config),
                 st: RefCell::new(st),
                 progress: Notify::new(),
+                synced: Notify::new(),
                 appended: Notify::new(),
             }),
         })
@@ -492,7 +496,7 @@ impl PartitionLog {
     pub async fn wait_durable(&self, offset: i64) -> Result<(), StorageError> {
         let inner = &self.inner;
         loop {
-            {
+            let written = {
                 let mut st = inner.st.borrow_mut();
                 if let Some(f) = &st.failed {
                     return Err(StorageError::Offline(f.clone()));
@@ -508,8 +512,13 @@ impl PartitionLog {
                     }
                     super::appender::ensure_syncer(inner, &mut st);
                 }
+                st.hw > n
+            };
+            if written {
+                inner.synced.wait().await;
+            } else {
+                inner.progress.wait().await;
             }
-            inner.progress.wait().await;
         }
     }
 
@@ -612,6 +621,7 @@ impl PartitionLog {
             }
         }
         self.inner.progress.notify();
+        self.inner.synced.notify();
         self.inner.appended.notify();
         Ok(())
     }

@@ -14,6 +14,10 @@ use kafka_protocol::records::{
 };
 use ringbolt::server::{BrokerConfig, BrokerHandle, spawn_broker};
 
+/// As in `ringbolt serve`: hostile array lengths must not abort the test's in-process broker.
+#[global_allocator]
+static ALLOC: ringbolt::server::alloc::HugeAllocGuard = ringbolt::server::alloc::HugeAllocGuard;
+
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

@@ -140,6 +140,8 @@ async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<Seen>, deadline: Instant) {
 
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: FetchRequest = req.decode()?;
+    // Read-only: later requests of this connection need not wait for the long poll.
+    req.release();
     let ctx = req.ctx.clone();
     let start = Instant::now();
     let deadline = start + Duration::from_millis(r.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
