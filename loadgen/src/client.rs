@@ -34,6 +34,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 /// Largest response frame accepted (guards against garbage length prefixes).
 const MAX_FRAME: usize = 256 * 1024 * 1024;
 const CLIENT_ID: &str = "ringbolt-loadgen";
+/// Longest wait for any response (or for a write to make progress) on a connection.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Kafka error codes loadgen reacts to.
 pub mod error_code {
@@ -229,6 +231,9 @@ impl Conn {
         let stream = TcpStream::connect_timeout(&sa, Duration::from_secs(10))
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
+        // A broker that stops answering must end the run with an error, not hang it.
+        stream.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
+        stream.set_write_timeout(Some(RESPONSE_TIMEOUT))?;
         let mut c = Conn {
             stream,
             next_correlation: 1,
