@@ -116,9 +116,15 @@ pub fn encode_frame<R: Encodable + HeaderVersion>(
 /// Reads one size-prefixed frame; `buf` is reused between calls.
 pub fn read_frame(stream: &mut impl Read, buf: &mut BytesMut) -> Result<Bytes> {
     let mut len = [0u8; 4];
-    stream
-        .read_exact(&mut len)
-        .context("reading frame length")?;
+    stream.read_exact(&mut len).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            anyhow!(
+                "no response from the broker within {} s",
+                RESPONSE_TIMEOUT.as_secs()
+            )
+        }
+        _ => anyhow::Error::new(e).context("reading frame length"),
+    })?;
     let len = i32::from_be_bytes(len);
     if len < 4 || len as usize > MAX_FRAME {
         bail!("bad response frame length {len}");
