@@ -21,6 +21,18 @@
 //! be encoded, and clients only send versions they negotiated through ApiVersions, so in practice
 //! only ApiVersions itself (sent before negotiation) needs an UNSUPPORTED_VERSION answer.
 //!
+//! Requests of one connection also *take effect* in order, as in Kafka (which processes one request
+//! per connection at a time; producers with several requests in flight rely on it): each request
+//! task waits until its predecessor released it ([`handlers::Request::release`]). By default that
+//! is when the predecessor's handler finished; Fetch releases at once (read-only, so a long poll
+//! does not hold up the connection) and Produce as soon as its appends are in the logs, before its
+//! acks=-1 durability wait, so pipelined produces keep overlapping their fsyncs.
+//!
+//! Decoding: kafka-protocol pre-allocates arrays from their claimed length, so a tiny request
+//! claiming 2^31 elements would abort the process on allocation failure; `ringbolt serve` installs
+//! [`alloc::HugeAllocGuard`], which turns such reservations into untouched `MAP_NORESERVE`
+//! mappings so the decode fails and only that connection is closed.
+//!
 //! # Zero-copy fetch ([`zerocopy`])
 //!
 //! Fetch responses are encoded by [`crate::protocol::fetch_response`] into header bytes plus file
