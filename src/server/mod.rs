@@ -21,6 +21,18 @@
 //! be encoded, and clients only send versions they negotiated through ApiVersions, so in practice
 //! only ApiVersions itself (sent before negotiation) needs an UNSUPPORTED_VERSION answer.
 //!
+//! Requests of one connection also *take effect* in order, as in Kafka (which processes one request
+//! per connection at a time; producers with several requests in flight rely on it): each request
+//! task waits until its predecessor released it ([`handlers::Request::release`]). By default that
+//! is when the predecessor's handler finished; Fetch releases at once (read-only, so a long poll
+//! does not hold up the connection) and Produce as soon as its appends are in the logs, before its
+//! acks=-1 durability wait, so pipelined produces keep overlapping their fsyncs.
+//!
+//! Decoding: kafka-protocol pre-allocates arrays from their claimed length, so a tiny request
+//! claiming 2^31 elements would abort the process on allocation failure; `ringbolt serve` installs
+//! [`alloc::HugeAllocGuard`], which turns such reservations into untouched `MAP_NORESERVE`
+//! mappings so the decode fails and only that connection is closed.
+//!
 //! # Zero-copy fetch ([`zerocopy`])
 //!
 //! Fetch responses are encoded by [`crate::protocol::fetch_response`] into header bytes plus file
@@ -33,12 +45,13 @@
 //! at the cost of one extra 1-byte pread+send per full socket buffer. The copying path
 //! (`fetch.zerocopy.enable = false`: read slices into memory, encode with kafka-protocol) is kept
 //! for comparison; `cargo bench --bench fetch_path` measures both over loopback (4 MiB fetches of
-//! 64 KiB batches from a page-cache-resident 128 MiB partition). On the 2-core development VM
-//! (shared with other builds, so absolute numbers drift) consume throughput was the same for both
-//! (~0.9 GiB/s, bound by the client reading and decoding on the same cores), while broker CPU per
-//! GiB served was 0.30 s with sendfile vs 0.35 s copying (-15%). On loopback the sender also pays
-//! for the TCP receive processing, which dominates both; on a real NIC the saved copies are a larger
-//! share. Zero-copy is therefore the default; the copying path stays for comparison and debugging.
+//! 64 KiB batches from a page-cache-resident 128 MiB partition, the two paths alternated twice).
+//! On the 2-core development VM (shared with other builds, so absolute numbers drift) broker CPU
+//! per GiB served was 0.27 s with sendfile vs 0.36 s copying (0.266/0.275 vs 0.353/0.365: -24%);
+//! consume throughput (0.8-1.4 GiB/s) moved with machine load and did not separate the paths, as it
+//! is bound by the client reading and decoding on the same cores. On loopback the sender also pays
+//! for the TCP receive processing, which is a large part of both; on a real NIC the saved copies are
+//! a larger share. Zero-copy is therefore the default; the copying path stays for comparison and debugging.
 //!
 //! # Shutdown
 //!

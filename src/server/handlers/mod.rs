@@ -1,6 +1,6 @@
 //! One handler per Kafka API key, each declaring its supported version range.
 //!
-//! The [`api_table!`] list below is the single source of truth: it declares the handler modules,
+//! The `api_table!` list below is the single source of truth: it declares the handler modules,
 //! generates [`SUPPORTED_APIS`] (what ApiVersions advertises and what the connection accepts; a
 //! request outside it gets UNSUPPORTED_VERSION handling, never a guess) and the dispatch `match`.
 //! To add an API: write `handlers/<api>.rs` with `MIN_VERSION`, `MAX_VERSION` and
