@@ -1,1 +1,2 @@
 //! Wire protocol helpers. No I/O here.
+pub mod record_batch;
