@@ -1,4 +1,11 @@
 //! Consumer-group coordinator and committed offsets.
 //!
 //! - [`state`]: one group's membership state machine (Kafka's classic rebalance protocol), pure.
+//! - [`offsets`]: the `__consumer_offsets` record format and the in-memory offset table, pure.
+//! - [`offset_log`]: the durable offsets store of one shard (batched appends, reload, compaction).
+//! - [`oneshot`]: the single-threaded completion channel parked requests wait on.
+
+pub mod offset_log;
+pub mod offsets;
+pub mod oneshot;
 pub mod state;

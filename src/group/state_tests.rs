@@ -261,11 +261,7 @@ fn member_leaving_mid_rebalance_lets_join_complete() {
     let j = join_of(&out, 40).unwrap();
     assert_eq!(j.generation_id, gen_ + 1);
     assert_eq!(j.members.len(), 2);
-    assert!(
-        j.members
-            .iter()
-            .any(|m| m.metadata == "changed")
-    );
+    assert!(j.members.iter().any(|m| m.metadata == "changed"));
     // Leaving twice: unknown.
     let (codes, _) = g.leave(&[(ids[2].clone(), None)], 13);
     assert_eq!(codes, vec![err::UNKNOWN_MEMBER_ID]);
