@@ -1060,6 +1060,18 @@ impl Group {
         d
     }
 
+    /// Each member's subscription metadata: for the selected protocol, or all it offered.
+    pub fn member_metadata(&self) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        for m in &self.members {
+            match &self.protocol {
+                Some(p) => out.push(m.metadata_for(p)),
+                None => out.extend(m.protocols.iter().map(|p| p.metadata.clone())),
+            }
+        }
+        out
+    }
+
     // ---------------------------------------------------------------- describe
 
     pub fn describe(&self) -> GroupDescription {
