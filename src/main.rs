@@ -12,16 +12,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the broker (SIGTERM/SIGINT shut it down cleanly).
+    Serve(ringbolt::server::ServeArgs),
     /// Print every record batch of a segment file (`<base>.log`).
     DumpLog { path: PathBuf },
 }
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Serve(args) => ringbolt::server::serve_main(args)?,
         Command::DumpLog { path } => ringbolt::storage::dump::dump_log(&path)?,
     }
     Ok(())
