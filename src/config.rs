@@ -307,7 +307,10 @@ impl BrokerSettings {
             self.log_index_interval_bytes.to_string(),
         );
         m.insert("max.message.bytes", self.message_max_bytes.to_string());
-        m.insert("flush.messages", flush_str(self.log_flush_interval_messages));
+        m.insert(
+            "flush.messages",
+            flush_str(self.log_flush_interval_messages),
+        );
         m.insert("flush.ms", flush_str(self.log_flush_interval_ms));
         m.insert(
             "message.timestamp.type",
@@ -325,7 +328,10 @@ impl BrokerSettings {
     }
 
     /// Broker defaults merged with a topic's overrides, as the storage engine's config.
-    pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> Result<LogConfig, ConfigError> {
+    pub fn log_config(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<LogConfig, ConfigError> {
         let mut c = LogConfig {
             segment_bytes: self.log_segment_bytes,
             segment_ms: self.log_roll_ms,
@@ -398,7 +404,10 @@ impl BrokerSettings {
                 "auto.create.topics.enable".into(),
                 self.auto_create_topics_enable.to_string(),
             ),
-            ("message.max.bytes".into(), self.message_max_bytes.to_string()),
+            (
+                "message.max.bytes".into(),
+                self.message_max_bytes.to_string(),
+            ),
             (
                 "socket.request.max.bytes".into(),
                 self.socket_request_max_bytes.to_string(),
@@ -408,7 +417,10 @@ impl BrokerSettings {
                 "log.retention.bytes".into(),
                 self.log_retention_bytes.to_string(),
             ),
-            ("log.segment.bytes".into(), self.log_segment_bytes.to_string()),
+            (
+                "log.segment.bytes".into(),
+                self.log_segment_bytes.to_string(),
+            ),
             ("log.roll.ms".into(), self.log_roll_ms.to_string()),
             (
                 "log.flush.interval.messages".into(),

@@ -276,7 +276,8 @@ pub async fn delete_topic(topic: TopicRef) -> Result<Arc<TopicMeta>, TopicError>
 async fn publish(ctx: &Rc<ShardCtx>, snap: Arc<MetadataSnapshot>) {
     for s in 0..ctx.n_shards {
         let snap = snap.clone();
-        if let Err(e) = shard::run_on(s, move |c| async move { apply_snapshot(&c, snap).await }).await
+        if let Err(e) =
+            shard::run_on(s, move |c| async move { apply_snapshot(&c, snap).await }).await
         {
             tracing::warn!(shard = s, error = %e, "publishing metadata failed");
         }

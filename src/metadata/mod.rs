@@ -120,7 +120,11 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
 }
 
 /// The directory of one partition, in Kafka's layout.
-pub fn partition_dir(data_dir: &std::path::Path, topic: &str, partition: i32) -> std::path::PathBuf {
+pub fn partition_dir(
+    data_dir: &std::path::Path,
+    topic: &str,
+    partition: i32,
+) -> std::path::PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
 }
 
@@ -134,7 +138,11 @@ mod tests {
         assert!(validate_topic_name("a.b-C_9").is_ok());
         assert!(validate_topic_name(&"x".repeat(249)).is_ok());
         for bad in ["", ".", "..", "a b", "a/b", "é", "a*"] {
-            assert_eq!(validate_topic_name(bad).unwrap_err().error_code(), 17, "{bad}");
+            assert_eq!(
+                validate_topic_name(bad).unwrap_err().error_code(),
+                17,
+                "{bad}"
+            );
         }
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
     }

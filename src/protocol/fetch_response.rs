@@ -172,10 +172,10 @@ impl ChunkedFrame {
 mod tests {
     use super::*;
     use crate::protocol::frame;
+    use kafka_protocol::messages::TopicName;
     use kafka_protocol::messages::fetch_response::{
         FetchResponse, FetchableTopicResponse, PartitionData,
     };
-    use kafka_protocol::messages::TopicName;
     use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
     use std::io::Write;
     use std::sync::Arc;
@@ -241,38 +241,37 @@ mod tests {
         ];
         for version in 4..=12i16 {
             let ours = encode(99, version, 0, 0, 0, &topics).to_vec().unwrap();
-            let theirs = FetchResponse::default()
-                .with_responses(
-                    topics
-                        .iter()
-                        .map(|t| {
-                            FetchableTopicResponse::default()
-                                .with_topic(TopicName(StrBytes::from_string(t.name.clone())))
-                                .with_partitions(
-                                    t.partitions
-                                        .iter()
-                                        .map(|p| {
-                                            let mut rec = Vec::new();
-                                            for s in &p.records {
-                                                rec.extend(s.read_to_vec().unwrap());
-                                            }
-                                            PartitionData::default()
-                                                .with_partition_index(p.partition)
-                                                .with_error_code(p.error_code)
-                                                .with_high_watermark(p.high_watermark)
-                                                .with_last_stable_offset(p.last_stable_offset)
-                                                .with_log_start_offset(p.log_start_offset)
-                                                .with_aborted_transactions(Some(vec![]))
-                                                .with_preferred_read_replica(
-                                                    kafka_protocol::messages::BrokerId(-1),
-                                                )
-                                                .with_records(Some(Bytes::from(rec)))
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                );
+            let theirs = FetchResponse::default().with_responses(
+                topics
+                    .iter()
+                    .map(|t| {
+                        FetchableTopicResponse::default()
+                            .with_topic(TopicName(StrBytes::from_string(t.name.clone())))
+                            .with_partitions(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| {
+                                        let mut rec = Vec::new();
+                                        for s in &p.records {
+                                            rec.extend(s.read_to_vec().unwrap());
+                                        }
+                                        PartitionData::default()
+                                            .with_partition_index(p.partition)
+                                            .with_error_code(p.error_code)
+                                            .with_high_watermark(p.high_watermark)
+                                            .with_last_stable_offset(p.last_stable_offset)
+                                            .with_log_start_offset(p.log_start_offset)
+                                            .with_aborted_transactions(Some(vec![]))
+                                            .with_preferred_read_replica(
+                                                kafka_protocol::messages::BrokerId(-1),
+                                            )
+                                            .with_records(Some(Bytes::from(rec)))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
             let mut buf = BytesMut::new();
             frame::start_frame(&mut buf, 99, FetchResponse::header_version(version));
             theirs.encode(&mut buf, version).unwrap();

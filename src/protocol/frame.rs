@@ -56,7 +56,9 @@ pub fn parse_header(mut frame: Bytes) -> Result<ParsedRequest, FrameError> {
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let api_key = ApiKey::try_from(raw_key).map_err(|_| FrameError::UnknownApiKey(raw_key))?;
     if version < 0 {
-        return Err(FrameError::BadHeader(format!("negative api version {version}")));
+        return Err(FrameError::BadHeader(format!(
+            "negative api version {version}"
+        )));
     }
     let header_version = api_key.request_header_version(version);
     let header = RequestHeader::decode(&mut frame, header_version)
@@ -100,8 +102,14 @@ mod tests {
             check_frame_size(2000, 1000),
             Err(FrameError::TooLarge { .. })
         ));
-        assert!(matches!(check_frame_size(-5, 1000), Err(FrameError::BadSize(-5))));
-        assert!(matches!(check_frame_size(3, 1000), Err(FrameError::BadSize(3))));
+        assert!(matches!(
+            check_frame_size(-5, 1000),
+            Err(FrameError::BadSize(-5))
+        ));
+        assert!(matches!(
+            check_frame_size(3, 1000),
+            Err(FrameError::BadSize(3))
+        ));
     }
 
     #[test]

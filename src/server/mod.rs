@@ -55,9 +55,9 @@ use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 pub use crate::config::{BrokerConfig, BrokerSettings};
-pub use cli::{ServeArgs, serve_main};
 use crate::metadata::{MetadataSnapshot, MetadataStore, controller};
 use crate::shard::{BrokerInfo, MESH_CHANNEL_SIZE, Mesh, ShardCtx};
+pub use cli::{ServeArgs, serve_main};
 
 /// A running broker. Dropping it shuts it down too (errors are then only logged).
 pub struct BrokerHandle {
@@ -236,8 +236,13 @@ async fn shard_main(p: ShardPlan) {
         let _ = p.report.send(Startup::Bound(bound));
     }
     let info = Arc::new(broker_info(&p.cfg, bound, p.cluster_id.clone()));
-    let store = (p.id == 0)
-        .then(|| Rc::new(MetadataStore::new(&p.cfg.data_dir, &p.snapshot, p.cluster_id.clone())));
+    let store = (p.id == 0).then(|| {
+        Rc::new(MetadataStore::new(
+            &p.cfg.data_dir,
+            &p.snapshot,
+            p.cluster_id.clone(),
+        ))
+    });
     let ctx = ShardCtx::new(
         p.id,
         p.n,
@@ -278,8 +283,11 @@ async fn shard_main(p: ShardPlan) {
         match accepted {
             Some(Ok(stream)) => {
                 let c = ctx.clone();
-                if gate.spawn(connection::serve(c, stream)).is_err() {
-                    break;
+                match gate.spawn(connection::serve(c, stream)) {
+                    Ok(task) => {
+                        task.detach();
+                    }
+                    Err(_) => break,
                 }
             }
             Some(Err(e)) => {

@@ -8,7 +8,6 @@ use std::task::Poll;
 
 use crate::shard::{self, ShardCtx, ShardError};
 
-
 /// Polls all futures concurrently and returns their outputs in order.
 pub async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T>>>>) -> Vec<T> {
     let mut futures: Vec<Option<Pin<Box<dyn Future<Output = T>>>>> =
@@ -38,11 +37,7 @@ pub async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T>>>>) -> Vec<
 /// Runs `work(ctx, items)` on each owner shard for the items it owns (concurrently across shards)
 /// and returns one result per item, in input order. `err` builds the result for items whose shard
 /// could not be reached (or that it answered short).
-pub async fn on_owners<I, R, F, Fut>(
-    items: Vec<(usize, I)>,
-    work: F,
-    err: impl Fn() -> R,
-) -> Vec<R>
+pub async fn on_owners<I, R, F, Fut>(items: Vec<(usize, I)>, work: F, err: impl Fn() -> R) -> Vec<R>
 where
     I: Send + 'static,
     R: Send + 'static,
@@ -84,7 +79,5 @@ where
             }
         }
     }
-    out.into_iter()
-        .map(|v| v.unwrap_or_else(&err))
-        .collect()
+    out.into_iter().map(|v| v.unwrap_or_else(&err)).collect()
 }

@@ -34,7 +34,11 @@ fn set_cork(fd: RawFd, on: bool) {
 }
 
 /// Writes a whole chunked frame, file slices via sendfile.
-pub async fn write_chunked(io: &mut SharedStream, sock: RawFd, frame: &ChunkedFrame) -> io::Result<()> {
+pub async fn write_chunked(
+    io: &mut SharedStream,
+    sock: RawFd,
+    frame: &ChunkedFrame,
+) -> io::Result<()> {
     let cork = frame.chunks.len() > 1;
     if cork {
         set_cork(sock, true);

@@ -172,7 +172,8 @@ impl ShardCtx {
         if let Some(s) = self.senders.borrow_mut().take() {
             s.close();
         }
-        let pending: Vec<Rc<ReplySlot>> = self.pending.borrow_mut().drain().map(|(_, s)| s).collect();
+        let pending: Vec<Rc<ReplySlot>> =
+            self.pending.borrow_mut().drain().map(|(_, s)| s).collect();
         for slot in pending {
             let w = slot.waker.borrow_mut().take();
             drop(slot);

@@ -1,5 +1,6 @@
 //! DescribeConfigs (key 32), v1–v4: topic configs (effective value, source TOPIC or DEFAULT) and
-//! broker configs (resource name "" or this broker's node id).
+//! broker configs (resource name "" or this broker's node id). Null or empty
+//! `configuration_keys` mean every config.
 
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsRequest;
 use kafka_protocol::messages::describe_configs_response::{
@@ -29,7 +30,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         let wanted = |n: &str| {
             res.configuration_keys
                 .as_ref()
-                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == n))
+                .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == n))
         };
         let base = DescribeConfigsResult::default()
             .with_resource_type(res.resource_type)

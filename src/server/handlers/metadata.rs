@@ -92,7 +92,12 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         }
     } else {
         for rt in r.topics.iter().flatten() {
-            match &rt.name {
+            // v10+ may address a topic by id (name null; some clients send "" instead).
+            let by_name = rt
+                .name
+                .as_ref()
+                .filter(|n| !(n.0.is_empty() && !rt.topic_id.is_nil()));
+            match by_name {
                 Some(name) => {
                     let name = name.0.as_str();
                     if let Some(t) = snap.topic(name) {

@@ -156,7 +156,10 @@ mod tests {
         for &(key, min, max) in SUPPORTED_APIS {
             let v = key.valid_versions();
             assert!(min <= max, "{key:?}");
-            assert!(v.min <= min && max <= v.max, "{key:?} {min}..{max} vs codec {v:?}");
+            assert!(
+                v.min <= min && max <= v.max,
+                "{key:?} {min}..{max} vs codec {v:?}"
+            );
         }
     }
 }
