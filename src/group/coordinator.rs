@@ -10,8 +10,8 @@
 //! machine's [`Reply`]s are routed to them. A ticker task applies timeouts every `tick_ms`; a
 //! second pass every `offsets.retention.check.interval.ms` expires old offsets.
 //!
-//! The coordinator is installed per shard in a thread-local ([`install`] / [`local`]): the shard
-//! runtime creates it at start and handlers running on that shard look it up.
+//! The coordinator of a shard is created at shard start and kept in the shard context's type map
+//! (see [`super::shard`]).
 
 use super::offset_log::{Entry, OffsetStore, OffsetStoreConfig};
 use super::offsets::{CommittedOffset, GroupActivity, OffsetKey, partition_for};
@@ -62,25 +62,6 @@ pub fn shard_for(group: &str, shards: usize, offsets_partitions: u32) -> usize {
     partition_for(group, offsets_partitions) as usize % shards.max(1)
 }
 
-thread_local! {
-    static LOCAL: RefCell<Option<Rc<Coordinator>>> = const { RefCell::new(None) };
-}
-
-/// Makes `c` this shard's coordinator.
-pub fn install(c: Rc<Coordinator>) {
-    LOCAL.with(|l| *l.borrow_mut() = Some(c));
-}
-
-/// This shard's coordinator, if the shard runs one.
-pub fn local() -> Option<Rc<Coordinator>> {
-    LOCAL.with(|l| l.borrow().clone())
-}
-
-/// Removes this shard's coordinator (shutdown).
-pub fn uninstall() -> Option<Rc<Coordinator>> {
-    LOCAL.with(|l| l.borrow_mut().take())
-}
-
 /// One partition of an OffsetCommit.
 #[derive(Debug, Clone)]
 pub struct CommitPartition {
@@ -127,6 +108,7 @@ pub struct Coordinator {
     next_req: Cell<ReqId>,
     offsets: Rc<OffsetStore>,
     last_expiry: Cell<Millis>,
+    stopped: Cell<bool>,
 }
 
 impl Coordinator {
@@ -149,6 +131,7 @@ impl Coordinator {
             next_req: Cell::new(1),
             offsets,
             last_expiry: Cell::new(now),
+            stopped: Cell::new(false),
         });
         let weak = Rc::downgrade(&c);
         let tick = Duration::from_millis(c.cfg.tick_ms.max(1));
@@ -575,6 +558,7 @@ impl Coordinator {
 
     /// Closes the offsets logs (clean shutdown).
     pub async fn shutdown(&self) -> Result<(), crate::storage::StorageError> {
+        self.stopped.set(true);
         self.offsets.close().await
     }
 
@@ -609,6 +593,9 @@ async fn ticker(weak: Weak<Coordinator>, every: Duration) {
     loop {
         glommio::timer::sleep(every).await;
         let Some(c) = weak.upgrade() else { return };
+        if c.stopped.get() {
+            return;
+        }
         c.tick();
         let now = c.now();
         if now - c.last_expiry.get() >= c.cfg.retention_check_interval_ms {
