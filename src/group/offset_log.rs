@@ -10,12 +10,13 @@
 //!
 //! # Write path and what an acknowledgement promises
 //! A commit is queued on its partition; one writer task per partition drains everything queued
-//! into v2 record batches (one `append`), then — with `durable_ack` (the default) — waits for the
-//! fdatasync covering it ([`PartitionLog::wait_durable`], group commit), then applies the batch to
-//! the in-memory [`OffsetTable`] and answers every queued commit. So an acknowledged commit
-//! survives power loss, and OffsetFetch never shows an offset that could be lost. While one batch
-//! is being written and synced the next one accumulates, so throughput grows with concurrency
-//! rather than being one fsync per commit. With `durable_ack = false` commits are answered once
+//! into v2 record batches (one `append`) and hands the written batch to a completer task, which
+//! — with `durable_ack` (the default) — waits for the fdatasync covering it
+//! ([`PartitionLog::wait_durable`], group commit), then applies the batch to the in-memory
+//! [`OffsetTable`] and answers its commits, strictly in log order. So an acknowledged commit
+//! survives power loss, and OffsetFetch never shows an offset that could be lost. The writer does
+//! not wait for the sync: the next batch accumulates and is written while the previous sync is in
+//! flight, so throughput grows with concurrency rather than being one fsync per commit. With `durable_ack = false` commits are answered once
 //! written (survives kill -9, not power loss), as Kafka's own single-replica behaviour.
 //!
 //! # Compaction: snapshot by rewrite
@@ -44,7 +45,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -82,12 +83,21 @@ struct Pending {
     done: oneshot::Sender<Result<(), i16>>,
 }
 
+/// An appended batch waiting for its fdatasync.
+struct Inflight {
+    log: Rc<PartitionLog>,
+    last_offset: i64,
+    batch: Vec<Pending>,
+}
+
 struct Partition {
     id: u32,
     dir: PathBuf,
     log: RefCell<Option<Rc<PartitionLog>>>,
     queue: RefCell<Vec<Pending>>,
     writing: Cell<bool>,
+    inflight: RefCell<VecDeque<Inflight>>,
+    completing: Cell<bool>,
     /// Records in the log (live or superseded), for the compaction trigger.
     records: Cell<u64>,
     next_compaction_check: Cell<u64>,
@@ -250,6 +260,8 @@ impl OffsetStore {
                     log: RefCell::new(None),
                     queue: RefCell::new(Vec::new()),
                     writing: Cell::new(false),
+                    inflight: RefCell::new(VecDeque::new()),
+                    completing: Cell::new(false),
                     records: Cell::new(0),
                     next_compaction_check: Cell::new(0),
                 })
@@ -333,6 +345,9 @@ impl OffsetStore {
         rx.await.unwrap_or(Err(err::COORDINATOR_NOT_AVAILABLE))
     }
 
+    /// Drains the queue into appends. With `durable_ack` it does not wait for each fsync: the
+    /// appended batch goes to the in-order completer, so the next batch is written while the
+    /// previous sync is in flight (storage's group commit then covers both).
     async fn run_writer(self: Rc<Self>, part: Rc<Partition>) {
         loop {
             let batch: Vec<Pending> = std::mem::take(&mut *part.queue.borrow_mut());
@@ -340,36 +355,73 @@ impl OffsetStore {
                 part.writing.set(false);
                 return;
             }
-            let result = self.write_batch(&part, &batch).await;
-            if result.is_ok() {
-                let mut table = self.table.borrow_mut();
-                for p in &batch {
-                    for (k, v) in &p.entries {
-                        table.apply(k.clone(), v.clone());
+            match self.append_batch(&part, &batch).await {
+                Ok((log, last_offset)) if self.cfg.durable_ack => {
+                    part.inflight.borrow_mut().push_back(Inflight {
+                        log,
+                        last_offset,
+                        batch,
+                    });
+                    if !part.completing.replace(true) {
+                        let me = self.clone();
+                        let p = part.clone();
+                        glommio::spawn_local(async move { me.run_completer(p).await }).detach();
+                    }
+                }
+                Ok(_) => self.finish(batch, Ok(())),
+                Err(e) => {
+                    for p in batch {
+                        p.done.send(Err(e));
                     }
                 }
             }
-            for p in batch {
-                p.done.send(result);
-            }
-            if let Err(e) = self.maybe_compact(&part).await {
+            if part.inflight.borrow().is_empty()
+                && let Err(e) = self.maybe_compact(&part).await
+            {
                 tracing::error!(partition = part.id, error = %e, "offsets compaction failed");
             }
         }
     }
 
-    async fn write_batch(&self, part: &Partition, batch: &[Pending]) -> Result<(), i16> {
+    /// Acknowledges appended batches in log order once each is durable.
+    async fn run_completer(self: Rc<Self>, part: Rc<Partition>) {
+        loop {
+            let next = part.inflight.borrow_mut().pop_front();
+            let Some(f) = next else {
+                part.completing.set(false);
+                return;
+            };
+            let res = f.log.wait_durable(f.last_offset).await.map_err(storage_err);
+            self.finish(f.batch, res);
+        }
+    }
+
+    /// Applies a written batch to the table (on success) and answers its commits.
+    fn finish(&self, batch: Vec<Pending>, result: Result<(), i16>) {
+        if result.is_ok() {
+            let mut table = self.table.borrow_mut();
+            for p in &batch {
+                for (k, v) in &p.entries {
+                    table.apply(k.clone(), v.clone());
+                }
+            }
+        }
+        for p in batch {
+            p.done.send(result);
+        }
+    }
+
+    async fn append_batch(
+        &self,
+        part: &Partition,
+        batch: &[Pending],
+    ) -> Result<(Rc<PartitionLog>, i64), i16> {
         let log = self.open_log(part).await.map_err(storage_err)?;
         let entries: Vec<&Entry> = batch.iter().flat_map(|p| p.entries.iter()).collect();
         let bytes = encode_batches(&entries, now_ms());
         let info = log.append(bytes).await.map_err(storage_err)?;
-        if self.cfg.durable_ack {
-            log.wait_durable(info.last_offset)
-                .await
-                .map_err(storage_err)?;
-        }
         part.records.set(part.records.get() + entries.len() as u64);
-        Ok(())
+        Ok((log, info.last_offset))
     }
 
     /// Live entries stored on partition `p`.
