@@ -398,15 +398,13 @@ impl OffsetStore {
 
     /// Applies a written batch to the table (on success) and answers its commits.
     fn finish(&self, batch: Vec<Pending>, result: Result<(), i16>) {
-        if result.is_ok() {
-            let mut table = self.table.borrow_mut();
-            for p in &batch {
-                for (k, v) in &p.entries {
-                    table.apply(k.clone(), v.clone());
+        for p in batch {
+            if result.is_ok() {
+                let mut table = self.table.borrow_mut();
+                for (k, v) in p.entries {
+                    table.apply(k, v);
                 }
             }
-        }
-        for p in batch {
             p.done.send(result);
         }
     }
