@@ -405,6 +405,7 @@ impl LocalEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::pin::Pin;
 
     #[test]
     fn owner_is_pure_and_spreads_partitions() {
@@ -416,5 +417,76 @@ mod tests {
             assert_eq!(a.iter().filter(|&&x| x == s).count(), 2);
         }
         assert!((0..100).all(|p| owner("x", p, 3) < 3));
+    }
+
+    fn test_info() -> Arc<BrokerInfo> {
+        Arc::new(BrokerInfo {
+            node_id: 1,
+            cluster_id: "test".into(),
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 0,
+            data_dir: std::env::temp_dir(),
+            settings: BrokerSettings::default(),
+        })
+    }
+
+    /// Two shards on a real mesh: calls in both directions, shard-local state, many concurrent
+    /// calls through a small channel (backpressure), and a call off any shard.
+    #[test]
+    fn run_on_crosses_shards_and_keeps_state_local() {
+        assert!(matches!(
+            futures_lite::future::block_on(run_on(0, |_| async { 1 })),
+            Err(ShardError::NotOnShard)
+        ));
+        let mesh: Mesh = MeshBuilder::full(2, 4);
+        let handles: Vec<_> = (0..2)
+            .map(|id| {
+                let mesh = mesh.clone();
+                glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+                    .spawn(move || async move {
+                        let ctx = ShardCtx::new(
+                            id,
+                            2,
+                            test_info(),
+                            Arc::new(MetadataSnapshot::default()),
+                            None,
+                        );
+                        ctx.install();
+                        ctx.join_mesh(mesh).await.unwrap();
+                        let other = 1 - id;
+                        // Each call increments a counter that lives on the *target* shard.
+                        let mut futs = Vec::new();
+                        for i in 0..100u64 {
+                            futs.push(Box::pin(run_on(other, move |c| async move {
+                                let n = c.local_state(|| Cell::new(0u64));
+                                n.set(n.get() + 1);
+                                glommio::yield_if_needed().await;
+                                (c.id, i)
+                            }))
+                                as Pin<Box<dyn Future<Output = Result<(usize, u64), ShardError>>>>);
+                        }
+                        let results = crate::server::partitions::join_all(futs).await;
+                        for (i, r) in results.into_iter().enumerate() {
+                            assert_eq!(r.unwrap(), (other, i as u64));
+                        }
+                        assert!(matches!(
+                            run_on(7, |_| async {}).await,
+                            Err(ShardError::NoSuchShard(7))
+                        ));
+                        // Same-shard calls run directly.
+                        assert_eq!(run_on(id, |c| async move { c.id }).await.unwrap(), id);
+                        // Let the peer finish its calls to us before reading our counter.
+                        glommio::timer::sleep(std::time::Duration::from_millis(200)).await;
+                        let mine = ctx.local_state(|| Cell::new(0u64)).get();
+                        ctx.leave_mesh();
+                        ShardCtx::uninstall();
+                        mine
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), 100);
+        }
     }
 }
