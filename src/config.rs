@@ -142,6 +142,12 @@ pub struct BrokerSettings {
     /// `default.replication.factor`: accepted for compatibility; only 1 is meaningful.
     #[serde(rename = "default.replication.factor")]
     pub default_replication_factor: i16,
+    /// `group.initial.rebalance.delay.ms`: first rebalance of an empty group waits for joiners.
+    #[serde(rename = "group.initial.rebalance.delay.ms")]
+    pub group_initial_rebalance_delay_ms: i32,
+    /// `offsets.retention.minutes`: committed offsets of empty groups expire after this.
+    #[serde(rename = "offsets.retention.minutes")]
+    pub offsets_retention_minutes: i64,
 }
 
 impl Default for BrokerSettings {
@@ -169,6 +175,8 @@ impl Default for BrokerSettings {
             max_inflight_per_connection: 32,
             fetch_zerocopy_enable: true,
             default_replication_factor: 1,
+            group_initial_rebalance_delay_ms: 3000,
+            offsets_retention_minutes: 7 * 24 * 60,
         }
     }
 }

@@ -1,1 +1,55 @@
-//! Consumer-group coordinator and committed offsets.
+//! Consumer-group coordinator and committed offsets (Kafka's classic group protocol).
+//!
+//! - [`state`]: one group's membership state machine, pure (events + an injected clock in,
+//!   completed JoinGroup/SyncGroup answers out), unit-tested without sockets.
+//! - [`offsets`]: the `__consumer_offsets` record format and the in-memory offset table, pure.
+//! - [`offset_log`]: the durable offsets store of one shard (batched appends, reload, compaction).
+//! - [`coordinator`]: one shard's coordinator: groups, parked requests, timers, offsets.
+//! - [`shard`]: wiring into the broker: per-shard start/stop, `on_coordinator` cross-shard calls.
+//! - [`oneshot`]: the single-threaded completion channel parked requests wait on.
+//!
+//! # Placement
+//! A group lives on offsets partition `abs(javaHash(group)) % 50` (Kafka's `partitionFor`) and that
+//! partition on shard `p % shards`. All state changes of a group happen on that one thread; the
+//! API handlers (one file per API key in `server/handlers/`) run on the connection's shard and
+//! reach the coordinator with one `run_on` hop carrying plain `Send` values. FindCoordinator
+//! always names this broker. Because placement goes through the 50 fixed offsets partitions, a
+//! restart with another core count moves whole partitions between shards and loses nothing.
+//!
+//! # What is durable, and when a commit is acknowledged
+//! Committed offsets are records in Kafka's own key/value format in
+//! `<data-dir>/__consumer_offsets-<p>/` (Ringbolt's `PartitionLog`, so the same segment files and
+//! recovery). An OffsetCommit is answered after the fdatasync covering its record completed
+//! (group commit: concurrent commits share one append and one sync), so an acknowledged commit
+//! survives power loss. Group *membership* is not persisted: after a restart members get
+//! UNKNOWN_MEMBER_ID on their next heartbeat and rejoin (a fresh generation), as after a Kafka
+//! coordinator move; their committed offsets are there. Old records are dropped by rewriting a
+//! partition's live set (snapshot compaction), not by segment retention, which could delete the
+//! only record of a live offset. `offsets.retention.minutes` expires offsets of empty groups.
+//!
+//! # Trade-offs and deviations from Kafka
+//! - Timeouts are checked by a ticker every 100 ms per shard rather than by one timer per member:
+//!   expiry is up to 100 ms late, in exchange for no timer bookkeeping per heartbeat.
+//! - No separate "pending sync" timeout: a leader that never sends SyncGroup is removed by its
+//!   session timeout, which restarts the rebalance.
+//! - DescribeGroups reports an empty `client_host` (the request does not carry the peer address).
+//! - Transactional coordinators (FindCoordinator key type 1) and the KIP-848 consumer protocol
+//!   (ConsumerGroupHeartbeat) are not served.
+//!
+//! # Figures
+//! `cargo bench --bench group` (see that file's docs for the exact loads). On the shared 2-core
+//! development machine, load average 8–11 from other builds, so only indicative:
+//! - 10-member rebalance, last JoinGroup to last SyncGroup answer: about 0.8–1.1 ms.
+//! - Durable commits against one shard's coordinator (256 concurrent committers): about
+//!   80,000 offsets/s (67k–101k).
+//! - Over TCP, 64 consumers with one request in flight each, 4 partitions per request: about
+//!   32,000 offsets/s (24k–58k), i.e. ~8,000 requests/s; per connection the rate is bounded by
+//!   one fdatasync per request, because a connection's requests run one at a time (as in Kafka).
+//!   The 50,000/s target must be re-measured on an idle machine before it is claimed.
+
+pub mod coordinator;
+pub mod offset_log;
+pub mod offsets;
+pub mod oneshot;
+pub mod shard;
+pub mod state;

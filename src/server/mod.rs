@@ -296,6 +296,7 @@ async fn shard_main(p: ShardPlan) {
         return;
     }
     controller::apply_snapshot(&ctx, p.snapshot.clone()).await;
+    crate::group::shard::start_shard(&ctx).await;
     let _ = p.report.send(Startup::Ready);
 
     // Shutdown watcher: the flag is set from a non-executor thread.
@@ -352,6 +353,7 @@ async fn shard_main(p: ShardPlan) {
             tracing::error!(%topic, partition, error = %e, "close on shutdown failed");
         }
     }
+    crate::group::shard::stop_shard(&ctx).await;
     // Wait until every shard closed its logs before tearing down the mesh.
     p.drained.fetch_add(1, Ordering::SeqCst);
     while p.drained.load(Ordering::SeqCst) < 2 * p.n {

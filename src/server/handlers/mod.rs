@@ -149,6 +149,17 @@ api_table! {
     CreateTopics => create_topics,
     DeleteTopics => delete_topics,
     DescribeConfigs => describe_configs,
+    FindCoordinator => find_coordinator,
+    JoinGroup => join_group,
+    SyncGroup => sync_group,
+    Heartbeat => heartbeat,
+    LeaveGroup => leave_group,
+    OffsetCommit => offset_commit,
+    OffsetFetch => offset_fetch,
+    ListGroups => list_groups,
+    DescribeGroups => describe_groups,
+    DeleteGroups => delete_groups,
+    OffsetDelete => offset_delete,
 }
 
 /// The supported version range of an API key, if the broker serves it.

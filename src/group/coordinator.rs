@@ -1,0 +1,610 @@
+//! The group coordinator of one shard: the groups placed on it, their parked requests, timers,
+//! and the shard's committed offsets.
+//!
+//! Placement: a group lives on offsets partition `abs(javaHash(id)) % offsets.topic.num.partitions`
+//! (Kafka's rule) and that partition on shard `p % shards` ([`shard_for`]). Every state change of
+//! a group therefore happens on one thread; handlers on other shards reach it with a cross-shard
+//! call and get plain, `Send` result values back. Nothing here is shared between shards.
+//!
+//! Parked JoinGroup/SyncGroup requests wait on a [`oneshot`] keyed by a request id; the state
+//! machine's [`Reply`]s are routed to them. A ticker task applies timeouts every `tick_ms`; a
+//! second pass every `offsets.retention.check.interval.ms` expires old offsets.
+//!
+//! The coordinator of a shard is created at shard start and kept in the shard context's type map
+//! (see [`super::shard`]).
+
+use super::offset_log::{Entry, OffsetStore, OffsetStoreConfig};
+use super::offsets::{CommittedOffset, GroupActivity, OffsetKey, partition_for};
+use super::oneshot;
+use super::state::{
+    GroupConfig, GroupDescription, JoinRequest, JoinResult, Millis, Reply, ReqId, State,
+    SyncRequest, SyncResult, err,
+};
+use crate::group::state::Group;
+use bytes::Buf;
+use kafka_protocol::messages::ConsumerProtocolSubscription;
+use kafka_protocol::protocol::Decodable;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+/// Coordinator settings (Kafka broker-config names).
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    pub group: GroupConfig,
+    pub offsets: OffsetStoreConfig,
+    /// `offsets.retention.minutes` (7 days), in ms.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms` (600000).
+    pub retention_check_interval_ms: i64,
+    /// `offset.metadata.max.bytes` (4096).
+    pub offset_metadata_max_bytes: usize,
+    /// How often timeouts are checked.
+    pub tick_ms: u64,
+}
+
+impl CoordinatorConfig {
+    pub fn new(data_dir: impl Into<std::path::PathBuf>) -> Self {
+        CoordinatorConfig {
+            group: GroupConfig::default(),
+            offsets: OffsetStoreConfig::new(data_dir),
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_check_interval_ms: 600_000,
+            offset_metadata_max_bytes: 4096,
+            tick_ms: 100,
+        }
+    }
+}
+
+/// The shard coordinating `group`.
+pub fn shard_for(group: &str, shards: usize, offsets_partitions: u32) -> usize {
+    partition_for(group, offsets_partitions) as usize % shards.max(1)
+}
+
+/// One partition of an OffsetCommit.
+#[derive(Debug, Clone)]
+pub struct CommitPartition {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// One partition of an OffsetFetch answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListedGroup {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: State,
+}
+
+pub type Clock = Rc<dyn Fn() -> Millis>;
+
+pub fn system_clock() -> Clock {
+    Rc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    })
+}
+
+pub struct Coordinator {
+    cfg: CoordinatorConfig,
+    clock: Clock,
+    groups: RefCell<HashMap<String, Group>>,
+    waiters: RefCell<HashMap<ReqId, oneshot::Sender<Reply>>>,
+    next_req: Cell<ReqId>,
+    offsets: Rc<OffsetStore>,
+    last_expiry: Cell<Millis>,
+    stopped: Cell<bool>,
+}
+
+impl Coordinator {
+    /// Loads this shard's offsets partitions and starts the timer task.
+    pub async fn start(
+        shard: usize,
+        shards: usize,
+        cfg: CoordinatorConfig,
+        clock: Clock,
+    ) -> Result<Rc<Self>, crate::storage::StorageError> {
+        let shards = shards.max(1);
+        let offsets =
+            OffsetStore::load(cfg.offsets.clone(), |p| p as usize % shards == shard).await?;
+        let now = clock();
+        let c = Rc::new(Coordinator {
+            cfg,
+            clock,
+            groups: RefCell::new(HashMap::new()),
+            waiters: RefCell::new(HashMap::new()),
+            next_req: Cell::new(1),
+            offsets,
+            last_expiry: Cell::new(now),
+            stopped: Cell::new(false),
+        });
+        let weak = Rc::downgrade(&c);
+        let tick = Duration::from_millis(c.cfg.tick_ms.max(1));
+        glommio::spawn_local(ticker(weak, tick)).detach();
+        Ok(c)
+    }
+
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.cfg
+    }
+
+    fn now(&self) -> Millis {
+        (self.clock)()
+    }
+
+    fn dispatch(&self, replies: Vec<Reply>) {
+        let mut w = self.waiters.borrow_mut();
+        for r in replies {
+            if let Some(tx) = w.remove(&r.req()) {
+                tx.send(r);
+            }
+        }
+    }
+
+    /// Registers a waiter for a fresh request id.
+    fn park(&self) -> (ReqId, oneshot::Receiver<Reply>) {
+        let id = self.next_req.get();
+        self.next_req.set(id + 1);
+        let (tx, rx) = oneshot::channel();
+        self.waiters.borrow_mut().insert(id, tx);
+        (id, rx)
+    }
+
+    // ---------------------------------------------------------------- membership
+
+    /// JoinGroup; `r.req` is ignored (assigned here). Resolves when the rebalance completes.
+    pub async fn join(&self, group_id: &str, mut r: JoinRequest) -> JoinResult {
+        if group_id.is_empty() {
+            return JoinResult {
+                error: err::INVALID_GROUP_ID,
+                generation_id: -1,
+                member_id: r.member_id,
+                ..Default::default()
+            };
+        }
+        let group_id = group_id.to_string();
+        let (req, rx) = self.park();
+        r.req = req;
+        let now = self.now();
+        let replies = {
+            let mut groups = self.groups.borrow_mut();
+            let g = groups
+                .entry(group_id.clone())
+                .or_insert_with(|| Group::new(group_id.clone(), self.cfg.group.clone(), now));
+            g.join(r, now)
+        };
+        self.dispatch(replies);
+        match rx.await {
+            Some(Reply::Join(_, j)) => j,
+            _ => JoinResult {
+                error: err::COORDINATOR_NOT_AVAILABLE,
+                generation_id: -1,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// SyncGroup; resolves when the leader's assignment is in (or the rebalance restarts).
+    pub async fn sync(&self, group_id: &str, mut r: SyncRequest) -> SyncResult {
+        let (req, rx) = self.park();
+        r.req = req;
+        let now = self.now();
+        let replies = match self.groups.borrow_mut().get_mut(group_id) {
+            Some(g) => g.sync(r, now),
+            None => vec![Reply::Sync(
+                req,
+                SyncResult {
+                    error: if group_id.is_empty() {
+                        err::INVALID_GROUP_ID
+                    } else {
+                        err::UNKNOWN_MEMBER_ID
+                    },
+                    ..Default::default()
+                },
+            )],
+        };
+        self.dispatch(replies);
+        match rx.await {
+            Some(Reply::Sync(_, s)) => s,
+            _ => SyncResult {
+                error: err::COORDINATOR_NOT_AVAILABLE,
+                ..Default::default()
+            },
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> i16 {
+        let now = self.now();
+        match self.groups.borrow_mut().get_mut(group_id) {
+            Some(g) => g.heartbeat(member_id, instance, generation, now),
+            None if group_id.is_empty() => err::INVALID_GROUP_ID,
+            None => err::UNKNOWN_MEMBER_ID,
+        }
+    }
+
+    /// LeaveGroup: one code per member.
+    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
+        let now = self.now();
+        let (codes, replies) = match self.groups.borrow_mut().get_mut(group_id) {
+            Some(g) => g.leave(members, now),
+            None => (vec![err::UNKNOWN_MEMBER_ID; members.len()], Vec::new()),
+        };
+        self.dispatch(replies);
+        codes
+    }
+
+    /// Applies timeouts of every group (the ticker calls this).
+    pub fn tick(&self) {
+        let now = self.now();
+        let mut replies = Vec::new();
+        for g in self.groups.borrow_mut().values_mut() {
+            replies.extend(g.tick(now));
+        }
+        self.dispatch(replies);
+    }
+
+    // ---------------------------------------------------------------- group admin
+
+    fn group_exists(&self, group_id: &str) -> bool {
+        self.groups.borrow().contains_key(group_id) || self.offsets.table().has_group(group_id)
+    }
+
+    /// DescribeGroups for one group. Unknown groups are described as Dead with no error, as
+    /// Kafka does; groups known only by their offsets (e.g. after a restart) as Empty.
+    pub fn describe(&self, group_id: &str) -> (i16, GroupDescription) {
+        if group_id.is_empty() {
+            return (err::INVALID_GROUP_ID, dead_description());
+        }
+        if let Some(g) = self.groups.borrow().get(group_id) {
+            return (err::NONE, g.describe());
+        }
+        if self.offsets.table().has_group(group_id) {
+            let mut d = dead_description();
+            d.state = State::Empty;
+            return (err::NONE, d);
+        }
+        (err::NONE, dead_description())
+    }
+
+    pub fn list(&self) -> Vec<ListedGroup> {
+        let mut out: Vec<ListedGroup> = self
+            .groups
+            .borrow()
+            .values()
+            .filter(|g| g.state() != State::Dead)
+            .map(|g| ListedGroup {
+                group_id: g.id().to_string(),
+                protocol_type: g.protocol_type().unwrap_or_default().to_string(),
+                state: g.state(),
+            })
+            .collect();
+        let known: HashSet<String> = out.iter().map(|g| g.group_id.clone()).collect();
+        for id in self.offsets.table().group_ids() {
+            if !known.contains(&id) {
+                out.push(ListedGroup {
+                    group_id: id,
+                    protocol_type: String::new(),
+                    state: State::Empty,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    /// DeleteGroups for one group: only empty groups; their offsets are deleted durably.
+    pub async fn delete_group(&self, group_id: &str) -> i16 {
+        if group_id.is_empty() {
+            return err::INVALID_GROUP_ID;
+        }
+        if !self.group_exists(group_id) {
+            return err::GROUP_ID_NOT_FOUND;
+        }
+        if let Some(g) = self.groups.borrow().get(group_id)
+            && !matches!(g.state(), State::Empty | State::Dead)
+        {
+            return err::NON_EMPTY_GROUP;
+        }
+        let entries: Vec<Entry> = self
+            .offsets
+            .table()
+            .group(group_id)
+            .into_iter()
+            .map(|(topic, partition, _)| {
+                (
+                    OffsetKey {
+                        group: group_id.to_string(),
+                        topic,
+                        partition,
+                    },
+                    None,
+                )
+            })
+            .collect();
+        if let Err(e) = self.offsets.write(group_id, entries).await {
+            return e;
+        }
+        let now = self.now();
+        // A join may have arrived while the tombstones were written.
+        let mut groups = self.groups.borrow_mut();
+        if let Some(g) = groups.get_mut(group_id)
+            && g.state() == State::Empty
+        {
+            let replies = g.set_dead(now);
+            groups.remove(group_id);
+            drop(groups);
+            self.dispatch(replies);
+        }
+        err::NONE
+    }
+
+    // ---------------------------------------------------------------- offsets
+
+    /// OffsetCommit: one code per partition, in order. `retention_ms` is the v2–v4 retention
+    /// time (-1: broker default).
+    pub async fn commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        retention_ms: i64,
+        parts: Vec<CommitPartition>,
+    ) -> Vec<i16> {
+        let now = self.now();
+        let check = if group_id.is_empty() {
+            err::INVALID_GROUP_ID
+        } else {
+            let mut groups = self.groups.borrow_mut();
+            match groups.get_mut(group_id) {
+                Some(g) => g.validate_commit(member_id, instance, generation, now),
+                None if generation < 0 => {
+                    // A standalone consumer: the group comes into being, Empty.
+                    groups.insert(
+                        group_id.to_string(),
+                        Group::new(group_id, self.cfg.group.clone(), now),
+                    );
+                    err::NONE
+                }
+                None => err::ILLEGAL_GENERATION,
+            }
+        };
+        if check != err::NONE {
+            return vec![check; parts.len()];
+        }
+        let mut codes = vec![err::NONE; parts.len()];
+        let mut entries = Vec::with_capacity(parts.len());
+        for (i, p) in parts.into_iter().enumerate() {
+            let metadata = p.metadata.unwrap_or_default();
+            if metadata.len() > self.cfg.offset_metadata_max_bytes {
+                codes[i] = err::OFFSET_METADATA_TOO_LARGE;
+                continue;
+            }
+            entries.push((
+                OffsetKey {
+                    group: group_id.to_string(),
+                    topic: p.topic,
+                    partition: p.partition,
+                },
+                Some(CommittedOffset {
+                    offset: p.offset,
+                    leader_epoch: p.leader_epoch,
+                    metadata,
+                    commit_timestamp: now,
+                    expire_timestamp: (retention_ms >= 0).then_some(now + retention_ms),
+                }),
+            ));
+        }
+        if let Err(e) = self.offsets.write(group_id, entries).await {
+            for c in codes.iter_mut().filter(|c| **c == err::NONE) {
+                *c = e;
+            }
+        }
+        codes
+    }
+
+    /// OffsetFetch: `topics` None = every committed partition of the group. Partitions without
+    /// a commit get offset -1 and empty metadata.
+    pub fn fetch(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> (i16, Vec<FetchedOffset>) {
+        if group_id.is_empty() {
+            return (err::INVALID_GROUP_ID, Vec::new());
+        }
+        let table = self.offsets.table();
+        let found = |o: &CommittedOffset, topic: &str, partition: i32| FetchedOffset {
+            topic: topic.to_string(),
+            partition,
+            offset: o.offset,
+            leader_epoch: o.leader_epoch,
+            metadata: o.metadata.clone(),
+        };
+        let out = match topics {
+            None => table
+                .group(group_id)
+                .iter()
+                .map(|(t, p, o)| found(o, t, *p))
+                .collect(),
+            Some(topics) => {
+                let mut out = Vec::new();
+                for (t, parts) in topics {
+                    for p in parts {
+                        out.push(match table.get(group_id, &t, p) {
+                            Some(o) => found(o, &t, p),
+                            None => FetchedOffset {
+                                topic: t.clone(),
+                                partition: p,
+                                offset: -1,
+                                leader_epoch: -1,
+                                metadata: String::new(),
+                            },
+                        });
+                    }
+                }
+                out
+            }
+        };
+        (err::NONE, out)
+    }
+
+    /// OffsetDelete: (top-level error, per-partition codes in request order).
+    pub async fn offset_delete(
+        &self,
+        group_id: &str,
+        parts: Vec<(String, i32)>,
+    ) -> (i16, Vec<i16>) {
+        if group_id.is_empty() {
+            return (err::INVALID_GROUP_ID, Vec::new());
+        }
+        if !self.group_exists(group_id) {
+            return (err::GROUP_ID_NOT_FOUND, Vec::new());
+        }
+        let mut subscribed: HashSet<String> = HashSet::new();
+        if let Some(g) = self.groups.borrow().get(group_id)
+            && !g.member_ids().is_empty()
+        {
+            if g.protocol_type() != Some("consumer") {
+                return (err::NON_EMPTY_GROUP, Vec::new());
+            }
+            for m in g.member_metadata() {
+                subscribed.extend(subscription_topics(&m));
+            }
+        }
+        let mut codes = Vec::with_capacity(parts.len());
+        let mut entries = Vec::new();
+        for (topic, partition) in parts {
+            if subscribed.contains(&topic) {
+                codes.push(err::GROUP_SUBSCRIBED_TO_TOPIC);
+                continue;
+            }
+            codes.push(err::NONE);
+            if self
+                .offsets
+                .table()
+                .get(group_id, &topic, partition)
+                .is_some()
+            {
+                entries.push((
+                    OffsetKey {
+                        group: group_id.to_string(),
+                        topic,
+                        partition,
+                    },
+                    None,
+                ));
+            }
+        }
+        if let Err(e) = self.offsets.write(group_id, entries).await {
+            return (e, codes);
+        }
+        (err::NONE, codes)
+    }
+
+    /// Deletes expired offsets (tombstones) and forgets empty groups without offsets.
+    pub async fn expire_offsets(&self) {
+        let now = self.now();
+        let expired = {
+            let groups = self.groups.borrow();
+            self.offsets
+                .table()
+                .expired(now, self.cfg.offsets_retention_ms, |id| {
+                    match groups.get(id) {
+                        Some(g) if !g.member_ids().is_empty() => GroupActivity::Active,
+                        Some(g) if g.protocol_type().is_some() => {
+                            GroupActivity::EmptySince(g.state_since())
+                        }
+                        _ => GroupActivity::Unknown,
+                    }
+                })
+        };
+        let mut by_group: HashMap<String, Vec<Entry>> = HashMap::new();
+        for k in expired {
+            by_group.entry(k.group.clone()).or_default().push((k, None));
+        }
+        for (g, entries) in by_group {
+            tracing::info!(group = %g, n = entries.len(), "expiring committed offsets");
+            if let Err(e) = self.offsets.write(&g, entries).await {
+                tracing::warn!(group = %g, code = e, "offset expiry write failed");
+            }
+        }
+        let table = self.offsets.table();
+        self.groups
+            .borrow_mut()
+            .retain(|id, g| !(g.state() == State::Empty && g.is_empty() && !table.has_group(id)));
+    }
+
+    /// Closes the offsets logs (clean shutdown).
+    pub async fn shutdown(&self) -> Result<(), crate::storage::StorageError> {
+        self.stopped.set(true);
+        self.offsets.close().await
+    }
+
+    pub fn offsets(&self) -> &Rc<OffsetStore> {
+        &self.offsets
+    }
+}
+
+fn dead_description() -> GroupDescription {
+    GroupDescription {
+        state: State::Dead,
+        protocol_type: String::new(),
+        protocol: String::new(),
+        members: Vec::new(),
+    }
+}
+
+/// Topics of a consumer-protocol subscription (`i16 version` + ConsumerProtocolSubscription).
+pub fn subscription_topics(metadata: &[u8]) -> Vec<String> {
+    let mut buf = bytes::Bytes::copy_from_slice(metadata);
+    if buf.remaining() < 2 {
+        return Vec::new();
+    }
+    let version = buf.get_i16().clamp(0, 3);
+    match ConsumerProtocolSubscription::decode(&mut buf, version) {
+        Ok(s) => s.topics.iter().map(|t| t.to_string()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+async fn ticker(weak: Weak<Coordinator>, every: Duration) {
+    loop {
+        glommio::timer::sleep(every).await;
+        let Some(c) = weak.upgrade() else { return };
+        if c.stopped.get() {
+            return;
+        }
+        c.tick();
+        let now = c.now();
+        if now - c.last_expiry.get() >= c.cfg.retention_check_interval_ms {
+            c.last_expiry.set(now);
+            c.expire_offsets().await;
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "coordinator_tests.rs"]
+mod tests;

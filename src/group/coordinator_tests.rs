@@ -1,0 +1,351 @@
+//! Coordinator tests on a real glommio executor with a manual clock: parked joins resolved by
+//! other members, offsets across a restart, expiry, deletes.
+
+use super::*;
+use crate::group::state::Protocol;
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+
+fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
+    glommio::LocalExecutorBuilder::default()
+        .spawn(move || async move { f().await })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn cfg(dir: &std::path::Path) -> CoordinatorConfig {
+    let mut c = CoordinatorConfig::new(dir);
+    c.group.initial_rebalance_delay_ms = 0;
+    c.offsets.num_partitions = 4;
+    c
+}
+
+fn manual_clock(t: &Rc<Cell<i64>>) -> Clock {
+    let t = t.clone();
+    Rc::new(move || t.get())
+}
+
+fn subscription(topics: &[&str]) -> Bytes {
+    let s = ConsumerProtocolSubscription::default().with_topics(
+        topics
+            .iter()
+            .map(|t| StrBytes::from_string(t.to_string()))
+            .collect(),
+    );
+    let mut b = BytesMut::new();
+    b.put_i16(0);
+    s.encode(&mut b, 0).unwrap();
+    b.freeze()
+}
+
+fn join_req(member: &str, topics: &[&str]) -> JoinRequest {
+    JoinRequest {
+        req: 0,
+        member_id: member.into(),
+        group_instance_id: None,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 20_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![Protocol {
+            name: "range".into(),
+            metadata: subscription(topics),
+        }],
+        require_known_member_id: true,
+    }
+}
+
+fn sync_req(member: &str, generation: i32, a: Vec<(String, Bytes)>) -> SyncRequest {
+    SyncRequest {
+        req: 0,
+        member_id: member.into(),
+        group_instance_id: None,
+        generation_id: generation,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: a,
+    }
+}
+
+async fn member_id(c: &Coordinator, g: &str) -> String {
+    let j = c.join(g, join_req("", &["t"])).await;
+    assert_eq!(j.error, err::MEMBER_ID_REQUIRED);
+    j.member_id
+}
+
+#[test]
+fn two_members_join_sync_leave_and_rebalance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    run(move || async move {
+        let t = Rc::new(Cell::new(1_000_000));
+        let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
+            .await
+            .unwrap();
+        let a = member_id(&c, "g").await;
+        let b = member_id(&c, "g").await;
+        let c1 = c.clone();
+        let a2 = a.clone();
+        let ja = glommio::spawn_local(async move { c1.join("g", join_req(&a2, &["t"])).await });
+        let jb = c.join("g", join_req(&b, &["t"])).await;
+        let ja = ja.await;
+        assert_eq!((ja.error, jb.error), (err::NONE, err::NONE));
+        assert_eq!(ja.leader, a);
+        assert_eq!(ja.members.len(), 2);
+        let gen1 = ja.generation_id;
+
+        let c2 = c.clone();
+        let b2 = b.clone();
+        let sb =
+            glommio::spawn_local(async move { c2.sync("g", sync_req(&b2, gen1, vec![])).await });
+        let sa = c
+            .sync(
+                "g",
+                sync_req(
+                    &a,
+                    gen1,
+                    vec![
+                        (a.clone(), Bytes::from_static(b"A")),
+                        (b.clone(), Bytes::from_static(b"B")),
+                    ],
+                ),
+            )
+            .await;
+        assert_eq!(sa.assignment, Bytes::from_static(b"A"));
+        assert_eq!(sb.await.assignment, Bytes::from_static(b"B"));
+        assert_eq!(c.heartbeat("g", &b, None, gen1), err::NONE);
+        assert_eq!(c.describe("g").1.state, State::Stable);
+
+        assert_eq!(c.leave("g", &[(b.clone(), None)]), vec![err::NONE]);
+        assert_eq!(c.heartbeat("g", &a, None, gen1), err::REBALANCE_IN_PROGRESS);
+        let j = c.join("g", join_req(&a, &["t"])).await;
+        assert_eq!((j.generation_id, j.members.len()), (gen1 + 1, 1));
+        let listed = c.list();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].protocol_type, "consumer");
+        c.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn silent_member_is_expired_by_the_ticker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    run(move || async move {
+        let t = Rc::new(Cell::new(0));
+        let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
+            .await
+            .unwrap();
+        let a = member_id(&c, "g").await;
+        let j = c.join("g", join_req(&a, &["t"])).await;
+        c.sync("g", sync_req(&a, j.generation_id, vec![])).await;
+        t.set(10_001);
+        glommio::timer::sleep(Duration::from_millis(250)).await;
+        assert_eq!(c.describe("g").1.state, State::Empty);
+        assert_eq!(
+            c.heartbeat("g", &a, None, j.generation_id),
+            err::UNKNOWN_MEMBER_ID
+        );
+        c.shutdown().await.unwrap();
+    });
+}
+
+fn part(topic: &str, p: i32, offset: i64, meta: &str) -> CommitPartition {
+    CommitPartition {
+        topic: topic.into(),
+        partition: p,
+        offset,
+        leader_epoch: 3,
+        metadata: Some(meta.into()),
+    }
+}
+
+#[test]
+fn offsets_survive_restart_and_validation_applies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    run(move || async move {
+        let t = Rc::new(Cell::new(5_000));
+        let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
+            .await
+            .unwrap();
+        let codes = c
+            .commit(
+                "solo",
+                "",
+                None,
+                -1,
+                -1,
+                vec![part("t", 0, 10, "hello"), part("t", 1, 20, "")],
+            )
+            .await;
+        assert_eq!(codes, vec![err::NONE, err::NONE]);
+        let big = "x".repeat(5000);
+        let codes = c
+            .commit("solo", "", None, -1, -1, vec![part("t", 2, 1, &big)])
+            .await;
+        assert_eq!(codes, vec![err::OFFSET_METADATA_TOO_LARGE]);
+        let codes = c
+            .commit("nogroup", "m", None, 3, -1, vec![part("t", 0, 1, "")])
+            .await;
+        assert_eq!(codes, vec![err::ILLEGAL_GENERATION]);
+        // Members must use their generation.
+        let a = member_id(&c, "g").await;
+        let j = c.join("g", join_req(&a, &["t"])).await;
+        let codes = c
+            .commit(
+                "g",
+                &a,
+                None,
+                j.generation_id,
+                -1,
+                vec![part("t", 0, 1, "")],
+            )
+            .await;
+        assert_eq!(codes, vec![err::REBALANCE_IN_PROGRESS]);
+        c.sync("g", sync_req(&a, j.generation_id, vec![])).await;
+        let codes = c
+            .commit(
+                "g",
+                &a,
+                None,
+                j.generation_id + 1,
+                -1,
+                vec![part("t", 0, 1, "")],
+            )
+            .await;
+        assert_eq!(codes, vec![err::ILLEGAL_GENERATION]);
+        let codes = c
+            .commit(
+                "g",
+                &a,
+                None,
+                j.generation_id,
+                -1,
+                vec![part("u", 4, 77, "m")],
+            )
+            .await;
+        assert_eq!(codes, vec![err::NONE]);
+        c.shutdown().await.unwrap();
+        drop(c);
+
+        let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
+            .await
+            .unwrap();
+        let (e, got) = c.fetch("solo", Some(vec![("t".into(), vec![0, 1, 2])]));
+        assert_eq!(e, err::NONE);
+        assert_eq!(got[0].offset, 10);
+        assert_eq!(got[0].metadata, "hello");
+        assert_eq!(got[0].leader_epoch, 3);
+        assert_eq!(got[1].offset, 20);
+        assert_eq!((got[2].offset, got[2].metadata.as_str()), (-1, ""));
+        let (_, all) = c.fetch("g", None);
+        assert_eq!(all.len(), 1);
+        assert_eq!(
+            (all[0].topic.as_str(), all[0].partition, all[0].offset),
+            ("u", 4, 77)
+        );
+        // Known by offsets only: listed and described as Empty.
+        assert!(
+            c.list()
+                .iter()
+                .any(|g| g.group_id == "g" && g.state == State::Empty)
+        );
+        c.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn offsets_expire_after_retention_durably() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    run(move || async move {
+        let t = Rc::new(Cell::new(0));
+        let mut conf = cfg(&dir);
+        conf.offsets_retention_ms = 60_000;
+        let c = Coordinator::start(0, 1, conf.clone(), manual_clock(&t))
+            .await
+            .unwrap();
+        c.commit("a", "", None, -1, -1, vec![part("t", 0, 1, "")])
+            .await;
+        t.set(30_000);
+        c.commit("b", "", None, -1, -1, vec![part("t", 0, 2, "")])
+            .await;
+        // v2-v4 explicit retention time.
+        c.commit("c", "", None, -1, 1_000, vec![part("t", 0, 3, "")])
+            .await;
+        t.set(60_000);
+        c.expire_offsets().await;
+        assert_eq!(c.fetch("a", None).1.len(), 0);
+        assert_eq!(c.fetch("b", None).1.len(), 1);
+        assert_eq!(c.fetch("c", None).1.len(), 0);
+        assert!(!c.list().iter().any(|g| g.group_id == "a"));
+        c.shutdown().await.unwrap();
+        let c = Coordinator::start(0, 1, conf, manual_clock(&t))
+            .await
+            .unwrap();
+        assert_eq!(c.fetch("a", None).1.len(), 0);
+        assert_eq!(c.fetch("b", None).1[0].offset, 2);
+        c.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn delete_group_and_offset_delete_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    run(move || async move {
+        let t = Rc::new(Cell::new(0));
+        let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
+            .await
+            .unwrap();
+        assert_eq!(c.delete_group("none").await, err::GROUP_ID_NOT_FOUND);
+        let a = member_id(&c, "g").await;
+        let j = c.join("g", join_req(&a, &["sub"])).await;
+        c.sync("g", sync_req(&a, j.generation_id, vec![])).await;
+        let gen_ = j.generation_id;
+        c.commit(
+            "g",
+            &a,
+            None,
+            gen_,
+            -1,
+            vec![part("sub", 0, 1, ""), part("other", 0, 2, "")],
+        )
+        .await;
+        assert_eq!(c.delete_group("g").await, err::NON_EMPTY_GROUP);
+        let (e, codes) = c
+            .offset_delete("g", vec![("sub".into(), 0), ("other".into(), 0)])
+            .await;
+        assert_eq!(e, err::NONE);
+        assert_eq!(codes, vec![err::GROUP_SUBSCRIBED_TO_TOPIC, err::NONE]);
+        let (_, left) = c.fetch("g", None);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].topic, "sub");
+        assert_eq!(c.leave("g", &[(a.clone(), None)]), vec![err::NONE]);
+        assert_eq!(c.describe("g").1.state, State::Empty);
+        assert_eq!(c.delete_group("g").await, err::NONE);
+        assert_eq!(c.describe("g").1.state, State::Dead);
+        assert!(c.fetch("g", None).1.is_empty());
+        assert_eq!(
+            c.offset_delete("g", vec![("sub".into(), 0)]).await.0,
+            err::GROUP_ID_NOT_FOUND
+        );
+        c.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn shard_placement_is_stable_and_spread() {
+    let mut seen = HashSet::new();
+    for i in 0..200 {
+        let g = format!("group-{i}");
+        let s = shard_for(&g, 4, 50);
+        assert_eq!(s, shard_for(&g, 4, 50));
+        assert_eq!(s, (partition_for(&g, 50) % 4) as usize);
+        seen.insert(s);
+    }
+    assert_eq!(seen.len(), 4);
+}

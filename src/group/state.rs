@@ -1,0 +1,1114 @@
+//! The membership state machine of one consumer group (Kafka's classic protocol), pure: no I/O,
+//! no clock of its own, no channels.
+//!
+//! Every event (`join`, `sync`, `heartbeat`, `leave`, `tick`) takes the current time in
+//! milliseconds and returns the [`Reply`]s it completes. JoinGroup and SyncGroup answers are
+//! usually *delayed*: the request is parked under the caller's [`ReqId`] and its answer appears
+//! in the replies of a later event (another member's join, the leader's sync, a timeout found by
+//! `tick`). The coordinator maps `ReqId`s to waiting connections; tests just inspect replies.
+//!
+//! States (as Kafka's `GroupState`):
+//! ```text
+//!  Empty ──join──▶ PreparingRebalance ──all joined / timeout──▶ CompletingRebalance
+//!    ▲                 ▲    │ (no member left)                     │ leader's SyncGroup
+//!    └─────────────────┼────┘                                      ▼
+//!                      └──── join of new/changed member, leave, expiry ── Stable
+//!  Dead: deleted (DeleteGroups); the coordinator drops it.
+//! ```
+//! Deviations from Kafka, deliberately: group membership is not persisted (after a broker restart
+//! members get UNKNOWN_MEMBER_ID and rejoin, as after a coordinator failover without the group
+//! metadata record); there is no separate "pending sync" timeout — a leader that never syncs is
+//! removed by its session timeout, which re-runs the rebalance.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+
+/// Milliseconds since the Unix epoch (injected by the caller).
+pub type Millis = i64;
+/// Caller-chosen id of a parked JoinGroup/SyncGroup request.
+pub type ReqId = u64;
+
+/// Kafka error codes used by the group protocol.
+pub mod err {
+    pub const NONE: i16 = 0;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const INVALID_COMMIT_OFFSET_SIZE: i16 = 28;
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+}
+
+/// Broker settings that govern groups (Kafka names).
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.min.session.timeout.ms` (6000).
+    pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms` (1800000).
+    pub max_session_timeout_ms: i32,
+    /// `group.initial.rebalance.delay.ms` (3000): how long the first rebalance of an empty group
+    /// waits for more members.
+    pub initial_rebalance_delay_ms: i32,
+    /// `group.max.size` (unbounded).
+    pub max_size: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 3000,
+            max_size: usize::MAX,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+    Dead,
+}
+
+impl State {
+    /// The name Kafka uses in DescribeGroups / ListGroups.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Empty => "Empty",
+            State::PreparingRebalance => "PreparingRebalance",
+            State::CompletingRebalance => "CompletingRebalance",
+            State::Stable => "Stable",
+            State::Dead => "Dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protocol {
+    pub name: String,
+    pub metadata: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub req: ReqId,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<Protocol>,
+    /// JoinGroup v4+: an unknown member first gets MEMBER_ID_REQUIRED with its id.
+    pub require_known_member_id: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub metadata: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JoinResult {
+    pub error: i16,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    pub skip_assignment: bool,
+    /// Filled for the leader only.
+    pub members: Vec<JoinMember>,
+}
+
+impl JoinResult {
+    fn error(error: i16, member_id: &str) -> Self {
+        JoinResult {
+            error,
+            generation_id: -1,
+            member_id: member_id.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncRequest {
+    pub req: ReqId,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    /// (member id, assignment) — sent by the leader only.
+    pub assignments: Vec<(String, Bytes)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncResult {
+    pub error: i16,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncResult {
+    fn error(error: i16) -> Self {
+        SyncResult {
+            error,
+            ..Default::default()
+        }
+    }
+}
+
+/// A completed (possibly delayed) JoinGroup or SyncGroup answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Join(ReqId, JoinResult),
+    Sync(ReqId, SyncResult),
+}
+
+impl Reply {
+    pub fn req(&self) -> ReqId {
+        match self {
+            Reply::Join(r, _) | Reply::Sync(r, _) => *r,
+        }
+    }
+}
+
+/// One member as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub state: State,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberDescription>,
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    member_id: String,
+    instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout_ms: i32,
+    rebalance_timeout_ms: i32,
+    protocols: Vec<Protocol>,
+    assignment: Bytes,
+    awaiting_join: Option<ReqId>,
+    awaiting_sync: Option<ReqId>,
+    last_seen: Millis,
+}
+
+impl Member {
+    fn metadata_for(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|p| p.name == protocol)
+            .map(|p| p.metadata.clone())
+            .unwrap_or_default()
+    }
+    fn supports(&self, protocol: &str) -> bool {
+        self.protocols.iter().any(|p| p.name == protocol)
+    }
+}
+
+/// One consumer group's membership state.
+#[derive(Debug)]
+pub struct Group {
+    id: String,
+    config: GroupConfig,
+    state: State,
+    state_since: Millis,
+    generation: i32,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    leader: Option<String>,
+    /// In join order (the first joiner leads).
+    members: Vec<Member>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, not yet joined: id → expiry time.
+    pending: HashMap<String, Millis>,
+    /// group.instance.id → member id.
+    statics: HashMap<String, String>,
+    rebalance_deadline: Millis,
+    /// Initial-rebalance delay window of a rebalance that started from Empty.
+    join_window: Option<Millis>,
+    id_seed: u64,
+    id_seq: u64,
+}
+
+impl Group {
+    pub fn new(id: impl Into<String>, config: GroupConfig, now: Millis) -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let id_seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Group {
+            id: id.into(),
+            config,
+            state: State::Empty,
+            state_since: now,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: Vec::new(),
+            pending: HashMap::new(),
+            statics: HashMap::new(),
+            rebalance_deadline: 0,
+            join_window: None,
+            id_seed,
+            id_seq: 0,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    pub fn state(&self) -> State {
+        self.state
+    }
+    /// When the group entered its current state.
+    pub fn state_since(&self) -> Millis {
+        self.state_since
+    }
+    pub fn generation(&self) -> i32 {
+        self.generation
+    }
+    pub fn protocol_type(&self) -> Option<&str> {
+        self.protocol_type.as_deref()
+    }
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+    pub fn leader(&self) -> Option<&str> {
+        self.leader.as_deref()
+    }
+    pub fn member_ids(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.member_id.clone()).collect()
+    }
+    pub fn has_member(&self, member_id: &str) -> bool {
+        self.member(member_id).is_some()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.pending.is_empty()
+    }
+
+    /// Marks the group deleted; parked requests get COORDINATOR_NOT_AVAILABLE.
+    pub fn set_dead(&mut self, now: Millis) -> Vec<Reply> {
+        let mut out = Vec::new();
+        for m in &mut self.members {
+            if let Some(r) = m.awaiting_join.take() {
+                out.push(Reply::Join(
+                    r,
+                    JoinResult::error(err::COORDINATOR_NOT_AVAILABLE, &m.member_id),
+                ));
+            }
+            if let Some(r) = m.awaiting_sync.take() {
+                out.push(Reply::Sync(
+                    r,
+                    SyncResult::error(err::COORDINATOR_NOT_AVAILABLE),
+                ));
+            }
+        }
+        self.members.clear();
+        self.pending.clear();
+        self.statics.clear();
+        self.set_state(State::Dead, now);
+        out
+    }
+
+    fn set_state(&mut self, s: State, now: Millis) {
+        self.state = s;
+        self.state_since = now;
+    }
+
+    fn member(&self, id: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.member_id == id)
+    }
+    fn member_mut(&mut self, id: &str) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| m.member_id == id)
+    }
+
+    fn new_member_id(&mut self, client_id: &str, instance: Option<&str>) -> String {
+        self.id_seq += 1;
+        let prefix = instance.unwrap_or(client_id);
+        format!("{prefix}-{:016x}-{}", self.id_seed, self.id_seq)
+    }
+
+    /// FENCED_INSTANCE_ID when `instance` is registered to another member id.
+    fn fenced(&self, member_id: &str, instance: Option<&str>) -> bool {
+        match instance {
+            Some(inst) => self
+                .statics
+                .get(inst)
+                .is_some_and(|owner| owner != member_id),
+            None => false,
+        }
+    }
+
+    /// The JoinGroup answer for `member_id` in the current generation.
+    fn join_result(&self, member_id: &str) -> JoinResult {
+        let is_leader = self.leader.as_deref() == Some(member_id);
+        let protocol = self.protocol.clone().unwrap_or_default();
+        JoinResult {
+            error: err::NONE,
+            generation_id: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id: member_id.to_string(),
+            skip_assignment: false,
+            members: if is_leader {
+                self.members
+                    .iter()
+                    .map(|m| JoinMember {
+                        member_id: m.member_id.clone(),
+                        group_instance_id: m.instance_id.clone(),
+                        metadata: m.metadata_for(&protocol),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Protocols every member supports, chosen by vote: each member votes for the first of its
+    /// own (preference-ordered) protocols that all support; most votes wins, ties go to the
+    /// protocol listed first by the longest-standing member.
+    fn select_protocol(&self) -> Option<String> {
+        let first = self.members.first()?;
+        let candidates: Vec<&str> = first
+            .protocols
+            .iter()
+            .map(|p| p.name.as_str())
+            .filter(|name| self.members.iter().all(|m| m.supports(name)))
+            .collect();
+        let mut votes = vec![0usize; candidates.len()];
+        for m in &self.members {
+            if let Some(i) = m
+                .protocols
+                .iter()
+                .find_map(|p| candidates.iter().position(|c| *c == p.name))
+            {
+                votes[i] += 1;
+            }
+        }
+        let mut best: Option<usize> = None;
+        for (i, v) in votes.iter().enumerate() {
+            if best.is_none_or(|b| *v > votes[b]) {
+                best = Some(i);
+            }
+        }
+        best.map(|i| candidates[i].to_string())
+    }
+
+    /// Could a member with these protocols join, given the other current members?
+    fn protocols_compatible(&self, r: &JoinRequest) -> bool {
+        if r.protocol_type.is_empty() || r.protocols.is_empty() {
+            return false;
+        }
+        let others: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|m| m.member_id != r.member_id)
+            .collect();
+        if others.is_empty() {
+            return true;
+        }
+        if self.protocol_type.as_deref() != Some(r.protocol_type.as_str()) {
+            return false;
+        }
+        r.protocols
+            .iter()
+            .any(|p| others.iter().all(|m| m.supports(&p.name)))
+    }
+
+    // ---------------------------------------------------------------- JoinGroup
+
+    pub fn join(&mut self, r: JoinRequest, now: Millis) -> Vec<Reply> {
+        let mut out = Vec::new();
+        let fail = |e: i16, out: &mut Vec<Reply>| {
+            out.push(Reply::Join(r.req, JoinResult::error(e, &r.member_id)));
+        };
+        if self.state == State::Dead {
+            fail(err::COORDINATOR_NOT_AVAILABLE, &mut out);
+            return out;
+        }
+        if r.session_timeout_ms < self.config.min_session_timeout_ms
+            || r.session_timeout_ms > self.config.max_session_timeout_ms
+        {
+            fail(err::INVALID_SESSION_TIMEOUT, &mut out);
+            return out;
+        }
+        if !self.protocols_compatible(&r) {
+            fail(err::INCONSISTENT_GROUP_PROTOCOL, &mut out);
+            return out;
+        }
+        if r.member_id.is_empty() {
+            self.join_unknown(r, now, &mut out);
+        } else {
+            self.join_known(r, now, &mut out);
+        }
+        out
+    }
+
+    fn join_unknown(&mut self, r: JoinRequest, now: Millis, out: &mut Vec<Reply>) {
+        if let Some(inst) = r.group_instance_id.clone() {
+            if let Some(old_id) = self.statics.get(&inst).cloned() {
+                self.replace_static(r, &inst, &old_id, now, out);
+                return;
+            }
+            let id = self.new_member_id(&r.client_id, Some(&inst));
+            self.add_and_rebalance(r, id, now, out);
+            return;
+        }
+        let id = self.new_member_id(&r.client_id, None);
+        if r.require_known_member_id {
+            if self.members.len() + self.pending.len() >= self.config.max_size {
+                out.push(Reply::Join(
+                    r.req,
+                    JoinResult::error(err::GROUP_MAX_SIZE_REACHED, ""),
+                ));
+                return;
+            }
+            self.pending
+                .insert(id.clone(), now + r.session_timeout_ms as i64);
+            out.push(Reply::Join(
+                r.req,
+                JoinResult::error(err::MEMBER_ID_REQUIRED, &id),
+            ));
+            return;
+        }
+        self.add_and_rebalance(r, id, now, out);
+    }
+
+    /// A static member rejoined without its member id (e.g. after a restart): it takes over the
+    /// old member's place under a new id; the old id is fenced.
+    fn replace_static(
+        &mut self,
+        r: JoinRequest,
+        inst: &str,
+        old_id: &str,
+        now: Millis,
+        out: &mut Vec<Reply>,
+    ) {
+        let new_id = self.new_member_id(&r.client_id, Some(inst));
+        let old_protocols;
+        {
+            let m = self
+                .member_mut(old_id)
+                .expect("static map points at a member");
+            if let Some(req) = m.awaiting_join.take() {
+                out.push(Reply::Join(
+                    req,
+                    JoinResult::error(err::FENCED_INSTANCE_ID, old_id),
+                ));
+            }
+            if let Some(req) = m.awaiting_sync.take() {
+                out.push(Reply::Sync(req, SyncResult::error(err::FENCED_INSTANCE_ID)));
+            }
+            old_protocols = std::mem::replace(&mut m.protocols, r.protocols.clone());
+            m.member_id = new_id.clone();
+            m.client_id = r.client_id.clone();
+            m.client_host = r.client_host.clone();
+            m.session_timeout_ms = r.session_timeout_ms;
+            m.rebalance_timeout_ms = r.rebalance_timeout_ms;
+            m.last_seen = now;
+        }
+        self.statics.insert(inst.to_string(), new_id.clone());
+        if self.leader.as_deref() == Some(old_id) {
+            self.leader = Some(new_id.clone());
+        }
+        match self.state {
+            State::Stable => {
+                let unchanged = self.select_protocol() == self.protocol;
+                if unchanged {
+                    let _ = old_protocols;
+                    let mut res = self.join_result(&new_id);
+                    // v9 lets a static leader skip re-assigning; older leaders just re-send theirs,
+                    // which a Stable group ignores.
+                    res.skip_assignment = self.leader.as_deref() == Some(new_id.as_str());
+                    out.push(Reply::Join(r.req, res));
+                } else {
+                    self.member_mut(&new_id).unwrap().awaiting_join = Some(r.req);
+                    self.prepare_rebalance(now, out);
+                }
+            }
+            State::CompletingRebalance => {
+                self.member_mut(&new_id).unwrap().awaiting_join = Some(r.req);
+                self.prepare_rebalance(now, out);
+            }
+            _ => {
+                self.member_mut(&new_id).unwrap().awaiting_join = Some(r.req);
+                self.maybe_complete_join(now, out);
+            }
+        }
+    }
+
+    fn join_known(&mut self, r: JoinRequest, now: Millis, out: &mut Vec<Reply>) {
+        if self.pending.remove(&r.member_id).is_some() {
+            let id = r.member_id.clone();
+            self.add_and_rebalance(r, id, now, out);
+            return;
+        }
+        let inst = r.group_instance_id.as_deref();
+        if self.fenced(&r.member_id, inst) {
+            out.push(Reply::Join(
+                r.req,
+                JoinResult::error(err::FENCED_INSTANCE_ID, &r.member_id),
+            ));
+            return;
+        }
+        let Some(m) = self.member(&r.member_id) else {
+            out.push(Reply::Join(
+                r.req,
+                JoinResult::error(err::UNKNOWN_MEMBER_ID, &r.member_id),
+            ));
+            return;
+        };
+        if m.instance_id.is_some() && m.instance_id.as_deref() != inst {
+            out.push(Reply::Join(
+                r.req,
+                JoinResult::error(err::FENCED_INSTANCE_ID, &r.member_id),
+            ));
+            return;
+        }
+        let unchanged = m.protocols == r.protocols;
+        let is_leader = self.leader.as_deref() == Some(r.member_id.as_str());
+        match self.state {
+            State::Empty | State::Dead => {
+                out.push(Reply::Join(
+                    r.req,
+                    JoinResult::error(err::UNKNOWN_MEMBER_ID, &r.member_id),
+                ));
+            }
+            State::PreparingRebalance => {
+                self.update_member(&r, now, out);
+                self.maybe_complete_join(now, out);
+            }
+            State::CompletingRebalance if unchanged => {
+                self.member_mut(&r.member_id).unwrap().last_seen = now;
+                out.push(Reply::Join(r.req, self.join_result(&r.member_id)));
+            }
+            State::Stable if unchanged && !is_leader => {
+                self.member_mut(&r.member_id).unwrap().last_seen = now;
+                out.push(Reply::Join(r.req, self.join_result(&r.member_id)));
+            }
+            State::CompletingRebalance | State::Stable => {
+                self.update_member(&r, now, out);
+                self.prepare_rebalance(now, out);
+            }
+        }
+    }
+
+    /// Refreshes a known member from its JoinGroup and parks the request.
+    fn update_member(&mut self, r: &JoinRequest, now: Millis, out: &mut Vec<Reply>) {
+        let m = self.member_mut(&r.member_id).unwrap();
+        if let Some(old) = m.awaiting_join.replace(r.req) {
+            out.push(Reply::Join(
+                old,
+                JoinResult::error(err::REBALANCE_IN_PROGRESS, &r.member_id),
+            ));
+        }
+        m.protocols = r.protocols.clone();
+        m.session_timeout_ms = r.session_timeout_ms;
+        m.rebalance_timeout_ms = r.rebalance_timeout_ms;
+        m.client_id = r.client_id.clone();
+        m.client_host = r.client_host.clone();
+        m.last_seen = now;
+    }
+
+    fn add_and_rebalance(&mut self, r: JoinRequest, id: String, now: Millis, out: &mut Vec<Reply>) {
+        if self.members.len() >= self.config.max_size {
+            out.push(Reply::Join(
+                r.req,
+                JoinResult::error(err::GROUP_MAX_SIZE_REACHED, &id),
+            ));
+            return;
+        }
+        if self.members.is_empty() {
+            self.protocol_type = Some(r.protocol_type.clone());
+        }
+        if let Some(inst) = &r.group_instance_id {
+            self.statics.insert(inst.clone(), id.clone());
+        }
+        if self.leader.is_none() {
+            self.leader = Some(id.clone());
+        }
+        self.members.push(Member {
+            member_id: id,
+            instance_id: r.group_instance_id,
+            client_id: r.client_id,
+            client_host: r.client_host,
+            session_timeout_ms: r.session_timeout_ms,
+            rebalance_timeout_ms: r.rebalance_timeout_ms,
+            protocols: r.protocols,
+            assignment: Bytes::new(),
+            awaiting_join: Some(r.req),
+            awaiting_sync: None,
+            last_seen: now,
+        });
+        match self.state {
+            State::PreparingRebalance => {
+                if let Some(w) = self.join_window.as_mut() {
+                    // Another member arrived during the initial delay: wait a bit longer for more.
+                    let delay = self.config.initial_rebalance_delay_ms as i64;
+                    *w = (now + delay).min(self.rebalance_deadline).max(*w);
+                }
+                self.maybe_complete_join(now, out);
+            }
+            _ => self.prepare_rebalance(now, out),
+        }
+    }
+
+    fn prepare_rebalance(&mut self, now: Millis, out: &mut Vec<Reply>) {
+        if self.state == State::CompletingRebalance {
+            for m in &mut self.members {
+                if let Some(req) = m.awaiting_sync.take() {
+                    out.push(Reply::Sync(
+                        req,
+                        SyncResult::error(err::REBALANCE_IN_PROGRESS),
+                    ));
+                }
+                m.assignment = Bytes::new();
+            }
+        }
+        let was_empty = self.state == State::Empty;
+        let timeout = self
+            .members
+            .iter()
+            .map(|m| m.rebalance_timeout_ms as i64)
+            .max()
+            .unwrap_or(0);
+        self.set_state(State::PreparingRebalance, now);
+        self.rebalance_deadline = now + timeout;
+        self.join_window = if was_empty && self.config.initial_rebalance_delay_ms > 0 {
+            Some((now + self.config.initial_rebalance_delay_ms as i64).min(self.rebalance_deadline))
+        } else {
+            None
+        };
+        self.maybe_complete_join(now, out);
+    }
+
+    fn all_joined(&self) -> bool {
+        self.pending.is_empty() && self.members.iter().all(|m| m.awaiting_join.is_some())
+    }
+
+    fn maybe_complete_join(&mut self, now: Millis, out: &mut Vec<Reply>) {
+        if self.state == State::PreparingRebalance
+            && self.join_window.is_none()
+            && self.all_joined()
+        {
+            self.complete_join(now, out);
+        }
+    }
+
+    /// Ends the join phase: members that did not rejoin are dropped, the generation advances and
+    /// every joined member gets its JoinGroup answer (the leader with the member list).
+    fn complete_join(&mut self, now: Millis, out: &mut Vec<Reply>) {
+        self.join_window = None;
+        let gone: Vec<String> = self
+            .members
+            .iter()
+            .filter(|m| m.awaiting_join.is_none())
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in gone {
+            self.remove_member(&id, err::UNKNOWN_MEMBER_ID, out);
+        }
+        self.generation += 1;
+        if self.members.is_empty() {
+            self.protocol = None;
+            self.leader = None;
+            self.set_state(State::Empty, now);
+            return;
+        }
+        self.protocol = self.select_protocol();
+        self.set_state(State::CompletingRebalance, now);
+        let ids: Vec<(String, ReqId)> = self
+            .members
+            .iter_mut()
+            .map(|m| {
+                m.last_seen = now;
+                (m.member_id.clone(), m.awaiting_join.take().unwrap())
+            })
+            .collect();
+        for (id, req) in ids {
+            out.push(Reply::Join(req, self.join_result(&id)));
+        }
+    }
+
+    /// Drops a member; its parked requests get `error`. Picks a new leader if needed.
+    fn remove_member(&mut self, id: &str, error: i16, out: &mut Vec<Reply>) {
+        let Some(pos) = self.members.iter().position(|m| m.member_id == id) else {
+            return;
+        };
+        let m = self.members.remove(pos);
+        if let Some(req) = m.awaiting_join {
+            out.push(Reply::Join(req, JoinResult::error(error, id)));
+        }
+        if let Some(req) = m.awaiting_sync {
+            out.push(Reply::Sync(req, SyncResult::error(error)));
+        }
+        if let Some(inst) = &m.instance_id
+            && self.statics.get(inst).is_some_and(|o| o == id)
+        {
+            self.statics.remove(inst);
+        }
+        if self.leader.as_deref() == Some(id) {
+            // Prefer a member that is already rejoining, as Kafka does.
+            self.leader = self
+                .members
+                .iter()
+                .find(|m| m.awaiting_join.is_some())
+                .or(self.members.first())
+                .map(|m| m.member_id.clone());
+        }
+    }
+
+    /// After members left or expired: start (or try to finish) a rebalance.
+    fn after_removal(&mut self, now: Millis, out: &mut Vec<Reply>) {
+        match self.state {
+            State::Stable | State::CompletingRebalance => self.prepare_rebalance(now, out),
+            State::PreparingRebalance => self.maybe_complete_join(now, out),
+            State::Empty | State::Dead => {}
+        }
+    }
+
+    // ---------------------------------------------------------------- SyncGroup
+
+    pub fn sync(&mut self, r: SyncRequest, now: Millis) -> Vec<Reply> {
+        let mut out = Vec::new();
+        let fail =
+            |e: i16, out: &mut Vec<Reply>| out.push(Reply::Sync(r.req, SyncResult::error(e)));
+        match self.state {
+            State::Dead => {
+                fail(err::COORDINATOR_NOT_AVAILABLE, &mut out);
+                return out;
+            }
+            State::Empty => {
+                fail(err::UNKNOWN_MEMBER_ID, &mut out);
+                return out;
+            }
+            _ => {}
+        }
+        if self.fenced(&r.member_id, r.group_instance_id.as_deref()) {
+            fail(err::FENCED_INSTANCE_ID, &mut out);
+            return out;
+        }
+        if !self.has_member(&r.member_id) {
+            fail(err::UNKNOWN_MEMBER_ID, &mut out);
+            return out;
+        }
+        if r.generation_id != self.generation {
+            fail(err::ILLEGAL_GENERATION, &mut out);
+            return out;
+        }
+        if r.protocol_type
+            .as_ref()
+            .is_some_and(|t| Some(t) != self.protocol_type.as_ref())
+            || r.protocol_name
+                .as_ref()
+                .is_some_and(|n| Some(n) != self.protocol.as_ref())
+        {
+            fail(err::INCONSISTENT_GROUP_PROTOCOL, &mut out);
+            return out;
+        }
+        match self.state {
+            State::PreparingRebalance => fail(err::REBALANCE_IN_PROGRESS, &mut out),
+            State::Stable => {
+                let m = self.member_mut(&r.member_id).unwrap();
+                m.last_seen = now;
+                let assignment = m.assignment.clone();
+                out.push(Reply::Sync(r.req, self.sync_result(assignment)));
+            }
+            State::CompletingRebalance => {
+                let m = self.member_mut(&r.member_id).unwrap();
+                m.last_seen = now;
+                if let Some(old) = m.awaiting_sync.replace(r.req) {
+                    out.push(Reply::Sync(
+                        old,
+                        SyncResult::error(err::REBALANCE_IN_PROGRESS),
+                    ));
+                }
+                if self.leader.as_deref() == Some(r.member_id.as_str()) {
+                    let mut given: HashMap<String, Bytes> = r.assignments.into_iter().collect();
+                    for m in &mut self.members {
+                        m.assignment = given.remove(&m.member_id).unwrap_or_default();
+                    }
+                    self.set_state(State::Stable, now);
+                    let done: Vec<(ReqId, Bytes)> = self
+                        .members
+                        .iter_mut()
+                        .filter_map(|m| m.awaiting_sync.take().map(|q| (q, m.assignment.clone())))
+                        .collect();
+                    for (req, a) in done {
+                        out.push(Reply::Sync(req, self.sync_result(a)));
+                    }
+                }
+            }
+            State::Empty | State::Dead => unreachable!("handled above"),
+        }
+        out
+    }
+
+    fn sync_result(&self, assignment: Bytes) -> SyncResult {
+        SyncResult {
+            error: err::NONE,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            assignment,
+        }
+    }
+
+    // ---------------------------------------------------------------- Heartbeat / commit checks
+
+    /// Common member/generation validation of Heartbeat and OffsetCommit.
+    fn check_member(&self, member_id: &str, instance: Option<&str>, generation: i32) -> i16 {
+        if self.fenced(member_id, instance) {
+            return err::FENCED_INSTANCE_ID;
+        }
+        if !self.has_member(member_id) {
+            return err::UNKNOWN_MEMBER_ID;
+        }
+        if generation != self.generation {
+            return err::ILLEGAL_GENERATION;
+        }
+        err::NONE
+    }
+
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        now: Millis,
+    ) -> i16 {
+        match self.state {
+            State::Dead => return err::COORDINATOR_NOT_AVAILABLE,
+            State::Empty => return err::UNKNOWN_MEMBER_ID,
+            _ => {}
+        }
+        let e = self.check_member(member_id, instance, generation);
+        if e != err::NONE {
+            return e;
+        }
+        self.member_mut(member_id).unwrap().last_seen = now;
+        if self.state == State::PreparingRebalance {
+            err::REBALANCE_IN_PROGRESS
+        } else {
+            err::NONE
+        }
+    }
+
+    /// May this OffsetCommit go ahead? (Kafka's rules: a standalone consumer — generation < 0 —
+    /// may commit to an Empty group; members only with the current generation, and not while
+    /// the assignment is being distributed.) A valid commit also counts as a heartbeat.
+    pub fn validate_commit(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        now: Millis,
+    ) -> i16 {
+        match self.state {
+            State::Dead => return err::COORDINATOR_NOT_AVAILABLE,
+            State::Empty if generation < 0 => return err::NONE,
+            State::CompletingRebalance => return err::REBALANCE_IN_PROGRESS,
+            _ => {}
+        }
+        let e = self.check_member(member_id, instance, generation);
+        if e == err::NONE {
+            self.member_mut(member_id).unwrap().last_seen = now;
+        }
+        e
+    }
+
+    // ---------------------------------------------------------------- LeaveGroup
+
+    /// Removes members (`(member id, group.instance.id)`; an empty member id with an instance id
+    /// means "whoever holds that instance"). Returns one error code per member.
+    pub fn leave(
+        &mut self,
+        members: &[(String, Option<String>)],
+        now: Millis,
+    ) -> (Vec<i16>, Vec<Reply>) {
+        let mut out = Vec::new();
+        let mut codes = Vec::with_capacity(members.len());
+        let mut removed = false;
+        for (member_id, instance) in members {
+            if self.state == State::Dead {
+                codes.push(err::COORDINATOR_NOT_AVAILABLE);
+                continue;
+            }
+            let code = if let Some(inst) = instance {
+                match self.statics.get(inst).cloned() {
+                    None => err::UNKNOWN_MEMBER_ID,
+                    Some(owner) if !member_id.is_empty() && *member_id != owner => {
+                        err::FENCED_INSTANCE_ID
+                    }
+                    Some(owner) => {
+                        self.remove_member(&owner, err::UNKNOWN_MEMBER_ID, &mut out);
+                        removed = true;
+                        err::NONE
+                    }
+                }
+            } else if self.pending.remove(member_id).is_some() {
+                removed = true;
+                err::NONE
+            } else if self.has_member(member_id) {
+                self.remove_member(member_id, err::UNKNOWN_MEMBER_ID, &mut out);
+                removed = true;
+                err::NONE
+            } else {
+                err::UNKNOWN_MEMBER_ID
+            };
+            codes.push(code);
+        }
+        if removed {
+            self.after_removal(now, &mut out);
+        }
+        (codes, out)
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    /// Applies every deadline that has passed: pending-member and session expiry, the initial
+    /// delay and the rebalance timeout. Call periodically (the coordinator does, a few times a
+    /// second) or at [`Group::next_deadline`].
+    pub fn tick(&mut self, now: Millis) -> Vec<Reply> {
+        let mut out = Vec::new();
+        if self.state == State::Dead {
+            return out;
+        }
+        let before = self.pending.len();
+        self.pending.retain(|_, exp| *exp > now);
+        let mut removed = before != self.pending.len();
+        let expired: Vec<String> = self
+            .members
+            .iter()
+            .filter(|m| {
+                m.awaiting_join.is_none()
+                    && m.awaiting_sync.is_none()
+                    && m.last_seen + (m.session_timeout_ms as i64) < now
+            })
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in expired {
+            tracing::info!(group = %self.id, member = %id, "member session expired");
+            self.remove_member(&id, err::UNKNOWN_MEMBER_ID, &mut out);
+            removed = true;
+        }
+        if removed {
+            self.after_removal(now, &mut out);
+        }
+        if self.state == State::PreparingRebalance {
+            if let Some(w) = self.join_window {
+                if now >= w {
+                    self.complete_join(now, &mut out);
+                }
+            } else if now >= self.rebalance_deadline {
+                self.complete_join(now, &mut out);
+            }
+        }
+        out
+    }
+
+    /// The earliest time at which `tick` would change something (None: nothing scheduled).
+    pub fn next_deadline(&self) -> Option<Millis> {
+        let mut d: Option<Millis> = self.pending.values().copied().min();
+        let mut take = |t: Millis| d = Some(d.map_or(t, |x| x.min(t)));
+        for m in &self.members {
+            if m.awaiting_join.is_none() && m.awaiting_sync.is_none() {
+                take(m.last_seen + m.session_timeout_ms as i64);
+            }
+        }
+        if self.state == State::PreparingRebalance {
+            take(self.join_window.unwrap_or(self.rebalance_deadline));
+        }
+        d
+    }
+
+    /// Each member's subscription metadata: for the selected protocol, or all it offered.
+    pub fn member_metadata(&self) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        for m in &self.members {
+            match &self.protocol {
+                Some(p) => out.push(m.metadata_for(p)),
+                None => out.extend(m.protocols.iter().map(|p| p.metadata.clone())),
+            }
+        }
+        out
+    }
+
+    // ---------------------------------------------------------------- describe
+
+    pub fn describe(&self) -> GroupDescription {
+        let stable = self.state == State::Stable;
+        let protocol = if stable {
+            self.protocol.clone().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        GroupDescription {
+            state: self.state,
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            members: self
+                .members
+                .iter()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: if stable {
+                        m.metadata_for(&protocol)
+                    } else {
+                        Bytes::new()
+                    },
+                    assignment: if stable {
+                        m.assignment.clone()
+                    } else {
+                        Bytes::new()
+                    },
+                })
+                .collect(),
+            protocol,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

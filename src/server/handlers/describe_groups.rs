@@ -1,0 +1,61 @@
+//! DescribeGroups (key 15), v0–v5. Unknown groups are described as Dead with no error (as Kafka);
+//! member metadata and assignments are shown only while the group is Stable.
+
+use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
+use kafka_protocol::messages::describe_groups_response::{
+    DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
+};
+
+use super::{HandlerError, Reply, Request};
+use crate::group::shard::{on_coordinator, sb};
+use crate::group::state::err;
+
+pub const MIN_VERSION: i16 = 0;
+pub const MAX_VERSION: i16 = 5;
+
+/// READ (3), DELETE (6) and DESCRIBE (8): what any client may do without an authorizer.
+const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+
+pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
+    let r: DescribeGroupsRequest = req.decode()?;
+    let v = req.version;
+    let mut out = Vec::with_capacity(r.groups.len());
+    for gid in &r.groups {
+        let g = gid.0.to_string();
+        let found =
+            on_coordinator(&req.ctx, &g.clone(), move |c| async move { c.describe(&g) }).await;
+        let mut d = DescribedGroup::default().with_group_id(gid.clone());
+        if v >= 3 && r.include_authorized_operations {
+            d = d.with_authorized_operations(GROUP_OPERATIONS);
+        }
+        let Some((code, desc)) = found else {
+            out.push(d.with_error_code(err::COORDINATOR_NOT_AVAILABLE));
+            continue;
+        };
+        d = d
+            .with_error_code(code)
+            .with_group_state(sb(desc.state.name()))
+            .with_protocol_type(sb(&desc.protocol_type))
+            .with_protocol_data(sb(&desc.protocol))
+            .with_members(
+                desc.members
+                    .iter()
+                    .map(|m| {
+                        DescribedGroupMember::default()
+                            .with_member_id(sb(&m.member_id))
+                            .with_group_instance_id(if v >= 4 {
+                                m.group_instance_id.as_deref().map(sb)
+                            } else {
+                                None
+                            })
+                            .with_client_id(sb(&m.client_id))
+                            .with_client_host(sb(&m.client_host))
+                            .with_member_metadata(m.metadata.clone())
+                            .with_member_assignment(m.assignment.clone())
+                    })
+                    .collect(),
+            );
+        out.push(d);
+    }
+    req.respond(&DescribeGroupsResponse::default().with_groups(out))
+}

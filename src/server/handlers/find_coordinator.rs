@@ -1,0 +1,62 @@
+//! FindCoordinator (key 10), v0–v4. This broker coordinates every group (inside it, the group's
+//! shard is chosen by hash, see `group::shard`); v4 answers a batch of keys. Transaction
+//! coordinators (key type 1) are not served: COORDINATOR_NOT_AVAILABLE.
+
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
+
+use super::{HandlerError, Reply, Request};
+use crate::group::shard::sb;
+use crate::group::state::err;
+
+pub const MIN_VERSION: i16 = 0;
+pub const MAX_VERSION: i16 = 4;
+
+const KEY_TYPE_GROUP: i8 = 0;
+
+pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
+    let r: FindCoordinatorRequest = req.decode()?;
+    let info = &req.ctx.info;
+    let (code, msg) = if r.key_type == KEY_TYPE_GROUP {
+        (err::NONE, None)
+    } else {
+        (
+            err::COORDINATOR_NOT_AVAILABLE,
+            Some(sb("transactions are not supported")),
+        )
+    };
+    let (node, host, port) = if code == err::NONE {
+        (
+            info.node_id,
+            info.advertised_host.as_str(),
+            info.advertised_port,
+        )
+    } else {
+        (-1, "", -1)
+    };
+    let resp = if req.version >= 4 {
+        FindCoordinatorResponse::default().with_coordinators(
+            r.coordinator_keys
+                .iter()
+                .map(|k| {
+                    Coordinator::default()
+                        .with_key(k.clone())
+                        .with_node_id(BrokerId(node))
+                        .with_host(sb(host))
+                        .with_port(port)
+                        .with_error_code(code)
+                        .with_error_message(msg.clone())
+                })
+                .collect(),
+        )
+    } else {
+        FindCoordinatorResponse::default()
+            .with_error_code(code)
+            .with_error_message(if req.version >= 1 { msg } else { None })
+            .with_node_id(BrokerId(node))
+            .with_host(sb(host))
+            .with_port(port)
+    };
+    req.respond(&resp)
+}

@@ -1,0 +1,133 @@
+//! OffsetFetch (key 9), v1–v8: one group (v1–v7; all partitions when topics is null, v2+) or
+//! several groups in one request (v8). Partitions without a commit answer offset -1. With no
+//! transactions there is never an unstable offset, so `require_stable` (v7+) changes nothing.
+
+use kafka_protocol::messages::GroupId;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition,
+    OffsetFetchResponsePartitions, OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+
+use super::{HandlerError, Reply, Request, topic_name};
+use crate::group::coordinator::FetchedOffset;
+use crate::group::shard::{on_coordinator, sb};
+use crate::group::state::err;
+use crate::shard::ShardCtx;
+
+pub const MIN_VERSION: i16 = 1;
+pub const MAX_VERSION: i16 = 8;
+
+type Topics = Option<Vec<(String, Vec<i32>)>>;
+
+async fn fetch_group(ctx: &ShardCtx, group: &str, topics: Topics) -> (i16, Vec<FetchedOffset>) {
+    let g = group.to_string();
+    let asked = topics.clone();
+    match on_coordinator(ctx, group, move |c| async move { c.fetch(&g, asked) }).await {
+        Some(r) => r,
+        None => (err::COORDINATOR_NOT_AVAILABLE, Vec::new()),
+    }
+}
+
+/// Groups rows by topic, keeping first-seen topic order.
+fn by_topic(rows: Vec<FetchedOffset>) -> Vec<(String, Vec<FetchedOffset>)> {
+    let mut out: Vec<(String, Vec<FetchedOffset>)> = Vec::new();
+    for r in rows {
+        match out.iter_mut().find(|(t, _)| *t == r.topic) {
+            Some((_, v)) => v.push(r),
+            None => out.push((r.topic.clone(), vec![r])),
+        }
+    }
+    out
+}
+
+pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
+    let r: OffsetFetchRequest = req.decode()?;
+    let v = req.version;
+    let epoch = |e: i32| if v >= 5 { e } else { -1 };
+    if v >= 8 {
+        let mut groups = Vec::with_capacity(r.groups.len());
+        for g in &r.groups {
+            let topics: Topics = g.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                    .collect()
+            });
+            let (code, rows) = fetch_group(&req.ctx, g.group_id.0.as_str(), topics).await;
+            let topics = by_topic(rows)
+                .into_iter()
+                .map(|(t, rows)| {
+                    OffsetFetchResponseTopics::default()
+                        .with_name(topic_name(&t))
+                        .with_partitions(
+                            rows.iter()
+                                .map(|o| {
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(o.partition)
+                                        .with_committed_offset(o.offset)
+                                        .with_committed_leader_epoch(epoch(o.leader_epoch))
+                                        .with_metadata(Some(sb(&o.metadata)))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            groups.push(
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(GroupId(g.group_id.0.clone()))
+                    .with_error_code(code)
+                    .with_topics(topics),
+            );
+        }
+        return req.respond(&OffsetFetchResponse::default().with_groups(groups));
+    }
+    let topics: Topics = r.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    let asked = topics.clone();
+    let (code, rows) = fetch_group(&req.ctx, r.group_id.0.as_str(), topics).await;
+    // v1 has no top-level error code: report a group error on every requested partition.
+    let rows = if code != err::NONE && v < 2 {
+        asked
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|(t, ps)| {
+                ps.into_iter().map(move |p| FetchedOffset {
+                    topic: t.clone(),
+                    partition: p,
+                    offset: -1,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                })
+            })
+            .collect()
+    } else {
+        rows
+    };
+    let part_code = if v < 2 { code } else { err::NONE };
+    let topics = by_topic(rows)
+        .into_iter()
+        .map(|(t, rows)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(topic_name(&t))
+                .with_partitions(
+                    rows.iter()
+                        .map(|o| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(o.partition)
+                                .with_committed_offset(o.offset)
+                                .with_committed_leader_epoch(epoch(o.leader_epoch))
+                                .with_metadata(Some(sb(&o.metadata)))
+                                .with_error_code(part_code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let resp = OffsetFetchResponse::default()
+        .with_topics(topics)
+        .with_error_code(if v >= 2 { code } else { err::NONE });
+    req.respond(&resp)
+}

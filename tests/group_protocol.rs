@@ -1,0 +1,424 @@
+//! Consumer groups over a real socket: raw kafka-protocol requests against `spawn_broker`
+//! (2 shards, so coordinator calls cross shards): join/sync/heartbeat/leave/rebalance, admin
+//! APIs, and committed offsets that survive a broker restart.
+
+mod group_common;
+
+use bytes::Bytes;
+use group_common::{Client, sb, start};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
+use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
+use kafka_protocol::messages::delete_groups_response::DeleteGroupsResponse;
+use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
+use kafka_protocol::messages::describe_groups_response::DescribeGroupsResponse;
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::find_coordinator_response::FindCoordinatorResponse;
+use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
+use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
+use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
+use kafka_protocol::messages::join_group_response::JoinGroupResponse;
+use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
+use kafka_protocol::messages::leave_group_response::LeaveGroupResponse;
+use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
+use kafka_protocol::messages::list_groups_response::ListGroupsResponse;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_commit_response::OffsetCommitResponse;
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequest, OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::offset_delete_response::OffsetDeleteResponse;
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
+use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponse;
+use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
+use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
+use kafka_protocol::messages::{ApiKey, GroupId, TopicName};
+
+const NONE: i16 = 0;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const REBALANCE_IN_PROGRESS: i16 = 27;
+const ILLEGAL_GENERATION: i16 = 22;
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const NON_EMPTY_GROUP: i16 = 68;
+const MEMBER_ID_REQUIRED: i16 = 79;
+
+fn create_topic(c: &mut Client, name: &str, partitions: i32) {
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(sb(name)))
+                .with_num_partitions(partitions)
+                .with_replication_factor(1),
+        ])
+        .with_timeout_ms(5000);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 4, &req);
+    assert_eq!(r.topics[0].error_code, NONE, "create {name}");
+}
+
+fn join_req(group: &str, member: &str) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(sb(member))
+        .with_protocol_type(sb("consumer"))
+        .with_protocols(vec![
+            JoinGroupRequestProtocol::default()
+                .with_name(sb("range"))
+                .with_metadata(Bytes::from_static(
+                    b"\x00\x00\x00\x00\x00\x01\x00\x01t\x00\x00\x00\x00",
+                )),
+        ])
+}
+
+/// The v5 two-step join: MEMBER_ID_REQUIRED, then the id to rejoin with.
+fn member_id(c: &mut Client, group: &str) -> String {
+    let r: JoinGroupResponse = c.call(ApiKey::JoinGroup, 5, &join_req(group, ""));
+    assert_eq!(r.error_code, MEMBER_ID_REQUIRED);
+    assert!(!r.member_id.is_empty());
+    r.member_id.to_string()
+}
+
+fn sync_req(group: &str, member: &str, generation: i32, a: &[(&str, &[u8])]) -> SyncGroupRequest {
+    SyncGroupRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_generation_id(generation)
+        .with_member_id(sb(member))
+        .with_assignments(
+            a.iter()
+                .map(|(m, x)| {
+                    SyncGroupRequestAssignment::default()
+                        .with_member_id(sb(m))
+                        .with_assignment(Bytes::copy_from_slice(x))
+                })
+                .collect(),
+        )
+}
+
+fn heartbeat(c: &mut Client, group: &str, member: &str, generation: i32) -> i16 {
+    let req = HeartbeatRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_generation_id(generation)
+        .with_member_id(sb(member));
+    let r: HeartbeatResponse = c.call(ApiKey::Heartbeat, 4, &req);
+    r.error_code
+}
+
+#[test]
+fn two_members_join_sync_heartbeat_leave_rebalance() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 2);
+    let addr = broker.local_addr();
+    let mut a = Client::connect(addr);
+    let mut b = Client::connect(addr);
+    let group = "it-group";
+
+    // FindCoordinator: single key (v3) and batched keys (v4) both point at this broker.
+    let r: FindCoordinatorResponse = a.call(
+        ApiKey::FindCoordinator,
+        3,
+        &FindCoordinatorRequest::default().with_key(sb(group)),
+    );
+    assert_eq!((r.error_code, r.port), (NONE, addr.port() as i32));
+    let r: FindCoordinatorResponse = a.call(
+        ApiKey::FindCoordinator,
+        4,
+        &FindCoordinatorRequest::default().with_coordinator_keys(vec![sb("g1"), sb("g2")]),
+    );
+    assert_eq!(r.coordinators.len(), 2);
+    assert!(
+        r.coordinators
+            .iter()
+            .all(|c| c.error_code == NONE && c.port == addr.port() as i32)
+    );
+
+    // A alone: generation 1, A leads.
+    let ma = member_id(&mut a, group);
+    let r: JoinGroupResponse = a.call(ApiKey::JoinGroup, 5, &join_req(group, &ma));
+    assert_eq!(r.error_code, NONE);
+    assert_eq!(r.leader.as_str(), ma);
+    let gen1 = r.generation_id;
+    let r: SyncGroupResponse = a.call(
+        ApiKey::SyncGroup,
+        3,
+        &sync_req(group, &ma, gen1, &[(&ma, b"all")]),
+    );
+    assert_eq!((r.error_code, &r.assignment[..]), (NONE, &b"all"[..]));
+    assert_eq!(heartbeat(&mut a, group, &ma, gen1), NONE);
+
+    // B joins: parks until A rejoins; A learns of the rebalance from its heartbeat.
+    let mb = member_id(&mut b, group);
+    b.send(ApiKey::JoinGroup, 5, &join_req(group, &mb));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(heartbeat(&mut a, group, &ma, gen1), REBALANCE_IN_PROGRESS);
+    let ra: JoinGroupResponse = a.call(ApiKey::JoinGroup, 5, &join_req(group, &ma));
+    let rb: JoinGroupResponse = b.recv(5);
+    assert_eq!((ra.error_code, rb.error_code), (NONE, NONE));
+    let gen2 = ra.generation_id;
+    assert_eq!(gen2, gen1 + 1);
+    assert_eq!(rb.generation_id, gen2);
+    assert_eq!(ra.leader.as_str(), ma);
+    assert_eq!(ra.members.len(), 2, "leader gets every member");
+    assert!(rb.members.is_empty());
+    assert_eq!(ra.protocol_name.as_ref().map(|s| s.as_str()), Some("range"));
+
+    // B's sync waits for the leader's.
+    b.send(ApiKey::SyncGroup, 3, &sync_req(group, &mb, gen2, &[]));
+    let r: SyncGroupResponse = a.call(
+        ApiKey::SyncGroup,
+        3,
+        &sync_req(group, &ma, gen2, &[(&ma, b"p0p1"), (&mb, b"p2p3")]),
+    );
+    assert_eq!(&r.assignment[..], b"p0p1");
+    let r: SyncGroupResponse = b.recv(3);
+    assert_eq!((r.error_code, &r.assignment[..]), (NONE, &b"p2p3"[..]));
+    assert_eq!(heartbeat(&mut a, group, &ma, gen2), NONE);
+    assert_eq!(heartbeat(&mut b, group, &mb, gen2), NONE);
+    assert_eq!(heartbeat(&mut b, group, &mb, gen1), ILLEGAL_GENERATION);
+    assert_eq!(
+        heartbeat(&mut b, group, "stranger", gen2),
+        UNKNOWN_MEMBER_ID
+    );
+
+    let r: DescribeGroupsResponse = a.call(
+        ApiKey::DescribeGroups,
+        5,
+        &DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(sb(group)), GroupId(sb("nope"))]),
+    );
+    let d = &r.groups[0];
+    assert_eq!((d.error_code, d.group_state.as_str()), (NONE, "Stable"));
+    assert_eq!(d.protocol_data.as_str(), "range");
+    assert_eq!(d.members.len(), 2);
+    assert!(
+        d.members
+            .iter()
+            .any(|m| &m.member_assignment[..] == b"p2p3")
+    );
+    assert_eq!(r.groups[1].group_state.as_str(), "Dead");
+
+    let r: ListGroupsResponse = a.call(ApiKey::ListGroups, 4, &ListGroupsRequest::default());
+    let g = r
+        .groups
+        .iter()
+        .find(|g| g.group_id.0.as_str() == group)
+        .unwrap();
+    assert_eq!(
+        (g.protocol_type.as_str(), g.group_state.as_str()),
+        ("consumer", "Stable")
+    );
+
+    // DeleteGroups refuses a live group.
+    let r: DeleteGroupsResponse = a.call(
+        ApiKey::DeleteGroups,
+        2,
+        &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb(group))]),
+    );
+    assert_eq!(r.results[0].error_code, NON_EMPTY_GROUP);
+
+    // B leaves (batched v3+ form); A rebalances alone.
+    let r: LeaveGroupResponse = b.call(
+        ApiKey::LeaveGroup,
+        4,
+        &LeaveGroupRequest::default()
+            .with_group_id(GroupId(sb(group)))
+            .with_members(vec![MemberIdentity::default().with_member_id(sb(&mb))]),
+    );
+    assert_eq!((r.error_code, r.members[0].error_code), (NONE, NONE));
+    assert_eq!(heartbeat(&mut a, group, &ma, gen2), REBALANCE_IN_PROGRESS);
+    let r: JoinGroupResponse = a.call(ApiKey::JoinGroup, 5, &join_req(group, &ma));
+    assert_eq!(
+        (r.error_code, r.generation_id, r.members.len()),
+        (NONE, gen2 + 1, 1)
+    );
+    // Old-style v0 leave of the last member empties the group; then it can be deleted.
+    let r: LeaveGroupResponse = a.call(
+        ApiKey::LeaveGroup,
+        0,
+        &LeaveGroupRequest::default()
+            .with_group_id(GroupId(sb(group)))
+            .with_member_id(sb(&ma)),
+    );
+    assert_eq!(r.error_code, NONE);
+    let r: DeleteGroupsResponse = a.call(
+        ApiKey::DeleteGroups,
+        2,
+        &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb(group))]),
+    );
+    assert_eq!(r.results[0].error_code, NONE);
+    broker.shutdown().unwrap();
+}
+
+fn commit(
+    c: &mut Client,
+    version: i16,
+    group: &str,
+    member: &str,
+    generation: i32,
+    topic: &str,
+    parts: &[(i32, i64, &str)],
+) -> OffsetCommitResponse {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(sb(member))
+        .with_retention_time_ms(-1)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(sb(topic)))
+                .with_partitions(
+                    parts
+                        .iter()
+                        .map(|(p, o, m)| {
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(*o)
+                                .with_committed_metadata(Some(sb(m)))
+                        })
+                        .collect(),
+                ),
+        ]);
+    c.call(ApiKey::OffsetCommit, version, &req)
+}
+
+/// (offset, metadata) per partition via OffsetFetch v`version` (1..=7).
+fn fetch_v(
+    c: &mut Client,
+    version: i16,
+    group: &str,
+    topic: &str,
+    parts: &[i32],
+) -> Vec<(i64, String)> {
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_topics(Some(vec![
+            OffsetFetchRequestTopic::default()
+                .with_name(TopicName(sb(topic)))
+                .with_partition_indexes(parts.to_vec()),
+        ]));
+    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, version, &req);
+    assert_eq!(r.error_code, NONE);
+    r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            assert_eq!(p.error_code, NONE);
+            (
+                p.committed_offset,
+                p.metadata
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn committed_offsets_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 2);
+    let mut c = Client::connect(broker.local_addr());
+    create_topic(&mut c, "orders", 4);
+
+    // A member commits with its generation (v8); a standalone consumer with generation -1 (v2).
+    let m = member_id(&mut c, "g-member");
+    let j: JoinGroupResponse = c.call(ApiKey::JoinGroup, 5, &join_req("g-member", &m));
+    let gen_ = j.generation_id;
+    let r: SyncGroupResponse = c.call(
+        ApiKey::SyncGroup,
+        3,
+        &sync_req("g-member", &m, gen_, &[(&m, b"x")]),
+    );
+    assert_eq!(r.error_code, NONE);
+    let r = commit(
+        &mut c,
+        8,
+        "g-member",
+        &m,
+        gen_,
+        "orders",
+        &[(0, 100, "meta-0"), (3, 7, "")],
+    );
+    assert!(r.topics[0].partitions.iter().all(|p| p.error_code == NONE));
+    let r = commit(&mut c, 8, "g-member", &m, gen_ + 5, "orders", &[(1, 1, "")]);
+    assert_eq!(r.topics[0].partitions[0].error_code, ILLEGAL_GENERATION);
+    let r = commit(&mut c, 2, "g-solo", "", -1, "orders", &[(1, 42, "solo ✓")]);
+    assert_eq!(r.topics[0].partitions[0].error_code, NONE);
+    let r = commit(&mut c, 2, "g-solo", "", -1, "no-such-topic", &[(0, 1, "")]);
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+    // Many commits in a row (the batched write path), last one wins.
+    for i in 0..200 {
+        commit(&mut c, 7, "g-solo", "", -1, "orders", &[(2, i, "loop")]);
+    }
+    assert_eq!(
+        fetch_v(&mut c, 5, "g-solo", "orders", &[2]),
+        vec![(199, "loop".into())]
+    );
+    broker.shutdown().unwrap();
+
+    let broker = start(dir.path(), 2);
+    let mut c = Client::connect(broker.local_addr());
+    assert_eq!(
+        fetch_v(&mut c, 1, "g-member", "orders", &[0, 1, 3]),
+        vec![(100, "meta-0".into()), (-1, "".into()), (7, "".into())]
+    );
+    assert_eq!(
+        fetch_v(&mut c, 7, "g-solo", "orders", &[1, 2]),
+        vec![(42, "solo ✓".into()), (199, "loop".into())]
+    );
+    // v8: several groups in one request; null topics = everything committed.
+    let req = OffsetFetchRequest::default().with_groups(vec![
+        OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(sb("g-member")))
+            .with_topics(None),
+        OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(sb("g-solo")))
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopics::default()
+                    .with_name(TopicName(sb("orders")))
+                    .with_partition_indexes(vec![1]),
+            ])),
+    ]);
+    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 8, &req);
+    assert_eq!(r.groups.len(), 2);
+    let member: Vec<(i32, i64)> = r.groups[0].topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.committed_offset))
+        .collect();
+    assert_eq!(member, vec![(0, 100), (3, 7)]);
+    assert_eq!(r.groups[1].topics[0].partitions[0].committed_offset, 42);
+
+    // OffsetDelete on a group known only by its offsets, then it is gone after another restart.
+    let req = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(sb("g-member")))
+        .with_topics(vec![
+            OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(sb("orders")))
+                .with_partitions(vec![
+                    OffsetDeleteRequestPartition::default().with_partition_index(0),
+                ]),
+        ]);
+    let r: OffsetDeleteResponse = c.call(ApiKey::OffsetDelete, 0, &req);
+    assert_eq!(
+        (r.error_code, r.topics[0].partitions[0].error_code),
+        (NONE, NONE)
+    );
+    broker.shutdown().unwrap();
+    let broker = start(dir.path(), 1);
+    let mut c = Client::connect(broker.local_addr());
+    assert_eq!(
+        fetch_v(&mut c, 6, "g-member", "orders", &[0, 3]),
+        vec![(-1, "".into()), (7, "".into())],
+        "restart with another shard count keeps offsets"
+    );
+    broker.shutdown().unwrap();
+}
