@@ -407,7 +407,12 @@ func TestGroupRestartAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPartitions(t, st.Topic, 3, 30*time.Second)
-	acks := produce(t, articleConfig(), valueMsgs(st.Topic, "after restart", 60), false)
+	// Right after a restart a broker may briefly answer NOT_LEADER_OR_FOLLOWER while it loads
+	// its partitions; retry for up to ~10 s instead of sarama's default 3 x 100 ms.
+	config := articleConfig()
+	config.Producer.Retry.Max = 40
+	config.Producer.Retry.Backoff = 250 * time.Millisecond
+	acks := produce(t, config, valueMsgs(st.Topic, "after restart", 60), false)
 	log := newGroupLog()
 	m := startMember(t, 1, st.Group, st.Topic, log, restartGroupConfig())
 	defer m.stop(t)
