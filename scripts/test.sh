@@ -17,7 +17,7 @@
 # RINGBOLT_COMPAT_GROUPS / _COMPRESSION / _IDEMPOTENCE=1 or COMPAT_EXTRAS=all (optional compat tests
 # that need features of other issues); COMPAT_PORT (first port tried, default 19200);
 # KEEP_TMP=1 (keep broker data dirs and logs).
-# Exit status non-zero if any step failed. Last line: "test.sh: N passed, N failed".
+# Exit status non-zero if any step failed. Last line: "steps: N passed, N failed".
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -154,5 +154,5 @@ done
 
 printf '\n######## summary (%ss)\n' $((SECONDS - t_start))
 printf '  %s\n' "${summary[@]}"
-echo "test.sh: $passed passed, $failed failed"
+echo "steps: $passed passed, $failed failed"
 [[ $failed == 0 && $passed -gt 0 ]]
