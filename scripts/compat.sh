@@ -8,11 +8,12 @@
 # under a timeout:
 #   go-sarama     github.com/IBM/sarama (latest)      article producer/consumer, multi-partition, keys/headers
 #   go-shopify    github.com/Shopify/sarama v1.38.1   the same, with the article's import path
+#   go-franz      github.com/twmb/franz-go             newest negotiated versions: round trip, ListOffsets, admin
 #   confluent     confluent-kafka (librdkafka)         round trips, admin, offsets
 #   kafka-python  kafka-python                         producer, consumer, admin
 #
 # Environment:
-#   COMPAT_CLIENTS="go-sarama go-shopify confluent kafka-python"   which clients (default all)
+#   COMPAT_CLIENTS="go-sarama go-shopify go-franz confluent kafka-python"   which clients (default all)
 #   RINGBOLT_COMPAT_GROUPS=1       also consumer-group tests (needs a group coordinator, issue 5)
 #   RINGBOLT_COMPAT_COMPRESSION=1  also compressed batches (issue 6)
 #   RINGBOLT_COMPAT_IDEMPOTENCE=1  also the idempotent producer (issue 6)
@@ -32,7 +33,7 @@ if [[ $# -ne 1 && -z ${COMPAT_SETUP_ONLY:-} ]]; then
   exit 2
 fi
 bootstrap=${1:-}
-clients=${COMPAT_CLIENTS:-go-sarama go-shopify confluent kafka-python}
+clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz confluent kafka-python}
 tmo=${COMPAT_TIMEOUT:-300}
 if [[ ${COMPAT_EXTRAS:-} == all ]]; then
   export RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1
@@ -81,14 +82,14 @@ setup_status=0
 need_python=0
 for c in $clients; do
   case $c in
-  go-sarama | go-shopify)
+  go-sarama | go-shopify | go-franz)
     if [[ $c == go-shopify ]] && ! scripts/sync-go-shopify.sh --check; then
       setup_status=1
     fi
     setup_go "$c" || setup_status=1
     ;;
   confluent | kafka-python) need_python=1 ;;
-  *) echo "compat: unknown client '$c' (go-sarama go-shopify confluent kafka-python)" >&2; setup_status=1 ;;
+  *) echo "compat: unknown client '$c' (go-sarama go-shopify go-franz confluent kafka-python)" >&2; setup_status=1 ;;
   esac
 done
 if [[ $need_python == 1 ]]; then
@@ -115,7 +116,7 @@ run() { # name command...
 run_go() { # module
   local mod=$1
   run "$mod" bash -c "cd compat/$mod && exec bin/compat.test -test.v -test.count=1 -test.timeout ${tmo}s -test.skip '^TestGroupRestart' -bootstrap '$bootstrap'"
-  if [[ ${RINGBOLT_COMPAT_GROUPS:-} == 1 && -n ${COMPAT_RESTART_CMD:-} ]]; then
+  if [[ $mod != go-franz && ${RINGBOLT_COMPAT_GROUPS:-} == 1 && -n ${COMPAT_RESTART_CMD:-} ]]; then
     local state t0=$SECONDS status
     state=$(mktemp)
     note "$mod: group offsets across a broker restart"
@@ -130,7 +131,7 @@ run_go() { # module
 
 for c in $clients; do
   case $c in
-  go-sarama | go-shopify) run_go "$c" ;;
+  go-sarama | go-shopify | go-franz) run_go "$c" ;;
   confluent) run confluent "$venv/bin/python" -m pytest compat/python/test_confluent.py -v -rs ;;
   kafka-python) run kafka-python "$venv/bin/python" -m pytest compat/python/test_kafka_python.py -v -rs ;;
   esac
