@@ -9,11 +9,12 @@
 #   go-sarama     github.com/IBM/sarama (latest)      article producer/consumer, multi-partition, keys/headers
 #   go-shopify    github.com/Shopify/sarama v1.38.1   the same, with the article's import path
 #   go-franz      github.com/twmb/franz-go             newest negotiated versions: round trip, ListOffsets, admin
+#   java          org.apache.kafka:kafka-clients 4.3   the reference client: admin, round trip, offsets by time
 #   confluent     confluent-kafka (librdkafka)         round trips, admin, offsets
 #   kafka-python  kafka-python                         producer, consumer, admin
 #
 # Environment:
-#   COMPAT_CLIENTS="go-sarama go-shopify go-franz confluent kafka-python"   which clients (default all)
+#   COMPAT_CLIENTS="go-sarama go-shopify go-franz java confluent kafka-python"   which clients (default all)
 #   RINGBOLT_COMPAT_GROUPS=1       also consumer-group tests (needs a group coordinator, issue 5)
 #   RINGBOLT_COMPAT_COMPRESSION=1  also compressed batches (issue 6)
 #   RINGBOLT_COMPAT_IDEMPOTENCE=1  also the idempotent producer (issue 6)
@@ -33,7 +34,7 @@ if [[ $# -ne 1 && -z ${COMPAT_SETUP_ONLY:-} ]]; then
   exit 2
 fi
 bootstrap=${1:-}
-clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz confluent kafka-python}
+clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-python}
 tmo=${COMPAT_TIMEOUT:-300}
 if [[ ${COMPAT_EXTRAS:-} == all ]]; then
   export RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1
@@ -89,7 +90,11 @@ for c in $clients; do
     setup_go "$c" || setup_status=1
     ;;
   confluent | kafka-python) need_python=1 ;;
-  *) echo "compat: unknown client '$c' (go-sarama go-shopify go-franz confluent kafka-python)" >&2; setup_status=1 ;;
+  java)
+    note "java: mvn test-compile (kafka-clients, JUnit from Maven Central)"
+    (cd compat/java && mvn -B -ntp -q test-compile) || setup_status=1
+    ;;
+  *) echo "compat: unknown client '$c' (go-sarama go-shopify go-franz java confluent kafka-python)" >&2; setup_status=1 ;;
   esac
 done
 if [[ $need_python == 1 ]]; then
@@ -132,6 +137,7 @@ run_go() { # module
 for c in $clients; do
   case $c in
   go-sarama | go-shopify | go-franz) run_go "$c" ;;
+  java) run java mvn -B -ntp -f compat/java/pom.xml surefire:test -Dbootstrap="$bootstrap" ;;
   confluent) run confluent "$venv/bin/python" -m pytest compat/python/test_confluent.py -v -rs ;;
   kafka-python) run kafka-python "$venv/bin/python" -m pytest compat/python/test_kafka_python.py -v -rs ;;
   esac

@@ -7,7 +7,7 @@
 # PARTs (default: rust compat):
 #   rust       cargo fmt --check, cargo clippy --all-targets -D warnings, cargo test --workspace,
 #              cargo build --release
-#   compat     for each client (go-sarama, go-shopify, go-franz, confluent, kafka-python): a fresh
+#   compat     for each client (go-sarama, go-shopify, go-franz, java, confluent, kafka-python): a fresh
 #              `ringbolt serve` on a free loopback port with a temporary data dir, then
 #              scripts/compat.sh against it
 #   reference  the same client suite, every optional test enabled, against a real Apache Kafka
@@ -115,7 +115,7 @@ compat_client() { # client port
 
 part_compat() {
   build_release || return
-  local clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz confluent kafka-python}
+  local clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-python}
   step "compat setup (Go modules, Python venv)" env COMPAT_CLIENTS="$clients" COMPAT_SETUP_ONLY=1 scripts/compat.sh || return
   local port=${COMPAT_PORT:-19200} c
   for c in $clients; do
