@@ -1,1 +1,15 @@
 //! Wire protocol helpers. No I/O here.
+//!
+//! - [`errors`]: the Kafka error codes the broker answers with.
+//! - [`frame`]: check-then-parse framing: the 4-byte size is checked against
+//!   `socket.request.max.bytes` before anything is allocated for the frame, then the request header is
+//!   decoded with `kafka-protocol` (header version from the API's flexible versions).
+//! - [`fetch_response`]: a hand-written Fetch response encoder that leaves record bytes as file slices
+//!   so the connection can send them with sendfile(2) (see its docs for why kafka-protocol's encoder
+//!   cannot).
+//! - [`record_batch`]: v2 record-batch header views and validation (storage helper's).
+
+pub mod errors;
+pub mod fetch_response;
+pub mod frame;
+pub mod record_batch;

@@ -1,0 +1,310 @@
+//! Storage engine benchmarks (criterion).
+//!
+//! `cargo bench --bench storage` (add `-- --quick` for a short run). The log lives in a temporary
+//! directory (`RINGBOLT_BENCH_DIR` to choose the file system). All log work runs on one glommio
+//! executor thread; criterion's `iter_custom` sends it a job and gets back the measured time.
+//!
+//! - `append_16k/sequential_nosync`: one appender, each append awaited (no fdatasync).
+//! - `append_16k/concurrent8_nosync`: 8 concurrent appenders (writes coalesce).
+//! - `append_16k/concurrent32_group_commit`: 32 concurrent appenders, each awaiting
+//!   `wait_durable` (acks=all); p50/p99 latency of append+durable printed to stderr.
+//! - `index/lookup_262144_entries`: offset-index lookup in a full 1 GiB segment's index.
+//! - `read/locate_random_offset`: `PartitionLog::read` at a random offset (index + header walk).
+//! - `recovery/torn_tail_*`: reopening a log whose newest segment (`RINGBOLT_BENCH_RECOVERY_MIB`,
+//!   default 256 MiB) has a torn tail, with its index (tail scan) and without (full scan).
+
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ringbolt::protocol::record_batch::{SimpleRecord, build_batch};
+use ringbolt::storage::index::OffsetIndex;
+use ringbolt::storage::{LogConfig, PartitionLog};
+
+const BATCH: usize = 16 * 1024;
+
+enum Job {
+    Sequential(u64),
+    Concurrent {
+        writers: usize,
+        iters: u64,
+        durable: bool,
+    },
+    Read(u64),
+    Recovery {
+        with_index: bool,
+    },
+}
+
+/// A ~16 KiB batch: 80 records of ~200 bytes (the classic Kafka message size).
+fn batch_16k() -> BytesMut {
+    let value = [0x5au8; 190];
+    let recs: Vec<SimpleRecord<'_>> = (0..80)
+        .map(|i| (1_700_000_000_000 + i, None, &value[..]))
+        .collect();
+    let mut b = build_batch(0, &recs, -1, -1, -1);
+    // Pad with one more record to land close to 16 KiB.
+    if b.len() < BATCH {
+        let pad = vec![0x33u8; BATCH - b.len() - 20];
+        let mut recs2 = recs.clone();
+        recs2.push((1_700_000_000_100, None, &pad[..]));
+        b = build_batch(0, &recs2, -1, -1, -1);
+    }
+    BytesMut::from(&b[..])
+}
+
+fn bench_dir() -> PathBuf {
+    match std::env::var("RINGBOLT_BENCH_DIR") {
+        Ok(d) => PathBuf::from(d),
+        Err(_) => std::env::temp_dir(),
+    }
+}
+
+struct Worker {
+    tx: mpsc::Sender<(Job, mpsc::Sender<Duration>)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Worker {
+    fn start() -> Self {
+        let (tx, rx) = mpsc::channel::<(Job, mpsc::Sender<Duration>)>();
+        let thread = std::thread::spawn(move || {
+            glommio::LocalExecutorBuilder::default()
+                .io_memory(4 << 20)
+                .spawn(move || async move {
+                    let root = tempfile::tempdir_in(bench_dir()).unwrap();
+                    // Keep the disk footprint of long runs bounded.
+                    let cfg = LogConfig {
+                        retention_bytes: 2 << 30,
+                        retention_ms: -1,
+                        ..LogConfig::default()
+                    };
+                    let log = Rc::new(PartitionLog::open(root.path().join("bench-0"), cfg.clone()).await.unwrap());
+                    let proto = batch_16k();
+                    let mut latencies: Vec<Duration> = Vec::new();
+                    let mut seed = 0x1234_5678_9abc_def1u64;
+                    while let Ok((job, reply)) = rx.recv() {
+                        let took = match job {
+                            Job::Sequential(iters) => {
+                                let t = Instant::now();
+                                for _ in 0..iters {
+                                    log.append(proto.clone()).await.unwrap();
+                                }
+                                t.elapsed()
+                            }
+                            Job::Concurrent { writers, iters, durable } => {
+                                let per = iters.div_ceil(writers as u64);
+                                let t = Instant::now();
+                                let mut tasks = Vec::new();
+                                for _ in 0..writers {
+                                    let log = log.clone();
+                                    let proto = proto.clone();
+                                    tasks.push(glommio::spawn_local(async move {
+                                        let mut lat = Vec::new();
+                                        for _ in 0..per {
+                                            let s = Instant::now();
+                                            let a = log.append(proto.clone()).await.unwrap();
+                                            if durable {
+                                                log.wait_durable(a.last_offset).await.unwrap();
+                                            }
+                                            lat.push(s.elapsed());
+                                        }
+                                        lat
+                                    }));
+                                }
+                                for task in tasks {
+                                    let l = task.await;
+                                    if durable {
+                                        latencies.extend(l);
+                                    }
+                                }
+                                t.elapsed()
+                            }
+                            Job::Read(iters) => {
+                                let hw = log.high_watermark().max(1);
+                                let t = Instant::now();
+                                for _ in 0..iters {
+                                    seed ^= seed << 13;
+                                    seed ^= seed >> 7;
+                                    seed ^= seed << 17;
+                                    let off = (seed % hw as u64) as i64;
+                                    let r = log.read(off, 1 << 20).await.unwrap();
+                                    assert!(!r.slices.is_empty());
+                                }
+                                t.elapsed()
+                            }
+                            Job::Recovery { with_index } => recovery_once(root.path(), with_index).await,
+                        };
+                        log.enforce_retention(0).await.unwrap();
+                        let _ = reply.send(took);
+                    }
+                    if !latencies.is_empty() {
+                        latencies.sort();
+                        let p = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+                        eprintln!(
+                            "group commit append+wait_durable latency over {} appends: p50 {:?} p99 {:?} max {:?}",
+                            latencies.len(),
+                            p(0.50),
+                            p(0.99),
+                            latencies.last().unwrap()
+                        );
+                    }
+                    log.close().await.unwrap();
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+        });
+        Worker { tx, thread }
+    }
+
+    fn finish(self) {
+        drop(self.tx);
+        self.thread.join().unwrap();
+    }
+
+    fn run(&self, job: Job) -> Duration {
+        let (tx, rx) = mpsc::channel();
+        self.tx.send((job, tx)).unwrap();
+        rx.recv().unwrap()
+    }
+}
+
+fn recovery_mib() -> u64 {
+    std::env::var("RINGBOLT_BENCH_RECOVERY_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+/// Builds (once) a log with one large segment, then each call tears its tail, optionally deletes
+/// the index files, and times `PartitionLog::open`.
+async fn recovery_once(root: &std::path::Path, with_index: bool) -> Duration {
+    let dir = root.join("recovery-0");
+    let seg = dir.join("00000000000000000000.log");
+    if !seg.exists() {
+        let cfg = LogConfig {
+            segment_bytes: 2 << 30,
+            ..LogConfig::default()
+        };
+        let log = Rc::new(PartitionLog::open(&dir, cfg).await.unwrap());
+        let proto = batch_16k();
+        let n = recovery_mib() * 1024 * 1024 / proto.len() as u64;
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let log = log.clone();
+            let proto = proto.clone();
+            tasks.push(glommio::spawn_local(async move {
+                for _ in 0..n / 8 {
+                    log.append(proto.clone()).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await;
+        }
+        log.close().await.unwrap();
+    }
+    // Tear the tail: a partial batch header plus garbage.
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(&[0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0x40, 0, 7, 7, 7])
+            .unwrap();
+    }
+    if !with_index {
+        let _ = std::fs::remove_file(dir.join("00000000000000000000.index"));
+        let _ = std::fs::remove_file(dir.join("00000000000000000000.timeindex"));
+    }
+    let t = Instant::now();
+    let log = PartitionLog::open(&dir, LogConfig::default())
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    log.close().await.unwrap();
+    took
+}
+
+fn benches(c: &mut Criterion) {
+    let w = Worker::start();
+    let b16 = batch_16k().len() as u64;
+
+    let mut g = c.benchmark_group("append_16k");
+    g.throughput(Throughput::Bytes(b16));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function("sequential_nosync", |b| {
+        b.iter_custom(|iters| w.run(Job::Sequential(iters)))
+    });
+    g.bench_function("concurrent8_nosync", |b| {
+        b.iter_custom(|iters| {
+            w.run(Job::Concurrent {
+                writers: 8,
+                iters,
+                durable: false,
+            })
+        })
+    });
+    g.bench_function("concurrent32_group_commit", |b| {
+        b.iter_custom(|iters| {
+            w.run(Job::Concurrent {
+                writers: 32,
+                iters,
+                durable: true,
+            })
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("index");
+    let mut idx = OffsetIndex::new();
+    for i in 0..262_144u32 {
+        idx.append(i * 3 + 2, i * 4100);
+    }
+    let mut x = 1u32;
+    g.bench_with_input(
+        BenchmarkId::new("lookup", "262144_entries"),
+        &idx,
+        |b, idx| {
+            b.iter(|| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                std::hint::black_box(idx.lookup(x % (262_144 * 3)))
+            })
+        },
+    );
+    g.finish();
+
+    let mut g = c.benchmark_group("read");
+    g.bench_function("locate_random_offset", |b| {
+        b.iter_custom(|iters| w.run(Job::Read(iters)))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("recovery");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(10));
+    let mib = recovery_mib();
+    g.throughput(Throughput::Bytes(mib * 1024 * 1024));
+    g.bench_function(format!("torn_tail_{mib}MiB_with_index"), |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| w.run(Job::Recovery { with_index: true }))
+                .sum()
+        })
+    });
+    g.bench_function(format!("torn_tail_{mib}MiB_full_scan"), |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| w.run(Job::Recovery { with_index: false }))
+                .sum()
+        })
+    });
+    g.finish();
+    w.finish();
+}
+
+criterion_group!(storage, benches);
+criterion_main!(storage);

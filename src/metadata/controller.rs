@@ -1,0 +1,334 @@
+//! The controller role: the mutable topic store on shard 0, its persistence, and publication of
+//! snapshots to every shard. Callable from any shard; the work always runs on shard 0.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    MAX_PARTITIONS, MetadataSnapshot, TopicError, TopicMeta, partition_dir, validate_topic_name,
+};
+use crate::shard::{self, ShardCtx};
+use crate::storage::PartitionLog;
+
+/// Name of the metadata file inside the data dir.
+pub const METADATA_FILE: &str = "ringbolt-metadata.json";
+
+#[derive(Serialize, Deserialize)]
+struct PersistedTopic {
+    name: String,
+    id: String,
+    partitions: i32,
+    #[serde(default)]
+    configs: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct PersistedMetadata {
+    version: u64,
+    #[serde(default)]
+    cluster_id: Option<String>,
+    topics: Vec<PersistedTopic>,
+}
+
+/// The one mutable copy of the topic table (lives on shard 0).
+pub struct MetadataStore {
+    path: PathBuf,
+    topics: RefCell<BTreeMap<String, Arc<TopicMeta>>>,
+    version: Cell<u64>,
+    cluster_id: String,
+    /// Serialises controller operations (validate → persist → publish).
+    op: glommio::sync::Semaphore,
+}
+
+fn random_uuid() -> std::io::Result<uuid::Uuid> {
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(uuid::Builder::from_random_bytes(b).into_uuid())
+}
+
+impl MetadataStore {
+    /// Loads `<data_dir>/ringbolt-metadata.json` (or starts empty). Call before the shards start.
+    pub fn load_snapshot(data_dir: &Path) -> anyhow::Result<(Arc<MetadataSnapshot>, String)> {
+        let path = data_dir.join(METADATA_FILE);
+        let persisted: PersistedMetadata = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => PersistedMetadata::default(),
+            Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
+        };
+        let mut topics = BTreeMap::new();
+        for t in persisted.topics {
+            let id = uuid::Uuid::parse_str(&t.id)
+                .map_err(|e| anyhow::anyhow!("{}: topic {}: {e}", path.display(), t.name))?;
+            topics.insert(
+                t.name.clone(),
+                Arc::new(TopicMeta {
+                    name: t.name,
+                    id,
+                    partitions: t.partitions,
+                    configs: t.configs,
+                }),
+            );
+        }
+        let cluster_id = match persisted.cluster_id {
+            Some(c) => c,
+            None => random_uuid()?.simple().to_string(),
+        };
+        Ok((
+            Arc::new(MetadataSnapshot {
+                version: persisted.version,
+                topics,
+            }),
+            cluster_id,
+        ))
+    }
+
+    pub(crate) fn new(data_dir: &Path, snap: &MetadataSnapshot, cluster_id: String) -> Self {
+        MetadataStore {
+            path: data_dir.join(METADATA_FILE),
+            topics: RefCell::new(snap.topics.clone()),
+            version: Cell::new(snap.version),
+            cluster_id,
+            op: glommio::sync::Semaphore::new(1),
+        }
+    }
+
+    fn snapshot(&self) -> Arc<MetadataSnapshot> {
+        Arc::new(MetadataSnapshot {
+            version: self.version.get(),
+            topics: self.topics.borrow().clone(),
+        })
+    }
+
+    /// Writes the file atomically: temp file, fsync, rename, fsync of the directory.
+    ///
+    /// Blocking file I/O on the executor thread, deliberately: it happens only on topic
+    /// create/delete (rare, a few KiB) and keeping it inline keeps the ordering obvious.
+    fn persist(&self) -> std::io::Result<()> {
+        let topics = self.topics.borrow();
+        let doc = PersistedMetadata {
+            version: self.version.get(),
+            cluster_id: Some(self.cluster_id.clone()),
+            topics: topics
+                .values()
+                .map(|t| PersistedTopic {
+                    name: t.name.clone(),
+                    id: t.id.to_string(),
+                    partitions: t.partitions,
+                    configs: t.configs.clone(),
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
+        let tmp = self.path.with_extension("json.tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// A request to create one topic.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1 = broker default (`num.partitions`).
+    pub partitions: i32,
+    /// -1 or 1 (single broker).
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Creates a topic (or only validates it). Runs on the controller shard; returns after every shard
+/// has the new metadata and the owners have opened the partition logs.
+pub async fn create_topic(
+    topic: NewTopic,
+    validate_only: bool,
+) -> Result<Arc<TopicMeta>, TopicError> {
+    shard::run_on(0, move |ctx| async move {
+        let store = ctx.controller.clone().ok_or(TopicError::ShuttingDown)?;
+        create_on_controller(&ctx, &store, topic, validate_only).await
+    })
+    .await
+    .map_err(|_| TopicError::ShuttingDown)?
+}
+
+async fn create_on_controller(
+    ctx: &Rc<ShardCtx>,
+    store: &MetadataStore,
+    topic: NewTopic,
+    validate_only: bool,
+) -> Result<Arc<TopicMeta>, TopicError> {
+    validate_topic_name(&topic.name)?;
+    let settings = &ctx.info.settings;
+    let partitions = if topic.partitions == -1 {
+        settings.num_partitions
+    } else {
+        topic.partitions
+    };
+    if !(1..=MAX_PARTITIONS).contains(&partitions) {
+        return Err(TopicError::InvalidPartitions {
+            got: partitions,
+            max: MAX_PARTITIONS,
+        });
+    }
+    if topic.replication_factor != -1 && topic.replication_factor != 1 {
+        return Err(TopicError::InvalidReplicationFactor(
+            topic.replication_factor,
+        ));
+    }
+    settings
+        .validate_topic_configs(&topic.configs)
+        .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+    let _permit = store
+        .op
+        .acquire_permit(1)
+        .await
+        .map_err(|_| TopicError::ShuttingDown)?;
+    if store.topics.borrow().contains_key(&topic.name) {
+        return Err(TopicError::AlreadyExists(topic.name));
+    }
+    let meta = Arc::new(TopicMeta {
+        id: random_uuid().map_err(|e| TopicError::Storage(e.to_string()))?,
+        name: topic.name,
+        partitions,
+        configs: topic.configs,
+    });
+    if validate_only {
+        return Ok(meta);
+    }
+    store
+        .topics
+        .borrow_mut()
+        .insert(meta.name.clone(), meta.clone());
+    store.version.set(store.version.get() + 1);
+    if let Err(e) = store.persist() {
+        store.topics.borrow_mut().remove(&meta.name);
+        store.version.set(store.version.get() + 1);
+        tracing::error!(topic = %meta.name, error = %e, "persisting metadata failed");
+        return Err(TopicError::Storage(e.to_string()));
+    }
+    tracing::info!(topic = %meta.name, partitions, id = %meta.id, "created topic");
+    publish(ctx, store.snapshot()).await;
+    Ok(meta)
+}
+
+/// Which topic to delete.
+#[derive(Debug, Clone)]
+pub enum TopicRef {
+    Name(String),
+    Id(uuid::Uuid),
+}
+
+/// Deletes a topic: metadata first (persisted), then every owner closes and removes its partition
+/// directories. Returns the deleted topic.
+pub async fn delete_topic(topic: TopicRef) -> Result<Arc<TopicMeta>, TopicError> {
+    shard::run_on(0, move |ctx| async move {
+        let store = ctx.controller.clone().ok_or(TopicError::ShuttingDown)?;
+        let _permit = store
+            .op
+            .acquire_permit(1)
+            .await
+            .map_err(|_| TopicError::ShuttingDown)?;
+        let name = match &topic {
+            TopicRef::Name(n) => n.clone(),
+            TopicRef::Id(id) => store
+                .topics
+                .borrow()
+                .values()
+                .find(|t| t.id == *id)
+                .map(|t| t.name.clone())
+                .ok_or(TopicError::UnknownTopicId(*id))?,
+        };
+        let removed = store
+            .topics
+            .borrow_mut()
+            .remove(&name)
+            .ok_or_else(|| TopicError::UnknownTopic(name.clone()))?;
+        store.version.set(store.version.get() + 1);
+        if let Err(e) = store.persist() {
+            store.topics.borrow_mut().insert(name.clone(), removed);
+            store.version.set(store.version.get() + 1);
+            tracing::error!(topic = %name, error = %e, "persisting metadata failed");
+            return Err(TopicError::Storage(e.to_string()));
+        }
+        tracing::info!(topic = %name, "deleted topic");
+        publish(&ctx, store.snapshot()).await;
+        Ok(removed)
+    })
+    .await
+    .map_err(|_| TopicError::ShuttingDown)?
+}
+
+/// Sends `snap` to every shard and waits until each applied it.
+async fn publish(ctx: &Rc<ShardCtx>, snap: Arc<MetadataSnapshot>) {
+    for s in 0..ctx.n_shards {
+        let snap = snap.clone();
+        if let Err(e) =
+            shard::run_on(s, move |c| async move { apply_snapshot(&c, snap).await }).await
+        {
+            tracing::warn!(shard = s, error = %e, "publishing metadata failed");
+        }
+    }
+}
+
+/// Installs a newer snapshot on this shard: closes and removes logs of topics that are gone, opens
+/// the logs this shard owns that are not open yet.
+pub(crate) async fn apply_snapshot(ctx: &Rc<ShardCtx>, snap: Arc<MetadataSnapshot>) {
+    if !ctx.set_metadata(snap.clone()) {
+        return;
+    }
+    let data_dir = ctx.info.data_dir.clone();
+    let open_topics: Vec<String> = ctx.all_logs().into_iter().map(|(t, _, _)| t).collect();
+    for topic in open_topics {
+        if snap.topic(&topic).is_some() {
+            continue;
+        }
+        for (p, log) in ctx.remove_topic_logs(&topic) {
+            if let Err(e) = log.close().await {
+                tracing::warn!(topic = %topic, partition = p, error = %e, "closing log failed");
+            }
+            drop(log);
+            let dir = partition_dir(&data_dir, &topic, p);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "removing partition dir failed");
+            }
+        }
+    }
+    for t in snap.topics.values() {
+        let log_config = match ctx.info.settings.log_config(&t.configs) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(topic = %t.name, error = %e, "bad topic config; using defaults");
+                ctx.info
+                    .settings
+                    .log_config(&BTreeMap::new())
+                    .unwrap_or_default()
+            }
+        };
+        for p in 0..t.partitions {
+            if ctx.owner_of(&t.name, p) != ctx.id || ctx.log(&t.name, p).is_some() {
+                continue;
+            }
+            let dir = partition_dir(&data_dir, &t.name, p);
+            match PartitionLog::open(dir.clone(), log_config.clone()).await {
+                Ok(log) => ctx.insert_log(&t.name, p, Rc::new(log)),
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "opening partition log failed")
+                }
+            }
+        }
+    }
+}

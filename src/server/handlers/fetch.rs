@@ -1,0 +1,303 @@
+//! Fetch (key 1), v4–v12: long poll, byte limits, zero-copy responses, sessionless.
+//!
+//! - Reads go to each partition's owner shard (one hop per owner, in parallel) and return file
+//!   slices of whole batches starting with the batch that contains the fetch offset (the client
+//!   skips records before its offset, as with Kafka).
+//! - Long poll: if fewer than `min_bytes` are available, the request waits until `max_wait_ms`
+//!   passes, the broker stops, or an append lands on one of its partitions (each owner waits on
+//!   `wait_for_append` with the same deadline, so no waiter outlives the request by more than that).
+//! - `partition_max_bytes` is passed to the log (which still returns at least one batch);
+//!   `max_bytes` bounds the whole response: partitions whose data would exceed it are returned
+//!   without records, except the first partition with data (Kafka's KIP-74 rule).
+//! - Fetch sessions (KIP-227) are answered sessionless: session id 0 and every requested partition
+//!   in every response, which all clients accept (a session id of 0 tells them none was created).
+//! - The response is encoded by `protocol::fetch_response` with record bytes as file slices sent by
+//!   sendfile(2); with `fetch.zerocopy.enable = false` the slices are read into memory and the
+//!   response encoded by kafka-protocol (the copying path kept for comparison).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::fetch_request::FetchRequest;
+use kafka_protocol::messages::fetch_response::{
+    FetchResponse, FetchableTopicResponse, PartitionData,
+};
+
+use super::{HandlerError, Reply, Request, topic_name};
+use crate::protocol::errors;
+use crate::protocol::fetch_response::{self, PartitionOut, TopicOut};
+use crate::server::partitions::on_owners;
+use crate::shard::{self, ShardCtx};
+use crate::storage::{FileSlice, StorageError};
+
+pub const MIN_VERSION: i16 = 4;
+pub const MAX_VERSION: i16 = 12;
+
+/// Upper bound on a long poll, whatever the client asks.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
+
+struct Want {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    max_bytes: u32,
+}
+
+#[derive(Clone)]
+struct Got {
+    error_code: i16,
+    high_watermark: i64,
+    log_start_offset: i64,
+    slices: Vec<FileSlice>,
+}
+
+impl Got {
+    fn err(code: i16) -> Self {
+        Got {
+            error_code: code,
+            high_watermark: -1,
+            log_start_offset: -1,
+            slices: Vec::new(),
+        }
+    }
+    fn bytes(&self) -> usize {
+        self.slices.iter().map(|s| s.len as usize).sum()
+    }
+}
+
+async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
+    let mut out = Vec::with_capacity(wants.len());
+    for w in wants {
+        let Some(log) = ctx.log(&w.topic, w.partition) else {
+            out.push(Got::err(errors::UNKNOWN_TOPIC_OR_PARTITION));
+            continue;
+        };
+        match log.read(w.offset, w.max_bytes).await {
+            Ok(r) => out.push(Got {
+                error_code: errors::NONE,
+                high_watermark: r.high_watermark,
+                log_start_offset: r.log_start_offset,
+                slices: r.slices,
+            }),
+            Err(e) => {
+                if !matches!(e, StorageError::OffsetOutOfRange { .. }) {
+                    tracing::warn!(topic = %w.topic, partition = w.partition, error = %e, "read failed");
+                }
+                out.push(Got {
+                    error_code: e.error_code(),
+                    high_watermark: log.high_watermark(),
+                    log_start_offset: log.log_start_offset(),
+                    slices: Vec::new(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Resolves when any future resolves.
+async fn select_any(mut futs: Vec<Pin<Box<dyn Future<Output = ()>>>>) {
+    std::future::poll_fn(|cx| {
+        for f in futs.iter_mut() {
+            if f.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// On an owner shard: returns when one of `parts` grows past the high watermark seen, or at the
+/// deadline, or when the broker stops.
+async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<(String, i32, i64)>, deadline: Instant) {
+    let mut futs: Vec<Pin<Box<dyn Future<Output = ()>>>> = Vec::new();
+    for (topic, p, seen) in &parts {
+        if let Some(log) = ctx.log(topic, *p) {
+            if log.high_watermark() > *seen {
+                return;
+            }
+            futs.push(Box::pin(log.wait_for_append()));
+        }
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    futs.push(Box::pin(async move {
+        glommio::timer::sleep(left).await;
+    }));
+    let c = ctx.clone();
+    futs.push(Box::pin(async move { c.stopping.wait().await }));
+    select_any(futs).await;
+}
+
+pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
+    let r: FetchRequest = req.decode()?;
+    let ctx = req.ctx.clone();
+    let start = Instant::now();
+    let deadline = start + Duration::from_millis(r.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    let min_bytes = r.min_bytes.max(0) as usize;
+    let max_bytes = if r.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        r.max_bytes as usize
+    };
+
+    // Request order: (topic index, partition index) → want or unknown.
+    let snap = ctx.metadata();
+    let mut layout: Vec<Vec<Option<usize>>> = Vec::with_capacity(r.topics.len());
+    let mut wants: Vec<(usize, (String, i32, i64, u32))> = Vec::new();
+    for t in &r.topics {
+        let name = t.topic.0.as_str();
+        let meta = snap.topic(name);
+        let mut row = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            match meta {
+                Some(m) if p.partition >= 0 && p.partition < m.partitions => {
+                    row.push(Some(wants.len()));
+                    wants.push((
+                        ctx.owner_of(name, p.partition),
+                        (
+                            name.to_string(),
+                            p.partition,
+                            p.fetch_offset,
+                            p.partition_max_bytes.max(0) as u32,
+                        ),
+                    ));
+                }
+                _ => row.push(None),
+            }
+        }
+        layout.push(row);
+    }
+
+    let results = loop {
+        let items: Vec<(usize, Want)> = wants
+            .iter()
+            .map(|(o, (t, p, off, mb))| {
+                (
+                    *o,
+                    Want {
+                        topic: t.clone(),
+                        partition: *p,
+                        offset: *off,
+                        max_bytes: *mb,
+                    },
+                )
+            })
+            .collect();
+        let got = on_owners(items, read_on_owner, || Got::err(errors::NOT_LEADER_OR_FOLLOWER)).await;
+        let total: usize = got.iter().map(Got::bytes).sum();
+        let errored = got.iter().any(|g| g.error_code != errors::NONE);
+        if total >= min_bytes.max(1)
+            || min_bytes == 0
+            || errored
+            || wants.is_empty()
+            || Instant::now() >= deadline
+            || ctx.stopping.is_set()
+        {
+            break got;
+        }
+        // Long poll: wait on every owner concurrently; the first to report growth wins.
+        let mut by_owner: Vec<(usize, Vec<(String, i32, i64)>)> = Vec::new();
+        for ((owner, (t, p, _, _)), g) in wants.iter().zip(&got) {
+            let entry = (t.clone(), *p, g.high_watermark);
+            match by_owner.iter_mut().find(|(o, _)| o == owner) {
+                Some((_, v)) => v.push(entry),
+                None => by_owner.push((*owner, vec![entry])),
+            }
+        }
+        let mut waits: Vec<Pin<Box<dyn Future<Output = ()>>>> = Vec::new();
+        for (owner, parts) in by_owner {
+            waits.push(Box::pin(async move {
+                let _ = shard::run_on(owner, move |c| wait_on_owner(c, parts, deadline)).await;
+            }));
+        }
+        select_any(waits).await;
+    };
+
+    // Apply the response-level max_bytes (whole partitions; the first with data always fits).
+    let mut budget_used = 0usize;
+    let mut topics_out = Vec::with_capacity(r.topics.len());
+    for (t, row) in r.topics.iter().zip(&layout) {
+        let mut parts = Vec::with_capacity(row.len());
+        for (p, slot) in t.partitions.iter().zip(row) {
+            let mut g = match slot {
+                Some(i) => results[*i].clone(),
+                None => Got::err(errors::UNKNOWN_TOPIC_OR_PARTITION),
+            };
+            let n = g.bytes();
+            if n > 0 {
+                if budget_used > 0 && budget_used + n > max_bytes {
+                    g.slices.clear();
+                } else {
+                    budget_used += n;
+                }
+            }
+            parts.push(PartitionOut {
+                partition: p.partition,
+                error_code: g.error_code,
+                high_watermark: g.high_watermark,
+                last_stable_offset: g.high_watermark,
+                log_start_offset: g.log_start_offset,
+                records: g.slices,
+            });
+        }
+        topics_out.push(TopicOut {
+            name: t.topic.0.as_str().to_string(),
+            partitions: parts,
+        });
+    }
+
+    if ctx.info.settings.fetch_zerocopy_enable {
+        Ok(Reply::Chunked(fetch_response::encode(
+            req.header.correlation_id,
+            req.version,
+            0,
+            errors::NONE,
+            0,
+            &topics_out,
+        )))
+    } else {
+        copying_response(&req, &topics_out)
+    }
+}
+
+/// The copying path: records read into memory, response encoded by kafka-protocol.
+fn copying_response(req: &Request, topics: &[TopicOut]) -> Result<Reply, HandlerError> {
+    let mut responses = Vec::with_capacity(topics.len());
+    for t in topics {
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let mut records = Vec::with_capacity(p.records.iter().map(|s| s.len as usize).sum());
+            for s in &p.records {
+                match s.read_to_vec() {
+                    Ok(v) => records.extend_from_slice(&v),
+                    Err(e) => {
+                        return Ok(Reply::Close(format!("reading fetched records failed: {e}")));
+                    }
+                }
+            }
+            parts.push(
+                PartitionData::default()
+                    .with_partition_index(p.partition)
+                    .with_error_code(p.error_code)
+                    .with_high_watermark(p.high_watermark)
+                    .with_last_stable_offset(p.last_stable_offset)
+                    .with_log_start_offset(p.log_start_offset)
+                    .with_aborted_transactions(Some(Vec::new()))
+                    .with_preferred_read_replica(BrokerId(-1))
+                    .with_records(Some(Bytes::from(records))),
+            );
+        }
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(topic_name(&t.name))
+                .with_partitions(parts),
+        );
+    }
+    req.respond(&FetchResponse::default().with_responses(responses))
+}

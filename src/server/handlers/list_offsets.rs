@@ -1,0 +1,110 @@
+//! ListOffsets (key 2), v1–v7: earliest (-2), latest (-1), max timestamp (-3), by timestamp.
+//! The isolation level is ignored: with no transactions the last stable offset is the high
+//! watermark.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
+};
+
+use super::{HandlerError, Reply, Request};
+use crate::protocol::errors;
+use crate::server::partitions::on_owners;
+use crate::shard::ShardCtx;
+
+pub const MIN_VERSION: i16 = 1;
+pub const MAX_VERSION: i16 = 7;
+
+pub const LATEST: i64 = -1;
+pub const EARLIEST: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+
+/// (error code, timestamp, offset)
+type Found = (i16, i64, i64);
+
+async fn lookup_on_owner(ctx: Rc<ShardCtx>, items: Vec<(String, i32, i64)>) -> Vec<Found> {
+    let mut out = Vec::with_capacity(items.len());
+    for (topic, p, ts) in items {
+        let Some(log) = ctx.log(&topic, p) else {
+            out.push((errors::UNKNOWN_TOPIC_OR_PARTITION, -1, -1));
+            continue;
+        };
+        let found = match ts {
+            LATEST => (errors::NONE, -1, log.high_watermark()),
+            EARLIEST => (errors::NONE, -1, log.log_start_offset()),
+            MAX_TIMESTAMP => {
+                let (t, o) = log.max_timestamp();
+                (errors::NONE, t, o)
+            }
+            ts if ts < 0 => (errors::INVALID_REQUEST, -1, -1),
+            ts => match log.offset_for_timestamp(ts).await {
+                Ok(Some((o, t))) => (errors::NONE, t, o),
+                Ok(None) => (errors::NONE, -1, -1),
+                Err(e) => (e.error_code(), -1, -1),
+            },
+        };
+        out.push(found);
+    }
+    out
+}
+
+pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
+    let r: ListOffsetsRequest = req.decode()?;
+    let ctx = req.ctx.clone();
+    let snap = ctx.metadata();
+    let mut layout = Vec::with_capacity(r.topics.len());
+    let mut items = Vec::new();
+    for t in &r.topics {
+        let name = t.name.0.as_str();
+        let meta = snap.topic(name);
+        let row: Vec<Option<usize>> = t
+            .partitions
+            .iter()
+            .map(|p| match meta {
+                Some(m) if p.partition_index >= 0 && p.partition_index < m.partitions => {
+                    items.push((
+                        ctx.owner_of(name, p.partition_index),
+                        (name.to_string(), p.partition_index, p.timestamp),
+                    ));
+                    Some(items.len() - 1)
+                }
+                _ => None,
+            })
+            .collect();
+        layout.push(row);
+    }
+    let found = on_owners(items, lookup_on_owner, || {
+        (errors::NOT_LEADER_OR_FOLLOWER, -1, -1)
+    })
+    .await;
+    let topics = r
+        .topics
+        .iter()
+        .zip(layout)
+        .map(|(t, row)| {
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .zip(row)
+                        .map(|(p, slot)| {
+                            let (code, ts, off) = match slot {
+                                Some(i) => found[i],
+                                None => (errors::UNKNOWN_TOPIC_OR_PARTITION, -1, -1),
+                            };
+                            ListOffsetsPartitionResponse::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                                .with_timestamp(ts)
+                                .with_offset(off)
+                                .with_leader_epoch(if code == errors::NONE { 0 } else { -1 })
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    req.respond(&ListOffsetsResponse::default().with_topics(topics))
+}

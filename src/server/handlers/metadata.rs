@@ -1,0 +1,143 @@
+//! Metadata (key 3), v0–v12: this broker, its topics, auto-creation of requested unknown topics.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::metadata_request::MetadataRequest;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+
+use super::{HandlerError, Reply, Request, sb, topic_name};
+use crate::metadata::controller::{self, NewTopic};
+use crate::metadata::{TopicError, TopicMeta, validate_topic_name};
+use crate::protocol::errors;
+use crate::shard::ShardCtx;
+
+pub const MIN_VERSION: i16 = 0;
+pub const MAX_VERSION: i16 = 12;
+
+/// "Not requested" marker for authorized-operations fields.
+const OPS_NOT_REQUESTED: i32 = i32::MIN;
+
+fn topic_entry(ctx: &ShardCtx, t: &TopicMeta) -> MetadataResponseTopic {
+    let node = BrokerId(ctx.info.node_id);
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&t.name)))
+        .with_topic_id(t.id)
+        .with_is_internal(false)
+        .with_topic_authorized_operations(OPS_NOT_REQUESTED)
+        .with_partitions(
+            (0..t.partitions)
+                .map(|p| {
+                    MetadataResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_leader_id(node)
+                        .with_leader_epoch(0)
+                        .with_replica_nodes(vec![node])
+                        .with_isr_nodes(vec![node])
+                })
+                .collect(),
+        )
+}
+
+fn error_entry(name: Option<&str>, id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code)
+        .with_name(name.map(topic_name))
+        .with_topic_id(id)
+        .with_topic_authorized_operations(OPS_NOT_REQUESTED)
+}
+
+/// Creates `name` with the broker defaults if auto-creation is allowed; `Ok` also when someone
+/// else created it first.
+pub async fn auto_create(ctx: &ShardCtx, name: &str) -> Result<Arc<TopicMeta>, TopicError> {
+    validate_topic_name(name)?;
+    let res = controller::create_topic(
+        NewTopic {
+            name: name.to_string(),
+            partitions: ctx.info.settings.num_partitions,
+            replication_factor: -1,
+            configs: Default::default(),
+        },
+        false,
+    )
+    .await;
+    match res {
+        Err(TopicError::AlreadyExists(_)) => ctx
+            .metadata()
+            .topic(name)
+            .cloned()
+            .ok_or_else(|| TopicError::UnknownTopic(name.into())),
+        other => other,
+    }
+}
+
+pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
+    let r: MetadataRequest = req.decode()?;
+    let ctx = req.ctx.clone();
+    let snap = ctx.metadata();
+    // v0: an empty list means all topics; v1+: null means all topics.
+    let all = match &r.topics {
+        None => true,
+        Some(t) => t.is_empty() && req.version == 0,
+    };
+    // Before v4 there is no flag and Kafka auto-creates when the broker allows it.
+    let allow_create =
+        ctx.info.settings.auto_create_topics_enable && (req.version < 4 || r.allow_auto_topic_creation);
+    let mut topics = Vec::new();
+    if all {
+        for t in snap.topics.values() {
+            topics.push(topic_entry(&ctx, t));
+        }
+    } else {
+        for rt in r.topics.iter().flatten() {
+            // v10+ may address a topic by id (name null; some clients send "" instead).
+            let by_name = rt
+                .name
+                .as_ref()
+                .filter(|n| !(n.0.is_empty() && !rt.topic_id.is_nil()));
+            match by_name {
+                Some(name) => {
+                    let name = name.0.as_str();
+                    if let Some(t) = snap.topic(name) {
+                        topics.push(topic_entry(&ctx, t));
+                    } else if let Err(e) = validate_topic_name(name) {
+                        topics.push(error_entry(Some(name), uuid::Uuid::nil(), e.error_code()));
+                    } else if allow_create {
+                        match auto_create(&ctx, name).await {
+                            Ok(t) => topics.push(topic_entry(&ctx, &t)),
+                            Err(e) => {
+                                tracing::warn!(topic = name, error = %e, "auto-create failed");
+                                topics.push(error_entry(Some(name), uuid::Uuid::nil(), e.error_code()))
+                            }
+                        }
+                    } else {
+                        topics.push(error_entry(
+                            Some(name),
+                            uuid::Uuid::nil(),
+                            errors::UNKNOWN_TOPIC_OR_PARTITION,
+                        ));
+                    }
+                }
+                None => match snap.topic_by_id(rt.topic_id) {
+                    Some(t) => topics.push(topic_entry(&ctx, t)),
+                    None => topics.push(error_entry(None, rt.topic_id, errors::UNKNOWN_TOPIC_ID)),
+                },
+            }
+        }
+    }
+    let node = BrokerId(ctx.info.node_id);
+    let resp = MetadataResponse::default()
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(node)
+                .with_host(sb(&ctx.info.advertised_host))
+                .with_port(ctx.info.advertised_port),
+        ])
+        .with_cluster_id(Some(sb(&ctx.info.cluster_id)))
+        .with_controller_id(node)
+        .with_cluster_authorized_operations(OPS_NOT_REQUESTED)
+        .with_topics(topics);
+    req.respond(&resp)
+}

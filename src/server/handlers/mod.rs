@@ -1,0 +1,165 @@
+//! One handler per Kafka API key, each declaring its supported version range.
+//!
+//! The [`api_table!`] list below is the single source of truth: it declares the handler modules,
+//! generates [`SUPPORTED_APIS`] (what ApiVersions advertises and what the connection accepts; a
+//! request outside it gets UNSUPPORTED_VERSION handling, never a guess) and the dispatch `match`.
+//! To add an API: write `handlers/<api>.rs` with `MIN_VERSION`, `MAX_VERSION` and
+//! `async fn handle(req: Request) -> Result<Reply, HandlerError>`, and add one line to the list.
+
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+
+use crate::protocol::fetch_response::ChunkedFrame;
+use crate::protocol::frame;
+use crate::shard::ShardCtx;
+
+/// A decoded request header plus its still-encoded body, on the shard that read it.
+pub struct Request {
+    pub ctx: Rc<ShardCtx>,
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub header: RequestHeader,
+    pub body: Bytes,
+}
+
+/// What the connection writes back.
+pub enum Reply {
+    /// Nothing (Produce with acks=0).
+    None,
+    /// A whole response frame, size prefix included.
+    Frame(Bytes),
+    /// A frame made of memory and file chunks (zero-copy fetch).
+    Chunked(ChunkedFrame),
+    /// Close the connection (Kafka's answer to malformed requests and failed acks=0 produces).
+    Close(String),
+}
+
+/// A request the broker cannot serve at all; the connection is closed with a log line.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("malformed {api:?} v{version} request: {msg}")]
+    Decode {
+        api: ApiKey,
+        version: i16,
+        msg: String,
+    },
+    #[error("encoding {api:?} v{version} response: {msg}")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        msg: String,
+    },
+    #[error("API {0:?} is not supported")]
+    Unsupported(ApiKey),
+}
+
+impl Request {
+    /// Decodes the body as `T` at the request's version.
+    pub fn decode<T: Decodable>(&self) -> Result<T, HandlerError> {
+        let mut body = self.body.clone();
+        T::decode(&mut body, self.version).map_err(|e| HandlerError::Decode {
+            api: self.api_key,
+            version: self.version,
+            msg: e.to_string(),
+        })
+    }
+
+    /// Encodes a response frame at the request's version.
+    pub fn respond<R: Encodable + HeaderVersion>(&self, resp: &R) -> Result<Reply, HandlerError> {
+        encode_frame(self.api_key, self.header.correlation_id, self.version, resp).map(Reply::Frame)
+    }
+}
+
+/// Encodes `resp` at `version` as a whole frame with its response header.
+pub fn encode_frame<R: Encodable + HeaderVersion>(
+    api: ApiKey,
+    correlation_id: i32,
+    version: i16,
+    resp: &R,
+) -> Result<Bytes, HandlerError> {
+    let mut buf = BytesMut::with_capacity(128);
+    frame::start_frame(&mut buf, correlation_id, R::header_version(version));
+    resp.encode(&mut buf, version)
+        .map_err(|e| HandlerError::Encode {
+            api,
+            version,
+            msg: e.to_string(),
+        })?;
+    frame::finish_frame(&mut buf);
+    Ok(buf.freeze())
+}
+
+macro_rules! api_table {
+    ($($key:ident => $module:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// (API key, min version, max version) of every API this broker serves.
+        pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+            $((ApiKey::$key, $module::MIN_VERSION, $module::MAX_VERSION),)*
+        ];
+
+        async fn dispatch_inner(req: Request) -> Result<Reply, HandlerError> {
+            match req.api_key {
+                $(ApiKey::$key => $module::handle(req).await,)*
+                other => Err(HandlerError::Unsupported(other)),
+            }
+        }
+    };
+}
+
+api_table! {
+    ApiVersions => api_versions,
+    Metadata => metadata,
+    Produce => produce,
+    Fetch => fetch,
+    ListOffsets => list_offsets,
+    CreateTopics => create_topics,
+    DeleteTopics => delete_topics,
+    DescribeConfigs => describe_configs,
+}
+
+/// The supported version range of an API key, if the broker serves it.
+pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// Runs the handler for a request whose version is in range; errors become `Reply::Close`.
+pub async fn dispatch(req: Request) -> Reply {
+    match dispatch_inner(req).await {
+        Ok(r) => r,
+        Err(e) => Reply::Close(e.to_string()),
+    }
+}
+
+/// `Some(StrBytes)` from a `&str`.
+pub fn sb(s: &str) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(s.to_string())
+}
+
+/// A Kafka topic name from a `&str`.
+pub fn topic_name(s: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(sb(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_within_codec_ranges() {
+        for &(key, min, max) in SUPPORTED_APIS {
+            let v = key.valid_versions();
+            assert!(min <= max, "{key:?}");
+            assert!(
+                v.min <= min && max <= v.max,
+                "{key:?} {min}..{max} vs codec {v:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Produce (key 0), v3–v9: acks 0/1/-1, many topics and partitions per request, per-partition
+//! errors, auto-creation of unknown topics with `num.partitions`.
+//!
+//! Each partition's records go to its owner shard (one mesh hop per owner shard, all owners in
+//! parallel). acks=1 answers once `append` returned (written per the flush policy); acks=-1 also
+//! waits for `wait_durable(last offset)`, after all of the request's appends on that shard were
+//! issued, so one fdatasync (group commit) covers them. acks=0 sends nothing back; if any partition
+//! failed the connection is closed, which is how Kafka tells an acks=0 producer something went wrong.
+
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::produce_request::ProduceRequest;
+use kafka_protocol::messages::produce_response::{
+    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
+
+use super::metadata::auto_create;
+use super::{HandlerError, Reply, Request, sb};
+use crate::metadata::validate_topic_name;
+use crate::protocol::errors;
+use crate::server::partitions::on_owners;
+use crate::shard::ShardCtx;
+
+pub const MIN_VERSION: i16 = 3;
+pub const MAX_VERSION: i16 = 9;
+
+struct Item {
+    topic: String,
+    partition: i32,
+    records: BytesMut,
+    acks: i16,
+}
+
+#[derive(Clone)]
+struct Outcome {
+    error_code: i16,
+    error_message: Option<String>,
+    base_offset: i64,
+    log_append_time: i64,
+    log_start_offset: i64,
+}
+
+impl Outcome {
+    fn err(code: i16) -> Self {
+        Outcome {
+            error_code: code,
+            error_message: None,
+            base_offset: -1,
+            log_append_time: -1,
+            log_start_offset: -1,
+        }
+    }
+}
+
+async fn append_on_owner(ctx: Rc<ShardCtx>, items: Vec<Item>) -> Vec<Outcome> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut durable = Vec::new();
+    for item in items {
+        let Some(log) = ctx.log(&item.topic, item.partition) else {
+            out.push(Outcome::err(errors::UNKNOWN_TOPIC_OR_PARTITION));
+            continue;
+        };
+        match log.append(item.records).await {
+            Ok(info) => {
+                if item.acks == -1 {
+                    durable.push((out.len(), log.clone(), info.last_offset));
+                }
+                out.push(Outcome {
+                    error_code: errors::NONE,
+                    error_message: None,
+                    base_offset: info.base_offset,
+                    log_append_time: info.log_append_time,
+                    log_start_offset: info.log_start_offset,
+                });
+            }
+            Err(e) => {
+                tracing::debug!(topic = %item.topic, partition = item.partition, error = %e, "append failed");
+                out.push(Outcome {
+                    error_message: Some(e.to_string()),
+                    ..Outcome::err(e.error_code())
+                });
+            }
+        }
+    }
+    for (i, log, last) in durable {
+        if let Err(e) = log.wait_durable(last).await {
+            tracing::error!(error = %e, "waiting for durability failed");
+            out[i] = Outcome {
+                error_message: Some(e.to_string()),
+                ..Outcome::err(e.error_code())
+            };
+        }
+    }
+    out
+}
+
+pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
+    let r: ProduceRequest = req.decode()?;
+    let ctx = req.ctx.clone();
+    let acks = r.acks;
+    let valid_acks = matches!(acks, 0 | 1 | -1);
+    let settings = &ctx.info.settings;
+
+    // Per (topic, partition) in request order: either an immediate outcome or an index into items.
+    let mut slots: Vec<Vec<Result<usize, Outcome>>> = Vec::with_capacity(r.topic_data.len());
+    let mut items: Vec<(usize, Item)> = Vec::new();
+    for td in &r.topic_data {
+        let name = td.name.0.as_str();
+        let mut snap_topic = ctx.metadata().topic(name).cloned();
+        let mut topic_err = None;
+        if !valid_acks {
+            topic_err = Some(errors::INVALID_REQUIRED_ACKS);
+        } else if snap_topic.is_none() {
+            if let Err(e) = validate_topic_name(name) {
+                topic_err = Some(e.error_code());
+            } else if settings.auto_create_topics_enable {
+                match auto_create(&ctx, name).await {
+                    Ok(t) => snap_topic = Some(t),
+                    Err(e) => topic_err = Some(e.error_code()),
+                }
+            } else {
+                topic_err = Some(errors::UNKNOWN_TOPIC_OR_PARTITION);
+            }
+        }
+        let mut row = Vec::with_capacity(td.partition_data.len());
+        for pd in &td.partition_data {
+            if let Some(code) = topic_err {
+                row.push(Err(Outcome::err(code)));
+                continue;
+            }
+            let t = snap_topic.as_ref().expect("topic known when no error");
+            if pd.index < 0 || pd.index >= t.partitions {
+                row.push(Err(Outcome::err(errors::UNKNOWN_TOPIC_OR_PARTITION)));
+                continue;
+            }
+            let Some(records) = pd.records.as_ref() else {
+                row.push(Err(Outcome::err(errors::CORRUPT_MESSAGE)));
+                continue;
+            };
+            row.push(Ok(items.len()));
+            items.push((
+                ctx.owner_of(name, pd.index),
+                Item {
+                    topic: name.to_string(),
+                    partition: pd.index,
+                    // One copy per batch: the log takes an owned, mutable buffer (it rewrites the
+                    // base offset) and the frame's bytes are shared.
+                    records: BytesMut::from(&records[..]),
+                    acks,
+                },
+            ));
+        }
+        slots.push(row);
+    }
+    let results = on_owners(items, append_on_owner, || {
+        Outcome::err(errors::NOT_LEADER_OR_FOLLOWER)
+    })
+    .await;
+
+    let mut any_error = None;
+    let mut responses = Vec::with_capacity(r.topic_data.len());
+    for (td, row) in r.topic_data.iter().zip(slots) {
+        let mut parts = Vec::with_capacity(row.len());
+        for (pd, slot) in td.partition_data.iter().zip(row) {
+            let o = match slot {
+                Ok(i) => results[i].clone(),
+                Err(o) => o,
+            };
+            if o.error_code != errors::NONE && any_error.is_none() {
+                any_error = Some(format!(
+                    "{}-{}: error {}",
+                    td.name.0.as_str(),
+                    pd.index,
+                    o.error_code
+                ));
+            }
+            parts.push(
+                PartitionProduceResponse::default()
+                    .with_index(pd.index)
+                    .with_error_code(o.error_code)
+                    .with_base_offset(o.base_offset)
+                    .with_log_append_time_ms(o.log_append_time)
+                    .with_log_start_offset(o.log_start_offset)
+                    .with_error_message(o.error_message.as_deref().map(sb)),
+            );
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(td.name.clone())
+                .with_partition_responses(parts),
+        );
+    }
+    if acks == 0 {
+        return Ok(match any_error {
+            Some(e) => Reply::Close(format!("acks=0 produce failed ({e})")),
+            None => Reply::None,
+        });
+    }
+    req.respond(&ProduceResponse::default().with_responses(responses))
+}

@@ -1,0 +1,83 @@
+//! Fan-out of partition work to owner shards: group items by owner, one `run_on` per owner shard,
+//! all owners concurrently, results back in the original order.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+
+use crate::shard::{self, ShardCtx, ShardError};
+
+/// Polls all futures concurrently and returns their outputs in order.
+pub async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T>>>>) -> Vec<T> {
+    let mut futures: Vec<Option<Pin<Box<dyn Future<Output = T>>>>> =
+        futures.into_iter().map(Some).collect();
+    let mut out: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    let mut left = futures.len();
+    std::future::poll_fn(|cx| {
+        for (i, slot) in futures.iter_mut().enumerate() {
+            if let Some(f) = slot
+                && let Poll::Ready(v) = f.as_mut().poll(cx)
+            {
+                out[i] = Some(v);
+                *slot = None;
+                left -= 1;
+            }
+        }
+        if left == 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    out.into_iter().map(|v| v.expect("all completed")).collect()
+}
+
+/// Runs `work(ctx, items)` on each owner shard for the items it owns (concurrently across shards)
+/// and returns one result per item, in input order. `err` builds the result for items whose shard
+/// could not be reached (or that it answered short).
+pub async fn on_owners<I, R, F, Fut>(items: Vec<(usize, I)>, work: F, err: impl Fn() -> R) -> Vec<R>
+where
+    I: Send + 'static,
+    R: Send + 'static,
+    F: Fn(Rc<ShardCtx>, Vec<I>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Vec<R>> + 'static,
+{
+    let n = items.len();
+    let mut groups: Vec<(usize, Vec<usize>, Vec<I>)> = Vec::new();
+    for (i, (owner, item)) in items.into_iter().enumerate() {
+        match groups.iter_mut().find(|g| g.0 == owner) {
+            Some(g) => {
+                g.1.push(i);
+                g.2.push(item);
+            }
+            None => groups.push((owner, vec![i], vec![item])),
+        }
+    }
+    let mut index_lists = Vec::with_capacity(groups.len());
+    let mut futs: Vec<Pin<Box<dyn Future<Output = Result<Vec<R>, ShardError>>>>> = Vec::new();
+    for (owner, idx, group) in groups {
+        index_lists.push(idx);
+        let work = work.clone();
+        futs.push(Box::pin(shard::run_on(owner, move |ctx| work(ctx, group))));
+    }
+    let results = join_all(futs).await;
+    let mut out: Vec<Option<R>> = (0..n).map(|_| None).collect();
+    for (idx, res) in index_lists.into_iter().zip(results) {
+        match res {
+            Ok(values) => {
+                for (i, v) in idx.into_iter().zip(values) {
+                    out[i] = Some(v);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "owner shard unreachable");
+                for i in idx {
+                    out[i] = Some(err());
+                }
+            }
+        }
+    }
+    out.into_iter().map(|v| v.unwrap_or_else(&err)).collect()
+}

@@ -1,0 +1,70 @@
+//! Storage errors and their Kafka error codes.
+
+use crate::protocol::record_batch::BatchError;
+
+/// Errors of the partition log. [`StorageError::error_code`] gives the Kafka code a handler puts
+/// in its response.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// CRC mismatch, bad magic, bad length (Kafka `CORRUPT_MESSAGE`, 2).
+    #[error("corrupt message: {0}")]
+    CorruptMessage(String),
+    /// Well-formed but semantically invalid batch, e.g. record count mismatch (`INVALID_RECORD`, 87).
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    /// A batch larger than `max.message.bytes` (`MESSAGE_TOO_LARGE`, 10).
+    #[error("message too large: {size} bytes > max.message.bytes {max}")]
+    MessageTooLarge { size: usize, max: u32 },
+    /// (`OFFSET_OUT_OF_RANGE`, 1).
+    #[error("offset {offset} out of range [{log_start}, {high_watermark}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        high_watermark: i64,
+    },
+    /// (`INVALID_TIMESTAMP`, 32).
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(i64),
+    /// The log was closed (`NOT_LEADER_OR_FOLLOWER`, 6, so clients refresh metadata and retry).
+    #[error("log is closed")]
+    Closed,
+    /// An earlier write or sync failed; the log refuses further appends (`KAFKA_STORAGE_ERROR`, 56).
+    #[error("log is offline after an I/O error: {0}")]
+    Offline(String),
+    /// (`KAFKA_STORAGE_ERROR`, 56).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StorageError {
+    /// The Kafka protocol error code for this error.
+    pub fn error_code(&self) -> i16 {
+        match self {
+            StorageError::CorruptMessage(_) => 2,
+            StorageError::InvalidRecord(_) => 87,
+            StorageError::MessageTooLarge { .. } => 10,
+            StorageError::OffsetOutOfRange { .. } => 1,
+            StorageError::InvalidTimestamp(_) => 32,
+            StorageError::Closed => 6,
+            StorageError::Offline(_) | StorageError::Io(_) => 56,
+        }
+    }
+}
+
+impl From<BatchError> for StorageError {
+    fn from(e: BatchError) -> Self {
+        match e {
+            BatchError::BadLength(_) | BatchError::BadMagic(_) | BatchError::BadCrc { .. } => {
+                StorageError::CorruptMessage(e.to_string())
+            }
+            BatchError::Invalid(_) => StorageError::InvalidRecord(e.to_string()),
+            BatchError::BadTimestamp(ts) => StorageError::InvalidTimestamp(ts),
+        }
+    }
+}
+
+impl From<glommio::GlommioError<()>> for StorageError {
+    fn from(e: glommio::GlommioError<()>) -> Self {
+        StorageError::Io(e.into())
+    }
+}

@@ -1,0 +1,648 @@
+//! `PartitionLog`: the public face of one partition's log, its state, open and append.
+//!
+//! Everything mutable sits in one `RefCell<State>` that is never borrowed across an `.await`.
+//! Appends do all their bookkeeping synchronously at enqueue time (validation, offset assignment,
+//! header rewrites, roll decision, file position, index entries), so the order of `append` calls is
+//! the order in the log, then queue the bytes for the partition's single writer task
+//! (`appender.rs`) and wait until the high watermark passes their last offset.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use glommio::io::{DmaFile, OpenOptions};
+
+use crate::protocol::record_batch::{self, BatchHeader};
+
+use super::config::{LogConfig, TimestampType};
+use super::error::StorageError;
+use super::notify::Notify;
+use super::recovery;
+use super::segment::{self, Segment};
+use super::slice::AppendInfo;
+
+/// Sealed segments whose indexes and read descriptor stay loaded (per partition).
+pub(crate) const WARM_SEALED_SEGMENTS: usize = 2;
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Queued work for the writer task.
+pub(crate) enum Op {
+    /// Seal the active segment and start a new one at `new_base`.
+    Roll {
+        old_base: i64,
+        new_base: i64,
+        /// The sealed segment's final index files, encoded at enqueue time.
+        index: Vec<u8>,
+        time_index: Vec<u8>,
+        seq: u64,
+    },
+    /// Bytes for the active segment at `position` (contiguous with the previous write).
+    Write {
+        bytes: BytesMut,
+        position: u64,
+        next_offset: i64,
+        messages: u64,
+        seq: u64,
+    },
+}
+
+/// The active segment's write side: the O_DIRECT file and the partial tail block kept in memory
+/// so the next write can rewrite it whole.
+pub(crate) struct ActiveFile {
+    pub base: i64,
+    pub dma: Rc<DmaFile>,
+    pub align: u64,
+    /// Bytes of the last, partial, aligned block: `[written - tail.len(), written)`.
+    pub tail: Vec<u8>,
+    pub written: u64,
+}
+
+pub(crate) struct State {
+    pub segments: BTreeMap<i64, Segment>,
+    pub active: Option<ActiveFile>,
+    pub log_start: i64,
+    /// Next offset to assign (includes queued appends).
+    pub assigned: i64,
+    /// One past the last written offset: the high watermark (single replica).
+    pub hw: i64,
+    /// Offsets below this are fdatasynced.
+    pub durable: i64,
+    /// Projected size of the active segment including queued writes.
+    pub proj_size: u64,
+    pub pending: VecDeque<Op>,
+    pub next_seq: u64,
+    pub done_seq: u64,
+    pub writer_running: bool,
+    pub syncer_running: bool,
+    /// Highest offset someone waits to see durable (-1: none).
+    pub sync_requested: i64,
+    pub unflushed_messages: u64,
+    pub flush_timer_armed: bool,
+    pub failed: Option<String>,
+    pub closed: bool,
+    /// (max timestamp, last offset of its batch), over the whole log.
+    pub max_ts: (i64, i64),
+    /// Sealed segments with loaded indexes/descriptor, least recently used first.
+    pub warm: VecDeque<i64>,
+}
+
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub config: RefCell<LogConfig>,
+    pub st: RefCell<State>,
+    /// Woken on every write, sync, roll, failure and close.
+    pub progress: Rc<Notify>,
+    /// Woken when new data becomes readable (and on close), for Fetch long-polls.
+    pub appended: Rc<Notify>,
+}
+
+/// One partition's log. Lives on its owner shard (not `Send`); share it there as
+/// `Rc<PartitionLog>`. Methods take `&self`; appends are serialised internally.
+pub struct PartitionLog {
+    pub(crate) inner: Rc<Inner>,
+}
+
+impl State {
+    pub fn check_usable(&self) -> Result<(), StorageError> {
+        if let Some(f) = &self.failed {
+            return Err(StorageError::Offline(f.clone()));
+        }
+        if self.closed {
+            return Err(StorageError::Closed);
+        }
+        Ok(())
+    }
+
+    pub fn active_segment_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    pub fn active_segment(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    /// Queues a roll to a new segment starting at `self.assigned`.
+    pub fn push_roll(&mut self, now: i64) -> u64 {
+        let new_base = self.assigned;
+        let old = self.active_segment_mut();
+        old.seal_time_index();
+        if let Some(i) = old.index.as_mut() {
+            i.shrink();
+        }
+        if let Some(t) = old.time_index.as_mut() {
+            t.shrink();
+        }
+        let old_base = old.base_offset;
+        let index = old.index.as_ref().map(|i| i.encode()).unwrap_or_default();
+        let time_index = old
+            .time_index
+            .as_ref()
+            .map(|t| t.encode())
+            .unwrap_or_default();
+        self.segments
+            .insert(new_base, Segment::new_empty(new_base, now));
+        self.warm.push_back(old_base);
+        self.evict_cold();
+        self.proj_size = 0;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending.push_back(Op::Roll {
+            old_base,
+            new_base,
+            index,
+            time_index,
+            seq,
+        });
+        seq
+    }
+
+    /// Drops indexes and descriptors of sealed segments beyond the warm set.
+    pub fn evict_cold(&mut self) {
+        let active_base = self.active_segment().base_offset;
+        while self.warm.len() > WARM_SEALED_SEGMENTS {
+            let Some(b) = self.warm.pop_front() else {
+                break;
+            };
+            if b == active_base {
+                continue;
+            }
+            if let Some(s) = self.segments.get_mut(&b) {
+                s.index = None;
+                s.time_index = None;
+                s.reader = None;
+            }
+        }
+    }
+
+    pub fn touch_warm(&mut self, base: i64) {
+        if let Some(i) = self.warm.iter().position(|&b| b == base) {
+            self.warm.remove(i);
+        }
+        self.warm.push_back(base);
+        self.evict_cold();
+    }
+
+    pub fn recompute_max_ts(&mut self) {
+        let mut best = (-1i64, -1i64);
+        for s in self.segments.values() {
+            if s.max_timestamp > best.0 {
+                best = (s.max_timestamp, s.max_timestamp_offset);
+            }
+        }
+        self.max_ts = best;
+    }
+}
+
+impl PartitionLog {
+    /// Opens (recovering if needed) or creates the log in `dir`.
+    pub async fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<Self, StorageError> {
+        let dir: PathBuf = dir.into();
+        let now = now_ms();
+        let created = !dir.exists();
+        std::fs::create_dir_all(&dir)?;
+        if created && let Some(parent) = dir.parent() {
+            sync_dir(parent).await?;
+        }
+        let mut bases = Vec::new();
+        let mut others = Vec::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy().to_string();
+            if let Some(b) = segment::parse_log_name(&name) {
+                bases.push(b);
+            } else {
+                others.push(name);
+            }
+        }
+        bases.sort_unstable();
+        // Index files whose log is gone (interrupted deletion) are removed.
+        for name in others {
+            let stem = name.split('.').next().unwrap_or("");
+            let orphan_index = (name.ends_with(".index") || name.ends_with(".timeindex"))
+                && stem.len() == 20
+                && stem
+                    .parse::<i64>()
+                    .is_ok_and(|b| bases.binary_search(&b).is_err());
+            if orphan_index || name.ends_with(".deleted") {
+                let _ = std::fs::remove_file(dir.join(&name));
+            }
+        }
+        if bases.is_empty() {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .dma_open(segment::log_path(&dir, 0))
+                .await?;
+            f.close().await?;
+            sync_dir(&dir).await?;
+            bases.push(0);
+        }
+
+        let mut segments = BTreeMap::new();
+        let n = bases.len();
+        let mut prev_end: Option<i64> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            let newest = i + 1 == n;
+            let mut seg = recovery::recover_segment(&dir, base, &config, now).await?;
+            if let Some(end) = prev_end
+                && base < end
+            {
+                return Err(StorageError::Io(std::io::Error::other(format!(
+                    "segment {base} overlaps the previous segment ending at {end}"
+                ))));
+            }
+            if !newest && seg.size == 0 {
+                // An empty sealed segment carries nothing; drop it.
+                for p in [
+                    segment::log_path(&dir, base),
+                    segment::index_path(&dir, base),
+                    segment::time_index_path(&dir, base),
+                ] {
+                    let _ = std::fs::remove_file(p);
+                }
+                continue;
+            }
+            prev_end = Some(seg.next_offset);
+            if !newest {
+                seg.index = None;
+                seg.time_index = None;
+            }
+            segments.insert(base, seg);
+        }
+
+        let (active_base, next) = {
+            let a = segments.values().next_back().expect("newest segment");
+            (a.base_offset, a.next_offset)
+        };
+        let size = segments[&active_base].size;
+        let dma = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .dma_open(segment::log_path(&dir, active_base))
+            .await?;
+        let align = dma.alignment().max(512);
+        let tail_start = size - size % align;
+        let mut tail = vec![0u8; (size - tail_start) as usize];
+        if !tail.is_empty() {
+            let f = std::fs::File::open(segment::log_path(&dir, active_base))?;
+            segment::read_exact_at(&f, &mut tail, tail_start)?;
+        }
+        // Whatever survived is made durable before we report it as such.
+        dma.fdatasync().await?;
+        let log_start = *segments.keys().next().expect("a segment");
+
+        let mut st = State {
+            segments,
+            active: Some(ActiveFile {
+                base: active_base,
+                dma: Rc::new(dma),
+                align,
+                tail,
+                written: size,
+            }),
+            log_start,
+            assigned: next,
+            hw: next,
+            durable: next,
+            proj_size: size,
+            pending: VecDeque::new(),
+            next_seq: 1,
+            done_seq: 0,
+            writer_running: false,
+            syncer_running: false,
+            sync_requested: -1,
+            unflushed_messages: 0,
+            flush_timer_armed: false,
+            failed: None,
+            closed: false,
+            max_ts: (-1, -1),
+            warm: VecDeque::new(),
+        };
+        st.recompute_max_ts();
+        Ok(PartitionLog {
+            inner: Rc::new(Inner {
+                dir,
+                config: RefCell::new(config),
+                st: RefCell::new(st),
+                progress: Notify::new(),
+                appended: Notify::new(),
+            }),
+        })
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Appends one or more concatenated v2 record batches (a Produce partition's `records`).
+    ///
+    /// All batches are validated first (length, magic 2, CRC-32C, record count vs
+    /// lastOffsetDelta, timestamps, `max.message.bytes` per batch); on any error nothing is
+    /// written. Offsets are assigned from the log end offset synchronously, in call order; the
+    /// batches are stored verbatim except for base offset, partition leader epoch (0) and, for
+    /// `LogAppendTime`, the timestamp-type bit and maxTimestamp (CRC recomputed). Returns once the
+    /// bytes are written to the file (not necessarily durable: see [`PartitionLog::wait_durable`]).
+    pub async fn append(&self, mut records: BytesMut) -> Result<AppendInfo, StorageError> {
+        let inner = &self.inner;
+        let (base, last, append_time, log_start) = {
+            let mut st = inner.st.borrow_mut();
+            st.check_usable()?;
+            let cfg = inner.config.borrow();
+            let headers = record_batch::validate_all(&records)?;
+            for h in &headers {
+                if h.total_len() > cfg.max_message_bytes as usize {
+                    return Err(StorageError::MessageTooLarge {
+                        size: h.total_len(),
+                        max: cfg.max_message_bytes,
+                    });
+                }
+            }
+            let count: i64 = headers.iter().map(|h| h.last_offset_delta as i64 + 1).sum();
+            let total = records.len() as u64;
+            let now = now_ms();
+            let base = st.assigned;
+            let last = base + count - 1;
+
+            let need_roll = {
+                let a = st.active_segment();
+                let idx_len = a.index.as_ref().map_or(0, |i| i.len());
+                st.proj_size > 0
+                    && (st.proj_size + total > cfg.segment_bytes
+                        || st.proj_size + total > u32::MAX as u64
+                        || now - a.created_ms >= cfg.segment_ms
+                        || last - a.base_offset > i32::MAX as i64
+                        || idx_len + headers.len() >= cfg.max_index_entries())
+            };
+            if need_roll {
+                st.push_roll(now);
+            }
+
+            let append_time = match cfg.timestamp_type {
+                TimestampType::LogAppendTime => now,
+                TimestampType::CreateTime => -1,
+            };
+            let interval = cfg.index_interval_bytes;
+            drop(cfg);
+            let position = st.proj_size;
+            let mut next = base;
+            let mut pos = 0usize;
+            let mut max_ts = st.max_ts;
+            {
+                let seg = st.active_segment_mut();
+                for h in &headers {
+                    let len = h.total_len();
+                    let b = &mut records[pos..pos + len];
+                    record_batch::set_base_offset(b, next);
+                    record_batch::set_partition_leader_epoch(b, 0);
+                    if append_time >= 0 {
+                        record_batch::set_log_append_time(b, append_time);
+                    }
+                    let h2 = BatchHeader::parse(b)?;
+                    seg.index_batch(&h2, position + pos as u64, interval);
+                    if h2.max_timestamp > max_ts.0 {
+                        max_ts = (h2.max_timestamp, h2.last_offset());
+                    }
+                    next = h2.last_offset() + 1;
+                    pos += len;
+                }
+            }
+            st.max_ts = max_ts;
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            st.pending.push_back(Op::Write {
+                bytes: records,
+                position,
+                next_offset: last + 1,
+                messages: count as u64,
+                seq,
+            });
+            st.proj_size += total;
+            st.assigned = last + 1;
+            let log_start = st.log_start;
+            self.ensure_writer(&mut st);
+            (base, last, append_time, log_start)
+        };
+        loop {
+            {
+                let st = inner.st.borrow();
+                if st.hw > last {
+                    break;
+                }
+                if let Some(f) = &st.failed {
+                    return Err(StorageError::Offline(f.clone()));
+                }
+            }
+            inner.progress.wait().await;
+        }
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: last,
+            log_append_time: append_time,
+            log_start_offset: log_start,
+        })
+    }
+
+    pub(crate) fn ensure_writer(&self, st: &mut State) {
+        if !st.writer_running && !st.pending.is_empty() {
+            st.writer_running = true;
+            glommio::spawn_local(super::appender::writer_loop(self.inner.clone())).detach();
+        }
+    }
+
+    /// Resolves once every offset <= `offset` is on stable storage (fdatasync, group commit:
+    /// one sync in flight at a time covers everything written before it started). Offsets not
+    /// yet assigned are clamped to the last assigned offset.
+    pub async fn wait_durable(&self, offset: i64) -> Result<(), StorageError> {
+        let inner = &self.inner;
+        loop {
+            {
+                let mut st = inner.st.borrow_mut();
+                if let Some(f) = &st.failed {
+                    return Err(StorageError::Offline(f.clone()));
+                }
+                let n = offset.min(st.assigned - 1);
+                if st.durable > n {
+                    return Ok(());
+                }
+                if st.hw > n {
+                    if st.sync_requested < n {
+                        st.sync_requested = n;
+                    }
+                    super::appender::ensure_syncer(inner, &mut st);
+                }
+            }
+            inner.progress.wait().await;
+        }
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.inner.st.borrow().log_start
+    }
+    /// One past the last written offset (equals the high watermark: single replica).
+    pub fn log_end_offset(&self) -> i64 {
+        self.inner.st.borrow().hw
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.inner.st.borrow().hw
+    }
+    /// Offsets below this are fdatasynced.
+    pub fn durable_offset(&self) -> i64 {
+        self.inner.st.borrow().durable
+    }
+    /// (max timestamp, offset) for ListOffsets `MAX_TIMESTAMP` (-3); (-1, -1) when empty. The
+    /// offset is the last offset of the batch carrying the max timestamp (Kafka's
+    /// "shallow" offset of max timestamp).
+    pub fn max_timestamp(&self) -> (i64, i64) {
+        self.inner.st.borrow().max_ts
+    }
+
+    /// Resolves after the next append becomes readable (or the log closes); cheap to create and
+    /// to drop.
+    pub fn wait_for_append(&self) -> impl Future<Output = ()> + 'static {
+        self.inner.appended.wait()
+    }
+
+    /// Seals the active segment and starts a new one (no-op when the active segment is empty).
+    pub async fn roll(&self) -> Result<(), StorageError> {
+        let seq = {
+            let mut st = self.inner.st.borrow_mut();
+            st.check_usable()?;
+            if st.proj_size == 0 {
+                return Ok(());
+            }
+            let seq = st.push_roll(now_ms());
+            self.ensure_writer(&mut st);
+            seq
+        };
+        self.wait_seq(seq).await
+    }
+
+    pub(crate) async fn wait_seq(&self, seq: u64) -> Result<(), StorageError> {
+        loop {
+            {
+                let st = self.inner.st.borrow();
+                if st.done_seq >= seq {
+                    return Ok(());
+                }
+                if let Some(f) = &st.failed {
+                    return Err(StorageError::Offline(f.clone()));
+                }
+            }
+            self.inner.progress.wait().await;
+        }
+    }
+
+    /// Makes everything written so far durable and persists the active segment's indexes.
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        let target = {
+            let st = self.inner.st.borrow();
+            st.check_usable()?;
+            st.assigned - 1
+        };
+        self.wait_durable(target).await?;
+        super::appender::persist_active_indexes(&self.inner, true).await
+    }
+
+    /// Drains queued appends, syncs, writes the indexes, trims the active file to its logical size
+    /// and closes it. Later appends fail with [`StorageError::Closed`]; reads keep working.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        let target = {
+            let mut st = self.inner.st.borrow_mut();
+            if st.closed {
+                return Ok(());
+            }
+            if let Some(f) = &st.failed {
+                return Err(StorageError::Offline(f.clone()));
+            }
+            st.closed = true;
+            st.next_seq - 1
+        };
+        self.wait_seq(target).await?;
+        let last = self.inner.st.borrow().assigned - 1;
+        self.wait_durable(last).await?;
+        {
+            let mut st = self.inner.st.borrow_mut();
+            st.active_segment_mut().seal_time_index();
+        }
+        super::appender::persist_active_indexes(&self.inner, true).await?;
+        let active = self.inner.st.borrow_mut().active.take();
+        if let Some(a) = active {
+            a.dma.truncate(a.written).await?;
+            a.dma.fdatasync().await?;
+            if let Ok(f) = Rc::try_unwrap(a.dma) {
+                f.close().await?;
+            }
+        }
+        self.inner.progress.notify();
+        self.inner.appended.notify();
+        Ok(())
+    }
+
+    /// Replaces the configuration (takes effect for the next append / retention run).
+    pub fn set_config(&self, config: LogConfig) {
+        *self.inner.config.borrow_mut() = config;
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.inner.config.borrow().clone()
+    }
+
+    /// Number of segments (tests, metrics).
+    pub fn segment_count(&self) -> usize {
+        self.inner.st.borrow().segments.len()
+    }
+
+    /// Base offsets of all segments, oldest first.
+    pub fn segment_bases(&self) -> Vec<i64> {
+        self.inner.st.borrow().segments.keys().copied().collect()
+    }
+
+    /// Approximate heap bytes held for this partition (indexes and tail block), for the
+    /// footprint test.
+    pub fn heap_bytes(&self) -> usize {
+        let st = self.inner.st.borrow();
+        let segs: usize = st
+            .segments
+            .values()
+            .map(|s| s.heap_bytes() + std::mem::size_of::<Segment>() + 32)
+            .sum();
+        segs + st.active.as_ref().map_or(0, |a| a.tail.capacity()) + std::mem::size_of::<State>()
+    }
+
+    /// Number of sealed segments currently holding an open read descriptor.
+    pub fn open_sealed_readers(&self) -> usize {
+        let st = self.inner.st.borrow();
+        let n = st.segments.len();
+        st.segments
+            .values()
+            .take(n.saturating_sub(1))
+            .filter(|s| s.reader.is_some())
+            .count()
+    }
+}
+
+/// fsync a directory (after creating or deleting entries in it).
+pub(crate) async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    let d = glommio::io::Directory::open(dir).await?;
+    d.sync().await?;
+    d.close().await?;
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! The read side: offset → (segment file, position, length) of whole batches, and timestamp
+//! lookups.
+//!
+//! A read takes the segment holding the offset, looks up the greatest index entry at or below it,
+//! and walks batch headers forward (one or two preads of a 16 KiB window: the entries are at most
+//! `index.interval.bytes` apart). The end of the slice is found the same way from the index entry
+//! at or below `position + max_bytes`, so a large fetch costs a couple of preads regardless of how
+//! many batches it spans. Everything returned lies below the high watermark, and bytes below the
+//! high watermark never change, so the connection's shard can `sendfile` them at leisure.
+//!
+//! Header preads are plain `pread(2)` on a buffered descriptor: the pages were just written (the
+//! direct write invalidated any stale cached range, so buffered reads are coherent) or are about
+//! to be sent from the page cache anyway; routing a 16 KiB cached read through io_uring costs more
+//! than the syscall. Reads never touch the writer's DMA file.
+
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use crate::protocol::record_batch;
+
+use super::error::StorageError;
+use super::index::OffsetIndex;
+use super::log::PartitionLog;
+use super::segment::{self, HeaderScanner};
+use super::slice::{FileSlice, ReadResult};
+use super::time_index::TimeIndex;
+
+impl PartitionLog {
+    /// Loads a cold sealed segment's indexes (and marks it warm).
+    pub(crate) async fn ensure_loaded(&self, base: i64) -> Result<(), StorageError> {
+        let (needs, size) = {
+            let st = self.inner.st.borrow();
+            match st.segments.get(&base) {
+                Some(s) => (s.index.is_none() || s.time_index.is_none(), s.size),
+                None => return Ok(()),
+            }
+        };
+        let is_active = self.inner.st.borrow().active_segment().base_offset == base;
+        if needs {
+            let dir = &self.inner.dir;
+            let ib = segment::read_small_file(&segment::index_path(dir, base)).await?;
+            let tb = segment::read_small_file(&segment::time_index_path(dir, base)).await?;
+            let (idx, _) = OffsetIndex::parse(ib.as_deref().unwrap_or(&[]), size);
+            let (tix, _) = TimeIndex::parse(tb.as_deref().unwrap_or(&[]));
+            let mut st = self.inner.st.borrow_mut();
+            if let Some(s) = st.segments.get_mut(&base) {
+                if s.index.is_none() {
+                    s.index = Some(idx);
+                }
+                if s.time_index.is_none() {
+                    s.time_index = Some(tix);
+                }
+            }
+        }
+        if !is_active {
+            self.inner.st.borrow_mut().touch_warm(base);
+        }
+        Ok(())
+    }
+
+    /// Whole batches from the one containing `offset`, up to `max_bytes` (at least one batch even
+    /// if larger), possibly continuing into following segments. Empty at the high watermark;
+    /// `OffsetOutOfRange` below the log start or above the high watermark.
+    pub async fn read(&self, offset: i64, max_bytes: u32) -> Result<ReadResult, StorageError> {
+        let (log_start, hw) = {
+            let st = self.inner.st.borrow();
+            (st.log_start, st.hw)
+        };
+        if offset < log_start || offset > hw {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start,
+                high_watermark: hw,
+            });
+        }
+        let mut out = ReadResult {
+            slices: Vec::new(),
+            high_watermark: hw,
+            log_start_offset: log_start,
+        };
+        let mut cur = offset;
+        let mut remaining = max_bytes as u64;
+        while cur < hw {
+            // The segment holding `cur` (or the next one, across a gap).
+            let base = {
+                let st = self.inner.st.borrow();
+                let at = st.segments.range(..=cur).next_back();
+                match at {
+                    Some((b, s)) if s.next_offset > cur => *b,
+                    _ => match st.segments.range(cur + 1..).next() {
+                        Some((b, _)) => {
+                            cur = *b;
+                            *b
+                        }
+                        None => break,
+                    },
+                }
+            };
+            self.ensure_loaded(base).await?;
+            let mut st = self.inner.st.borrow_mut();
+            let dir = self.inner.dir.clone();
+            let Some(seg) = st.segments.get_mut(&base) else {
+                break; // deleted by retention meanwhile
+            };
+            let file = seg.reader(&dir)?;
+            let size = seg.size;
+            let seg_next = seg.next_offset;
+            let idx = seg.index.as_ref().expect("loaded");
+            let rel = (cur - base).clamp(0, u32::MAX as i64) as u32;
+            let mut pos = idx.lookup(rel).map_or(0, |e| e.position as u64);
+            let mut scanner = HeaderScanner::new(&file, size);
+            let first = loop {
+                match scanner.header_at(pos)? {
+                    Some(h) if h.last_offset() >= cur => break Some(h),
+                    Some(h) => pos += h.total_len() as u64,
+                    None => break None,
+                }
+            };
+            let Some(first) = first else {
+                // Nothing at or after `cur` in this segment: go on with the next.
+                if seg_next <= cur {
+                    break;
+                }
+                cur = seg_next;
+                continue;
+            };
+            let start = pos;
+            let first_len = first.total_len() as u64;
+            if !out.slices.is_empty() && first_len > remaining {
+                break;
+            }
+            let limit = (start + remaining.max(first_len)).min(size);
+            let mut end = start + first_len;
+            if let Some(e) = idx.lookup_position(limit.min(u32::MAX as u64) as u32)
+                && e.position as u64 > end
+            {
+                end = e.position as u64;
+            }
+            while let Some(h) = scanner.header_at(end)? {
+                if end + h.total_len() as u64 > limit {
+                    break;
+                }
+                end += h.total_len() as u64;
+            }
+            let len = end - start;
+            out.slices.push(FileSlice {
+                file,
+                position: start,
+                len: len as u32,
+            });
+            remaining = remaining.saturating_sub(len);
+            if end < size || remaining == 0 {
+                break;
+            }
+            cur = seg_next;
+        }
+        Ok(out)
+    }
+
+    /// First offset whose timestamp is >= `ts`, with that timestamp (ListOffsets by time);
+    /// `None` if there is none. Exact for uncompressed batches (record timestamps are decoded
+    /// from the one batch found, off the hot path); for compressed CreateTime batches the answer
+    /// is the batch's first offset and max timestamp. With LogAppendTime every record of a batch
+    /// has the batch's max timestamp, so the batch's first offset is exact.
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        let bases: Vec<i64> = self.inner.st.borrow().segments.keys().copied().collect();
+        for base in bases {
+            {
+                let st = self.inner.st.borrow();
+                match st.segments.get(&base) {
+                    Some(s) if s.max_timestamp >= ts && s.size > 0 => {}
+                    _ => continue,
+                }
+            }
+            self.ensure_loaded(base).await?;
+            let mut st = self.inner.st.borrow_mut();
+            let dir = self.inner.dir.clone();
+            let Some(seg) = st.segments.get_mut(&base) else {
+                continue;
+            };
+            let file = seg.reader(&dir)?;
+            let size = seg.size;
+            let tix = seg.time_index.as_ref().expect("loaded");
+            let idx = seg.index.as_ref().expect("loaded");
+            let mut pos = match tix.lookup_before(ts) {
+                Some(e) => idx
+                    .lookup(e.relative_offset)
+                    .map_or(0, |i| i.position as u64),
+                None => 0,
+            };
+            let mut scanner = HeaderScanner::new(&file, size);
+            while let Some(h) = scanner.header_at(pos)? {
+                if h.max_timestamp >= ts {
+                    let mut batch = vec![0u8; h.total_len()];
+                    file.read_exact_at(&mut batch, pos)?;
+                    if h.is_log_append_time() || h.compression() != 0 {
+                        return Ok(Some((h.base_offset, h.max_timestamp)));
+                    }
+                    if let Some(recs) = record_batch::record_timestamps(&batch)
+                        && let Some((delta, t)) = recs.into_iter().find(|(_, t)| *t >= ts)
+                    {
+                        return Ok(Some((h.base_offset + delta as i64, t)));
+                    }
+                    return Ok(Some((h.base_offset, h.max_timestamp)));
+                }
+                pos += h.total_len() as u64;
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Reads the whole batch bytes of a slice list (helper for tools).
+pub fn read_all(slices: &[FileSlice]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for s in slices {
+        out.extend_from_slice(&s.read_to_vec()?);
+    }
+    Ok(out)
+}

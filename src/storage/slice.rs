@@ -1,0 +1,58 @@
+//! What reads and appends hand back.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+/// Result of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker's append time when the topic uses `LogAppendTime`, else -1.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+}
+
+/// A run of whole batches inside one segment file, readable without copying through user space
+/// (sendfile/splice from `file`). The descriptor is a buffered `O_RDONLY` one; it is `Arc`ed so a
+/// segment deleted by retention stays readable to a send already in flight.
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: u32,
+}
+
+impl FileSlice {
+    /// Copies the bytes out with pread (tests, fallbacks, small responses).
+    pub fn read_to_vec(&self) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.len as usize];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf)
+    }
+}
+
+/// Result of a read: whole batches, in offset order, possibly spanning segments.
+#[derive(Debug, Clone, Default)]
+pub struct ReadResult {
+    pub slices: Vec<FileSlice>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+impl ReadResult {
+    /// Total bytes of all slices.
+    pub fn total_len(&self) -> u64 {
+        self.slices.iter().map(|s| s.len as u64).sum()
+    }
+    /// Concatenated bytes of all slices (tests and small responses).
+    pub fn read_to_vec(&self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.total_len() as usize);
+        for s in &self.slices {
+            out.extend_from_slice(&s.read_to_vec()?);
+        }
+        Ok(out)
+    }
+}
