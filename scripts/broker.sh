@@ -18,7 +18,7 @@ start() {
   mkdir -p "$dir"
   ulimit -l unlimited 2>/dev/null || true # glommio's io_uring rings need locked memory
   # shellcheck disable=SC2086
-  RUST_LOG=${RUST_LOG:-info} nohup "$bin" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" \
+  NO_COLOR=1 RUST_LOG=${RUST_LOG:-info} nohup "$bin" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" \
     ${RINGBOLT_ARGS:-} >>"$dir/ringbolt.log" 2>&1 </dev/null &
   local pid=$!
   echo "$pid" >"$dir/ringbolt.pid"

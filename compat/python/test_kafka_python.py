@@ -25,7 +25,11 @@ def create(bootstrap, topic, partitions):
 
 
 def produce_all(bootstrap, topic, items, **extra):
-    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **extra)
+    # kafka-python 3 is idempotent by default (InitProducerId, issue 6); the plain tests turn that
+    # off and test_default_producer_is_idempotent covers the default.
+    conf = {"acks": "all", "linger_ms": 5, "enable_idempotence": False}
+    conf.update(extra)
+    p = KafkaProducer(bootstrap_servers=bootstrap, **conf)
     try:
         futures = [
             p.send(
@@ -132,6 +136,24 @@ def test_auto_create_on_produce_and_partition_offsets(bootstrap, unique):
         assert c.end_offsets(tps) == {tp: len(acked[tp.partition]) for tp in tps}
     finally:
         c.close()
+
+
+@pytest.mark.idempotence
+def test_default_producer_is_idempotent(bootstrap, unique):
+    """KafkaProducer with its defaults (idempotent since kafka-python 3) must work unchanged."""
+    topic = unique("kp-idem")
+    create(bootstrap, topic, 3)
+    p = KafkaProducer(bootstrap_servers=bootstrap)
+    try:
+        futures = [p.send(topic, value=f"idem {i}".encode(), partition=i % 3) for i in range(150)]
+        p.flush(timeout=TIMEOUT)
+        acked = [
+            Rec(md.partition, md.offset, None, f"idem {i}".encode()) for i, md in enumerate(f.get(timeout=TIMEOUT) for f in futures)
+        ]
+    finally:
+        p.close(timeout=10)
+    acked = by_partition(acked)
+    assert_same(acked, consume_exact(bootstrap, topic, acked), check_timestamp=False)
 
 
 @pytest.mark.compression
