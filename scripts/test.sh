@@ -16,7 +16,8 @@
 # Environment: SKIP_RUST=1, SKIP_COMPAT=1 (drop a default part); COMPAT_CLIENTS (subset of clients);
 # RINGBOLT_COMPAT_GROUPS / _COMPRESSION / _IDEMPOTENCE=1 or COMPAT_EXTRAS=all (optional compat tests
 # that need features of other issues); COMPAT_PORT (first port tried, default 19200);
-# KEEP_TMP=1 (keep broker data dirs and logs).
+# KEEP_TMP=1 (keep broker data dirs and logs). compat/known-failures lists client suites that fail
+# for a tracked broker gap: they still run and are reported, but do not fail the run.
 # Exit status non-zero if any step failed. Last line: "steps: N passed, N failed".
 set -uo pipefail
 
@@ -33,6 +34,7 @@ fi
 
 passed=0
 failed=0
+known=0
 summary=()
 step() { # name command... : run, time, record; never exits
   local name=$1 t0=$SECONDS status
@@ -48,6 +50,32 @@ step() { # name command... : run, time, record; never exits
     summary+=("FAIL  $name ($((SECONDS - t0))s, exit $status)")
   fi
   return $status
+}
+
+# compat/known-failures: "<client> <reason>" lines for client suites that currently fail against
+# Ringbolt because of a broker gap tracked in an issue. Such a run still happens and is reported
+# as KNOWN-FAIL (not counted as a failure); if it passes, the summary says to remove the line.
+known_failure() { # client -> prints the reason, status 0 if listed
+  [[ -f compat/known-failures ]] || return 1
+  awk -v c="$1" '$1 == c { $1 = ""; sub(/^ /, ""); print; found = 1 } END { exit !found }' compat/known-failures
+}
+known_step() { # client name command...
+  local client=$1 name=$2 reason t0=$SECONDS status
+  shift 2
+  if ! reason=$(known_failure "$client"); then
+    step "$name" "$@"
+    return
+  fi
+  printf '\n######## %s (listed in compat/known-failures: %s)\n' "$name" "$reason"
+  "$@"
+  status=$?
+  if [[ $status == 0 ]]; then
+    passed=$((passed + 1))
+    summary+=("PASS  $name ($((SECONDS - t0))s) -- now passes: remove '$client' from compat/known-failures")
+  else
+    known=$((known + 1))
+    summary+=("KNOWN-FAIL  $name ($((SECONDS - t0))s, exit $status): $reason")
+  fi
 }
 
 tmpdirs=()
@@ -120,7 +148,7 @@ part_compat() {
   local port=${COMPAT_PORT:-19200} c
   for c in $clients; do
     port=$(free_port "$port")
-    step "compat $c vs ringbolt" compat_client "$c" "$port"
+    known_step "$c" "compat $c vs ringbolt" compat_client "$c" "$port"
     port=$((port + 2))
   done
 }
@@ -154,5 +182,6 @@ done
 
 printf '\n######## summary (%ss)\n' $((SECONDS - t_start))
 printf '  %s\n' "${summary[@]}"
+((known > 0)) && echo "($known client suites failed as listed in compat/known-failures)"
 echo "steps: $passed passed, $failed failed"
 [[ $failed == 0 && $passed -gt 0 ]]
