@@ -166,6 +166,11 @@ func TestFranzRoundTrip(t *testing.T) {
 					if !g[i].Timestamp.Equal(w[i].Timestamp) {
 						t.Fatalf("%s: timestamp %v, want %v", where, g[i].Timestamp, w[i].Timestamp)
 					}
+					// franz-go silently falls back to plain writes when the broker does not
+					// advertise InitProducerId: an idempotent write must carry a producer id.
+					if variant == "idempotent" && g[i].ProducerID < 0 {
+						t.Fatalf("%s: producer id %d: the write was not idempotent (no InitProducerId?)", where, g[i].ProducerID)
+					}
 				}
 			}
 
