@@ -7,15 +7,16 @@
 # PARTs (default: rust compat):
 #   rust       cargo fmt --check, cargo clippy --all-targets -D warnings, cargo test --workspace,
 #              cargo build --release
-#   compat     for each client (go-sarama, go-shopify, go-franz, java, confluent, kafka-python): a fresh
+#   compat     for each client (go-sarama, go-shopify, go-franz, java, confluent, kafka-python, python-groups): a fresh
 #              `ringbolt serve` on a free loopback port with a temporary data dir, then
 #              scripts/compat.sh against it
 #   reference  the same client suite, every optional test enabled, against a real Apache Kafka
 #              (benches/kafka/start.sh; jars from Maven Central) -- proves the tests themselves right
 #
 # Environment: SKIP_RUST=1, SKIP_COMPAT=1 (drop a default part); COMPAT_CLIENTS (subset of clients);
-# RINGBOLT_COMPAT_GROUPS / _COMPRESSION / _IDEMPOTENCE=1 or COMPAT_EXTRAS=all (optional compat tests
-# that need features of other issues); COMPAT_PORT (first port tried, default 19200);
+# RINGBOLT_COMPAT_GROUPS / _COMPRESSION / _IDEMPOTENCE=1|"" or COMPAT_EXTRAS=all (optional compat
+# tests that need features of other issues; by default those listed in compat/extras run);
+# COMPAT_PORT (first port tried, default 19200);
 # KEEP_TMP=1 (keep broker data dirs and logs). compat/known-failures lists client suites that fail
 # for a tracked broker gap: they still run and are reported, but do not fail the run.
 # Exit status non-zero if any step failed. Last line: "steps: N passed, N failed".
@@ -141,12 +142,29 @@ compat_client() { # client port
   return $status
 }
 
+# compat/extras names the optional compat tests that Ringbolt is expected to pass (one of groups,
+# compression, idempotence per line); an environment variable set by the caller wins.
+extra_enabled() { # name -> 1 or empty
+  [[ -f compat/extras ]] && grep -qx "[[:space:]]*$1[[:space:]]*" compat/extras && echo 1
+}
+
 part_compat() {
   build_release || return
-  local clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-python}
+  export RINGBOLT_COMPAT_GROUPS=${RINGBOLT_COMPAT_GROUPS-$(extra_enabled groups)}
+  export RINGBOLT_COMPAT_COMPRESSION=${RINGBOLT_COMPAT_COMPRESSION-$(extra_enabled compression)}
+  export RINGBOLT_COMPAT_IDEMPOTENCE=${RINGBOLT_COMPAT_IDEMPOTENCE-$(extra_enabled idempotence)}
+  if [[ ${COMPAT_EXTRAS:-} == all ]]; then
+    RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1
+  fi
+  echo "optional compat tests: groups=${RINGBOLT_COMPAT_GROUPS:-0} compression=${RINGBOLT_COMPAT_COMPRESSION:-0} idempotence=${RINGBOLT_COMPAT_IDEMPOTENCE:-0}"
+  local clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-python python-groups}
   step "compat setup (Go modules, Python venv)" env COMPAT_CLIENTS="$clients" COMPAT_SETUP_ONLY=1 scripts/compat.sh || return
   local port=${COMPAT_PORT:-19200} c
   for c in $clients; do
+    if [[ $c == python-groups && ( ! -f compat/python/test_groups.py || ${RINGBOLT_COMPAT_GROUPS:-} != 1 ) ]]; then
+      summary+=("SKIP  compat python-groups (needs compat/python/test_groups.py and groups enabled)")
+      continue
+    fi
     port=$(free_port "$port")
     known_step "$c" "compat $c vs ringbolt" compat_client "$c" "$port"
     port=$((port + 2))
