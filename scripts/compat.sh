@@ -12,11 +12,12 @@
 #   java          org.apache.kafka:kafka-clients 4.3   the reference client: admin, round trip, offsets by time
 #   confluent     confluent-kafka (librdkafka)         round trips, admin, offsets
 #   kafka-python  kafka-python                         producer, consumer, admin
+#   wire          compat/python/test_wire.py           raw protocol: 50,000 requests on one connection, pipelining
 #   python-groups compat/python/test_groups.py         kafka-python and confluent-kafka group members
 #                                                      (issue 5; all marked `groups`)
 #
 # Environment:
-#   COMPAT_CLIENTS="go-sarama go-shopify go-franz java confluent kafka-python python-groups"   which clients (default all)
+#   COMPAT_CLIENTS="go-sarama go-shopify go-franz java confluent kafka-python wire python-groups"   which clients (default all)
 #   RINGBOLT_COMPAT_GROUPS=1       also consumer-group tests (needs a group coordinator, issue 5)
 #   RINGBOLT_COMPAT_COMPRESSION=1  also compressed batches (issue 6)
 #   RINGBOLT_COMPAT_IDEMPOTENCE=1  also the idempotent producer (issue 6)
@@ -36,7 +37,7 @@ if [[ $# -ne 1 && -z ${COMPAT_SETUP_ONLY:-} ]]; then
   exit 2
 fi
 bootstrap=${1:-}
-clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-python python-groups}
+clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-python wire python-groups}
 tmo=${COMPAT_TIMEOUT:-300}
 if [[ ${COMPAT_EXTRAS:-} == all ]]; then
   export RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1
@@ -91,12 +92,12 @@ for c in $clients; do
     fi
     setup_go "$c" || setup_status=1
     ;;
-  confluent | kafka-python | python-groups) need_python=1 ;;
+  confluent | kafka-python | wire | python-groups) need_python=1 ;;
   java)
     note "java: mvn test-compile (kafka-clients, JUnit from Maven Central)"
     (cd compat/java && mvn -B -ntp -q test-compile) || setup_status=1
     ;;
-  *) echo "compat: unknown client '$c' (go-sarama go-shopify go-franz java confluent kafka-python python-groups)" >&2; setup_status=1 ;;
+  *) echo "compat: unknown client '$c' (go-sarama go-shopify go-franz java confluent kafka-python wire python-groups)" >&2; setup_status=1 ;;
   esac
 done
 if [[ $need_python == 1 ]]; then
@@ -142,6 +143,7 @@ for c in $clients; do
   java) run java mvn -B -ntp -f compat/java/pom.xml surefire:test -Dbootstrap="$bootstrap" ;;
   confluent) run confluent "$venv/bin/python" -m pytest compat/python/test_confluent.py -v -rs ;;
   kafka-python) run kafka-python "$venv/bin/python" -m pytest compat/python/test_kafka_python.py -v -rs ;;
+  wire) run wire "$venv/bin/python" -m pytest compat/python/test_wire.py -v -rs ;;
   python-groups)
     if [[ -f compat/python/test_groups.py ]]; then
       run python-groups "$venv/bin/python" -m pytest compat/python/test_groups.py -v -rs

@@ -7,7 +7,7 @@
 # PARTs (default: rust compat):
 #   rust       cargo fmt --check, cargo clippy --all-targets -D warnings, cargo test --workspace,
 #              cargo build --release
-#   compat     for each client (go-sarama, go-shopify, go-franz, java, confluent, kafka-python, python-groups): a fresh
+#   compat     for each client (go-sarama, go-shopify, go-franz, java, confluent, kafka-python, wire, python-groups): a fresh
 #              `ringbolt serve` on a free loopback port with a temporary data dir, then
 #              scripts/compat.sh against it
 #   reference  the same client suite, every optional test enabled, against a real Apache Kafka
@@ -157,7 +157,7 @@ part_compat() {
     RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1
   fi
   echo "optional compat tests: groups=${RINGBOLT_COMPAT_GROUPS:-0} compression=${RINGBOLT_COMPAT_COMPRESSION:-0} idempotence=${RINGBOLT_COMPAT_IDEMPOTENCE:-0}"
-  local clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-python python-groups}
+  local clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-python wire python-groups}
   step "compat setup (Go modules, Python venv)" env COMPAT_CLIENTS="$clients" COMPAT_SETUP_ONLY=1 scripts/compat.sh || return
   local port=${COMPAT_PORT:-19200} c
   for c in $clients; do
