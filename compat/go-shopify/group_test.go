@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -181,7 +182,7 @@ func waitBalanced(t *testing.T, log *groupLog, members []int, partitions int, ti
 				return g, copyA
 			}
 		}
-		errs := fmt.Sprint(log.errs)
+		errs := summarize(log.errs)
 		claims := fmt.Sprint(log.claims)
 		log.mu.Unlock()
 		if time.Now().After(deadline) {
@@ -223,7 +224,7 @@ func waitHandled(t *testing.T, log *groupLog, acks []sent, timeout time.Duration
 		}
 		if time.Now().After(deadline) {
 			log.mu.Lock()
-			errs := fmt.Sprint(log.errs)
+			errs := summarize(log.errs)
 			log.mu.Unlock()
 			t.Fatalf("%d of %d messages never handled within %v (handled %d); errors: %s", missing, len(want), timeout, n, errs)
 		}
@@ -232,8 +233,8 @@ func waitHandled(t *testing.T, log *groupLog, acks []sent, timeout time.Duration
 	time.Sleep(500 * time.Millisecond)
 	log.mu.Lock()
 	defer log.mu.Unlock()
-	for _, e := range log.errs {
-		t.Logf("client error: %v", e)
+	if len(log.errs) > 0 {
+		t.Logf("client errors: %s", summarize(log.errs))
 	}
 	seen := map[key]int{}
 	for _, h := range log.handled {
@@ -343,6 +344,28 @@ func consumerGroupScenario(t *testing.T, groupConfig func() *sarama.Config) {
 	defer m4.stop(t)
 	waitBalanced(t, log2, []int{4}, partitions, 45*time.Second)
 	waitHandled(t, log2, acks3, 30*time.Second)
+}
+
+// summarize lists distinct client errors (at most 8) with their counts.
+func summarize(errs []error) string {
+	counts := map[string]int{}
+	var order []string
+	for _, e := range errs {
+		s := e.Error()
+		if counts[s] == 0 {
+			order = append(order, s)
+		}
+		counts[s]++
+	}
+	var parts []string
+	for i, s := range order {
+		if i == 8 {
+			parts = append(parts, fmt.Sprintf("... %d more distinct", len(order)-8))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%dx %s", counts[s], s))
+	}
+	return "[" + strings.Join(parts, "; ") + "]"
 }
 
 func ownerOf(a map[int][]int32, p int32) int {
