@@ -6,10 +6,14 @@
 //!
 //! - `append_16k/sequential_nosync`: one appender, each append awaited (no fdatasync).
 //! - `append_16k/concurrent8_nosync`: 8 concurrent appenders (writes coalesce).
-//! - `append_16k/concurrent32_group_commit`: 32 concurrent appenders, each awaiting
-//!   `wait_durable` (acks=all); p50/p99 latency of append+durable printed to stderr.
+//! - `append_16k/concurrent32_nosync`: 32 concurrent appenders.
+//! - `append_16k/concurrent{32,128}_group_commit`: 32 / 128 concurrent appenders, each awaiting
+//!   `wait_durable` (acks=all); p50/p99 latency of append+durable (both runs pooled) printed to
+//!   stderr at the end.
 //! - `index/lookup_262144_entries`: offset-index lookup in a full 1 GiB segment's index.
 //! - `read/locate_random_offset`: `PartitionLog::read` at a random offset (index + header walk).
+//! - `read/tail_after_append_16k`: read + copy out of the batch appended 200 µs earlier (a
+//!   consumer that keeps up); only the read is timed.
 //! - `recovery/torn_tail_*`: reopening a log whose newest segment (`RINGBOLT_BENCH_RECOVERY_MIB`,
 //!   default 256 MiB) has a torn tail, with its index (tail scan) and without (full scan).
 
@@ -34,6 +38,7 @@ enum Job {
         durable: bool,
     },
     Read(u64),
+    TailRead(u64),
     Recovery {
         with_index: bool,
     },
@@ -124,17 +129,33 @@ impl Worker {
                                 t.elapsed()
                             }
                             Job::Read(iters) => {
-                                let hw = log.high_watermark().max(1);
+                                let (start, hw) = (log.log_start_offset(), log.high_watermark());
+                                let span = (hw - start).max(1) as u64;
                                 let t = Instant::now();
                                 for _ in 0..iters {
                                     seed ^= seed << 13;
                                     seed ^= seed >> 7;
                                     seed ^= seed << 17;
-                                    let off = (seed % hw as u64) as i64;
+                                    let off = start + (seed % span) as i64;
                                     let r = log.read(off, 1 << 20).await.unwrap();
                                     assert!(!r.slices.is_empty());
                                 }
                                 t.elapsed()
+                            }
+                            Job::TailRead(iters) => {
+                                // Append one batch, then read it back as a caught-up consumer would
+                                // (only the read is timed).
+                                let mut total = Duration::ZERO;
+                                for _ in 0..iters {
+                                    let a = log.append(proto.clone()).await.unwrap();
+                                    glommio::timer::sleep(Duration::from_micros(200)).await;
+                                    let t = Instant::now();
+                                    let r = log.read(a.base_offset, 1 << 20).await.unwrap();
+                                    let bytes = r.read_to_vec().unwrap();
+                                    total += t.elapsed();
+                                    assert_eq!(bytes.len(), proto.len());
+                                }
+                                total
                             }
                             Job::Recovery { with_index } => recovery_once(root.path(), with_index).await,
                         };
@@ -248,6 +269,24 @@ fn benches(c: &mut Criterion) {
             })
         })
     });
+    g.bench_function("concurrent32_nosync", |b| {
+        b.iter_custom(|iters| {
+            w.run(Job::Concurrent {
+                writers: 32,
+                iters,
+                durable: false,
+            })
+        })
+    });
+    g.bench_function("concurrent128_group_commit", |b| {
+        b.iter_custom(|iters| {
+            w.run(Job::Concurrent {
+                writers: 128,
+                iters,
+                durable: true,
+            })
+        })
+    });
     g.bench_function("concurrent32_group_commit", |b| {
         b.iter_custom(|iters| {
             w.run(Job::Concurrent {
@@ -278,6 +317,9 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("read");
+    g.bench_function("tail_after_append_16k", |b| {
+        b.iter_custom(|iters| w.run(Job::TailRead(iters)))
+    });
     g.bench_function("locate_random_offset", |b| {
         b.iter_custom(|iters| w.run(Job::Read(iters)))
     });

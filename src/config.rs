@@ -346,7 +346,6 @@ impl BrokerSettings {
                 "log.message.timestamp.type",
                 &self.log_message_timestamp_type,
             )?,
-            ..LogConfig::default()
         };
         for (name, v) in overrides {
             let n = name.as_str();

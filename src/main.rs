@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// Ringbolt: a Kafka-compatible message broker.
@@ -18,6 +19,10 @@ enum Command {
     DumpLog { path: PathBuf },
 }
 
+/// Keeps hostile array lengths in requests from aborting the broker (see its docs).
+#[global_allocator]
+static ALLOC: ringbolt::server::alloc::HugeAllocGuard = ringbolt::server::alloc::HugeAllocGuard;
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -28,7 +33,8 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => ringbolt::server::serve_main(args)?,
-        Command::DumpLog { path } => ringbolt::storage::dump::dump_log(&path)?,
+        Command::DumpLog { path } => ringbolt::storage::dump::dump_log(&path)
+            .with_context(|| format!("dump-log {}", path.display()))?,
     }
     Ok(())
 }

@@ -50,6 +50,12 @@ fn refused_batches_leave_the_log_unchanged() {
 
         let too_large = batch(1, 3000, 300, 3);
 
+        let mut bad_timestamp = good.clone();
+        bad_timestamp[ringbolt::protocol::record_batch::MAX_TIMESTAMP_OFFSET
+            ..ringbolt::protocol::record_batch::MAX_TIMESTAMP_OFFSET + 8]
+            .copy_from_slice(&(-5i64).to_be_bytes());
+        fix_crc(&mut bad_timestamp);
+
         // A good batch followed by a bad one: nothing of the request is appended.
         let mut good_then_bad = good.clone();
         good_then_bad.extend_from_slice(&wrong_crc);
@@ -62,6 +68,7 @@ fn refused_batches_leave_the_log_unchanged() {
             ("negative length", negative_length, 2),
             ("record count mismatch", count_mismatch, 87),
             ("too large", too_large, 10),
+            ("invalid timestamp", bad_timestamp, 32),
             ("good then bad", good_then_bad, 2),
             ("empty", BytesMut::new(), 2),
         ];
@@ -75,6 +82,7 @@ fn refused_batches_leave_the_log_unchanged() {
                     matches!(err, StorageError::MessageTooLarge { .. }),
                     "{name}"
                 ),
+                32 => assert!(matches!(err, StorageError::InvalidTimestamp(_)), "{name}"),
                 _ => unreachable!(),
             }
             assert_eq!(log.high_watermark(), 2, "{name}");

@@ -184,3 +184,150 @@ fn wait_for_append_wakes() {
         t.await;
     });
 }
+
+/// A crash between creating the new segment and sealing the old one: the old `.log` still has
+/// direct-I/O zero padding and no index files, the new segment has no index files either.
+#[test]
+fn crash_between_roll_and_index_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-4");
+    let d2 = dir.clone();
+    run(move || async move {
+        let cfg = LogConfig {
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(&d2, cfg.clone()).await.unwrap();
+        for i in 0..10 {
+            log.append(batch(3, 50, 100 + i, i as u8)).await.unwrap();
+        }
+        log.roll().await.unwrap();
+        log.append(batch(2, 50, 500, 9)).await.unwrap();
+        log.close().await.unwrap();
+        let expected = log.read(0, u32::MAX).await.unwrap().read_to_vec().unwrap();
+        drop(log);
+
+        let old_log = d2.join("00000000000000000000.log");
+        let sealed_len = std::fs::metadata(&old_log).unwrap().len();
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&old_log)
+                .unwrap();
+            f.write_all(&[0u8; 333]).unwrap();
+        }
+        for name in [
+            "00000000000000000000.index",
+            "00000000000000000000.timeindex",
+            "00000000000000000030.index",
+            "00000000000000000030.timeindex",
+        ] {
+            std::fs::remove_file(d2.join(name)).unwrap();
+        }
+        let log = PartitionLog::open(&d2, cfg).await.unwrap();
+        assert_eq!(log.high_watermark(), 32);
+        assert_eq!(log.segment_bases(), vec![0, 30]);
+        assert_eq!(std::fs::metadata(&old_log).unwrap().len(), sealed_len);
+        assert!(
+            !std::fs::read(d2.join("00000000000000000000.index"))
+                .unwrap()
+                .is_empty()
+        );
+        let got = log.read(0, u32::MAX).await.unwrap().read_to_vec().unwrap();
+        assert_eq!(got, expected);
+        assert_eq!(
+            log.offset_for_timestamp(500).await.unwrap(),
+            Some((30, 500))
+        );
+        log.close().await.unwrap();
+    });
+}
+
+/// Polls `cond` on the executor for up to `ms` milliseconds.
+async fn eventually(ms: u64, cond: impl Fn() -> bool) -> bool {
+    for _ in 0..ms / 5 {
+        if cond() {
+            return true;
+        }
+        glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    cond()
+}
+
+#[test]
+fn flush_messages_and_flush_ms_sync_in_the_background() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    run(move || async move {
+        // No policy: nothing syncs by itself.
+        let log = PartitionLog::open(root.join("f-0"), LogConfig::default())
+            .await
+            .unwrap();
+        log.append(batch(3, 10, 1, 1)).await.unwrap();
+        assert!(!eventually(100, || log.durable_offset() >= 3).await);
+        log.close().await.unwrap();
+
+        // flush.messages = 4: the second append (5 messages in total) triggers a sync.
+        let cfg = LogConfig {
+            flush_messages: 4,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(root.join("f-1"), cfg).await.unwrap();
+        log.append(batch(2, 10, 1, 1)).await.unwrap();
+        assert!(!eventually(50, || log.durable_offset() >= 2).await);
+        log.append(batch(3, 10, 1, 1)).await.unwrap();
+        assert!(eventually(2000, || log.durable_offset() >= 5).await);
+        log.close().await.unwrap();
+
+        // flush.ms = 30: unsynced data is synced within about that time.
+        let cfg = LogConfig {
+            flush_ms: 30,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(root.join("f-2"), cfg).await.unwrap();
+        log.append(batch(2, 10, 1, 1)).await.unwrap();
+        assert!(eventually(2000, || log.durable_offset() >= 2).await);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn rolls_by_segment_ms_and_full_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    run(move || async move {
+        // segment.ms = 0: every append finds the active segment old enough to roll.
+        let cfg = LogConfig {
+            segment_ms: 0,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(root.join("r-0"), cfg).await.unwrap();
+        for i in 0..4 {
+            log.append(batch(2, 10, i, 1)).await.unwrap();
+        }
+        assert_eq!(log.segment_bases(), vec![0, 2, 4, 6]);
+        log.close().await.unwrap();
+
+        // segment.index.bytes = 16 (two entries), one entry per batch after the first.
+        let cfg = LogConfig {
+            segment_index_bytes: 16,
+            index_interval_bytes: 1,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(root.join("r-1"), cfg).await.unwrap();
+        for i in 0..6 {
+            log.append(batch(1, 10, i, 1)).await.unwrap();
+        }
+        assert!(log.segment_count() >= 2, "{:?}", log.segment_bases());
+        for b in log.segment_bases() {
+            let idx = std::fs::metadata(root.join("r-1").join(format!("{b:020}.index")));
+            if let Ok(m) = idx {
+                assert!(m.len() <= 16);
+            }
+        }
+        let all = log.read(0, u32::MAX).await.unwrap().read_to_vec().unwrap();
+        assert_eq!(validate_all(&all).unwrap().len(), 6);
+        log.close().await.unwrap();
+    });
+}

@@ -187,3 +187,40 @@ fn roll_seals_indexes_and_names_segments() {
         t
     );
 }
+
+#[test]
+fn dump_log_cli_prints_every_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("00000000000000000000.log");
+    let mut bytes = hand_batch(0, 0, 0, 1000, 1000, &REC_HI, 1);
+    let mut recs3 = REC_AB.to_vec();
+    recs3.extend_from_slice(&REC_CD);
+    let mut bad = hand_batch(1, 0, 1, 1500, 2000, &recs3, 2);
+    bad[70] ^= 1; // flip a record byte: CRC no longer matches
+    bytes.extend_from_slice(&bad);
+    std::fs::write(&path, &bytes).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringbolt"))
+        .arg("dump-log")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("baseOffset"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].starts_with("baseOffset: 0 lastOffset: 0 count: 1 position: 0 size: 70"));
+    assert!(lines[0].contains("firstTimestamp: 1000 maxTimestamp: 1000"));
+    assert!(lines[0].contains("producerId: -1 producerEpoch: -1 baseSequence: -1"));
+    assert!(lines[0].contains("compresscodec: none"));
+    assert!(lines[0].ends_with("isValid: true"));
+    assert!(lines[1].starts_with("baseOffset: 1 lastOffset: 2 count: 2 position: 70 size: 80"));
+    assert!(lines[1].ends_with("isValid: false"));
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_ringbolt"))
+        .args(["dump-log", "/nonexistent/x.log"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+}

@@ -1,4 +1,4 @@
-//! Hand-written Fetch response encoder (v4–v12) that keeps record bytes as file slices.
+//! Hand-written Fetch response encoder (v4–v16) that keeps record bytes as file slices.
 //!
 //! Why not `kafka_protocol::messages::FetchResponse`: its `records` field is an owned `Bytes`, so
 //! using it means reading every fetched batch from the segment file into user-space memory and then
@@ -8,9 +8,9 @@
 //! records, which the connection fills with sendfile(2) straight from the page cache. The output is
 //! byte-for-byte what kafka-protocol produces (checked by the tests below for every version).
 //!
-//! Supported: v4–v12, topics by name (v13+ address topics by id). Fields this broker never sets
-//! (diverging epoch, current leader, snapshot id; tagged in v12) are left out, which the schema
-//! allows; aborted transactions are an empty array; preferred read replica is -1.
+//! Supported: v4–v16; topics by name up to v12, by topic id from v13. Fields this broker never sets
+//! (diverging epoch, current leader, snapshot id, node endpoints; all tagged) are left out, which
+//! the schema allows; aborted transactions are an empty array; preferred read replica is -1.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -32,6 +32,8 @@ pub struct PartitionOut {
 #[derive(Debug, Clone)]
 pub struct TopicOut {
     pub name: String,
+    /// Written instead of the name from v13 on.
+    pub id: uuid::Uuid,
     pub partitions: Vec<PartitionOut>,
 }
 
@@ -66,7 +68,7 @@ fn put_array_len(buf: &mut BytesMut, flexible: bool, n: usize) {
     }
 }
 
-/// Encodes a whole Fetch response frame for `version` (4..=12).
+/// Encodes a whole Fetch response frame for `version` (4..=16).
 pub fn encode(
     correlation_id: i32,
     version: i16,
@@ -75,7 +77,7 @@ pub fn encode(
     session_id: i32,
     topics: &[TopicOut],
 ) -> ChunkedFrame {
-    debug_assert!((4..=12).contains(&version));
+    debug_assert!((4..=16).contains(&version));
     let flexible = version >= 12;
     let mut buf = BytesMut::with_capacity(64 + topics.len() * 64);
     let mut holes: Vec<(usize, FileSlice)> = Vec::new();
@@ -93,12 +95,16 @@ pub fn encode(
     }
     put_array_len(&mut buf, flexible, topics.len());
     for t in topics {
-        if flexible {
-            put_uvarint(&mut buf, t.name.len() as u64 + 1);
+        if version >= 13 {
+            buf.put_slice(t.id.as_bytes());
         } else {
-            buf.put_i16(t.name.len() as i16);
+            if flexible {
+                put_uvarint(&mut buf, t.name.len() as u64 + 1);
+            } else {
+                buf.put_i16(t.name.len() as i16);
+            }
+            buf.put_slice(t.name.as_bytes());
         }
-        buf.put_slice(t.name.as_bytes());
         put_array_len(&mut buf, flexible, t.partitions.len());
         for p in &t.partitions {
             buf.put_i32(p.partition);
@@ -193,6 +199,7 @@ mod tests {
         let topics = vec![
             TopicOut {
                 name: "alpha".into(),
+                id: uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0011_2233_4455_6677),
                 partitions: vec![
                     PartitionOut {
                         partition: 0,
@@ -225,6 +232,7 @@ mod tests {
             },
             TopicOut {
                 name: "b".into(),
+                id: uuid::Uuid::from_u128(42),
                 partitions: vec![PartitionOut {
                     partition: 1,
                     error_code: 0,
@@ -239,36 +247,40 @@ mod tests {
                 }],
             },
         ];
-        for version in 4..=12i16 {
+        for version in 4..=16i16 {
             let ours = encode(99, version, 0, 0, 0, &topics).to_vec().unwrap();
             let theirs = FetchResponse::default().with_responses(
                 topics
                     .iter()
                     .map(|t| {
-                        FetchableTopicResponse::default()
-                            .with_topic(TopicName(StrBytes::from_string(t.name.clone())))
-                            .with_partitions(
-                                t.partitions
-                                    .iter()
-                                    .map(|p| {
-                                        let mut rec = Vec::new();
-                                        for s in &p.records {
-                                            rec.extend(s.read_to_vec().unwrap());
-                                        }
-                                        PartitionData::default()
-                                            .with_partition_index(p.partition)
-                                            .with_error_code(p.error_code)
-                                            .with_high_watermark(p.high_watermark)
-                                            .with_last_stable_offset(p.last_stable_offset)
-                                            .with_log_start_offset(p.log_start_offset)
-                                            .with_aborted_transactions(Some(vec![]))
-                                            .with_preferred_read_replica(
-                                                kafka_protocol::messages::BrokerId(-1),
-                                            )
-                                            .with_records(Some(Bytes::from(rec)))
-                                    })
-                                    .collect(),
-                            )
+                        let r = FetchableTopicResponse::default();
+                        let r = if version >= 13 {
+                            r.with_topic_id(t.id)
+                        } else {
+                            r.with_topic(TopicName(StrBytes::from_string(t.name.clone())))
+                        };
+                        r.with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    let mut rec = Vec::new();
+                                    for s in &p.records {
+                                        rec.extend(s.read_to_vec().unwrap());
+                                    }
+                                    PartitionData::default()
+                                        .with_partition_index(p.partition)
+                                        .with_error_code(p.error_code)
+                                        .with_high_watermark(p.high_watermark)
+                                        .with_last_stable_offset(p.last_stable_offset)
+                                        .with_log_start_offset(p.log_start_offset)
+                                        .with_aborted_transactions(Some(vec![]))
+                                        .with_preferred_read_replica(
+                                            kafka_protocol::messages::BrokerId(-1),
+                                        )
+                                        .with_records(Some(Bytes::from(rec)))
+                                })
+                                .collect(),
+                        )
                     })
                     .collect(),
             );

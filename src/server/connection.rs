@@ -31,6 +31,8 @@ const READ_CHUNK: usize = 64 * 1024;
 /// A large frame's buffer grows by at most this much per read, so a client that announces a big
 /// (but allowed) frame and then stalls does not make the broker allocate all of it up front.
 const MAX_READ_STEP: usize = 1024 * 1024;
+/// How long a connection may keep draining responses once the broker is shutting down.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The shared socket: reader and writer borrow it only inside `poll_*`.
 #[derive(Clone)]
@@ -165,9 +167,24 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
         ctx.stopping.wait().await;
     });
     ended.await;
-    // The sender is gone (reader finished or dropped): the writer drains what is queued.
-    writer.await;
-    let _ = io.0.borrow().shutdown(std::net::Shutdown::Both).await;
+    // The sender is gone (reader finished or dropped): the writer drains what is queued. During
+    // shutdown a client that does not read its responses gets SHUTDOWN_GRACE, then is dropped
+    // (dropping the writer task cancels it), so it cannot hold the broker's shutdown hostage.
+    let finished = async {
+        writer.await;
+        true
+    }
+    .or(async {
+        ctx.stopping.wait().await;
+        glommio::timer::sleep(SHUTDOWN_GRACE).await;
+        false
+    })
+    .await;
+    if !finished {
+        tracing::warn!(%peer, "dropping connection that did not drain within the shutdown grace period");
+    }
+    // Dropping the last `SharedStream` closes the socket.
+    drop(io);
     tracing::debug!(%peer, "connection closed");
 }
 
@@ -179,6 +196,9 @@ async fn read_loop(
 ) {
     let max = ctx.info.settings.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // The release event of the previous request (requests of one connection run in order).
+    let mut prev = Rc::new(LocalEvent::default());
+    prev.set();
     loop {
         let frame = match read_frame(&mut io, &mut buf, max).await {
             Ok(Some(f)) => f,
@@ -217,12 +237,15 @@ async fn read_loop(
                 }
             }
             Some(_) => {
+                let done = Rc::new(LocalEvent::default());
                 let req = Request {
                     ctx: ctx.clone(),
                     api_key: parsed.api_key,
                     version,
                     header: parsed.header,
                     body: parsed.body,
+                    after: std::mem::replace(&mut prev, done.clone()),
+                    done: handlers::Release(done),
                 };
                 glommio::spawn_local(handlers::dispatch(req)).detach()
             }

@@ -8,6 +8,9 @@ use std::task::Poll;
 
 use crate::shard::{self, ShardCtx, ShardError};
 
+/// A boxed, shard-local future.
+pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
 /// Polls all futures concurrently and returns their outputs in order.
 pub async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T>>>>) -> Vec<T> {
     let mut futures: Vec<Option<Pin<Box<dyn Future<Output = T>>>>> =
@@ -56,7 +59,7 @@ where
         }
     }
     let mut index_lists = Vec::with_capacity(groups.len());
-    let mut futs: Vec<Pin<Box<dyn Future<Output = Result<Vec<R>, ShardError>>>>> = Vec::new();
+    let mut futs: Vec<LocalFuture<Result<Vec<R>, ShardError>>> = Vec::new();
     for (owner, idx, group) in groups {
         index_lists.push(idx);
         let work = work.clone();

@@ -82,6 +82,11 @@ pub async fn send_file(io: &mut SharedStream, sock: RawFd, slice: &FileSlice) ->
         match err.raw_os_error() {
             Some(libc::EINTR) => continue,
             Some(libc::EAGAIN) => {
+                tracing::trace!(
+                    sock,
+                    remaining = end - off,
+                    "sendfile: socket full, waiting"
+                );
                 let mut byte = [0u8; 1];
                 slice.file.read_exact_at(&mut byte, off as u64)?;
                 io.write_all(&byte).await?;

@@ -370,17 +370,23 @@ impl Future for SlotFuture<'_> {
     }
 }
 
-/// A one-shot, shard-local event (used for "shutting down"): set once, awaited by many.
+/// A one-shot, shard-local event (used for "shutting down", request ordering): set once, awaited
+/// by many. A waiting future deregisters itself when dropped, so futures that race it and lose
+/// (every connection's read loop, every long poll) leave nothing behind.
 #[derive(Default)]
 pub struct LocalEvent {
     set: Cell<bool>,
-    waiters: RefCell<Vec<Waker>>,
+    waiters: RefCell<HashMap<u64, Waker>>,
+    next: Cell<u64>,
 }
 
 impl LocalEvent {
     pub fn set(&self) {
-        self.set.set(true);
-        for w in self.waiters.borrow_mut().drain(..) {
+        if self.set.replace(true) {
+            return;
+        }
+        let waiters: Vec<Waker> = self.waiters.borrow_mut().drain().map(|(_, w)| w).collect();
+        for w in waiters {
             w.wake();
         }
     }
@@ -390,21 +396,63 @@ impl LocalEvent {
     }
 
     /// Resolves once the event is set.
-    pub fn wait(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(move |cx| {
-            if self.set.get() {
-                Poll::Ready(())
-            } else {
-                self.waiters.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
+    pub fn wait(&self) -> EventWait<'_> {
+        EventWait {
+            event: self,
+            key: None,
+        }
+    }
+
+    /// Waiters currently registered (for tests).
+    pub fn waiter_count(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+}
+
+/// Future returned by [`LocalEvent::wait`].
+pub struct EventWait<'a> {
+    event: &'a LocalEvent,
+    key: Option<u64>,
+}
+
+impl Future for EventWait<'_> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.event.set.get() {
+            if let Some(k) = self.key.take() {
+                self.event.waiters.borrow_mut().remove(&k);
             }
-        })
+            return Poll::Ready(());
+        }
+        let key = match self.key {
+            Some(k) => k,
+            None => {
+                let k = self.event.next.get();
+                self.event.next.set(k + 1);
+                self.key = Some(k);
+                k
+            }
+        };
+        self.event
+            .waiters
+            .borrow_mut()
+            .insert(key, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for EventWait<'_> {
+    fn drop(&mut self) {
+        if let Some(k) = self.key {
+            self.event.waiters.borrow_mut().remove(&k);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::pin::Pin;
 
     #[test]
     fn owner_is_pure_and_spreads_partitions() {
@@ -416,5 +464,95 @@ mod tests {
             assert_eq!(a.iter().filter(|&&x| x == s).count(), 2);
         }
         assert!((0..100).all(|p| owner("x", p, 3) < 3));
+    }
+
+    fn test_info() -> Arc<BrokerInfo> {
+        Arc::new(BrokerInfo {
+            node_id: 1,
+            cluster_id: "test".into(),
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 0,
+            data_dir: std::env::temp_dir(),
+            settings: BrokerSettings::default(),
+        })
+    }
+
+    /// Two shards on a real mesh: calls in both directions, shard-local state, many concurrent
+    /// calls through a small channel (backpressure), and a call off any shard.
+    #[test]
+    fn run_on_crosses_shards_and_keeps_state_local() {
+        assert!(matches!(
+            futures_lite::future::block_on(run_on(0, |_| async { 1 })),
+            Err(ShardError::NotOnShard)
+        ));
+        let mesh: Mesh = MeshBuilder::full(2, 4);
+        let handles: Vec<_> = (0..2)
+            .map(|id| {
+                let mesh = mesh.clone();
+                glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+                    .spawn(move || async move {
+                        let ctx = ShardCtx::new(
+                            id,
+                            2,
+                            test_info(),
+                            Arc::new(MetadataSnapshot::default()),
+                            None,
+                        );
+                        ctx.install();
+                        ctx.join_mesh(mesh).await.unwrap();
+                        let other = 1 - id;
+                        // Each call increments a counter that lives on the *target* shard.
+                        let mut futs = Vec::new();
+                        for i in 0..100u64 {
+                            futs.push(Box::pin(run_on(other, move |c| async move {
+                                let n = c.local_state(|| Cell::new(0u64));
+                                n.set(n.get() + 1);
+                                glommio::yield_if_needed().await;
+                                (c.id, i)
+                            }))
+                                as Pin<Box<dyn Future<Output = Result<(usize, u64), ShardError>>>>);
+                        }
+                        let results = crate::server::partitions::join_all(futs).await;
+                        for (i, r) in results.into_iter().enumerate() {
+                            assert_eq!(r.unwrap(), (other, i as u64));
+                        }
+                        assert!(matches!(
+                            run_on(7, |_| async {}).await,
+                            Err(ShardError::NoSuchShard(7))
+                        ));
+                        // Same-shard calls run directly.
+                        assert_eq!(run_on(id, |c| async move { c.id }).await.unwrap(), id);
+                        // Let the peer finish its calls to us before reading our counter.
+                        glommio::timer::sleep(std::time::Duration::from_millis(200)).await;
+                        let mine = ctx.local_state(|| Cell::new(0u64)).get();
+                        ctx.leave_mesh();
+                        ShardCtx::uninstall();
+                        mine
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), 100);
+        }
+    }
+
+    #[test]
+    fn local_event_waiters_deregister_when_dropped() {
+        let ev = LocalEvent::default();
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        for _ in 0..1000 {
+            let mut w = Box::pin(ev.wait());
+            assert!(w.as_mut().poll(&mut cx).is_pending());
+            assert!(w.as_mut().poll(&mut cx).is_pending()); // re-poll reuses its slot
+        }
+        assert_eq!(ev.waiter_count(), 0);
+        let mut w = Box::pin(ev.wait());
+        assert!(w.as_mut().poll(&mut cx).is_pending());
+        ev.set();
+        assert!(w.as_mut().poll(&mut cx).is_ready());
+        assert!(Box::pin(ev.wait()).as_mut().poll(&mut cx).is_ready());
+        assert_eq!(ev.waiter_count(), 0);
     }
 }

@@ -20,6 +20,18 @@
 //! prefix of the log.
 //!
 //! `flush.messages` and `flush.ms` only *request* syncs (they never block appends).
+//!
+//! # Zero-filling ahead (for partitions that sync)
+//! On ext4 a direct write that extends the file makes the next fdatasync commit a journal
+//! transaction for the new size; a write into blocks that already hold data does not. Measured
+//! here (16 KiB write + fdatasync, loaded VM disk): extending 5-9 ms, after `fallocate` 5-10 ms
+//! (unwritten extents must be converted, also journaled), overwriting zero-filled blocks 0.5-1.3 ms.
+//! So once a partition has been asked for durability (`wait_durable`, or a `flush.*` policy), the
+//! writer writes zeros ahead of the data in chunks (its current size clamped to 64 KiB..4 MiB, never
+//! past `segment.bytes`), and syncs then mostly cover overwrites. The cost is writing those bytes
+//! twice; partitions that never sync (acks=0/1 without flush policy) append plainly, as Kafka does.
+//! The active file may thus end in up to a chunk of zeros; roll and close trim it to its exact
+//! size (what Kafka shows), and recovery treats a zero tail as padding.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -30,6 +42,31 @@ use tracing::error;
 use super::error::StorageError;
 use super::log::{ActiveFile, Inner, Op, State, sync_dir};
 use super::segment;
+
+/// New index entries that trigger an incremental index-file write after a sync.
+pub const PERSIST_INDEX_EVERY: usize = 128;
+
+/// Zero-fill step bounds: the active file is zero-filled ahead of the data by its current size,
+/// clamped to these, so a small partition holds at most 64 KiB of zeros beyond its data.
+pub const ZERO_FILL_MIN: u64 = 64 << 10;
+pub const ZERO_FILL_MAX: u64 = 4 << 20;
+
+thread_local! {
+    /// One shared, read-only 1 MiB zero DMA buffer per shard for zero-filling.
+    static ZEROS: std::cell::RefCell<Option<Rc<glommio::io::DmaBuffer>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn zero_buffer(dma: &glommio::io::DmaFile) -> Rc<glommio::io::DmaBuffer> {
+    ZEROS.with(|z| {
+        z.borrow_mut()
+            .get_or_insert_with(|| {
+                let mut b = dma.alloc_dma_buffer(1 << 20);
+                b.as_bytes_mut().fill(0);
+                Rc::new(b)
+            })
+            .clone()
+    })
+}
 
 /// Upper bound of one coalesced DMA write.
 pub const MAX_COALESCED_WRITE: usize = 4 << 20;
@@ -101,6 +138,7 @@ pub(crate) fn fail(inner: &Inner, e: &StorageError) {
         }
     }
     inner.progress.notify();
+    inner.synced.notify();
     inner.appended.notify();
 }
 
@@ -147,6 +185,35 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
     let new_tail_start = data_len - data_len % align as usize;
     let new_tail = out[new_tail_start..data_len].to_vec();
     let write_pos = written - tail.len() as u64;
+    let write_end = write_pos + buf_len as u64;
+    let (zeroed, zero_fill) = {
+        let st = inner.st.borrow();
+        (st.active.as_ref().map_or(0, |a| a.zeroed), st.sync_hint)
+    };
+    if zero_fill && write_end > zeroed {
+        // Zero-fill [write_end, write_end + chunk) so the next writes overwrite existing blocks
+        // (see the module docs). 1 MiB writes of a shared zero buffer.
+        let chunk = written.clamp(ZERO_FILL_MIN, ZERO_FILL_MAX);
+        let limit = inner.config.borrow().segment_bytes.max(write_end);
+        let target = (write_end + chunk).min(limit).div_ceil(ZERO_FILL_MIN) * ZERO_FILL_MIN;
+        let zeros = zero_buffer(&dma);
+        // Only beyond this write: blocks below it may hold (durable) data.
+        let mut pos = zeroed.max(write_end);
+        while pos < target {
+            let n = ((target - pos) as usize).min(zeros.len());
+            if n == zeros.len() {
+                dma.write_rc_at(zeros.clone(), pos).await?;
+            } else {
+                let mut b = dma.alloc_dma_buffer(n);
+                b.as_bytes_mut().fill(0);
+                dma.write_at(b, pos).await?;
+            }
+            pos += n as u64;
+        }
+        if let Some(a) = inner.st.borrow_mut().active.as_mut() {
+            a.zeroed = target;
+        }
+    }
     let n = dma.write_at(buf, write_pos).await?;
     if n < data_len {
         return Err(StorageError::Io(std::io::Error::other(format!(
@@ -165,6 +232,20 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         if let Some(seg) = st.segments.get_mut(&base) {
             seg.size = new_written;
             seg.next_offset = next_offset;
+            // Someone reads this partition: start readahead of what was just written, so a
+            // consumer that keeps up finds it in the page cache (direct writes bypass it).
+            if let Some(r) = &seg.reader {
+                use std::os::fd::AsRawFd;
+                // SAFETY: plain syscall on a descriptor we own; only a hint.
+                unsafe {
+                    libc::posix_fadvise(
+                        r.as_raw_fd(),
+                        written as libc::off_t,
+                        new_bytes as libc::off_t,
+                        libc::POSIX_FADV_WILLNEED,
+                    );
+                }
+            }
         }
         st.hw = next_offset;
         st.done_seq = seq;
@@ -246,6 +327,7 @@ async fn do_roll(
             align,
             tail: Vec::new(),
             written: 0,
+            zeroed: 0,
         });
         // Everything before the new segment was synced with the old one.
         if st.durable < new_base {
@@ -261,6 +343,7 @@ async fn do_roll(
         f.close().await?;
     }
     inner.progress.notify();
+    inner.synced.notify();
     Ok(())
 }
 
@@ -300,7 +383,7 @@ async fn sync_loop(inner: Rc<Inner>) {
                 st.durable = target;
             }
         }
-        inner.progress.notify();
+        inner.synced.notify();
         // Index entries for synced data are appended to the index files (unsynced hints that
         // recovery verifies), so reopening after a crash scans only the tail.
         if let Err(e) = persist_active_indexes(&inner, false).await {
@@ -346,7 +429,12 @@ pub(crate) async fn persist_active_indexes(
             tb.truncate(tlen * 12);
             (seg.base_offset, ib, tb, 0, 0, ilen, tlen)
         } else {
-            if ilen <= seg.persisted_index && tlen <= seg.persisted_time_index {
+            // Batch index-file writes: recovery re-scans at most this many entries' worth of
+            // data (about 512 KiB at the default interval), and the syncer is not held up by an
+            // open/write/close pair after every fdatasync.
+            if ilen < seg.persisted_index + PERSIST_INDEX_EVERY
+                && tlen < seg.persisted_time_index + PERSIST_INDEX_EVERY
+            {
                 return Ok(());
             }
             let from_i = seg.persisted_index.min(ilen);

@@ -65,6 +65,8 @@ pub(crate) struct ActiveFile {
     /// Bytes of the last, partial, aligned block: `[written - tail.len(), written)`.
     pub tail: Vec<u8>,
     pub written: u64,
+    /// End of the zero-filled region ahead of the data (see `appender.rs`).
+    pub zeroed: u64,
 }
 
 pub(crate) struct State {
@@ -88,6 +90,8 @@ pub(crate) struct State {
     pub sync_requested: i64,
     pub unflushed_messages: u64,
     pub flush_timer_armed: bool,
+    /// Someone asked for durability on this partition: zero-fill ahead of writes.
+    pub sync_hint: bool,
     pub failed: Option<String>,
     pub closed: bool,
     /// (max timestamp, last offset of its batch), over the whole log.
@@ -100,8 +104,11 @@ pub(crate) struct Inner {
     pub dir: PathBuf,
     pub config: RefCell<LogConfig>,
     pub st: RefCell<State>,
-    /// Woken on every write, sync, roll, failure and close.
+    /// Woken on every write, roll, failure and close (appenders wait here).
     pub progress: Rc<Notify>,
+    /// Woken when the durable offset advances, on failure and close (`wait_durable` waits here,
+    /// so durability waiters are not woken by every write).
+    pub synced: Rc<Notify>,
     /// Woken when new data becomes readable (and on close), for Fetch long-polls.
     pub appended: Rc<Notify>,
 }
@@ -316,6 +323,7 @@ impl PartitionLog {
                 align,
                 tail,
                 written: size,
+                zeroed: size,
             }),
             log_start,
             assigned: next,
@@ -330,6 +338,7 @@ impl PartitionLog {
             sync_requested: -1,
             unflushed_messages: 0,
             flush_timer_armed: false,
+            sync_hint: config.flush_messages != u64::MAX || config.flush_ms != u64::MAX,
             failed: None,
             closed: false,
             max_ts: (-1, -1),
@@ -342,9 +351,16 @@ impl PartitionLog {
                 config: RefCell::new(config),
                 st: RefCell::new(st),
                 progress: Notify::new(),
+                synced: Notify::new(),
                 appended: Notify::new(),
             }),
         })
+    }
+
+    /// Whether [`PartitionLog::close`] was called (or the log went offline).
+    pub fn is_closed(&self) -> bool {
+        let st = self.inner.st.borrow();
+        st.closed || st.failed.is_some()
     }
 
     /// The partition directory.
@@ -376,6 +392,13 @@ impl PartitionLog {
                 }
             }
             let count: i64 = headers.iter().map(|h| h.last_offset_delta as i64 + 1).sum();
+            // Record counts are taken from the headers (records are not decoded), so bound what
+            // one request may claim: its offsets must fit one segment's u32 relative offsets.
+            if count > i32::MAX as i64 {
+                return Err(StorageError::InvalidRecord(format!(
+                    "request claims {count} records"
+                )));
+            }
             let total = records.len() as u64;
             let now = now_ms();
             let base = st.assigned;
@@ -473,7 +496,7 @@ impl PartitionLog {
     pub async fn wait_durable(&self, offset: i64) -> Result<(), StorageError> {
         let inner = &self.inner;
         loop {
-            {
+            let written = {
                 let mut st = inner.st.borrow_mut();
                 if let Some(f) = &st.failed {
                     return Err(StorageError::Offline(f.clone()));
@@ -482,14 +505,20 @@ impl PartitionLog {
                 if st.durable > n {
                     return Ok(());
                 }
+                st.sync_hint = true;
                 if st.hw > n {
                     if st.sync_requested < n {
                         st.sync_requested = n;
                     }
                     super::appender::ensure_syncer(inner, &mut st);
                 }
+                st.hw > n
+            };
+            if written {
+                inner.synced.wait().await;
+            } else {
+                inner.progress.wait().await;
             }
-            inner.progress.wait().await;
         }
     }
 
@@ -592,6 +621,7 @@ impl PartitionLog {
             }
         }
         self.inner.progress.notify();
+        self.inner.synced.notify();
         self.inner.appended.notify();
         Ok(())
     }

@@ -131,12 +131,23 @@ fn scan(
     })
 }
 
+/// Whether `[from, to)` is all zeros (preallocation or padding); gives up past 64 MiB.
 fn all_zero(file: &File, from: u64, to: u64) -> bool {
-    if to - from > (1 << 20) {
+    if to - from > (64 << 20) {
         return false;
     }
-    let mut buf = vec![0u8; (to - from) as usize];
-    segment::read_exact_at(file, &mut buf, from).is_ok() && buf.iter().all(|&b| b == 0)
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = from;
+    while pos < to {
+        let n = ((to - pos) as usize).min(buf.len());
+        if segment::read_exact_at(file, &mut buf[..n], pos).is_err()
+            || buf[..n].iter().any(|&b| b != 0)
+        {
+            return false;
+        }
+        pos += n as u64;
+    }
+    true
 }
 
 /// Opens and verifies one segment. `full_check`: verify from the last index entry to the end

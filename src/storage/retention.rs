@@ -16,6 +16,21 @@ use super::log::{PartitionLog, sync_dir};
 use super::segment;
 
 impl PartitionLog {
+    /// Runs [`PartitionLog::enforce_retention`] every `every` until the log is closed (Kafka's
+    /// `log.retention.check.interval.ms`, 5 minutes by default). Spawn it on the owner shard:
+    /// `glommio::spawn_local(log.clone().retention_loop(every)).detach()`.
+    pub async fn retention_loop(self: std::rc::Rc<Self>, every: std::time::Duration) {
+        loop {
+            glommio::timer::sleep(every).await;
+            if self.is_closed() {
+                return;
+            }
+            if let Err(e) = self.enforce_retention(super::log::now_ms()).await {
+                tracing::warn!(dir = %self.dir().display(), error = %e, "retention failed");
+            }
+        }
+    }
+
     /// Applies `retention.ms` and `retention.bytes` at wall-clock `now_ms`; returns how many
     /// segments were deleted.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {

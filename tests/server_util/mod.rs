@@ -14,6 +14,10 @@ use kafka_protocol::records::{
 };
 use ringbolt::server::{BrokerConfig, BrokerHandle, spawn_broker};
 
+/// As in `ringbolt serve`: hostile array lengths must not abort the test's in-process broker.
+#[global_allocator]
+static ALLOC: ringbolt::server::alloc::HugeAllocGuard = ringbolt::server::alloc::HugeAllocGuard;
+
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -150,7 +154,7 @@ pub fn batch(tag: &str, n: usize, timestamp: i64) -> Bytes {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            sequence: i as i32, // constant offset - sequence keeps the records in one batch
             timestamp: timestamp + i as i64,
             key: (i % 2 == 0).then(|| Bytes::from(format!("k{i}"))),
             value: Some(Bytes::from(format!("{tag}-{i}"))),

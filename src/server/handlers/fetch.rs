@@ -1,4 +1,5 @@
-//! Fetch (key 1), v4–v12: long poll, byte limits, zero-copy responses, sessionless.
+//! Fetch (key 1), v4–v16: long poll, byte limits, zero-copy responses, sessionless; topics by
+//! name up to v12 and by topic id from v13 (unknown ids get UNKNOWN_TOPIC_ID).
 //!
 //! - Reads go to each partition's owner shard (one hop per owner, in parallel) and return file
 //!   slices of whole batches starting with the batch that contains the fetch offset (the client
@@ -36,10 +37,13 @@ use crate::shard::{self, ShardCtx};
 use crate::storage::{FileSlice, StorageError};
 
 pub const MIN_VERSION: i16 = 4;
-pub const MAX_VERSION: i16 = 12;
+pub const MAX_VERSION: i16 = 16;
 
 /// Upper bound on a long poll, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
+
+/// (topic, partition, high watermark seen by the last read)
+type Seen = (String, i32, i64);
 
 struct Want {
     topic: String,
@@ -115,7 +119,7 @@ async fn select_any(mut futs: Vec<Pin<Box<dyn Future<Output = ()>>>>) {
 
 /// On an owner shard: returns when one of `parts` grows past the high watermark seen, or at the
 /// deadline, or when the broker stops.
-async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<(String, i32, i64)>, deadline: Instant) {
+async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<Seen>, deadline: Instant) {
     let mut futs: Vec<Pin<Box<dyn Future<Output = ()>>>> = Vec::new();
     for (topic, p, seen) in &parts {
         if let Some(log) = ctx.log(topic, *p) {
@@ -136,6 +140,8 @@ async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<(String, i32, i64)>, deadli
 
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: FetchRequest = req.decode()?;
+    // Read-only: later requests of this connection need not wait for the long poll.
+    req.release();
     let ctx = req.ctx.clone();
     let start = Instant::now();
     let deadline = start + Duration::from_millis(r.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
@@ -148,11 +154,22 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
 
     // Request order: (topic index, partition index) → want or unknown.
     let snap = ctx.metadata();
+    let by_id = req.version >= 13;
     let mut layout: Vec<Vec<Option<usize>>> = Vec::with_capacity(r.topics.len());
+    let mut names: Vec<String> = Vec::with_capacity(r.topics.len());
     let mut wants: Vec<(usize, (String, i32, i64, u32))> = Vec::new();
     for t in &r.topics {
-        let name = t.topic.0.as_str();
-        let meta = snap.topic(name);
+        let meta = if by_id {
+            snap.topic_by_id(t.topic_id)
+        } else {
+            snap.topic(t.topic.0.as_str())
+        };
+        let name = match meta {
+            Some(m) => m.name.clone(),
+            None => t.topic.0.as_str().to_string(),
+        };
+        let name = name.as_str();
+        names.push(name.to_string());
         let mut row = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             match meta {
@@ -202,7 +219,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             break got;
         }
         // Long poll: wait on every owner concurrently; the first to report growth wins.
-        let mut by_owner: Vec<(usize, Vec<(String, i32, i64)>)> = Vec::new();
+        let mut by_owner: Vec<(usize, Vec<Seen>)> = Vec::new();
         for ((owner, (t, p, _, _)), g) in wants.iter().zip(&got) {
             let entry = (t.clone(), *p, g.high_watermark);
             match by_owner.iter_mut().find(|(o, _)| o == owner) {
@@ -222,12 +239,17 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     // Apply the response-level max_bytes (whole partitions; the first with data always fits).
     let mut budget_used = 0usize;
     let mut topics_out = Vec::with_capacity(r.topics.len());
-    for (t, row) in r.topics.iter().zip(&layout) {
+    for ((t, row), name) in r.topics.iter().zip(&layout).zip(names) {
+        let unknown = if by_id && snap.topic_by_id(t.topic_id).is_none() {
+            errors::UNKNOWN_TOPIC_ID
+        } else {
+            errors::UNKNOWN_TOPIC_OR_PARTITION
+        };
         let mut parts = Vec::with_capacity(row.len());
         for (p, slot) in t.partitions.iter().zip(row) {
             let mut g = match slot {
                 Some(i) => results[*i].clone(),
-                None => Got::err(errors::UNKNOWN_TOPIC_OR_PARTITION),
+                None => Got::err(unknown),
             };
             let n = g.bytes();
             if n > 0 {
@@ -247,7 +269,8 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             });
         }
         topics_out.push(TopicOut {
-            name: t.topic.0.as_str().to_string(),
+            name,
+            id: t.topic_id,
             partitions: parts,
         });
     }
@@ -293,11 +316,12 @@ fn copying_response(req: &Request, topics: &[TopicOut]) -> Result<Reply, Handler
                     .with_records(Some(Bytes::from(records))),
             );
         }
-        responses.push(
-            FetchableTopicResponse::default()
-                .with_topic(topic_name(&t.name))
-                .with_partitions(parts),
-        );
+        let topic = FetchableTopicResponse::default().with_partitions(parts);
+        responses.push(if req.version >= 13 {
+            topic.with_topic_id(t.id)
+        } else {
+            topic.with_topic(topic_name(&t.name))
+        });
     }
     req.respond(&FetchResponse::default().with_responses(responses))
 }

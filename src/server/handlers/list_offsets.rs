@@ -79,6 +79,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         (errors::NOT_LEADER_OR_FOLLOWER, -1, -1)
     })
     .await;
+    let version = req.version;
     let topics = r
         .topics
         .iter()
@@ -100,7 +101,11 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                                 .with_error_code(code)
                                 .with_timestamp(ts)
                                 .with_offset(off)
-                                .with_leader_epoch(if code == errors::NONE { 0 } else { -1 })
+                                .with_leader_epoch(if version >= 4 && code == errors::NONE {
+                                    0
+                                } else {
+                                    -1
+                                })
                         })
                         .collect(),
                 )

@@ -96,7 +96,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             let by_name = rt
                 .name
                 .as_ref()
-                .filter(|n| !(n.0.is_empty() && !rt.topic_id.is_nil()));
+                .filter(|n| !n.0.is_empty() || rt.topic_id.is_nil());
             match by_name {
                 Some(name) => {
                     let name = name.0.as_str();

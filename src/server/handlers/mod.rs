@@ -1,6 +1,6 @@
 //! One handler per Kafka API key, each declaring its supported version range.
 //!
-//! The [`api_table!`] list below is the single source of truth: it declares the handler modules,
+//! The `api_table!` list below is the single source of truth: it declares the handler modules,
 //! generates [`SUPPORTED_APIS`] (what ApiVersions advertises and what the connection accepts; a
 //! request outside it gets UNSUPPORTED_VERSION handling, never a guess) and the dispatch `match`.
 //! To add an API: write `handlers/<api>.rs` with `MIN_VERSION`, `MAX_VERSION` and
@@ -14,7 +14,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::protocol::fetch_response::ChunkedFrame;
 use crate::protocol::frame;
-use crate::shard::ShardCtx;
+use crate::shard::{LocalEvent, ShardCtx};
 
 /// A decoded request header plus its still-encoded body, on the shard that read it.
 pub struct Request {
@@ -23,6 +23,26 @@ pub struct Request {
     pub version: i16,
     pub header: RequestHeader,
     pub body: Bytes,
+    /// Per-connection ordering: set when the previous request released its successor.
+    pub after: Rc<LocalEvent>,
+    /// Released (set) when this request's effects are in place; see [`Request::release`].
+    pub done: Release,
+}
+
+/// Releases the next request of the same connection when set or dropped (so a cancelled or
+/// failed request never stalls the connection).
+pub struct Release(pub Rc<LocalEvent>);
+
+impl Release {
+    pub fn set(&self) {
+        self.0.set();
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.set();
+    }
 }
 
 /// What the connection writes back.
@@ -57,6 +77,16 @@ pub enum HandlerError {
 }
 
 impl Request {
+    /// Lets the connection's next request start. Requests of one connection run in order, like in
+    /// Kafka (which processes one request per connection at a time): each waits until its
+    /// predecessor released it, by default when the predecessor's handler finished. Handlers
+    /// release earlier when that is safe: Fetch at once (it changes nothing), Produce as soon as
+    /// its appends are in the logs (before waiting for durability), so pipelined produces are
+    /// applied in request order while their fsyncs still overlap.
+    pub fn release(&self) {
+        self.done.set();
+    }
+
     /// Decodes the body as `T` at the request's version.
     pub fn decode<T: Decodable>(&self) -> Result<T, HandlerError> {
         let mut body = self.body.clone();
@@ -129,8 +159,11 @@ pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
         .map(|&(_, min, max)| (min, max))
 }
 
-/// Runs the handler for a request whose version is in range; errors become `Reply::Close`.
+/// Runs the handler for a request whose version is in range, after its predecessor on the same
+/// connection released it; errors become `Reply::Close`.
 pub async fn dispatch(req: Request) -> Reply {
+    let after = req.after.clone();
+    after.wait().await;
     match dispatch_inner(req).await {
         Ok(r) => r,
         Err(e) => Reply::Close(e.to_string()),

@@ -3,8 +3,10 @@
 //!
 //! Each partition's records go to its owner shard (one mesh hop per owner shard, all owners in
 //! parallel). acks=1 answers once `append` returned (written per the flush policy); acks=-1 also
-//! waits for `wait_durable(last offset)`, after all of the request's appends on that shard were
-//! issued, so one fdatasync (group commit) covers them. acks=0 sends nothing back; if any partition
+//! waits for `wait_durable(last offset)` in a second hop, after all of the request's appends
+//! returned, so one fdatasync (group commit) covers them. Between the two phases the request
+//! releases the connection's next request: pipelined produces are appended in request order (as
+//! Kafka guarantees per connection) while their durability waits overlap. acks=0 sends nothing back; if any partition
 //! failed the connection is closed, which is how Kafka tells an acks=0 producer something went wrong.
 
 use std::rc::Rc;
@@ -29,11 +31,12 @@ struct Item {
     topic: String,
     partition: i32,
     records: BytesMut,
-    acks: i16,
 }
 
 #[derive(Clone)]
 struct Outcome {
+    /// Last offset written (for the durability wait), -1 on error.
+    last_offset: i64,
     error_code: i16,
     error_message: Option<String>,
     base_offset: i64,
@@ -44,6 +47,7 @@ struct Outcome {
 impl Outcome {
     fn err(code: i16) -> Self {
         Outcome {
+            last_offset: -1,
             error_code: code,
             error_message: None,
             base_offset: -1,
@@ -55,25 +59,20 @@ impl Outcome {
 
 async fn append_on_owner(ctx: Rc<ShardCtx>, items: Vec<Item>) -> Vec<Outcome> {
     let mut out = Vec::with_capacity(items.len());
-    let mut durable = Vec::new();
     for item in items {
         let Some(log) = ctx.log(&item.topic, item.partition) else {
             out.push(Outcome::err(errors::UNKNOWN_TOPIC_OR_PARTITION));
             continue;
         };
         match log.append(item.records).await {
-            Ok(info) => {
-                if item.acks == -1 {
-                    durable.push((out.len(), log.clone(), info.last_offset));
-                }
-                out.push(Outcome {
-                    error_code: errors::NONE,
-                    error_message: None,
-                    base_offset: info.base_offset,
-                    log_append_time: info.log_append_time,
-                    log_start_offset: info.log_start_offset,
-                });
-            }
+            Ok(info) => out.push(Outcome {
+                last_offset: info.last_offset,
+                error_code: errors::NONE,
+                error_message: None,
+                base_offset: info.base_offset,
+                log_append_time: info.log_append_time,
+                log_start_offset: info.log_start_offset,
+            }),
             Err(e) => {
                 tracing::debug!(topic = %item.topic, partition = item.partition, error = %e, "append failed");
                 out.push(Outcome {
@@ -83,14 +82,27 @@ async fn append_on_owner(ctx: Rc<ShardCtx>, items: Vec<Item>) -> Vec<Outcome> {
             }
         }
     }
-    for (i, log, last) in durable {
-        if let Err(e) = log.wait_durable(last).await {
-            tracing::error!(error = %e, "waiting for durability failed");
-            out[i] = Outcome {
-                error_message: Some(e.to_string()),
-                ..Outcome::err(e.error_code())
-            };
-        }
+    out
+}
+
+/// (topic, partition, last offset) → `None` once durable, or the error.
+async fn durable_on_owner(
+    ctx: Rc<ShardCtx>,
+    items: Vec<(String, i32, i64)>,
+) -> Vec<Option<(i16, String)>> {
+    let mut out = Vec::with_capacity(items.len());
+    for (topic, partition, last) in items {
+        let res = match ctx.log(&topic, partition) {
+            None => Some((errors::UNKNOWN_TOPIC_OR_PARTITION, "partition gone".to_string())),
+            Some(log) => match log.wait_durable(last).await {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::error!(%topic, partition, error = %e, "waiting for durability failed");
+                    Some((e.error_code(), e.to_string()))
+                }
+            },
+        };
+        out.push(res);
     }
     out
 }
@@ -99,7 +111,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: ProduceRequest = req.decode()?;
     let ctx = req.ctx.clone();
     let acks = r.acks;
-    let valid_acks = matches!(acks, 0 | 1 | -1);
+    let valid_acks = (-1..=1).contains(&acks);
     let settings = &ctx.info.settings;
 
     // Per (topic, partition) in request order: either an immediate outcome or an index into items.
@@ -147,16 +159,44 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                     // One copy per batch: the log takes an owned, mutable buffer (it rewrites the
                     // base offset) and the frame's bytes are shared.
                     records: BytesMut::from(&records[..]),
-                    acks,
                 },
             ));
         }
         slots.push(row);
     }
-    let results = on_owners(items, append_on_owner, || {
+    let owners: Vec<usize> = items.iter().map(|(o, _)| *o).collect();
+    let keys: Vec<(String, i32)> = items
+        .iter()
+        .map(|(_, i)| (i.topic.clone(), i.partition))
+        .collect();
+    let mut results = on_owners(items, append_on_owner, || {
         Outcome::err(errors::NOT_LEADER_OR_FOLLOWER)
     })
     .await;
+    // The appends are in the logs: the connection's next request may start.
+    req.release();
+    if acks == -1 {
+        let mut waits = Vec::new();
+        let mut idx = Vec::new();
+        for (i, o) in results.iter().enumerate() {
+            if o.error_code == errors::NONE {
+                idx.push(i);
+                waits.push((owners[i], (keys[i].0.clone(), keys[i].1, o.last_offset)));
+            }
+        }
+        let durable = on_owners(waits, durable_on_owner, || {
+            Some((errors::NOT_LEADER_OR_FOLLOWER, "owner shard unreachable".into()))
+        })
+        .await;
+        for (i, d) in idx.into_iter().zip(durable) {
+            if let Some((code, msg)) = d {
+                results[i] = Outcome {
+                    error_message: Some(msg),
+                    ..Outcome::err(code)
+                };
+            }
+        }
+    }
 
     let mut any_error = None;
     let mut responses = Vec::with_capacity(r.topic_data.len());
