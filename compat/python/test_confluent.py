@@ -169,6 +169,7 @@ def test_describe_configs(bootstrap, unique):
         [NewTopic(topic, num_partitions=1, replication_factor=1, config={"retention.ms": "3600000"})], operation_timeout=TIMEOUT
     )
     fs[topic].result(timeout=TIMEOUT)
+    wait_partitions(bootstrap, topic, 1)  # Kafka answers CreateTopics before its metadata has the topic
     res = ConfigResource(ResourceType.TOPIC, topic)
     entries = a.describe_configs([res])[res].result(timeout=TIMEOUT)
     for name in ("retention.ms", "segment.bytes", "max.message.bytes", "cleanup.policy"):
