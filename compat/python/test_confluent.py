@@ -1,0 +1,308 @@
+"""confluent-kafka (librdkafka) against the broker: byte-exact round trips and the AdminClient."""
+
+import time
+from collections import defaultdict
+
+import pytest
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    TIMESTAMP_CREATE_TIME,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+from checks import Rec, assert_same, by_partition
+
+TIMEOUT = 30.0
+
+
+def admin(bootstrap):
+    return AdminClient({"bootstrap.servers": bootstrap})
+
+
+def create(bootstrap, topic, partitions, **kw):
+    a = admin(bootstrap)  # keep the client alive until its futures resolve
+    fs = a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)], operation_timeout=TIMEOUT, **kw)
+    fs[topic].result(timeout=TIMEOUT)
+    wait_partitions(bootstrap, topic, partitions)
+
+
+def wait_partitions(bootstrap, topic, n, timeout=TIMEOUT):
+    a = admin(bootstrap)
+    deadline = time.time() + timeout
+    while True:
+        md = a.list_topics(topic=topic, timeout=10)
+        t = md.topics.get(topic)
+        if t is not None and t.error is None and len(t.partitions) == n and all(p.leader >= 0 for p in t.partitions.values()):
+            return
+        assert time.time() < deadline, f"topic {topic}: no {n} partitions with leaders after {timeout}s: {t and t.partitions}"
+        time.sleep(0.1)
+
+
+def produce_all(bootstrap, topic, items, extra=None):
+    """items: dicts with key/value/headers/timestamp/partition (partition optional). Returns the
+    acknowledged Recs; fails on any delivery error."""
+    conf = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5}
+    conf.update(extra or {})
+    p = Producer(conf)
+    acked, errors = [], []
+
+    def cb(i):
+        def on_delivery(err, msg):
+            if err is not None:
+                errors.append((i, err))
+                return
+            it = items[i]
+            acked.append(
+                Rec(msg.partition(), msg.offset(), it.get("key"), it.get("value"), list(it.get("headers") or []), it.get("timestamp"))
+            )
+
+        return on_delivery
+
+    for i, it in enumerate(items):
+        kw = {"key": it.get("key"), "value": it.get("value"), "on_delivery": cb(i)}
+        if it.get("headers") is not None:
+            kw["headers"] = it["headers"]
+        if it.get("timestamp") is not None:
+            kw["timestamp"] = it["timestamp"]
+        if it.get("partition") is not None:
+            kw["partition"] = it["partition"]
+        p.produce(topic, **kw)
+        p.poll(0)
+    left = p.flush(TIMEOUT)
+    assert left == 0, f"{left} messages not delivered within {TIMEOUT}s"
+    assert not errors, f"delivery errors: {errors[:5]}"
+    assert len(acked) == len(items)
+    return acked
+
+
+def consume_exact(bootstrap, topic, expected, start=OFFSET_BEGINNING, extra=None):
+    """Assign every partition of `expected` at `start`, read until each has its expected count,
+    keep reading one more second (extras are errors), return {partition: [Rec]}."""
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "group.id": f"unused-{topic}",  # required by the client; assign() takes no group membership
+        "enable.auto.commit": False,
+        "auto.offset.reset": "error",
+    }
+    conf.update(extra or {})
+    c = Consumer(conf)
+    try:
+        c.assign([TopicPartition(topic, p, start) for p in expected])
+        want = sum(len(v) for v in expected.values())
+        got = defaultdict(list)
+        n, deadline, extra_until = 0, time.time() + TIMEOUT, None
+        while True:
+            now = time.time()
+            if n >= want and extra_until is None:
+                extra_until = now + 1.0
+            if (extra_until and now > extra_until) or now > deadline:
+                break
+            for m in c.consume(num_messages=1000, timeout=0.2):
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise AssertionError(f"consumer error: {m.error()}")
+                ts_type, ts = m.timestamp()
+                assert ts_type == TIMESTAMP_CREATE_TIME, f"timestamp type {ts_type}"
+                got[m.partition()].append(Rec(m.partition(), m.offset(), m.key(), m.value(), list(m.headers() or []), ts))
+                n += 1
+        return dict(got)
+    finally:
+        c.close()
+
+
+def test_admin_create_describe_delete(bootstrap, unique):
+    topic = unique("cf-admin")
+    a = admin(bootstrap)
+    create(bootstrap, topic, 3)
+
+    # Metadata lists it with 3 partitions, each led by a broker.
+    md = a.list_topics(timeout=10)
+    assert topic in md.topics
+    assert sorted(md.topics[topic].partitions) == [0, 1, 2]
+
+    # DescribeTopics.
+    desc = a.describe_topics(TopicCollection([topic]))[topic].result(timeout=TIMEOUT)
+    assert desc.name == topic
+    assert sorted(p.id for p in desc.partitions) == [0, 1, 2]
+    assert all(p.leader is not None for p in desc.partitions)
+
+    # Creating it again: TOPIC_ALREADY_EXISTS.
+    with pytest.raises(KafkaException) as e:
+        a.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(timeout=TIMEOUT)
+    assert e.value.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS
+
+    # validate_only creates nothing.
+    dry = unique("cf-dry")
+    a.create_topics([NewTopic(dry, num_partitions=2, replication_factor=1)], validate_only=True)[dry].result(timeout=TIMEOUT)
+    time.sleep(0.5)
+    assert dry not in a.list_topics(timeout=10).topics
+
+    # Bad requests.
+    with pytest.raises(KafkaException) as e:
+        a.create_topics([NewTopic("bad/name", num_partitions=1, replication_factor=1)])["bad/name"].result(timeout=TIMEOUT)
+    assert e.value.args[0].code() == KafkaError.TOPIC_EXCEPTION  # INVALID_TOPIC_EXCEPTION (17)
+    zero = unique("cf-zero")
+    with pytest.raises(KafkaException) as e:
+        a.create_topics([NewTopic(zero, num_partitions=0, replication_factor=1)])[zero].result(timeout=TIMEOUT)
+    assert e.value.args[0].code() == KafkaError.INVALID_PARTITIONS
+
+    # Delete: gone from metadata.
+    a.delete_topics([topic], operation_timeout=TIMEOUT)[topic].result(timeout=TIMEOUT)
+    deadline = time.time() + TIMEOUT
+    while topic in a.list_topics(timeout=10).topics:
+        assert time.time() < deadline, f"{topic} still listed {TIMEOUT}s after delete"
+        time.sleep(0.2)
+
+
+def test_describe_configs(bootstrap, unique):
+    topic = unique("cf-configs")
+    a = admin(bootstrap)
+    fs = a.create_topics(
+        [NewTopic(topic, num_partitions=1, replication_factor=1, config={"retention.ms": "3600000"})], operation_timeout=TIMEOUT
+    )
+    fs[topic].result(timeout=TIMEOUT)
+    wait_partitions(bootstrap, topic, 1)  # Kafka answers CreateTopics before its metadata has the topic
+    res = ConfigResource(ResourceType.TOPIC, topic)
+    entries = a.describe_configs([res])[res].result(timeout=TIMEOUT)
+    for name in ("retention.ms", "segment.bytes", "max.message.bytes", "cleanup.policy"):
+        assert name in entries, f"DescribeConfigs for a topic lacks {name}: {sorted(entries)}"
+    assert entries["retention.ms"].value == "3600000"
+
+
+def test_roundtrip_keys_headers_timestamps_nulls(bootstrap, unique):
+    topic = unique("cf-roundtrip")
+    partitions = 4
+    create(bootstrap, topic, partitions)
+    base = int(time.time() * 1000) - 3_600_000
+    items = []
+    for i in range(400):
+        key = None if i % 5 == 0 else (b"" if i % 23 == 0 else f"key-{i % 17}".encode())
+        value = None if i % 7 == 0 else (b"" if i % 19 == 0 else bytes(range(i % 256)) + f" #{i}".encode())
+        headers = None
+        if i % 3 == 0:
+            headers = [("trace", f"t{i}".encode()), ("dup", b"1"), ("dup", b"2"), ("binary", b"\x00\xff")]
+        items.append({"key": key, "value": value, "headers": headers, "timestamp": base + i, "partition": i % partitions})
+    acked = by_partition(produce_all(bootstrap, topic, items))
+    assert sorted(acked) == list(range(partitions))
+    got = consume_exact(bootstrap, topic, acked)
+    assert_same(acked, got)
+
+
+def test_partitioner_spreads_and_keys_stick(bootstrap, unique):
+    topic = unique("cf-partitioner")
+    create(bootstrap, topic, 6)
+    items = [{"key": f"user-{i % 40}".encode(), "value": f"v{i}".encode()} for i in range(600)]
+    acked_list = produce_all(bootstrap, topic, items)
+    where = {}
+    for r in acked_list:
+        assert where.setdefault(r.key, r.partition) == r.partition, f"key {r.key} in two partitions"
+    acked = by_partition(acked_list)
+    assert len(acked) >= 3, f"40 keys landed in only {sorted(acked)}"
+    assert_same(acked, consume_exact(bootstrap, topic, acked))
+
+
+def test_offsets_watermarks_and_times(bootstrap, unique):
+    topic = unique("cf-offsets")
+    create(bootstrap, topic, 1)
+    base = int(time.time() * 1000) - 60_000
+    items = [{"value": f"m{i}".encode(), "timestamp": base + 10 * i, "partition": 0} for i in range(50)]
+    acked = by_partition(produce_all(bootstrap, topic, items))
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"unused-{topic}", "enable.auto.commit": False})
+    try:
+        low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        assert (low, high) == (0, 50)
+        # ListOffsets by timestamp: the first offset whose timestamp >= ts.
+        for i in (0, 1, 25, 49):
+            r = c.offsets_for_times([TopicPartition(topic, 0, base + 10 * i - 5)], timeout=10)
+            assert r[0].offset == i, f"offsets_for_times({base + 10 * i - 5}) = {r[0].offset}, want {i}"
+        r = c.offsets_for_times([TopicPartition(topic, 0, base + 10_000)], timeout=10)
+        assert r[0].offset in (-1, 50), f"a timestamp after the last message gives {r[0].offset}"
+    finally:
+        c.close()
+    # Reading from the middle, and from OFFSET_END (nothing until more is produced).
+    tail = {0: acked[0][30:]}
+    assert_same(tail, consume_exact(bootstrap, topic, tail, start=30))
+    got_end = consume_exact(bootstrap, topic, {0: []}, start=OFFSET_END)
+    assert got_end == {}, f"OFFSET_END delivered {got_end}"
+
+
+@pytest.mark.compression
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_roundtrip(bootstrap, unique, codec):
+    topic = unique(f"cf-{codec}")
+    create(bootstrap, topic, 2)
+    items = [{"key": f"k{i}".encode(), "value": (f"compressible {i} " * 20).encode(), "partition": i % 2} for i in range(300)]
+    acked = by_partition(produce_all(bootstrap, topic, items, {"compression.type": codec, "linger.ms": 50}))
+    assert_same(acked, consume_exact(bootstrap, topic, acked))
+
+
+@pytest.mark.idempotence
+def test_idempotent_producer(bootstrap, unique):
+    topic = unique("cf-idem")
+    create(bootstrap, topic, 3)
+    items = [{"value": f"idem {i}".encode(), "partition": i % 3} for i in range(300)]
+    acked = by_partition(produce_all(bootstrap, topic, items, {"enable.idempotence": True}))
+    assert_same(acked, consume_exact(bootstrap, topic, acked))
+
+
+def group_consume(bootstrap, topic, group, want, assignor="range", timeout=45.0):
+    """One subscribed member of `group`; returns {(partition, offset): value} once it has `want`
+    messages (extras within 1 s are kept, so duplicates show)."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "partition.assignment.strategy": assignor,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+        }
+    )
+    seen = defaultdict(int)
+    values = {}
+    try:
+        c.subscribe([topic])
+        deadline, extra_until = time.time() + timeout, None
+        while True:
+            now = time.time()
+            if len(values) >= want and extra_until is None:
+                extra_until = now + 1.0
+            if (extra_until and now > extra_until) or now > deadline:
+                break
+            batch = c.consume(num_messages=500, timeout=0.2)
+            for m in batch:
+                if m.error():
+                    raise AssertionError(f"consumer error: {m.error()}")
+                seen[(m.partition(), m.offset())] += 1
+                values[(m.partition(), m.offset())] = m.value()
+            if batch:
+                c.commit(asynchronous=False)
+    finally:
+        c.close()
+    dups = {k: n for k, n in seen.items() if n > 1}
+    assert not dups, f"delivered more than once: {list(dups.items())[:5]}"
+    return values
+
+
+@pytest.mark.groups
+@pytest.mark.parametrize("assignor", ["range", "cooperative-sticky"])
+def test_two_groups_each_get_everything_and_resume(bootstrap, unique, assignor):
+    topic = unique("cf-groups")
+    create(bootstrap, topic, 4)
+    acked = produce_all(bootstrap, topic, [{"value": f"g{i}".encode(), "partition": i % 4} for i in range(200)])
+    want = {(r.partition, r.offset): r.value for r in acked}
+    g1, g2 = unique("cf-g1"), unique("cf-g2")
+    assert group_consume(bootstrap, topic, g1, len(want), assignor) == want
+    assert group_consume(bootstrap, topic, g2, len(want), assignor) == want
+    # g1 committed everything: it resumes with only the new messages.
+    more = produce_all(bootstrap, topic, [{"value": f"h{i}".encode(), "partition": i % 4} for i in range(40)])
+    assert group_consume(bootstrap, topic, g1, len(more), assignor) == {(r.partition, r.offset): r.value for r in more}

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# The one test command (README; .ci/run calls it). On a fresh machine with Rust, Go, Python 3.11
+# and Java/Maven it installs what it needs (Go modules, a Python venv with pinned clients) itself.
+#
+#   scripts/test.sh [PART...]
+#
+# PARTs (default: rust compat):
+#   rust       cargo fmt --check, cargo clippy --all-targets -D warnings, cargo test --workspace,
+#              cargo build --release
+#   compat     for each client (go-sarama, go-shopify, go-franz, java, confluent, kafka-python, wire, python-groups): a fresh
+#              `ringbolt serve` on a free loopback port with a temporary data dir, then
+#              scripts/compat.sh against it
+#   reference  the same client suite, every optional test enabled, against a real Apache Kafka
+#              (benches/kafka/start.sh; jars from Maven Central) -- proves the tests themselves right
+#
+# Environment: SKIP_RUST=1, SKIP_COMPAT=1 (drop a default part); COMPAT_CLIENTS (subset of clients);
+# RINGBOLT_COMPAT_GROUPS / _COMPRESSION / _IDEMPOTENCE=1|"" or COMPAT_EXTRAS=all (optional compat
+# tests that need features of other issues; by default those listed in compat/extras run);
+# COMPAT_PORT (first port tried, default 19200);
+# KEEP_TMP=1 (keep broker data dirs and logs). compat/known-failures lists client suites that fail
+# for a tracked broker gap: they still run and are reported, but do not fail the run.
+# Exit status non-zero if any step failed. Last line: "steps: N passed, N failed".
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root" || exit 2
+t_start=$SECONDS
+
+parts=("$@")
+if [[ ${#parts[@]} -eq 0 ]]; then
+  parts=()
+  [[ -z ${SKIP_RUST:-} ]] && parts+=(rust)
+  [[ -z ${SKIP_COMPAT:-} ]] && parts+=(compat)
+fi
+
+passed=0
+failed=0
+known=0
+summary=()
+step() { # name command... : run, time, record; never exits
+  local name=$1 t0=$SECONDS status
+  shift
+  printf '\n######## %s\n' "$name"
+  "$@"
+  status=$?
+  if [[ $status == 0 ]]; then
+    passed=$((passed + 1))
+    summary+=("PASS  $name ($((SECONDS - t0))s)")
+  else
+    failed=$((failed + 1))
+    summary+=("FAIL  $name ($((SECONDS - t0))s, exit $status)")
+  fi
+  return $status
+}
+
+# compat/known-failures: "<client> <reason>" lines for client suites that currently fail against
+# Ringbolt because of a broker gap tracked in an issue. Such a run still happens and is reported
+# as KNOWN-FAIL (not counted as a failure); if it passes, the summary says to remove the line.
+known_failure() { # client -> prints the reason, status 0 if listed
+  [[ -f compat/known-failures ]] || return 1
+  awk -v c="$1" '$1 == c { $1 = ""; sub(/^ /, ""); print; found = 1 } END { exit !found }' compat/known-failures
+}
+known_step() { # client name command...
+  local client=$1 name=$2 reason t0=$SECONDS status
+  shift 2
+  if ! reason=$(known_failure "$client"); then
+    step "$name" "$@"
+    return
+  fi
+  printf '\n######## %s (listed in compat/known-failures: %s)\n' "$name" "$reason"
+  "$@"
+  status=$?
+  if [[ $status == 0 ]]; then
+    passed=$((passed + 1))
+    summary+=("PASS  $name ($((SECONDS - t0))s) -- now passes: remove '$client' from compat/known-failures")
+  else
+    known=$((known + 1))
+    summary+=("KNOWN-FAIL  $name ($((SECONDS - t0))s, exit $status): $reason")
+  fi
+}
+
+tmpdirs=()
+brokers=()
+cleanup() {
+  local d
+  for d in "${brokers[@]}"; do
+    scripts/broker.sh stop "$d" 2>/dev/null
+    benches/kafka/stop.sh "$d" >/dev/null 2>&1
+  done
+  if [[ -z ${KEEP_TMP:-} ]]; then
+    for d in "${tmpdirs[@]}"; do rm -rf "$d"; done
+  else
+    printf 'kept: %s\n' "${tmpdirs[@]}"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A loopback port nobody listens on, from $1 upwards.
+free_port() {
+  local p=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null; do
+    p=$((p + 2))
+  done
+  echo "$p"
+}
+
+release_built=0
+build_release() {
+  if [[ $release_built == 0 ]]; then
+    step "cargo build --release" timeout 3600 cargo build --release && release_built=1
+  fi
+  [[ $release_built == 1 ]]
+}
+
+part_rust() {
+  step "cargo fmt --check" cargo fmt --all -- --check
+  step "cargo clippy" timeout 3600 cargo clippy --workspace --all-targets -- -D warnings
+  step "cargo test" timeout 3600 cargo test --workspace
+  build_release
+}
+
+# One client against a fresh Ringbolt: start, run scripts/compat.sh, stop; logs shown on failure.
+compat_client() { # client port
+  local client=$1 port=$2 dir status
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/ringbolt-compat-$client.XXXXXX")
+  tmpdirs+=("$dir")
+  brokers+=("$dir")
+  scripts/broker.sh start "$port" "$dir" || return 1
+  COMPAT_CLIENTS=$client COMPAT_RESTART_CMD="scripts/broker.sh restart $port $dir" \
+    scripts/compat.sh "127.0.0.1:$port"
+  status=$?
+  if ! kill -0 "$(cat "$dir/ringbolt.pid" 2>/dev/null)" 2>/dev/null; then
+    echo "ringbolt died during the $client run" >&2
+    status=1
+  fi
+  scripts/broker.sh stop "$dir"
+  if [[ $status != 0 ]]; then
+    echo "---- last 40 lines of the broker log ($dir/ringbolt.log)"
+    tail -40 "$dir/ringbolt.log"
+  fi
+  return $status
+}
+
+# compat/extras names the optional compat tests that Ringbolt is expected to pass (one of groups,
+# compression, idempotence per line); an environment variable set by the caller wins.
+extra_enabled() { # name -> 1 or empty
+  [[ -f compat/extras ]] && grep -qx "[[:space:]]*$1[[:space:]]*" compat/extras && echo 1
+}
+
+part_compat() {
+  build_release || return
+  export RINGBOLT_COMPAT_GROUPS=${RINGBOLT_COMPAT_GROUPS-$(extra_enabled groups)}
+  export RINGBOLT_COMPAT_COMPRESSION=${RINGBOLT_COMPAT_COMPRESSION-$(extra_enabled compression)}
+  export RINGBOLT_COMPAT_IDEMPOTENCE=${RINGBOLT_COMPAT_IDEMPOTENCE-$(extra_enabled idempotence)}
+  if [[ ${COMPAT_EXTRAS:-} == all ]]; then
+    RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1
+  fi
+  echo "optional compat tests: groups=${RINGBOLT_COMPAT_GROUPS:-0} compression=${RINGBOLT_COMPAT_COMPRESSION:-0} idempotence=${RINGBOLT_COMPAT_IDEMPOTENCE:-0}"
+  local clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-python wire python-groups}
+  step "compat setup (Go modules, Python venv)" env COMPAT_CLIENTS="$clients" COMPAT_SETUP_ONLY=1 scripts/compat.sh || return
+  local port=${COMPAT_PORT:-19200} c
+  for c in $clients; do
+    if [[ $c == python-groups && ( ! -f compat/python/test_groups.py || ${RINGBOLT_COMPAT_GROUPS:-} != 1 ) ]]; then
+      summary+=("SKIP  compat python-groups (needs compat/python/test_groups.py and groups enabled)")
+      continue
+    fi
+    port=$(free_port "$port")
+    known_step "$c" "compat $c vs ringbolt" compat_client "$c" "$port"
+    port=$((port + 2))
+  done
+}
+
+reference_run() {
+  local dir port status
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/kafka-reference.XXXXXX")
+  tmpdirs+=("$dir")
+  brokers+=("$dir")
+  port=$(free_port "${COMPAT_PORT:-19200}")
+  benches/kafka/start.sh "$port" "$dir" || return 1
+  COMPAT_EXTRAS=all COMPAT_RESTART_CMD="benches/kafka/stop.sh $dir && benches/kafka/start.sh $port $dir" \
+    scripts/compat.sh "127.0.0.1:$port"
+  status=$?
+  benches/kafka/stop.sh "$dir"
+  return $status
+}
+
+part_reference() {
+  step "compat vs Apache Kafka (reference)" reference_run
+}
+
+for p in "${parts[@]}"; do
+  case $p in
+  rust) part_rust ;;
+  compat) part_compat ;;
+  reference) part_reference ;;
+  *) echo "unknown part '$p' (rust compat reference)" >&2; exit 2 ;;
+  esac
+done
+
+printf '\n######## summary (%ss)\n' $((SECONDS - t_start))
+printf '  %s\n' "${summary[@]}"
+((known > 0)) && echo "($known client suites failed as listed in compat/known-failures)"
+echo "steps: $passed passed, $failed failed"
+[[ $failed == 0 && $passed -gt 0 ]]
