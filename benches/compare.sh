@@ -4,8 +4,8 @@
 #
 #   benches/compare.sh [REPORT_DIR]        (default: reports/compare-<UTC time>)
 #
-# For each workload (fixed rate `--rate $RATE`, then max rate `--rate 0`; 200-byte messages,
-# 8 partitions, acks=all, 2 producer connections) and each system in turn:
+# For each workload (fixed rate `--rate $RATE` acks=all, max rate `--rate 0` acks=all, max rate
+# acks=1; 200-byte messages, 8 partitions, 2 producer connections) and each system in turn:
 #   1. start the broker fresh on loopback with an empty data dir under $BENCH_TMP (both systems on
 #      the same filesystem/disk):
 #        ringbolt     `ringbolt serve` (one shard per core) under `ulimit -l unlimited`;
@@ -23,7 +23,8 @@
 #
 # Environment: DURATION (s, default 8), WARMUP (s, default 2), RATE (default 250000),
 #   RB_PORT (21520), KAFKA_PORT (21510; controller +1), BENCH_TMP (/tmp), KAFKA_FSYNC (1),
-#   SKIP_BUILD (unset: cargo build --release first). Takes about 3-4 minutes.
+#   ACKS1 (1: also the acks=1 max-rate workload, Ringbolt and Kafka only),
+#   SKIP_BUILD (unset: cargo build --release first). Takes about 4-5 minutes.
 set -euo pipefail
 # shellcheck source=benches/bench-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
@@ -57,7 +58,7 @@ systems=(ringbolt kafka)
 [[ ${KAFKA_FSYNC:-1} == 1 ]] && systems+=(kafka-fsync)
 
 run_one() {
-  local system=$1 workload=$2 r=$3
+  local system=$1 workload=$2 r=$3 acks=$4
   local dir=$tmp/$system-$workload out=$report/$system-$workload pid port
   mkdir -p "$out"
   current_dir=$dir current_system=$system
@@ -81,8 +82,8 @@ run_one() {
   sleep 2 # let the JVM / shards settle after the port opened
   local c0 c1 c2 rc_p=0 rc_c=0
   c0=$(cpu_ticks "$pid")
-  echo "== $system $workload: produce --rate $r" >&2
-  "$loadgen" --bootstrap "127.0.0.1:$port" --mode produce --acks all --rate "$r" \
+  echo "== $system $workload: produce --rate $r --acks $acks" >&2
+  "$loadgen" --bootstrap "127.0.0.1:$port" --mode produce --acks "$acks" --rate "$r" \
     --duration "$duration" --warmup "$warmup" --partitions 8 --message-size 200 --topic bench \
     --expect-produce "$r" --report-dir "$out/produce" >"$out/produce.txt" 2>"$out/produce.err" || rc_p=$?
   c1=$(cpu_ticks "$pid")
@@ -90,7 +91,8 @@ run_one() {
   "$loadgen" --bootstrap "127.0.0.1:$port" --mode consume --topic bench --partitions 8 \
     --report-dir "$out/consume" >"$out/consume.txt" 2>"$out/consume.err" || rc_c=$?
   c2=$(cpu_ticks "$pid")
-  local rss hwm
+  local rss hwm memlock
+  memlock=$(awk '/^Max locked memory/ {print $4 "/" $5}' "/proc/$pid/limits")
   rss=$(status_kib "$pid" VmRSS)
   hwm=$(status_kib "$pid" VmHWM)
   case $system in
@@ -101,18 +103,23 @@ run_one() {
   du -sk "$dir" | awk '{print $1}' >"$out/data_kib"
   rm -rf "$dir"
   cat >"$out/proc.json" <<JSON
-{"system": "$system", "workload": "$workload", "rate": $r, "clk_tck": $clk_tck,
+{"system": "$system", "workload": "$workload", "rate": $r, "acks": "$acks", "clk_tck": $clk_tck,
  "produce_cpu_ticks": $((c1 - c0)), "consume_cpu_ticks": $((c2 - c1)),
- "vmrss_kib": ${rss:-0}, "vmhwm_kib": ${hwm:-0},
+ "vmrss_kib": ${rss:-0}, "vmhwm_kib": ${hwm:-0}, "memlock_soft_hard": "$memlock",
  "loadgen_exit_produce": $rc_p, "loadgen_exit_consume": $rc_c}
 JSON
   grep -E "^(produce|consume)" "$out/produce.txt" "$out/consume.txt" >&2 || true
 }
 
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-for wl in "fixed:$rate" "max:0"; do
+workloads=("fixed:$rate:all" "max:0:all")
+[[ ${ACKS1:-1} == 1 ]] && workloads+=("max-acks1:0:1")
+for wl in "${workloads[@]}"; do
+  IFS=: read -r name r acks <<<"$wl"
   for system in "${systems[@]}"; do
-    run_one "$system" "${wl%%:*}" "${wl#*:}"
+    # Flushing per message changes nothing Kafka promises for acks=1: skip that pairing.
+    [[ $acks == 1 && $system == kafka-fsync ]] && continue
+    run_one "$system" "$name" "$r" "$acks"
   done
 done
 
@@ -121,9 +128,11 @@ HW="$(hardware_line "$tmp")" STARTED="$started" DURATION="$duration" WARMUP="$wa
 import json, os, sys
 report, systems = sys.argv[1], sys.argv[2:]
 rows = []
-for wl in ("fixed", "max"):
+for wl in ("fixed", "max", "max-acks1"):
     for s in systems:
         d = os.path.join(report, f"{s}-{wl}")
+        if not os.path.exists(os.path.join(d, "proc.json")):
+            continue
         proc = json.load(open(os.path.join(d, "proc.json")))
         def summary(phase):
             try:
@@ -132,7 +141,7 @@ for wl in ("fixed", "max"):
                 return None
         p, c = summary("produce"), summary("consume")
         tck = proc["clk_tck"]
-        row = {"system": s, "workload": wl, "target_rate": proc["rate"],
+        row = {"system": s, "workload": wl, "target_rate": proc["rate"], "acks": proc["acks"],
                "vmhwm_mib": round(proc["vmhwm_kib"] / 1024, 1),
                "vmrss_mib": round(proc["vmrss_kib"] / 1024, 1),
                "loadgen_exit": [proc["loadgen_exit_produce"], proc["loadgen_exit_consume"]]}
@@ -165,12 +174,12 @@ names = {"ringbolt": "Ringbolt (fdatasync per group commit)",
          "kafka-fsync": "Kafka 4.3.1 (log.flush.interval.messages=1)"}
 lines = [f"Run {meta['started']} on {meta['hardware']}; `benches/compare.sh`, "
          f"{meta['warmup_s']:g} s warmup + {meta['duration_s']:g} s per run, 200 B messages, "
-         "8 partitions, acks=all, 2 producer connections; each broker started fresh per run.", "",
+         "8 partitions, 2 producer connections (5 requests in flight each); each broker started fresh per run.", "",
          "| workload | system | produce msg/s | p50 ms | p99 ms | p99.9 ms | catch-up consume msg/s "
          "| CPU-s / M msgs produce | CPU-s / M msgs consume | VmHWM MiB | VmRSS MiB |",
          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 for r in rows:
-    wl = f"{r['target_rate']:,} msg/s" if r["workload"] == "fixed" else "max rate"
+    wl = (f"{r['target_rate']:,} msg/s" if r["workload"] == "fixed" else "max rate") + f", acks={r['acks']}"
     lines.append(f"| {wl} | {names.get(r['system'], r['system'])} | {f(r.get('produce_msgs_per_sec'))} "
                  f"| {f(r.get('p50_ms'), '{:.2f}')} | {f(r.get('p99_ms'), '{:.2f}')} | {f(r.get('p999_ms'), '{:.2f}')} "
                  f"| {f(r.get('consume_msgs_per_sec'))} | {f(r.get('produce_cpu_s_per_m'), '{:.2f}')} "

@@ -627,7 +627,8 @@ pub const GLOMMIO_MIN_MEMLOCK: u64 = 512 << 10;
 pub const MEMLOCK_PER_SHARD: u64 = 32 << 20;
 
 const WHY_MEMLOCK: &str = "io_uring needs locked memory: glommio refuses to start below 512 KiB, and each shard pins a \
-     10 MiB buffer in three rings (~32 MiB) to use registered buffers; `LimitMEMLOCK=infinity`";
+     10 MiB buffer in three rings (~32 MiB) to use registered buffers (not charged with CAP_IPC_LOCK); \
+     `LimitMEMLOCK=infinity`";
 
 fn memlock(host: &Host, ctx: &Context, name: &'static str) -> Vec<Finding> {
     let (shards, _) = shard_cpus(host, ctx);
@@ -648,6 +649,11 @@ fn memlock(host: &Host, ctx: &Context, name: &'static str) -> Vec<Finding> {
     let cur = format!("soft {} / hard {}", fmt_bytes(l.soft), fmt_bytes(l.hard));
     let (status, cur) = if l.soft < GLOMMIO_MIN_MEMLOCK {
         (Status::Change, format!("{cur}: the broker will not start"))
+    } else if host.limits.ipc_lock && l.soft < need {
+        (
+            Status::Ok,
+            format!("{cur}, CAP_IPC_LOCK: registration not charged"),
+        )
     } else if l.soft < need {
         (Status::Change, format!("{cur}: buffers not registered"))
     } else {

@@ -17,6 +17,9 @@ pub struct Limit {
 pub struct Limits {
     pub memlock: Option<Limit>,
     pub nofile: Option<Limit>,
+    /// The process holds CAP_IPC_LOCK: locked memory is then not charged against RLIMIT_MEMLOCK
+    /// (io_uring buffer registration included), only glommio's own 512 KiB start check applies.
+    pub ipc_lock: bool,
 }
 
 impl Limits {
@@ -25,8 +28,23 @@ impl Limits {
         Limits {
             memlock: getrlimit(libc::RLIMIT_MEMLOCK),
             nofile: getrlimit(libc::RLIMIT_NOFILE),
+            ipc_lock: std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| cap_eff(&s))
+                .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0),
         }
     }
+}
+
+/// Capability number of CAP_IPC_LOCK (linux/capability.h).
+pub const CAP_IPC_LOCK: u32 = 14;
+
+/// The effective capability mask (`CapEff:` of `/proc/PID/status`).
+pub fn cap_eff(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
 }
 
 fn getrlimit(resource: libc::__rlimit_resource_t) -> Option<Limit> {

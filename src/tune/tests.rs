@@ -45,6 +45,7 @@ const GOOD_LIMITS: Limits = Limits {
         soft: 1 << 20,
         hard: 1 << 20,
     }),
+    ipc_lock: false,
 };
 
 /// A 4-CPU machine with one NVMe disk and one NIC, everything set as tuning/README.md says.
@@ -184,6 +185,11 @@ fn parsers() {
     assert_eq!(fmt_bytes(512 << 10), "512 KiB");
     assert_eq!(fmt_bytes(u64::MAX), "unlimited");
     assert_eq!(fmt_bytes(1000), "1000 B");
+    assert_eq!(
+        cap_eff("Name: x\nCapEff:\t000001fffeffffff\n"),
+        Some(0x1fffeffffff)
+    );
+    assert_eq!(cap_eff("CapEff: zz"), None);
 }
 
 #[test]
@@ -374,6 +380,7 @@ fn memlock_and_nofile_thresholds() {
             soft: nofile,
             hard: nofile,
         }),
+        ipc_lock: false,
     };
     let get = |l: Limits, name: &str| {
         let fs = checks::run_all(&t.host(l), &Context::default());
@@ -385,6 +392,24 @@ fn memlock_and_nofile_thresholds() {
     let f = get(lim(8 << 20, 1024), "limit.memlock");
     assert_eq!(f.status, Status::Change);
     assert!(f.current.contains("not registered"), "{}", f.current);
+    // With CAP_IPC_LOCK only glommio's start check matters.
+    let f = get(
+        Limits {
+            ipc_lock: true,
+            ..lim(8 << 20, 1024)
+        },
+        "limit.memlock",
+    );
+    assert_eq!(f.status, Status::Ok, "{f:?}");
+    assert!(f.current.contains("CAP_IPC_LOCK"), "{}", f.current);
+    let f = get(
+        Limits {
+            ipc_lock: true,
+            ..lim(64 << 10, 1024)
+        },
+        "limit.memlock",
+    );
+    assert_eq!(f.status, Status::Change);
     // 4 shards × 32 MiB.
     assert_eq!(
         get(lim(128 << 20, 1024), "limit.memlock").status,
