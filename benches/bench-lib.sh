@@ -66,3 +66,14 @@ kafka_stop() {
 loadgen_bin() {
   echo "$root/target/release/loadgen"
 }
+
+# fsync_probe DIR: mean latency of a 16 KiB O_DSYNC write in DIR (200 writes), e.g. "2.41 ms" —
+# records how busy the disk was around a run (other tenants' I/O shows up here first).
+fsync_probe() {
+  local f=$1/.fsync-probe t0 t1
+  t0=$(date +%s%N)
+  dd if=/dev/zero of="$f" bs=16k count=200 oflag=dsync status=none 2>/dev/null || { echo "unknown"; return; }
+  t1=$(date +%s%N)
+  rm -f "$f"
+  awk -v ns=$((t1 - t0)) 'BEGIN {printf "%.2f ms\n", ns / 200 / 1e6}'
+}

@@ -112,6 +112,7 @@ JSON
 }
 
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+probe_before=$(fsync_probe "$tmp")
 workloads=("fixed:$rate:all" "max:0:all")
 [[ ${ACKS1:-1} == 1 ]] && workloads+=("max-acks1:0:1")
 for wl in "${workloads[@]}"; do
@@ -123,69 +124,7 @@ for wl in "${workloads[@]}"; do
   done
 done
 
-HW="$(hardware_line "$tmp")" STARTED="$started" DURATION="$duration" WARMUP="$warmup" \
-  python3 - "$report" "${systems[@]}" <<'PY'
-import json, os, sys
-report, systems = sys.argv[1], sys.argv[2:]
-rows = []
-for wl in ("fixed", "max", "max-acks1"):
-    for s in systems:
-        d = os.path.join(report, f"{s}-{wl}")
-        if not os.path.exists(os.path.join(d, "proc.json")):
-            continue
-        proc = json.load(open(os.path.join(d, "proc.json")))
-        def summary(phase):
-            try:
-                return json.load(open(os.path.join(d, phase, "summary.json")))
-            except (OSError, ValueError):
-                return None
-        p, c = summary("produce"), summary("consume")
-        tck = proc["clk_tck"]
-        row = {"system": s, "workload": wl, "target_rate": proc["rate"], "acks": proc["acks"],
-               "vmhwm_mib": round(proc["vmhwm_kib"] / 1024, 1),
-               "vmrss_mib": round(proc["vmrss_kib"] / 1024, 1),
-               "loadgen_exit": [proc["loadgen_exit_produce"], proc["loadgen_exit_consume"]]}
-        if p:
-            lat = p["produce"]["latency_us"]
-            total = p["produce"]["total_messages"]
-            row.update(produce_msgs_per_sec=round(p["produce"]["msgs_per_sec"]),
-                       produce_mb_per_sec=round(p["produce"]["mb_per_sec"], 1),
-                       p50_ms=lat["p50"] / 1000, p99_ms=lat["p99"] / 1000,
-                       p999_ms=lat["p999"] / 1000, max_ms=lat["max"] / 1000,
-                       produce_errors=p["errors"], produced_total=total,
-                       produce_cpu_s=round(proc["produce_cpu_ticks"] / tck, 2),
-                       produce_cpu_s_per_m=round(proc["produce_cpu_ticks"] / tck / (total / 1e6), 2) if total else None)
-        if c:
-            n = c["consume"]["messages"]
-            row.update(consume_msgs_per_sec=round(c["consume"]["msgs_per_sec"]),
-                       consumed=n, consume_violations=c["verification"]["violations"],
-                       consume_cpu_s=round(proc["consume_cpu_ticks"] / tck, 2),
-                       consume_cpu_s_per_m=round(proc["consume_cpu_ticks"] / tck / (n / 1e6), 2) if n else None)
-        rows.append(row)
-meta = {"started": os.environ["STARTED"], "hardware": os.environ["HW"],
-        "duration_s": float(os.environ["DURATION"]), "warmup_s": float(os.environ["WARMUP"]),
-        "command": "benches/compare.sh", "rows": rows}
-json.dump(meta, open(os.path.join(report, "compare.json"), "w"), indent=2)
-
-def f(v, fmt="{:,}"):
-    return "–" if v is None else fmt.format(v)
-names = {"ringbolt": "Ringbolt (fdatasync per group commit)",
-         "kafka": "Kafka 4.3.1 (default flush: page cache, no fsync)",
-         "kafka-fsync": "Kafka 4.3.1 (log.flush.interval.messages=1)"}
-lines = [f"Run {meta['started']} on {meta['hardware']}; `benches/compare.sh`, "
-         f"{meta['warmup_s']:g} s warmup + {meta['duration_s']:g} s per run, 200 B messages, "
-         "8 partitions, 2 producer connections (5 requests in flight each); each broker started fresh per run.", "",
-         "| workload | system | produce msg/s | p50 ms | p99 ms | p99.9 ms | catch-up consume msg/s "
-         "| CPU-s / M msgs produce | CPU-s / M msgs consume | VmHWM MiB | VmRSS MiB |",
-         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-for r in rows:
-    wl = (f"{r['target_rate']:,} msg/s" if r["workload"] == "fixed" else "max rate") + f", acks={r['acks']}"
-    lines.append(f"| {wl} | {names.get(r['system'], r['system'])} | {f(r.get('produce_msgs_per_sec'))} "
-                 f"| {f(r.get('p50_ms'), '{:.2f}')} | {f(r.get('p99_ms'), '{:.2f}')} | {f(r.get('p999_ms'), '{:.2f}')} "
-                 f"| {f(r.get('consume_msgs_per_sec'))} | {f(r.get('produce_cpu_s_per_m'), '{:.2f}')} "
-                 f"| {f(r.get('consume_cpu_s_per_m'), '{:.2f}')} | {r['vmhwm_mib']:,} | {r['vmrss_mib']:,} |")
-md = "\n".join(lines) + "\n"
-open(os.path.join(report, "compare.md"), "w").write(md)
-print(md)
-PY
+echo "$(hardware_line "$tmp"); 16 KiB O_DSYNC write $probe_before before, $(fsync_probe "$tmp") after the runs" >"$report/hardware.txt"
+echo "$started" >"$report/started.txt"
+DURATION="$duration" WARMUP="$warmup" python3 "$root/benches/compare_table.py" "$report"
 echo "report: $report/compare.md, $report/compare.json" >&2

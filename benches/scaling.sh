@@ -122,7 +122,7 @@ for c in 1 8 50 200; do scale_run "producers-$c" 8 "$c"; done
 final_rss=$(status_kib "$pid" VmRSS)
 final_hwm=$(status_kib "$pid" VmHWM)
 
-HW="$(hardware_line "$tmp")" STARTED="$started" DURATION="$duration" WARMUP="$warmup" \
+HW="$(hardware_line "$tmp"); 16 KiB O_DSYNC write $(fsync_probe "$tmp")" STARTED="$started" DURATION="$duration" WARMUP="$warmup" \
   PARTS="$(printf '%s\n' "${part_rows[@]}")" CONNS="$(printf '%s\n' "${conn_rows[@]}")" \
   SCALE="$(printf '%s\n' "${scale_rows[@]}")" FINAL="$final_rss $final_hwm" \
   python3 - "$report" <<'PY'
