@@ -23,7 +23,7 @@
 #
 # Environment: DURATION (s, default 8), WARMUP (s, default 2), RATE (default 250000),
 #   RB_PORT (21520), KAFKA_PORT (21510; controller +1), BENCH_TMP (/tmp), KAFKA_FSYNC (1),
-#   ACKS1 (1: also the acks=1 max-rate workload, Ringbolt and Kafka only),
+#   PRODUCERS (producer connections, default 2), ACKS1 (1: also the acks=1 max-rate workload, Ringbolt and Kafka only),
 #   SKIP_BUILD (unset: cargo build --release first). Takes about 4-5 minutes.
 set -euo pipefail
 # shellcheck source=benches/bench-lib.sh
@@ -32,6 +32,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 duration=${DURATION:-8}
 warmup=${WARMUP:-2}
 rate=${RATE:-250000}
+producers=${PRODUCERS:-2}
 rb_port=${RB_PORT:-21520}
 kafka_port=${KAFKA_PORT:-21510}
 report=${1:-$root/reports/compare-$(date -u +%Y%m%dT%H%M%SZ)}
@@ -85,6 +86,7 @@ run_one() {
   echo "== $system $workload: produce --rate $r --acks $acks" >&2
   "$loadgen" --bootstrap "127.0.0.1:$port" --mode produce --acks "$acks" --rate "$r" \
     --duration "$duration" --warmup "$warmup" --partitions 8 --message-size 200 --topic bench \
+    --producers "$producers" \
     --expect-produce "$r" --report-dir "$out/produce" >"$out/produce.txt" 2>"$out/produce.err" || rc_p=$?
   c1=$(cpu_ticks "$pid")
   echo "== $system $workload: catch-up consume" >&2
@@ -126,5 +128,5 @@ done
 
 echo "$(hardware_line "$tmp"); 16 KiB O_DSYNC write $probe_before before, $(fsync_probe "$tmp") after the runs" >"$report/hardware.txt"
 echo "$started" >"$report/started.txt"
-DURATION="$duration" WARMUP="$warmup" python3 "$root/benches/compare_table.py" "$report"
+PRODUCERS="$producers" DURATION="$duration" WARMUP="$warmup" python3 "$root/benches/compare_table.py" "$report"
 echo "report: $report/compare.md, $report/compare.json" >&2

@@ -7,7 +7,7 @@ Reads REPORT_DIR/<system>-<workload>/proc.json (broker CPU ticks, memory, memloc
 summaries produce/summary.json and consume/summary.json; REPORT_DIR/hardware.txt and started.txt.
 CPU seconds per million messages: the broker's utime+stime during the produce run divided by the
 messages it acknowledged (warmup included, since its CPU is in the delta too); for consume, during the
-catch-up read divided by the messages read. Environment: DURATION, WARMUP (for the caption).
+catch-up read divided by the messages read. Environment: DURATION, WARMUP, PRODUCERS (for the caption).
 """
 import json
 import os
@@ -83,13 +83,13 @@ def main():
     report = sys.argv[1]
     meta = {"started": read_text(os.path.join(report, "started.txt"), "?"),
             "hardware": read_text(os.path.join(report, "hardware.txt"), "?"),
-            "duration_s": float(os.environ.get("DURATION", "8")), "warmup_s": float(os.environ.get("WARMUP", "2")),
+            "duration_s": float(os.environ.get("DURATION", "8")), "producers": int(os.environ.get("PRODUCERS", "2")), "warmup_s": float(os.environ.get("WARMUP", "2")),
             "command": "benches/compare.sh", "rows": rows_of(report)}
     with open(os.path.join(report, "compare.json"), "w") as f:
         json.dump(meta, f, indent=2)
     lines = [f"Run {meta['started']} on {meta['hardware']}; `benches/compare.sh`: "
              f"{meta['warmup_s']:g} s warmup + {meta['duration_s']:g} s per produce run, then a catch-up consume of "
-             "everything produced; 200 B messages, 8 partitions, 2 producer connections with 5 requests in flight "
+             f"everything produced; 200 B messages, 8 partitions, {meta['producers']} producer connections with 5 requests in flight "
              "each; every broker started fresh per run, systems alternating within each workload.", "",
              "| workload | system | produce acknowledged | produce msg/s | p50 ms | p99 ms | p99.9 ms "
              "| catch-up consume msg/s | broker CPU-s / M msgs produced | … consumed | VmHWM MiB |",
