@@ -102,3 +102,47 @@ fn missing_root_reports_unknown() {
     ]);
     assert_eq!(code, 1, "--strict fails on unknowns");
 }
+
+/// `serve` under a locked-memory limit io_uring cannot work with: a clear error at once, not a
+/// shard start-up timeout.
+#[test]
+fn serve_with_low_memlock_fails_fast_with_a_hint() {
+    use std::os::unix::process::CommandExt;
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringbolt"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--shards",
+        "1",
+        "--data-dir",
+    ])
+    .arg(data.path().join("data"));
+    // SAFETY: setrlimit is async-signal-safe; it only lowers the child's own limit.
+    unsafe {
+        cmd.pre_exec(|| {
+            let r = libc::rlimit {
+                rlim_cur: 256 << 10,
+                rlim_max: 256 << 10,
+            };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &r) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let t0 = std::time::Instant::now();
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("RLIMIT_MEMLOCK") && err.contains("ulimit -l unlimited"),
+        "{err}"
+    );
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t0.elapsed()
+    );
+}

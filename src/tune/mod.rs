@@ -105,6 +105,25 @@ pub fn tune_main(args: TuneArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// Fails with an actionable message when this process's locked-memory limit is below what glommio
+/// needs to create its io_uring rings (otherwise the shards fail deep inside executor start-up).
+pub fn memlock_preflight() -> anyhow::Result<()> {
+    check_memlock(Limits::current().memlock)
+}
+
+fn check_memlock(limit: Option<host::Limit>) -> anyhow::Result<()> {
+    match limit {
+        Some(l) if l.soft < checks::GLOMMIO_MIN_MEMLOCK => anyhow::bail!(
+            "locked-memory limit (RLIMIT_MEMLOCK) is {}, below the {} io_uring needs: raise it with \
+             `ulimit -l unlimited` or LimitMEMLOCK=infinity (tuning/ringbolt.service); \
+             `ringbolt tune check` lists the other host settings",
+            host::fmt_bytes(l.soft),
+            host::fmt_bytes(checks::GLOMMIO_MIN_MEMLOCK)
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// 0 when nothing needs changing (and, with `strict`, nothing is unknown), else 1.
 pub fn check_status(findings: &[Finding], strict: bool) -> i32 {
     let bad = findings

@@ -507,3 +507,23 @@ fn data_dir_selects_its_disk_through_partition_and_device_mapper() {
     let fs = checks::run_all(&t.host(GOOD_LIMITS), &ctx);
     assert_eq!(by_check(&fs, "disk.scheduler")[0].status, Status::Unknown);
 }
+
+#[test]
+fn memlock_preflight_message() {
+    let low = Some(Limit {
+        soft: 256 << 10,
+        hard: 256 << 10,
+    });
+    let err = super::check_memlock(low).unwrap_err().to_string();
+    assert!(err.contains("256 KiB, below the 512 KiB"), "{err}");
+    assert!(err.contains("ulimit -l unlimited"), "{err}");
+    let ok = Some(Limit {
+        soft: 512 << 10,
+        hard: 512 << 10,
+    });
+    assert!(super::check_memlock(ok).is_ok());
+    assert!(
+        super::check_memlock(None).is_ok(),
+        "unreadable: let glommio decide"
+    );
+}
