@@ -146,3 +146,44 @@ fn serve_with_low_memlock_fails_fast_with_a_hint() {
         t0.elapsed()
     );
 }
+
+/// `tune apply` (not a dry run) against a fake root: writes the recommended values there, prints
+/// each change with the old value, and a following `check` agrees.
+#[test]
+fn apply_writes_into_a_fake_root() {
+    let root = tempfile::tempdir().unwrap();
+    let put = |p: &str, v: &str| {
+        let p = root.path().join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("{v}\n")).unwrap();
+    };
+    put("proc/sys/vm/swappiness", "60");
+    put("proc/meminfo", "SwapTotal: 1024 kB");
+    put("proc/sys/fs/aio-max-nr", "65536");
+    put(
+        "sys/kernel/mm/transparent_hugepage/enabled",
+        "[always] madvise never",
+    );
+    let r = root.path().to_str().unwrap();
+    let (code, out, err) = ringbolt(&["tune", "apply", "--root", r]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("wrote \"1\"") && out.contains("(was \"60\")"),
+        "{out}"
+    );
+    assert!(out.contains("wrote \"madvise\""), "{out}");
+    let read = |p: &str| std::fs::read_to_string(root.path().join(p)).unwrap();
+    assert_eq!(read("proc/sys/vm/swappiness"), "1\n");
+    assert_eq!(read("proc/sys/fs/aio-max-nr"), "1048576\n");
+    let (_, out, _) = ringbolt(&["tune", "check", "--json", "--root", r]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for name in ["vm.swappiness", "fs.aio-max-nr", "vm.transparent_hugepage"] {
+        let f = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == name)
+            .unwrap();
+        assert_eq!(f["status"], "ok", "{f}");
+    }
+}
