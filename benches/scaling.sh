@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Ringbolt footprint and scaling on this machine.
+# Broker footprint and scaling on this machine (Ringbolt by default, or Kafka for comparison).
 #
-#   benches/scaling.sh [REPORT_DIR]        (default: reports/scaling-<UTC time>)
+#   benches/scaling.sh [REPORT_DIR]        (default: reports/scaling-<system>-<UTC time>)
+#   SYSTEM=kafka benches/scaling.sh        (the same against Kafka 4.3.1, benches/kafka/start.sh)
 #
-# One standalone `ringbolt serve` (one shard per core, `ulimit -l unlimited`, fresh data dir):
+# One broker (`ringbolt serve`: one shard per core, `ulimit -l unlimited`; fresh data dir):
 #   footprint  VmRSS of the broker (/proc/PID/status) before and after
 #              - creating a 1,000-partition topic, twice (loadgen --mode produce with --rate 100
 #                for 0.1 s: creates the topic and writes ~10 messages into one partition, so
@@ -15,23 +16,29 @@
 #              --producers 1, 8, 50, 200 (8 partitions); a fresh topic per run.
 # Prints a markdown table and writes REPORT_DIR/scaling.md and scaling.json.
 #
-# Environment: DURATION (s per scaling run, default 4), WARMUP (default 1), RB_PORT (21530),
-#   BENCH_TMP (/tmp), SKIP_BUILD. Takes about 2 minutes.
+# Environment: SYSTEM (ringbolt|kafka), DURATION (s per scaling run, default 4), WARMUP
+#   (default 1), RB_PORT (21530), KAFKA_PORT (21535), BENCH_TMP (/tmp), SKIP_BUILD.
+#   Takes about 2 minutes.
 set -euo pipefail
 # shellcheck source=benches/bench-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
 duration=${DURATION:-4}
 warmup=${WARMUP:-1}
-port=${RB_PORT:-21530}
-report=${1:-$root/reports/scaling-$(date -u +%Y%m%dT%H%M%SZ)}
+system=${SYSTEM:-ringbolt}
+case $system in
+  ringbolt) port=${RB_PORT:-21530} ;;
+  kafka) port=${KAFKA_PORT:-21535} ;;
+  *) echo "SYSTEM must be ringbolt or kafka" >&2; exit 2 ;;
+esac
+report=${1:-$root/reports/scaling-$system-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$report"
 report=$(cd "$report" && pwd)
 tmp=$(mktemp -d "${BENCH_TMP:-/tmp}/ringbolt-scaling.XXXXXX")
 conn_pid=
 cleanup() {
   [[ -n $conn_pid ]] && kill "$conn_pid" 2>/dev/null
-  rb_stop "$tmp/rb"
+  if [[ $system == ringbolt ]]; then rb_stop "$tmp/rb"; else kafka_stop "$tmp/rb"; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -39,8 +46,13 @@ trap cleanup EXIT
 [[ -n ${SKIP_BUILD:-} ]] || build_release
 loadgen=$(loadgen_bin)
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-rb_start "$port" "$tmp/rb"
-pid=$RB_PID
+if [[ $system == ringbolt ]]; then
+  rb_start "$port" "$tmp/rb"
+  pid=$RB_PID
+else
+  kafka_start "$port" "$tmp/rb"
+  pid=$KAFKA_PID
+fi
 sleep 2
 
 rss() {
@@ -122,7 +134,7 @@ for c in 1 8 50 200; do scale_run "producers-$c" 8 "$c"; done
 final_rss=$(status_kib "$pid" VmRSS)
 final_hwm=$(status_kib "$pid" VmHWM)
 
-HW="$(hardware_line "$tmp"); 16 KiB O_DSYNC write $(fsync_probe "$tmp")" STARTED="$started" DURATION="$duration" WARMUP="$warmup" \
+SYSTEM="$system" HW="$(hardware_line "$tmp"); 16 KiB O_DSYNC write $(fsync_probe "$tmp")" STARTED="$started" DURATION="$duration" WARMUP="$warmup" \
   PARTS="$(printf '%s\n' "${part_rows[@]}")" CONNS="$(printf '%s\n' "${conn_rows[@]}")" \
   SCALE="$(printf '%s\n' "${scale_rows[@]}")" FINAL="$final_rss $final_hwm" \
   python3 - "$report" <<'PY'
@@ -147,13 +159,15 @@ for line in os.environ["SCALE"].splitlines():
     except (OSError, ValueError, KeyError):
         scale.append({"name": name, "partitions": int(p), "producers": int(c), "msgs_per_sec": None})
 rss, hwm = (int(x) for x in os.environ["FINAL"].split())
-out = {"started": os.environ["STARTED"], "hardware": os.environ["HW"], "command": "benches/scaling.sh",
+system = os.environ["SYSTEM"]
+label = "`ringbolt serve`" if system == "ringbolt" else "Kafka 4.3.1 (1 GiB heap)"
+out = {"system": system, "started": os.environ["STARTED"], "hardware": os.environ["HW"], "command": "benches/scaling.sh",
        "duration_s": float(os.environ["DURATION"]), "warmup_s": float(os.environ["WARMUP"]),
        "idle_partitions": parts, "idle_connections": conns, "scaling": scale,
        "final_vmrss_kib": rss, "final_vmhwm_kib": hwm}
 json.dump(out, open(os.path.join(report, "scaling.json"), "w"), indent=2)
-L = [f"Run {out['started']} on {out['hardware']}; `benches/scaling.sh`.", "",
-     "| footprint (standalone `ringbolt serve`, VmRSS) | step 1 | step 2 |", "| --- | --- | --- |",
+L = [f"Run {out['started']} on {out['hardware']}; `" + ("SYSTEM=kafka " if system == "kafka" else "") + "benches/scaling.sh`.", "",
+     f"| footprint ({label}, VmRSS) | step 1 | step 2 |", "| --- | --- | --- |",
      "| per idle partition (+1,000 partitions) | " + " | ".join(f"{p['kib_per_partition']} KiB ({p['before_kib']:,} → {p['after_kib']:,} KiB)" for p in parts) + " |",
      "| per idle connection (+200 connections after ApiVersions) | " + " | ".join(f"{c['kib_per_connection']} KiB ({c['before_kib']:,} → {c['after_kib']:,} KiB)" for c in conns) + " |",
      "", f"Max-rate produce, acks=all, 200 B messages, {out['warmup_s']:g} s warmup + {out['duration_s']:g} s per run:", "",
