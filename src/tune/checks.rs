@@ -370,7 +370,12 @@ fn disks(host: &Host, ctx: &Context) -> Result<Vec<String>, String> {
 /// The whole disks under the filesystem holding `dir`: st_dev → `/sys/dev/block/MAJ:MIN` → the
 /// partition's parent, or a device-mapper/md device's `slaves/`.
 fn data_dir_disks(host: &Host, dir: &Path) -> Result<Vec<String>, String> {
-    let md = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // A data dir the broker has yet to create lands on its nearest existing ancestor's filesystem.
+    let existing = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .ok_or_else(|| format!("{}: no existing ancestor", dir.display()))?;
+    let md = std::fs::metadata(existing).map_err(|e| format!("{}: {e}", dir.display()))?;
     let dev = md.dev();
     let (maj, min) = (libc::major(dev), libc::minor(dev));
     let link = host.path(&format!("/sys/dev/block/{maj}:{min}"));

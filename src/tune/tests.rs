@@ -455,10 +455,16 @@ fn data_dir_selects_its_disk_through_partition_and_device_mapper() {
             &format!("/sys/dev/block/{maj}:{min}"),
             "../../devices/pci0/nvme1/nvme1n1/nvme1n1p2",
         );
-    std::fs::create_dir_all(t.root().join("sys/block")).unwrap();
     let fs = checks::run_all(&t.host(GOOD_LIMITS), &ctx);
     let s = by_check(&fs, "disk.scheduler");
     assert_eq!(s.len(), 1, "only the data dir's disk: {s:?}");
+    // A data dir not created yet: its parent's filesystem.
+    let later = Context {
+        shards: None,
+        data_dir: Some(data.path().join("not/yet")),
+    };
+    let fs2 = checks::run_all(&t.host(GOOD_LIMITS), &later);
+    assert_eq!(by_check(&fs2, "disk.scheduler")[0].subject, "nvme1n1");
     assert_eq!(s[0].subject, "nvme1n1");
     assert_eq!(s[0].status, Status::Change);
     assert_eq!(s[0].current, "kyber");
