@@ -109,12 +109,16 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
                 new_base,
                 index,
                 time_index,
+                producers,
                 seq,
             }) = work.into_iter().next()
             else {
                 unreachable!("checked above")
             };
-            do_roll(&inner, old_base, new_base, index, time_index, seq).await
+            do_roll(
+                &inner, old_base, new_base, index, time_index, producers, seq,
+            )
+            .await
         } else {
             do_write(&inner, work).await
         };
@@ -293,6 +297,7 @@ async fn do_roll(
     new_base: i64,
     index: Vec<u8>,
     time_index: Vec<u8>,
+    producers: Vec<u8>,
     seq: u64,
 ) -> Result<(), StorageError> {
     let dir = inner.dir.clone();
@@ -318,7 +323,11 @@ async fn do_roll(
     // Empty index files for the new segment, as Kafka creates them with the log.
     segment::write_small_file(&segment::index_path(&dir, new_base), Vec::new()).await?;
     segment::write_small_file(&segment::time_index_path(&dir, new_base), Vec::new()).await?;
+    // The producer state as of the new base; the old segment is synced, so the snapshot never
+    // covers data a crash could lose.
+    super::producer_state::write_snapshot(&dir, new_base, producers).await?;
     sync_dir(&dir).await?;
+    super::producer_state::remove_older_snapshots(&dir);
     {
         let mut st = inner.st.borrow_mut();
         st.active = Some(ActiveFile {
