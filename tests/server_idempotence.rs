@@ -349,3 +349,37 @@ fn message_too_large_keeps_the_connection() {
     assert_eq!(hw, 2);
     broker.shutdown().unwrap();
 }
+
+/// The broker-wide defaults `log.message.timestamp.type` and `message.max.bytes` apply to topics
+/// without overrides.
+#[test]
+fn broker_level_timestamp_type_and_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    init_logs();
+    let mut cfg = config(dir.path(), 1);
+    cfg.settings.log_message_timestamp_type = "LogAppendTime".into();
+    cfg.settings.message_max_bytes = 2_000;
+    let broker = ringbolt::server::spawn_broker(cfg).unwrap();
+    let mut c = Client::connect(broker.local_addr());
+    assert_eq!(
+        c.create_topic("defaults", 1, &[], 7).topics[0].error_code,
+        0
+    );
+    let value = vec![b'x'; 5_000];
+    let big = Bytes::from(build_batch(0, &[(1, None, &value)], -1, -1, -1));
+    assert_eq!(c.produce("defaults", 0, 1, big, 9).0, 10); // MESSAGE_TOO_LARGE
+    let resp: ProduceResponse = c.call(
+        ApiKey::Produce,
+        9,
+        &Client::produce_req("defaults", 0, 1, batch("t", 2, 1_000)),
+    );
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    assert!(p.log_append_time_ms > 1_000);
+    let (_, _, records) = c.fetch("defaults", 0, 0, 12);
+    let (_, b) = &split_batches(&records)[0];
+    let h = record_batch::validate_batch(b).unwrap();
+    assert!(h.is_log_append_time());
+    assert_eq!(h.max_timestamp, p.log_append_time_ms);
+    broker.shutdown().unwrap();
+}

@@ -481,6 +481,7 @@ impl PartitionLog {
             for h in &written {
                 st.producers.apply(h, now);
             }
+            st.producers.maybe_expire(now);
             st.max_ts = max_ts;
             let seq = st.next_seq;
             st.next_seq += 1;

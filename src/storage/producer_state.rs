@@ -42,7 +42,8 @@
 //!
 //! Producers idle for longer than [`PRODUCER_ID_EXPIRATION_MS`] (Kafka's
 //! `producer.id.expiration.ms` default, 1 day, measured from the broker's clock at the
-//! producer's last append) are dropped when a snapshot is taken and on open.
+//! producer's last append) are dropped when a snapshot is taken, on open, and by appends at most
+//! every [`EXPIRATION_CHECK_INTERVAL_MS`]. Memory: about 250 bytes per live producer.
 //!
 //! Snapshot format (big-endian): `"RBPS"`, version u16 = 1, CRC-32C u32 of everything after it,
 //! offset i64, producer count u32, then per producer: id i64, epoch i16, last append ms i64,
@@ -63,6 +64,9 @@ use super::segment::HeaderScanner;
 pub const BATCHES_TO_RETAIN: usize = 5;
 /// Kafka's `producer.id.expiration.ms` default (1 day).
 pub const PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
+/// How often appends also expire idle producers (Kafka's
+/// `producer.id.expiration.check.interval.ms` default, 10 minutes).
+pub const EXPIRATION_CHECK_INTERVAL_MS: i64 = 600_000;
 /// `RecordBatch.NO_PRODUCER_EPOCH`.
 pub const NO_PRODUCER_EPOCH: i16 = -1;
 
@@ -114,9 +118,17 @@ fn in_sequence(last: i32, next: i32) -> bool {
 }
 
 /// All producers of one partition.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
+    /// Wall-clock ms of the last expiry pass.
+    last_expiry_ms: i64,
+}
+
+impl PartialEq for ProducerStates {
+    fn eq(&self, other: &Self) -> bool {
+        self.producers == other.producers
+    }
 }
 
 impl ProducerStates {
@@ -213,8 +225,17 @@ impl ProducerStates {
         add_batch(e, h, now_ms);
     }
 
+    /// Expires idle producers at most every [`EXPIRATION_CHECK_INTERVAL_MS`] (called on append,
+    /// so a partition whose active segment lives long does not accumulate dead producers).
+    pub fn maybe_expire(&mut self, now_ms: i64) {
+        if now_ms - self.last_expiry_ms >= EXPIRATION_CHECK_INTERVAL_MS {
+            self.expire(now_ms, PRODUCER_ID_EXPIRATION_MS);
+        }
+    }
+
     /// Drops producers whose last append is older than `max_age_ms`.
     pub fn expire(&mut self, now_ms: i64, max_age_ms: i64) {
+        self.last_expiry_ms = now_ms;
         self.producers
             .retain(|_, e| now_ms.saturating_sub(e.last_append_ms) < max_age_ms);
     }
@@ -289,7 +310,13 @@ impl ProducerStates {
                 },
             );
         }
-        (r.pos == body.len()).then_some((offset, ProducerStates { producers }))
+        (r.pos == body.len()).then_some((
+            offset,
+            ProducerStates {
+                producers,
+                last_expiry_ms: 0,
+            },
+        ))
     }
 }
 
