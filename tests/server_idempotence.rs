@@ -383,3 +383,50 @@ fn broker_level_timestamp_type_and_size_limit() {
     assert_eq!(h.max_timestamp, p.log_append_time_ms);
     broker.shutdown().unwrap();
 }
+
+/// Copies of one batch in flight at once on two connections (a retry racing its original) and
+/// five pipelined batches retried together: each is written once, every answer names the
+/// original offsets.
+#[test]
+fn concurrent_retries_are_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 2);
+    let mut a = Client::connect(broker.local_addr());
+    let mut b = Client::connect(broker.local_addr());
+    assert_eq!(a.create_topic("race", 1, &[], 7).topics[0].error_code, 0);
+    let pid = 9;
+    for round in 0..20 {
+        let seq = round * 3;
+        let req = Client::produce_req("race", 0, -1, idem(pid, 0, seq, 3, "r"));
+        let ca = a.send(ApiKey::Produce, 9, &req);
+        let cb = b.send(ApiKey::Produce, 9, &req);
+        let ra: ProduceResponse = a.recv(ca, 9);
+        let rb: ProduceResponse = b.recv(cb, 9);
+        for r in [ra, rb] {
+            let p = &r.responses[0].partition_responses[0];
+            assert_eq!(
+                (p.error_code, p.base_offset),
+                (0, seq as i64),
+                "round {round}"
+            );
+        }
+    }
+    // Five in flight on one connection, then all five again (a client retrying its window).
+    let window: Vec<_> = (0..5)
+        .map(|i| Client::produce_req("race", 0, 1, idem(pid, 0, 60 + 2 * i, 2, "w")))
+        .collect();
+    for _ in 0..2 {
+        let corrs: Vec<i32> = window
+            .iter()
+            .map(|r| a.send(ApiKey::Produce, 9, r))
+            .collect();
+        for (i, c) in corrs.into_iter().enumerate() {
+            let r: ProduceResponse = a.recv(c, 9);
+            let p = &r.responses[0].partition_responses[0];
+            assert_eq!((p.error_code, p.base_offset), (0, 60 + 2 * i as i64));
+        }
+    }
+    let (_, hw, _) = a.fetch("race", 0, 0, 12);
+    assert_eq!(hw, 70);
+    broker.shutdown().unwrap();
+}
