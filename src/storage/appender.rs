@@ -88,7 +88,9 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
                     st.writer_running = false;
                     return;
                 }
-                Some(Op::Roll { .. }) => vec![st.pending.pop_front().expect("front")],
+                Some(Op::Roll { .. } | Op::Snapshot { .. }) => {
+                    vec![st.pending.pop_front().expect("front")]
+                }
                 Some(Op::Write { .. }) => {
                     let mut ops = Vec::new();
                     let mut bytes = 0;
@@ -103,7 +105,13 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
                 }
             }
         };
-        let res = if matches!(work.first(), Some(Op::Roll { .. })) {
+        let res = if let Some(Op::Snapshot { .. }) = work.first() {
+            let Some(Op::Snapshot { offset, bytes, seq }) = work.into_iter().next() else {
+                unreachable!("checked above")
+            };
+            do_snapshot(&inner, offset, bytes, seq).await;
+            Ok(())
+        } else if matches!(work.first(), Some(Op::Roll { .. })) {
             let Some(Op::Roll {
                 old_base,
                 new_base,
@@ -156,7 +164,7 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         .iter()
         .map(|op| match op {
             Op::Write { bytes, .. } => bytes.len(),
-            Op::Roll { .. } => 0,
+            Op::Roll { .. } | Op::Snapshot { .. } => 0,
         })
         .sum();
     let data_len = tail.len() + new_bytes;
@@ -289,6 +297,29 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
     inner.progress.notify();
     inner.appended.notify();
     Ok(())
+}
+
+/// Writes a periodic producer-state snapshot. A failure only costs a longer replay after a
+/// crash, so it is logged, not fatal.
+async fn do_snapshot(inner: &Rc<Inner>, offset: i64, bytes: Vec<u8>, seq: u64) {
+    let dir = inner.dir.clone();
+    let res = async {
+        super::producer_state::write_snapshot(&dir, offset, bytes).await?;
+        sync_dir(&dir).await?;
+        super::producer_state::remove_older_snapshots(&dir);
+        Ok::<(), StorageError>(())
+    }
+    .await;
+    if let Err(e) = res {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not write the producer-state snapshot");
+    }
+    {
+        let mut st = inner.st.borrow_mut();
+        if st.done_seq < seq {
+            st.done_seq = seq;
+        }
+    }
+    inner.progress.notify();
 }
 
 async fn do_roll(

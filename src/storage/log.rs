@@ -49,6 +49,12 @@ pub(crate) enum Op {
         producers: Vec<u8>,
         seq: u64,
     },
+    /// Write the producer-state snapshot for `offset` (periodic, see `producer_state`).
+    Snapshot {
+        offset: i64,
+        bytes: Vec<u8>,
+        seq: u64,
+    },
     /// Bytes for the active segment at `position` (contiguous with the previous write).
     Write {
         bytes: BytesMut,
@@ -103,6 +109,8 @@ pub(crate) struct State {
     pub warm: VecDeque<i64>,
     /// Idempotent producers' epochs and recent sequences (`producer_state`).
     pub producers: ProducerStates,
+    /// Bytes appended since the last producer-state snapshot.
+    pub unsnapshotted_bytes: u64,
 }
 
 pub(crate) struct Inner {
@@ -175,6 +183,7 @@ impl State {
         self.producers
             .expire(now, producer_state::PRODUCER_ID_EXPIRATION_MS);
         let producers = self.producers.encode(new_base);
+        self.unsnapshotted_bytes = 0;
         let seq = self.next_seq;
         self.next_seq += 1;
         self.pending.push_back(Op::Roll {
@@ -363,6 +372,7 @@ impl PartitionLog {
             max_ts: (-1, -1),
             warm: VecDeque::new(),
             producers,
+            unsnapshotted_bytes: 0,
         };
         st.recompute_max_ts();
         Ok(PartitionLog {
@@ -494,6 +504,18 @@ impl PartitionLog {
             });
             st.proj_size += total;
             st.assigned = last + 1;
+            st.unsnapshotted_bytes += total;
+            if st.unsnapshotted_bytes >= producer_state::SNAPSHOT_EVERY_BYTES {
+                st.unsnapshotted_bytes = 0;
+                let bytes = st.producers.encode(last + 1);
+                let seq = st.next_seq;
+                st.next_seq += 1;
+                st.pending.push_back(Op::Snapshot {
+                    offset: last + 1,
+                    bytes,
+                    seq,
+                });
+            }
             self.ensure_writer(&mut st);
             (base, last, append_time)
         };

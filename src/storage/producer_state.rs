@@ -27,18 +27,22 @@
 //! # Restart: snapshots plus a tail scan (Kafka's design)
 //! The state is written to `<offset>.snapshot` (20-digit offset, like Kafka's file name; our own
 //! binary format, below) when a segment rolls (offset = new segment base, written by the writer
-//! after the old segment is synced) and on clean close (offset = log end). The two newest are
-//! kept. On open the newest readable snapshot whose offset is <= the recovered log end is loaded
+//! after the old segment is synced), on clean close (offset = log end) and, through the writer's
+//! queue, after every [`SNAPSHOT_EVERY_BYTES`] appended (offset = end of the append that crossed
+//! it). The two newest are kept. A snapshot may cover data a crash then loses: on open a snapshot
+//! past the recovered log end is deleted and the previous one used. On open the newest readable snapshot whose offset is <= the recovered log end is loaded
 //! and the batch *headers* from its offset to the log end are replayed (producer id, epoch, base
 //! sequence and offsets are all in the 61-byte header; records are not read). Cost: nothing after a
-//! clean shutdown; after a crash, a header walk of what was written since the last roll (at most
-//! one segment). Without any usable snapshot (e.g. a data dir from before this feature) the active
+//! clean shutdown; after a crash, a header walk of what was written since the last snapshot
+//! (about [`SNAPSHOT_EVERY_BYTES`], twice that if the newest snapshot covered lost data). Without any usable snapshot (e.g. a data dir from before this feature) the active
 //! segment is scanned: producers that last wrote to older segments are then unknown, which only
 //! means their next batch is accepted whatever its sequence (see above), never a false error.
 //!
 //! Why not scan only: a full scan on every open costs a read of the whole active segment (up to
 //! `segment.bytes`) per partition, also after clean shutdowns. Why not snapshot on every append:
-//! a write per produce request. Rolls and close are the points Kafka chose too.
+//! a write per produce request. Kafka snapshots at roll and close only (and then re-reads whole
+//! segments after a crash); the byte interval bounds our crash replay at the price of one small
+//! file write and two fdatasyncs per 64 MiB appended.
 //!
 //! Producers idle for longer than [`PRODUCER_ID_EXPIRATION_MS`] (Kafka's
 //! `producer.id.expiration.ms` default, 1 day, measured from the broker's clock at the
@@ -67,6 +71,9 @@ pub const PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
 /// How often appends also expire idle producers (Kafka's
 /// `producer.id.expiration.check.interval.ms` default, 10 minutes).
 pub const EXPIRATION_CHECK_INTERVAL_MS: i64 = 600_000;
+/// A snapshot is also written after this many bytes were appended since the last one, so a
+/// crash replays at most about this much (batch headers only).
+pub const SNAPSHOT_EVERY_BYTES: u64 = 64 << 20;
 /// `RecordBatch.NO_PRODUCER_EPOCH`.
 pub const NO_PRODUCER_EPOCH: i16 = -1;
 
