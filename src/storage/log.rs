@@ -21,6 +21,7 @@ use crate::protocol::record_batch::{self, BatchHeader};
 use super::config::{LogConfig, TimestampType};
 use super::error::StorageError;
 use super::notify::Notify;
+use super::producer_state::{self, ProducerStates, Verdict};
 use super::recovery;
 use super::segment::{self, Segment};
 use super::slice::AppendInfo;
@@ -44,6 +45,14 @@ pub(crate) enum Op {
         /// The sealed segment's final index files, encoded at enqueue time.
         index: Vec<u8>,
         time_index: Vec<u8>,
+        /// The producer-state snapshot as of `new_base` (`producer_state`).
+        producers: Vec<u8>,
+        seq: u64,
+    },
+    /// Write the producer-state snapshot for `offset` (periodic, see `producer_state`).
+    Snapshot {
+        offset: i64,
+        bytes: Vec<u8>,
         seq: u64,
     },
     /// Bytes for the active segment at `position` (contiguous with the previous write).
@@ -98,6 +107,10 @@ pub(crate) struct State {
     pub max_ts: (i64, i64),
     /// Sealed segments with loaded indexes/descriptor, least recently used first.
     pub warm: VecDeque<i64>,
+    /// Idempotent producers' epochs and recent sequences (`producer_state`).
+    pub producers: ProducerStates,
+    /// Bytes appended since the last producer-state snapshot.
+    pub unsnapshotted_bytes: u64,
 }
 
 pub(crate) struct Inner {
@@ -167,6 +180,10 @@ impl State {
         self.warm.push_back(old_base);
         self.evict_cold();
         self.proj_size = 0;
+        self.producers
+            .expire(now, producer_state::PRODUCER_ID_EXPIRATION_MS);
+        let producers = self.producers.encode(new_base);
+        self.unsnapshotted_bytes = 0;
         let seq = self.next_seq;
         self.next_seq += 1;
         self.pending.push_back(Op::Roll {
@@ -174,6 +191,7 @@ impl State {
             new_base,
             index,
             time_index,
+            producers,
             seq,
         });
         seq
@@ -314,6 +332,16 @@ impl PartitionLog {
         // Whatever survived is made durable before we report it as such.
         dma.fdatasync().await?;
         let log_start = *segments.keys().next().expect("a segment");
+        let extents: Vec<producer_state::SegmentExtent> = segments
+            .values()
+            .map(|s| producer_state::SegmentExtent {
+                base: s.base_offset,
+                next_offset: s.next_offset,
+                size: s.size,
+                path: segment::log_path(&dir, s.base_offset),
+            })
+            .collect();
+        let producers = producer_state::rebuild(&dir, &extents, next, now)?;
 
         let mut st = State {
             segments,
@@ -343,6 +371,8 @@ impl PartitionLog {
             closed: false,
             max_ts: (-1, -1),
             warm: VecDeque::new(),
+            producers,
+            unsnapshotted_bytes: 0,
         };
         st.recompute_max_ts();
         Ok(PartitionLog {
@@ -378,7 +408,7 @@ impl PartitionLog {
     /// bytes are written to the file (not necessarily durable: see [`PartitionLog::wait_durable`]).
     pub async fn append(&self, mut records: BytesMut) -> Result<AppendInfo, StorageError> {
         let inner = &self.inner;
-        let (base, last, append_time, log_start) = {
+        let (base, last, append_time) = 'enqueue: {
             let mut st = inner.st.borrow_mut();
             st.check_usable()?;
             let cfg = inner.config.borrow();
@@ -390,6 +420,15 @@ impl PartitionLog {
                         max: cfg.max_message_bytes,
                     });
                 }
+            }
+            if let Verdict::Duplicate(dup) = st.producers.check(&headers)? {
+                // A retry of a batch already in the log (or being written): nothing is
+                // written; answer with the original offsets once they are readable.
+                let append_time = match cfg.timestamp_type {
+                    TimestampType::LogAppendTime => dup.max_timestamp,
+                    TimestampType::CreateTime => -1,
+                };
+                break 'enqueue (dup.first_offset, dup.last_offset, append_time);
             }
             let count: i64 = headers.iter().map(|h| h.last_offset_delta as i64 + 1).sum();
             // Record counts are taken from the headers (records are not decoded), so bound what
@@ -428,6 +467,7 @@ impl PartitionLog {
             let mut next = base;
             let mut pos = 0usize;
             let mut max_ts = st.max_ts;
+            let mut written = Vec::with_capacity(headers.len());
             {
                 let seg = st.active_segment_mut();
                 for h in &headers {
@@ -445,8 +485,13 @@ impl PartitionLog {
                     }
                     next = h2.last_offset() + 1;
                     pos += len;
+                    written.push(h2);
                 }
             }
+            for h in &written {
+                st.producers.apply(h, now);
+            }
+            st.producers.maybe_expire(now);
             st.max_ts = max_ts;
             let seq = st.next_seq;
             st.next_seq += 1;
@@ -459,10 +504,32 @@ impl PartitionLog {
             });
             st.proj_size += total;
             st.assigned = last + 1;
-            let log_start = st.log_start;
+            st.unsnapshotted_bytes += total;
+            if st.unsnapshotted_bytes >= producer_state::SNAPSHOT_EVERY_BYTES {
+                st.unsnapshotted_bytes = 0;
+                let bytes = st.producers.encode(last + 1);
+                let seq = st.next_seq;
+                st.next_seq += 1;
+                st.pending.push_back(Op::Snapshot {
+                    offset: last + 1,
+                    bytes,
+                    seq,
+                });
+            }
             self.ensure_writer(&mut st);
-            (base, last, append_time, log_start)
+            (base, last, append_time)
         };
+        self.finish_append(base, last, append_time).await
+    }
+
+    /// Waits until `last` is written (readable) and describes the append.
+    async fn finish_append(
+        &self,
+        base: i64,
+        last: i64,
+        append_time: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        let inner = &self.inner;
         loop {
             {
                 let st = inner.st.borrow();
@@ -479,7 +546,7 @@ impl PartitionLog {
             base_offset: base,
             last_offset: last,
             log_append_time: append_time,
-            log_start_offset: log_start,
+            log_start_offset: inner.st.borrow().log_start,
         })
     }
 
@@ -612,6 +679,15 @@ impl PartitionLog {
             st.active_segment_mut().seal_time_index();
         }
         super::appender::persist_active_indexes(&self.inner, true).await?;
+        let (end, snapshot) = {
+            let mut st = self.inner.st.borrow_mut();
+            st.producers
+                .expire(now_ms(), producer_state::PRODUCER_ID_EXPIRATION_MS);
+            (st.assigned, st.producers.encode(st.assigned))
+        };
+        producer_state::write_snapshot(&self.inner.dir, end, snapshot).await?;
+        sync_dir(&self.inner.dir).await?;
+        producer_state::remove_older_snapshots(&self.inner.dir);
         let active = self.inner.st.borrow_mut().active.take();
         if let Some(a) = active {
             a.dma.truncate(a.written).await?;
