@@ -31,7 +31,16 @@ impl IngestError {
 }
 
 /// Turns the records of one produced partition into what the log appends (see module docs).
+#[inline]
 pub fn prepare(records: &[u8], target: TopicCompression) -> Result<BytesMut, IngestError> {
+    if target == TopicCompression::Producer && legacy::magic_of(records).is_none_or(|m| m >= 2) {
+        return Ok(BytesMut::from(records));
+    }
+    convert(records, target)
+}
+
+#[cold]
+fn convert(records: &[u8], target: TopicCompression) -> Result<BytesMut, IngestError> {
     let converted;
     let v2: &[u8] = match legacy::magic_of(records) {
         Some(m) if m < 2 => {
