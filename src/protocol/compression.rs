@@ -270,6 +270,14 @@ pub fn check_records(raw: &[u8], count: i32) -> Result<(), BatchError> {
 /// The decompressed records section of one whole, validated v2 batch.
 pub fn batch_records(batch: &[u8]) -> Result<Vec<u8>, CompressionError> {
     let h = record_batch::BatchHeader::parse(batch)?;
+    if h.batch_length < record_batch::MIN_BATCH_LENGTH || batch.len() < h.total_len() {
+        return Err(BatchError::BadLength(format!(
+            "batchLength {} with {} bytes present",
+            h.batch_length,
+            batch.len()
+        ))
+        .into());
+    }
     let codec =
         Codec::from_id(h.compression()).ok_or(CompressionError::UnknownCodec(h.compression()))?;
     let raw = decompress(codec, &batch[HEADER_LEN..h.total_len()], MAX_DECOMPRESSED)?;

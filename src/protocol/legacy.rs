@@ -574,6 +574,31 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Hostile bytes never panic the parsers: an error or a result, nothing else.
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+                                flip in 0usize..400, offset in -5i64..50) {
+            let _ = parse_message_set(&bytes);
+            let _ = to_v2_batch(&bytes);
+            let _ = down_convert(&bytes, offset, 1);
+            for v in 0..=3 {
+                let _ = crate::protocol::legacy_api::decode_fetch(&bytes, v);
+            }
+            let _ = crate::protocol::legacy_api::decode_produce(&bytes::Bytes::from(bytes.clone()));
+            let _ = crate::protocol::legacy_api::decode_list_offsets_v0(&bytes);
+            // Valid structures with one byte flipped.
+            let mut set = build_message_set(1, Codec::Gzip, &msgs(3, true));
+            let i = flip % set.len();
+            set[i] ^= 0xa5;
+            let _ = to_v2_batch(&set);
+            let mut b = to_v2_batch(&build_message_set(0, Codec::None, &msgs(3, false))).unwrap();
+            let i = flip % b.len();
+            b[i] ^= 0xa5;
+            let _ = down_convert(&b, offset, 0);
+        }
+    }
+
     #[test]
     fn magic_zero_has_no_timestamps() {
         let batch = to_v2_batch(&build_message_set(0, Codec::None, &msgs(3, false))).unwrap();
