@@ -64,6 +64,7 @@ pub mod alloc;
 pub mod cli;
 pub mod connection;
 pub mod handlers;
+pub mod legacy_fetch;
 pub mod partitions;
 pub mod zerocopy;
 

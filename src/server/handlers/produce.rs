@@ -1,5 +1,7 @@
-//! Produce (key 0), v3–v9: acks 0/1/-1, many topics and partitions per request, per-partition
-//! errors, auto-creation of unknown topics with `num.partitions`.
+//! Produce (key 0), v0–v9: acks 0/1/-1, many topics and partitions per request, per-partition
+//! errors, auto-creation of unknown topics with `num.partitions`. v0–v2 (legacy message sets) are
+//! decoded and answered by `protocol::legacy_api` and their records converted to v2 batches by
+//! `protocol::ingest`, which also applies a topic's `compression.type` (off the common path).
 //!
 //! Each partition's records go to its owner shard (one mesh hop per owner shard, all owners in
 //! parallel). acks=1 answers once `append` returned (written per the flush policy); acks=-1 also
@@ -20,11 +22,12 @@ use kafka_protocol::messages::produce_response::{
 use super::metadata::auto_create;
 use super::{HandlerError, Reply, Request, sb};
 use crate::metadata::validate_topic_name;
-use crate::protocol::errors;
+use crate::protocol::compression::TopicCompression;
+use crate::protocol::{errors, ingest, legacy_api};
 use crate::server::partitions::on_owners;
 use crate::shard::ShardCtx;
 
-pub const MIN_VERSION: i16 = 3;
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 9;
 
 struct Item {
@@ -108,7 +111,11 @@ async fn durable_on_owner(
 }
 
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
-    let r: ProduceRequest = req.decode()?;
+    let r: ProduceRequest = if req.version < 3 {
+        legacy_api::decode_produce(&req.body).map_err(|e| req.decode_error(e))?
+    } else {
+        req.decode()?
+    };
     let ctx = req.ctx.clone();
     let acks = r.acks;
     let valid_acks = (-1..=1).contains(&acks);
@@ -135,6 +142,9 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                 topic_err = Some(errors::UNKNOWN_TOPIC_OR_PARTITION);
             }
         }
+        let compression = snap_topic.as_ref().map_or(TopicCompression::Producer, |t| {
+            TopicCompression::effective(t.configs.get("compression.type"), &settings.compression_type)
+        });
         let mut row = Vec::with_capacity(td.partition_data.len());
         for pd in &td.partition_data {
             if let Some(code) = topic_err {
@@ -150,15 +160,27 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                 row.push(Err(Outcome::err(errors::CORRUPT_MESSAGE)));
                 continue;
             };
+            // One copy per batch: the log takes an owned, mutable buffer (it rewrites the base
+            // offset) and the frame's bytes are shared. Legacy sets and topics with a
+            // compression.type are converted here, on the connection's shard.
+            let records: BytesMut = match ingest::prepare(records, compression) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::debug!(topic = name, partition = pd.index, error = %e, "records refused");
+                    row.push(Err(Outcome {
+                        error_message: Some(e.to_string()),
+                        ..Outcome::err(e.error_code())
+                    }));
+                    continue;
+                }
+            };
             row.push(Ok(items.len()));
             items.push((
                 ctx.owner_of(name, pd.index),
                 Item {
                     topic: name.to_string(),
                     partition: pd.index,
-                    // One copy per batch: the log takes an owned, mutable buffer (it rewrites the
-                    // base offset) and the frame's bytes are shared.
-                    records: BytesMut::from(&records[..]),
+                    records,
                 },
             ));
         }
@@ -237,5 +259,13 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             None => Reply::None,
         });
     }
-    req.respond(&ProduceResponse::default().with_responses(responses))
+    let resp = ProduceResponse::default().with_responses(responses);
+    if req.version < 3 {
+        return Ok(Reply::Frame(legacy_api::encode_produce_response(
+            req.header.correlation_id,
+            req.version,
+            &resp,
+        )));
+    }
+    req.respond(&resp)
 }
