@@ -65,6 +65,7 @@ pub fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, term.clone())?;
     }
+    crate::tune::memlock_preflight()?;
     let broker = super::spawn_broker(cfg)?;
     println!("ringbolt listening on {}", broker.local_addr());
     while !term.load(Ordering::SeqCst) {
