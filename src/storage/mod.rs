@@ -87,6 +87,7 @@ pub mod config;
 pub mod dump;
 pub mod error;
 pub mod index;
+pub mod iopoll;
 pub mod log;
 mod notify;
 pub mod read;
