@@ -15,7 +15,8 @@
 //!
 //! - [`config`]: typed broker and topic configuration (Kafka's names), defaults, validation.
 //! - [`protocol`]: no I/O. Framing, request headers, record-batch header views and validation,
-//!   the supported-versions table.
+//!   compression codecs, legacy message sets (magic 0/1) and the old request versions that carry
+//!   them.
 //! - [`storage`]: the partition log: segments (`.log`, `.index`, `.timeindex` in Kafka's layout),
 //!   direct-I/O appends, group commit, recovery, retention.
 //! - [`shard`]: glommio executors pinned one per core, partition→shard routing, the cross-shard mesh.

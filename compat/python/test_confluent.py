@@ -8,6 +8,7 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
     TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
     Consumer,
     KafkaError,
     KafkaException,
@@ -18,6 +19,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from checks import Rec, assert_same, by_partition
+from cutproxy import CutProxy
 
 TIMEOUT = 30.0
 
@@ -244,6 +246,83 @@ def test_compressed_roundtrip(bootstrap, unique, codec):
     assert_same(acked, consume_exact(bootstrap, topic, acked))
 
 
+@pytest.mark.compression
+def test_topic_compression_type_recompresses(bootstrap, unique):
+    """A topic with compression.type=zstd receiving gzip: the consumer gets the exact records, and
+    DescribeConfigs reports the topic's setting (the stored codec is checked by sarama's
+    TestTopicCompressionType and tests/server_legacy.rs)."""
+    topic = unique("cf-topic-zstd")
+    a = admin(bootstrap)
+    fs = a.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1, config={"compression.type": "zstd"})], operation_timeout=TIMEOUT)
+    fs[topic].result(timeout=TIMEOUT)
+    wait_partitions(bootstrap, topic, 2)
+    res = ConfigResource(ResourceType.TOPIC, topic)
+    configs = a.describe_configs([res])[res].result(timeout=TIMEOUT)
+    assert configs["compression.type"].value == "zstd"
+    items = [{"key": f"k{i}".encode(), "value": (f"gzip into zstd {i} " * 20).encode(), "partition": i % 2} for i in range(300)]
+    acked = by_partition(produce_all(bootstrap, topic, items, {"compression.type": "gzip", "linger.ms": 50}))
+    assert_same(acked, consume_exact(bootstrap, topic, acked))
+
+
+def read_all(bootstrap, topic, expected, extra):
+    """Like consume_exact, for old protocol versions: any timestamp type; a timestamp is kept only
+    when it is a CreateTime (magic 0 has none)."""
+    conf = {"bootstrap.servers": bootstrap, "group.id": f"unused-{topic}", "enable.auto.commit": False, "auto.offset.reset": "error"}
+    conf.update(extra)
+    c = Consumer(conf)
+    try:
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in expected])
+        want = sum(len(v) for v in expected.values())
+        got, n, deadline = defaultdict(list), 0, time.time() + TIMEOUT
+        while n < want and time.time() < deadline:
+            for m in c.consume(num_messages=1000, timeout=0.2):
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise AssertionError(f"consumer error: {m.error()}")
+                ts_type, ts = m.timestamp()
+                ts = ts if ts_type == TIMESTAMP_CREATE_TIME and ts >= 0 else None
+                got[m.partition()].append(Rec(m.partition(), m.offset(), m.key(), m.value(), list(m.headers() or []), ts))
+                n += 1
+        return dict(got)
+    finally:
+        c.close()
+
+
+def old_protocol(fallback):
+    """librdkafka speaking to a pre-0.10.0 (magic 0: Produce v1, Fetch v1) or 0.10.0 (magic 1:
+    Produce v2, Fetch v2) broker, with ListOffsets v0 and Metadata v0."""
+    return {"api.version.request": False, "broker.version.fallback": fallback}
+
+
+@pytest.mark.legacy
+@pytest.mark.parametrize("codec", ["none", "gzip"])
+@pytest.mark.parametrize("fallback,magic", [("0.9.0", 0), ("0.10.0", 1)])
+def test_legacy_message_formats(bootstrap, unique, fallback, magic, codec):
+    """An old-protocol producer writes message sets; the old client and a modern one read them
+    back. Then a modern producer writes batches and the old client reads them down-converted."""
+    topic = unique(f"cf-legacy-m{magic}-{codec}")
+    create(bootstrap, topic, 2)
+    base = int(time.time() * 1000) - 3_600_000
+    items = [
+        {"key": (f"k{i}".encode() if i % 3 else None), "value": f"old {i} ".encode() * 5, "partition": i % 2, "timestamp": base + i}
+        for i in range(100)
+    ]
+    acked = by_partition(produce_all(bootstrap, topic, items, {**old_protocol(fallback), "compression.type": codec, "linger.ms": 20}))
+    keeps_ts = magic >= 1
+    assert_same(acked, read_all(bootstrap, topic, acked, old_protocol(fallback)), check_timestamp=keeps_ts)
+    assert_same(acked, read_all(bootstrap, topic, acked, {}), check_timestamp=keeps_ts)
+    if not keeps_ts:
+        got = read_all(bootstrap, topic, acked, {})
+        assert all(r.timestamp is None for recs in got.values() for r in recs), "magic 0 has no timestamps"
+
+    topic2 = unique(f"cf-legacy-modern-m{magic}-{codec}")
+    create(bootstrap, topic2, 2)
+    items2 = [{"key": f"k{i}".encode(), "value": f"modern {i} ".encode() * 5, "partition": i % 2, "timestamp": base + i} for i in range(100)]
+    acked2 = by_partition(produce_all(bootstrap, topic2, items2, {"compression.type": codec, "linger.ms": 20}))
+    assert_same(acked2, read_all(bootstrap, topic2, acked2, old_protocol(fallback)), check_timestamp=keeps_ts)
+
+
 @pytest.mark.idempotence
 def test_idempotent_producer(bootstrap, unique):
     topic = unique("cf-idem")
@@ -251,6 +330,107 @@ def test_idempotent_producer(bootstrap, unique):
     items = [{"value": f"idem {i}".encode(), "partition": i % 3} for i in range(300)]
     acked = by_partition(produce_all(bootstrap, topic, items, {"enable.idempotence": True}))
     assert_same(acked, consume_exact(bootstrap, topic, acked))
+
+
+@pytest.mark.idempotence
+def test_idempotent_retry_after_lost_response(bootstrap, unique):
+    """Two produce responses are lost: a proxy lets the request reach the broker, drops the
+    answer and cuts the connection. librdkafka reconnects and retries those batches with the same
+    producer id and sequence; the broker must answer with the original offsets and not write them
+    twice (no duplicate, contiguous offsets, high watermark = messages sent)."""
+    topic = unique("cf-idem-retry")
+    create(bootstrap, topic, 1)
+    proxy = CutProxy(bootstrap, cut_produce=(3, 7))
+    n, chunk = 200, 10
+    acked, errors = [], []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            acked.append(Rec(msg.partition(), msg.offset(), None, msg.value()))
+
+    p = Producer({"bootstrap.servers": proxy.address, "enable.idempotence": True, "linger.ms": 0, "retry.backoff.ms": 50})
+    try:
+        for start in range(0, n, chunk):  # one flush per chunk: many produce requests
+            for i in range(start, start + chunk):
+                p.produce(topic, value=f"retry {i}".encode(), partition=0, on_delivery=on_delivery)
+            assert p.flush(TIMEOUT) == 0, "not delivered"
+    finally:
+        proxy.close()
+    assert not errors, f"delivery errors: {errors[:5]}"
+    assert proxy.cuts == 2, f"the proxy dropped {proxy.cuts} produce responses, expected 2"
+    assert len(acked) == n
+    expected = by_partition(acked)  # contiguous 0..n-1, no offset twice
+    assert [r.value for r in expected[0]] == [f"retry {i}".encode() for i in range(n)], "order"
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"unused-{topic}"})
+    try:
+        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, n), "a retried batch was written twice"
+    finally:
+        c.close()
+    assert_same(expected, consume_exact(bootstrap, topic, expected), check_headers=False)
+
+
+def test_log_append_time_topic(bootstrap, unique):
+    """message.timestamp.type=LogAppendTime: the broker stamps each batch; consumers see
+    LOG_APPEND_TIME with the broker's time, and offsets_for_times uses it."""
+    topic = unique("cf-lat")
+    a = admin(bootstrap)
+    fs = a.create_topics(
+        [NewTopic(topic, num_partitions=1, replication_factor=1, config={"message.timestamp.type": "LogAppendTime"})],
+        operation_timeout=TIMEOUT,
+    )
+    fs[topic].result(timeout=TIMEOUT)
+    wait_partitions(bootstrap, topic, 1)
+    old = int(time.time() * 1000) - 3_600_000
+    before = int(time.time() * 1000)
+    produce_all(bootstrap, topic, [{"value": f"lat {i}".encode(), "timestamp": old + i, "partition": 0} for i in range(30)])
+    after = int(time.time() * 1000)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"unused-{topic}", "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        got, deadline = [], time.time() + TIMEOUT
+        while len(got) < 30 and time.time() < deadline:
+            for m in c.consume(num_messages=100, timeout=0.5):
+                assert m.error() is None, m.error()
+                got.append(m.timestamp())
+        assert len(got) == 30
+        for ts_type, ts in got:
+            assert ts_type == TIMESTAMP_LOG_APPEND_TIME, f"timestamp type {ts_type}"
+            assert before - 1000 <= ts <= after + 1000, f"append time {ts} not in [{before}, {after}]"
+        # The producer's timestamps are an hour old; by append time everything is at/after `before`.
+        r = c.offsets_for_times([TopicPartition(topic, 0, before - 1000)], timeout=10)
+        assert r[0].offset == 0, f"offsets_for_times by append time gave {r[0].offset}"
+        r = c.offsets_for_times([TopicPartition(topic, 0, after + 60_000)], timeout=10)
+        assert r[0].offset in (-1, 30), f"a time after every append gave {r[0].offset}"
+    finally:
+        c.close()
+
+
+def test_message_too_large_keeps_producing(bootstrap, unique):
+    """A record over the topic's max.message.bytes fails with MSG_SIZE_TOO_LARGE; the producer
+    (same connection) keeps working and the rejected record is not stored."""
+    topic = unique("cf-too-large")
+    a = admin(bootstrap)
+    fs = a.create_topics(
+        [NewTopic(topic, num_partitions=1, replication_factor=1, config={"max.message.bytes": "10000"})], operation_timeout=TIMEOUT
+    )
+    fs[topic].result(timeout=TIMEOUT)
+    wait_partitions(bootstrap, topic, 1)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0, "message.max.bytes": 1_000_000})
+    results = []
+
+    def on_delivery(err, msg):
+        results.append((err, msg.offset()))
+
+    p.produce(topic, value=b"x" * 50_000, partition=0, on_delivery=on_delivery)
+    assert p.flush(TIMEOUT) == 0
+    assert len(results) == 1 and results[0][0] is not None, results
+    assert results[0][0].code() == KafkaError.MSG_SIZE_TOO_LARGE, results[0][0]
+    for i in range(5):
+        p.produce(topic, value=f"small {i}".encode(), partition=0, on_delivery=on_delivery)
+    assert p.flush(TIMEOUT) == 0
+    assert [(e, o) for e, o in results[1:]] == [(None, i) for i in range(5)], results
 
 
 def group_consume(bootstrap, topic, group, want, assignor="range", timeout=45.0):
