@@ -16,6 +16,11 @@
 //!   consumer that keeps up); only the read is timed.
 //! - `recovery/torn_tail_*`: reopening a log whose newest segment (`RINGBOLT_BENCH_RECOVERY_MIB`,
 //!   default 256 MiB) has a torn tail, with its index (tail scan) and without (full scan).
+//! - `producer_state/check_apply_*`: the idempotence check plus state update per produced batch
+//!   (one producer; a partition with 1000 producers).
+//! - `producer_state/open_64MiB_*`: reopening a cleanly closed log with 64 MiB of 16 KiB
+//!   idempotent batches in its active segment, from the close snapshot and, as after a crash
+//!   without a usable snapshot, replaying every batch header (page-cached).
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -41,6 +46,9 @@ enum Job {
     TailRead(u64),
     Recovery {
         with_index: bool,
+    },
+    ProducerOpen {
+        snapshot: bool,
     },
 }
 
@@ -158,6 +166,7 @@ impl Worker {
                                 total
                             }
                             Job::Recovery { with_index } => recovery_once(root.path(), with_index).await,
+                            Job::ProducerOpen { snapshot } => producer_open_once(root.path(), snapshot).await,
                         };
                         log.enforce_retention(0).await.unwrap();
                         let _ = reply.send(took);
@@ -249,6 +258,43 @@ async fn recovery_once(root: &std::path::Path, with_index: bool) -> Duration {
     took
 }
 
+/// Builds (once) a log with 64 MiB of idempotent 16 KiB batches (4 producers), then each call
+/// times `PartitionLog::open`, after deleting the snapshots unless `snapshot`.
+async fn producer_open_once(root: &std::path::Path, snapshot: bool) -> Duration {
+    let dir = root.join("producers-0");
+    if !dir.exists() {
+        let log = PartitionLog::open(&dir, LogConfig::default())
+            .await
+            .unwrap();
+        let value = [0x5au8; 190];
+        let recs: Vec<SimpleRecord<'_>> = (0..80)
+            .map(|i| (1_700_000_000_000 + i, None, &value[..]))
+            .collect();
+        let n = (64u64 << 20) / batch_16k().len() as u64;
+        for i in 0..n as i32 {
+            let (pid, seq) = ((i % 4) as i64, (i / 4) * 80);
+            let b = build_batch(0, &recs, pid, 0, seq);
+            log.append(BytesMut::from(&b[..])).await.unwrap();
+        }
+        log.close().await.unwrap();
+    }
+    if !snapshot {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "snapshot") {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+    }
+    let t = Instant::now();
+    let log = PartitionLog::open(&dir, LogConfig::default())
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    log.close().await.unwrap();
+    took
+}
+
 fn benches(c: &mut Criterion) {
     let w = Worker::start();
     let b16 = batch_16k().len() as u64;
@@ -323,6 +369,48 @@ fn benches(c: &mut Criterion) {
     g.bench_function("locate_random_offset", |b| {
         b.iter_custom(|iters| w.run(Job::Read(iters)))
     });
+    g.finish();
+
+    let mut g = c.benchmark_group("producer_state");
+    for producers in [1i64, 1000] {
+        g.bench_function(format!("check_apply_{producers}_producers"), |b| {
+            let recs: [SimpleRecord<'_>; 1] = [(1, None, b"v")];
+            let mut h = ringbolt::protocol::record_batch::BatchHeader::parse(&build_batch(
+                0, &recs, 0, 0, 0,
+            ))
+            .unwrap();
+            let mut st = ringbolt::storage::producer_state::ProducerStates::default();
+            let mut seqs = vec![0i32; producers as usize];
+            let mut i = 0usize;
+            b.iter(|| {
+                let p = i % producers as usize;
+                h.producer_id = p as i64;
+                h.base_sequence = seqs[p];
+                h.base_offset = i as i64;
+                let v = st.check(std::slice::from_ref(&h)).unwrap();
+                st.apply(&h, 0);
+                seqs[p] += 1;
+                i += 1;
+                std::hint::black_box(v)
+            })
+        });
+    }
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(10));
+    for snapshot in [true, false] {
+        let name = if snapshot {
+            "open_64MiB_from_snapshot"
+        } else {
+            "open_64MiB_replay_headers"
+        };
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| w.run(Job::ProducerOpen { snapshot }))
+                    .sum()
+            })
+        });
+    }
     g.finish();
 
     let mut g = c.benchmark_group("recovery");

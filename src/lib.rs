@@ -23,6 +23,7 @@
 //! - [`metadata`]: topics, partitions and configs; persisted in the data dir, published to shards.
 //! - [`server`]: listener, connections (in-order responses), dispatch, one handler file per API key.
 //! - [`group`]: consumer-group coordinator and committed offsets.
+//! - [`tune`]: `ringbolt tune check|apply`, the host settings (see `tuning/README.md`).
 //!
 //! See `DESIGN.md`-style reasoning in each module's own docs.
 
@@ -33,3 +34,4 @@ pub mod protocol;
 pub mod server;
 pub mod shard;
 pub mod storage;
+pub mod tune;

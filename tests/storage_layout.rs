@@ -149,7 +149,10 @@ fn roll_seals_indexes_and_names_segments() {
             "00000000000000000000.timeindex",
             "00000000000000000003.index",
             "00000000000000000003.log",
+            "00000000000000000003.snapshot",
             "00000000000000000003.timeindex",
+            // Producer-state snapshots (as Kafka writes them): at the roll and at close.
+            "00000000000000000004.snapshot",
         ]
     );
     // Sealed segment: log trimmed to its 3 batches (no direct-I/O padding), index trimmed to its

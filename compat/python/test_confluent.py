@@ -8,6 +8,7 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
     TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
     Consumer,
     KafkaError,
     KafkaException,
@@ -18,6 +19,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from checks import Rec, assert_same, by_partition
+from cutproxy import CutProxy
 
 TIMEOUT = 30.0
 
@@ -330,6 +332,107 @@ def test_idempotent_producer(bootstrap, unique):
     items = [{"value": f"idem {i}".encode(), "partition": i % 3} for i in range(300)]
     acked = by_partition(produce_all(bootstrap, topic, items, {"enable.idempotence": True}))
     assert_same(acked, consume_exact(bootstrap, topic, acked))
+
+
+@pytest.mark.idempotence
+def test_idempotent_retry_after_lost_response(bootstrap, unique):
+    """Two produce responses are lost: a proxy lets the request reach the broker, drops the
+    answer and cuts the connection. librdkafka reconnects and retries those batches with the same
+    producer id and sequence; the broker must answer with the original offsets and not write them
+    twice (no duplicate, contiguous offsets, high watermark = messages sent)."""
+    topic = unique("cf-idem-retry")
+    create(bootstrap, topic, 1)
+    proxy = CutProxy(bootstrap, cut_produce=(3, 7))
+    n, chunk = 200, 10
+    acked, errors = [], []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            acked.append(Rec(msg.partition(), msg.offset(), None, msg.value()))
+
+    p = Producer({"bootstrap.servers": proxy.address, "enable.idempotence": True, "linger.ms": 0, "retry.backoff.ms": 50})
+    try:
+        for start in range(0, n, chunk):  # one flush per chunk: many produce requests
+            for i in range(start, start + chunk):
+                p.produce(topic, value=f"retry {i}".encode(), partition=0, on_delivery=on_delivery)
+            assert p.flush(TIMEOUT) == 0, "not delivered"
+    finally:
+        proxy.close()
+    assert not errors, f"delivery errors: {errors[:5]}"
+    assert proxy.cuts == 2, f"the proxy dropped {proxy.cuts} produce responses, expected 2"
+    assert len(acked) == n
+    expected = by_partition(acked)  # contiguous 0..n-1, no offset twice
+    assert [r.value for r in expected[0]] == [f"retry {i}".encode() for i in range(n)], "order"
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"unused-{topic}"})
+    try:
+        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, n), "a retried batch was written twice"
+    finally:
+        c.close()
+    assert_same(expected, consume_exact(bootstrap, topic, expected), check_headers=False)
+
+
+def test_log_append_time_topic(bootstrap, unique):
+    """message.timestamp.type=LogAppendTime: the broker stamps each batch; consumers see
+    LOG_APPEND_TIME with the broker's time, and offsets_for_times uses it."""
+    topic = unique("cf-lat")
+    a = admin(bootstrap)
+    fs = a.create_topics(
+        [NewTopic(topic, num_partitions=1, replication_factor=1, config={"message.timestamp.type": "LogAppendTime"})],
+        operation_timeout=TIMEOUT,
+    )
+    fs[topic].result(timeout=TIMEOUT)
+    wait_partitions(bootstrap, topic, 1)
+    old = int(time.time() * 1000) - 3_600_000
+    before = int(time.time() * 1000)
+    produce_all(bootstrap, topic, [{"value": f"lat {i}".encode(), "timestamp": old + i, "partition": 0} for i in range(30)])
+    after = int(time.time() * 1000)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"unused-{topic}", "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        got, deadline = [], time.time() + TIMEOUT
+        while len(got) < 30 and time.time() < deadline:
+            for m in c.consume(num_messages=100, timeout=0.5):
+                assert m.error() is None, m.error()
+                got.append(m.timestamp())
+        assert len(got) == 30
+        for ts_type, ts in got:
+            assert ts_type == TIMESTAMP_LOG_APPEND_TIME, f"timestamp type {ts_type}"
+            assert before - 1000 <= ts <= after + 1000, f"append time {ts} not in [{before}, {after}]"
+        # The producer's timestamps are an hour old; by append time everything is at/after `before`.
+        r = c.offsets_for_times([TopicPartition(topic, 0, before - 1000)], timeout=10)
+        assert r[0].offset == 0, f"offsets_for_times by append time gave {r[0].offset}"
+        r = c.offsets_for_times([TopicPartition(topic, 0, after + 60_000)], timeout=10)
+        assert r[0].offset in (-1, 30), f"a time after every append gave {r[0].offset}"
+    finally:
+        c.close()
+
+
+def test_message_too_large_keeps_producing(bootstrap, unique):
+    """A record over the topic's max.message.bytes fails with MSG_SIZE_TOO_LARGE; the producer
+    (same connection) keeps working and the rejected record is not stored."""
+    topic = unique("cf-too-large")
+    a = admin(bootstrap)
+    fs = a.create_topics(
+        [NewTopic(topic, num_partitions=1, replication_factor=1, config={"max.message.bytes": "10000"})], operation_timeout=TIMEOUT
+    )
+    fs[topic].result(timeout=TIMEOUT)
+    wait_partitions(bootstrap, topic, 1)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0, "message.max.bytes": 1_000_000})
+    results = []
+
+    def on_delivery(err, msg):
+        results.append((err, msg.offset()))
+
+    p.produce(topic, value=b"x" * 50_000, partition=0, on_delivery=on_delivery)
+    assert p.flush(TIMEOUT) == 0
+    assert len(results) == 1 and results[0][0] is not None, results
+    assert results[0][0].code() == KafkaError.MSG_SIZE_TOO_LARGE, results[0][0]
+    for i in range(5):
+        p.produce(topic, value=f"small {i}".encode(), partition=0, on_delivery=on_delivery)
+    assert p.flush(TIMEOUT) == 0
+    assert [(e, o) for e, o in results[1:]] == [(None, i) for i in range(5)], results
 
 
 def group_consume(bootstrap, topic, group, want, assignor="range", timeout=45.0):

@@ -16,6 +16,7 @@
 //! whole-file atomic replace is simpler to reason about for crash safety than a replayed log.
 
 pub mod controller;
+pub mod producer_ids;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -88,7 +88,9 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
                     st.writer_running = false;
                     return;
                 }
-                Some(Op::Roll { .. }) => vec![st.pending.pop_front().expect("front")],
+                Some(Op::Roll { .. } | Op::Snapshot { .. }) => {
+                    vec![st.pending.pop_front().expect("front")]
+                }
                 Some(Op::Write { .. }) => {
                     let mut ops = Vec::new();
                     let mut bytes = 0;
@@ -103,18 +105,28 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
                 }
             }
         };
-        let res = if matches!(work.first(), Some(Op::Roll { .. })) {
+        let res = if let Some(Op::Snapshot { .. }) = work.first() {
+            let Some(Op::Snapshot { offset, bytes, seq }) = work.into_iter().next() else {
+                unreachable!("checked above")
+            };
+            do_snapshot(&inner, offset, bytes, seq).await;
+            Ok(())
+        } else if matches!(work.first(), Some(Op::Roll { .. })) {
             let Some(Op::Roll {
                 old_base,
                 new_base,
                 index,
                 time_index,
+                producers,
                 seq,
             }) = work.into_iter().next()
             else {
                 unreachable!("checked above")
             };
-            do_roll(&inner, old_base, new_base, index, time_index, seq).await
+            do_roll(
+                &inner, old_base, new_base, index, time_index, producers, seq,
+            )
+            .await
         } else {
             do_write(&inner, work).await
         };
@@ -152,7 +164,7 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         .iter()
         .map(|op| match op {
             Op::Write { bytes, .. } => bytes.len(),
-            Op::Roll { .. } => 0,
+            Op::Roll { .. } | Op::Snapshot { .. } => 0,
         })
         .sum();
     let data_len = tail.len() + new_bytes;
@@ -287,12 +299,36 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Writes a periodic producer-state snapshot. A failure only costs a longer replay after a
+/// crash, so it is logged, not fatal.
+async fn do_snapshot(inner: &Rc<Inner>, offset: i64, bytes: Vec<u8>, seq: u64) {
+    let dir = inner.dir.clone();
+    let res = async {
+        super::producer_state::write_snapshot(&dir, offset, bytes).await?;
+        sync_dir(&dir).await?;
+        super::producer_state::remove_older_snapshots(&dir);
+        Ok::<(), StorageError>(())
+    }
+    .await;
+    if let Err(e) = res {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not write the producer-state snapshot");
+    }
+    {
+        let mut st = inner.st.borrow_mut();
+        if st.done_seq < seq {
+            st.done_seq = seq;
+        }
+    }
+    inner.progress.notify();
+}
+
 async fn do_roll(
     inner: &Rc<Inner>,
     old_base: i64,
     new_base: i64,
     index: Vec<u8>,
     time_index: Vec<u8>,
+    producers: Vec<u8>,
     seq: u64,
 ) -> Result<(), StorageError> {
     let dir = inner.dir.clone();
@@ -318,7 +354,11 @@ async fn do_roll(
     // Empty index files for the new segment, as Kafka creates them with the log.
     segment::write_small_file(&segment::index_path(&dir, new_base), Vec::new()).await?;
     segment::write_small_file(&segment::time_index_path(&dir, new_base), Vec::new()).await?;
+    // The producer state as of the new base; the old segment is synced, so the snapshot never
+    // covers data a crash could lose.
+    super::producer_state::write_snapshot(&dir, new_base, producers).await?;
     sync_dir(&dir).await?;
+    super::producer_state::remove_older_snapshots(&dir);
     {
         let mut st = inner.st.borrow_mut();
         st.active = Some(ActiveFile {

@@ -22,6 +22,13 @@ pub enum StorageError {
         log_start: i64,
         high_watermark: i64,
     },
+    /// An idempotent producer's sequence does not follow its last one
+    /// (`OUT_OF_ORDER_SEQUENCE_NUMBER`, 45; see `producer_state`).
+    #[error("out of order sequence: {0}")]
+    OutOfOrderSequence(String),
+    /// An idempotent producer's epoch is older than the partition's (`INVALID_PRODUCER_EPOCH`, 47).
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
     /// (`INVALID_TIMESTAMP`, 32).
     #[error("invalid timestamp: {0}")]
     InvalidTimestamp(i64),
@@ -45,6 +52,8 @@ impl StorageError {
             StorageError::MessageTooLarge { .. } => 10,
             StorageError::OffsetOutOfRange { .. } => 1,
             StorageError::InvalidTimestamp(_) => 32,
+            StorageError::OutOfOrderSequence(_) => 45,
+            StorageError::InvalidProducerEpoch(_) => 47,
             StorageError::Closed => 6,
             StorageError::Offline(_) | StorageError::Io(_) => 56,
         }

@@ -21,6 +21,7 @@ use crate::protocol::record_batch::{self, BatchHeader};
 use super::config::{LogConfig, TimestampType};
 use super::error::StorageError;
 use super::notify::Notify;
+use super::producer_state::{self, ProducerStates, Verdict};
 use super::recovery;
 use super::segment::{self, Segment};
 use super::slice::AppendInfo;
@@ -44,6 +45,14 @@ pub(crate) enum Op {
         /// The sealed segment's final index files, encoded at enqueue time.
         index: Vec<u8>,
         time_index: Vec<u8>,
+        /// The producer-state snapshot as of `new_base` (`producer_state`).
+        producers: Vec<u8>,
+        seq: u64,
+    },
+    /// Write the producer-state snapshot for `offset` (periodic, see `producer_state`).
+    Snapshot {
+        offset: i64,
+        bytes: Vec<u8>,
         seq: u64,
     },
     /// Bytes for the active segment at `position` (contiguous with the previous write).
@@ -98,6 +107,10 @@ pub(crate) struct State {
     pub max_ts: (i64, i64),
     /// Sealed segments with loaded indexes/descriptor, least recently used first.
     pub warm: VecDeque<i64>,
+    /// Idempotent producers' epochs and recent sequences (`producer_state`).
+    pub producers: ProducerStates,
+    /// Bytes appended since the last producer-state snapshot.
+    pub unsnapshotted_bytes: u64,
 }
 
 pub(crate) struct Inner {
@@ -167,6 +180,10 @@ impl State {
         self.warm.push_back(old_base);
         self.evict_cold();
         self.proj_size = 0;
+        self.producers
+            .expire(now, producer_state::PRODUCER_ID_EXPIRATION_MS);
+        let producers = self.producers.encode(new_base);
+        self.unsnapshotted_bytes = 0;
         let seq = self.next_seq;
         self.next_seq += 1;
         self.pending.push_back(Op::Roll {
@@ -174,6 +191,7 @@ impl State {
             new_base,
             index,
             time_index,
+            producers,
             seq,
         });
         seq
@@ -314,6 +332,16 @@ impl PartitionLog {
         // Whatever survived is made durable before we report it as such.
         dma.fdatasync().await?;
         let log_start = *segments.keys().next().expect("a segment");
+        let extents: Vec<producer_state::SegmentExtent> = segments
+            .values()
+            .map(|s| producer_state::SegmentExtent {
+                base: s.base_offset,
+                next_offset: s.next_offset,
+                size: s.size,
+                path: segment::log_path(&dir, s.base_offset),
+            })
+            .collect();
+        let producers = producer_state::rebuild(&dir, &extents, next, now)?;
 
         let mut st = State {
             segments,
@@ -343,6 +371,8 @@ impl PartitionLog {
             closed: false,
             max_ts: (-1, -1),
             warm: VecDeque::new(),
+            producers,
+            unsnapshotted_bytes: 0,
         };
         st.recompute_max_ts();
         Ok(PartitionLog {
@@ -376,9 +406,23 @@ impl PartitionLog {
     /// batches are stored verbatim except for base offset, partition leader epoch (0) and, for
     /// `LogAppendTime`, the timestamp-type bit and maxTimestamp (CRC recomputed). Returns once the
     /// bytes are written to the file (not necessarily durable: see [`PartitionLog::wait_durable`]).
-    pub async fn append(&self, mut records: BytesMut) -> Result<AppendInfo, StorageError> {
+    pub async fn append(&self, records: BytesMut) -> Result<AppendInfo, StorageError> {
+        let info = self.append_assign(records)?;
+        self.wait_written(info.last_offset).await?;
+        Ok(info)
+    }
+
+    /// The synchronous half of [`PartitionLog::append`]: validates, assigns offsets and queues the
+    /// write, without waiting for it. Appends take effect (offsets, order) in call order; the
+    /// batches become readable and countable once [`PartitionLog::wait_written`] resolves. A write
+    /// that later fails takes the log offline, so the waits report the error.
+    ///
+    /// The produce path uses it to release a connection's next request as soon as this one's
+    /// offsets are assigned, so pipelined requests queue behind each other in the log (and their
+    /// writes coalesce) instead of each waiting for the previous one's disk write.
+    pub fn append_assign(&self, mut records: BytesMut) -> Result<AppendInfo, StorageError> {
         let inner = &self.inner;
-        let (base, last, append_time, log_start) = {
+        let (base, last, append_time) = 'enqueue: {
             let mut st = inner.st.borrow_mut();
             st.check_usable()?;
             let cfg = inner.config.borrow();
@@ -390,6 +434,15 @@ impl PartitionLog {
                         max: cfg.max_message_bytes,
                     });
                 }
+            }
+            if let Verdict::Duplicate(dup) = st.producers.check(&headers)? {
+                // A retry of a batch already in the log (or being written): nothing is
+                // written; answer with the original offsets once they are readable.
+                let append_time = match cfg.timestamp_type {
+                    TimestampType::LogAppendTime => dup.max_timestamp,
+                    TimestampType::CreateTime => -1,
+                };
+                break 'enqueue (dup.first_offset, dup.last_offset, append_time);
             }
             let count: i64 = headers.iter().map(|h| h.last_offset_delta as i64 + 1).sum();
             // Record counts are taken from the headers (records are not decoded), so bound what
@@ -428,6 +481,7 @@ impl PartitionLog {
             let mut next = base;
             let mut pos = 0usize;
             let mut max_ts = st.max_ts;
+            let mut written = Vec::with_capacity(headers.len());
             {
                 let seg = st.active_segment_mut();
                 for h in &headers {
@@ -445,8 +499,13 @@ impl PartitionLog {
                     }
                     next = h2.last_offset() + 1;
                     pos += len;
+                    written.push(h2);
                 }
             }
+            for h in &written {
+                st.producers.apply(h, now);
+            }
+            st.producers.maybe_expire(now);
             st.max_ts = max_ts;
             let seq = st.next_seq;
             st.next_seq += 1;
@@ -459,15 +518,38 @@ impl PartitionLog {
             });
             st.proj_size += total;
             st.assigned = last + 1;
-            let log_start = st.log_start;
+            st.unsnapshotted_bytes += total;
+            if st.unsnapshotted_bytes >= producer_state::SNAPSHOT_EVERY_BYTES {
+                st.unsnapshotted_bytes = 0;
+                let bytes = st.producers.encode(last + 1);
+                let seq = st.next_seq;
+                st.next_seq += 1;
+                st.pending.push_back(Op::Snapshot {
+                    offset: last + 1,
+                    bytes,
+                    seq,
+                });
+            }
             self.ensure_writer(&mut st);
-            (base, last, append_time, log_start)
+            (base, last, append_time)
         };
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: last,
+            log_append_time: append_time,
+            log_start_offset: inner.st.borrow().log_start,
+        })
+    }
+
+    /// Resolves once every offset <= `offset` is written to the file (readable; durable only per
+    /// [`PartitionLog::wait_durable`]), or with the error that took the log offline.
+    pub async fn wait_written(&self, offset: i64) -> Result<(), StorageError> {
+        let inner = &self.inner;
         loop {
             {
                 let st = inner.st.borrow();
-                if st.hw > last {
-                    break;
+                if st.hw > offset {
+                    return Ok(());
                 }
                 if let Some(f) = &st.failed {
                     return Err(StorageError::Offline(f.clone()));
@@ -475,12 +557,6 @@ impl PartitionLog {
             }
             inner.progress.wait().await;
         }
-        Ok(AppendInfo {
-            base_offset: base,
-            last_offset: last,
-            log_append_time: append_time,
-            log_start_offset: log_start,
-        })
     }
 
     pub(crate) fn ensure_writer(&self, st: &mut State) {
@@ -612,6 +688,15 @@ impl PartitionLog {
             st.active_segment_mut().seal_time_index();
         }
         super::appender::persist_active_indexes(&self.inner, true).await?;
+        let (end, snapshot) = {
+            let mut st = self.inner.st.borrow_mut();
+            st.producers
+                .expire(now_ms(), producer_state::PRODUCER_ID_EXPIRATION_MS);
+            (st.assigned, st.producers.encode(st.assigned))
+        };
+        producer_state::write_snapshot(&self.inner.dir, end, snapshot).await?;
+        sync_dir(&self.inner.dir).await?;
+        producer_state::remove_older_snapshots(&self.inner.dir);
         let active = self.inner.st.borrow_mut().active.take();
         if let Some(a) = active {
             a.dma.truncate(a.written).await?;

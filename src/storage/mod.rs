@@ -41,6 +41,14 @@
 //! After recovery the log is always a prefix of what was appended: torn or corrupt tails are cut
 //! at the first batch that fails validation ([`recovery`]).
 //!
+//! # Idempotent producers ([`producer_state`])
+//! `append` checks batches that carry a producer id against the partition's producer state
+//! (epoch, last five sequence ranges) inside the same synchronous step that assigns offsets, so a
+//! check and its append cannot interleave with another append. A retried batch is answered with
+//! its original offsets and not written again; sequence gaps and stale epochs are refused. The state
+//! is snapshotted to `<offset>.snapshot` at roll and close and rebuilt on open from the newest
+//! snapshot plus the batch headers after it.
+//!
 //! # Read path ([`read`])
 //! `read` maps (offset, max_bytes) to `FileSlice`s — (Arc'd buffered fd, position, length) of
 //! whole batches — via the sparse index plus a short header walk. Direct writes bypass (and
@@ -87,8 +95,10 @@ pub mod config;
 pub mod dump;
 pub mod error;
 pub mod index;
+pub mod iopoll;
 pub mod log;
 mod notify;
+pub mod producer_state;
 pub mod read;
 pub mod recovery;
 pub mod retention;

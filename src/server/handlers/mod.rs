@@ -169,6 +169,7 @@ api_table! {
     DescribeGroups => describe_groups,
     DeleteGroups => delete_groups,
     OffsetDelete => offset_delete,
+    InitProducerId => init_producer_id,
 }
 
 /// The supported version range of an API key, if the broker serves it.

@@ -3,13 +3,18 @@
 //! decoded and answered by `protocol::legacy_api` and their records converted to v2 batches by
 //! `protocol::ingest`, which also applies a topic's `compression.type` (off the common path).
 //!
-//! Each partition's records go to its owner shard (one mesh hop per owner shard, all owners in
-//! parallel). acks=1 answers once `append` returned (written per the flush policy); acks=-1 also
-//! waits for `wait_durable(last offset)` in a second hop, after all of the request's appends
-//! returned, so one fdatasync (group commit) covers them. Between the two phases the request
-//! releases the connection's next request: pipelined produces are appended in request order (as
-//! Kafka guarantees per connection) while their durability waits overlap. acks=0 sends nothing back; if any partition
-//! failed the connection is closed, which is how Kafka tells an acks=0 producer something went wrong.
+//! Two phases, each one mesh hop per owner shard (all owners in parallel). Phase 1 validates each
+//! partition's records and assigns their offsets (`append_assign`, synchronous on the owner: the
+//! write is only queued). Then the request releases the connection's next request, so pipelined
+//! produces take their offsets in request order (as Kafka guarantees per connection) while their
+//! disk writes coalesce and their durability waits overlap. Phase 2 waits for the write
+//! (`wait_written`; acks=0/1) or for the fdatasync covering it (`wait_durable`, acks=-1: one sync,
+//! group commit, covers everything written before it started). acks=0 sends nothing back; if any
+//! partition failed the connection is closed, which is how Kafka tells an acks=0 producer
+//! something went wrong.
+//!
+//! Releasing after phase 1 instead of after the write: at 250k msg/s acks=all with 5 requests in
+//! flight per connection, each request otherwise waited for its predecessor's O_DIRECT write.
 
 use std::rc::Rc;
 
@@ -67,7 +72,9 @@ async fn append_on_owner(ctx: Rc<ShardCtx>, items: Vec<Item>) -> Vec<Outcome> {
             out.push(Outcome::err(errors::UNKNOWN_TOPIC_OR_PARTITION));
             continue;
         };
-        match log.append(item.records).await {
+        // Offsets are assigned (and the write queued) synchronously; the write is awaited in the
+        // second phase, after the connection's next request was released.
+        match log.append_assign(item.records) {
             Ok(info) => out.push(Outcome {
                 last_offset: info.last_offset,
                 error_code: errors::NONE,
@@ -88,16 +95,21 @@ async fn append_on_owner(ctx: Rc<ShardCtx>, items: Vec<Item>) -> Vec<Outcome> {
     out
 }
 
-/// (topic, partition, last offset) → `None` once durable, or the error.
+/// (topic, partition, last offset, durable) → `None` once written (and, if `durable`, on stable
+/// storage), or the error.
 async fn durable_on_owner(
     ctx: Rc<ShardCtx>,
-    items: Vec<(String, i32, i64)>,
+    items: Vec<(String, i32, i64, bool)>,
 ) -> Vec<Option<(i16, String)>> {
     let mut out = Vec::with_capacity(items.len());
-    for (topic, partition, last) in items {
+    for (topic, partition, last, durable) in items {
         let res = match ctx.log(&topic, partition) {
             None => Some((errors::UNKNOWN_TOPIC_OR_PARTITION, "partition gone".to_string())),
-            Some(log) => match log.wait_durable(last).await {
+            Some(log) => match if durable {
+                log.wait_durable(last).await
+            } else {
+                log.wait_written(last).await
+            } {
                 Ok(()) => None,
                 Err(e) => {
                     tracing::error!(%topic, partition, error = %e, "waiting for durability failed");
@@ -195,15 +207,21 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         Outcome::err(errors::NOT_LEADER_OR_FOLLOWER)
     })
     .await;
-    // The appends are in the logs: the connection's next request may start.
+    // The appends have their offsets and are queued in the logs: the connection's next request
+    // may start (its appends queue behind these and may share their disk write).
     req.release();
-    if acks == -1 {
+    {
+        // Every ack level waits for the write (acks=0 too: a failed write closes the connection);
+        // acks=-1 also for the fdatasync covering it (wait_durable includes the write).
         let mut waits = Vec::new();
         let mut idx = Vec::new();
         for (i, o) in results.iter().enumerate() {
             if o.error_code == errors::NONE {
                 idx.push(i);
-                waits.push((owners[i], (keys[i].0.clone(), keys[i].1, o.last_offset)));
+                waits.push((
+                    owners[i],
+                    (keys[i].0.clone(), keys[i].1, o.last_offset, acks == -1),
+                ));
             }
         }
         let durable = on_owners(waits, durable_on_owner, || {

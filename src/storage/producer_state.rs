@@ -1,0 +1,608 @@
+//! Idempotent-producer state of one partition: producer id → epoch and its last five batches.
+//!
+//! # What is checked (Kafka's `ProducerAppendInfo` / `ProducerStateEntry`)
+//! Every produced v2 batch with a producer id (>= 0) is checked against the partition's entry for
+//! that id before it is given offsets:
+//! - **Duplicate**: same epoch and exactly the same (first, last) sequence as one of the last
+//!   [`BATCHES_TO_RETAIN`] batches → nothing is written and the append is answered with the
+//!   original batch's offsets (error NONE), as Kafka does for a retried batch.
+//! - **Stale epoch**: epoch lower than the entry's → `INVALID_PRODUCER_EPOCH` (Kafka >= 2.7 sends
+//!   this instead of the fatal `PRODUCER_FENCED` on the produce path).
+//! - **New epoch**: must start at sequence 0 (unless the entry has no epoch) →
+//!   `OUT_OF_ORDER_SEQUENCE_NUMBER` otherwise.
+//! - **Same epoch**: the first sequence must follow the last one (`last + 1`, or `0` after
+//!   `i32::MAX`: sequences wrap) → `OUT_OF_ORDER_SEQUENCE_NUMBER` otherwise.
+//! - **Unknown producer**: any sequence is accepted. Since KIP-360 (Kafka 2.5) brokers no longer
+//!   answer `UNKNOWN_PRODUCER_ID` for data batches: a producer whose state is gone (retention,
+//!   expiry) simply starts a new entry. So this broker never returns `UNKNOWN_PRODUCER_ID` either.
+//!
+//! The check runs in the same synchronous section of [`super::PartitionLog::append`] that assigns
+//! offsets, on the partition's owner shard, so it is serialised with the append: two in-flight
+//! copies of one batch cannot both pass. A duplicate whose original is still being written is
+//! answered once the original is readable (same wait as a normal append).
+//!
+//! Transactions are not supported (InitProducerId refuses transactional ids), so the entry keeps no
+//! transaction state; transactional and control batches are tracked like idempotent ones.
+//!
+//! # Restart: snapshots plus a tail scan (Kafka's design)
+//! The state is written to `<offset>.snapshot` (20-digit offset, like Kafka's file name; our own
+//! binary format, below) when a segment rolls (offset = new segment base, written by the writer
+//! after the old segment is synced), on clean close (offset = log end) and, through the writer's
+//! queue, after every [`SNAPSHOT_EVERY_BYTES`] appended (offset = end of the append that crossed
+//! it). The two newest are kept. A snapshot may cover data a crash then loses: on open a snapshot
+//! past the recovered log end is deleted and the previous one used. On open the newest readable snapshot whose offset is <= the recovered log end is loaded
+//! and the batch *headers* from its offset to the log end are replayed (producer id, epoch, base
+//! sequence and offsets are all in the 61-byte header; records are not read). Cost: nothing after a
+//! clean shutdown; after a crash, a header walk of what was written since the last snapshot
+//! (about [`SNAPSHOT_EVERY_BYTES`], twice that if the newest snapshot covered lost data). Without any usable snapshot (e.g. a data dir from before this feature) the active
+//! segment is scanned: producers that last wrote to older segments are then unknown, which only
+//! means their next batch is accepted whatever its sequence (see above), never a false error.
+//!
+//! Why not scan only: a full scan on every open costs a read of the whole active segment (up to
+//! `segment.bytes`) per partition, also after clean shutdowns. Why not snapshot on every append:
+//! a write per produce request. Kafka snapshots at roll and close only (and then re-reads whole
+//! segments after a crash); the byte interval bounds our crash replay at the price of one small
+//! file write and two fdatasyncs per 64 MiB appended.
+//!
+//! Measured (`cargo bench --bench storage -- producer_state`, 2-core VM shared with other builds):
+//! check plus update per produced batch ~96 ns with one producer, ~101 ns with 1000 producers on
+//! the partition (a 16 KiB append costs tens of µs, so well under 1%); reopening a partition with
+//! 64 MiB of 16 KiB idempotent batches in its active segment ~2.4 ms from the close snapshot vs
+//! ~11 ms replaying all 4096 batch headers (page-cached; from a cold device the replay is bound by
+//! reading those 64 MiB).
+//!
+//! Producers idle for longer than [`PRODUCER_ID_EXPIRATION_MS`] (Kafka's
+//! `producer.id.expiration.ms` default, 1 day, measured from the broker's clock at the
+//! producer's last append) are dropped when a snapshot is taken, on open, and by appends at most
+//! every [`EXPIRATION_CHECK_INTERVAL_MS`]. Memory: about 250 bytes per live producer.
+//!
+//! Snapshot format (big-endian): `"RBPS"`, version u16 = 1, CRC-32C u32 of everything after it,
+//! offset i64, producer count u32, then per producer: id i64, epoch i16, last append ms i64,
+//! batch count u8, and per batch: first seq i32, last seq i32, first offset i64, last offset i64,
+//! max timestamp i64. A snapshot failing its CRC is ignored (and the previous behaviour, a scan,
+//! applies).
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use crate::protocol::record_batch::BatchHeader;
+
+use super::error::StorageError;
+use super::segment::HeaderScanner;
+
+/// Batches remembered per producer for duplicate detection (Kafka's `NUM_BATCHES_TO_RETAIN`,
+/// equal to the clients' `max.in.flight.requests.per.connection` limit for idempotence).
+pub const BATCHES_TO_RETAIN: usize = 5;
+/// Kafka's `producer.id.expiration.ms` default (1 day).
+pub const PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
+/// How often appends also expire idle producers (Kafka's
+/// `producer.id.expiration.check.interval.ms` default, 10 minutes).
+pub const EXPIRATION_CHECK_INTERVAL_MS: i64 = 600_000;
+/// A snapshot is also written after this many bytes were appended since the last one, so a
+/// crash replays at most about this much (batch headers only).
+pub const SNAPSHOT_EVERY_BYTES: u64 = 64 << 20;
+/// `RecordBatch.NO_PRODUCER_EPOCH`.
+pub const NO_PRODUCER_EPOCH: i16 = -1;
+
+const MAGIC: &[u8; 4] = b"RBPS";
+const VERSION: u16 = 1;
+const SUFFIX: &str = "snapshot";
+
+/// One remembered batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMeta {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+/// One producer's entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    /// Oldest first, at most [`BATCHES_TO_RETAIN`].
+    pub batches: VecDeque<BatchMeta>,
+    /// Broker wall-clock ms of the last append (for expiry).
+    pub last_append_ms: i64,
+}
+
+/// What the check decided for an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Write it.
+    Append,
+    /// A retry of this already written batch: answer with its offsets, write nothing.
+    Duplicate(BatchMeta),
+}
+
+/// The last sequence of a batch: `base + lastOffsetDelta`, wrapping past `i32::MAX` to 0
+/// (Kafka's `DefaultRecordBatch.incrementSequence`).
+pub fn last_sequence(base_seq: i32, last_offset_delta: i32) -> i32 {
+    if base_seq > i32::MAX - last_offset_delta {
+        last_offset_delta - (i32::MAX - base_seq) - 1
+    } else {
+        base_seq + last_offset_delta
+    }
+}
+
+fn in_sequence(last: i32, next: i32) -> bool {
+    next as i64 == last as i64 + 1 || (next == 0 && last == i32::MAX)
+}
+
+/// All producers of one partition.
+#[derive(Debug, Default, Clone)]
+pub struct ProducerStates {
+    producers: HashMap<i64, ProducerEntry>,
+    /// Wall-clock ms of the last expiry pass.
+    last_expiry_ms: i64,
+}
+
+impl PartialEq for ProducerStates {
+    fn eq(&self, other: &Self) -> bool {
+        self.producers == other.producers
+    }
+}
+
+impl ProducerStates {
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    /// Checks the batches of one append (headers as received) in order, as if each earlier one
+    /// had been applied. Any duplicate makes the whole append a duplicate (Kafka returns at the
+    /// first duplicate too; clients send one batch per partition and request).
+    pub fn check(&self, headers: &[BatchHeader]) -> Result<Verdict, StorageError> {
+        // Entries updated by earlier batches of this same append (rare: usually one batch).
+        let mut overlay: Vec<(i64, ProducerEntry)> = Vec::new();
+        for (i, h) in headers.iter().enumerate() {
+            if h.producer_id < 0 {
+                continue;
+            }
+            let pid = h.producer_id;
+            let last_seq = last_sequence(h.base_sequence, h.last_offset_delta);
+            if let Some(e) = self.producers.get(&pid)
+                && e.epoch == h.producer_epoch
+                && let Some(b) = e
+                    .batches
+                    .iter()
+                    .find(|b| b.first_seq == h.base_sequence && b.last_seq == last_seq)
+            {
+                return Ok(Verdict::Duplicate(*b));
+            }
+            let cur = overlay
+                .iter()
+                .find(|(p, _)| *p == pid)
+                .map(|(_, e)| e)
+                .or_else(|| self.producers.get(&pid));
+            let cur_epoch = cur.map_or(NO_PRODUCER_EPOCH, |e| e.epoch);
+            if h.producer_epoch < cur_epoch {
+                return Err(StorageError::InvalidProducerEpoch(format!(
+                    "producer {pid}: epoch {} is older than the current epoch {cur_epoch}",
+                    h.producer_epoch
+                )));
+            }
+            if h.producer_epoch != cur_epoch {
+                if h.base_sequence != 0 && cur_epoch != NO_PRODUCER_EPOCH {
+                    return Err(StorageError::OutOfOrderSequence(format!(
+                        "producer {pid}: new epoch {} must start at sequence 0, got {} (current epoch {cur_epoch})",
+                        h.producer_epoch, h.base_sequence
+                    )));
+                }
+            } else if let Some(last) = cur.and_then(|e| e.batches.back())
+                && !in_sequence(last.last_seq, h.base_sequence)
+            {
+                return Err(StorageError::OutOfOrderSequence(format!(
+                    "producer {pid} epoch {}: sequence {} does not follow {}",
+                    h.producer_epoch, h.base_sequence, last.last_seq
+                )));
+            }
+            if i + 1 < headers.len() {
+                let mut e = cur.cloned().unwrap_or_else(|| ProducerEntry {
+                    epoch: h.producer_epoch,
+                    batches: VecDeque::new(),
+                    last_append_ms: 0,
+                });
+                add_batch(&mut e, h, 0);
+                match overlay.iter_mut().find(|(p, _)| *p == pid) {
+                    Some(slot) => slot.1 = e,
+                    None => overlay.push((pid, e)),
+                }
+            }
+        }
+        Ok(Verdict::Append)
+    }
+
+    /// Records a written batch (`h` carries its final offsets). No checks: callers ran
+    /// [`ProducerStates::check`] first, or replay the log.
+    pub fn apply(&mut self, h: &BatchHeader, now_ms: i64) {
+        if h.producer_id < 0 {
+            return;
+        }
+        let e = self
+            .producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch: h.producer_epoch,
+                batches: VecDeque::with_capacity(BATCHES_TO_RETAIN),
+                last_append_ms: now_ms,
+            });
+        add_batch(e, h, now_ms);
+    }
+
+    /// Expires idle producers at most every [`EXPIRATION_CHECK_INTERVAL_MS`] (called on append,
+    /// so a partition whose active segment lives long does not accumulate dead producers).
+    pub fn maybe_expire(&mut self, now_ms: i64) {
+        if now_ms - self.last_expiry_ms >= EXPIRATION_CHECK_INTERVAL_MS {
+            self.expire(now_ms, PRODUCER_ID_EXPIRATION_MS);
+        }
+    }
+
+    /// Drops producers whose last append is older than `max_age_ms`.
+    pub fn expire(&mut self, now_ms: i64, max_age_ms: i64) {
+        self.last_expiry_ms = now_ms;
+        self.producers
+            .retain(|_, e| now_ms.saturating_sub(e.last_append_ms) < max_age_ms);
+    }
+
+    /// The snapshot file contents for the state as of `offset` (the log end it covers).
+    pub fn encode(&self, offset: i64) -> Vec<u8> {
+        let mut body = Vec::with_capacity(12 + self.producers.len() * (19 + 36 * 5));
+        body.extend_from_slice(&offset.to_be_bytes());
+        body.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        let mut ids: Vec<&i64> = self.producers.keys().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let e = &self.producers[id];
+            body.extend_from_slice(&id.to_be_bytes());
+            body.extend_from_slice(&e.epoch.to_be_bytes());
+            body.extend_from_slice(&e.last_append_ms.to_be_bytes());
+            body.push(e.batches.len() as u8);
+            for b in &e.batches {
+                body.extend_from_slice(&b.first_seq.to_be_bytes());
+                body.extend_from_slice(&b.last_seq.to_be_bytes());
+                body.extend_from_slice(&b.first_offset.to_be_bytes());
+                body.extend_from_slice(&b.last_offset.to_be_bytes());
+                body.extend_from_slice(&b.max_timestamp.to_be_bytes());
+            }
+        }
+        let mut out = Vec::with_capacity(10 + body.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_be_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Parses a snapshot: (offset, state), or `None` if it is not a valid one.
+    pub fn decode(buf: &[u8]) -> Option<(i64, Self)> {
+        if buf.len() < 10 || &buf[..4] != MAGIC || buf[4..6] != VERSION.to_be_bytes() {
+            return None;
+        }
+        let crc = u32::from_be_bytes(buf[6..10].try_into().ok()?);
+        let body = &buf[10..];
+        if crc32c::crc32c(body) != crc {
+            return None;
+        }
+        let mut r = Reader { buf: body, pos: 0 };
+        let offset = r.i64()?;
+        let n = r.u32()?;
+        let mut producers = HashMap::with_capacity((n as usize).min(1 << 16));
+        for _ in 0..n {
+            let id = r.i64()?;
+            let epoch = r.i16()?;
+            let last_append_ms = r.i64()?;
+            let nb = r.u8()? as usize;
+            let mut batches = VecDeque::with_capacity(nb.min(BATCHES_TO_RETAIN));
+            for _ in 0..nb {
+                batches.push_back(BatchMeta {
+                    first_seq: r.i32()?,
+                    last_seq: r.i32()?,
+                    first_offset: r.i64()?,
+                    last_offset: r.i64()?,
+                    max_timestamp: r.i64()?,
+                });
+            }
+            while batches.len() > BATCHES_TO_RETAIN {
+                batches.pop_front();
+            }
+            producers.insert(
+                id,
+                ProducerEntry {
+                    epoch,
+                    batches,
+                    last_append_ms,
+                },
+            );
+        }
+        (r.pos == body.len()).then_some((
+            offset,
+            ProducerStates {
+                producers,
+                last_expiry_ms: 0,
+            },
+        ))
+    }
+}
+
+fn add_batch(e: &mut ProducerEntry, h: &BatchHeader, now_ms: i64) {
+    if e.epoch != h.producer_epoch {
+        e.batches.clear();
+        e.epoch = h.producer_epoch;
+    }
+    if e.batches.len() == BATCHES_TO_RETAIN {
+        e.batches.pop_front();
+    }
+    e.batches.push_back(BatchMeta {
+        first_seq: h.base_sequence,
+        last_seq: last_sequence(h.base_sequence, h.last_offset_delta),
+        first_offset: h.base_offset,
+        last_offset: h.last_offset(),
+        max_timestamp: h.max_timestamp,
+    });
+    e.last_append_ms = e.last_append_ms.max(now_ms);
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let b = self.buf.get(self.pos..self.pos + N)?;
+        self.pos += N;
+        b.try_into().ok()
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take::<1>()?[0])
+    }
+    fn i16(&mut self) -> Option<i16> {
+        Some(i16::from_be_bytes(self.take()?))
+    }
+    fn i32(&mut self) -> Option<i32> {
+        Some(i32::from_be_bytes(self.take()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_be_bytes(self.take()?))
+    }
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_be_bytes(self.take()?))
+    }
+}
+
+/// `<dir>/<offset:020>.snapshot`.
+pub fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
+    dir.join(super::segment::file_name(offset, SUFFIX))
+}
+
+/// Snapshot files in `dir` as (offset, path), newest first.
+fn list_snapshots(dir: &Path) -> Vec<(i64, PathBuf)> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for entry in rd.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".snapshot")
+                && stem.len() == 20
+                && let Ok(o) = stem.parse::<i64>()
+            {
+                out.push((o, entry.path()));
+            }
+        }
+    }
+    out.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
+    out
+}
+
+/// Writes the snapshot for `offset` (synced); the caller syncs the directory and then calls
+/// [`remove_older_snapshots`].
+pub(crate) async fn write_snapshot(
+    dir: &Path,
+    offset: i64,
+    bytes: Vec<u8>,
+) -> Result<(), StorageError> {
+    super::segment::write_small_file(&snapshot_path(dir, offset), bytes).await?;
+    Ok(())
+}
+
+/// Keeps the two newest snapshots and removes the others (blocking unlinks; rare: on roll and
+/// close). Two, so that a snapshot torn by a crash still leaves the previous one.
+pub(crate) fn remove_older_snapshots(dir: &Path) {
+    for (_, p) in list_snapshots(dir).into_iter().skip(2) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// A segment's extent, for the replay.
+pub(crate) struct SegmentExtent {
+    pub base: i64,
+    pub next_offset: i64,
+    pub size: u64,
+    pub path: PathBuf,
+}
+
+/// Rebuilds the state on open: newest usable snapshot, then the batch headers after it (see the
+/// module docs). `segments` oldest first; `end` is the recovered log end offset.
+pub(crate) fn rebuild(
+    dir: &Path,
+    segments: &[SegmentExtent],
+    end: i64,
+    now_ms: i64,
+) -> Result<ProducerStates, StorageError> {
+    let mut state = ProducerStates::default();
+    let mut from = None;
+    for (o, p) in list_snapshots(dir) {
+        if o > end {
+            // Covers data the log no longer has (a lost tail): useless.
+            tracing::info!(snapshot = %p.display(), log_end = end, "dropping producer snapshot past the log end");
+            let _ = std::fs::remove_file(&p);
+            continue;
+        }
+        match std::fs::read(&p)
+            .ok()
+            .and_then(|b| ProducerStates::decode(&b))
+        {
+            Some((so, s)) if so == o => {
+                state = s;
+                from = Some(o);
+                break;
+            }
+            _ => {
+                tracing::warn!(snapshot = %p.display(), "ignoring unreadable producer snapshot");
+            }
+        }
+    }
+    let from = match from {
+        Some(o) => o,
+        None => segments.last().map_or(end, |s| s.base),
+    };
+    let mut batches = 0u64;
+    for seg in segments {
+        if seg.next_offset <= from || seg.size == 0 {
+            continue;
+        }
+        let file = std::fs::File::open(&seg.path)?;
+        let mut sc = HeaderScanner::new(&file, seg.size);
+        let mut pos = 0u64;
+        while let Some(h) = sc.header_at(pos)? {
+            if h.base_offset >= from {
+                state.apply(&h, now_ms);
+                batches += 1;
+            }
+            pos += h.total_len() as u64;
+        }
+    }
+    state.expire(now_ms, PRODUCER_ID_EXPIRATION_MS);
+    if batches > 0 {
+        tracing::debug!(dir = %dir.display(), from, batches, producers = state.len(), "replayed producer state from the log");
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::record_batch::{BatchHeader, build_batch};
+
+    fn header(pid: i64, epoch: i16, seq: i32, n: usize, base_offset: i64) -> BatchHeader {
+        let recs: Vec<crate::protocol::record_batch::SimpleRecord<'_>> =
+            (0..n).map(|_| (1000, None, &b"v"[..])).collect();
+        let mut h = BatchHeader::parse(&build_batch(0, &recs, pid, epoch, seq)).unwrap();
+        h.base_offset = base_offset;
+        h
+    }
+
+    #[test]
+    fn sequences_epochs_and_duplicates() {
+        let mut s = ProducerStates::default();
+        // Unknown producer: any sequence (KIP-360).
+        let a = header(7, 0, 5, 3, 0);
+        assert_eq!(s.check(&[a]).unwrap(), Verdict::Append);
+        s.apply(&a, 1);
+        // Retry of the same batch: duplicate with the original offsets.
+        match s.check(&[header(7, 0, 5, 3, 99)]).unwrap() {
+            Verdict::Duplicate(b) => assert_eq!((b.first_offset, b.last_offset), (0, 2)),
+            v => panic!("{v:?}"),
+        }
+        // Gap and overlap are out of order.
+        for seq in [9, 6, 4] {
+            assert!(matches!(
+                s.check(&[header(7, 0, seq, 1, 3)]),
+                Err(StorageError::OutOfOrderSequence(_))
+            ));
+        }
+        let b = header(7, 0, 8, 2, 3);
+        assert_eq!(s.check(&[b]).unwrap(), Verdict::Append);
+        s.apply(&b, 1);
+        // New epoch must start at 0; older epoch is refused.
+        assert!(matches!(
+            s.check(&[header(7, 1, 10, 1, 5)]),
+            Err(StorageError::OutOfOrderSequence(_))
+        ));
+        let c = header(7, 1, 0, 1, 5);
+        assert_eq!(s.check(&[c]).unwrap(), Verdict::Append);
+        s.apply(&c, 1);
+        assert!(matches!(
+            s.check(&[header(7, 0, 10, 1, 6)]),
+            Err(StorageError::InvalidProducerEpoch(_))
+        ));
+        // Batches without a producer id are not checked.
+        assert_eq!(
+            s.check(&[header(-1, -1, -1, 1, 6)]).unwrap(),
+            Verdict::Append
+        );
+        // Several batches of one append are checked against each other.
+        assert_eq!(
+            s.check(&[header(7, 1, 1, 2, 6), header(7, 1, 3, 1, 8)])
+                .unwrap(),
+            Verdict::Append
+        );
+        assert!(
+            s.check(&[header(7, 1, 1, 2, 6), header(7, 1, 4, 1, 8)])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered() {
+        let mut s = ProducerStates::default();
+        for i in 0..7 {
+            s.apply(&header(1, 0, i, 1, i as i64), 1);
+        }
+        assert_eq!(s.get(1).unwrap().batches.len(), BATCHES_TO_RETAIN);
+        assert!(matches!(
+            s.check(&[header(1, 0, 2, 1, 9)]).unwrap(),
+            Verdict::Duplicate(_)
+        ));
+        assert!(s.check(&[header(1, 0, 1, 1, 9)]).is_err());
+    }
+
+    #[test]
+    fn sequence_wraps_at_i32_max() {
+        assert_eq!(last_sequence(i32::MAX, 0), i32::MAX);
+        assert_eq!(last_sequence(i32::MAX - 1, 2), 0);
+        assert_eq!(last_sequence(i32::MAX, 3), 2);
+        let mut s = ProducerStates::default();
+        let a = header(3, 0, i32::MAX - 1, 2, 0); // sequences MAX-1, MAX
+        s.apply(&a, 1);
+        assert_eq!(s.check(&[header(3, 0, 0, 1, 2)]).unwrap(), Verdict::Append);
+        let w = header(3, 0, i32::MAX, 3, 2); // MAX, 0, 1
+        s.apply(&w, 1);
+        assert_eq!(s.get(3).unwrap().batches.back().unwrap().last_seq, 1);
+        assert_eq!(s.check(&[header(3, 0, 2, 1, 5)]).unwrap(), Verdict::Append);
+        assert!(matches!(
+            s.check(&[header(3, 0, i32::MAX, 3, 5)]).unwrap(),
+            Verdict::Duplicate(_)
+        ));
+    }
+
+    #[test]
+    fn snapshot_round_trip_and_expiry() {
+        let mut s = ProducerStates::default();
+        for i in 0..3 {
+            s.apply(&header(10 + i, i as i16, 0, 4, 4 * i), 1000 + i);
+        }
+        let bytes = s.encode(12);
+        let (o, back) = ProducerStates::decode(&bytes).unwrap();
+        assert_eq!(o, 12);
+        assert_eq!(back, s);
+        let mut bad = bytes.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert!(ProducerStates::decode(&bad).is_none());
+        assert!(ProducerStates::decode(&bytes[..n - 1]).is_none());
+        s.expire(1001 + 100, 100);
+        assert_eq!(s.len(), 1);
+        assert!(s.get(12).is_some());
+    }
+}
