@@ -22,7 +22,7 @@
 #   RINGBOLT_COMPAT_COMPRESSION=1  also compressed batches (issue 6)
 #   RINGBOLT_COMPAT_IDEMPOTENCE=1  also the idempotent producer (issue 6)
 #   RINGBOLT_COMPAT_LEGACY=1       also message formats v0/v1: sarama V0_8_2_0/V0_10_0_0, librdkafka
-#                                  with broker.version.fallback 0.9.0/0.10.0, kafka-python with
+#                                  with broker.version.fallback 0.9.0, kafka-python with
 #                                  api_version (0,8,2)/(0,10,0) (issue 6; Kafka 4 removed
 #                                  them, so the reference run sets RINGBOLT_COMPAT_LEGACY=0)
 #   COMPAT_EXTRAS=all              sets the four above (an explicit RINGBOLT_COMPAT_LEGACY wins)

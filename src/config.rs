@@ -509,6 +509,19 @@ mod tests {
     }
 
     #[test]
+    fn compression_type_broker_and_topic() {
+        let s = BrokerSettings::from_toml_str("\"compression.type\" = \"zstd\"\n").unwrap();
+        assert_eq!(s.compression_type, "zstd");
+        assert_eq!(s.topic_defaults()["compression.type"], "zstd");
+        assert!(BrokerSettings::from_toml_str("\"compression.type\" = \"brotli\"\n").is_err());
+        let mut o = BTreeMap::new();
+        o.insert("compression.type".to_string(), "uncompressed".to_string());
+        assert!(s.validate_topic_configs(&o).is_ok());
+        o.insert("compression.type".to_string(), "lzma".to_string());
+        assert!(s.validate_topic_configs(&o).is_err());
+    }
+
+    #[test]
     fn topic_overrides_merge_and_validate() {
         let s = BrokerSettings::default();
         let mut o = BTreeMap::new();

@@ -301,3 +301,36 @@ fn topic_compression_type_recompresses_stored_batches() {
     assert_eq!(BatchHeader::parse(&records).unwrap().compression(), 4);
     broker.shutdown().unwrap();
 }
+
+#[test]
+fn log_append_time_topics_down_convert_with_the_broker_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 1);
+    let mut c = Client::connect(broker.local_addr());
+    let r = c.create_topic("lat", 1, &[("message.timestamp.type", "LogAppendTime")], 5);
+    assert_eq!(r.topics[0].error_code, 0);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let m = msgs("lat", 3, Some(42));
+    assert_eq!(
+        produce_old(&mut c, 1, "lat", &build_message_set(1, Codec::None, &m)),
+        (0, 0)
+    );
+    // Fetch v2: magic 1 with the timestamp-type bit and the append time on every message.
+    let (err, _, set) = fetch_old(&mut c, 2, "lat", 0);
+    assert_eq!(err, 0);
+    let got = parse_message_set(&set).unwrap();
+    assert_eq!(got.messages.len(), 3);
+    for msg in &got.messages {
+        assert!(
+            msg.timestamp >= before,
+            "append time {} < {before}",
+            msg.timestamp
+        );
+    }
+    let attrs = set[8 + 4 + 4 + 1];
+    assert_eq!(attrs & 0x08, 0x08, "LogAppendTime attribute bit");
+    broker.shutdown().unwrap();
+}

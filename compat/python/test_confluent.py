@@ -290,17 +290,19 @@ def read_all(bootstrap, topic, expected, extra):
 
 
 def old_protocol(fallback):
-    """librdkafka speaking to a pre-0.10.0 (magic 0: Produce v1, Fetch v1) or 0.10.0 (magic 1:
-    Produce v2, Fetch v2) broker, with ListOffsets v0 and Metadata v0."""
+    """librdkafka speaking to a pre-0.10.0 broker: message version 0 (magic 0), Produce v1,
+    Fetch v1, ListOffsets v0, Metadata v0. (A fallback of 0.10.0 or later makes librdkafka ask
+    ApiVersions and use record batches, so magic 1 is covered by sarama and kafka-python.)"""
     return {"api.version.request": False, "broker.version.fallback": fallback}
 
 
 @pytest.mark.legacy
-@pytest.mark.parametrize("codec", ["none", "gzip"])
-@pytest.mark.parametrize("fallback,magic", [("0.9.0", 0), ("0.10.0", 1)])
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4"])
+@pytest.mark.parametrize("fallback,magic", [("0.9.0", 0)])
 def test_legacy_message_formats(bootstrap, unique, fallback, magic, codec):
     """An old-protocol producer writes message sets; the old client and a modern one read them
-    back. Then a modern producer writes batches and the old client reads them down-converted."""
+    back. Then a modern producer writes batches and the old client reads them down-converted.
+    lz4: librdkafka writes magic-0 lz4 frames with Kafka's old wrong header checksum (KAFKA-3160)."""
     topic = unique(f"cf-legacy-m{magic}-{codec}")
     create(bootstrap, topic, 2)
     base = int(time.time() * 1000) - 3_600_000

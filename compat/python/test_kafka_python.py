@@ -241,11 +241,13 @@ def read_back(bootstrap, topic, expected, **extra):
 
 
 @pytest.mark.legacy
-@pytest.mark.parametrize("codec", [None, "gzip"])
+@pytest.mark.parametrize("codec", [None, "gzip", "lz4"])
 @pytest.mark.parametrize("api_version,magic", [((0, 8, 2), 0), ((0, 10, 0), 1)])
 def test_legacy_message_formats(bootstrap, unique, api_version, magic, codec):
     """kafka-python pinned to an old broker version writes message sets (magic 0: Produce v0;
     magic 1: Produce v2) and reads them back with Fetch v0/v2; a modern consumer reads them too."""
+    if codec == "lz4" and magic == 0:
+        pytest.skip("kafka-python needs the xxhash package for magic-0 lz4 (librdkafka covers it)")
     topic = unique(f"kp-legacy-m{magic}-{codec}")
     create(bootstrap, topic, 2)
     base = int(time.time() * 1000) - 3_600_000

@@ -10,8 +10,10 @@
 //!   write plain raw snappy, so a buffer without the xerial magic is read as raw snappy (as
 //!   snappy-java's `SnappyInputStream` does). We write xerial framing with 32 KiB blocks.
 //! - lz4: the LZ4 frame format with independent 64 KiB blocks and no content checksum (what
-//!   Kafka's `KafkaLZ4BlockOutputStream` writes). Known gap: magic-0 messages written by old
-//!   Java clients carry a wrong frame-header checksum (KAFKA-3160); `lz4_flex` refuses those.
+//!   Kafka's `KafkaLZ4BlockOutputStream` writes). Magic-0 messages carry a frame-header checksum
+//!   computed the wrong way (KAFKA-3160: over the magic number too; old Java clients and librdkafka
+//!   with message version 0 write it so), which Kafka ignores for magic 0; [`fix_lz4_header`]
+//!   rewrites it before decoding such messages.
 //! - zstd: a standard zstd frame (level 3 when we compress, Kafka's default).
 //!
 //! Crates: flate2, snap, lz4_flex (pure Rust, frame format) and zstd. kafka-protocol's own
@@ -196,6 +198,32 @@ fn snappy_compress(data: &[u8]) -> Result<Vec<u8>, CompressionError> {
         out[at..at + 4].copy_from_slice(&(n as u32).to_be_bytes());
     }
     Ok(out)
+}
+
+/// KAFKA-3160: magic-0 lz4 frames may carry a header checksum computed over the magic number as
+/// well; Kafka skips the check for them. Returns the frame with the checksum recomputed as the
+/// LZ4 frame format defines it (`xxh32(FLG..) >> 8`), or `None` if `data` is not an lz4 frame
+/// header.
+pub fn fix_lz4_header(data: &[u8]) -> Option<Vec<u8>> {
+    const MAGIC: [u8; 4] = 0x184D_2204u32.to_le_bytes();
+    let flg = *data.get(4)?;
+    if data[..4] != MAGIC {
+        return None;
+    }
+    let mut hc_at = 6; // FLG, BD
+    if flg & 0x08 != 0 {
+        hc_at += 8; // content size
+    }
+    if flg & 0x01 != 0 {
+        hc_at += 4; // dictionary id
+    }
+    if data.len() <= hc_at {
+        return None;
+    }
+    let hc = (twox_hash::XxHash32::oneshot(0, &data[4..hc_at]) >> 8) as u8;
+    let mut out = data.to_vec();
+    out[hc_at] = hc;
+    Some(out)
 }
 
 /// Decompresses `data` written with `codec`, refusing output larger than `limit`.
@@ -389,6 +417,24 @@ mod tests {
             );
             assert!(decompress(codec, b"definitely not compressed data", 1000).is_err());
         }
+    }
+
+    #[test]
+    fn lz4_header_checksum_fix_for_magic_zero() {
+        let data = text(5000);
+        let good = compress(Codec::Lz4, &data).unwrap();
+        // Break the header checksum the way KAFKA-3160 producers do (here: any other value).
+        let mut broken = good.clone();
+        broken[6] ^= 0x5a;
+        assert!(decompress(Codec::Lz4, &broken, MAX_DECOMPRESSED).is_err());
+        let fixed = fix_lz4_header(&broken).unwrap();
+        assert_eq!(fixed, good);
+        assert_eq!(
+            decompress(Codec::Lz4, &fixed, MAX_DECOMPRESSED).unwrap(),
+            data
+        );
+        assert_eq!(fix_lz4_header(b"not lz4 at all"), None);
+        assert_eq!(fix_lz4_header(&good[..3]), None);
     }
 
     #[test]

@@ -205,7 +205,12 @@ fn parse_into(
                 "compressed message without a value".into(),
             ));
         };
-        let raw = compression::decompress(codec, &value, *budget)?;
+        let fixed = if magic == 0 && codec == Codec::Lz4 {
+            compression::fix_lz4_header(&value)
+        } else {
+            None
+        };
+        let raw = compression::decompress(codec, fixed.as_deref().unwrap_or(&value), *budget)?;
         *budget -= raw.len();
         let first = set.messages.len();
         parse_into(&raw, set, true, budget)?;
