@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use ringbolt::protocol::record_batch::{build_batch, validate_all};
+use ringbolt::protocol::record_batch::{SimpleRecord, build_batch, validate_all};
 use ringbolt::storage::{LogConfig, PartitionLog, StorageError};
 use storage_common::run;
 
@@ -29,8 +29,7 @@ fn config() -> LogConfig {
 
 fn idem(seq: i32, n: usize) -> BytesMut {
     let value = [0x61u8; 700];
-    let recs: Vec<(i64, Option<&[u8]>, &[u8])> =
-        (0..n).map(|_| (1_000, None, &value[..])).collect();
+    let recs: Vec<SimpleRecord<'_>> = (0..n).map(|_| (1_000, None, &value[..])).collect();
     BytesMut::from(&build_batch(0, &recs, PID, 0, seq)[..])
 }
 
