@@ -21,7 +21,11 @@
 #   RINGBOLT_COMPAT_GROUPS=1       also consumer-group tests (needs a group coordinator, issue 5)
 #   RINGBOLT_COMPAT_COMPRESSION=1  also compressed batches (issue 6)
 #   RINGBOLT_COMPAT_IDEMPOTENCE=1  also the idempotent producer (issue 6)
-#   COMPAT_EXTRAS=all              sets the three above
+#   RINGBOLT_COMPAT_LEGACY=1       also message formats v0/v1: sarama V0_8_2_0/V0_10_0_0, librdkafka
+#                                  with broker.version.fallback 0.9.0/0.10.0, kafka-python with
+#                                  api_version (0,8,2)/(0,10,0) (issue 6; Kafka 4 removed
+#                                  them, so the reference run sets RINGBOLT_COMPAT_LEGACY=0)
+#   COMPAT_EXTRAS=all              sets the four above (an explicit RINGBOLT_COMPAT_LEGACY wins)
 #   COMPAT_RESTART_CMD='...'       a shell command that restarts the broker on the same data; with
 #                                  RINGBOLT_COMPAT_GROUPS=1 the sarama suites then check that a group
 #                                  resumes from its committed offsets after a broker restart
@@ -41,6 +45,7 @@ clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-pyt
 tmo=${COMPAT_TIMEOUT:-300}
 if [[ ${COMPAT_EXTRAS:-} == all ]]; then
   export RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1
+  export RINGBOLT_COMPAT_LEGACY=${RINGBOLT_COMPAT_LEGACY-1}
 fi
 export RINGBOLT_BOOTSTRAP=$bootstrap
 unset RINGBOLT_COMPAT_STATE

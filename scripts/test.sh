@@ -14,7 +14,7 @@
 #              (benches/kafka/start.sh; jars from Maven Central) -- proves the tests themselves right
 #
 # Environment: SKIP_RUST=1, SKIP_COMPAT=1 (drop a default part); COMPAT_CLIENTS (subset of clients);
-# RINGBOLT_COMPAT_GROUPS / _COMPRESSION / _IDEMPOTENCE=1|"" or COMPAT_EXTRAS=all (optional compat
+# RINGBOLT_COMPAT_GROUPS / _COMPRESSION / _IDEMPOTENCE / _LEGACY=1|"" or COMPAT_EXTRAS=all (optional compat
 # tests that need features of other issues; by default those listed in compat/extras run);
 # COMPAT_PORT (first port tried, default 19200);
 # KEEP_TMP=1 (keep broker data dirs and logs). compat/known-failures lists client suites that fail
@@ -143,7 +143,7 @@ compat_client() { # client port
 }
 
 # compat/extras names the optional compat tests that Ringbolt is expected to pass (one of groups,
-# compression, idempotence per line); an environment variable set by the caller wins.
+# compression, idempotence, legacy per line); an environment variable set by the caller wins.
 extra_enabled() { # name -> 1 or empty
   [[ -f compat/extras ]] && grep -qx "[[:space:]]*$1[[:space:]]*" compat/extras && echo 1
 }
@@ -153,10 +153,11 @@ part_compat() {
   export RINGBOLT_COMPAT_GROUPS=${RINGBOLT_COMPAT_GROUPS-$(extra_enabled groups)}
   export RINGBOLT_COMPAT_COMPRESSION=${RINGBOLT_COMPAT_COMPRESSION-$(extra_enabled compression)}
   export RINGBOLT_COMPAT_IDEMPOTENCE=${RINGBOLT_COMPAT_IDEMPOTENCE-$(extra_enabled idempotence)}
+  export RINGBOLT_COMPAT_LEGACY=${RINGBOLT_COMPAT_LEGACY-$(extra_enabled legacy)}
   if [[ ${COMPAT_EXTRAS:-} == all ]]; then
-    RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1
+    RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1 RINGBOLT_COMPAT_LEGACY=1
   fi
-  echo "optional compat tests: groups=${RINGBOLT_COMPAT_GROUPS:-0} compression=${RINGBOLT_COMPAT_COMPRESSION:-0} idempotence=${RINGBOLT_COMPAT_IDEMPOTENCE:-0}"
+  echo "optional compat tests: groups=${RINGBOLT_COMPAT_GROUPS:-0} compression=${RINGBOLT_COMPAT_COMPRESSION:-0} idempotence=${RINGBOLT_COMPAT_IDEMPOTENCE:-0} legacy=${RINGBOLT_COMPAT_LEGACY:-0}"
   local clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-python wire python-groups}
   step "compat setup (Go modules, Python venv)" env COMPAT_CLIENTS="$clients" COMPAT_SETUP_ONLY=1 scripts/compat.sh || return
   local port=${COMPAT_PORT:-19200} c
@@ -178,7 +179,8 @@ reference_run() {
   brokers+=("$dir")
   port=$(free_port "${COMPAT_PORT:-19200}")
   benches/kafka/start.sh "$port" "$dir" || return 1
-  COMPAT_EXTRAS=all COMPAT_RESTART_CMD="benches/kafka/stop.sh $dir && benches/kafka/start.sh $port $dir" \
+  # Kafka 4 removed message formats v0/v1 and the requests that carry them (KIP-896).
+  COMPAT_EXTRAS=all RINGBOLT_COMPAT_LEGACY=0 COMPAT_RESTART_CMD="benches/kafka/stop.sh $dir && benches/kafka/start.sh $port $dir" \
     scripts/compat.sh "127.0.0.1:$port"
   status=$?
   benches/kafka/stop.sh "$dir"

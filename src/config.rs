@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::protocol::compression::TopicCompression;
 use crate::storage::{LogConfig, TimestampType};
 
 /// Errors from reading or validating configuration.
@@ -148,6 +149,10 @@ pub struct BrokerSettings {
     /// `offsets.retention.minutes`: committed offsets of empty groups expire after this.
     #[serde(rename = "offsets.retention.minutes")]
     pub offsets_retention_minutes: i64,
+    /// `compression.type` (topic override of the same name): `producer` keeps batches as sent;
+    /// `uncompressed`/`none`, `gzip`, `snappy`, `lz4`, `zstd` re-encode them on produce.
+    #[serde(rename = "compression.type")]
+    pub compression_type: String,
 }
 
 impl Default for BrokerSettings {
@@ -177,6 +182,7 @@ impl Default for BrokerSettings {
             default_replication_factor: 1,
             group_initial_rebalance_delay_ms: 3000,
             offsets_retention_minutes: 7 * 24 * 60,
+            compression_type: "producer".into(),
         }
     }
 }
@@ -194,6 +200,7 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "flush.messages",
     "flush.ms",
     "message.timestamp.type",
+    "compression.type",
 ];
 
 fn flatten(prefix: &str, table: &toml::Table, out: &mut toml::Table) {
@@ -250,6 +257,13 @@ fn parse_ts_type(name: &str, v: &str) -> Result<TimestampType, ConfigError> {
     }
 }
 
+fn parse_compression(name: &str, v: &str) -> Result<TopicCompression, ConfigError> {
+    TopicCompression::parse(v).ok_or_else(|| ConfigError::InvalidValue {
+        name: name.into(),
+        value: v.into(),
+    })
+}
+
 impl BrokerSettings {
     /// Parses a TOML config file (Kafka names, dotted keys quoted or bare).
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
@@ -295,6 +309,7 @@ impl BrokerSettings {
             "log.message.timestamp.type",
             &self.log_message_timestamp_type,
         )?;
+        parse_compression("compression.type", &self.compression_type)?;
         Ok(())
     }
 
@@ -324,6 +339,7 @@ impl BrokerSettings {
             "message.timestamp.type",
             self.log_message_timestamp_type.clone(),
         );
+        m.insert("compression.type", self.compression_type.clone());
         m
     }
 
@@ -377,6 +393,10 @@ impl BrokerSettings {
                 "flush.messages" => c.flush_messages = parse_flush(n, v)?,
                 "flush.ms" => c.flush_ms = parse_flush(n, v)?,
                 "message.timestamp.type" => c.timestamp_type = parse_ts_type(n, v)?,
+                // Applied by the Produce handler (protocol::ingest), not by the log.
+                "compression.type" => {
+                    parse_compression(n, v)?;
+                }
                 _ => return Err(ConfigError::UnknownTopicConfig(name.clone())),
             }
         }
@@ -445,6 +465,7 @@ impl BrokerSettings {
                 "default.replication.factor".into(),
                 self.default_replication_factor.to_string(),
             ),
+            ("compression.type".into(), self.compression_type.clone()),
         ];
         v.sort();
         v

@@ -15,13 +15,15 @@
 //!
 //! - [`config`]: typed broker and topic configuration (Kafka's names), defaults, validation.
 //! - [`protocol`]: no I/O. Framing, request headers, record-batch header views and validation,
-//!   the supported-versions table.
+//!   compression codecs, legacy message sets (magic 0/1) and the old request versions that carry
+//!   them.
 //! - [`storage`]: the partition log: segments (`.log`, `.index`, `.timeindex` in Kafka's layout),
 //!   direct-I/O appends, group commit, recovery, retention.
 //! - [`shard`]: glommio executors pinned one per core, partition→shard routing, the cross-shard mesh.
 //! - [`metadata`]: topics, partitions and configs; persisted in the data dir, published to shards.
 //! - [`server`]: listener, connections (in-order responses), dispatch, one handler file per API key.
 //! - [`group`]: consumer-group coordinator and committed offsets.
+//! - [`tune`]: `ringbolt tune check|apply`, the host settings (see `tuning/README.md`).
 //!
 //! See `DESIGN.md`-style reasoning in each module's own docs.
 
@@ -32,3 +34,4 @@ pub mod protocol;
 pub mod server;
 pub mod shard;
 pub mod storage;
+pub mod tune;

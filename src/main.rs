@@ -17,6 +17,8 @@ enum Command {
     Serve(ringbolt::server::ServeArgs),
     /// Print every record batch of a segment file (`<base>.log`).
     DumpLog { path: PathBuf },
+    /// Check or apply the host settings Ringbolt wants (tuning/README.md).
+    Tune(ringbolt::tune::TuneArgs),
 }
 
 /// Keeps hostile array lengths in requests from aborting the broker (see its docs).
@@ -35,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => ringbolt::server::serve_main(args)?,
         Command::DumpLog { path } => ringbolt::storage::dump::dump_log(&path)
             .with_context(|| format!("dump-log {}", path.display()))?,
+        Command::Tune(args) => std::process::exit(ringbolt::tune::tune_main(args)?),
     }
     Ok(())
 }

@@ -66,9 +66,9 @@ fn bad_frames_close_only_their_connection() {
     c.send_raw(&f).unwrap();
     assert!(c.is_closed(), "unsupported api key");
 
-    // 5. Unsupported version of a served API (Produce v2): closed with a log line.
+    // 5. Unsupported version of a served API (Produce v99): closed with a log line.
     let mut c = Client::connect(addr);
-    let body = [0u8, 0, 0, 2, 0, 0, 0, 1, 0xff, 0xff];
+    let body = [0u8, 0, 0, 99, 0, 0, 0, 1, 0xff, 0xff];
     let mut f = (body.len() as i32).to_be_bytes().to_vec();
     f.extend_from_slice(&body);
     c.send_raw(&f).unwrap();

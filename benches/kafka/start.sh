@@ -12,7 +12,8 @@
 # Stop it with benches/kafka/stop.sh DATADIR.
 #
 # Environment: KAFKA_VERSION (default: the pom's), KAFKA_HEAP (default 1G),
-#              CONTROLLER_PORT, START_TIMEOUT (seconds, default 90).
+#              CONTROLLER_PORT, START_TIMEOUT (seconds, default 90),
+#              KAFKA_EXTRA_PROPS (lines appended to server.properties).
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
@@ -65,6 +66,8 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 PROPS
+# Extra server.properties lines (e.g. log.flush.interval.messages=1 for an fsync-per-append run).
+[[ -n ${KAFKA_EXTRA_PROPS:-} ]] && printf '%s\n' "$KAFKA_EXTRA_PROPS" >>"$props"
 
 java_opts=(-Xms"${KAFKA_HEAP:-1G}" -Xmx"${KAFKA_HEAP:-1G}" -XX:+UseG1GC -Djava.awt.headless=true
   "-Dlog4j2.configurationFile=$here/log4j2.properties")

@@ -16,6 +16,7 @@ GATES = {
     "groups": "RINGBOLT_COMPAT_GROUPS",
     "compression": "RINGBOLT_COMPAT_COMPRESSION",
     "idempotence": "RINGBOLT_COMPAT_IDEMPOTENCE",
+    "legacy": "RINGBOLT_COMPAT_LEGACY",
 }
 
 

@@ -246,6 +246,83 @@ def test_compressed_roundtrip(bootstrap, unique, codec):
     assert_same(acked, consume_exact(bootstrap, topic, acked))
 
 
+@pytest.mark.compression
+def test_topic_compression_type_recompresses(bootstrap, unique):
+    """A topic with compression.type=zstd receiving gzip: the consumer gets the exact records, and
+    DescribeConfigs reports the topic's setting (the stored codec is checked by sarama's
+    TestTopicCompressionType and tests/server_legacy.rs)."""
+    topic = unique("cf-topic-zstd")
+    a = admin(bootstrap)
+    fs = a.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1, config={"compression.type": "zstd"})], operation_timeout=TIMEOUT)
+    fs[topic].result(timeout=TIMEOUT)
+    wait_partitions(bootstrap, topic, 2)
+    res = ConfigResource(ResourceType.TOPIC, topic)
+    configs = a.describe_configs([res])[res].result(timeout=TIMEOUT)
+    assert configs["compression.type"].value == "zstd"
+    items = [{"key": f"k{i}".encode(), "value": (f"gzip into zstd {i} " * 20).encode(), "partition": i % 2} for i in range(300)]
+    acked = by_partition(produce_all(bootstrap, topic, items, {"compression.type": "gzip", "linger.ms": 50}))
+    assert_same(acked, consume_exact(bootstrap, topic, acked))
+
+
+def read_all(bootstrap, topic, expected, extra):
+    """Like consume_exact, for old protocol versions: any timestamp type; a timestamp is kept only
+    when it is a CreateTime (magic 0 has none)."""
+    conf = {"bootstrap.servers": bootstrap, "group.id": f"unused-{topic}", "enable.auto.commit": False, "auto.offset.reset": "error"}
+    conf.update(extra)
+    c = Consumer(conf)
+    try:
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in expected])
+        want = sum(len(v) for v in expected.values())
+        got, n, deadline = defaultdict(list), 0, time.time() + TIMEOUT
+        while n < want and time.time() < deadline:
+            for m in c.consume(num_messages=1000, timeout=0.2):
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise AssertionError(f"consumer error: {m.error()}")
+                ts_type, ts = m.timestamp()
+                ts = ts if ts_type == TIMESTAMP_CREATE_TIME and ts >= 0 else None
+                got[m.partition()].append(Rec(m.partition(), m.offset(), m.key(), m.value(), list(m.headers() or []), ts))
+                n += 1
+        return dict(got)
+    finally:
+        c.close()
+
+
+def old_protocol(fallback):
+    """librdkafka speaking to a pre-0.10.0 (magic 0: Produce v1, Fetch v1) or 0.10.0 (magic 1:
+    Produce v2, Fetch v2) broker, with ListOffsets v0 and Metadata v0."""
+    return {"api.version.request": False, "broker.version.fallback": fallback}
+
+
+@pytest.mark.legacy
+@pytest.mark.parametrize("codec", ["none", "gzip"])
+@pytest.mark.parametrize("fallback,magic", [("0.9.0", 0), ("0.10.0", 1)])
+def test_legacy_message_formats(bootstrap, unique, fallback, magic, codec):
+    """An old-protocol producer writes message sets; the old client and a modern one read them
+    back. Then a modern producer writes batches and the old client reads them down-converted."""
+    topic = unique(f"cf-legacy-m{magic}-{codec}")
+    create(bootstrap, topic, 2)
+    base = int(time.time() * 1000) - 3_600_000
+    items = [
+        {"key": (f"k{i}".encode() if i % 3 else None), "value": f"old {i} ".encode() * 5, "partition": i % 2, "timestamp": base + i}
+        for i in range(100)
+    ]
+    acked = by_partition(produce_all(bootstrap, topic, items, {**old_protocol(fallback), "compression.type": codec, "linger.ms": 20}))
+    keeps_ts = magic >= 1
+    assert_same(acked, read_all(bootstrap, topic, acked, old_protocol(fallback)), check_timestamp=keeps_ts)
+    assert_same(acked, read_all(bootstrap, topic, acked, {}), check_timestamp=keeps_ts)
+    if not keeps_ts:
+        got = read_all(bootstrap, topic, acked, {})
+        assert all(r.timestamp is None for recs in got.values() for r in recs), "magic 0 has no timestamps"
+
+    topic2 = unique(f"cf-legacy-modern-m{magic}-{codec}")
+    create(bootstrap, topic2, 2)
+    items2 = [{"key": f"k{i}".encode(), "value": f"modern {i} ".encode() * 5, "partition": i % 2, "timestamp": base + i} for i in range(100)]
+    acked2 = by_partition(produce_all(bootstrap, topic2, items2, {"compression.type": codec, "linger.ms": 20}))
+    assert_same(acked2, read_all(bootstrap, topic2, acked2, old_protocol(fallback)), check_timestamp=keeps_ts)
+
+
 @pytest.mark.idempotence
 def test_idempotent_producer(bootstrap, unique):
     topic = unique("cf-idem")

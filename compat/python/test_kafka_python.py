@@ -218,3 +218,45 @@ def test_group_of_two_commit_and_resume(bootstrap, unique):
     finally:
         c.close()
     assert got == {(r.partition, r.offset): r.value for r in more}, "resume after commit"
+
+
+def read_back(bootstrap, topic, expected, **extra):
+    """Assign and read every expected partition from the beginning; {partition: [Rec]}."""
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest", **extra)
+    try:
+        tps = [TopicPartition(topic, p) for p in expected]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        want = sum(len(v) for v in expected.values())
+        got, n, deadline = defaultdict(list), 0, time.time() + TIMEOUT
+        while n < want and time.time() < deadline:
+            for tp, records in c.poll(timeout_ms=200, max_records=1000).items():
+                for r in records:
+                    ts = r.timestamp if r.timestamp is not None and r.timestamp >= 0 else None
+                    got[tp.partition].append(Rec(tp.partition, r.offset, r.key, r.value, list(r.headers or []), ts))
+                    n += 1
+        return dict(got)
+    finally:
+        c.close()
+
+
+@pytest.mark.legacy
+@pytest.mark.parametrize("codec", [None, "gzip"])
+@pytest.mark.parametrize("api_version,magic", [((0, 8, 2), 0), ((0, 10, 0), 1)])
+def test_legacy_message_formats(bootstrap, unique, api_version, magic, codec):
+    """kafka-python pinned to an old broker version writes message sets (magic 0: Produce v0;
+    magic 1: Produce v2) and reads them back with Fetch v0/v2; a modern consumer reads them too."""
+    topic = unique(f"kp-legacy-m{magic}-{codec}")
+    create(bootstrap, topic, 2)
+    base = int(time.time() * 1000) - 3_600_000
+    items = [
+        {"key": (f"k{i}".encode() if i % 3 else None), "value": f"old {i} ".encode() * 5, "partition": i % 2, "timestamp": base + i}
+        for i in range(100)
+    ]
+    acked = by_partition(produce_all(bootstrap, topic, items, api_version=api_version, compression_type=codec))
+    keeps_ts = magic >= 1
+    assert_same(acked, read_back(bootstrap, topic, acked, api_version=api_version), check_timestamp=keeps_ts)
+    modern = read_back(bootstrap, topic, acked)
+    assert_same(acked, modern, check_timestamp=keeps_ts)
+    if not keeps_ts:
+        assert all(r.timestamp is None for recs in modern.values() for r in recs), "magic 0 has no timestamps"

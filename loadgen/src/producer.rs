@@ -168,6 +168,12 @@ pub fn spawn(cfg: ProducerConfig, live: Arc<Live>) -> JoinHandle<Result<Producer
 }
 
 fn run(cfg: ProducerConfig, live: Arc<Live>) -> Result<ProducerResult> {
+    // The writer sleeps until the next batch may leave; the default 50 µs timer slack would
+    // add up to that much to every batch's send time.
+    // SAFETY: prctl with integer arguments only, on this thread.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong);
+    }
     let conn = Conn::connect(&cfg.leader.to_string())?;
     let version = conn.api.produce;
     let (mut writer, reader) = conn.into_split()?;
@@ -336,9 +342,16 @@ impl<'a> Writer<'a> {
                 break;
             }
             if self.cfg.rate > 0 {
-                // Sleep until the next message is due or the oldest batch's linger expires, or
-                // until a request slot frees up for the waiting batches.
-                let mut wake = self.scheduled_ns(k);
+                // Sleep until a batch may have to leave: its linger expires, or the message that
+                // may seal it (see `next_seal`) is due, or a request slot frees up for the
+                // waiting batches. Messages carry their *scheduled* time whenever they are
+                // generated, so generating them in a burst on waking measures the same thing
+                // as generating each on time; only the moment a batch leaves matters, and that
+                // is what the wake-up follows. (Waking for every message — every 8 µs per
+                // producer at 250k msg/s — kept the writer threads spinning, taking a core from
+                // the broker on a small machine.)
+                let mut wake =
+                    self.scheduled_ns((k + self.next_seal()).min(total.saturating_sub(1)));
                 for a in &self.accs {
                     if !a.builder.is_empty() {
                         wake = wake.min(a.opened_ns + self.cfg.linger_ns);
@@ -362,6 +375,24 @@ impl<'a> Writer<'a> {
             .zip(&self.cfg.partitions)
             .map(|(a, &p)| ((p, self.cfg.id), a.next_seq))
             .collect())
+    }
+
+    /// How many more messages certainly fit in the open batches: the next message after them is
+    /// the first that may seal one (it overflows the sticky batch, or, with keys, possibly the
+    /// fullest batch). Errs low (a record is assumed 8 bytes larger than its size now), which
+    /// only means an earlier wake-up.
+    fn next_seal(&self) -> u64 {
+        let ts_ms = (self.live.clock.now_ns() / 1_000_000) as i64;
+        let key_len = (self.cfg.keys > 0).then_some(8);
+        let room = |a: &Acc| {
+            let rec = a.builder.record_size(ts_ms, key_len, self.cfg.message_size) + 8;
+            (self.cfg.batch_size.saturating_sub(a.builder.size()) / rec) as u64
+        };
+        if self.cfg.keys == 0 {
+            room(&self.accs[self.sticky])
+        } else {
+            self.accs.iter().map(room).min().unwrap_or(0)
+        }
     }
 
     /// Builds message `k` (scheduled at `sched`) into its partition's batch.

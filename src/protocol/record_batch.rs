@@ -176,8 +176,8 @@ pub fn peek_total_len(buf: &[u8]) -> Option<usize> {
 }
 
 /// Fully validates the one batch that starts at `buf[0]` and returns its header. `buf` may hold
-/// more bytes after it. Checks: length, magic 2, CRC-32C, record count vs lastOffsetDelta,
-/// timestamps (>= -1).
+/// more bytes after it. Checks: length, magic 2, CRC-32C, a known codec (0–4), record count vs
+/// lastOffsetDelta, timestamps (>= -1). Compressed records are not decompressed here.
 pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     if buf.len() < LOG_OVERHEAD {
         return Err(BatchError::BadLength(format!(
@@ -213,6 +213,12 @@ pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             stored: h.crc,
             computed,
         });
+    }
+    if h.compression() > 4 {
+        return Err(BatchError::Invalid(format!(
+            "unknown compression codec {}",
+            h.compression()
+        )));
     }
     if h.records_count <= 0 {
         return Err(BatchError::Invalid(format!(

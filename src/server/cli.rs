@@ -60,10 +60,12 @@ impl ServeArgs {
 /// Runs the broker until SIGTERM or SIGINT, then shuts it down cleanly.
 pub fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = args.to_config()?;
+    abort_on_panic();
     let term = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, term.clone())?;
     }
+    crate::tune::memlock_preflight()?;
     let broker = super::spawn_broker(cfg)?;
     println!("ringbolt listening on {}", broker.local_addr());
     while !term.load(Ordering::SeqCst) {
@@ -73,4 +75,24 @@ pub fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
     broker.shutdown()?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// A panic on any shard thread aborts the whole process after logging it.
+///
+/// Shards share nothing, so a dead shard would leave the process half alive: its listener gone,
+/// but the other shards still accepting connections and routing work for its partitions to a
+/// mesh nobody drains — clients would hang instead of failing over to a restart. Aborting hands
+/// the decision to the supervisor (the systemd unit restarts the broker), and recovery on open
+/// truncates any torn tail, so nothing acknowledged with acks=all is lost.
+fn abort_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("?"),
+            "panic: {info}; aborting the broker (shards share nothing, so one cannot be lost alone)"
+        );
+        default(info);
+        std::process::abort();
+    }));
 }

@@ -64,6 +64,7 @@ pub mod alloc;
 pub mod cli;
 pub mod connection;
 pub mod handlers;
+pub mod legacy_fetch;
 pub mod partitions;
 pub mod zerocopy;
 
@@ -291,6 +292,7 @@ async fn shard_main(p: ShardPlan) {
         store,
     );
     ctx.install();
+    crate::storage::iopoll::avoid_iopoll_without_poll_queues(&p.cfg.data_dir).await;
     if let Err(e) = ctx.join_mesh(p.mesh).await {
         let _ = p.report.send(Startup::Failed(e.to_string()));
         return;

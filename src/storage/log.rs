@@ -406,7 +406,21 @@ impl PartitionLog {
     /// batches are stored verbatim except for base offset, partition leader epoch (0) and, for
     /// `LogAppendTime`, the timestamp-type bit and maxTimestamp (CRC recomputed). Returns once the
     /// bytes are written to the file (not necessarily durable: see [`PartitionLog::wait_durable`]).
-    pub async fn append(&self, mut records: BytesMut) -> Result<AppendInfo, StorageError> {
+    pub async fn append(&self, records: BytesMut) -> Result<AppendInfo, StorageError> {
+        let info = self.append_assign(records)?;
+        self.wait_written(info.last_offset).await?;
+        Ok(info)
+    }
+
+    /// The synchronous half of [`PartitionLog::append`]: validates, assigns offsets and queues the
+    /// write, without waiting for it. Appends take effect (offsets, order) in call order; the
+    /// batches become readable and countable once [`PartitionLog::wait_written`] resolves. A write
+    /// that later fails takes the log offline, so the waits report the error.
+    ///
+    /// The produce path uses it to release a connection's next request as soon as this one's
+    /// offsets are assigned, so pipelined requests queue behind each other in the log (and their
+    /// writes coalesce) instead of each waiting for the previous one's disk write.
+    pub fn append_assign(&self, mut records: BytesMut) -> Result<AppendInfo, StorageError> {
         let inner = &self.inner;
         let (base, last, append_time) = 'enqueue: {
             let mut st = inner.st.borrow_mut();
@@ -519,22 +533,23 @@ impl PartitionLog {
             self.ensure_writer(&mut st);
             (base, last, append_time)
         };
-        self.finish_append(base, last, append_time).await
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: last,
+            log_append_time: append_time,
+            log_start_offset: inner.st.borrow().log_start,
+        })
     }
 
-    /// Waits until `last` is written (readable) and describes the append.
-    async fn finish_append(
-        &self,
-        base: i64,
-        last: i64,
-        append_time: i64,
-    ) -> Result<AppendInfo, StorageError> {
+    /// Resolves once every offset <= `offset` is written to the file (readable; durable only per
+    /// [`PartitionLog::wait_durable`]), or with the error that took the log offline.
+    pub async fn wait_written(&self, offset: i64) -> Result<(), StorageError> {
         let inner = &self.inner;
         loop {
             {
                 let st = inner.st.borrow();
-                if st.hw > last {
-                    break;
+                if st.hw > offset {
+                    return Ok(());
                 }
                 if let Some(f) = &st.failed {
                     return Err(StorageError::Offline(f.clone()));
@@ -542,12 +557,6 @@ impl PartitionLog {
             }
             inner.progress.wait().await;
         }
-        Ok(AppendInfo {
-            base_offset: base,
-            last_offset: last,
-            log_append_time: append_time,
-            log_start_offset: inner.st.borrow().log_start,
-        })
     }
 
     pub(crate) fn ensure_writer(&self, st: &mut State) {

@@ -95,6 +95,7 @@ pub mod config;
 pub mod dump;
 pub mod error;
 pub mod index;
+pub mod iopoll;
 pub mod log;
 mod notify;
 pub mod producer_state;

@@ -1,5 +1,7 @@
-//! Fetch (key 1), v4–v16: long poll, byte limits, zero-copy responses, sessionless; topics by
-//! name up to v12 and by topic id from v13 (unknown ids get UNKNOWN_TOPIC_ID).
+//! Fetch (key 1), v0–v16: long poll, byte limits, zero-copy responses, sessionless; topics by
+//! name up to v12 and by topic id from v13 (unknown ids get UNKNOWN_TOPIC_ID). v0–v3 (old
+//! clients reading message sets) are decoded by `protocol::legacy_api` and answered with
+//! down-converted records by `server::legacy_fetch`; everything before the response is shared.
 //!
 //! - Reads go to each partition's owner shard (one hop per owner, in parallel) and return file
 //!   slices of whole batches starting with the batch that contains the fetch offset (the client
@@ -30,13 +32,13 @@ use kafka_protocol::messages::fetch_response::{
 };
 
 use super::{HandlerError, Reply, Request, topic_name};
-use crate::protocol::errors;
 use crate::protocol::fetch_response::{self, PartitionOut, TopicOut};
+use crate::protocol::{errors, legacy_api};
 use crate::server::partitions::on_owners;
 use crate::shard::{self, ShardCtx};
 use crate::storage::{FileSlice, StorageError};
 
-pub const MIN_VERSION: i16 = 4;
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 16;
 
 /// Upper bound on a long poll, whatever the client asks.
@@ -139,7 +141,11 @@ async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<Seen>, deadline: Instant) {
 }
 
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
-    let r: FetchRequest = req.decode()?;
+    let r: FetchRequest = if req.version < 4 {
+        legacy_api::decode_fetch(&req.body, req.version).map_err(|e| req.decode_error(e))?
+    } else {
+        req.decode()?
+    };
     // Read-only: later requests of this connection need not wait for the long poll.
     req.release();
     let ctx = req.ctx.clone();
@@ -275,6 +281,9 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         });
     }
 
+    if req.version < 4 {
+        return Ok(crate::server::legacy_fetch::reply(&req, &r, &topics_out));
+    }
     if ctx.info.settings.fetch_zerocopy_enable {
         Ok(Reply::Chunked(fetch_response::encode(
             req.header.correlation_id,

@@ -1,4 +1,7 @@
-//! ListOffsets (key 2), v1–v7: earliest (-2), latest (-1), max timestamp (-3), by timestamp.
+//! ListOffsets (key 2), v0–v7: earliest (-2), latest (-1), max timestamp (-3), by timestamp.
+//! v0 (old clients: sarama before 0.10.1) is decoded by `protocol::legacy_api`; its answer is
+//! an offsets array of at most `max_num_offsets` entries holding the one offset found (Kafka's
+//! v0 could list several segment base offsets; clients read the first).
 //! The isolation level is ignored: with no transactions the last stable offset is the high
 //! watermark.
 
@@ -10,11 +13,11 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 
 use super::{HandlerError, Reply, Request};
-use crate::protocol::errors;
+use crate::protocol::{errors, legacy_api};
 use crate::server::partitions::on_owners;
 use crate::shard::ShardCtx;
 
-pub const MIN_VERSION: i16 = 1;
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 7;
 
 pub const LATEST: i64 = -1;
@@ -51,7 +54,11 @@ async fn lookup_on_owner(ctx: Rc<ShardCtx>, items: Vec<(String, i32, i64)>) -> V
 }
 
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
-    let r: ListOffsetsRequest = req.decode()?;
+    let (r, max_offsets): (ListOffsetsRequest, Vec<i32>) = if req.version == 0 {
+        legacy_api::decode_list_offsets_v0(&req.body).map_err(|e| req.decode_error(e))?
+    } else {
+        (req.decode()?, Vec::new())
+    };
     let ctx = req.ctx.clone();
     let snap = ctx.metadata();
     let mut layout = Vec::with_capacity(r.topics.len());
@@ -80,6 +87,40 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     })
     .await;
     let version = req.version;
+    if version == 0 {
+        let mut i = 0;
+        let topics: Vec<_> = r
+            .topics
+            .iter()
+            .zip(layout)
+            .map(|(t, row)| {
+                let parts = t
+                    .partitions
+                    .iter()
+                    .zip(row)
+                    .map(|(p, slot)| {
+                        let (code, _, off) = match slot {
+                            Some(j) => found[j],
+                            None => (errors::UNKNOWN_TOPIC_OR_PARTITION, -1, -1),
+                        };
+                        let max = max_offsets[i];
+                        i += 1;
+                        let offsets = if code == errors::NONE && off >= 0 && max > 0 {
+                            vec![off]
+                        } else {
+                            Vec::new()
+                        };
+                        (p.partition_index, code, offsets)
+                    })
+                    .collect();
+                (t.name.0.as_str().to_string(), parts)
+            })
+            .collect();
+        return Ok(Reply::Frame(legacy_api::encode_list_offsets_v0_response(
+            req.header.correlation_id,
+            &topics,
+        )));
+    }
     let topics = r
         .topics
         .iter()

@@ -1,13 +1,20 @@
-//! Produce (key 0), v3–v9: acks 0/1/-1, many topics and partitions per request, per-partition
-//! errors, auto-creation of unknown topics with `num.partitions`.
+//! Produce (key 0), v0–v9: acks 0/1/-1, many topics and partitions per request, per-partition
+//! errors, auto-creation of unknown topics with `num.partitions`. v0–v2 (legacy message sets) are
+//! decoded and answered by `protocol::legacy_api` and their records converted to v2 batches by
+//! `protocol::ingest`, which also applies a topic's `compression.type` (off the common path).
 //!
-//! Each partition's records go to its owner shard (one mesh hop per owner shard, all owners in
-//! parallel). acks=1 answers once `append` returned (written per the flush policy); acks=-1 also
-//! waits for `wait_durable(last offset)` in a second hop, after all of the request's appends
-//! returned, so one fdatasync (group commit) covers them. Between the two phases the request
-//! releases the connection's next request: pipelined produces are appended in request order (as
-//! Kafka guarantees per connection) while their durability waits overlap. acks=0 sends nothing back; if any partition
-//! failed the connection is closed, which is how Kafka tells an acks=0 producer something went wrong.
+//! Two phases, each one mesh hop per owner shard (all owners in parallel). Phase 1 validates each
+//! partition's records and assigns their offsets (`append_assign`, synchronous on the owner: the
+//! write is only queued). Then the request releases the connection's next request, so pipelined
+//! produces take their offsets in request order (as Kafka guarantees per connection) while their
+//! disk writes coalesce and their durability waits overlap. Phase 2 waits for the write
+//! (`wait_written`; acks=0/1) or for the fdatasync covering it (`wait_durable`, acks=-1: one sync,
+//! group commit, covers everything written before it started). acks=0 sends nothing back; if any
+//! partition failed the connection is closed, which is how Kafka tells an acks=0 producer
+//! something went wrong.
+//!
+//! Releasing after phase 1 instead of after the write: at 250k msg/s acks=all with 5 requests in
+//! flight per connection, each request otherwise waited for its predecessor's O_DIRECT write.
 
 use std::rc::Rc;
 
@@ -20,11 +27,12 @@ use kafka_protocol::messages::produce_response::{
 use super::metadata::auto_create;
 use super::{HandlerError, Reply, Request, sb};
 use crate::metadata::validate_topic_name;
-use crate::protocol::errors;
+use crate::protocol::compression::TopicCompression;
+use crate::protocol::{errors, ingest, legacy_api};
 use crate::server::partitions::on_owners;
 use crate::shard::ShardCtx;
 
-pub const MIN_VERSION: i16 = 3;
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 9;
 
 struct Item {
@@ -64,7 +72,9 @@ async fn append_on_owner(ctx: Rc<ShardCtx>, items: Vec<Item>) -> Vec<Outcome> {
             out.push(Outcome::err(errors::UNKNOWN_TOPIC_OR_PARTITION));
             continue;
         };
-        match log.append(item.records).await {
+        // Offsets are assigned (and the write queued) synchronously; the write is awaited in the
+        // second phase, after the connection's next request was released.
+        match log.append_assign(item.records) {
             Ok(info) => out.push(Outcome {
                 last_offset: info.last_offset,
                 error_code: errors::NONE,
@@ -85,16 +95,21 @@ async fn append_on_owner(ctx: Rc<ShardCtx>, items: Vec<Item>) -> Vec<Outcome> {
     out
 }
 
-/// (topic, partition, last offset) → `None` once durable, or the error.
+/// (topic, partition, last offset, durable) → `None` once written (and, if `durable`, on stable
+/// storage), or the error.
 async fn durable_on_owner(
     ctx: Rc<ShardCtx>,
-    items: Vec<(String, i32, i64)>,
+    items: Vec<(String, i32, i64, bool)>,
 ) -> Vec<Option<(i16, String)>> {
     let mut out = Vec::with_capacity(items.len());
-    for (topic, partition, last) in items {
+    for (topic, partition, last, durable) in items {
         let res = match ctx.log(&topic, partition) {
             None => Some((errors::UNKNOWN_TOPIC_OR_PARTITION, "partition gone".to_string())),
-            Some(log) => match log.wait_durable(last).await {
+            Some(log) => match if durable {
+                log.wait_durable(last).await
+            } else {
+                log.wait_written(last).await
+            } {
                 Ok(()) => None,
                 Err(e) => {
                     tracing::error!(%topic, partition, error = %e, "waiting for durability failed");
@@ -108,7 +123,11 @@ async fn durable_on_owner(
 }
 
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
-    let r: ProduceRequest = req.decode()?;
+    let r: ProduceRequest = if req.version < 3 {
+        legacy_api::decode_produce(&req.body).map_err(|e| req.decode_error(e))?
+    } else {
+        req.decode()?
+    };
     let ctx = req.ctx.clone();
     let acks = r.acks;
     let valid_acks = (-1..=1).contains(&acks);
@@ -135,6 +154,9 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                 topic_err = Some(errors::UNKNOWN_TOPIC_OR_PARTITION);
             }
         }
+        let compression = snap_topic.as_ref().map_or(TopicCompression::Producer, |t| {
+            TopicCompression::effective(t.configs.get("compression.type"), &settings.compression_type)
+        });
         let mut row = Vec::with_capacity(td.partition_data.len());
         for pd in &td.partition_data {
             if let Some(code) = topic_err {
@@ -150,15 +172,27 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                 row.push(Err(Outcome::err(errors::CORRUPT_MESSAGE)));
                 continue;
             };
+            // One copy per batch: the log takes an owned, mutable buffer (it rewrites the base
+            // offset) and the frame's bytes are shared. Legacy sets and topics with a
+            // compression.type are converted here, on the connection's shard.
+            let records: BytesMut = match ingest::prepare(records, compression) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::debug!(topic = name, partition = pd.index, error = %e, "records refused");
+                    row.push(Err(Outcome {
+                        error_message: Some(e.to_string()),
+                        ..Outcome::err(e.error_code())
+                    }));
+                    continue;
+                }
+            };
             row.push(Ok(items.len()));
             items.push((
                 ctx.owner_of(name, pd.index),
                 Item {
                     topic: name.to_string(),
                     partition: pd.index,
-                    // One copy per batch: the log takes an owned, mutable buffer (it rewrites the
-                    // base offset) and the frame's bytes are shared.
-                    records: BytesMut::from(&records[..]),
+                    records,
                 },
             ));
         }
@@ -173,15 +207,21 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         Outcome::err(errors::NOT_LEADER_OR_FOLLOWER)
     })
     .await;
-    // The appends are in the logs: the connection's next request may start.
+    // The appends have their offsets and are queued in the logs: the connection's next request
+    // may start (its appends queue behind these and may share their disk write).
     req.release();
-    if acks == -1 {
+    {
+        // Every ack level waits for the write (acks=0 too: a failed write closes the connection);
+        // acks=-1 also for the fdatasync covering it (wait_durable includes the write).
         let mut waits = Vec::new();
         let mut idx = Vec::new();
         for (i, o) in results.iter().enumerate() {
             if o.error_code == errors::NONE {
                 idx.push(i);
-                waits.push((owners[i], (keys[i].0.clone(), keys[i].1, o.last_offset)));
+                waits.push((
+                    owners[i],
+                    (keys[i].0.clone(), keys[i].1, o.last_offset, acks == -1),
+                ));
             }
         }
         let durable = on_owners(waits, durable_on_owner, || {
@@ -237,5 +277,13 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             None => Reply::None,
         });
     }
-    req.respond(&ProduceResponse::default().with_responses(responses))
+    let resp = ProduceResponse::default().with_responses(responses);
+    if req.version < 3 {
+        return Ok(Reply::Frame(legacy_api::encode_produce_response(
+            req.header.correlation_id,
+            req.version,
+            &resp,
+        )));
+    }
+    req.respond(&resp)
 }

@@ -1,0 +1,99 @@
+//! What a produced record set goes through before the log sees it. No I/O here.
+//!
+//! The common case — v2 batches into a topic with `compression.type = producer` — is one copy
+//! into an owned buffer (the log rewrites base offsets in place) after a one-byte magic check;
+//! nothing is decoded. Two cases do more, both off that path:
+//! - a legacy message set (magic 0/1 at byte 16, sent by Produce v0–v2 clients) is converted to
+//!   one v2 batch ([`legacy::to_v2_batch`]);
+//! - a topic whose `compression.type` names a codec re-encodes every batch in another codec
+//!   ([`compression::conform`]), which also checks that the compressed records decode.
+
+use bytes::BytesMut;
+
+use crate::protocol::compression::{self, CompressionError, TopicCompression};
+use crate::protocol::errors;
+use crate::protocol::legacy::{self, LegacyError};
+
+/// Why a record set was refused before the append.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("legacy message set: {0}")]
+    Legacy(#[from] LegacyError),
+    #[error("compression.type: {0}")]
+    Compression(#[from] CompressionError),
+}
+
+impl IngestError {
+    /// Kafka's answer: CORRUPT_MESSAGE for every framing, CRC or codec failure.
+    pub fn error_code(&self) -> i16 {
+        errors::CORRUPT_MESSAGE
+    }
+}
+
+/// Turns the records of one produced partition into what the log appends (see module docs).
+#[inline]
+pub fn prepare(records: &[u8], target: TopicCompression) -> Result<BytesMut, IngestError> {
+    if target == TopicCompression::Producer && legacy::magic_of(records).is_none_or(|m| m >= 2) {
+        return Ok(BytesMut::from(records));
+    }
+    convert(records, target)
+}
+
+#[cold]
+fn convert(records: &[u8], target: TopicCompression) -> Result<BytesMut, IngestError> {
+    let converted;
+    let v2: &[u8] = match legacy::magic_of(records) {
+        Some(m) if m < 2 => {
+            converted = legacy::to_v2_batch(records)?;
+            &converted
+        }
+        _ => records,
+    };
+    match target {
+        TopicCompression::Producer => Ok(BytesMut::from(v2)),
+        TopicCompression::Codec(c) => match compression::conform(v2, c)? {
+            Some(re) => Ok(BytesMut::from(&re[..])),
+            None => Ok(BytesMut::from(v2)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::compression::Codec;
+    use crate::protocol::legacy::{Message, build_message_set};
+    use crate::protocol::record_batch::{build_batch, validate_all};
+
+    #[test]
+    fn producer_mode_keeps_bytes_and_legacy_is_converted() {
+        let b = build_batch(0, &[(1, None, b"x")], -1, -1, -1);
+        assert_eq!(
+            &prepare(&b, TopicCompression::Producer).unwrap()[..],
+            &b[..]
+        );
+        let set = build_message_set(
+            1,
+            Codec::Gzip,
+            &[Message {
+                offset: 0,
+                timestamp: 5,
+                key: None,
+                value: Some(b"v".to_vec()),
+            }],
+        );
+        let out = prepare(&set, TopicCompression::Codec(Codec::Zstd)).unwrap();
+        let hs = validate_all(&out).unwrap();
+        assert_eq!(hs[0].compression(), Codec::Zstd.id());
+        assert_eq!(hs[0].max_timestamp, 5);
+        let mut bad = set.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert_eq!(
+            prepare(&bad, TopicCompression::Producer)
+                .unwrap_err()
+                .error_code(),
+            errors::CORRUPT_MESSAGE
+        );
+    }
+}
