@@ -1,4 +1,4 @@
-//! Producer state across kill -9: a child process (this test binary re-executed) appends an
+//! Producer state across kill -9 (20 rounds): a child process (this test binary re-executed) appends an
 //! idempotent producer's batches one at a time, each awaited durable, and prints them. The parent
 //! kill -9s it at random moments; after each kill it reopens the log and checks that a retry of
 //! the last batch reported durable is answered as a duplicate with its original offsets (nothing
@@ -82,7 +82,7 @@ fn kill9_keeps_producer_state() {
     let exe = std::env::current_exe().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut kills = 0u64;
-    while kills < 12 && Instant::now() < deadline {
+    while kills < 20 && Instant::now() < deadline {
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
