@@ -34,9 +34,11 @@
 //! and the batch *headers* from its offset to the log end are replayed (producer id, epoch, base
 //! sequence and offsets are all in the 61-byte header; records are not read). Cost: nothing after a
 //! clean shutdown; after a crash, a header walk of what was written since the last snapshot
-//! (about [`SNAPSHOT_EVERY_BYTES`], twice that if the newest snapshot covered lost data). Without any usable snapshot (e.g. a data dir from before this feature) the active
-//! segment is scanned: producers that last wrote to older segments are then unknown, which only
-//! means their next batch is accepted whatever its sequence (see above), never a false error.
+//! (about [`SNAPSHOT_EVERY_BYTES`], twice that if the newest snapshot covered lost data). Without
+//! any usable snapshot (a partition that never rolled or closed cleanly, a crash tearing the first
+//! roll's snapshot after the new segment was created, a data dir from before this feature) every
+//! segment is replayed, once: the next roll or close writes a snapshot. (Replaying only the active
+//! segment would be wrong there: it may be the empty one the interrupted roll created.)
 //!
 //! Why not scan only: a full scan on every open costs a read of the whole active segment (up to
 //! `segment.bytes`) per partition, also after clean shutdowns. Why not snapshot on every append:
@@ -458,13 +460,20 @@ pub(crate) fn rebuild(
                 break;
             }
             _ => {
-                tracing::warn!(snapshot = %p.display(), "ignoring unreadable producer snapshot");
+                // Torn by a crash while being written: delete it, so it does not count among the
+                // two snapshots kept and push out an older, good one.
+                tracing::warn!(snapshot = %p.display(), "removing unreadable producer snapshot");
+                let _ = std::fs::remove_file(&p);
             }
         }
     }
+    // No usable snapshot: a partition that never rolled or closed cleanly, a crash that tore the
+    // first roll's snapshot after the new segment was created, or a data dir from before
+    // snapshots. Only the whole log is a safe source then (the active segment alone may be the
+    // empty one the interrupted roll created).
     let from = match from {
         Some(o) => o,
-        None => segments.last().map_or(end, |s| s.base),
+        None => segments.first().map_or(end, |s| s.base),
     };
     let mut batches = 0u64;
     for seg in segments {

@@ -233,6 +233,52 @@ class ClientsTest {
     roundTrip(true);
   }
 
+  /**
+   * message.timestamp.type=LogAppendTime: the default (idempotent) producer gets the broker's append
+   * time in its acknowledgements, and the consumer sees LOG_APPEND_TIME records carrying it.
+   */
+  @Test
+  void logAppendTimeTopic() throws Exception {
+    Assumptions.assumeTrue("1".equals(System.getenv("RINGBOLT_COMPAT_IDEMPOTENCE")),
+        "uses the default idempotent producer (issue 6): set RINGBOLT_COMPAT_IDEMPOTENCE=1");
+    String topic = unique("java-lat");
+    try (Admin a = admin()) {
+      a.createTopics(List.of(new NewTopic(topic, 1, (short) 1)
+          .configs(Map.of("message.timestamp.type", "LogAppendTime")))).all().get(30, TimeUnit.SECONDS);
+    }
+    long old = System.currentTimeMillis() - 3_600_000;
+    long before = System.currentTimeMillis();
+    List<ProducerRecord<byte[], byte[]>> recs = new ArrayList<>();
+    for (int i = 0; i < 20; i++) {
+      recs.add(new ProducerRecord<>(topic, 0, old + i, null, ("lat " + i).getBytes(StandardCharsets.UTF_8)));
+    }
+    List<RecordMetadata> acks;
+    try (KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(Map.of(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP),
+        new ByteArraySerializer(), new ByteArraySerializer())) {
+      List<Future<RecordMetadata>> fs = new ArrayList<>();
+      for (ProducerRecord<byte[], byte[]> r : recs) {
+        fs.add(p.send(r));
+      }
+      acks = new ArrayList<>();
+      for (Future<RecordMetadata> f : fs) {
+        acks.add(f.get(30, TimeUnit.SECONDS));
+      }
+    }
+    long after = System.currentTimeMillis();
+    for (int i = 0; i < acks.size(); i++) {
+      assertEquals(i, acks.get(i).offset());
+      long ts = acks.get(i).timestamp();
+      assertTrue(ts >= before - 1000 && ts <= after + 1000, "acknowledged timestamp " + ts + " is not the append time");
+    }
+    List<ConsumerRecord<byte[], byte[]>> got = readAll(topic, 1, 20).get(0);
+    assertEquals(20, got.size());
+    for (int i = 0; i < got.size(); i++) {
+      ConsumerRecord<byte[], byte[]> r = got.get(i);
+      assertEquals(org.apache.kafka.common.record.TimestampType.LOG_APPEND_TIME, r.timestampType());
+      assertEquals(acks.get(i).timestamp(), r.timestamp(), "record " + i);
+    }
+  }
+
   @Test
   void groupCommitAndResume() throws Exception {
     Assumptions.assumeTrue("1".equals(System.getenv("RINGBOLT_COMPAT_GROUPS")),
