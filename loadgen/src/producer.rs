@@ -350,8 +350,11 @@ impl<'a> Writer<'a> {
                 // is what the wake-up follows. (Waking for every message — every 8 µs per
                 // producer at 250k msg/s — kept the writer threads spinning, taking a core from
                 // the broker on a small machine.)
-                let mut wake =
-                    self.scheduled_ns((k + self.next_seal()).min(total.saturating_sub(1)));
+                // Message k lands in a batch whose linger ends by scheduled(k) + linger at the
+                // latest (with --linger-ms 0 that is its own due time).
+                let mut wake = self
+                    .scheduled_ns((k + self.next_seal()).min(total.saturating_sub(1)))
+                    .min(self.scheduled_ns(k) + self.cfg.linger_ns);
                 for a in &self.accs {
                     if !a.builder.is_empty() {
                         wake = wake.min(a.opened_ns + self.cfg.linger_ns);

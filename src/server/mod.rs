@@ -25,8 +25,8 @@
 //! per connection at a time; producers with several requests in flight rely on it): each request
 //! task waits until its predecessor released it ([`handlers::Request::release`]). By default that
 //! is when the predecessor's handler finished; Fetch releases at once (read-only, so a long poll
-//! does not hold up the connection) and Produce as soon as its appends are in the logs, before its
-//! acks=-1 durability wait, so pipelined produces keep overlapping their fsyncs.
+//! does not hold up the connection) and Produce as soon as its appends have their offsets, before
+//! their writes and the acks=-1 durability wait, so pipelined produces overlap both.
 //!
 //! Decoding: kafka-protocol pre-allocates arrays from their claimed length, so a tiny request
 //! claiming 2^31 elements would abort the process on allocation failure; `ringbolt serve` installs

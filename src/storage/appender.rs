@@ -449,18 +449,16 @@ pub(crate) async fn persist_active_indexes(
         let durable = st.durable;
         let idx = seg.index.as_ref();
         let tix = seg.time_index.as_ref();
-        // Only entries for durable data.
+        // Only entries for durable data. Entries are in offset order: binary search (this runs
+        // after every fdatasync; a linear count grew with the segment, 262k entries in a full
+        // 1 GiB segment).
         let ilen = idx.map_or(0, |i| {
             i.entries()
-                .iter()
-                .take_while(|e| seg.base_offset + (e.relative_offset as i64) < durable)
-                .count()
+                .partition_point(|e| seg.base_offset + (e.relative_offset as i64) < durable)
         });
         let tlen = tix.map_or(0, |t| {
             t.entries()
-                .iter()
-                .take_while(|e| seg.base_offset + (e.relative_offset as i64) < durable)
-                .count()
+                .partition_point(|e| seg.base_offset + (e.relative_offset as i64) < durable)
         });
         if full {
             let mut ib = idx.map(|i| i.encode()).unwrap_or_default();

@@ -72,7 +72,8 @@
 //! # Using it from the server
 //! `PartitionLog` is `!Send` and must be opened and used inside a glommio executor (it spawns its
 //! writer/syncer tasks with `glommio::spawn_local`). Keep it as `Rc<PartitionLog>` on the owner
-//! shard. Produce: `append(records)`, then for acks=-1 `wait_durable(info.last_offset)`. Fetch:
+//! shard. Produce: `append(records)` (or `append_assign` + `wait_written`, to act between the two),
+//! then for acks=-1 `wait_durable(info.last_offset)`. Fetch:
 //! `read(offset, max_bytes)`, and if empty, race `wait_for_append()` against the max-wait timer.
 //! Retention: spawn `log.clone().retention_loop(every)` once per partition, or call
 //! `enforce_retention(now)` from a shard-wide timer. Shutdown: `close()` (syncs, trims, writes

@@ -81,8 +81,8 @@ impl Request {
     /// Kafka (which processes one request per connection at a time): each waits until its
     /// predecessor released it, by default when the predecessor's handler finished. Handlers
     /// release earlier when that is safe: Fetch at once (it changes nothing), Produce as soon as
-    /// its appends are in the logs (before waiting for durability), so pipelined produces are
-    /// applied in request order while their fsyncs still overlap.
+    /// its appends have their offsets (before the write and the durability wait), so pipelined
+    /// produces are applied in request order while their writes and fsyncs overlap.
     pub fn release(&self) {
         self.done.set();
     }
