@@ -73,9 +73,21 @@ pub fn varint_len(v: i64) -> usize {
     bits.div_ceil(7)
 }
 
-/// Reads a zigzag varint from `buf[*pos..]`.
-#[inline]
+/// Reads a zigzag varint from `buf[*pos..]`. Single-byte values (most record fields: attributes
+/// deltas, key/header lengths) take an inlined fast path; the loop is out of line.
+#[inline(always)]
 pub fn get_varint(buf: &[u8], pos: &mut usize) -> Result<i64> {
+    if let Some(&b) = buf.get(*pos)
+        && b < 0x80
+    {
+        *pos += 1;
+        return Ok(i64::from(b >> 1) ^ -i64::from(b & 1));
+    }
+    get_varint_slow(buf, pos)
+}
+
+#[inline(never)]
+fn get_varint_slow(buf: &[u8], pos: &mut usize) -> Result<i64> {
     let mut z: u64 = 0;
     let mut shift = 0;
     loop {

@@ -113,7 +113,13 @@ pub fn encode_frame<R: Encodable + HeaderVersion>(
     Ok(())
 }
 
-/// Reads one size-prefixed frame; `buf` is reused between calls.
+/// Reads one size-prefixed frame; `buf`'s allocation is reused between calls once the previous
+/// frame has been dropped.
+///
+/// The body is read with `Read::take(..).read_to_end`, which hands the socket the buffer's spare
+/// capacity without zero-filling it first (std's `TcpStream` reads into uninitialised memory):
+/// zeroing a 32 MiB catch-up Fetch response before overwriting it was ≈ 9 % of a consumer
+/// thread's CPU in `perf`.
 pub fn read_frame(stream: &mut impl Read, buf: &mut BytesMut) -> Result<Bytes> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).map_err(|e| match e.kind() {
@@ -129,9 +135,19 @@ pub fn read_frame(stream: &mut impl Read, buf: &mut BytesMut) -> Result<Bytes> {
     if len < 4 || len as usize > MAX_FRAME {
         bail!("bad response frame length {len}");
     }
+    let len = len as usize;
     buf.clear();
-    buf.resize(len as usize, 0);
-    stream.read_exact(&mut buf[..]).context("reading frame")?;
+    // Unique again once the previous frame is gone: the Vec keeps its allocation.
+    let mut v: Vec<u8> = std::mem::take(buf).into();
+    v.reserve_exact(len);
+    let n = stream
+        .take(len as u64)
+        .read_to_end(&mut v)
+        .context("reading frame")?;
+    if n != len {
+        bail!("connection closed after {n} of {len} frame bytes");
+    }
+    *buf = BytesMut::from(Bytes::from(v)); // no copy: the Bytes is unique
     Ok(buf.split().freeze())
 }
 

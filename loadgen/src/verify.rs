@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::message::MessageHeader;
 
@@ -104,6 +105,43 @@ impl fmt::Display for Violation {
     }
 }
 
+/// Multiply-rotate hasher (FxHash's scheme) for the (partition, producer) keys looked up once per
+/// consumed record. std's default SipHash is built to resist hash flooding, which these keys
+/// (ours, a handful per partition) do not need; it cost ≈ 6 % of a consumer thread's CPU in
+/// `perf` at 9 M msg/s.
+#[derive(Clone, Copy, Default)]
+pub struct KeyHasher(u64);
+
+impl KeyHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.add(u64::from(b));
+        }
+    }
+    #[inline]
+    fn write_i32(&mut self, i: i32) {
+        self.add(u64::from(i as u32));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type KeyMap<V> = HashMap<(i32, u32), V, BuildHasherDefault<KeyHasher>>;
+
 /// Keeps at most this many violations verbatim; all are counted.
 const MAX_KEPT: usize = 50;
 
@@ -111,10 +149,10 @@ const MAX_KEPT: usize = 50;
 pub struct Verifier {
     run_id: Option<u32>,
     /// (partition, producer) → next expected sequence.
-    next: HashMap<(i32, u32), u64>,
+    next: KeyMap<u64>,
     /// (partition, producer) → (next sequence continuing the current duplicate run, its index in
     /// `violations`; out of range when the violation was not kept).
-    dup_runs: HashMap<(i32, u32), (u64, usize)>,
+    dup_runs: KeyMap<(u64, usize)>,
     pub checked: u64,
     /// Messages of other runs or other writers (ignored).
     pub foreign: u64,
@@ -129,8 +167,8 @@ impl Verifier {
     pub fn new(run_id: Option<u32>) -> Self {
         Verifier {
             run_id,
-            next: HashMap::new(),
-            dup_runs: HashMap::new(),
+            next: KeyMap::default(),
+            dup_runs: KeyMap::default(),
             checked: 0,
             foreign: 0,
             violation_count: 0,
