@@ -22,38 +22,46 @@ func TestCompression(t *testing.T) {
 			topic := uniqueName("compressed-" + c.name)
 			createTopic(t, sarama.NewConfig(), topic, 2)
 			parts := waitPartitions(t, topic, 2, 20*time.Second)
-			config := articleConfig()
-			config.Version = sarama.V2_1_0_0 // zstd needs Produce v7 / Kafka 2.1
-			config.Producer.Compression = c.codec
-			config.Producer.Flush.Messages = 20 // several messages per batch
-			config.Producer.Flush.Frequency = 5 * time.Millisecond
-			client, err := sarama.NewSyncProducer(brokers(), config)
-			if err != nil {
-				t.Fatalf("producer: %v", err)
-			}
-			msgs := valueMsgs(topic, "compressible compressible compressible", 200)
-			if err := client.SendMessages(msgs); err != nil {
-				t.Fatalf("SendMessages: %v", err)
-			}
-			client.Close()
-			var acks []sent
-			for _, m := range msgs {
-				v, _ := m.Value.Encode()
-				acks = append(acks, sent{partition: m.Partition, offset: m.Offset, value: v})
-			}
-			start := map[int32]int64{}
-			for _, p := range parts {
-				start[p] = 0
-			}
-			expected := byPartition(t, sortAcks(acks), start)
-			consumer, err := sarama.NewConsumer(brokers(), withVersion(sarama.NewConfig(), &sarama.V2_1_0_0))
-			if err != nil {
-				t.Fatalf("consumer: %v", err)
-			}
-			defer consumer.Close()
-			expectStreams(t, openStreams(t, consumer, topic, parts, sarama.OffsetOldest), expected, consumeTimeout)
+			roundTripCompressed(t, topic, parts, c.codec, "compressible compressible compressible")
 		})
 	}
+}
+
+// roundTripCompressed sends 200 messages compressed with codec (about 20 per batch) through a
+// SyncProducer and reads them back from the oldest offset of every partition, checking content,
+// order and offsets.
+func roundTripCompressed(t *testing.T, topic string, parts []int32, codec sarama.CompressionCodec, value string) {
+	t.Helper()
+	config := articleConfig()
+	config.Version = sarama.V2_1_0_0 // zstd needs Produce v7 / Kafka 2.1
+	config.Producer.Compression = codec
+	config.Producer.Flush.Messages = 20 // several messages per batch
+	config.Producer.Flush.Frequency = 5 * time.Millisecond
+	client, err := sarama.NewSyncProducer(brokers(), config)
+	if err != nil {
+		t.Fatalf("producer: %v", err)
+	}
+	msgs := valueMsgs(topic, value, 200)
+	if err := client.SendMessages(msgs); err != nil {
+		t.Fatalf("SendMessages: %v", err)
+	}
+	client.Close()
+	var acks []sent
+	for _, m := range msgs {
+		v, _ := m.Value.Encode()
+		acks = append(acks, sent{partition: m.Partition, offset: m.Offset, value: v})
+	}
+	start := map[int32]int64{}
+	for _, p := range parts {
+		start[p] = 0
+	}
+	expected := byPartition(t, sortAcks(acks), start)
+	consumer, err := sarama.NewConsumer(brokers(), withVersion(sarama.NewConfig(), &sarama.V2_1_0_0))
+	if err != nil {
+		t.Fatalf("consumer: %v", err)
+	}
+	defer consumer.Close()
+	expectStreams(t, openStreams(t, consumer, topic, parts, sarama.OffsetOldest), expected, consumeTimeout)
 }
 
 // sortAcks orders acknowledgements by (partition, offset): SendMessages may complete them out
@@ -88,36 +96,7 @@ func TestTopicCompressionType(t *testing.T) {
 		t.Fatalf("CreateTopic %s (compression.type=zstd): %v", topic, err)
 	}
 	parts := waitPartitions(t, topic, 2, 20*time.Second)
-	config := articleConfig()
-	config.Version = sarama.V2_1_0_0
-	config.Producer.Compression = sarama.CompressionGZIP
-	config.Producer.Flush.Messages = 20
-	config.Producer.Flush.Frequency = 5 * time.Millisecond
-	client, err := sarama.NewSyncProducer(brokers(), config)
-	if err != nil {
-		t.Fatalf("producer: %v", err)
-	}
-	msgs := valueMsgs(topic, "gzip into a zstd topic, compressible compressible", 200)
-	if err := client.SendMessages(msgs); err != nil {
-		t.Fatalf("SendMessages: %v", err)
-	}
-	client.Close()
-	var acks []sent
-	for _, m := range msgs {
-		v, _ := m.Value.Encode()
-		acks = append(acks, sent{partition: m.Partition, offset: m.Offset, value: v})
-	}
-	start := map[int32]int64{}
-	for _, p := range parts {
-		start[p] = 0
-	}
-	expected := byPartition(t, sortAcks(acks), start)
-	consumer, err := sarama.NewConsumer(brokers(), withVersion(sarama.NewConfig(), &sarama.V2_1_0_0))
-	if err != nil {
-		t.Fatalf("consumer: %v", err)
-	}
-	defer consumer.Close()
-	expectStreams(t, openStreams(t, consumer, topic, parts, sarama.OffsetOldest), expected, consumeTimeout)
+	roundTripCompressed(t, topic, parts, sarama.CompressionGZIP, "gzip into a zstd topic, compressible compressible")
 	for _, p := range parts {
 		for i, codec := range storedCodecs(t, topic, p) {
 			if codec != sarama.CompressionZSTD {
