@@ -277,12 +277,29 @@ where
     Fut: Future<Output = T> + 'static,
     T: Send + 'static,
 {
+    post(target, f).await?.await
+}
+
+/// Sends `f` to shard `target` and returns as soon as it is queued there, with a future for its
+/// result: [`run_on`] split in two, for callers that must know their call is *ordered* before
+/// they go on (produce releases a connection's next request at this point).
+///
+/// `f` is called by the target's receive loop as the envelope arrives, and only the future it
+/// returns is spawned. So whatever `f` does before returning its future (assigning offsets, say)
+/// happens in the order this shard posted: each (origin, target) channel is FIFO and one receive
+/// loop drains it. On the calling shard itself `f` is called before `post` returns.
+pub async fn post<F, Fut, T>(target: usize, f: F) -> Result<Posted<T>, ShardError>
+where
+    F: FnOnce(Rc<ShardCtx>) -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
     let ctx = current().ok_or(ShardError::NotOnShard)?;
     if target >= ctx.n_shards {
         return Err(ShardError::NoSuchShard(target));
     }
     if target == ctx.id {
-        return Ok(f(ctx).await);
+        return Ok(Posted::Local(Box::pin(f(ctx))));
     }
     let call = ctx.next_call.get();
     ctx.next_call.set(call + 1);
@@ -290,8 +307,9 @@ where
     ctx.pending.borrow_mut().insert(call, slot.clone());
     let origin = ctx.id;
     let envelope: Envelope = Box::new(move |tctx: Rc<ShardCtx>| {
+        let fut = f(tctx.clone());
         glommio::spawn_local(async move {
-            let value = f(tctx.clone()).await;
+            let value = fut.await;
             let reply: Envelope = Box::new(move |octx: Rc<ShardCtx>| {
                 octx.complete(call, Box::new(value));
             });
@@ -306,13 +324,43 @@ where
     if !send_envelope(&ctx, target, envelope).await {
         return Err(ShardError::Closed(target));
     }
-    let value = SlotFuture { slot: &slot }.await;
-    drop(guard);
-    match value {
-        Some(v) => Ok(*v
-            .downcast::<T>()
-            .unwrap_or_else(|_| unreachable!("reply type matches call"))),
-        None => Err(ShardError::Closed(target)),
+    Ok(Posted::Remote {
+        slot,
+        _guard: guard,
+        target,
+        _result: std::marker::PhantomData,
+    })
+}
+
+/// The result of a [`post`]ed call: resolves to the value `f`'s future produced on the target.
+pub enum Posted<T> {
+    /// Called on this shard; the future runs here.
+    Local(Pin<Box<dyn Future<Output = T>>>),
+    /// Queued on another shard; its reply envelope fills the slot.
+    Remote {
+        slot: Rc<ReplySlot>,
+        _guard: PendingGuard,
+        target: usize,
+        _result: std::marker::PhantomData<fn() -> T>,
+    },
+}
+
+impl<T: 'static> Future for Posted<T> {
+    type Output = Result<T, ShardError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Every field is Unpin (boxed future, Rc, plain data).
+        match self.get_mut() {
+            Posted::Local(f) => f.as_mut().poll(cx).map(Ok),
+            Posted::Remote { slot, target, .. } => {
+                match Pin::new(&mut SlotFuture { slot: &*slot }).poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Some(v)) => Poll::Ready(Ok(*v
+                        .downcast::<T>()
+                        .unwrap_or_else(|_| unreachable!("reply type matches call")))),
+                    Poll::Ready(None) => Poll::Ready(Err(ShardError::Closed(*target))),
+                }
+            }
+        }
     }
 }
 
@@ -325,7 +373,8 @@ async fn send_envelope(ctx: &Rc<ShardCtx>, target: usize, envelope: Envelope) ->
     }
 }
 
-struct PendingGuard {
+/// Removes a call's reply slot when its caller stops waiting.
+pub struct PendingGuard {
     ctx: Rc<ShardCtx>,
     call: u64,
 }
@@ -336,8 +385,9 @@ impl Drop for PendingGuard {
     }
 }
 
+/// Where a remote call's reply lands.
 #[derive(Default)]
-struct ReplySlot {
+pub struct ReplySlot {
     value: RefCell<Option<Box<dyn Any + Send>>>,
     waker: RefCell<Option<Waker>>,
 }
