@@ -76,6 +76,8 @@ pub(crate) struct ActiveFile {
     pub written: u64,
     /// End of the zero-filled region ahead of the data (see `appender.rs`).
     pub zeroed: u64,
+    /// The zero-fill in flight, `[from, to)`: no data write may reach into it until it is done.
+    pub filling: Option<(u64, u64)>,
 }
 
 pub(crate) struct State {
@@ -352,6 +354,7 @@ impl PartitionLog {
                 tail,
                 written: size,
                 zeroed: size,
+                filling: None,
             }),
             log_start,
             assigned: next,
@@ -697,6 +700,7 @@ impl PartitionLog {
         producer_state::write_snapshot(&self.inner.dir, end, snapshot).await?;
         sync_dir(&self.inner.dir).await?;
         producer_state::remove_older_snapshots(&self.inner.dir);
+        super::appender::wait_fill_idle(&self.inner).await;
         let active = self.inner.st.borrow_mut().active.take();
         if let Some(a) = active {
             a.dma.truncate(a.written).await?;
