@@ -55,8 +55,10 @@ use super::segment;
 pub const PERSIST_INDEX_EVERY: usize = 128;
 
 /// Zero-fill step bounds: the active file is zero-filled ahead of the data by its current size,
-/// clamped to these, so a small partition holds at most 64 KiB of zeros beyond its data.
-pub const ZERO_FILL_MIN: u64 = 64 << 10;
+/// clamped to these, so a small partition holds at most 1 MiB of zeros beyond its data. Each fill
+/// changes the file size, which costs its sync an inode write: with 1,000 partitions at 570k msg/s
+/// acks=all, 64 KiB fills made that inode write ~16 % of broker CPU.
+pub const ZERO_FILL_MIN: u64 = 1 << 20;
 pub const ZERO_FILL_MAX: u64 = 4 << 20;
 
 thread_local! {
