@@ -26,11 +26,16 @@ enum Command {
 static ALLOC: ringbolt::server::alloc::HugeAllocGuard = ringbolt::server::alloc::HugeAllocGuard;
 
 fn main() -> anyhow::Result<()> {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // glommio::reactor's only log line is the failed iopoll probe that storage::iopoll provokes on
+    // purpose (explained by our INFO line); an ERROR at every start would send operators hunting.
+    // RUST_LOG naming glommio keeps full control.
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("glommio")) {
+        filter = filter.add_directive("glommio::reactor=off".parse().expect("static directive"));
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
