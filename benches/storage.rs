@@ -7,6 +7,9 @@
 //! - `append_16k/sequential_nosync`: one appender, each append awaited (no fdatasync).
 //! - `append_16k/concurrent8_nosync`: 8 concurrent appenders (writes coalesce).
 //! - `append_16k/concurrent32_nosync`: 32 concurrent appenders.
+//! - `append_16k/pipelined8x4_nosync`: 8 appenders each keeping 4 appends in flight
+//!   (`append_assign` + `wait_written`, as the produce path does with pipelined requests), so
+//!   appends arrive while writes are in flight.
 //! - `append_16k/concurrent{32,128}_group_commit`: 32 / 128 concurrent appenders, each awaiting
 //!   `wait_durable` (acks=all); p50/p99 latency of append+durable (both runs pooled) printed to
 //!   stderr at the end.
@@ -41,6 +44,13 @@ enum Job {
         writers: usize,
         iters: u64,
         durable: bool,
+    },
+    /// `writers` tasks each keeping up to `depth` appends in flight (`append_assign` +
+    /// `wait_written`, as the produce path does for a connection's pipelined requests).
+    Pipelined {
+        writers: usize,
+        depth: usize,
+        iters: u64,
     },
     Read(u64),
     TailRead(u64),
@@ -133,6 +143,32 @@ impl Worker {
                                     if durable {
                                         latencies.extend(l);
                                     }
+                                }
+                                t.elapsed()
+                            }
+                            Job::Pipelined { writers, depth, iters } => {
+                                let per = iters.div_ceil(writers as u64);
+                                let t = Instant::now();
+                                let mut tasks = Vec::new();
+                                for _ in 0..writers {
+                                    let log = log.clone();
+                                    let proto = proto.clone();
+                                    tasks.push(glommio::spawn_local(async move {
+                                        let mut in_flight = std::collections::VecDeque::new();
+                                        for _ in 0..per {
+                                            if in_flight.len() == depth {
+                                                let last = in_flight.pop_front().unwrap();
+                                                log.wait_written(last).await.unwrap();
+                                            }
+                                            in_flight.push_back(log.append_assign(proto.clone()).unwrap().last_offset);
+                                        }
+                                        if let Some(last) = in_flight.pop_back() {
+                                            log.wait_written(last).await.unwrap();
+                                        }
+                                    }));
+                                }
+                                for task in tasks {
+                                    task.await;
                                 }
                                 t.elapsed()
                             }
@@ -321,6 +357,15 @@ fn benches(c: &mut Criterion) {
                 writers: 32,
                 iters,
                 durable: false,
+            })
+        })
+    });
+    g.bench_function("pipelined8x4_nosync", |b| {
+        b.iter_custom(|iters| {
+            w.run(Job::Pipelined {
+                writers: 8,
+                depth: 4,
+                iters,
             })
         })
     });
