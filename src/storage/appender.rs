@@ -370,6 +370,13 @@ async fn fill_zeros(inner: Rc<Inner>, dma: Rc<glommio::io::DmaFile>, from: u64, 
     inner.progress.notify();
 }
 
+/// Waits until no background index persist is running (close rewrites the index files whole).
+pub(crate) async fn wait_persist_idle(inner: &Rc<Inner>) {
+    while inner.st.borrow().persisting {
+        inner.progress.wait().await;
+    }
+}
+
 /// Waits until no zero-fill is in flight on the active file (before it is trimmed).
 pub(crate) async fn wait_fill_idle(inner: &Rc<Inner>) {
     loop {
@@ -514,9 +521,23 @@ async fn sync_loop(inner: Rc<Inner>) {
         }
         inner.synced.notify();
         // Index entries for synced data are appended to the index files (unsynced hints that
-        // recovery verifies), so reopening after a crash scans only the tail.
-        if let Err(e) = persist_active_indexes(&inner, false).await {
-            tracing::warn!(dir = %inner.dir.display(), error = %e, "could not persist index entries");
+        // recovery verifies), so reopening after a crash scans only the tail. In its own task:
+        // awaited here, its open/write/close of two files held up the next sync (and every
+        // acks=all produce waiting for it) ~90 times a second at 250k msg/s.
+        let start = {
+            let mut st = inner.st.borrow_mut();
+            !std::mem::replace(&mut st.persisting, true)
+        };
+        if start {
+            let inner2 = inner.clone();
+            glommio::spawn_local(async move {
+                if let Err(e) = persist_active_indexes(&inner2, false).await {
+                    tracing::warn!(dir = %inner2.dir.display(), error = %e, "could not persist index entries");
+                }
+                inner2.st.borrow_mut().persisting = false;
+                inner2.progress.notify();
+            })
+            .detach();
         }
     }
 }

@@ -97,6 +97,8 @@ pub(crate) struct State {
     pub done_seq: u64,
     pub writer_running: bool,
     pub syncer_running: bool,
+    /// A background write of new index entries (after a sync) is running.
+    pub persisting: bool,
     /// Highest offset someone waits to see durable (-1: none).
     pub sync_requested: i64,
     pub unflushed_messages: u64,
@@ -366,6 +368,7 @@ impl PartitionLog {
             done_seq: 0,
             writer_running: false,
             syncer_running: false,
+            persisting: false,
             sync_requested: -1,
             unflushed_messages: 0,
             flush_timer_armed: false,
@@ -666,6 +669,7 @@ impl PartitionLog {
             st.assigned - 1
         };
         self.wait_durable(target).await?;
+        super::appender::wait_persist_idle(&self.inner).await;
         super::appender::persist_active_indexes(&self.inner, true).await
     }
 
@@ -690,6 +694,7 @@ impl PartitionLog {
             let mut st = self.inner.st.borrow_mut();
             st.active_segment_mut().seal_time_index();
         }
+        super::appender::wait_persist_idle(&self.inner).await;
         super::appender::persist_active_indexes(&self.inner, true).await?;
         let (end, snapshot) = {
             let mut st = self.inner.st.borrow_mut();
