@@ -28,7 +28,7 @@
 //! (unwritten extents must be converted, also journaled), overwriting zero-filled blocks 0.5-1.3 ms.
 //! So once a partition has been asked for durability (`wait_durable`, or a `flush.*` policy), the
 //! writer keeps a zero-filled region ahead of the data, in chunks of the file's current size
-//! clamped to 64 KiB..4 MiB (never past `segment.bytes`), and syncs then mostly cover overwrites.
+//! clamped to 1..4 MiB (never past `segment.bytes`), and syncs then mostly cover overwrites.
 //! The fill runs in the background: when the data comes within half a chunk of the zeroed end,
 //! a task writes the next chunk (1 MiB writes, all in flight at once) strictly beyond every data
 //! write issued so far and fdatasyncs it, so the size change lands in that sync rather than in an
