@@ -65,6 +65,15 @@ pub(crate) enum Op {
     },
 }
 
+/// Group-commit syncs of one partition since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// `fdatasync` of the active segment itself.
+    pub file_syncs: u64,
+    /// Device flushes through the flush anchor, taken while a zero-fill ran (`flush_anchor.rs`).
+    pub anchor_syncs: u64,
+}
+
 /// The active segment's write side: the O_DIRECT file and the partial tail block kept in memory
 /// so the next write can rewrite it whole.
 pub(crate) struct ActiveFile {
@@ -78,6 +87,14 @@ pub(crate) struct ActiveFile {
     pub zeroed: u64,
     /// The zero-fill in flight, `[from, to)`: no data write may reach into it until it is done.
     pub filling: Option<(u64, u64)>,
+    /// Completed data writes that may have changed the file's metadata: they reached beyond the
+    /// committed zero-filled region (`zeroed`), so they allocated blocks or grew the size. Starts
+    /// at 1 for a file this process has not fdatasynced yet.
+    pub meta_changes: u64,
+    /// `meta_changes` as it was when the newest completed fdatasync of this file started. Equal
+    /// means every completed data write sits in blocks whose metadata is committed, so a device
+    /// flush through the flush anchor makes it durable (see `flush_anchor.rs`).
+    pub meta_synced: u64,
 }
 
 pub(crate) struct State {
@@ -99,6 +116,8 @@ pub(crate) struct State {
     pub syncer_running: bool,
     /// A background write of new index entries (after a sync) is running.
     pub persisting: bool,
+    /// Group-commit syncs done so far, by kind (see [`SyncStats`]).
+    pub sync_stats: SyncStats,
     /// Highest offset someone waits to see durable (-1: none).
     pub sync_requested: i64,
     pub unflushed_messages: u64,
@@ -357,6 +376,8 @@ impl PartitionLog {
                 written: size,
                 zeroed: size,
                 filling: None,
+                meta_changes: 1,
+                meta_synced: 0,
             }),
             log_start,
             assigned: next,
@@ -369,6 +390,7 @@ impl PartitionLog {
             writer_running: false,
             syncer_running: false,
             persisting: false,
+            sync_stats: SyncStats::default(),
             sync_requested: -1,
             unflushed_messages: 0,
             flush_timer_armed: false,
@@ -602,6 +624,11 @@ impl PartitionLog {
                 inner.progress.wait().await;
             }
         }
+    }
+
+    /// How this partition's acks=all syncs were done so far.
+    pub fn sync_stats(&self) -> SyncStats {
+        self.inner.st.borrow().sync_stats
     }
 
     pub fn log_start_offset(&self) -> i64 {

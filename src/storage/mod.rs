@@ -95,6 +95,7 @@ pub mod appender;
 pub mod config;
 pub mod dump;
 pub mod error;
+pub mod flush_anchor;
 pub mod index;
 pub mod iopoll;
 pub mod log;
@@ -109,5 +110,5 @@ pub mod time_index;
 
 pub use config::{LogConfig, TimestampType};
 pub use error::StorageError;
-pub use log::PartitionLog;
+pub use log::{PartitionLog, SyncStats};
 pub use slice::{AppendInfo, FileSlice, ReadResult};

@@ -1,0 +1,111 @@
+//! acks=all syncs taken while the background zero-fill runs: on ext4 and XFS they become device
+//! flushes through the data directory's flush anchor (`storage/flush_anchor.rs`) once every
+//! completed write sits in committed blocks; the first sync of a freshly opened file is always
+//! the file's own fdatasync; every acknowledged batch reads back after close and reopen.
+
+mod storage_common;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use ringbolt::protocol::record_batch::{set_base_offset, set_partition_leader_epoch};
+use ringbolt::storage::{LogConfig, PartitionLog, SyncStats};
+use storage_common::{batch, run};
+
+const EXT4_SUPER_MAGIC: i64 = 0xEF53;
+const XFS_SUPER_MAGIC: i64 = 0x5846_5342;
+
+fn fs_supports_anchor(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: statfs fills the struct we pass; the path is a valid C string.
+    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statfs(c.as_ptr(), &mut s) }, 0);
+    let magic = s.f_type as i64;
+    magic == EXT4_SUPER_MAGIC || magic == XFS_SUPER_MAGIC
+}
+
+/// `tasks` appenders, each appending `per_task` ~16 KiB batches and waiting for each to be
+/// durable; returns base offset -> expected bytes.
+async fn durable_load(
+    log: &Rc<PartitionLog>,
+    tasks: usize,
+    per_task: usize,
+) -> BTreeMap<i64, Vec<u8>> {
+    let expected = Rc::new(RefCell::new(BTreeMap::new()));
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let log = log.clone();
+        let expected = expected.clone();
+        handles.push(glommio::spawn_local(async move {
+            for i in 0..per_task {
+                let b = batch(80, 190, (t * per_task + i) as i64, t as u8);
+                let mut want = b.to_vec();
+                let info = log.append_assign(b).unwrap();
+                set_base_offset(&mut want, info.base_offset);
+                set_partition_leader_epoch(&mut want, 0);
+                expected.borrow_mut().insert(info.base_offset, want);
+                log.wait_durable(info.last_offset).await.unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await;
+    }
+    Rc::try_unwrap(expected).unwrap().into_inner()
+}
+
+async fn check(log: &PartitionLog, expected: &BTreeMap<i64, Vec<u8>>) {
+    for (&base, want) in expected {
+        let r = log.read(base, 256 << 10).await.unwrap();
+        let got = r.read_to_vec().unwrap();
+        assert!(
+            got.len() >= want.len() && got[..want.len()] == want[..],
+            "batch at {base} differs"
+        );
+    }
+}
+
+#[test]
+fn syncs_during_zero_fill_flush_the_device_and_lose_nothing() {
+    storage_common::init_tracing();
+    // Under the target directory: /tmp may be a tmpfs, where there is no anchor.
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = tmp.path().join("p-0");
+    let anchor_expected = fs_supports_anchor(tmp.path());
+    let stats = run(move || async move {
+        let config = LogConfig::default();
+        let log = Rc::new(PartitionLog::open(&dir, config.clone()).await.unwrap());
+        // The first sync of a file this process has not synced is the file's own fdatasync
+        // (the new segment's size and blocks are not committed yet).
+        let first = durable_load(&log, 1, 1).await;
+        assert_eq!(
+            log.sync_stats(),
+            SyncStats {
+                file_syncs: 1,
+                anchor_syncs: 0
+            }
+        );
+        // ~24 MiB from 8 appenders: the zero-fill runs ahead in 1..4 MiB chunks, one 64 KiB
+        // piece at a time, while syncs keep going.
+        let mut expected = durable_load(&log, 8, 190).await;
+        expected.extend(first);
+        check(&log, &expected).await;
+        let stats = log.sync_stats();
+        log.close().await.unwrap();
+        drop(log);
+        let log = PartitionLog::open(&dir, config).await.unwrap();
+        assert_eq!(log.high_watermark(), 80 + 8 * 190 * 80);
+        check(&log, &expected).await;
+        log.close().await.unwrap();
+        stats
+    });
+    assert!(stats.file_syncs > 1, "{stats:?}");
+    if anchor_expected {
+        assert!(stats.anchor_syncs > 0, "no sync used the anchor: {stats:?}");
+        assert!(tmp.path().join(".ringbolt-flush-anchor").exists());
+    } else {
+        assert_eq!(stats.anchor_syncs, 0, "{stats:?}");
+    }
+}
