@@ -1,7 +1,7 @@
-//! acks=all syncs taken while the background zero-fill runs: on ext4 and XFS they become device
-//! flushes through the data directory's flush anchor (`storage/flush_anchor.rs`) once every
-//! completed write sits in committed blocks; the first sync of a freshly opened file is always
-//! the file's own fdatasync; every acknowledged batch reads back after close and reopen.
+//! acks=all syncs on ext4 and XFS become device flushes through the data directory's flush anchor
+//! (`storage/flush_anchor.rs`), shared by the shard's partitions, once every completed write sits
+//! in committed blocks; the first sync of a freshly opened file is always the file's own
+//! fdatasync; every acknowledged batch reads back after close and reopen.
 
 mod storage_common;
 
@@ -101,11 +101,66 @@ fn syncs_during_zero_fill_flush_the_device_and_lose_nothing() {
         log.close().await.unwrap();
         stats
     });
-    assert!(stats.file_syncs > 1, "{stats:?}");
     if anchor_expected {
+        // Once the zero-fill runs ahead, the data sits in committed blocks: device flushes.
         assert!(stats.anchor_syncs > 0, "no sync used the anchor: {stats:?}");
         assert!(tmp.path().join(".ringbolt-flush-anchor").exists());
     } else {
+        assert!(stats.file_syncs > 1, "{stats:?}");
         assert_eq!(stats.anchor_syncs, 0, "{stats:?}");
+    }
+}
+
+/// Four partitions of one shard asking for durability at once share device flushes: fewer
+/// flushes than the partitions' syncs that used them.
+#[test]
+fn partitions_of_a_shard_share_device_flushes() {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data_dir = tmp.path().to_path_buf();
+    let anchor_expected = fs_supports_anchor(&data_dir);
+    let (stats, flushes) = run(move || async move {
+        let mut logs = Vec::new();
+        for p in 0..4 {
+            let dir = data_dir.join(format!("t-{p}"));
+            logs.push(Rc::new(
+                PartitionLog::open(&dir, LogConfig::default())
+                    .await
+                    .unwrap(),
+            ));
+        }
+        let mut loads = Vec::new();
+        for log in &logs {
+            let log = log.clone();
+            loads.push(glommio::spawn_local(async move {
+                let expected = durable_load(&log, 6, 60).await;
+                check(&log, &expected).await;
+            }));
+        }
+        for l in loads {
+            l.await;
+        }
+        let stats: Vec<SyncStats> = logs.iter().map(|l| l.sync_stats()).collect();
+        let flushes =
+            match ringbolt::storage::flush_anchor::device_flush_for(&data_dir.join("t-0")).await {
+                Some(f) => f.flushes(),
+                None => 0,
+            };
+        for log in &logs {
+            log.close().await.unwrap();
+        }
+        (stats, flushes)
+    });
+    let shared: u64 = stats.iter().map(|s| s.anchor_syncs).sum();
+    if anchor_expected {
+        assert!(
+            stats.iter().all(|s| s.anchor_syncs > 0),
+            "every partition used the shared flush: {stats:?}"
+        );
+        assert!(
+            flushes < shared,
+            "{flushes} device flushes for {shared} partition syncs: not shared"
+        );
+    } else {
+        assert_eq!((shared, flushes), (0, 0), "{stats:?}");
     }
 }

@@ -12,7 +12,9 @@
 //!
 //! # Syncer (group commit)
 //! `wait_durable(n)` records the wish and starts the syncer if it is idle. The syncer loops: note
-//! the high watermark `h` and the active file, `fdatasync`, then `durable = h`. Every append whose
+//! the high watermark `h` and the active file, `fdatasync` (or, when every written block's
+//! metadata is committed, a device flush shared with the shard's partitions, `flush_anchor.rs`),
+//! then `durable = h`. Every append whose
 //! write completed before a sync started is covered by that sync; those that completed while it
 //! was in flight are covered by the next one. One fdatasync is in flight at a time per partition.
 //! A roll fdatasyncs the old segment (after trimming its padding) before the first write to the
@@ -46,8 +48,9 @@
 //! 0.13 ms otherwise. This disk serves requests in order, so every data write and flush queued
 //! behind 4 MiB of zeros. With one piece in flight a fill takes ~30 ms instead of ~9 ms but adds
 //! at most one piece of queueing to anyone: produce p99 7.8-9.3 ms → 1.9-2.6 ms, p99.9
-//! 12-14 ms → 5.2-6.6 ms in an alternating run. Syncs that overlap a fill also skip the journal
-//! commit of the fill's blocks when they can (`flush_anchor.rs`).
+//! 12-14 ms → 5.2-6.6 ms in an alternating run. Syncs of data in committed blocks are device
+//! flushes shared by the shard's partitions, which skip the journal commit of a running fill
+//! (`flush_anchor.rs`).
 //! The active file may thus end in up to a chunk of zeros; roll and close trim it to its exact
 //! size (what Kafka shows), and recovery treats a zero tail as padding.
 
@@ -534,24 +537,24 @@ async fn sync_loop(inner: Rc<Inner>) {
             }
             st.unflushed_messages = 0;
             let a = st.active.as_ref().expect("checked");
-            // While a zero-fill runs, the segment's own fdatasync would also wait for the journal
-            // commit of the fill's new blocks; data that sits in committed blocks needs only a
-            // device flush (see `flush_anchor.rs`).
-            let flush_only = a.filling.is_some() && a.meta_changes == a.meta_synced;
+            // Data that sits in committed blocks needs only a device flush, shared with every
+            // partition of the shard; the segment's own fdatasync would also wait for a journal
+            // commit whenever a zero-fill runs (see `flush_anchor.rs`).
+            let flush_only = a.meta_changes == a.meta_synced;
             (st.hw, a.dma.clone(), flush_only, a.meta_changes)
         };
-        let anchor = if flush_only {
-            super::flush_anchor::anchor_for(&inner.dir).await
+        let device = if flush_only {
+            super::flush_anchor::device_flush_for(&inner.dir).await
         } else {
             None
         };
-        let synced = match &anchor {
-            Some(anchor) => anchor.fdatasync().await,
-            None => dma.fdatasync().await,
+        let synced = match &device {
+            Some(device) => device.flush().await.map_err(StorageError::from),
+            None => dma.fdatasync().await.map_err(StorageError::from),
         };
         if synced.is_ok() {
             let mut st = inner.st.borrow_mut();
-            if anchor.is_some() {
+            if device.is_some() {
                 st.sync_stats.anchor_syncs += 1;
             } else {
                 st.sync_stats.file_syncs += 1;
@@ -561,7 +564,6 @@ async fn sync_loop(inner: Rc<Inner>) {
             }
         }
         if let Err(e) = synced {
-            let e: StorageError = e.into();
             fail(&inner, &e);
             inner.st.borrow_mut().syncer_running = false;
             return;

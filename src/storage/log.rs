@@ -70,7 +70,8 @@ pub(crate) enum Op {
 pub struct SyncStats {
     /// `fdatasync` of the active segment itself.
     pub file_syncs: u64,
-    /// Device flushes through the flush anchor, taken while a zero-fill ran (`flush_anchor.rs`).
+    /// Syncs done by a device flush through the flush anchor, shared with the shard's other
+    /// partitions (`flush_anchor.rs`).
     pub anchor_syncs: u64,
 }
 
