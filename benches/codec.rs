@@ -50,7 +50,8 @@ fn benches(c: &mut Criterion) {
             value: Some(v.clone()),
         })
         .collect();
-    let set = legacy::build_message_set(1, Codec::None, &msgs);
+    let set = bytes::Bytes::from(legacy::build_message_set(1, Codec::None, &msgs));
+    let (plain, gzip) = (bytes::Bytes::from(plain), bytes::Bytes::from(gzip));
 
     let mut g = c.benchmark_group("ingest");
     g.throughput(Throughput::Bytes(plain.len() as u64));

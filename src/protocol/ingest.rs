@@ -1,14 +1,15 @@
 //! What a produced record set goes through before the log sees it. No I/O here.
 //!
-//! The common case — v2 batches into a topic with `compression.type = producer` — is one copy
-//! into an owned buffer (the log rewrites base offsets in place) after a one-byte magic check;
-//! nothing is decoded. Two cases do more, both off that path:
+//! The common case — v2 batches into a topic with `compression.type = producer` — shares the
+//! request's bytes after a one-byte magic check: nothing is copied or decoded here (the log's
+//! writer sets base offsets while copying into its DMA buffer). Two cases do more, both off that
+//! path:
 //! - a legacy message set (magic 0/1 at byte 16, sent by Produce v0–v2 clients) is converted to
 //!   one v2 batch ([`legacy::to_v2_batch`]);
 //! - a topic whose `compression.type` names a codec re-encodes every batch in another codec
 //!   ([`compression::conform`]), which also checks that the compressed records decode.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use crate::protocol::compression::{self, CompressionError, TopicCompression};
 use crate::protocol::errors;
@@ -31,12 +32,14 @@ impl IngestError {
 }
 
 /// Turns the records of one produced partition into what the log appends (see module docs).
+/// The common case (v2 batches, the producer's compression kept) shares the request's bytes: the
+/// log patches the broker-owned header fields as it copies them into its write buffer.
 #[inline]
-pub fn prepare(records: &[u8], target: TopicCompression) -> Result<BytesMut, IngestError> {
+pub fn prepare(records: &Bytes, target: TopicCompression) -> Result<Bytes, IngestError> {
     if target == TopicCompression::Producer && legacy::magic_of(records).is_none_or(|m| m >= 2) {
-        return Ok(BytesMut::from(records));
+        return Ok(records.clone());
     }
-    convert(records, target)
+    convert(records, target).map(BytesMut::freeze)
 }
 
 #[cold]
@@ -67,10 +70,13 @@ mod tests {
 
     #[test]
     fn producer_mode_keeps_bytes_and_legacy_is_converted() {
-        let b = build_batch(0, &[(1, None, b"x")], -1, -1, -1);
+        let b = Bytes::from(build_batch(0, &[(1, None, b"x")], -1, -1, -1));
+        let kept = prepare(&b, TopicCompression::Producer).unwrap();
+        assert_eq!(&kept[..], &b[..]);
         assert_eq!(
-            &prepare(&b, TopicCompression::Producer).unwrap()[..],
-            &b[..]
+            kept.as_ptr(),
+            b.as_ptr(),
+            "v2 batches are shared, not copied"
         );
         let set = build_message_set(
             1,
@@ -82,7 +88,11 @@ mod tests {
                 value: Some(b"v".to_vec()),
             }],
         );
-        let out = prepare(&set, TopicCompression::Codec(Codec::Zstd)).unwrap();
+        let out = prepare(
+            &Bytes::from(set.clone()),
+            TopicCompression::Codec(Codec::Zstd),
+        )
+        .unwrap();
         let hs = validate_all(&out).unwrap();
         assert_eq!(hs[0].compression(), Codec::Zstd.id());
         assert_eq!(hs[0].max_timestamp, 5);
@@ -90,7 +100,7 @@ mod tests {
         let n = bad.len();
         bad[n - 1] ^= 1;
         assert_eq!(
-            prepare(&bad, TopicCompression::Producer)
+            prepare(&Bytes::from(bad), TopicCompression::Producer)
                 .unwrap_err()
                 .error_code(),
             errors::CORRUPT_MESSAGE

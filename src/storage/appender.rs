@@ -207,6 +207,7 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
     for op in &ops {
         if let Op::Write {
             bytes,
+            base_offset,
             position,
             next_offset: n,
             messages: m,
@@ -215,6 +216,7 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         {
             debug_assert_eq!(*position, written + (at - tail.len()) as u64);
             out[at..at + bytes.len()].copy_from_slice(bytes);
+            rebase(&mut out[at..at + bytes.len()], *base_offset);
             at += bytes.len();
             next_offset = *n;
             messages += *m;
@@ -307,6 +309,24 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
     inner.progress.notify();
     inner.appended.notify();
     Ok(())
+}
+
+/// Sets the broker-owned header fields of the validated batches in `buf` (see `Op::Write`):
+/// consecutive base offsets from `base`, partition leader epoch 0. This is where the produced
+/// bytes are copied anyway (into the DMA buffer), so the request's bytes need no copy of their own.
+fn rebase(buf: &mut [u8], base: i64) {
+    use crate::protocol::record_batch::{BatchHeader, set_base_offset, set_partition_leader_epoch};
+    let mut pos = 0;
+    let mut next = base;
+    while pos < buf.len() {
+        let b = &mut buf[pos..];
+        set_base_offset(b, next);
+        set_partition_leader_epoch(b, 0);
+        // Validated in `append_assign`; a header that does not parse cannot occur.
+        let Ok(h) = BatchHeader::parse(b) else { return };
+        next = h.last_offset() + 1;
+        pos += h.total_len();
+    }
 }
 
 /// Keeps the zero-filled region ahead of the data (see the module docs) without stalling

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use glommio::io::{DmaFile, OpenOptions};
 
 use crate::protocol::record_batch::{self, BatchHeader};
@@ -57,7 +57,12 @@ pub(crate) enum Op {
     },
     /// Bytes for the active segment at `position` (contiguous with the previous write).
     Write {
-        bytes: BytesMut,
+        /// The batches as the producer sent them (shared with the request frame), except under
+        /// `LogAppendTime`, where they are a patched copy. The writer sets each batch's base
+        /// offset (from `base_offset` on) and partition leader epoch (0) as it copies them into
+        /// its DMA buffer: both lie outside the CRC'd range.
+        bytes: Bytes,
+        base_offset: i64,
         position: u64,
         next_offset: i64,
         messages: u64,
@@ -435,7 +440,7 @@ impl PartitionLog {
     /// batches are stored verbatim except for base offset, partition leader epoch (0) and, for
     /// `LogAppendTime`, the timestamp-type bit and maxTimestamp (CRC recomputed). Returns once the
     /// bytes are written to the file (not necessarily durable: see [`PartitionLog::wait_durable`]).
-    pub async fn append(&self, records: BytesMut) -> Result<AppendInfo, StorageError> {
+    pub async fn append(&self, records: impl Into<Bytes>) -> Result<AppendInfo, StorageError> {
         let info = self.append_assign(records)?;
         self.wait_written(info.last_offset).await?;
         Ok(info)
@@ -449,7 +454,8 @@ impl PartitionLog {
     /// The produce path uses it to release a connection's next request as soon as this one's
     /// offsets are assigned, so pipelined requests queue behind each other in the log (and their
     /// writes coalesce) instead of each waiting for the previous one's disk write.
-    pub fn append_assign(&self, mut records: BytesMut) -> Result<AppendInfo, StorageError> {
+    pub fn append_assign(&self, records: impl Into<Bytes>) -> Result<AppendInfo, StorageError> {
+        let records: Bytes = records.into();
         let inner = &self.inner;
         let (base, last, append_time) = 'enqueue: {
             let mut st = inner.st.borrow_mut();
@@ -511,17 +517,27 @@ impl PartitionLog {
             let mut pos = 0usize;
             let mut max_ts = st.max_ts;
             let mut written = Vec::with_capacity(headers.len());
+            // LogAppendTime rewrites CRC-covered fields: patch a private copy (off the common
+            // path, which appends the request's bytes as they are; see `Op::Write`).
+            let mut patched = (append_time >= 0).then(|| BytesMut::from(&records[..]));
             {
                 let seg = st.active_segment_mut();
                 for h in &headers {
                     let len = h.total_len();
-                    let b = &mut records[pos..pos + len];
-                    record_batch::set_base_offset(b, next);
-                    record_batch::set_partition_leader_epoch(b, 0);
-                    if append_time >= 0 {
-                        record_batch::set_log_append_time(b, append_time);
-                    }
-                    let h2 = BatchHeader::parse(b)?;
+                    let h2 = match patched.as_mut() {
+                        Some(copy) => {
+                            let b = &mut copy[pos..pos + len];
+                            record_batch::set_base_offset(b, next);
+                            record_batch::set_partition_leader_epoch(b, 0);
+                            record_batch::set_log_append_time(b, append_time);
+                            BatchHeader::parse(b)?
+                        }
+                        None => BatchHeader {
+                            base_offset: next,
+                            partition_leader_epoch: 0,
+                            ..*h
+                        },
+                    };
                     seg.index_batch(&h2, position + pos as u64, interval);
                     if h2.max_timestamp > max_ts.0 {
                         max_ts = (h2.max_timestamp, h2.last_offset());
@@ -538,8 +554,10 @@ impl PartitionLog {
             st.max_ts = max_ts;
             let seq = st.next_seq;
             st.next_seq += 1;
+            let records = patched.map_or(records, BytesMut::freeze);
             st.pending.push_back(Op::Write {
                 bytes: records,
+                base_offset: base,
                 position,
                 next_offset: last + 1,
                 messages: count as u64,

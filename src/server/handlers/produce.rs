@@ -22,7 +22,7 @@
 use std::future::Future;
 use std::rc::Rc;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::{
     PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
@@ -42,7 +42,7 @@ pub const MAX_VERSION: i16 = 9;
 struct Item {
     topic: String,
     partition: i32,
-    records: BytesMut,
+    records: Bytes,
 }
 
 #[derive(Clone)]
@@ -184,10 +184,10 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                 row.push(Err(Outcome::err(errors::CORRUPT_MESSAGE)));
                 continue;
             };
-            // One copy per batch: the log takes an owned, mutable buffer (it rewrites the base
-            // offset) and the frame's bytes are shared. Legacy sets and topics with a
-            // compression.type are converted here, on the connection's shard.
-            let records: BytesMut = match ingest::prepare(records, compression) {
+            // No copy: the batches stay in the request frame until the owner's writer copies
+            // them into its DMA buffer, patching the base offset as it goes. Legacy sets and
+            // topics with a compression.type are converted here, on the connection's shard.
+            let records: Bytes = match ingest::prepare(records, compression) {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::debug!(topic = name, partition = pd.index, error = %e, "records refused");
