@@ -544,6 +544,8 @@ pub(crate) fn ensure_syncer(inner: &Rc<Inner>, st: &mut State) {
 
 async fn sync_loop(inner: Rc<Inner>) {
     futures_lite::future::yield_now().await;
+    // The shard's device flush, looked up once per run of this loop (the lookup allocates).
+    let mut shared: Option<Option<Rc<super::flush_anchor::DeviceFlush>>> = None;
     loop {
         let (target, dma, flush_only, changes) = {
             let mut st = inner.st.borrow_mut();
@@ -564,7 +566,10 @@ async fn sync_loop(inner: Rc<Inner>) {
             (st.hw, a.dma.clone(), flush_only, a.meta_changes)
         };
         let device = if flush_only {
-            super::flush_anchor::device_flush_for(&inner.dir).await
+            if shared.is_none() {
+                shared = Some(super::flush_anchor::device_flush_for(&inner.dir).await);
+            }
+            shared.clone().flatten()
         } else {
             None
         };
