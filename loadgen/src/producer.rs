@@ -3,9 +3,9 @@
 //! The writer owns the schedule. Producer `p` of `P` sends the global messages `p, p+P, p+2P, …`;
 //! message `i` is *scheduled* at `t0 + i / rate`. Each pass of the loop generates every message
 //! whose scheduled time has passed, stamps that scheduled time into the record, and appends it to
-//! its partition's batch; full batches (and batches older than `--linger-ms`) go out in one Produce
-//! request. When `--max-in-flight` requests are unanswered, the writer blocks on the in-flight
-//! channel — and on waking generates the overdue messages with their *original* scheduled times. A
+//! its partition's batch; full batches (and, once a request slot is free, batches older than
+//! `--linger-ms`) go out in one Produce request. When `--max-in-flight` requests are unanswered,
+//! the writer blocks on the in-flight channel — and on waking generates the overdue messages with their *original* scheduled times. A
 //! stalled broker therefore shows up as latency instead of silently lowering the offered load
 //! (no coordinated omission). With `--rate 0` messages are stamped when generated.
 //!
@@ -322,15 +322,7 @@ impl<'a> Writer<'a> {
                 k += 1;
             }
             let finished = k >= total || (self.cfg.rate == 0 && now >= end_ns);
-            // Linger: seal batches that waited long enough (or all of them at the end).
-            for i in 0..self.accs.len() {
-                let a = &self.accs[i];
-                if !a.builder.is_empty()
-                    && (finished || now.saturating_sub(a.opened_ns) >= self.cfg.linger_ns)
-                {
-                    self.seal(i, sock)?;
-                }
-            }
+            self.seal_ready(now, finished, sock)?;
             if !self.pending.is_empty() {
                 // While every request slot is taken, sealed batches wait here and later ones join
                 // them: under saturation requests grow to one batch per partition (as Kafka's
@@ -352,21 +344,31 @@ impl<'a> Writer<'a> {
                 // the broker on a small machine.)
                 // Message k lands in a batch whose linger ends by scheduled(k) + linger at the
                 // latest (with --linger-ms 0 that is its own due time).
-                let mut wake = self
-                    .scheduled_ns((k + self.next_seal()).min(total.saturating_sub(1)))
-                    .min(self.scheduled_ns(k) + self.cfg.linger_ns);
-                for a in &self.accs {
-                    if !a.builder.is_empty() {
-                        wake = wake.min(a.opened_ns + self.cfg.linger_ns);
+                // Ready batches that found no free slot wait for one: then only a slot, or a
+                // batch filling up, can change anything, so new messages need no wake-up of
+                // their own (with --linger-ms 0 that would be one per message).
+                let now = clock.now_ns();
+                let slot_wait = self.lingered(now);
+                let mut wake =
+                    self.scheduled_ns((k + self.next_seal()).min(total.saturating_sub(1)));
+                if !slot_wait {
+                    wake = wake.min(self.scheduled_ns(k) + self.cfg.linger_ns);
+                    for a in &self.accs {
+                        if !a.builder.is_empty() {
+                            wake = wake.min(a.opened_ns + self.cfg.linger_ns);
+                        }
                     }
                 }
-                let now = clock.now_ns();
-                if wake > now + 20_000 {
-                    let d = Duration::from_nanos((wake - now).min(1_000_000));
-                    if self.pending.is_empty() {
-                        std::thread::sleep(d);
-                    } else {
+                if wake > now + 20_000 || slot_wait {
+                    let d = Duration::from_nanos(wake.saturating_sub(now).min(1_000_000));
+                    if slot_wait {
+                        // The next pass seals the ready batches into the slot's request,
+                        // together with any already sealed.
+                        self.acquire_slot(Wait::For(d))?;
+                    } else if !self.pending.is_empty() {
                         self.send_pending(sock, Wait::For(d))?;
+                    } else {
+                        std::thread::sleep(d);
                     }
                 }
             }
@@ -378,6 +380,32 @@ impl<'a> Writer<'a> {
             .zip(&self.cfg.partitions)
             .map(|(a, &p)| ((p, self.cfg.id), a.next_seq))
             .collect())
+    }
+
+    /// Linger: a batch that waited `--linger-ms` is ready. As in Kafka's producer, ready batches
+    /// leave when a request slot is free; until then they stay open and keep filling (Kafka's
+    /// accumulator closes a batch only when its sender drains it). Sealing them while every slot
+    /// was taken made `--linger-ms 0` send one-message requests and block on the next message of
+    /// the same partition. At the end (`finished`) every batch leaves.
+    fn seal_ready(&mut self, now: u64, finished: bool, sock: &mut TcpStream) -> Result<()> {
+        if finished || (self.lingered(now) && self.acquire_slot(Wait::No)?) {
+            for i in 0..self.accs.len() {
+                let a = &self.accs[i];
+                if !a.builder.is_empty()
+                    && (finished || now.saturating_sub(a.opened_ns) >= self.cfg.linger_ns)
+                {
+                    self.seal(i, sock)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an open batch has waited `--linger-ms` (it is ready to leave).
+    fn lingered(&self, now: u64) -> bool {
+        self.accs
+            .iter()
+            .any(|a| !a.builder.is_empty() && now.saturating_sub(a.opened_ns) >= self.cfg.linger_ns)
     }
 
     /// How many more messages certainly fit in the open batches: the next message after them is
@@ -701,6 +729,69 @@ mod tests {
                 );
             }
         }
+        drop(w);
+        drop(sock);
+        sink.join().unwrap();
+    }
+
+    /// With `--linger-ms 0` a batch is ready at once, but while every request slot is in flight
+    /// it must stay open and keep filling, then leave whole when a slot frees (Kafka's
+    /// accumulator). Sealed early, each message became its own batch and the writer blocked on
+    /// the next message for the same partition.
+    #[test]
+    fn ready_batches_wait_open_for_a_free_slot() {
+        use crate::stats::Clock;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sink = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _ = std::io::copy(&mut s, &mut std::io::sink());
+        });
+        let mut sock = TcpStream::connect(addr).unwrap();
+        let cfg = ProducerConfig {
+            id: 0,
+            producers: 1,
+            run_id: 1,
+            topic: "t".into(),
+            partitions: vec![0],
+            leader: addr,
+            rate: 250_000,
+            message_size: 200,
+            keys: 0,
+            acks: 1,
+            batch_size: 16 * 1024,
+            linger_ns: 0,
+            compression: Compression::None,
+            max_in_flight: 1,
+        };
+        let clock = Clock::new();
+        let live = Live::new(clock, clock.now_ns(), 0.0, 1.0);
+        let (in_flight_tx, in_flight_rx) = channel();
+        let (tokens_tx, tokens_rx) = channel();
+        tokens_tx.send(()).unwrap();
+        let mut w = Writer::new(&cfg, &live, 9, Some((in_flight_tx, tokens_rx)));
+        let mut step = |w: &mut Writer<'_>, k: std::ops::Range<u64>| {
+            for k in k {
+                w.generate(k, clock.now_ns(), &mut sock).unwrap();
+            }
+            w.seal_ready(clock.now_ns(), false, &mut sock).unwrap();
+            w.send_pending(&mut sock, Wait::No).unwrap();
+        };
+        // A free slot: the first message leaves at once.
+        step(&mut w, 0..1);
+        let first = in_flight_rx.try_recv().expect("first request sent");
+        assert_eq!(first.parts[0].1.len(), 1);
+        // No slot: the next messages wait in the open batch, nothing is sealed.
+        step(&mut w, 1..11);
+        assert!(in_flight_rx.try_recv().is_err());
+        assert!(w.pending.is_empty());
+        assert!(!w.accs[0].builder.is_empty());
+        // The slot frees: all ten leave as one batch in one request.
+        tokens_tx.send(()).unwrap();
+        step(&mut w, 11..11);
+        let second = in_flight_rx.try_recv().expect("second request sent");
+        assert_eq!(second.parts.len(), 1);
+        assert_eq!(second.parts[0].1.len(), 10);
         drop(w);
         drop(sock);
         sink.join().unwrap();
