@@ -164,3 +164,38 @@ fn partitions_of_a_shard_share_device_flushes() {
         assert_eq!((shared, flushes), (0, 0), "{stats:?}");
     }
 }
+
+/// Many partitions of one shard zero-filling at once take turns: the shard never has more than
+/// `FILL_PIECES_PER_SHARD` zero-fill pieces in flight (this in-order disk queued every data write
+/// and flush behind all of them), and every acknowledged batch still reads back.
+#[test]
+fn a_shards_zero_fills_take_turns() {
+    use ringbolt::storage::appender::{FILL_PIECES_PER_SHARD, fill_pieces_in_flight_peak};
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data_dir = tmp.path().to_path_buf();
+    let peak = run(move || async move {
+        let mut loads = Vec::new();
+        for p in 0..12 {
+            let dir = data_dir.join(format!("t-{p}"));
+            loads.push(glommio::spawn_local(async move {
+                let log = Rc::new(
+                    PartitionLog::open(&dir, LogConfig::default())
+                        .await
+                        .unwrap(),
+                );
+                // Each partition's first sync starts a 1 MiB fill: 16 pieces.
+                let expected = durable_load(&log, 2, 40).await;
+                check(&log, &expected).await;
+                log.close().await.unwrap();
+            }));
+        }
+        for l in loads {
+            l.await;
+        }
+        fill_pieces_in_flight_peak()
+    });
+    assert!(
+        (2..=FILL_PIECES_PER_SHARD).contains(&peak),
+        "{peak} zero-fill pieces in flight at once (gate {FILL_PIECES_PER_SHARD})"
+    );
+}
