@@ -685,36 +685,51 @@ mod tests {
         );
     }
 
+    /// A connected socket whose peer discards everything, and the peer's thread.
+    fn sink_socket() -> (TcpStream, std::thread::JoinHandle<()>, SocketAddr) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sink = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _ = std::io::copy(&mut s, &mut std::io::sink());
+        });
+        (TcpStream::connect(addr).unwrap(), sink, addr)
+    }
+
+    /// One producer of 200-byte messages at 250k msg/s, 16 KiB batches, no keys.
+    fn test_config(
+        leader: SocketAddr,
+        partitions: i32,
+        acks: i16,
+        linger_ns: u64,
+    ) -> ProducerConfig {
+        ProducerConfig {
+            id: 0,
+            producers: 1,
+            run_id: 1,
+            topic: "t".into(),
+            partitions: (0..partitions).collect(),
+            leader,
+            rate: 250_000,
+            message_size: 200,
+            keys: 0,
+            acks,
+            batch_size: 16 * 1024,
+            linger_ns,
+            compression: Compression::None,
+            max_in_flight: 1,
+        }
+    }
+
     /// Without keys, the message that overflows the sticky batch must open the *next* sticky
     /// partition's batch: left in a fresh batch of the old partition it waited a whole rotation
     /// (or the linger), ≈ 5 ms for 1 message in 80 at 250k msg/s.
     #[test]
     fn sticky_overflow_moves_to_the_next_partition() {
         use crate::stats::Clock;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        // A sink for the acks=0 requests the writer sends.
-        let sink = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let _ = std::io::copy(&mut s, &mut std::io::sink());
-        });
-        let mut sock = TcpStream::connect(addr).unwrap();
-        let cfg = ProducerConfig {
-            id: 0,
-            producers: 1,
-            run_id: 1,
-            topic: "t".into(),
-            partitions: (0..8).collect(),
-            leader: addr,
-            rate: 250_000,
-            message_size: 200,
-            keys: 0,
-            acks: 0,
-            batch_size: 16 * 1024,
-            linger_ns: 5_000_000,
-            compression: Compression::None,
-            max_in_flight: 5,
-        };
+        // acks=0: the writer sends into a sink and never waits for a slot.
+        let (mut sock, sink, addr) = sink_socket();
+        let cfg = test_config(addr, 8, 0, 5_000_000);
         let clock = Clock::new();
         let live = Live::new(clock, clock.now_ns(), 0.0, 1.0);
         let mut w = Writer::new(&cfg, &live, 9, None);
@@ -741,29 +756,9 @@ mod tests {
     #[test]
     fn ready_batches_wait_open_for_a_free_slot() {
         use crate::stats::Clock;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let sink = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let _ = std::io::copy(&mut s, &mut std::io::sink());
-        });
-        let mut sock = TcpStream::connect(addr).unwrap();
-        let cfg = ProducerConfig {
-            id: 0,
-            producers: 1,
-            run_id: 1,
-            topic: "t".into(),
-            partitions: vec![0],
-            leader: addr,
-            rate: 250_000,
-            message_size: 200,
-            keys: 0,
-            acks: 1,
-            batch_size: 16 * 1024,
-            linger_ns: 0,
-            compression: Compression::None,
-            max_in_flight: 1,
-        };
+        // One request slot; acks=1, but the test plays the reader's part (the slot tokens).
+        let (mut sock, sink, addr) = sink_socket();
+        let cfg = test_config(addr, 1, 1, 0);
         let clock = Clock::new();
         let live = Live::new(clock, clock.now_ns(), 0.0, 1.0);
         let (in_flight_tx, in_flight_rx) = channel();
