@@ -43,8 +43,8 @@
 //!
 //! The fill writes one [`FILL_PIECE`] (64 KiB) at a time, and a shard has at most
 //! [`FILL_PIECES_PER_SHARD`] pieces in flight over all its partitions. The fill's first version
-//! put the whole chunk in flight as 1 MiB writes; a probe build that timed every step (250k msg/s acks=all, 8
-//! partitions) showed the broker's request time at p50 0.3 ms but p99.9 12 ms, and all of that
+//! put the whole chunk in flight as 1 MiB writes; a probe build that timed every step (250k msg/s
+//! acks=all, 8 partitions) showed the broker's request time at p50 0.3 ms but p99.9 12 ms, and all of that
 //! tail in the ~1 % of data syncs that overlapped a fill: 3.7 ms p50, up to 10 ms, against
 //! 0.13 ms otherwise. This disk serves requests in order, so every data write and flush queued
 //! behind 4 MiB of zeros. With one piece in flight a fill takes ~30 ms instead of ~9 ms but adds
@@ -84,9 +84,9 @@ pub const FILL_PIECE: usize = 64 << 10;
 /// partition still let every partition that needed zeros put a piece in flight: with 1,000
 /// partitions (each starting with a 1 MiB fill) up to 500 pieces, 32 MiB of zeros, per shard
 /// stood ahead of the data in this disk's in-order queue. Measured at `--rate 0 --partitions 1000
-/// --acks all` (8 s runs, 4 rounds alternating with the ungated code): produce p99 240-604 ms →
-/// with 4 per shard 86-97 ms (2 rounds; 8 per shard 124-189 ms, 2 per shard 50-220 ms), p99.9
-/// 471-932 ms → 110-211 ms, throughput within noise (0.99-1.33 M vs 1.12-1.24 M msg/s). With 8
+/// --acks all` (8 s runs alternating with the ungated code): produce p99 240-694 ms ungated, 86-98
+/// ms with 4 per shard (124-189 ms with 8, 50-220 ms with 2); p99.9 471-959 ms → 102-211 ms;
+/// throughput 1.12-1.30 M msg/s gated against 0.95-1.33 M ungated, within noise. With 8
 /// partitions over 2 shards the gate rarely binds.
 pub const FILL_PIECES_PER_SHARD: u64 = 4;
 
