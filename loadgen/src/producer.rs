@@ -5,9 +5,9 @@
 //! whose scheduled time has passed, stamps that scheduled time into the record, and appends it to
 //! its partition's batch; full batches (and, once a request slot is free, batches older than
 //! `--linger-ms`) go out in one Produce request. When `--max-in-flight` requests are unanswered,
-//! the writer blocks on the in-flight channel — and on waking generates the overdue messages with their *original* scheduled times. A
-//! stalled broker therefore shows up as latency instead of silently lowering the offered load
-//! (no coordinated omission). With `--rate 0` messages are stamped when generated.
+//! the writer blocks on the in-flight channel — and on waking generates the overdue messages with
+//! their *original* scheduled times. A stalled broker therefore shows up as latency instead of
+//! silently lowering the offered load (no coordinated omission). With `--rate 0` messages are stamped when generated.
 //!
 //! The reader takes in-flight entries in order (Kafka answers in order per connection), decodes
 //! the ProduceResponse and records `ack time − scheduled time` per message.
