@@ -7,7 +7,8 @@
 //! `--linger-ms`) go out in one Produce request. When `--max-in-flight` requests are unanswered,
 //! the writer blocks on the in-flight channel — and on waking generates the overdue messages with
 //! their *original* scheduled times. A stalled broker therefore shows up as latency instead of
-//! silently lowering the offered load (no coordinated omission). With `--rate 0` messages are stamped when generated.
+//! silently lowering the offered load (no coordinated omission). With `--rate 0` messages are
+//! stamped when generated.
 //!
 //! The reader takes in-flight entries in order (Kafka answers in order per connection), decodes
 //! the ProduceResponse and records `ack time − scheduled time` per message.
