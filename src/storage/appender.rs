@@ -42,16 +42,15 @@
 //! plainly, as Kafka does.
 //!
 //! The fill writes one [`FILL_PIECE`] (64 KiB) at a time, and a shard has at most
-//! [`FILL_PIECES_PER_SHARD`] pieces in flight over all its partitions. The fill's first version
-//! put the whole chunk in flight as 1 MiB writes; a probe build that timed every step (250k msg/s
-//! acks=all, 8 partitions) showed the broker's request time at p50 0.3 ms but p99.9 12 ms, and
-//! all of that tail in the ~1 % of data syncs that overlapped a fill: 3.7 ms p50, up to 10 ms,
-//! against 0.13 ms otherwise. This disk serves requests in order, so every data write and flush
-//! queued behind 4 MiB of zeros. With one piece in flight a fill takes ~30 ms instead of ~9 ms but adds
-//! at most one piece of queueing to anyone: produce p99 7.8-9.3 ms → 1.9-2.6 ms, p99.9
-//! 12-14 ms → 5.2-6.6 ms in an alternating run. Syncs of data in committed blocks are device
-//! flushes shared by the shard's partitions, which skip the journal commit of a running fill
-//! (`flush_anchor.rs`).
+//! [`FILL_PIECES_PER_SHARD`] pieces in flight over all its partitions. The fill's first version put
+//! the whole chunk in flight as 1 MiB writes; a probe build that timed every step (250k msg/s
+//! acks=all, 8 partitions) showed the broker's request time at p50 0.3 ms but p99.9 12 ms, and all
+//! of that tail in the ~1 % of data syncs that overlapped a fill: 3.7 ms p50, up to 10 ms, against
+//! 0.13 ms otherwise. This disk serves requests in order, so every data write and flush queued
+//! behind 4 MiB of zeros. With one piece in flight a fill takes ~30 ms instead of ~9 ms but adds at
+//! most one piece of queueing to anyone: produce p99 7.8-9.3 ms → 1.9-2.6 ms, p99.9 12-14 ms →
+//! 5.2-6.6 ms in an alternating run. Syncs of data in committed blocks are device flushes shared by
+//! the shard's partitions, which skip the journal commit of a running fill (`flush_anchor.rs`).
 //! The active file may thus end in up to a chunk of zeros; roll and close trim it to its exact
 //! size (what Kafka shows), and recovery treats a zero tail as padding.
 
