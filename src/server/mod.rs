@@ -53,6 +53,11 @@
 //! for the TCP receive processing, which is a large part of both; on a real NIC the saved copies are
 //! a larger share. Zero-copy is therefore the default; the copying path stays for comparison and debugging.
 //!
+//! sendfile reads the file synchronously, and segments are written with O_DIRECT, so the slice may
+//! not be in the page cache. Each piece of a slice is first made ready through io_uring
+//! (`storage::page_cache::settle`: a `cachestat` check, and a warm-up read only when needed), so
+//! the wait for the device happens off the shard thread.
+//!
 //! # Shutdown
 //!
 //! [`BrokerHandle::shutdown`] (and SIGTERM/SIGINT in `ringbolt serve`) sets a flag every shard

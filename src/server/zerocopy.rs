@@ -8,6 +8,10 @@
 //! Cost: one 1-byte pread + send per full socket buffer; the executor never blocks. TCP_CORK is held
 //! for the duration of a multi-chunk response so the header pieces and the file data leave in full
 //! segments instead of many small ones.
+//!
+//! sendfile itself may wait for the device when the slice is not in the page cache (segments are
+//! written with O_DIRECT); every piece of a slice is made readable first through io_uring
+//! (`storage::page_cache`), so that wait happens off the shard thread.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -17,7 +21,10 @@ use futures_lite::AsyncWriteExt;
 
 use super::connection::SharedStream;
 use crate::protocol::fetch_response::{Chunk, ChunkedFrame};
-use crate::storage::FileSlice;
+use crate::storage::{FileSlice, page_cache};
+
+/// Bytes of a slice made ready (`page_cache::settle`) before each `sendfile` run.
+const SEND_PIECE: libc::off_t = 1 << 20;
 
 fn set_cork(fd: RawFd, on: bool) {
     let v: libc::c_int = on as libc::c_int;
@@ -64,8 +71,15 @@ pub async fn send_file(io: &mut SharedStream, sock: RawFd, slice: &FileSlice) ->
     let file_fd = slice.file.as_raw_fd();
     let mut off = slice.position as libc::off_t;
     let end = off + slice.len as libc::off_t;
+    let mut ready_end = off;
     while off < end {
-        let count = (end - off) as usize;
+        if off >= ready_end {
+            // sendfile reads the file synchronously: first make the next piece readable without
+            // blocking the shard (normally a no-op check: the owner's read settled it already).
+            ready_end = (off + SEND_PIECE).min(end);
+            page_cache::settle(&slice.file, off as u64, (ready_end - off) as u64).await?;
+        }
+        let count = (ready_end - off) as usize;
         // SAFETY: both descriptors are open for the duration of the call (the slice holds an Arc
         // of the file, `io` the socket); `off` is a valid pointer the kernel updates.
         let n = unsafe { libc::sendfile(sock, file_fd, &mut off, count) };

@@ -80,10 +80,14 @@
 //! indexes).
 //!
 //! # Blocking system calls
-//! The data path (appends, syncs, index-file writes) goes through io_uring. A few cheap calls stay
-//! synchronous and are confined to rare or cached work: `open(2)` of read descriptors, `pread(2)`
-//! of batch headers (page-cache hits), `unlink(2)` in retention, directory listing and tail scans
-//! in `open`.
+//! The data path (appends, syncs, index-file writes) goes through io_uring. The fetch path reads
+//! batch headers with `preadv2(RWF_NOWAIT)` and falls back to io_uring for whatever the page cache
+//! does not hold up to date, and the connection makes each slice ready the same way before
+//! `sendfile` ([`page_cache`]): a consumer reading data that is not cached no longer stalls the
+//! shard. A few cheap calls stay synchronous and are confined to rare or cached work: `open(2)` of
+//! read descriptors, `posix_fadvise` hints, `unlink(2)` in retention, directory listing and tail
+//! scans in `open`, and the `pread(2)` of recovery, producer-state rebuilds and ListOffsets by
+//! timestamp.
 //!
 //! # Deviations from the brief's contract
 //! None in signatures. Additions: `dir`, `config`, `is_closed`, `retention_loop`,
@@ -100,6 +104,7 @@ pub mod index;
 pub mod iopoll;
 pub mod log;
 mod notify;
+pub mod page_cache;
 pub mod producer_state;
 pub mod read;
 pub mod recovery;

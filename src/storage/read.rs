@@ -97,20 +97,25 @@ impl PartitionLog {
                 }
             };
             self.ensure_loaded(base).await?;
-            let mut st = self.inner.st.borrow_mut();
-            let dir = self.inner.dir.clone();
-            let Some(seg) = st.segments.get_mut(&base) else {
-                break; // deleted by retention meanwhile
+            // Where the header walk starts: the index entry at or below `cur`. The walk reads
+            // through `header_at_async`, so no borrow of the state may live across it.
+            let (file, size, seg_next, mut pos) = {
+                let mut st = self.inner.st.borrow_mut();
+                let dir = self.inner.dir.clone();
+                let Some(seg) = st.segments.get_mut(&base) else {
+                    break; // deleted by retention meanwhile
+                };
+                let file = seg.reader(&dir)?;
+                let Some(idx) = seg.index.as_ref() else {
+                    continue; // indexes evicted meanwhile: load them again
+                };
+                let rel = (cur - base).clamp(0, u32::MAX as i64) as u32;
+                let pos = idx.lookup(rel).map_or(0, |e| e.position as u64);
+                (file, seg.size, seg.next_offset, pos)
             };
-            let file = seg.reader(&dir)?;
-            let size = seg.size;
-            let seg_next = seg.next_offset;
-            let idx = seg.index.as_ref().expect("loaded");
-            let rel = (cur - base).clamp(0, u32::MAX as i64) as u32;
-            let mut pos = idx.lookup(rel).map_or(0, |e| e.position as u64);
             let mut scanner = HeaderScanner::new(&file, size);
             let first = loop {
-                match scanner.header_at(pos)? {
+                match scanner.header_at_async(pos).await? {
                     Some(h) if h.last_offset() >= cur => break Some(h),
                     Some(h) => pos += h.total_len() as u64,
                     None => break None,
@@ -131,12 +136,21 @@ impl PartitionLog {
             }
             let limit = (start + remaining.max(first_len)).min(size);
             let mut end = start + first_len;
-            if let Some(e) = idx.lookup_position(limit.min(u32::MAX as u64) as u32)
-                && e.position as u64 > end
+            // Skip ahead by the index (if it is still loaded; else the walk covers it).
+            let skip_to = {
+                let st = self.inner.st.borrow();
+                st.segments
+                    .get(&base)
+                    .and_then(|s| s.index.as_ref())
+                    .and_then(|idx| idx.lookup_position(limit.min(u32::MAX as u64) as u32))
+                    .map(|e| e.position as u64)
+            };
+            if let Some(p) = skip_to
+                && p > end
             {
-                end = e.position as u64;
+                end = p;
             }
-            while let Some(h) = scanner.header_at(end)? {
+            while let Some(h) = scanner.header_at_async(end).await? {
                 if end + h.total_len() as u64 > limit {
                     break;
                 }

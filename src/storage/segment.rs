@@ -150,18 +150,42 @@ impl<'a> HeaderScanner<'a> {
     }
 
     /// The header of the batch at `pos`, if a whole, plausible batch header fits before `end`
-    /// (CRC not checked: this walks data the log already validated).
+    /// (CRC not checked: this walks data the log already validated). Reads with `pread(2)`,
+    /// which may wait for the device: for recovery and other work off the fetch path.
     pub fn header_at(&mut self, pos: u64) -> io::Result<Option<BatchHeader>> {
-        if pos + HEADER_LEN as u64 > self.end {
-            return Ok(None);
-        }
-        let in_buf =
-            pos >= self.buf_pos && pos + HEADER_LEN as u64 <= self.buf_pos + self.buf.len() as u64;
-        if !in_buf {
-            let want = (self.end - pos).min(16 * 1024) as usize;
+        if let Some(want) = self.window_needed(pos) {
             self.buf.resize(want, 0);
             read_exact_at(self.file, &mut self.buf, pos)?;
             self.buf_pos = pos;
+        }
+        self.parse_at(pos)
+    }
+
+    /// [`Self::header_at`] for the fetch path: the window is read without blocking the shard
+    /// thread (`page_cache::read_exact_at`).
+    pub async fn header_at_async(&mut self, pos: u64) -> io::Result<Option<BatchHeader>> {
+        if let Some(want) = self.window_needed(pos) {
+            self.buf.resize(want, 0);
+            super::page_cache::read_exact_at(self.file, &mut self.buf, pos).await?;
+            self.buf_pos = pos;
+        }
+        self.parse_at(pos)
+    }
+
+    /// The window to read at `pos` when its header is not in the buffer yet (`Some(0)` never:
+    /// `None` also when no header fits before `end`, which `parse_at` then reports).
+    fn window_needed(&self, pos: u64) -> Option<usize> {
+        if pos + HEADER_LEN as u64 > self.end {
+            return None;
+        }
+        let in_buf =
+            pos >= self.buf_pos && pos + HEADER_LEN as u64 <= self.buf_pos + self.buf.len() as u64;
+        (!in_buf).then(|| (self.end - pos).min(16 * 1024) as usize)
+    }
+
+    fn parse_at(&self, pos: u64) -> io::Result<Option<BatchHeader>> {
+        if pos + HEADER_LEN as u64 > self.end {
+            return Ok(None);
         }
         let at = (pos - self.buf_pos) as usize;
         let h = match BatchHeader::parse(&self.buf[at..]) {
