@@ -2,8 +2,9 @@
 //! Fetch v0–v1, magic 1 for v2–v3) by `protocol::legacy::down_convert`.
 //!
 //! Old consumers cannot read v2 batches, so this path reads the fetched file slices into memory
-//! (pread on the shard thread, like the copying fetch path: page-cache reads of data just
-//! located by the index) and converts them; compressed batches go out uncompressed. The v4+ path
+//! (pread on the shard thread, like the copying fetch path; the handler first makes the slices
+//! ready through io_uring, `storage::page_cache::settle`, so those are page-cache hits) and
+//! converts them; compressed batches go out uncompressed. The v4+ path
 //! (zero-copy sendfile of the stored bytes) never comes here.
 
 use kafka_protocol::messages::fetch_request::FetchRequest;

@@ -36,7 +36,7 @@ use crate::protocol::fetch_response::{self, PartitionOut, TopicOut};
 use crate::protocol::{errors, legacy_api};
 use crate::server::partitions::on_owners;
 use crate::shard::{self, ShardCtx};
-use crate::storage::{FileSlice, StorageError};
+use crate::storage::{FileSlice, StorageError, page_cache};
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 16;
@@ -329,10 +329,24 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         });
     }
 
+    let zerocopy = req.version >= 4 && ctx.info.settings.fetch_zerocopy_enable;
+    if !zerocopy {
+        // The paths below copy the records with pread: make them ready first, off the shard
+        // thread (the zero-copy path does this piece by piece before each sendfile).
+        for s in topics_out
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .flat_map(|p| &p.records)
+        {
+            if let Err(e) = page_cache::settle(&s.file, s.position, u64::from(s.len)).await {
+                return Ok(Reply::Close(format!("reading fetched records failed: {e}")));
+            }
+        }
+    }
     if req.version < 4 {
         return Ok(crate::server::legacy_fetch::reply(&req, &r, &topics_out));
     }
-    if ctx.info.settings.fetch_zerocopy_enable {
+    if zerocopy {
         Ok(Reply::Chunked(fetch_response::encode(
             req.header.correlation_id,
             req.version,
