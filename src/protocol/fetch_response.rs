@@ -208,16 +208,8 @@ mod tests {
                         last_stable_offset: 42,
                         log_start_offset: 3,
                         records: vec![
-                            FileSlice {
-                                file: file.clone(),
-                                position: 10,
-                                len: 100,
-                            },
-                            FileSlice {
-                                file: file.clone(),
-                                position: 150,
-                                len: 50,
-                            },
+                            FileSlice::in_file(file.clone(), 10, 100),
+                            FileSlice::in_file(file.clone(), 150, 50),
                         ],
                     },
                     PartitionOut {
@@ -239,11 +231,7 @@ mod tests {
                     high_watermark: 1,
                     last_stable_offset: 1,
                     log_start_offset: 0,
-                    records: vec![FileSlice {
-                        file,
-                        position: 0,
-                        len: 1,
-                    }],
+                    records: vec![FileSlice::in_file(file, 0, 1)],
                 }],
             },
         ];

@@ -68,6 +68,10 @@ pub async fn write_chunked(
 
 /// Sends one file slice with sendfile(2), handling partial sends and EAGAIN without blocking.
 pub async fn send_file(io: &mut SharedStream, sock: RawFd, slice: &FileSlice) -> io::Result<()> {
+    if let Some(m) = &slice.mem {
+        // From the partition's tail cache (`storage::recent`): the bytes are already here.
+        return io.write_all(m).await;
+    }
     let file_fd = slice.file.as_raw_fd();
     let mut off = slice.position as libc::off_t;
     let end = off + slice.len as libc::off_t;

@@ -231,10 +231,10 @@ pub(crate) fn fail(inner: &Inner, e: &StorageError) {
 }
 
 async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
-    let (dma, align, tail, written) = {
+    let (dma, align, tail, written, base) = {
         let st = inner.st.borrow();
         let a = st.active.as_ref().ok_or(StorageError::Closed)?;
-        (a.dma.clone(), a.align, a.tail.clone(), a.written)
+        (a.dma.clone(), a.align, a.tail.clone(), a.written, a.base)
     };
     let new_bytes: usize = ops
         .iter()
@@ -283,6 +283,13 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
     // Blocks below `zeroed` were zero-filled and committed (a fill moves it only after its
     // fdatasync), so a write ending there changes no metadata.
     let changes_meta = write_end > inner.st.borrow().active.as_ref().map_or(0, |a| a.zeroed);
+    // Someone reads this partition: keep a copy of what this write adds (`recent.rs`).
+    let keep = {
+        let st = inner.st.borrow();
+        st.segments.get(&base).is_some_and(|s| s.reader.is_some())
+            && super::recent::RecentWrites::has_room(new_bytes)
+    };
+    let kept = keep.then(|| bytes::Bytes::copy_from_slice(&out[tail.len()..data_len]));
     let n = dma.write_at(buf, write_pos).await?;
     if n < data_len {
         return Err(StorageError::Io(std::io::Error::other(format!(
@@ -295,17 +302,21 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         let a = st.active.as_mut().ok_or(StorageError::Closed)?;
         a.tail = new_tail;
         a.written = new_written;
+        match kept {
+            Some(b) => a.recent.push(written, b),
+            None => a.recent.clear(),
+        }
         if changes_meta {
             a.meta_changes += 1;
         }
         // The segment being written, not the newest in the map: a queued roll may already have
         // inserted the next one.
-        let base = a.base;
         if let Some(seg) = st.segments.get_mut(&base) {
             seg.size = new_written;
             seg.next_offset = next_offset;
-            // Someone reads this partition: start readahead of what was just written, so a
-            // consumer that keeps up finds it in the page cache (direct writes bypass it).
+            // Someone reads this partition: also start readahead of what was just written, so a
+            // reader that falls behind the tail cache (a catch-up consumer) finds it in the page
+            // cache (direct writes bypass it).
             if let Some(r) = &seg.reader {
                 use std::os::fd::AsRawFd;
                 // SAFETY: plain syscall on a descriptor we own; only a hint.
@@ -565,6 +576,7 @@ async fn do_roll(
             filling: None,
             meta_changes: 1,
             meta_synced: 0,
+            recent: Default::default(),
         });
         // Everything before the new segment was synced with the old one.
         if st.durable < new_base {

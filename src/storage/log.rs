@@ -101,6 +101,8 @@ pub(crate) struct ActiveFile {
     /// means every completed data write sits in blocks whose metadata is committed, so a device
     /// flush through the flush anchor makes it durable (see `flush_anchor.rs`).
     pub meta_synced: u64,
+    /// Copies of the last writes, for readers that keep up (`recent.rs`).
+    pub recent: super::recent::RecentWrites,
 }
 
 pub(crate) struct State {
@@ -384,6 +386,7 @@ impl PartitionLog {
                 filling: None,
                 meta_changes: 1,
                 meta_synced: 0,
+                recent: Default::default(),
             }),
             log_start,
             assigned: next,

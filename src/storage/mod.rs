@@ -53,19 +53,25 @@
 //! `read` maps (offset, max_bytes) to `FileSlice`s — (Arc'd buffered fd, position, length) of
 //! whole batches — via the sparse index plus a short header walk. Direct writes bypass (and
 //! invalidate) the page cache, so a consumer that keeps up would read every batch from the device
-//! (and the connection's `sendfile` would block on it). Instead of a user-space tail cache, the
-//! writer issues `posix_fadvise(WILLNEED)` on the segment's read descriptor for each range it just
-//! wrote, once that descriptor exists (i.e. once someone has read the partition): the kernel
-//! reads it back asynchronously and the fetch finds it cached. Measured (`cargo bench --bench
-//! storage -- read/`, loaded 2-core VM): reading the 16 KiB batch appended 200 µs earlier took
-//! ~140 µs without the hint and ~14 µs with it; locating a random offset in a cached log ~7 µs;
-//! an index lookup in a full 1 GiB segment's index 60-200 ns. Cost: the device reads written data
-//! once more, only for partitions that have readers. A user-space tail cache would save that read
-//! but needs an in-memory variant of `FileSlice`; revisit with the Fetch benchmark.
+//! (and the connection's `sendfile` would block on it). Two things keep it off the device:
+//! - the tail cache ([`recent`]): once someone has read the partition, the writer keeps a copy of
+//!   its last writes (256 KiB per partition, 64 MiB per shard), and a read inside that range is
+//!   answered from memory (`FileSlice::mem`);
+//! - for readers further behind, the writer issues `posix_fadvise(WILLNEED)` on the segment's read
+//!   descriptor for each range it just wrote: the kernel reads it back asynchronously and a
+//!   catch-up fetch finds it cached. Measured (`cargo bench --bench storage -- read/`, loaded
+//!   2-core VM): reading the 16 KiB batch appended 200 µs earlier took ~140 µs without the hint
+//!   and ~14 µs with it; locating a random offset in a cached log ~7 µs; an index lookup in a full
+//!   1 GiB segment's index 60-200 ns. Cost: the device reads written data once more, only for
+//!   partitions that have readers.
+//!
+//! What is still read from the file goes through [`page_cache`], so a miss waits in io_uring, not
+//! on the shard thread.
 //!
 //! # Footprint
 //! An idle partition holds its segment map, the active segment's indexes (8 + 12 bytes per
-//! entry, one entry per 4 KiB appended), one partial block (< 4 KiB) and two descriptors. Sealed
+//! entry, one entry per 4 KiB appended), one partial block (< 4 KiB) and two descriptors; one
+//! that has been read also its tail cache (up to 256 KiB). Sealed
 //! segments keep only counters; at most [`log::WARM_SEALED_SEGMENTS`] of them keep their indexes
 //! and read descriptor loaded (LRU). No task and no buffer exist while a partition is idle.
 //!
@@ -107,6 +113,7 @@ mod notify;
 pub mod page_cache;
 pub mod producer_state;
 pub mod read;
+pub mod recent;
 pub mod recovery;
 pub mod retention;
 pub mod segment;

@@ -14,6 +14,8 @@
 //! than the syscall. Reads never touch the writer's DMA file.
 
 use std::io;
+
+use bytes::Bytes;
 use std::os::unix::fs::FileExt;
 
 use crate::protocol::record_batch;
@@ -99,7 +101,7 @@ impl PartitionLog {
             self.ensure_loaded(base).await?;
             // Where the header walk starts: the index entry at or below `cur`. The walk reads
             // through `header_at_async`, so no borrow of the state may live across it.
-            let (file, size, seg_next, mut pos) = {
+            let (file, size, seg_next, mut pos, cached) = {
                 let mut st = self.inner.st.borrow_mut();
                 let dir = self.inner.dir.clone();
                 let Some(seg) = st.segments.get_mut(&base) else {
@@ -111,9 +113,21 @@ impl PartitionLog {
                 };
                 let rel = (cur - base).clamp(0, u32::MAX as i64) as u32;
                 let pos = idx.lookup(rel).map_or(0, |e| e.position as u64);
-                (file, seg.size, seg.next_offset, pos)
+                let size = seg.size;
+                let next = seg.next_offset;
+                // The active segment's tail cache, if it holds everything from `pos` on.
+                let cached = st
+                    .active
+                    .as_ref()
+                    .filter(|a| a.base == base)
+                    .and_then(|a| a.recent.copy_range(pos, size));
+                (file, size, next, pos, cached)
             };
-            let mut scanner = HeaderScanner::new(&file, size);
+            let from_memory = cached.is_some();
+            let mut scanner = match cached {
+                Some(bytes) => HeaderScanner::with_window(&file, size, bytes, pos),
+                None => HeaderScanner::new(&file, size),
+            };
             let first = loop {
                 match scanner.header_at_async(pos).await? {
                     Some(h) if h.last_offset() >= cur => break Some(h),
@@ -157,10 +171,14 @@ impl PartitionLog {
                 end += h.total_len() as u64;
             }
             let len = end - start;
+            let mem = if from_memory {
+                scanner.window(start, len).map(Bytes::copy_from_slice)
+            } else {
+                None
+            };
             out.slices.push(FileSlice {
-                file,
-                position: start,
-                len: len as u32,
+                mem,
+                ..FileSlice::in_file(file, start, len as u32)
             });
             remaining = remaining.saturating_sub(len);
             if end < size || remaining == 0 {

@@ -149,6 +149,23 @@ impl<'a> HeaderScanner<'a> {
         }
     }
 
+    /// A scanner whose window already holds `buf`, the file's bytes from `buf_pos` (the
+    /// partition's tail cache): headers inside it are read without touching the file.
+    pub fn with_window(file: &'a File, end: u64, buf: Vec<u8>, buf_pos: u64) -> Self {
+        HeaderScanner {
+            file,
+            buf,
+            buf_pos,
+            end,
+        }
+    }
+
+    /// The bytes `[pos, pos + len)` if the window holds all of them.
+    pub fn window(&self, pos: u64, len: u64) -> Option<&[u8]> {
+        let lo = pos.checked_sub(self.buf_pos)? as usize;
+        self.buf.get(lo..lo + len as usize)
+    }
+
     /// The header of the batch at `pos`, if a whole, plausible batch header fits before `end`
     /// (CRC not checked: this walks data the log already validated). Reads with `pread(2)`,
     /// which may wait for the device: for recovery and other work off the fetch path.

@@ -5,6 +5,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 /// Result of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -18,16 +20,33 @@ pub struct AppendInfo {
 /// A run of whole batches inside one segment file, readable without copying through user space
 /// (sendfile/splice from `file`). The descriptor is a buffered `O_RDONLY` one; it is `Arc`ed so a
 /// segment deleted by retention stays readable to a send already in flight.
+///
+/// `mem`, when set, holds the same bytes from the partition's tail cache (`log::RecentWrites`):
+/// senders use it instead of the file.
 #[derive(Debug, Clone)]
 pub struct FileSlice {
     pub file: Arc<File>,
     pub position: u64,
     pub len: u32,
+    pub mem: Option<Bytes>,
 }
 
 impl FileSlice {
-    /// Copies the bytes out with pread (tests, fallbacks, small responses).
+    /// A slice served from the file.
+    pub fn in_file(file: Arc<File>, position: u64, len: u32) -> Self {
+        FileSlice {
+            file,
+            position,
+            len,
+            mem: None,
+        }
+    }
+
+    /// Copies the bytes out (from `mem`, else with pread: tests, fallbacks, small responses).
     pub fn read_to_vec(&self) -> io::Result<Vec<u8>> {
+        if let Some(m) = &self.mem {
+            return Ok(m.to_vec());
+        }
         let mut buf = vec![0u8; self.len as usize];
         self.file.read_exact_at(&mut buf, self.position)?;
         Ok(buf)

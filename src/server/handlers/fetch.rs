@@ -140,7 +140,7 @@ fn prefetch(slices: &[FileSlice], max_bytes: u32) {
             }
         }
     };
-    for s in slices {
+    for s in slices.iter().filter(|s| s.mem.is_none()) {
         advise(s.file.as_raw_fd(), s.position, u64::from(s.len));
     }
     let Ok(meta) = last.file.metadata() else {
@@ -337,6 +337,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             .iter()
             .flat_map(|t| &t.partitions)
             .flat_map(|p| &p.records)
+            .filter(|s| s.mem.is_none())
         {
             if let Err(e) = page_cache::settle(&s.file, s.position, u64::from(s.len)).await {
                 return Ok(Reply::Close(format!("reading fetched records failed: {e}")));

@@ -1,0 +1,63 @@
+//! A partition with readers keeps its last writes in memory (`storage/recent.rs`): reads of the
+//! tail are answered from there with exactly the file's bytes; older reads go to the file.
+
+mod storage_common;
+
+use ringbolt::protocol::record_batch::validate_all;
+use ringbolt::storage::recent::{PER_PARTITION, shard_bytes};
+use ringbolt::storage::{FileSlice, LogConfig, PartitionLog};
+use storage_common::{batch, run};
+
+#[test]
+fn tail_reads_come_from_memory_with_the_files_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    run(move || async move {
+        let log = PartitionLog::open(&dir, LogConfig::default())
+            .await
+            .unwrap();
+        // Before anyone reads, nothing is kept.
+        log.append(batch(80, 190, 1000, 1)).await.unwrap();
+        assert_eq!(shard_bytes(), 0);
+        let first = log.read(0, 1 << 20).await.unwrap();
+        assert!(first.slices.iter().all(|s| s.mem.is_none()));
+
+        // Now the partition has a reader: ~24 writes of ~16 KiB, more than one cache holds.
+        let mut infos = Vec::new();
+        for i in 0..24 {
+            infos.push(log.append(batch(80, 190, 2000 + i, i as u8)).await.unwrap());
+        }
+        assert!(shard_bytes() > 0 && shard_bytes() <= PER_PARTITION);
+
+        // The last three batches: from memory, the same bytes as in the file, whole batches.
+        let from = infos[21].base_offset + 3;
+        let tail = log.read(from, 1 << 20).await.unwrap();
+        assert_eq!(tail.slices.len(), 1);
+        let s = &tail.slices[0];
+        let mem = s.mem.as_ref().expect("answered from the tail cache");
+        assert_eq!(mem.len(), s.len as usize);
+        let on_disk = FileSlice::in_file(s.file.clone(), s.position, s.len)
+            .read_to_vec()
+            .unwrap();
+        assert_eq!(&mem[..], &on_disk[..]);
+        let hs = validate_all(mem).unwrap();
+        assert_eq!(
+            hs.iter().map(|h| h.base_offset).collect::<Vec<_>>(),
+            vec![
+                infos[21].base_offset,
+                infos[22].base_offset,
+                infos[23].base_offset
+            ]
+        );
+
+        // An early batch has left the cache: read from the file.
+        let old = log.read(infos[1].base_offset, 20_000).await.unwrap();
+        assert!(old.slices.iter().all(|s| s.mem.is_none()));
+        assert_eq!(
+            validate_all(&old.read_to_vec().unwrap()).unwrap()[0].base_offset,
+            infos[1].base_offset
+        );
+        log.close().await.unwrap();
+        assert_eq!(shard_bytes(), 0, "closing the log releases its cache");
+    });
+}
