@@ -6,8 +6,8 @@ mod storage_common;
 use std::os::fd::AsRawFd;
 
 use ringbolt::protocol::record_batch::validate_all;
-use ringbolt::storage::{LogConfig, PartitionLog, page_cache};
-use storage_common::{batch, run};
+use ringbolt::storage::page_cache;
+use storage_common::{batch, with_new_log};
 
 /// Drops the segment's pages from the page cache (they are clean: written with O_DIRECT).
 fn evict(dir: &std::path::Path) {
@@ -24,12 +24,7 @@ fn evict(dir: &std::path::Path) {
 
 #[test]
 fn a_cold_read_goes_through_io_uring_and_returns_the_batches() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("t-0");
-    run(move || async move {
-        let log = PartitionLog::open(&dir, LogConfig::default())
-            .await
-            .unwrap();
+    with_new_log(|log, dir| async move {
         // ~4 MiB in 16 KiB batches, so the index has entries to walk from.
         let mut last = 0;
         for i in 0..256 {

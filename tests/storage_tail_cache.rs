@@ -4,18 +4,13 @@
 mod storage_common;
 
 use ringbolt::protocol::record_batch::validate_all;
+use ringbolt::storage::FileSlice;
 use ringbolt::storage::recent::{PER_PARTITION, shard_bytes};
-use ringbolt::storage::{FileSlice, LogConfig, PartitionLog};
-use storage_common::{batch, run};
+use storage_common::{batch, with_new_log};
 
 #[test]
 fn tail_reads_come_from_memory_with_the_files_bytes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("t-0");
-    run(move || async move {
-        let log = PartitionLog::open(&dir, LogConfig::default())
-            .await
-            .unwrap();
+    with_new_log(|log, _dir| async move {
         // Before anyone reads, nothing is kept.
         log.append(batch(80, 190, 1000, 1)).await.unwrap();
         assert_eq!(shard_bytes(), 0);

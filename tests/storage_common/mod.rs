@@ -22,6 +22,22 @@ where
         .expect("executor thread")
 }
 
+/// Runs `f` with a fresh default-config log in a temporary `t-0` directory (see [`run`]).
+pub fn with_new_log<F, Fut>(f: F)
+where
+    F: FnOnce(ringbolt::storage::PartitionLog, std::path::PathBuf) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    run(move || async move {
+        let log = ringbolt::storage::PartitionLog::open(&dir, Default::default())
+            .await
+            .unwrap();
+        f(log, dir).await
+    });
+}
+
 /// A batch of `n` records with values of `value_len` bytes and timestamps `ts, ts+1, ...`.
 pub fn batch(n: usize, value_len: usize, ts: i64, seed: u8) -> BytesMut {
     let values: Vec<Vec<u8>> = (0..n)
