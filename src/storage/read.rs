@@ -14,8 +14,6 @@
 //! than the syscall. Reads never touch the writer's DMA file.
 
 use std::io;
-
-use bytes::Bytes;
 use std::os::unix::fs::FileExt;
 
 use crate::protocol::record_batch;
@@ -172,7 +170,7 @@ impl PartitionLog {
             }
             let len = end - start;
             let mem = if from_memory {
-                scanner.window(start, len).map(Bytes::copy_from_slice)
+                scanner.into_window(start, len)
             } else {
                 None
             };

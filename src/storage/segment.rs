@@ -160,10 +160,12 @@ impl<'a> HeaderScanner<'a> {
         }
     }
 
-    /// The bytes `[pos, pos + len)` if the window holds all of them.
-    pub fn window(&self, pos: u64, len: u64) -> Option<&[u8]> {
+    /// The bytes `[pos, pos + len)` if the window holds all of them (the window's buffer becomes
+    /// the returned bytes: no copy).
+    pub fn into_window(self, pos: u64, len: u64) -> Option<bytes::Bytes> {
         let lo = pos.checked_sub(self.buf_pos)? as usize;
-        self.buf.get(lo..lo + len as usize)
+        let hi = lo.checked_add(len as usize)?;
+        (hi <= self.buf.len()).then(|| bytes::Bytes::from(self.buf).slice(lo..hi))
     }
 
     /// The header of the batch at `pos`, if a whole, plausible batch header fits before `end`
