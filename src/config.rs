@@ -27,8 +27,13 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("parsing config file: {0}")]
+    #[error("parsing config: {0}")]
     Parse(String),
+    #[error("config file {path}: {source}")]
+    InFile {
+        path: PathBuf,
+        source: Box<ConfigError>,
+    },
     #[error("unknown topic config `{0}`")]
     UnknownTopicConfig(String),
     #[error("invalid value `{value}` for config `{name}`")]
@@ -285,7 +290,10 @@ impl BrokerSettings {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_toml_str(&text)
+        Self::from_toml_str(&text).map_err(|source| ConfigError::InFile {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

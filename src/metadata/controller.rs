@@ -220,8 +220,37 @@ async fn create_on_controller(
         tracing::error!(topic = %meta.name, error = %e, "persisting metadata failed");
         return Err(TopicError::Storage(e.to_string()));
     }
+    let failed = publish(ctx, store.snapshot()).await;
+    if let Some(first) = failed.first() {
+        // A topic whose partitions cannot all be opened (out of file descriptors, a full or
+        // read-only disk) must not be reported as created: take it back, so that the owners that
+        // did open their partitions close and remove them again, and the client gets the reason.
+        tracing::error!(
+            topic = %meta.name,
+            failed = failed.len(),
+            first = %first,
+            "created topic's partitions could not all be opened; rolling the topic back"
+        );
+        store.topics.borrow_mut().remove(&meta.name);
+        store.version.set(store.version.get() + 1);
+        if let Err(e) = store.persist() {
+            tracing::error!(topic = %meta.name, error = %e, "persisting the rollback failed");
+        }
+        publish(ctx, store.snapshot()).await;
+        for f in &failed {
+            // Fresh directories of a topic that never existed: nothing in them was acknowledged.
+            if let Err(e) = std::fs::remove_dir_all(&f.dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %f.dir.display(), error = %e, "removing partition dir failed");
+            }
+        }
+        return Err(TopicError::Storage(format!(
+            "{} of {partitions} partitions could not be opened, first {first}",
+            failed.len()
+        )));
+    }
     tracing::info!(topic = %meta.name, partitions, id = %meta.id, "created topic");
-    publish(ctx, store.snapshot()).await;
     Ok(meta)
 }
 
@@ -272,23 +301,48 @@ pub async fn delete_topic(topic: TopicRef) -> Result<Arc<TopicMeta>, TopicError>
     .map_err(|_| TopicError::ShuttingDown)?
 }
 
-/// Sends `snap` to every shard and waits until each applied it.
-async fn publish(ctx: &Rc<ShardCtx>, snap: Arc<MetadataSnapshot>) {
+/// Sends `snap` to every shard and waits until each applied it; returns the partitions that
+/// could not be opened.
+async fn publish(ctx: &Rc<ShardCtx>, snap: Arc<MetadataSnapshot>) -> Vec<OpenFailure> {
+    let mut failed = Vec::new();
     for s in 0..ctx.n_shards {
         let snap = snap.clone();
-        if let Err(e) =
-            shard::run_on(s, move |c| async move { apply_snapshot(&c, snap).await }).await
-        {
-            tracing::warn!(shard = s, error = %e, "publishing metadata failed");
+        match shard::run_on(s, move |c| async move { apply_snapshot(&c, snap).await }).await {
+            Ok(f) => failed.extend(f),
+            Err(e) => tracing::warn!(shard = s, error = %e, "publishing metadata failed"),
         }
+    }
+    failed
+}
+
+/// A partition log that [`apply_snapshot`] could not open.
+#[derive(Debug, Clone)]
+pub struct OpenFailure {
+    pub dir: std::path::PathBuf,
+    pub error: String,
+}
+
+impl std::fmt::Display for OpenFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "opening partition log {}: {}",
+            self.dir.display(),
+            self.error
+        )
     }
 }
 
 /// Installs a newer snapshot on this shard: closes and removes logs of topics that are gone, opens
-/// the logs this shard owns that are not open yet.
-pub(crate) async fn apply_snapshot(ctx: &Rc<ShardCtx>, snap: Arc<MetadataSnapshot>) {
+/// the logs this shard owns that are not open yet. Returns the logs it could not open (each is
+/// also logged).
+pub(crate) async fn apply_snapshot(
+    ctx: &Rc<ShardCtx>,
+    snap: Arc<MetadataSnapshot>,
+) -> Vec<OpenFailure> {
+    let mut failed = Vec::new();
     if !ctx.set_metadata(snap.clone()) {
-        return;
+        return failed;
     }
     let data_dir = ctx.info.data_dir.clone();
     let open_topics: Vec<String> = ctx.all_logs().into_iter().map(|(t, _, _)| t).collect();
@@ -326,9 +380,14 @@ pub(crate) async fn apply_snapshot(ctx: &Rc<ShardCtx>, snap: Arc<MetadataSnapsho
             match PartitionLog::open(dir.clone(), log_config.clone()).await {
                 Ok(log) => ctx.insert_log(&t.name, p, Rc::new(log)),
                 Err(e) => {
-                    tracing::error!(dir = %dir.display(), error = %e, "opening partition log failed")
+                    tracing::error!(dir = %dir.display(), error = %e, "opening partition log failed");
+                    failed.push(OpenFailure {
+                        dir,
+                        error: e.to_string(),
+                    });
                 }
             }
         }
     }
+    failed
 }

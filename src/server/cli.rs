@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use anyhow::Context;
+
 use crate::config::{BrokerConfig, BrokerSettings, parse_listener};
 
 /// Flags of `ringbolt serve`; each overrides the matching entry of `--config`.
@@ -33,9 +35,13 @@ impl ServeArgs {
             Some(p) => BrokerSettings::from_file(p)?,
             None => BrokerSettings::default(),
         };
-        let listen = match (&self.listen, &settings.listeners) {
-            (Some(l), _) | (None, Some(l)) => parse_listener(l)?,
-            (None, None) => parse_listener("127.0.0.1:9092")?,
+        let listen = match (&self.listen, &settings.listeners, &self.config) {
+            (Some(l), _, _) => parse_listener(l).context("--listen")?,
+            (None, Some(l), Some(file)) => {
+                parse_listener(l).with_context(|| format!("config file {}", file.display()))?
+            }
+            (None, Some(l), None) => parse_listener(l)?,
+            (None, None, _) => parse_listener("127.0.0.1:9092")?,
         };
         let data_dir = self
             .data_dir
@@ -66,6 +72,8 @@ pub fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, term.clone())?;
     }
     crate::tune::memlock_preflight()?;
+    let nofile = super::startup::raise_nofile_limit();
+    tracing::debug!(nofile, "open-files limit");
     let broker = super::spawn_broker(cfg)?;
     println!("ringbolt listening on {}", broker.local_addr());
     while !term.load(Ordering::SeqCst) {

@@ -71,6 +71,7 @@ pub mod connection;
 pub mod handlers;
 pub mod legacy_fetch;
 pub mod partitions;
+pub mod startup;
 pub mod zerocopy;
 
 use std::net::SocketAddr;
@@ -93,12 +94,19 @@ pub struct BrokerHandle {
     local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
     shards: Vec<ExecutorJoinHandle<()>>,
+    /// Held until the shards are joined (fields drop after `Drop::drop`).
+    data_dir: startup::DataDir,
 }
 
 impl BrokerHandle {
     /// The bound address (the real port when the listen port was 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The data directory as resolved at startup (absolute).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
     }
 
     /// Clean stop: stop accepting, finish in-flight requests, sync and close the logs.
@@ -146,24 +154,35 @@ struct ShardPlan {
     snapshot: Arc<MetadataSnapshot>,
     mesh: Mesh,
     stop: Arc<AtomicBool>,
+    /// Set once every shard reported [`Startup::Ready`]; no shard accepts before.
+    open: Arc<AtomicBool>,
     drained: Arc<AtomicUsize>,
     report: std::sync::mpsc::Sender<Startup>,
 }
 
-/// Starts the broker's shard threads and returns once every shard is listening.
-pub fn spawn_broker(cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
-    std::fs::create_dir_all(&cfg.data_dir)?;
+/// Starts the broker's shard threads and returns once every shard has recovered its partitions and
+/// accepts connections.
+///
+/// Fails before any shard starts when the data directory cannot be created, written or locked
+/// (another broker holds it), or the listen address is served by another process
+/// ([`startup`]); fails after recovery when a partition log cannot be opened.
+pub fn spawn_broker(mut cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
+    startup::check_address_free(cfg.listen)?;
+    let data_dir = startup::lock_data_dir(&cfg.data_dir)?;
+    cfg.data_dir = data_dir.path().to_owned();
     let n = cfg.shard_count();
     let (snapshot, cluster_id) = MetadataStore::load_snapshot(&cfg.data_dir)?;
     let cpus = allowed_cpus();
     let mesh: Mesh = Mesh::full(n, MESH_CHANNEL_SIZE);
     let stop = Arc::new(AtomicBool::new(false));
+    let open = Arc::new(AtomicBool::new(false));
     let drained = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = std::sync::mpsc::channel();
     let mut handle = BrokerHandle {
         local_addr: cfg.listen,
         stop: stop.clone(),
         shards: Vec::with_capacity(n),
+        data_dir,
     };
     let plan = |id: usize, listen: SocketAddr| ShardPlan {
         id,
@@ -174,6 +193,7 @@ pub fn spawn_broker(cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
         snapshot: snapshot.clone(),
         mesh: mesh.clone(),
         stop: stop.clone(),
+        open: open.clone(),
         drained: drained.clone(),
         report: tx.clone(),
     };
@@ -206,6 +226,7 @@ pub fn spawn_broker(cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
             Startup::Failed(e) => anyhow::bail!("{e}"),
         }
     }
+    open.store(true, Ordering::SeqCst);
     tracing::info!(%addr, shards = n, data_dir = %cfg.data_dir.display(), "broker listening");
     Ok(handle)
 }
@@ -302,9 +323,18 @@ async fn shard_main(p: ShardPlan) {
         let _ = p.report.send(Startup::Failed(e.to_string()));
         return;
     }
-    controller::apply_snapshot(&ctx, p.snapshot.clone()).await;
+    let failed = controller::apply_snapshot(&ctx, p.snapshot.clone()).await;
     crate::group::shard::start_shard(&ctx).await;
-    let _ = p.report.send(Startup::Ready);
+    // A failed shard still goes through the shutdown sequence below (the others wait for it
+    // there); `spawn_broker` stops the broker when it reads the failure.
+    let _ = p.report.send(match failed.first() {
+        None => Startup::Ready,
+        Some(first) => Startup::Failed(format!(
+            "shard {}: {} partition log(s) could not be opened, first {first}",
+            p.id,
+            failed.len()
+        )),
+    });
 
     // Shutdown watcher: the flag is set from a non-executor thread.
     {
@@ -319,9 +349,15 @@ async fn shard_main(p: ShardPlan) {
         .detach();
     }
     spawn_retention(&ctx);
+    // Connections that arrive meanwhile wait in the listen backlog: a shard that accepted before
+    // the others recovered would route requests to partitions not open yet, and clients would be
+    // told that existing partitions are unknown.
+    while !p.open.load(Ordering::SeqCst) && !p.stop.load(Ordering::SeqCst) {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
 
     let gate = glommio::sync::Gate::new();
-    loop {
+    while p.open.load(Ordering::SeqCst) {
         let accepted = async { Some(listener.accept().await) }
             .or(async {
                 ctx.stopping.wait().await;
