@@ -7,7 +7,9 @@
 # PARTs (default: rust compat):
 #   rust       cargo fmt --check, cargo clippy --all-targets -D warnings, cargo test --workspace,
 #              cargo build --release
-#   compat     for each client (go-sarama, go-shopify, go-franz, java, confluent, kafka-python, wire, python-groups): a fresh
+#   compat     the README quick start (README's `cargo run --release -- serve`, defaults, with
+#              the article's sarama producer/consumer; skipped if :9092 or ./data is taken), then
+#              for each client (go-sarama, go-shopify, go-franz, java, confluent, kafka-python, wire, python-groups): a fresh
 #              `ringbolt serve` on a free loopback port with a temporary data dir, then
 #              scripts/compat.sh against it
 #   reference  the same client suite, every optional test enabled, against a real Apache Kafka
@@ -148,6 +150,47 @@ extra_enabled() { # name -> 1 or empty
   [[ -f compat/extras ]] && grep -qx "[[:space:]]*$1[[:space:]]*" compat/extras && echo 1
 }
 
+# The README's first command, literally: `cargo run --release -- serve` in the checkout, with its
+# defaults (127.0.0.1:9092, ./data), then the README's sarama producer and a consumer
+# (compat/go-sarama TestArticle/default: SyncProducer, WaitForAll, random partitioner, web_log-*)
+# against it, and a clean SIGTERM. Skipped, with the reason, when port 9092 is taken or ./data
+# exists: that is a developer's own broker or data, which this step must not touch.
+quickstart_skip_reason() {
+  if (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; then
+    echo "127.0.0.1:9092 is in use"
+  elif [[ -e data ]]; then
+    echo "./data exists"
+  fi
+}
+quickstart() {
+  local log=$1 pid status=0 deadline
+  ulimit -l unlimited 2>/dev/null || true # as README says, for io_uring's locked memory
+  cargo run --release -- serve >"$log" 2>&1 </dev/null &
+  pid=$!
+  deadline=$((SECONDS + 300))
+  until grep -q "ringbolt listening on 127.0.0.1:9092" "$log"; do
+    if ! kill -0 "$pid" 2>/dev/null || ((SECONDS > deadline)); then
+      echo "the README's command did not start a broker on 127.0.0.1:9092:" >&2
+      tail -30 "$log" >&2
+      kill -9 "$pid" 2>/dev/null
+      rm -rf data
+      return 1
+    fi
+    sleep 0.2
+  done
+  (cd compat/go-sarama && timeout 300 bin/compat.test -test.v -test.count=1 \
+    -test.run '^TestArticle$/^default$' -bootstrap 127.0.0.1:9092) || status=1
+  [[ -d data ]] && ls data | grep -q '^web_log' || { echo "no web_log partitions in ./data" >&2; status=1; }
+  kill -TERM "$pid"
+  if ! wait "$pid"; then
+    echo "the broker did not exit cleanly on SIGTERM:" >&2
+    tail -30 "$log" >&2
+    status=1
+  fi
+  rm -rf data
+  return $status
+}
+
 part_compat() {
   build_release || return
   export RINGBOLT_COMPAT_GROUPS=${RINGBOLT_COMPAT_GROUPS-$(extra_enabled groups)}
@@ -160,6 +203,17 @@ part_compat() {
   echo "optional compat tests: groups=${RINGBOLT_COMPAT_GROUPS:-0} compression=${RINGBOLT_COMPAT_COMPRESSION:-0} idempotence=${RINGBOLT_COMPAT_IDEMPOTENCE:-0} legacy=${RINGBOLT_COMPAT_LEGACY:-0}"
   local clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-python wire python-groups}
   step "compat setup (Go modules, Python venv)" env COMPAT_CLIENTS="$clients" COMPAT_SETUP_ONLY=1 scripts/compat.sh || return
+  local qs_skip qs_log
+  if [[ " $clients " == *" go-sarama "* ]]; then
+    qs_skip=$(quickstart_skip_reason)
+    if [[ -n $qs_skip ]]; then
+      summary+=("SKIP  README quick start ($qs_skip)")
+    else
+      qs_log=$(mktemp "${TMPDIR:-/tmp}/ringbolt-quickstart.XXXXXX.log")
+      tmpdirs+=("$qs_log")
+      step "README quick start (cargo run --release -- serve; sarama)" quickstart "$qs_log"
+    fi
+  fi
   local port=${COMPAT_PORT:-19200} c
   for c in $clients; do
     if [[ $c == python-groups && ( ! -f compat/python/test_groups.py || ${RINGBOLT_COMPAT_GROUPS:-} != 1 ) ]]; then
