@@ -5,11 +5,14 @@ whole frames in both directions, remembers (api key, version) per correlation id
 
 - rewrites the broker list of Metadata responses to point at the proxy itself, so a client that
   bootstraps through the proxy keeps talking through it (works against any Kafka broker);
-- for the Produce requests chosen by `cut_produce` (1-based count of Produce requests seen), lets
-  the request reach the broker, waits for the broker's response, drops it and closes the client
-  connection. The batch is in the log but the client never heard so: it reconnects and retries the
-  same batch, which an idempotent broker must answer with the original offsets without writing it
-  twice.
+- for the Produce responses chosen by `cut_produce` (1-based count of Produce responses the broker
+  sent), drops the response and closes the client connection. The batch is in the log but the
+  client never heard so: it reconnects and retries the same batch, which an idempotent broker must
+  answer with the original offsets without writing it twice.
+
+Responses are counted, not requests: a cut also kills the requests pipelined behind the dropped
+one, and a request counted on its way in could then die with its connection before reaching the
+broker, so a cut chosen by request count would sometimes never happen.
 """
 
 import socket
@@ -124,7 +127,7 @@ class CutProxy:
         host, port = upstream.rsplit(":", 1)
         self.upstream = (host, int(port))
         self.cut_produce = set(cut_produce)
-        self.produce_seen = 0
+        self.produce_answered = 0  # produce responses read from the broker
         self.cuts = 0  # produce responses dropped
         self.lock = threading.Lock()
         self.listener = socket.socket()
@@ -151,7 +154,7 @@ class CutProxy:
             except OSError:
                 client.close()
                 continue
-            conn = {"pending": {}, "drop": set(), "client": client, "broker": broker}
+            conn = {"pending": {}, "client": client, "broker": broker}
             threading.Thread(target=self._c2b, args=(conn,), daemon=True).start()
             threading.Thread(target=self._b2c, args=(conn,), daemon=True).start()
 
@@ -172,11 +175,6 @@ class CutProxy:
                     break
                 api, version, corr = struct.unpack_from(">hhi", frame, 0)
                 conn["pending"][corr] = (api, version)
-                if api == PRODUCE:
-                    with self.lock:
-                        self.produce_seen += 1
-                        if self.produce_seen in self.cut_produce:
-                            conn["drop"].add(corr)
                 conn["broker"].sendall(struct.pack(">i", len(frame)) + frame)
         except OSError:
             pass
@@ -190,10 +188,14 @@ class CutProxy:
                     break
                 (corr,) = struct.unpack_from(">i", frame, 0)
                 api, version = conn["pending"].pop(corr, (None, None))
-                if corr in conn["drop"]:
+                if api == PRODUCE:
                     with self.lock:
-                        self.cuts += 1
-                    break  # the broker answered; the client never hears it
+                        self.produce_answered += 1
+                        cut = self.produce_answered in self.cut_produce
+                        if cut:
+                            self.cuts += 1
+                    if cut:
+                        break  # the broker answered; the client never hears it
                 if api == METADATA:
                     frame = frame[:4] + rewrite_metadata(frame[4:], version, "127.0.0.1", self.port)
                 conn["client"].sendall(struct.pack(">i", len(frame)) + frame)
