@@ -8,10 +8,7 @@
 //! - `ingest/legacy-magic1-to-v2`: Produce v2 message set → v2 batch.
 //! - `downconvert/v2-to-magic1`: Fetch v2–v3 down-conversion of stored batches.
 //!
-//! Run: `cargo bench --bench codec`. Measured on the shared 2-core VM (other builds running;
-//! alternating runs, 4 s each): baseline-copy 192–211 ns, v2-producer 203–234 ns per 16 KiB batch
-//! (equal within noise); recompress gzip→zstd ~50 µs (~300 MiB/s); legacy magic 1 → v2 ~9 µs
-//! (1.7 GiB/s); down-conversion to magic 1 ~6 µs (2.7 GiB/s), ~15 µs from gzip (1.1 GiB/s).
+//! Run: `cargo bench --bench codec`. Measured in `docs/perf/codec.md`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringbolt::protocol::compression::{self, Codec, TopicCompression};

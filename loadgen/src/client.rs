@@ -118,8 +118,8 @@ pub fn encode_frame<R: Encodable + HeaderVersion>(
 ///
 /// The body is read with `Read::take(..).read_to_end`, which hands the socket the buffer's spare
 /// capacity without zero-filling it first (std's `TcpStream` reads into uninitialised memory):
-/// zeroing a 32 MiB catch-up Fetch response before overwriting it was ≈ 9 % of a consumer
-/// thread's CPU in `perf`.
+/// zeroing a catch-up Fetch response of up to 32 MiB before overwriting it stood out in `perf` of
+/// the consumer threads (measured in `docs/perf/loadgen.md`).
 pub fn read_frame(stream: &mut impl Read, buf: &mut BytesMut) -> Result<Bytes> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).map_err(|e| match e.kind() {

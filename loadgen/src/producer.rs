@@ -452,8 +452,8 @@ impl<'a> Writer<'a> {
             // Without keys the message that did not fit goes to the next sticky partition, as
             // Kafka's sticky partitioner re-partitions a record that would open a new batch
             // (`onNewBatch`). Left in a fresh batch of the old partition it waited a whole
-            // rotation of the sticky partitioner or the linger: ≈ 5 ms for 1 message in 80,
-            // which was loadgen's own produce p99 at 250k msg/s.
+            // rotation of the sticky partitioner or the linger: ≈ 5 ms for 1 message in 80 at
+            // 250k msg/s, which set loadgen's own produce p99 (docs/perf/loadgen.md).
             if self.cfg.keys == 0 {
                 pi = self.sticky;
             }

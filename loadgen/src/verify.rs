@@ -107,8 +107,8 @@ impl fmt::Display for Violation {
 
 /// Multiply-rotate hasher (FxHash's scheme) for the (partition, producer) keys looked up once per
 /// consumed record. std's default SipHash is built to resist hash flooding, which these keys
-/// (ours, a handful per partition) do not need; it cost ≈ 6 % of a consumer thread's CPU in
-/// `perf` at 9 M msg/s.
+/// (ours, a handful per partition) do not need; it stood out in `perf` of the consumer threads
+/// (measured in `docs/perf/loadgen.md`).
 #[derive(Clone, Copy, Default)]
 pub struct KeyHasher(u64);
 

@@ -37,15 +37,10 @@
 //!   (ConsumerGroupHeartbeat) are not served.
 //!
 //! # Figures
-//! `cargo bench --bench group` (see that file's docs for the exact loads). On the shared 2-core
-//! development machine, load average 8–11 from other builds, so only indicative:
-//! - 10-member rebalance, last JoinGroup to last SyncGroup answer: about 0.8–1.1 ms.
-//! - Durable commits against one shard's coordinator (256 concurrent committers): about
-//!   80,000 offsets/s (67k–101k).
-//! - Over TCP, 64 consumers with one request in flight each, 4 partitions per request: about
-//!   32,000 offsets/s (24k–58k), i.e. ~8,000 requests/s; per connection the rate is bounded by
-//!   one fdatasync per request, because a connection's requests run one at a time (as in Kafka).
-//!   The 50,000/s target must be re-measured on an idle machine before it is claimed.
+//! `cargo bench --bench group` (see that file's docs for the exact loads) measures rebalance time
+//! and durable OffsetCommit rates on the coordinator alone and over TCP; measured in
+//! `docs/perf/group-coordinator.md`. Over TCP the rate per connection is bounded by one fdatasync
+//! per request, because a connection's requests run one at a time (as in Kafka).
 
 pub mod coordinator;
 pub mod offset_log;

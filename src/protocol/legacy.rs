@@ -31,7 +31,7 @@
 //!   (Kafka's `NO_TIMESTAMP`). Decompression of the whole set is bounded by
 //!   `compression::MAX_DECOMPRESSED`. Cost: one decode and re-encode per message (and a
 //!   decompress/compress for wrapped sets), on the connection's shard; `cargo bench --bench
-//!   codec`: ~9 µs per 16 KiB set.
+//!   codec` measures it (`docs/perf/codec.md`).
 //! - Fetch v0–v3: [`down_convert`] turns the stored v2 batches into a message set of magic 0
 //!   (Fetch v0–v1) or 1 (Fetch v2–v3) with the original offsets; records before the fetch
 //!   offset and control batches are dropped. Compressed batches are decompressed and sent

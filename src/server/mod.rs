@@ -46,10 +46,9 @@
 //! (`fetch.zerocopy.enable = false`: read slices into memory, encode with kafka-protocol) is kept
 //! for comparison; `cargo bench --bench fetch_path` measures both over loopback (4 MiB fetches of
 //! 64 KiB batches from a page-cache-resident 128 MiB partition, the two paths alternated twice).
-//! On the 2-core development VM (shared with other builds, so absolute numbers drift) broker CPU
-//! per GiB served was 0.27 s with sendfile vs 0.36 s copying (0.266/0.275 vs 0.353/0.365: -24%);
-//! consume throughput (0.8-1.4 GiB/s) moved with machine load and did not separate the paths, as it
-//! is bound by the client reading and decoding on the same cores. On loopback the sender also pays
+//! With sendfile the broker spends clearly less CPU per GiB served; consume throughput moved with
+//! machine load and did not separate the paths, as it is bound by the client reading and decoding
+//! on the same cores (measured in `docs/perf/zerocopy-fetch.md`). On loopback the sender also pays
 //! for the TCP receive processing, which is a large part of both; on a real NIC the saved copies are
 //! a larger share. Zero-copy is therefore the default; the copying path stays for comparison and debugging.
 //!

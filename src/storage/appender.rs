@@ -25,31 +25,31 @@
 //!
 //! # Zero-filling ahead (for partitions that sync)
 //! On ext4 a direct write that extends the file makes the next fdatasync commit a journal
-//! transaction for the new size; a write into blocks that already hold data does not. Measured
-//! here (16 KiB write + fdatasync, loaded VM disk): extending 5-9 ms, after `fallocate` 5-10 ms
-//! (unwritten extents must be converted, also journaled), overwriting zero-filled blocks 0.5-1.3 ms.
-//! So once a partition has been asked for durability (`wait_durable`, or a `flush.*` policy), the
+//! transaction for the new size; a write into blocks that already hold data does not, and
+//! `fallocate` does not help (unwritten extents must be converted, also journaled). Syncing a
+//! 16 KiB write that overwrites zero-filled blocks is several times faster than syncing one that
+//! extends the file (measured in `docs/perf/storage-appender.md`). So once a partition has been
+//! asked for durability (`wait_durable`, or a `flush.*` policy), the
 //! writer keeps a zero-filled region ahead of the data, in chunks of the file's current size
 //! clamped to 1..4 MiB (never past `segment.bytes`), and syncs then mostly cover overwrites.
 //! The fill runs in the background: when the data comes within half a chunk of the zeroed end,
 //! a task writes the next chunk strictly beyond every data write issued so far and fdatasyncs
 //! it, so the size change lands in that sync rather than in an acks=all one. A data write that
 //! would reach into a fill still in flight waits for it (zeros landing after data would erase
-//! it); roll and close wait for it before trimming. Measured before this was in the background:
-//! a 4 MiB fill took 5.3 ms p50, 13 ms max, and stalled the partition's appends each time (at
-//! 250k msg/s acks=all, ~17 fills/s over 8 partitions: most of the produce p99). The cost is
+//! it); roll and close wait for it before trimming. Before this was in the background, every fill
+//! stalled the partition's appends, and at 250k msg/s acks=all those stalls were most of the
+//! produce p99 (measured in `docs/perf/storage-appender.md`). The cost is
 //! writing those bytes twice; partitions that never sync (acks=0/1 without flush policy) append
 //! plainly, as Kafka does.
 //!
 //! The fill writes one [`FILL_PIECE`] (64 KiB) at a time, and a shard has at most
 //! [`FILL_PIECES_PER_SHARD`] pieces in flight over all its partitions. The fill's first version put
 //! the whole chunk in flight as 1 MiB writes; a probe build that timed every step (250k msg/s
-//! acks=all, 8 partitions) showed the broker's request time at p50 0.3 ms but p99.9 12 ms, and all
-//! of that tail in the ~1 % of data syncs that overlapped a fill: 3.7 ms p50, up to 10 ms, against
-//! 0.13 ms otherwise. This disk serves requests in order, so every data write and flush queued
-//! behind 4 MiB of zeros. With one piece in flight a fill takes ~30 ms instead of ~9 ms but adds at
-//! most one piece of queueing to anyone: produce p99 7.8-9.3 ms → 1.9-2.6 ms, p99.9 12-14 ms →
-//! 5.2-6.6 ms in an alternating run. Syncs of data in committed blocks are device flushes shared by
+//! acks=all, 8 partitions) found the whole tail of the broker's request time in the few data
+//! syncs that overlapped a fill. The development VM's disk serves requests in order, so every data
+//! write and flush queued behind the chunk's zeros. With one piece in flight a fill takes longer
+//! but adds at most one piece of queueing to anyone, which cut produce p99 and p99.9 (measured in
+//! `docs/perf/storage-appender.md`). Syncs of data in committed blocks are device flushes shared by
 //! the shard's partitions, which skip the journal commit of a running fill (`flush_anchor.rs`).
 //! The active file may thus end in up to a chunk of zeros; roll and close trim it to its exact
 //! size (what Kafka shows), and recovery treats a zero tail as padding.
@@ -69,24 +69,25 @@ pub const PERSIST_INDEX_EVERY: usize = 128;
 
 /// Zero-fill step bounds: the active file is zero-filled ahead of the data by its current size,
 /// clamped to these, so a small partition holds at most 1 MiB of zeros beyond its data. Each fill
-/// changes the file size, which costs its sync an inode write: with 1,000 partitions at 570k msg/s
-/// acks=all, 64 KiB fills made that inode write ~16 % of broker CPU.
+/// changes the file size, which costs its sync an inode write: with 1,000 partitions at acks=all,
+/// 64 KiB fills made that inode write a large share of broker CPU (measured in
+/// `docs/perf/storage-appender.md`).
 pub const ZERO_FILL_MIN: u64 = 1 << 20;
 pub const ZERO_FILL_MAX: u64 = 4 << 20;
 
 /// One zero-fill write. The fill writes its chunk one piece at a time, never more than one in
-/// flight: this VM's disk serves requests in order, so a 4 MiB burst of zeros (4 × 1 MiB in
-/// flight) delayed every data write and fdatasync queued behind it by 4-10 ms.
+/// flight: on a disk that serves requests in order (the development VM's does), a 4 MiB burst of
+/// zeros (4 × 1 MiB in flight) delayed every data write and fdatasync queued behind it (measured
+/// in `docs/perf/storage-appender.md`).
 pub const FILL_PIECE: usize = 64 << 10;
 
 /// Zero-fill pieces in flight at once on a shard, over all its partitions. One piece per
 /// partition still let every partition that needed zeros put a piece in flight: with 1,000
 /// partitions (each starting with a 1 MiB fill) up to 500 pieces, 32 MiB of zeros, per shard
-/// stood ahead of the data in this disk's in-order queue. Measured at `--rate 0 --partitions 1000
-/// --acks all` (8 s runs alternating with the ungated code): produce p99 240-694 ms ungated, 86-98
-/// ms with 4 per shard (124-189 ms with 8, 50-220 ms with 2); p99.9 471-959 ms → 102-211 ms;
-/// throughput 1.12-1.30 M msg/s gated against 0.95-1.33 M ungated, within noise. With 8
-/// partitions over 2 shards the gate rarely binds.
+/// stood ahead of the data in an in-order disk queue. At `--rate 0 --partitions 1000 --acks all`
+/// a gate of 4 per shard cut produce p99 and p99.9 several-fold against the ungated code (8 did
+/// worse, 2 varied more) with throughput within noise; with 8 partitions over 2 shards the gate
+/// rarely binds. Measured in `docs/perf/storage-appender.md`.
 pub const FILL_PIECES_PER_SHARD: u64 = 4;
 
 thread_local! {
@@ -664,7 +665,8 @@ async fn sync_loop(inner: Rc<Inner>) {
         // Index entries for synced data are appended to the index files (unsynced hints that
         // recovery verifies), so reopening after a crash scans only the tail. In its own task:
         // awaited here, its open/write/close of two files held up the next sync (and every
-        // acks=all produce waiting for it) ~90 times a second at 250k msg/s.
+        // acks=all produce waiting for it) after every sync that added PERSIST_INDEX_EVERY
+        // entries, many times a second at 250k msg/s (docs/perf/storage-appender.md).
         let start = {
             let mut st = inner.st.borrow_mut();
             !std::mem::replace(&mut st.persisting, true)

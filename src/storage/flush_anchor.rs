@@ -9,10 +9,9 @@
 //! partition's segment separately:
 //! - While a partition's background zero-fill runs (see `appender.rs`), the *same inode* gains
 //!   new blocks and a new size, so every data sync in that window also waits for a journal commit
-//!   of the fill's metadata. Measured on this project's 2-core VM at 250k msg/s acks=all, 8
-//!   partitions, fill writing one 64 KiB piece at a time: data syncs that overlapped a fill (~5 %)
-//!   took 0.78-0.82 ms p50 as fdatasync of the segment and 0.55 ms p50 as a flush through the
-//!   anchor (0.13 ms when no fill runs); produce p99 3.2-3.4 ms → 2.5-2.8 ms.
+//!   of the fill's metadata: at 250k msg/s acks=all such syncs took several times as long as the
+//!   others, and a flush through the anchor took less (measured in
+//!   `docs/perf/storage-appender.md`).
 //! - Every partition had its own fdatasync in flight, so up to one flush per partition queued at
 //!   a disk that serves requests in order, each waiting for the ones ahead of it.
 //!
@@ -26,10 +25,9 @@
 //! `i_datasync_tid` committed and sets `needs_barrier`; XFS: no log force, so `xfs_file_fsync`
 //! flushes the data device). Group commit then spans the shard: a caller waits for the first flush
 //! that starts after its call, at most [`MAX_IN_FLIGHT`] run at once, and every partition that asks
-//! meanwhile shares the next one. Measured (alternating, 250k msg/s acks=all, 8 partitions, 2
-//! shards), against the segment's own fdatasync except during fills: produce p99 6.5 / 7.2 ms →
-//! 3.5 / 3.3 ms with 2 flushes in flight (6.6 / 3.1 ms with 1); at the maximum rate p99 11-13 ms →
-//! 7-10 ms and throughput 0.87-0.98× (4 pairs, within this disk's noise between runs).
+//! meanwhile shares the next one. Against the segment's own fdatasync (except during fills) this
+//! lowered produce p99 at 250k msg/s acks=all and at the maximum rate, with throughput within the
+//! disk's noise (measured in `docs/perf/storage-appender.md`).
 //!
 //! # When not
 //! Only on ext4 and XFS (checked with `statfs`), with the anchor on the same device as the

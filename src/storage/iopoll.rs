@@ -7,9 +7,10 @@
 //! on an IOPOLL ring are only reaped by polling, so an executor with a write in flight never
 //! sleeps. It spins in `io_uring_enter` (timeouts armed and cancelled, `io_do_iopoll`) for the
 //! whole write, and with a write in flight on most partitions most of the time the shards burn
-//! their cores. On a dedicated, poll-queue NVMe that is glommio's design; on this 2-core VM
-//! (broker, load generator and the kernel's fdatasync workers sharing the cores) `perf` showed
-//! the shards at ~72 % kernel time in that loop at 100k msg/s.
+//! their cores. On a dedicated, poll-queue NVMe that is glommio's design; on the 2-core
+//! development VM (broker, load generator and the kernel's fdatasync workers sharing the cores)
+//! `perf` showed the shards spending most of their time in the kernel in that loop (measured in
+//! `docs/perf/produce-path.md`).
 //!
 //! glommio 0.9 has no option for this. It caches the probe's verdict per device and per thread,
 //! and a probe that fails with anything but `ENOTSUP` (as it does on a write-only descriptor,

@@ -59,11 +59,9 @@
 //!   answered from memory (`FileSlice::mem`);
 //! - for readers further behind, the writer issues `posix_fadvise(WILLNEED)` on the segment's read
 //!   descriptor for each range it just wrote: the kernel reads it back asynchronously and a
-//!   catch-up fetch finds it cached. Measured (`cargo bench --bench storage -- read/`, loaded
-//!   2-core VM): reading the 16 KiB batch appended 200 µs earlier took ~140 µs without the hint
-//!   and ~14 µs with it; locating a random offset in a cached log ~7 µs; an index lookup in a full
-//!   1 GiB segment's index 60-200 ns. Cost: the device reads written data once more, only for
-//!   partitions that have readers.
+//!   catch-up fetch finds it cached (`cargo bench --bench storage -- read/` measures a read just
+//!   behind the writer; measured in `docs/perf/storage-bench.md`). Cost: the device reads written
+//!   data once more, only for partitions that have readers.
 //!
 //! What is still read from the file goes through [`page_cache`], so a miss waits in io_uring, not
 //! on the shard thread.

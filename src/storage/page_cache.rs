@@ -4,10 +4,10 @@
 //! cache, or are still being read into it by a `POSIX_FADV_WILLNEED` hint (the writer hints what
 //! it just wrote, the fetch handler hints the range a consumer will ask for next). A `pread(2)`
 //! of batch headers or a `sendfile(2)` of the batches then waits for the device *on the shard
-//! thread*, and every other connection and partition of that shard waits with it. Measured with
-//! `perf trace -s` at 250k msg/s acks=all with two live consumers (the seed workload): each shard
-//! spent 11-12 % of its time blocked in `pread` (up to 5.7 ms per call) and 7 % in `sendfile` (up
-//! to 3.4 ms).
+//! thread*, and every other connection and partition of that shard waits with it. `perf trace -s`
+//! on the seed workload (250k msg/s acks=all with two live consumers) showed each shard blocked
+//! in `pread` and `sendfile` for a sizeable share of its time (measured in
+//! `docs/perf/fetch-off-shard-thread.md`).
 //!
 //! [`settle`] answers "can this range be read without waiting?" cheaply, and if not, reads it
 //! through io_uring, which waits for the device (or for the hint's read already in flight)

@@ -46,12 +46,11 @@
 //! segments after a crash); the byte interval bounds our crash replay at the price of one small
 //! file write and two fdatasyncs per 64 MiB appended.
 //!
-//! Measured (`cargo bench --bench storage -- producer_state`, 2-core VM shared with other builds):
-//! check plus update per produced batch ~96 ns with one producer, ~101 ns with 1000 producers on
-//! the partition (a 16 KiB append costs tens of µs, so well under 1%); reopening a partition with
-//! 64 MiB of 16 KiB idempotent batches in its active segment ~2.4 ms from the close snapshot vs
-//! ~11 ms replaying all 4096 batch headers (page-cached; from a cold device the replay is bound by
-//! reading those 64 MiB).
+//! `cargo bench --bench storage -- producer_state` measures the check plus update per produced
+//! batch (with one producer and with 1000 on the partition: small next to the append itself) and
+//! reopening a partition with 64 MiB of idempotent batches from the close snapshot against
+//! replaying every batch header (from a cold device the replay is bound by reading those 64 MiB);
+//! measured in `docs/perf/storage-bench.md`.
 //!
 //! Producers idle for longer than [`PRODUCER_ID_EXPIRATION_MS`] (Kafka's
 //! `producer.id.expiration.ms` default, 1 day, measured from the broker's clock at the

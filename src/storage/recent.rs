@@ -10,9 +10,8 @@
 //! further behind read the file as before (the write hint stays for them: a catch-up consumer
 //! finds the data in the page cache).
 //!
-//! Measured (seed workload, `--rate 250000 --acks all` with two live consumers, alternating with
-//! the build before): produce p99 3.7-5.2 ms against 10.6-15.6 ms, end-to-end p99 2.4-3.1 ms
-//! against 8.6-13.4 ms; see the commit message for more pairs.
+//! On the seed workload (`--rate 250000 --acks all` with two live consumers) it cut both produce
+//! and end-to-end p99; measured in `docs/perf/tail-cache.md`.
 //!
 //! Bounds: [`PER_PARTITION`] bytes per partition (whole writes, oldest dropped first), and at most
 //! [`PER_SHARD`] over all partitions of a shard, past which new writes are not kept. The cost is

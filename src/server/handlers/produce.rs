@@ -16,8 +16,8 @@
 //!
 //! Why release before the owner answers: at 250k msg/s acks=all with 5 requests in flight per
 //! connection, each request otherwise waited for its predecessor's O_DIRECT write. Why one round
-//! trip: an earlier version hopped twice (assign, then wait), and cross-shard wakeups were ~18 %
-//! of broker CPU under load.
+//! trip: an earlier version hopped twice (assign, then wait), and cross-shard wakeups were a large
+//! share of broker CPU under load (measured in `docs/perf/produce-path.md`).
 
 use std::future::Future;
 use std::rc::Rc;
