@@ -171,6 +171,13 @@ pub fn spawn_broker(mut cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     cfg.data_dir = data_dir.path().to_owned();
     let n = cfg.shard_count();
     let (snapshot, cluster_id) = MetadataStore::load_snapshot(&cfg.data_dir)?;
+    startup::warn_if_few_descriptors(
+        snapshot
+            .topics
+            .values()
+            .map(|t| t.partitions.max(0) as u64)
+            .sum(),
+    );
     let cpus = allowed_cpus();
     let mesh: Mesh = Mesh::full(n, MESH_CHANNEL_SIZE);
     let stop = Arc::new(AtomicBool::new(false));

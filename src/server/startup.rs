@@ -235,6 +235,34 @@ pub fn raise_nofile_limit() -> u64 {
     }
 }
 
+/// Descriptors a partition holds open: its active segment's `.log`, `.index` and `.timeindex`.
+const FDS_PER_PARTITION: u64 = 3;
+/// Room for connections, io_uring rings and the rest, on top of the partitions.
+const FDS_HEADROOM: u64 = 1024;
+
+/// Logs a warning when the open-files limit is too low for the partitions the broker will open
+/// (their opens fail with EMFILE, and CreateTopics is refused once it runs out).
+pub fn warn_if_few_descriptors(partitions: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    let needed = partitions * FDS_PER_PARTITION + FDS_HEADROOM;
+    if lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < needed {
+        tracing::warn!(
+            limit = lim.rlim_cur,
+            partitions,
+            needed,
+            "the open-files limit (RLIMIT_NOFILE) is low for this many partitions: raise it \
+             (LimitNOFILE in tuning/ringbolt.service, `ulimit -n`); `ringbolt tune check` reports it"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
