@@ -47,6 +47,10 @@ pub struct ProduceSummary {
     pub latency_us: Percentiles,
     /// All acknowledged messages including the warmup.
     pub total_messages: u64,
+    /// How far behind its schedule the run finished, in µs: the last acknowledgement minus the
+    /// schedule's end (the last message's due time, to within 1/rate). A few ms when the broker
+    /// keeps up.
+    pub end_lag_us: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -416,8 +420,11 @@ pub fn text(s: &Summary) -> String {
     let _ = writeln!(o, "\n== loadgen report ({})", s.broker);
     let _ = writeln!(
         o,
-        "produce:  {} msgs  {:.0} msg/s  {:.1} MB/s",
-        s.produce.messages, s.produce.msgs_per_sec, s.produce.mb_per_sec
+        "produce:  {} msgs  {:.0} msg/s  {:.1} MB/s  (last ack {} after the schedule's end)",
+        s.produce.messages,
+        s.produce.msgs_per_sec,
+        s.produce.mb_per_sec,
+        us(s.produce.end_lag_us)
     );
     let _ = writeln!(
         o,
