@@ -69,8 +69,11 @@ pub struct Args {
     /// Consumer connections.
     #[arg(long, default_value_t = 2)]
     pub consumers: usize,
-    /// Produce acks.
-    #[arg(long, value_enum, default_value = "1")]
+    /// Produce acks: 0 (none), 1 (leader appended), all (in-sync replicas; durable on Ringbolt).
+    ///
+    /// `all` by default, as Kafka's producer since 3.0 and the seed tutorial's sarama producer
+    /// (WaitForAll): the figures then describe what a default client gets.
+    #[arg(long, value_enum, default_value = "all")]
     pub acks: Acks,
     /// Batch size in bytes per partition (uncompressed).
     #[arg(long, default_value_t = 16384)]
