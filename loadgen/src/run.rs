@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use crate::args::{Args, Mode};
 use crate::client::{Conn, ensure_topic};
 use crate::consumer::{self, ConsumerConfig, Targets};
+use crate::plot::Mark;
 use crate::producer::{self, ProducerConfig};
 use crate::report::{
     Check, ConsumeSummary, E2eSummary, Percentiles, ProduceSummary, Summary, Throughput,
@@ -304,6 +305,13 @@ pub fn run(args: &Args, bootstrap: &str, broker: String) -> Result<Outcome> {
             produce_per_sec: live.produced.series(seconds),
             consume_per_sec: live.consumed.series(seconds),
             catchup_per_sec: live.caught_up.series(seconds),
+            target_per_sec: if args.mode == Mode::Consume {
+                0
+            } else {
+                args.rate
+            },
+            measure_start_s: (live.measure_start_ns - live.t0_ns) as f64 / 1e9,
+            schedule_end_s: (live.produce_end_ns - live.t0_ns) as f64 / 1e9,
         },
     };
     Ok(Outcome {
@@ -366,6 +374,30 @@ pub fn schedule_check(produce: &ProduceSummary, bound_ms: u64) -> Check {
             ms(end)
         ),
     }
+}
+
+/// The latency bounds the verdict applies, as reference lines for the latency plot (ms).
+pub fn latency_marks(args: &Args) -> Vec<Mark> {
+    let mut marks = Vec::new();
+    if args.mode != Mode::Consume && args.rate > 0 {
+        marks.push(Mark {
+            label: format!(
+                "bound on the produce p99 (--max-schedule-lag-ms): {} ms",
+                args.max_schedule_lag_ms
+            ),
+            value: args.max_schedule_lag_ms as f64,
+        });
+    }
+    if let (true, Some(us)) = (args.mode != Mode::Consume, args.expect_p99_us) {
+        marks.push(Mark {
+            label: format!(
+                "expected produce p99 (--expect-p99-us): {} ms",
+                us as f64 / 1e3
+            ),
+            value: us as f64 / 1e3,
+        });
+    }
+    marks
 }
 
 /// The PASS/FAIL expectations.
