@@ -17,6 +17,9 @@ use crate::report::Throughput;
 const W: f64 = 960.0;
 const H: f64 = 600.0;
 
+/// Estimated average character width of sans-serif text, in em (for laying out labels).
+const TEXT_EM: f64 = 0.6;
+
 /// How a series is drawn: colour, stroke width and SVG dash pattern ("" = solid).
 #[derive(Clone, Copy, Debug)]
 struct Pen {
@@ -107,8 +110,7 @@ pub fn latency_svg(series: &[(&str, &Histogram<u64>)], marks: &[Mark]) -> String
         svg.series(&f, &[(0.0, m.value), (NINES, m.value)], MARK);
         legend.push((m.label.clone(), MARK));
     }
-    // Percentile curves rise to the right: below them on the right is always empty.
-    svg.legend(&f, Corner::LowerRight, &legend);
+    svg.legend_box(&f, &legend);
     svg.finish()
 }
 
@@ -188,7 +190,8 @@ pub fn throughput_svg(t: &Throughput) -> String {
         value: t.target_per_sec as f64,
     });
     let mut svg = Svg::new("Messages per second over the run");
-    let (full, upper, lower) = ((50.0, H - 120.0), (50.0, 275.0), (405.0, 125.0));
+    // (top, height) of the panels; each has its legend in a row above it.
+    let (full, upper, lower) = ((64.0, H - 64.0 - 80.0), (64.0, 253.0), (404.0, 120.0));
     match (live.is_empty(), catchup.is_empty()) {
         (false, false) => {
             svg.rate_panel(upper, t, seconds, &live, target.as_ref());
@@ -232,13 +235,6 @@ fn linear_ticks(max: f64, n: f64, label: impl Fn(f64) -> String) -> Vec<(f64, St
         .take_while(|v| *v <= max * (1.0 + 1e-9))
         .map(|v| (v, label(v)))
         .collect()
-}
-
-/// Where a legend sits inside its frame.
-#[derive(Clone, Copy)]
-enum Corner {
-    LowerLeft,
-    LowerRight,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -381,19 +377,16 @@ impl Svg {
         );
     }
 
-    /// A boxed legend in a corner of `f`: a sample of each pen and its label.
-    fn legend(&mut self, f: &Frame, corner: Corner, entries: &[(String, Pen)]) {
+    /// A boxed legend in the lower right corner of `f`: a sample of each pen and its label.
+    /// Percentile curves rise to the right, so the space below them there is free.
+    fn legend_box(&mut self, f: &Frame, entries: &[(String, Pen)]) {
         if entries.is_empty() {
             return;
         }
-        // Text width estimated at 0.6 em per character (sans-serif at 14 px).
         let chars = entries.iter().map(|(l, _)| l.chars().count()).max();
-        let w = 64.0 + 8.4 * chars.unwrap_or(0) as f64;
+        let w = 64.0 + TEXT_EM * 14.0 * chars.unwrap_or(0) as f64;
         let h = 12.0 + 21.0 * entries.len() as f64;
-        let x = match corner {
-            Corner::LowerLeft => f.left + 12.0,
-            Corner::LowerRight => f.right() - 12.0 - w,
-        };
+        let x = f.right() - 12.0 - w;
         let y = f.bottom() - 12.0 - h;
         let _ = writeln!(
             self.0,
@@ -406,6 +399,16 @@ impl Svg {
                 *pen,
             );
             self.text((x + 54.0, ly + 5.0), "start", 14, "black", label);
+        }
+    }
+
+    /// A legend as one row of entries starting at (x, y), outside any frame: the throughput
+    /// series can be anywhere in their panel, so no corner inside it is reliably free.
+    fn legend_row(&mut self, (mut x, y): (f64, f64), entries: &[(String, Pen)]) {
+        for (label, pen) in entries {
+            self.polyline(&format!("{x:.1},{y:.1} {:.1},{y:.1}", x + 30.0), *pen);
+            self.text((x + 38.0, y + 5.0), "start", 14, "black", label);
+            x += 38.0 + TEXT_EM * 14.0 * label.chars().count() as f64 + 30.0;
         }
     }
 
@@ -441,7 +444,7 @@ impl Svg {
         };
         let y_axis = Axis {
             desc: "messages / s",
-            ticks: linear_ticks(max * 1.2, height / 35.0, fmt_num),
+            ticks: linear_ticks(max * 1.2, height / 30.0, fmt_num),
             minor: Vec::new(),
         };
         self.axes(&f, &x_axis, &y_axis);
@@ -451,8 +454,15 @@ impl Svg {
         ] {
             if x > 0.0 && x < seconds {
                 self.series(&f, &[(x, 0.0), (x, max * 1.2)], MARK);
+                // Right of the line, or left of it when the label would leave the frame.
                 let (px, _) = f.px((x, 0.0));
-                self.text((px + 4.0, f.top + 14.0), "start", 13, MARK.color, label);
+                let width = TEXT_EM * 13.0 * label.len() as f64;
+                let (lx, anchor) = if px + 4.0 + width > f.right() {
+                    (px - 4.0, "end")
+                } else {
+                    (px + 4.0, "start")
+                };
+                self.text((lx, f.top + 14.0), anchor, 13, MARK.color, label);
             }
         }
         let mut legend = Vec::new();
@@ -464,7 +474,7 @@ impl Svg {
             self.series(&f, &steps(s), *pen);
             legend.push((name.to_string(), *pen));
         }
-        self.legend(&f, Corner::LowerLeft, &legend);
+        self.legend_row((f.left, f.top - 13.0), &legend);
     }
 }
 
