@@ -10,6 +10,7 @@ pub mod client;
 pub mod consumer;
 pub mod embedded;
 pub mod message;
+pub mod plot;
 pub mod producer;
 pub mod report;
 pub mod run;
@@ -40,6 +41,7 @@ pub fn main_with(args: args::Args) -> Result<bool> {
             &outcome.summary,
             &outcome.produce_hist,
             &outcome.e2e_hist,
+            &run::latency_marks(&args),
         )?;
         println!("report written to {}", args.report_dir.display());
     }

@@ -3,7 +3,7 @@
 //! File names and JSON keys are a stable interface (scripts read them). The `.hgrm` files follow
 //! HdrHistogram's `outputPercentileDistribution` text format (5 ticks per half distance, values in
 //! milliseconds — the unit HdrHistogram's plotters assume), so standard plotters read them. The SVGs
-//! are written by hand (a few dozen lines of markup) rather than pulling a plotting stack in.
+//! are drawn in `plot.rs`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,6 +11,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
+
+use crate::plot::{self, Mark};
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Percentiles {
@@ -47,6 +49,10 @@ pub struct ProduceSummary {
     pub latency_us: Percentiles,
     /// All acknowledged messages including the warmup.
     pub total_messages: u64,
+    /// How far behind its schedule the run finished, in µs: the last acknowledgement minus the
+    /// schedule's end (the last message's due time, to within 1/rate). A few ms when the broker
+    /// keeps up.
+    pub end_lag_us: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -100,14 +106,21 @@ pub struct Throughput {
     pub produce_per_sec: Vec<u64>,
     pub consume_per_sec: Vec<u64>,
     pub catchup_per_sec: Vec<u64>,
+    /// The offered produce rate (`--rate`; 0 = none: as fast as possible, or consume only).
+    pub target_per_sec: u64,
+    /// Seconds from the first scheduled message to the end of the warmup and of the schedule
+    /// (0 when nothing was produced).
+    pub measure_start_s: f64,
+    pub schedule_end_s: f64,
 }
 
-/// Writes every report file into `dir`.
+/// Writes every report file into `dir`; `latency_marks` are bounds (ms) drawn on the latency plot.
 pub fn write_dir(
     dir: &Path,
     s: &Summary,
     produce: &Histogram<u64>,
     e2e: &Histogram<u64>,
+    latency_marks: &[Mark],
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let w = |name: &str, text: String| {
@@ -118,9 +131,9 @@ pub fn write_dir(
     w("e2e.hgrm", hgrm(e2e))?;
     w(
         "latency.svg",
-        latency_svg(&[("produce", produce), ("end-to-end", e2e)]),
+        plot::latency_svg(&[("produce", produce), ("end-to-end", e2e)], latency_marks),
     )?;
-    w("throughput.svg", throughput_svg(&s.throughput))?;
+    w("throughput.svg", plot::throughput_svg(&s.throughput))?;
     Ok(())
 }
 
@@ -176,227 +189,6 @@ pub fn hgrm(h: &Histogram<u64>) -> String {
     out
 }
 
-const W: f64 = 800.0;
-const H: f64 = 480.0;
-const L: f64 = 80.0; // left margin
-const R: f64 = 30.0;
-const T: f64 = 40.0;
-const B: f64 = 60.0;
-const COLORS: [&str; 3] = ["#1f77b4", "#d62728", "#2ca02c"];
-
-fn svg_open(title: &str) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
-        W / 2.0,
-        esc(title)
-    );
-    let _ = writeln!(
-        s,
-        r##"<rect x="{L}" y="{T}" width="{}" height="{}" fill="none" stroke="#444"/>"##,
-        W - L - R,
-        H - T - B
-    );
-    s
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// A "nice" axis maximum ≥ v (1, 2, 5 × 10^k).
-fn nice_max(v: f64) -> f64 {
-    if v <= 0.0 {
-        return 1.0;
-    }
-    let p = 10f64.powf(v.log10().floor());
-    for m in [1.0, 2.0, 5.0, 10.0] {
-        if m * p >= v {
-            return m * p;
-        }
-    }
-    10.0 * p
-}
-
-fn y_axis(s: &mut String, max: f64, label: &str) {
-    for i in 0..=5 {
-        let v = max * f64::from(i) / 5.0;
-        let y = H - B - (H - T - B) * f64::from(i) / 5.0;
-        let _ = writeln!(
-            s,
-            r##"<line x1="{L}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/>"##,
-            W - R
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
-            L - 6.0,
-            y + 4.0,
-            fmt_num(v)
-        );
-    }
-    let _ = writeln!(
-        s,
-        r#"<text x="18" y="{}" text-anchor="middle" transform="rotate(-90 18 {})">{}</text>"#,
-        H / 2.0,
-        H / 2.0,
-        esc(label)
-    );
-}
-
-fn fmt_num(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{:.0}k", v / 1e3)
-    } else if v >= 10.0 || v == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-fn legend(s: &mut String, names: &[&str]) {
-    for (i, n) in names.iter().enumerate() {
-        let x = L + 10.0 + 150.0 * i as f64;
-        let _ = writeln!(
-            s,
-            r#"<rect x="{x}" y="{}" width="14" height="4" fill="{}"/>"#,
-            T + 10.0,
-            COLORS[i % 3]
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}">{}</text>"#,
-            x + 20.0,
-            T + 16.0,
-            esc(n)
-        );
-    }
-}
-
-/// Percentile plot: x = percentile on a log scale of 1/(1-p) (0 … 99.9999 %), y = latency in ms.
-pub fn latency_svg(series: &[(&str, &Histogram<u64>)]) -> String {
-    let mut s = svg_open("Latency by percentile (open loop, from scheduled send time)");
-    let decades = 6.0; // up to 99.9999 %
-    let max_ms = series
-        .iter()
-        .filter(|(_, h)| !h.is_empty())
-        .map(|(_, h)| h.max() as f64 / 1000.0)
-        .fold(0.0, f64::max);
-    let ymax = nice_max(max_ms);
-    y_axis(&mut s, ymax, "latency (ms)");
-    let pw = W - L - R;
-    let ph = H - T - B;
-    for d in 0..=6 {
-        let x = L + pw * f64::from(d) / decades;
-        let label = match d {
-            0 => "0%".to_string(),
-            1 => "90%".to_string(),
-            n => format!("99.{}%", "9".repeat(n as usize - 2)).replace("99.%", "99%"),
-        };
-        let _ = writeln!(
-            s,
-            r##"<line x1="{x:.1}" y1="{T}" x2="{x:.1}" y2="{}" stroke="#ddd"/>"##,
-            H - B
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{x:.1}" y="{}" text-anchor="middle">{label}</text>"#,
-            H - B + 16.0
-        );
-    }
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="{}" text-anchor="middle">percentile</text>"#,
-        L + pw / 2.0,
-        H - 16.0
-    );
-    for (i, (_, h)) in series.iter().enumerate() {
-        if h.is_empty() {
-            continue;
-        }
-        let mut pts = String::new();
-        for step in 0..=600 {
-            let x_dec = decades * f64::from(step) / 600.0;
-            let q = 1.0 - 10f64.powf(-x_dec);
-            let v = h.value_at_quantile(q.min(1.0)) as f64 / 1000.0;
-            let x = L + pw * x_dec / decades;
-            let y = H - B - ph * (v / ymax).min(1.0);
-            let _ = write!(pts, "{x:.1},{y:.1} ");
-        }
-        let _ = writeln!(
-            s,
-            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{pts}"/>"#,
-            COLORS[i % 3]
-        );
-    }
-    legend(&mut s, &series.iter().map(|(n, _)| *n).collect::<Vec<_>>());
-    s.push_str("</svg>\n");
-    s
-}
-
-/// Messages per second over the run.
-pub fn throughput_svg(t: &Throughput) -> String {
-    let mut s = svg_open("Throughput per second");
-    let all = [&t.produce_per_sec, &t.consume_per_sec, &t.catchup_per_sec];
-    let n = all.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
-    let max = all
-        .iter()
-        .flat_map(|s| s.iter())
-        .copied()
-        .max()
-        .unwrap_or(0);
-    let ymax = nice_max(max as f64);
-    y_axis(&mut s, ymax, "messages / s");
-    let pw = W - L - R;
-    let ph = H - T - B;
-    let xs = |i: usize| L + pw * (i as f64 + 0.5) / n as f64;
-    let step = (n / 10).max(1);
-    for i in (0..n).step_by(step) {
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{i}</text>"#,
-            xs(i),
-            H - B + 16.0
-        );
-    }
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="{}" text-anchor="middle">second of the run</text>"#,
-        L + pw / 2.0,
-        H - 16.0
-    );
-    for (ci, series) in all.iter().enumerate() {
-        if series.iter().all(|&v| v == 0) {
-            continue;
-        }
-        let mut pts = String::new();
-        for (i, &v) in series.iter().enumerate() {
-            let _ = write!(pts, "{:.1},{:.1} ", xs(i), H - B - ph * (v as f64 / ymax));
-        }
-        let _ = writeln!(
-            s,
-            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{pts}"/>"#,
-            COLORS[ci]
-        );
-    }
-    legend(
-        &mut s,
-        &["produce (acked)", "consume (live)", "consume (catch-up)"],
-    );
-    s.push_str("</svg>\n");
-    s
-}
-
 /// Human-readable report for stdout.
 pub fn text(s: &Summary) -> String {
     let mut o = String::new();
@@ -416,8 +208,11 @@ pub fn text(s: &Summary) -> String {
     let _ = writeln!(o, "\n== loadgen report ({})", s.broker);
     let _ = writeln!(
         o,
-        "produce:  {} msgs  {:.0} msg/s  {:.1} MB/s",
-        s.produce.messages, s.produce.msgs_per_sec, s.produce.mb_per_sec
+        "produce:  {} msgs  {:.0} msg/s  {:.1} MB/s  (last ack {} after the schedule's end)",
+        s.produce.messages,
+        s.produce.msgs_per_sec,
+        s.produce.mb_per_sec,
+        us(s.produce.end_lag_us)
     );
     let _ = writeln!(
         o,
@@ -483,28 +278,5 @@ mod tests {
             text.contains("#[Max     =       10.007, Total count    =        10000]"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn svgs_are_well_formed_enough() {
-        let mut h = new_histogram();
-        h.record(1500).unwrap();
-        let l = latency_svg(&[("produce", &h), ("e2e", &new_histogram())]);
-        assert!(l.starts_with("<svg") && l.trim_end().ends_with("</svg>"));
-        assert_eq!(l.matches("<polyline").count(), 1);
-        let t = throughput_svg(&Throughput {
-            produce_per_sec: vec![1, 2, 3],
-            consume_per_sec: vec![3, 2],
-            catchup_per_sec: vec![0, 0],
-        });
-        assert_eq!(t.matches("<polyline").count(), 2);
-    }
-
-    #[test]
-    fn nice_axis() {
-        assert_eq!(nice_max(0.0), 1.0);
-        assert_eq!(nice_max(3.2), 5.0);
-        assert_eq!(nice_max(250_000.0), 500_000.0);
-        assert_eq!(nice_max(100.0), 100.0);
     }
 }
