@@ -2,11 +2,15 @@
 //!
 //! # Process shape
 //!
-//! [`spawn_broker`] loads the metadata file, then starts one shard thread per core (glommio
-//! `LocalExecutor`, `Placement::Fixed`). Shard 0 binds the listen address first (so port 0 resolves
-//! to one real port), then every other shard binds that same port; glommio sets SO_REUSEPORT, so the
-//! kernel spreads incoming connections across shards. A connection stays on the shard that accepted
-//! it; partition work is routed to the owner shard with [`crate::shard::run_on`].
+//! [`spawn_broker`] checks the listen address and locks the data directory ([`startup`]), loads the
+//! metadata file, then starts one shard thread per core (glommio `LocalExecutor`,
+//! `Placement::Fixed`). Shard 0 binds the listen address first (so port 0 resolves to one real
+//! port), then every other shard binds that same port; glommio sets SO_REUSEPORT, so the kernel
+//! spreads incoming connections across shards. Each shard then recovers and opens the partitions
+//! it owns; no shard accepts before all of them have (requests for a partition are routed to its
+//! owner, so one early shard would answer UNKNOWN_TOPIC_OR_PARTITION for partitions that exist).
+//! Connections made meanwhile wait in the listen backlog. A connection stays on the shard that
+//! accepted it; partition work is routed to the owner shard with [`crate::shard::run_on`].
 //!
 //! # Connections ([`connection`])
 //!
