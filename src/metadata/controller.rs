@@ -315,7 +315,7 @@ async fn publish(ctx: &Rc<ShardCtx>, snap: Arc<MetadataSnapshot>) -> Vec<OpenFai
     failed
 }
 
-/// A partition log that [`apply_snapshot`] could not open.
+/// A partition log that `apply_snapshot` could not open.
 #[derive(Debug, Clone)]
 pub struct OpenFailure {
     pub dir: std::path::PathBuf,
