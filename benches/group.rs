@@ -347,6 +347,7 @@ fn bench_commit_store(c: &mut Criterion) {
                                                     offset: i as i64,
                                                     leader_epoch: -1,
                                                     metadata: None,
+                                                    commit_timestamp: None,
                                                 }],
                                             )
                                             .await;

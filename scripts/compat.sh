@@ -23,8 +23,10 @@
 #   RINGBOLT_COMPAT_IDEMPOTENCE=1  also the idempotent producer (issue 6)
 #   RINGBOLT_COMPAT_LEGACY=1       also message formats v0/v1: sarama V0_8_2_0/V0_10_0_0, librdkafka
 #                                  with broker.version.fallback 0.9.0, kafka-python with
-#                                  api_version (0,8,2)/(0,10,0) (issue 6; Kafka 4 removed
-#                                  them, so the reference run sets RINGBOLT_COMPAT_LEGACY=0)
+#                                  api_version (0,8,2)/(0,10,0) (issue 6), and the Shopify sarama
+#                                  consumer group with its default config, which commits with
+#                                  OffsetCommit v1 (issue 15); Kafka 4 removed these versions, so
+#                                  the reference run sets RINGBOLT_COMPAT_LEGACY=0
 #   COMPAT_EXTRAS=all              sets the four above (an explicit RINGBOLT_COMPAT_LEGACY wins)
 #   COMPAT_RESTART_CMD='...'       a shell command that restarts the broker on the same data; with
 #                                  RINGBOLT_COMPAT_GROUPS=1 the sarama suites then check that a group

@@ -233,7 +233,8 @@ reference_run() {
   brokers+=("$dir")
   port=$(free_port "${COMPAT_PORT:-19200}")
   benches/kafka/start.sh "$port" "$dir" || return 1
-  # Kafka 4 removed message formats v0/v1 and the requests that carry them (KIP-896).
+  # Kafka 4 removed message formats v0/v1 and the requests that carry them, and OffsetCommit
+  # v0-v1 / OffsetFetch v0 (KIP-896).
   COMPAT_EXTRAS=all RINGBOLT_COMPAT_LEGACY=0 COMPAT_RESTART_CMD="benches/kafka/stop.sh $dir && benches/kafka/start.sh $port $dir" \
     scripts/compat.sh "127.0.0.1:$port"
   status=$?

@@ -1,11 +1,14 @@
 //! Consumer groups over a real socket: raw kafka-protocol requests against `spawn_broker`
 //! (2 shards, so coordinator calls cross shards): join/sync/heartbeat/leave/rebalance, admin
-//! APIs, and committed offsets that survive a broker restart.
+//! APIs, committed offsets that survive a broker restart, and the old OffsetCommit v0–v1 /
+//! OffsetFetch v0 (hand-encoded: kafka-protocol no longer codes them).
 
 mod group_common;
 
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use group_common::{Client, sb, start};
+use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
+use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
 use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
 use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
@@ -419,6 +422,297 @@ fn committed_offsets_survive_restart() {
         fetch_v(&mut c, 6, "g-member", "orders", &[0, 3]),
         vec![(-1, "".into()), (7, "".into())],
         "restart with another shard count keeps offsets"
+    );
+    broker.shutdown().unwrap();
+}
+
+fn put_str(b: &mut BytesMut, s: &str) {
+    b.put_i16(s.len() as i16);
+    b.put_slice(s.as_bytes());
+}
+
+fn get_str(b: &mut Bytes) -> Option<String> {
+    let n = b.get_i16();
+    (n >= 0).then(|| String::from_utf8(b.split_to(n as usize).to_vec()).unwrap())
+}
+
+/// One partition of a hand-encoded OffsetCommit v0/v1: (partition, offset, v1 commit timestamp,
+/// metadata).
+type OldCommit<'a> = (i32, i64, i64, Option<&'a str>);
+
+/// OffsetCommit v0/v1 of one topic (v0 sends no generation or member id); (partition, error)
+/// per partition of the response, which has the v0–v2 layout.
+fn commit_old(
+    c: &mut Client,
+    version: i16,
+    group: &str,
+    generation: i32,
+    member: &str,
+    topic: &str,
+    parts: &[OldCommit],
+) -> Vec<(i32, i16)> {
+    let mut b = BytesMut::new();
+    put_str(&mut b, group);
+    if version >= 1 {
+        b.put_i32(generation);
+        put_str(&mut b, member);
+    }
+    b.put_i32(1);
+    put_str(&mut b, topic);
+    b.put_i32(parts.len() as i32);
+    for (p, offset, ts, meta) in parts {
+        b.put_i32(*p);
+        b.put_i64(*offset);
+        if version >= 1 {
+            b.put_i64(*ts);
+        }
+        match meta {
+            Some(m) => put_str(&mut b, m),
+            None => b.put_i16(-1),
+        }
+    }
+    let mut r = c.raw_call(ApiKey::OffsetCommit, version, &b);
+    assert_eq!(r.get_i32(), 1, "topics");
+    assert_eq!(get_str(&mut r).as_deref(), Some(topic));
+    let n = r.get_i32();
+    let out = (0..n).map(|_| (r.get_i32(), r.get_i16())).collect();
+    assert!(
+        r.is_empty(),
+        "trailing bytes in OffsetCommit v{version} response"
+    );
+    out
+}
+
+/// OffsetFetch v0/v1 of one topic, hand-encoded: (partition, offset, metadata, error).
+fn fetch_old(
+    c: &mut Client,
+    version: i16,
+    group: &str,
+    topic: &str,
+    parts: &[i32],
+) -> Vec<(i32, i64, Option<String>, i16)> {
+    let mut b = BytesMut::new();
+    put_str(&mut b, group);
+    b.put_i32(1);
+    put_str(&mut b, topic);
+    b.put_i32(parts.len() as i32);
+    for p in parts {
+        b.put_i32(*p);
+    }
+    let mut r = c.raw_call(ApiKey::OffsetFetch, version, &b);
+    assert_eq!(r.get_i32(), 1, "topics");
+    assert_eq!(get_str(&mut r).as_deref(), Some(topic));
+    let n = r.get_i32();
+    let out = (0..n)
+        .map(|_| (r.get_i32(), r.get_i64(), get_str(&mut r), r.get_i16()))
+        .collect();
+    assert!(
+        r.is_empty(),
+        "trailing bytes in OffsetFetch v{version} response"
+    );
+    out
+}
+
+/// (offset, metadata) per partition through OffsetFetch v0, v1 (both hand-encoded), v1 and v5
+/// (kafka-protocol): all must agree, since every version reads the one store.
+fn fetch_all_versions(
+    c: &mut Client,
+    group: &str,
+    topic: &str,
+    parts: &[i32],
+) -> Vec<(i64, String)> {
+    let v0 = fetch_old(c, 0, group, topic, parts);
+    assert_eq!(v0, fetch_old(c, 1, group, topic, parts), "v0 vs v1");
+    assert!(v0.iter().all(|p| p.3 == NONE), "{v0:?}");
+    let out: Vec<(i64, String)> = v0
+        .into_iter()
+        .zip(parts)
+        .map(|((p, o, m, _), want)| {
+            assert_eq!(p, *want);
+            (o, m.unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(
+        out,
+        fetch_v(c, 1, group, topic, parts),
+        "v1 (kafka-protocol)"
+    );
+    assert_eq!(out, fetch_v(c, 5, group, topic, parts), "v5");
+    out
+}
+
+/// OffsetCommit v0–v1 and OffsetFetch v0 (Kafka 4 removed them, KIP-896; github.com/Shopify/sarama
+/// v1.38.1's ConsumerGroup commits with v1 by default): they use the store every other version
+/// reads; v1 with a generation is validated like v2+ (Kafka 3.x); v0 and v1 simple commits
+/// (generation -1, no member id) are accepted only while the group has no members; the offsets
+/// survive a restart.
+#[test]
+fn offset_commit_v0_v1_and_fetch_v0() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 2);
+    let mut c = Client::connect(broker.local_addr());
+    create_topic(&mut c, "old", 4);
+
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(sb("test"))
+        .with_client_software_version(sb("1"));
+    let r: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, &req);
+    for (key, max) in [(ApiKey::OffsetCommit, 8), (ApiKey::OffsetFetch, 8)] {
+        let k = r.api_keys.iter().find(|k| k.api_key == key as i16).unwrap();
+        assert_eq!((k.min_version, k.max_version), (0, max), "{key:?}");
+    }
+
+    // v0: a simple commit to a group nobody joined; null metadata reads back as "".
+    let r = commit_old(
+        &mut c,
+        0,
+        "g-v0",
+        0,
+        "",
+        "old",
+        &[(0, 10, 0, Some("zero")), (1, 11, 0, None), (9, 1, 0, None)],
+    );
+    assert_eq!(
+        r,
+        vec![(0, NONE), (1, NONE), (9, UNKNOWN_TOPIC_OR_PARTITION)]
+    );
+    let r = commit_old(
+        &mut c,
+        0,
+        "g-v0",
+        0,
+        "",
+        "no-such-topic",
+        &[(0, 1, 0, None)],
+    );
+    assert_eq!(r, vec![(0, UNKNOWN_TOPIC_OR_PARTITION)]);
+    assert_eq!(
+        fetch_all_versions(&mut c, "g-v0", "old", &[0, 1, 2]),
+        vec![(10, "zero".into()), (11, "".into()), (-1, "".into())]
+    );
+    // A v2+ commit to the same group overwrites a v0 one, and v0 sees it.
+    commit(&mut c, 8, "g-v0", "", -1, "old", &[(1, 12, "v8")]);
+    assert_eq!(fetch_old(&mut c, 0, "g-v0", "old", &[1])[0].1, 12);
+
+    // v1 simple commits (generation -1, empty member id), with and without a commit timestamp.
+    let r = commit_old(
+        &mut c,
+        1,
+        "g-v1",
+        -1,
+        "",
+        "old",
+        &[
+            (0, 20, -1, Some("a")),
+            (3, 23, 1_700_000_000_000, Some("b")),
+        ],
+    );
+    assert_eq!(r, vec![(0, NONE), (3, NONE)]);
+    assert_eq!(
+        fetch_all_versions(&mut c, "g-v1", "old", &[0, 3]),
+        vec![(20, "a".into()), (23, "b".into())]
+    );
+    // Empty group id, as in Kafka.
+    let r = commit_old(&mut c, 1, "", -1, "", "old", &[(0, 1, -1, None)]);
+    assert_eq!(r, vec![(0, 24)], "INVALID_GROUP_ID");
+
+    // A real member: v1 is validated like v2+.
+    let m = member_id(&mut c, "g-member");
+    let j: JoinGroupResponse = c.call(ApiKey::JoinGroup, 5, &join_req("g-member", &m));
+    assert_eq!(j.error_code, NONE);
+    let gen_ = j.generation_id;
+    // Joined but not yet synced: the assignment is being distributed.
+    let r = commit_old(&mut c, 1, "g-member", gen_, &m, "old", &[(0, 1, -1, None)]);
+    assert_eq!(r, vec![(0, REBALANCE_IN_PROGRESS)]);
+    let r: SyncGroupResponse = c.call(
+        ApiKey::SyncGroup,
+        3,
+        &sync_req("g-member", &m, gen_, &[(&m, b"x")]),
+    );
+    assert_eq!(r.error_code, NONE);
+    let r = commit_old(
+        &mut c,
+        1,
+        "g-member",
+        gen_,
+        &m,
+        "old",
+        &[(0, 30, -1, Some("member")), (2, 32, -1, None)],
+    );
+    assert_eq!(r, vec![(0, NONE), (2, NONE)]);
+    let refused = [
+        (1, gen_ + 1, m.as_str(), ILLEGAL_GENERATION),
+        (1, gen_ - 1, m.as_str(), ILLEGAL_GENERATION),
+        (1, gen_, "someone-else", UNKNOWN_MEMBER_ID),
+        // Simple commits while the group has a member: v1 (-1, "") and v0.
+        (1, -1, "", UNKNOWN_MEMBER_ID),
+        (0, 0, "", UNKNOWN_MEMBER_ID),
+    ];
+    for (version, generation, member, code) in refused {
+        let r = commit_old(
+            &mut c,
+            version,
+            "g-member",
+            generation,
+            member,
+            "old",
+            &[(0, 99, -1, None)],
+        );
+        assert_eq!(
+            r,
+            vec![(0, code)],
+            "v{version} generation {generation} member {member:?}"
+        );
+    }
+    assert_eq!(
+        fetch_all_versions(&mut c, "g-member", "old", &[0, 2]),
+        vec![(30, "member".into()), (32, "".into())]
+    );
+    // A group that does not exist yet refuses a generation (a stale member of a lost group).
+    let r = commit_old(&mut c, 1, "g-gone", 3, "m", "old", &[(0, 1, -1, None)]);
+    assert_eq!(r, vec![(0, ILLEGAL_GENERATION)]);
+
+    // The member leaves: the group is Empty, simple commits go through again.
+    let r: LeaveGroupResponse = c.call(
+        ApiKey::LeaveGroup,
+        1,
+        &LeaveGroupRequest::default()
+            .with_group_id(GroupId(sb("g-member")))
+            .with_member_id(sb(&m)),
+    );
+    assert_eq!(r.error_code, NONE);
+    let r = commit_old(&mut c, 1, "g-member", gen_, &m, "old", &[(0, 1, -1, None)]);
+    assert_eq!(r, vec![(0, UNKNOWN_MEMBER_ID)], "a former member");
+    let r = commit_old(
+        &mut c,
+        0,
+        "g-member",
+        0,
+        "",
+        "old",
+        &[(1, 41, 0, Some("v0"))],
+    );
+    assert_eq!(r, vec![(1, NONE)]);
+
+    // A malformed v1 body closes the connection (as for every undecodable request).
+    let mut bad = Client::connect(broker.local_addr());
+    bad.send_raw_header_v1(ApiKey::OffsetCommit, 1, &[0, 1, b'g', 0, 0]);
+    assert!(bad.recv_frame().is_err(), "connection closed");
+    broker.shutdown().unwrap();
+
+    let broker = start(dir.path(), 1);
+    let mut c = Client::connect(broker.local_addr());
+    assert_eq!(
+        fetch_all_versions(&mut c, "g-v0", "old", &[0, 1]),
+        vec![(10, "zero".into()), (12, "v8".into())]
+    );
+    assert_eq!(
+        fetch_all_versions(&mut c, "g-v1", "old", &[0, 3]),
+        vec![(20, "a".into()), (23, "b".into())]
+    );
+    assert_eq!(
+        fetch_all_versions(&mut c, "g-member", "old", &[0, 1, 2]),
+        vec![(30, "member".into()), (41, "v0".into()), (32, "".into())]
     );
     broker.shutdown().unwrap();
 }

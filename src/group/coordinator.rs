@@ -70,6 +70,9 @@ pub struct CommitPartition {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: Option<String>,
+    /// The commit time the client gave (OffsetCommit v1; Kafka ≤ 3.x kept it as the commit
+    /// timestamp, which retention counts from); `None`: the coordinator's clock.
+    pub commit_timestamp: Option<i64>,
 }
 
 /// One partition of an OffsetFetch answer.
@@ -411,7 +414,7 @@ impl Coordinator {
                     offset: p.offset,
                     leader_epoch: p.leader_epoch,
                     metadata,
-                    commit_timestamp: now,
+                    commit_timestamp: p.commit_timestamp.unwrap_or(now),
                     expire_timestamp: (retention_ms >= 0).then_some(now + retention_ms),
                 }),
             ));

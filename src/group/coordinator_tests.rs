@@ -159,6 +159,7 @@ fn part(topic: &str, p: i32, offset: i64, meta: &str) -> CommitPartition {
         offset,
         leader_epoch: 3,
         metadata: Some(meta.into()),
+        commit_timestamp: None,
     }
 }
 
@@ -288,6 +289,53 @@ fn offsets_expire_after_retention_durably() {
             .unwrap();
         assert_eq!(c.fetch("a", None).1.len(), 0);
         assert_eq!(c.fetch("b", None).1[0].offset, 2);
+        c.shutdown().await.unwrap();
+    });
+}
+
+/// OffsetCommit v1's per-partition commit timestamp is the commit time retention counts from
+/// (Kafka 3.x), kept across a restart; hostile values neither panic nor overflow.
+#[test]
+fn client_commit_timestamp_starts_retention() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    run(move || async move {
+        let t = Rc::new(Cell::new(30_000));
+        let mut conf = cfg(&dir);
+        conf.offsets_retention_ms = 60_000;
+        let c = Coordinator::start(0, 1, conf.clone(), manual_clock(&t))
+            .await
+            .unwrap();
+        let at = |offset: i64, ts: Option<i64>| {
+            let mut p = part("t", 0, offset, "");
+            p.commit_timestamp = ts;
+            vec![p]
+        };
+        for (g, offset, ts) in [
+            ("old", 1, Some(0)),
+            ("clock", 2, None),
+            ("future", 3, Some(80_000)),
+            ("min", 4, Some(i64::MIN)),
+            ("max", 5, Some(i64::MAX)),
+        ] {
+            assert_eq!(c.commit(g, "", None, -1, -1, at(offset, ts)).await, vec![0]);
+        }
+        c.shutdown().await.unwrap();
+        let c = Coordinator::start(0, 1, conf, manual_clock(&t))
+            .await
+            .unwrap();
+        t.set(60_000);
+        c.expire_offsets().await;
+        let left = |c: &Coordinator| {
+            ["old", "clock", "future", "min", "max"]
+                .into_iter()
+                .filter(|g| !c.fetch(g, None).1.is_empty())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(left(&c), vec!["clock", "future", "max"]);
+        t.set(90_000);
+        c.expire_offsets().await;
+        assert_eq!(left(&c), vec!["future", "max"]);
         c.shutdown().await.unwrap();
     });
 }

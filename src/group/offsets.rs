@@ -257,9 +257,10 @@ impl OffsetTable {
                 let dead = match (o.expire_timestamp, act) {
                     (Some(expire), _) => now >= expire,
                     (None, GroupActivity::EmptySince(t)) => {
-                        now - t.max(o.commit_timestamp) >= retention_ms
+                        now.saturating_sub(t.max(o.commit_timestamp)) >= retention_ms
                     }
-                    (None, _) => now - o.commit_timestamp >= retention_ms,
+                    // Saturating: an OffsetCommit v1 timestamp is whatever the client sent.
+                    (None, _) => now.saturating_sub(o.commit_timestamp) >= retention_ms,
                 };
                 if dead {
                     out.push(OffsetKey {

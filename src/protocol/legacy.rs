@@ -592,6 +592,9 @@ mod tests {
             }
             let _ = crate::protocol::legacy_api::decode_produce(&bytes::Bytes::from(bytes.clone()));
             let _ = crate::protocol::legacy_api::decode_list_offsets_v0(&bytes);
+            for v in 0..=1 {
+                let _ = crate::protocol::legacy_api::decode_offset_commit_v0_v1(&bytes, v);
+            }
             // Valid structures with one byte flipped.
             let mut set = build_message_set(1, Codec::Gzip, &msgs(3, true));
             let i = flip % set.len();

@@ -1,5 +1,6 @@
 //! Hand-written codecs for the request versions kafka-protocol no longer generates (it follows
-//! Kafka 4, which removed them, KIP-896): Produce v0–v2, Fetch v0–v3 and ListOffsets v0. No I/O.
+//! Kafka 4, which removed them, KIP-896): Produce v0–v2, Fetch v0–v3, ListOffsets v0 and
+//! OffsetCommit v0–v1. No I/O.
 //!
 //! Requests are decoded into kafka-protocol's own request structs, so the handlers run the same
 //! code for every version; only the response encoding differs. All of these versions use request
@@ -16,14 +17,26 @@
 //!                 high_watermark i64, records bytes]]
 //! ListOffsets v0  replica i32, [topic string, [partition i32, timestamp i64, max_num_offsets i32]]
 //!   response      [topic string, [partition i32, error i16, old_style_offsets [i64]]]
+//! OffsetCommit v0-1  group string, generation i32 (v1), member string (v1),
+//!                 [topic string, [partition i32, offset i64, commit_timestamp i64 (v1),
+//!                  metadata nullable string]]
+//!   response      [topic string, [partition i32, error i16]]
 //! ```
+//!
+//! The OffsetCommit v0–v1 response has exactly the v2 layout (throttle time came with v3), so it
+//! is encoded by kafka-protocol at v2. OffsetFetch v0 has exactly the v1 layouts (v1 only moved
+//! the offsets from ZooKeeper into Kafka) and needs no codec here.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::GroupId;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
@@ -77,6 +90,14 @@ impl<'a> Reader<'a> {
         let b = self.take(n as usize, what)?;
         let s = std::str::from_utf8(b).map_err(|_| DecodeError(format!("{what} is not UTF-8")))?;
         Ok(StrBytes::from_string(s.to_string()))
+    }
+    fn nullable_string(&mut self, what: &str) -> Result<Option<StrBytes>, DecodeError> {
+        let start = self.pos;
+        if self.i16(what)? < 0 {
+            return Ok(None);
+        }
+        self.pos = start;
+        self.string(what).map(Some)
     }
     /// An array length; each element needs at least `min_elem` bytes (bounds allocation).
     fn array_len(&mut self, what: &str, min_elem: usize) -> Result<usize, DecodeError> {
@@ -291,6 +312,62 @@ pub fn decode_list_offsets_v0(body: &[u8]) -> Result<(ListOffsetsRequest, Vec<i3
     ))
 }
 
+/// OffsetCommit v0–v1 → kafka-protocol's `OffsetCommitRequest` plus each partition's commit
+/// timestamp (v1; -1, "the broker's clock", for v0), in request order. v0 has no generation
+/// and member id: they are set to -1 and "", a simple (non-member) commit. The retention time is
+/// -1 (the broker's default): it came with v2.
+pub fn decode_offset_commit_v0_v1(
+    body: &[u8],
+    version: i16,
+) -> Result<(OffsetCommitRequest, Vec<i64>), DecodeError> {
+    let mut r = Reader { buf: body, pos: 0 };
+    let group = r.string("group id")?;
+    let (generation, member) = if version >= 1 {
+        (r.i32("generation id")?, r.string("member id")?)
+    } else {
+        (-1, StrBytes::default())
+    };
+    let n = r.array_len("topics", 6)?;
+    let mut topics = Vec::with_capacity(n);
+    let mut timestamps = Vec::new();
+    for _ in 0..n {
+        let name = r.string("topic name")?;
+        let np = r.array_len("partitions", if version >= 1 { 22 } else { 14 })?;
+        let mut parts = Vec::with_capacity(np);
+        for _ in 0..np {
+            let partition = r.i32("partition")?;
+            let offset = r.i64("committed offset")?;
+            timestamps.push(if version >= 1 {
+                r.i64("commit timestamp")?
+            } else {
+                -1
+            });
+            let metadata = r.nullable_string("metadata")?;
+            parts.push(
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(partition)
+                    .with_committed_offset(offset)
+                    .with_committed_metadata(metadata),
+            );
+        }
+        topics.push(
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(name))
+                .with_partitions(parts),
+        );
+    }
+    r.finish()?;
+    Ok((
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(group))
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(member)
+            .with_retention_time_ms(-1)
+            .with_topics(topics),
+        timestamps,
+    ))
+}
+
 /// One partition of a ListOffsets v0 response: (partition, error code, offsets).
 pub type OldStyleOffsets = (i32, i16, Vec<i64>);
 
@@ -399,5 +476,75 @@ mod tests {
         // size, correlation id, 1 topic, "x", 1 partition, p0, err 0, 1 offset, 5
         assert_eq!(f.len(), 4 + 4 + 4 + 3 + 4 + 4 + 2 + 4 + 8);
         assert_eq!(&f[4..8], &7i32.to_be_bytes());
+    }
+
+    fn offset_commit_body(version: i16) -> BytesMut {
+        let mut b = BytesMut::new();
+        put_string(&mut b, "grp");
+        if version >= 1 {
+            b.put_i32(7);
+            put_string(&mut b, "member-1");
+        }
+        b.put_i32(1);
+        put_string(&mut b, "t");
+        b.put_i32(2);
+        for (p, o, ts, meta) in [(0, 42i64, 1_000i64, Some("m")), (3, 9, -1, None)] {
+            b.put_i32(p);
+            b.put_i64(o);
+            if version >= 1 {
+                b.put_i64(ts);
+            }
+            match meta {
+                Some(m) => put_string(&mut b, m),
+                None => b.put_i16(-1),
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn offset_commit_v0_v1_decode() {
+        for version in 0..=1i16 {
+            let b = offset_commit_body(version);
+            let (r, ts) = decode_offset_commit_v0_v1(&b, version).unwrap();
+            assert_eq!(r.group_id.0.as_str(), "grp");
+            let (generation, member) = if version == 1 {
+                (7, "member-1")
+            } else {
+                (-1, "")
+            };
+            assert_eq!(r.generation_id_or_member_epoch, generation);
+            assert_eq!(r.member_id.as_str(), member);
+            assert_eq!(r.retention_time_ms, -1);
+            let t = &r.topics[0];
+            assert_eq!(t.name.0.as_str(), "t");
+            let got: Vec<_> = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    (
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    )
+                })
+                .collect();
+            assert_eq!(got, vec![(0, 42, Some("m".into())), (3, 9, None)]);
+            let want_ts = if version == 1 {
+                vec![1_000, -1]
+            } else {
+                vec![-1, -1]
+            };
+            assert_eq!(ts, want_ts);
+            for cut in 0..b.len() {
+                assert!(
+                    decode_offset_commit_v0_v1(&b[..cut], version).is_err(),
+                    "v{version} cut {cut}"
+                );
+            }
+            let mut long = b.clone();
+            long.put_u8(0);
+            assert!(decode_offset_commit_v0_v1(&long, version).is_err());
+        }
     }
 }

@@ -11,7 +11,8 @@
 //! - [`compression`]: gzip/snappy/lz4/zstd codecs and re-encoding a v2 batch in another codec
 //!   (topic `compression.type`); never on the hot path.
 //! - [`legacy`]: message sets v0/v1 (magic 0 and 1): parse, convert to v2, down-convert for
-//!   old consumers. [`legacy_api`]: Produce v0–v2, Fetch v0–v3, ListOffsets v0 codecs.
+//!   old consumers. [`legacy_api`]: Produce v0–v2, Fetch v0–v3, ListOffsets v0 and OffsetCommit
+//!   v0–v1 codecs.
 //! - [`ingest`]: what a produced record set goes through before the append.
 
 pub mod compression;

@@ -72,6 +72,45 @@ impl Client {
         r
     }
 
+    /// Sends a hand-encoded body after a request header v1 (the non-flexible versions that
+    /// kafka-protocol no longer codes); returns its correlation id.
+    pub fn send_raw_header_v1(&mut self, key: ApiKey, version: i16, body: &[u8]) -> i32 {
+        let id = self.next;
+        self.next += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(id)
+            .with_client_id(Some(sb("group-test")));
+        let mut buf = BytesMut::new();
+        header.encode(&mut buf, 1).unwrap();
+        buf.extend_from_slice(body);
+        let mut frame = BytesMut::with_capacity(buf.len() + 4);
+        frame.put_i32(buf.len() as i32);
+        frame.extend_from_slice(&buf);
+        self.stream.write_all(&frame).unwrap();
+        id
+    }
+
+    /// [`Client::send_raw_header_v1`], then the response body after the correlation id
+    /// (response header v0).
+    pub fn raw_call(&mut self, key: ApiKey, version: i16, body: &[u8]) -> Bytes {
+        let id = self.send_raw_header_v1(key, version, body);
+        let mut b = self.recv_frame().expect("response frame");
+        assert_eq!(b.get_i32(), id, "correlation id");
+        b
+    }
+
+    /// The next whole response frame (without its size), or an error (e.g. the broker closed
+    /// the connection).
+    pub fn recv_frame(&mut self) -> std::io::Result<Bytes> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len)?;
+        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut buf)?;
+        Ok(Bytes::from(buf))
+    }
+
     pub fn call<R: Encodable + HeaderVersion, T: Decodable + HeaderVersion>(
         &mut self,
         key: ApiKey,

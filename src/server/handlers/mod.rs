@@ -89,8 +89,14 @@ impl Request {
 
     /// Decodes the body as `T` at the request's version.
     pub fn decode<T: Decodable>(&self) -> Result<T, HandlerError> {
+        self.decode_as(self.version)
+    }
+
+    /// Decodes the body as `T` at `wire_version`: for an old version whose layout is identical to
+    /// a newer one that kafka-protocol still generates (OffsetFetch v0 = v1).
+    pub fn decode_as<T: Decodable>(&self, wire_version: i16) -> Result<T, HandlerError> {
         let mut body = self.body.clone();
-        T::decode(&mut body, self.version).map_err(|e| HandlerError::Decode {
+        T::decode(&mut body, wire_version).map_err(|e| HandlerError::Decode {
             api: self.api_key,
             version: self.version,
             msg: e.to_string(),
@@ -108,7 +114,16 @@ impl Request {
 
     /// Encodes a response frame at the request's version.
     pub fn respond<R: Encodable + HeaderVersion>(&self, resp: &R) -> Result<Reply, HandlerError> {
-        encode_frame(self.api_key, self.header.correlation_id, self.version, resp).map(Reply::Frame)
+        self.respond_as(self.version, resp)
+    }
+
+    /// Encodes a response frame at `wire_version` (see [`Request::decode_as`]).
+    pub fn respond_as<R: Encodable + HeaderVersion>(
+        &self,
+        wire_version: i16,
+        resp: &R,
+    ) -> Result<Reply, HandlerError> {
+        encode_frame(self.api_key, self.header.correlation_id, wire_version, resp).map(Reply::Frame)
     }
 }
 
@@ -205,10 +220,15 @@ pub fn topic_name(s: &str) -> kafka_protocol::messages::TopicName {
 mod tests {
     use super::*;
 
-    /// Versions below kafka-protocol's range that `protocol::legacy_api` decodes by hand.
+    /// Versions below kafka-protocol's range that `protocol::legacy_api` decodes by hand (or,
+    /// for OffsetFetch v0, that share the v1 layout).
     fn hand_written_min(key: ApiKey) -> Option<i16> {
         match key {
-            ApiKey::Produce | ApiKey::Fetch | ApiKey::ListOffsets => Some(0),
+            ApiKey::Produce
+            | ApiKey::Fetch
+            | ApiKey::ListOffsets
+            | ApiKey::OffsetCommit
+            | ApiKey::OffsetFetch => Some(0),
             _ => None,
         }
     }

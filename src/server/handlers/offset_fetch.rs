@@ -1,6 +1,10 @@
-//! OffsetFetch (key 9), v1–v8: one group (v1–v7; all partitions when topics is null, v2+) or
+//! OffsetFetch (key 9), v0–v8: one group (v0–v7; all partitions when topics is null, v2+) or
 //! several groups in one request (v8). Partitions without a commit answer offset -1. With no
 //! transactions there is never an unstable offset, so `require_stable` (v7+) changes nothing.
+//!
+//! v0 (removed in Kafka 4, KIP-896) read the offsets Kafka kept in ZooKeeper for OffsetCommit v0;
+//! here every version's commits share one store, so v0 answers exactly like v1, whose request and
+//! response layouts it has (kafka-protocol, which starts at v1, codes it as v1).
 
 use kafka_protocol::messages::GroupId;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
@@ -15,7 +19,7 @@ use crate::group::shard::{on_coordinator, sb};
 use crate::group::state::err;
 use crate::shard::ShardCtx;
 
-pub const MIN_VERSION: i16 = 1;
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 8;
 
 type Topics = Option<Vec<(String, Vec<i32>)>>;
@@ -42,8 +46,10 @@ fn by_topic(rows: Vec<FetchedOffset>) -> Vec<(String, Vec<FetchedOffset>)> {
 }
 
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
-    let r: OffsetFetchRequest = req.decode()?;
     let v = req.version;
+    // v0 is coded as v1 (same layouts); `v` keeps the semantics (v0 and v1 alike here).
+    let wire = v.max(1);
+    let r: OffsetFetchRequest = req.decode_as(wire)?;
     let epoch = |e: i32| if v >= 5 { e } else { -1 };
     if v >= 8 {
         let mut groups = Vec::with_capacity(r.groups.len());
@@ -88,7 +94,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     });
     let asked = topics.clone();
     let (code, rows) = fetch_group(&req.ctx, r.group_id.0.as_str(), topics).await;
-    // v1 has no top-level error code: report a group error on every requested partition.
+    // v0–v1 have no top-level error code: report a group error on every requested partition.
     let rows = if code != err::NONE && v < 2 {
         asked
             .unwrap_or_default()
@@ -129,5 +135,5 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let resp = OffsetFetchResponse::default()
         .with_topics(topics)
         .with_error_code(if v >= 2 { code } else { err::NONE });
-    req.respond(&resp)
+    req.respond_as(wire, &resp)
 }
