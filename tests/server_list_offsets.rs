@@ -2,7 +2,7 @@
 //! record carrying the partition's largest timestamp, with that timestamp — inside one batch,
 //! across batches and segments, compressed, after a restart and after retention deleted the
 //! segment that held it; an empty partition answers -1/-1. Versions below 7 get
-//! UNSUPPORTED_VERSION for it, as from Kafka.
+//! UNSUPPORTED_VERSION for it, as from Kafka. By timestamp inside compressed batches, too.
 
 mod server_util;
 
@@ -106,6 +106,14 @@ fn max_timestamp_is_the_record_carrying_it() {
                 .unwrap();
         let base = produce(&mut c, "mt", b);
         assert_eq!(max_ts(&mut c, "mt"), (base + 2, top), "{}", codec.name());
+        // By timestamp too: the first record at or after it, with its own timestamp.
+        let (e, off, ts, _) = ask(&mut c, "mt", top - 2, 7);
+        assert_eq!(
+            (e, off, ts),
+            (0, base + 1, top - 1),
+            "by time, {}",
+            codec.name()
+        );
     }
     broker.shutdown().unwrap();
 }

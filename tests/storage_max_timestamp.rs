@@ -2,7 +2,8 @@
 //! log's largest timestamp (KIP-734, Kafka's `UnifiedLog.fetchOffsetByTimestamp`), not the last
 //! offset of its batch — inside one batch, across batches and segments, after reopen, after the
 //! time index is rebuilt, after retention deleted the segment holding the max, in compressed
-//! batches and under `LogAppendTime`.
+//! batches and under `LogAppendTime`. Also ListOffsets by timestamp inside compressed batches,
+//! which shares the record decoding.
 
 mod storage_common;
 
@@ -278,6 +279,38 @@ fn log_append_time() {
             .unwrap();
         assert!(b.log_append_time > a.log_append_time);
         assert_eq!(max_ts(&log).await, Some((3, b.log_append_time)));
+        log.close().await.unwrap();
+    });
+}
+
+/// ListOffsets by timestamp shares the record decoding: inside a compressed batch it answers
+/// the first record at or after the timestamp, with that record's timestamp (Kafka's
+/// `searchForTimestamp`), not the batch's first offset and max timestamp.
+#[test]
+fn by_timestamp_inside_compressed_batches() {
+    with_log(LogConfig::default(), |dir, cfg| async move {
+        let log = PartitionLog::open(&dir, cfg).await.unwrap();
+        for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
+            let t = 1_000 * log.log_end_offset();
+            let b = compression::recompress_batch(
+                &ts_batch(&[t + 100, t + 400, t + 250, t + 300], 200),
+                codec,
+            )
+            .unwrap();
+            let (base, _) = append(&log, &b).await;
+            let by = |ts| log.offset_for_timestamp(ts);
+            assert_eq!(by(t + 50).await.unwrap(), Some((base, t + 100)));
+            assert_eq!(by(t + 200).await.unwrap(), Some((base + 1, t + 400)));
+            assert_eq!(by(t + 401).await.unwrap(), None, "{}", codec.name());
+        }
+        // In offset order, not timestamp order: in the last batch (offsets 12..15, timestamps
+        // +100 +400 +250 +300) the first record at or after +260 is offset 13 (+400), not the
+        // closer +300 at offset 15.
+        let t = 1_000 * 12;
+        assert_eq!(
+            log.offset_for_timestamp(t + 260).await.unwrap(),
+            Some((13, t + 400))
+        );
         log.close().await.unwrap();
     });
 }

@@ -38,7 +38,6 @@
 //! high watermark.
 
 use std::io;
-use std::os::unix::fs::FileExt;
 
 use tracing::warn;
 
@@ -213,11 +212,11 @@ impl PartitionLog {
         Ok(out)
     }
 
-    /// First offset whose timestamp is >= `ts`, with that timestamp (ListOffsets by time);
-    /// `None` if there is none. Exact for uncompressed batches (record timestamps are decoded
-    /// from the one batch found, off the hot path); for compressed CreateTime batches the answer
-    /// is the batch's first offset and max timestamp. With LogAppendTime every record of a batch
-    /// has the batch's max timestamp, so the batch's first offset is exact.
+    /// First offset whose timestamp is >= `ts`, with that record's timestamp (ListOffsets by
+    /// time); `None` if there is none. As Kafka's `FileRecords.searchForTimestamp`: the first
+    /// batch whose max timestamp is >= `ts` is decoded (decompressed if needed; off the hot path,
+    /// one batch) for its first record at or after `ts`. Under LogAppendTime every record of a
+    /// batch has the batch's max timestamp, so that is the batch's first offset, with no read.
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
         let bases: Vec<i64> = self.inner.st.borrow().segments.keys().copied().collect();
         for base in bases {
@@ -229,35 +228,31 @@ impl PartitionLog {
                 }
             }
             self.ensure_loaded(base).await?;
-            let mut st = self.inner.st.borrow_mut();
-            let dir = self.inner.dir.clone();
-            let Some(seg) = st.segments.get_mut(&base) else {
-                continue;
-            };
-            let file = seg.reader(&dir)?;
-            let size = seg.size;
-            let tix = seg.time_index.as_ref().expect("loaded");
-            let idx = seg.index.as_ref().expect("loaded");
-            let mut pos = match tix.lookup_before(ts) {
-                Some(e) => idx
-                    .lookup(e.relative_offset)
-                    .map_or(0, |i| i.position as u64),
-                None => 0,
+            let (file, size, mut pos) = {
+                let mut st = self.inner.st.borrow_mut();
+                let dir = self.inner.dir.clone();
+                let Some(seg) = st.segments.get_mut(&base) else {
+                    continue;
+                };
+                let file = seg.reader(&dir)?;
+                // Where to start: the batch of the last time-index entry below `ts` (every batch
+                // before it has a smaller max timestamp); the segment start without one, or with
+                // the indexes evicted again meanwhile.
+                let pos = match (&seg.time_index, &seg.index) {
+                    (Some(tix), Some(idx)) => tix
+                        .lookup_before(ts)
+                        .and_then(|e| idx.lookup(e.relative_offset))
+                        .map_or(0, |i| i.position as u64),
+                    _ => 0,
+                };
+                (file, seg.size, pos)
             };
             let mut scanner = HeaderScanner::new(&file, size);
-            while let Some(h) = scanner.header_at(pos)? {
-                if h.max_timestamp >= ts {
-                    let mut batch = vec![0u8; h.total_len()];
-                    file.read_exact_at(&mut batch, pos)?;
-                    if h.is_log_append_time() || h.compression() != 0 {
-                        return Ok(Some((h.base_offset, h.max_timestamp)));
-                    }
-                    if let Some(recs) = record_batch::record_timestamps(&batch)
-                        && let Some((delta, t)) = recs.into_iter().find(|(_, t)| *t >= ts)
-                    {
-                        return Ok(Some((h.base_offset + delta as i64, t)));
-                    }
-                    return Ok(Some((h.base_offset, h.max_timestamp)));
+            while let Some(h) = scanner.header_at_async(pos).await? {
+                if h.max_timestamp >= ts
+                    && let Some(found) = first_record_where(&file, pos, &h, |t| t >= ts).await?
+                {
+                    return Ok(Some(found));
                 }
                 pos += h.total_len() as u64;
             }
