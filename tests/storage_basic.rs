@@ -17,7 +17,7 @@ fn append_read_reopen() {
             .await
             .unwrap();
         assert_eq!(log.log_end_offset(), 0);
-        assert_eq!(log.max_timestamp(), (-1, -1));
+        assert_eq!(log.offset_of_max_timestamp().await.unwrap(), None);
         let a = log.append(batch(3, 10, 1000, 1)).await.unwrap();
         assert_eq!(
             (a.base_offset, a.last_offset, a.log_append_time),
@@ -57,7 +57,10 @@ fn append_read_reopen() {
             Some((3, 2000))
         );
         assert_eq!(log.offset_for_timestamp(5000).await.unwrap(), None);
-        assert_eq!(log.max_timestamp(), (2001, 4));
+        assert_eq!(
+            log.offset_of_max_timestamp().await.unwrap(),
+            Some((4, 2001))
+        );
         log.close().await.unwrap();
         assert!(matches!(
             log.append(batch(1, 1, 1, 1)).await,
@@ -68,7 +71,10 @@ fn append_read_reopen() {
             .await
             .unwrap();
         assert_eq!(log.log_end_offset(), 5);
-        assert_eq!(log.max_timestamp(), (2001, 4));
+        assert_eq!(
+            log.offset_of_max_timestamp().await.unwrap(),
+            Some((4, 2001))
+        );
         let c = log.append(batch(1, 10, 3000, 3)).await.unwrap();
         assert_eq!(c.base_offset, 5);
         let all = log.read(0, u32::MAX).await.unwrap().read_to_vec().unwrap();

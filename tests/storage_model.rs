@@ -74,14 +74,13 @@ impl Model {
             .expect("a segment")
     }
 
-    fn max_timestamp(&self) -> (i64, i64) {
-        let mut best = (-1, -1);
-        for b in &self.batches {
-            if b.max_ts > best.0 {
-                best = (b.max_ts, b.last);
-            }
-        }
-        best
+    /// ListOffsets MAX_TIMESTAMP: the first record (in log order) carrying the largest timestamp,
+    /// as (offset, timestamp).
+    fn offset_of_max_timestamp(&self) -> Option<(i64, i64)> {
+        let max = self.batches.iter().map(|b| b.max_ts).max()?;
+        let b = self.batches.iter().find(|b| b.max_ts == max)?;
+        let i = b.ts.iter().position(|&t| t == max)?;
+        Some((b.base + i as i64, max))
     }
 
     fn expected_read(&self, offset: i64, max_bytes: u32) -> Vec<u8> {
@@ -174,9 +173,9 @@ async fn check(log: &PartitionLog, m: &Model, ctx: &str) {
     assert_eq!(log.high_watermark(), m.next, "high watermark after {ctx}");
     assert_eq!(log.log_start_offset(), m.log_start, "log start after {ctx}");
     assert_eq!(
-        log.max_timestamp(),
-        m.max_timestamp(),
-        "max timestamp after {ctx}"
+        log.offset_of_max_timestamp().await.unwrap(),
+        m.offset_of_max_timestamp(),
+        "offset of max timestamp after {ctx}"
     );
 }
 

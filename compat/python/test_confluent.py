@@ -16,7 +16,7 @@ from confluent_kafka import (
     TopicCollection,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType
 
 from checks import Rec, assert_same, by_partition
 from cutproxy import CutProxy
@@ -234,6 +234,37 @@ def test_offsets_watermarks_and_times(bootstrap, unique):
     assert_same(tail, consume_exact(bootstrap, topic, tail, start=30))
     got_end = consume_exact(bootstrap, topic, {0: []}, start=OFFSET_END)
     assert got_end == {}, f"OFFSET_END delivered {got_end}"
+
+
+def list_max_timestamp(bootstrap, topic):
+    """AdminClient.list_offsets with OffsetSpec.max_timestamp() (ListOffsets v7+, KIP-734) for
+    partition 0: (offset, timestamp)."""
+    a = admin(bootstrap)
+    tp = TopicPartition(topic, 0)
+    r = a.list_offsets({tp: OffsetSpec.max_timestamp()}, request_timeout=TIMEOUT)[tp].result(timeout=TIMEOUT)
+    return r.offset, r.timestamp
+
+
+@pytest.mark.parametrize("codec", ["none", pytest.param("zstd", marks=pytest.mark.compression)])
+def test_list_offsets_max_timestamp(bootstrap, unique, codec):
+    """The max-timestamp offset is the record carrying the largest timestamp, not the last offset
+    of its batch: three records produced together (one batch) with timestamps +100, +400, +250
+    answer offset 1 with +400."""
+    topic = unique(f"cf-maxts-{codec}")
+    create(bootstrap, topic, 1)
+    assert list_max_timestamp(bootstrap, topic) == (-1, -1), "an empty partition"
+    base = int(time.time() * 1000) - 60_000
+    items = [{"value": f"m{i}".encode(), "timestamp": base + d, "partition": 0} for i, d in enumerate((100, 400, 250))]
+    # A long linger keeps the three records in one batch (flush sends it at once).
+    acked = produce_all(bootstrap, topic, items, {"linger.ms": 1000, "compression.type": codec})
+    assert [r.offset for r in acked] == [0, 1, 2]
+    assert list_max_timestamp(bootstrap, topic) == (1, base + 400)
+    # A later batch that only ties the max leaves the answer alone; one that beats it moves it.
+    produce_all(bootstrap, topic, [{"value": b"tie", "timestamp": base + 400, "partition": 0}])
+    assert list_max_timestamp(bootstrap, topic) == (1, base + 400)
+    items = [{"value": f"n{i}".encode(), "timestamp": base + d, "partition": 0} for i, d in enumerate((500, 900, 700, 900))]
+    produce_all(bootstrap, topic, items, {"linger.ms": 1000, "compression.type": codec})
+    assert list_max_timestamp(bootstrap, topic) == (5, base + 900)
 
 
 @pytest.mark.compression

@@ -313,6 +313,20 @@ pub fn batch_records(batch: &[u8]) -> Result<Vec<u8>, CompressionError> {
     Ok(raw)
 }
 
+/// (offset delta, timestamp) of every record of one whole v2 batch, decompressing its records
+/// section if needed. For the ListOffsets lookups that need a record's own offset (by timestamp,
+/// max timestamp): they decode the one batch they land on, never a batch on the append or fetch
+/// path.
+pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(i32, i64)>, CompressionError> {
+    let h = record_batch::BatchHeader::parse(batch)?;
+    let malformed = || BatchError::Invalid("malformed records section".into());
+    if h.compression() == 0 {
+        return Ok(record_batch::record_timestamps(batch).ok_or_else(malformed)?);
+    }
+    let raw = batch_records(batch)?;
+    Ok(record_batch::records_timestamps(&h, &raw).ok_or_else(malformed)?)
+}
+
 /// Re-encodes one whole v2 batch (validated by the caller, exactly `total_len` bytes) with
 /// `target`: the records section is decompressed, checked and recompressed; attributes' codec
 /// bits, batchLength and CRC-32C are rewritten; every other header field is kept.

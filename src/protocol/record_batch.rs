@@ -307,18 +307,26 @@ pub fn write_varlong(out: &mut Vec<u8>, v: i64) {
 }
 
 /// (offset delta, timestamp) of each record of an *uncompressed* batch; used only off the hot
-/// path (ListOffsets by timestamp). `None` when the batch is compressed or the records section is
-/// malformed.
+/// path (ListOffsets). `None` when the batch is compressed or the records section is malformed
+/// (`compression::record_timestamps` also decodes compressed batches).
 pub fn record_timestamps(batch: &[u8]) -> Option<Vec<(i32, i64)>> {
     let h = BatchHeader::parse(batch).ok()?;
     if h.compression() != 0 || batch.len() < h.total_len() {
         return None;
     }
-    let mut out = Vec::with_capacity(h.records_count.max(0) as usize);
-    let mut pos = HEADER_LEN;
-    let end = h.total_len();
+    records_timestamps(&h, &batch[HEADER_LEN..h.total_len()])
+}
+
+/// (offset delta, timestamp) of each record in `records`, the uncompressed records section of
+/// the batch whose header is `h`. A record's timestamp is `baseTimestamp + timestampDelta`, or
+/// the batch's maxTimestamp under `LogAppendTime` (as Kafka's `DefaultRecordBatch` reads it).
+/// `None` when the section does not hold `recordsCount` well-formed records.
+pub fn records_timestamps(h: &BatchHeader, records: &[u8]) -> Option<Vec<(i32, i64)>> {
+    let mut out = Vec::with_capacity(h.records_count.clamp(0, 1 << 16) as usize);
+    let mut pos = 0;
+    let end = records.len();
     for _ in 0..h.records_count {
-        let len = read_varlong(batch, &mut pos)?;
+        let len = read_varlong(records, &mut pos)?;
         if len < 0 {
             return None;
         }
@@ -327,8 +335,11 @@ pub fn record_timestamps(batch: &[u8]) -> Option<Vec<(i32, i64)>> {
             return None;
         }
         pos += 1; // attributes
-        let ts_delta = read_varlong(batch, &mut pos)?;
-        let offset_delta = read_varlong(batch, &mut pos)?;
+        let ts_delta = read_varlong(records, &mut pos)?;
+        let offset_delta = read_varlong(records, &mut pos)?;
+        if pos > record_end {
+            return None;
+        }
         let ts = if h.is_log_append_time() {
             h.max_timestamp
         } else {

@@ -134,8 +134,6 @@ pub(crate) struct State {
     pub sync_hint: bool,
     pub failed: Option<String>,
     pub closed: bool,
-    /// (max timestamp, last offset of its batch), over the whole log.
-    pub max_ts: (i64, i64),
     /// Sealed segments with loaded indexes/descriptor, least recently used first.
     pub warm: VecDeque<i64>,
     /// Idempotent producers' epochs and recent sequences (`producer_state`).
@@ -253,16 +251,6 @@ impl State {
         self.warm.push_back(base);
         self.evict_cold();
     }
-
-    pub fn recompute_max_ts(&mut self) {
-        let mut best = (-1i64, -1i64);
-        for s in self.segments.values() {
-            if s.max_timestamp > best.0 {
-                best = (s.max_timestamp, s.max_timestamp_offset);
-            }
-        }
-        self.max_ts = best;
-    }
 }
 
 impl PartitionLog {
@@ -374,7 +362,7 @@ impl PartitionLog {
             .collect();
         let producers = producer_state::rebuild(&dir, &extents, next, now)?;
 
-        let mut st = State {
+        let st = State {
             segments,
             active: Some(ActiveFile {
                 base: active_base,
@@ -406,12 +394,10 @@ impl PartitionLog {
             sync_hint: config.flush_messages != u64::MAX || config.flush_ms != u64::MAX,
             failed: None,
             closed: false,
-            max_ts: (-1, -1),
             warm: VecDeque::new(),
             producers,
             unsnapshotted_bytes: 0,
         };
-        st.recompute_max_ts();
         Ok(PartitionLog {
             inner: Rc::new(Inner {
                 dir,
@@ -518,7 +504,6 @@ impl PartitionLog {
             let position = st.proj_size;
             let mut next = base;
             let mut pos = 0usize;
-            let mut max_ts = st.max_ts;
             let mut written = Vec::with_capacity(headers.len());
             // LogAppendTime rewrites CRC-covered fields: patch a private copy (off the common
             // path, which appends the request's bytes as they are; see `Op::Write`).
@@ -542,9 +527,6 @@ impl PartitionLog {
                         },
                     };
                     seg.index_batch(&h2, position + pos as u64, interval);
-                    if h2.max_timestamp > max_ts.0 {
-                        max_ts = (h2.max_timestamp, h2.last_offset());
-                    }
                     next = h2.last_offset() + 1;
                     pos += len;
                     written.push(h2);
@@ -554,7 +536,6 @@ impl PartitionLog {
                 st.producers.apply(h, now);
             }
             st.producers.maybe_expire(now);
-            st.max_ts = max_ts;
             let seq = st.next_seq;
             st.next_seq += 1;
             let records = patched.map_or(records, BytesMut::freeze);
@@ -667,13 +648,6 @@ impl PartitionLog {
     pub fn durable_offset(&self) -> i64 {
         self.inner.st.borrow().durable
     }
-    /// (max timestamp, offset) for ListOffsets `MAX_TIMESTAMP` (-3); (-1, -1) when empty. The
-    /// offset is the last offset of the batch carrying the max timestamp (Kafka's
-    /// "shallow" offset of max timestamp).
-    pub fn max_timestamp(&self) -> (i64, i64) {
-        self.inner.st.borrow().max_ts
-    }
-
     /// Resolves after the next append becomes readable (or the log closes); cheap to create and
     /// to drop.
     pub fn wait_for_append(&self) -> impl Future<Output = ()> + 'static {

@@ -90,8 +90,8 @@
 //! `sendfile` ([`page_cache`]): a consumer reading data that is not cached no longer stalls the
 //! shard. A few cheap calls stay synchronous and are confined to rare or cached work: `open(2)` of
 //! read descriptors, `posix_fadvise` hints, `unlink(2)` in retention, directory listing and tail
-//! scans in `open`, and the `pread(2)` of recovery, producer-state rebuilds and ListOffsets by
-//! timestamp.
+//! scans in `open`, and the `pread(2)` of recovery and producer-state rebuilds. ListOffsets by
+//! timestamp and max timestamp read (and decode) their one batch through [`page_cache`] too.
 //!
 //! # Deviations from the brief's contract
 //! None in signatures. Additions: `dir`, `config`, `is_closed`, `retention_loop`,

@@ -12,11 +12,36 @@
 //! direct write invalidated any stale cached range, so buffered reads are coherent) or are about
 //! to be sent from the page cache anyway; routing a 16 KiB cached read through io_uring costs more
 //! than the syscall. Reads never touch the writer's DMA file.
+//!
+//! # Max timestamp (ListOffsets `MAX_TIMESTAMP`, KIP-734)
+//! The answer is the offset of the *record* carrying the log's largest timestamp (the first such
+//! record on a tie), with that timestamp; a batch header only carries its max timestamp, not
+//! which record holds it. Kafka's rule (`UnifiedLog.fetchOffsetByTimestamp`), followed here:
+//! - each segment tracks, from batch headers alone, its max timestamp and the *last offset of the
+//!   first batch* that reached it (`Segment::max_timestamp{,_offset}`, Kafka's
+//!   `maxTimestampAndOffsetSoFar`); the time index's last entry persists the same pair, so a
+//!   reopened segment knows it without a scan (recovery rebuilds it where the index is damaged);
+//! - a query picks the segment with the largest max timestamp (the oldest on a tie), walks from
+//!   the offset-index entry at or below that batch to the first batch whose max timestamp equals
+//!   the segment's, and decodes that one batch (decompressing it if needed) for its first record
+//!   with that timestamp. Under `LogAppendTime` every record of a batch carries the batch's
+//!   timestamp, so that is its base offset, with no decoding.
+//!
+//! The trade-off: recording the exact record at append time would mean decoding (and for
+//! compressed batches decompressing) every batch on the produce path, which otherwise never
+//! looks inside a batch; the query instead pays one batch read and decode, and it is a rare,
+//! administrative request. Keeping maxima per segment rather than one per log means retention
+//! needs no bookkeeping: once the segment holding the max is deleted, the next query simply
+//! finds the best remaining one (an in-memory pass over the segment map, as Kafka does).
+//! Only what is readable counts: a winning batch still queued for the writer is not found, and
+//! the answer is "none" (-1, -1) until it is written, as Kafka answers for a max above the
+//! high watermark.
 
 use std::io;
-use std::os::unix::fs::FileExt;
 
-use crate::protocol::record_batch;
+use tracing::warn;
+
+use crate::protocol::{compression, record_batch};
 
 use super::error::StorageError;
 use super::index::OffsetIndex;
@@ -187,11 +212,11 @@ impl PartitionLog {
         Ok(out)
     }
 
-    /// First offset whose timestamp is >= `ts`, with that timestamp (ListOffsets by time);
-    /// `None` if there is none. Exact for uncompressed batches (record timestamps are decoded
-    /// from the one batch found, off the hot path); for compressed CreateTime batches the answer
-    /// is the batch's first offset and max timestamp. With LogAppendTime every record of a batch
-    /// has the batch's max timestamp, so the batch's first offset is exact.
+    /// First offset whose timestamp is >= `ts`, with that record's timestamp (ListOffsets by
+    /// time); `None` if there is none. As Kafka's `FileRecords.searchForTimestamp`: the first
+    /// batch whose max timestamp is >= `ts` is decoded (decompressed if needed; off the hot path,
+    /// one batch) for its first record at or after `ts`. Under LogAppendTime every record of a
+    /// batch has the batch's max timestamp, so that is the batch's first offset, with no read.
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
         let bases: Vec<i64> = self.inner.st.borrow().segments.keys().copied().collect();
         for base in bases {
@@ -203,40 +228,125 @@ impl PartitionLog {
                 }
             }
             self.ensure_loaded(base).await?;
-            let mut st = self.inner.st.borrow_mut();
-            let dir = self.inner.dir.clone();
-            let Some(seg) = st.segments.get_mut(&base) else {
-                continue;
-            };
-            let file = seg.reader(&dir)?;
-            let size = seg.size;
-            let tix = seg.time_index.as_ref().expect("loaded");
-            let idx = seg.index.as_ref().expect("loaded");
-            let mut pos = match tix.lookup_before(ts) {
-                Some(e) => idx
-                    .lookup(e.relative_offset)
-                    .map_or(0, |i| i.position as u64),
-                None => 0,
+            let (file, size, mut pos) = {
+                let mut st = self.inner.st.borrow_mut();
+                let dir = self.inner.dir.clone();
+                let Some(seg) = st.segments.get_mut(&base) else {
+                    continue;
+                };
+                let file = seg.reader(&dir)?;
+                // Where to start: the batch of the last time-index entry below `ts` (every batch
+                // before it has a smaller max timestamp); the segment start without one, or with
+                // the indexes evicted again meanwhile.
+                let pos = match (&seg.time_index, &seg.index) {
+                    (Some(tix), Some(idx)) => tix
+                        .lookup_before(ts)
+                        .and_then(|e| idx.lookup(e.relative_offset))
+                        .map_or(0, |i| i.position as u64),
+                    _ => 0,
+                };
+                (file, seg.size, pos)
             };
             let mut scanner = HeaderScanner::new(&file, size);
-            while let Some(h) = scanner.header_at(pos)? {
-                if h.max_timestamp >= ts {
-                    let mut batch = vec![0u8; h.total_len()];
-                    file.read_exact_at(&mut batch, pos)?;
-                    if h.is_log_append_time() || h.compression() != 0 {
-                        return Ok(Some((h.base_offset, h.max_timestamp)));
-                    }
-                    if let Some(recs) = record_batch::record_timestamps(&batch)
-                        && let Some((delta, t)) = recs.into_iter().find(|(_, t)| *t >= ts)
-                    {
-                        return Ok(Some((h.base_offset + delta as i64, t)));
-                    }
-                    return Ok(Some((h.base_offset, h.max_timestamp)));
+            while let Some(h) = scanner.header_at_async(pos).await? {
+                if h.max_timestamp >= ts
+                    && let Some(found) = first_record_where(&file, pos, &h, |t| t >= ts).await?
+                {
+                    return Ok(Some(found));
                 }
                 pos += h.total_len() as u64;
             }
         }
         Ok(None)
+    }
+}
+
+impl PartitionLog {
+    /// ListOffsets `MAX_TIMESTAMP` (-3): (offset, timestamp) of the first record carrying the
+    /// largest timestamp in the log; `None` for a log with no readable batch (see the module
+    /// docs for the rule and its cost).
+    pub async fn offset_of_max_timestamp(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        loop {
+            // The segment with the largest max timestamp; the oldest wins a tie (Kafka's `maxBy`).
+            let (base, max_ts, shallow) = {
+                let st = self.inner.st.borrow();
+                let mut best: Option<&super::segment::Segment> = None;
+                for s in st.segments.values() {
+                    if best.is_none_or(|b| s.max_timestamp > b.max_timestamp) {
+                        best = Some(s);
+                    }
+                }
+                match best {
+                    Some(s) => (s.base_offset, s.max_timestamp, s.max_timestamp_offset),
+                    None => return Ok(None),
+                }
+            };
+            self.ensure_loaded(base).await?;
+            let (file, size, start) = {
+                let mut st = self.inner.st.borrow_mut();
+                let dir = self.inner.dir.clone();
+                let Some(seg) = st.segments.get_mut(&base) else {
+                    continue; // deleted by retention meanwhile: pick again
+                };
+                let file = seg.reader(&dir)?;
+                // The offset-index entry at or below the winning batch (whose last offset is
+                // `shallow`); without one (or with the indexes evicted again), the segment start.
+                let start = match (&seg.index, shallow >= base) {
+                    (Some(idx), true) => {
+                        let rel = (shallow - base).min(u32::MAX as i64) as u32;
+                        idx.lookup(rel).map_or(0, |e| e.position as u64)
+                    }
+                    _ => 0,
+                };
+                (file, seg.size, start)
+            };
+            let mut scanner = HeaderScanner::new(&file, size);
+            let mut pos = start;
+            while let Some(h) = scanner.header_at_async(pos).await? {
+                if h.max_timestamp == max_ts {
+                    let found = first_record_where(&file, pos, &h, |t| t == max_ts).await?;
+                    return Ok(Some(found.unwrap_or_else(|| {
+                        // Only a batch whose header disagrees with its records (Kafka rewrites
+                        // the header from the records on append; this log stores the producer's).
+                        warn!(
+                            dir = %self.inner.dir.display(),
+                            batch = h.base_offset,
+                            "no record carries the batch's max timestamp; answering its last offset"
+                        );
+                        (h.last_offset(), max_ts)
+                    })));
+                }
+                pos += h.total_len() as u64;
+            }
+            return Ok(None);
+        }
+    }
+}
+
+/// The (offset, timestamp) of the first record of the batch at `pos` (header `h`) whose
+/// timestamp satisfies `want`, reading and decoding that one batch; `None` if no record does or
+/// the records cannot be decoded. Under `LogAppendTime` every record carries the batch's max
+/// timestamp, so the answer needs no read.
+async fn first_record_where(
+    file: &std::fs::File,
+    pos: u64,
+    h: &record_batch::BatchHeader,
+    want: impl Fn(i64) -> bool,
+) -> Result<Option<(i64, i64)>, StorageError> {
+    if h.is_log_append_time() {
+        return Ok(want(h.max_timestamp).then_some((h.base_offset, h.max_timestamp)));
+    }
+    let mut batch = vec![0u8; h.total_len()];
+    super::page_cache::read_exact_at(file, &mut batch, pos).await?;
+    match compression::record_timestamps(&batch) {
+        Ok(recs) => Ok(recs
+            .into_iter()
+            .find(|&(_, t)| want(t))
+            .map(|(delta, t)| (h.base_offset + delta as i64, t))),
+        Err(e) => {
+            warn!(batch = h.base_offset, error = %e, "cannot decode a batch's records");
+            Ok(None)
+        }
     }
 }
 

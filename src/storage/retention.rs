@@ -91,7 +91,6 @@ impl PartitionLog {
                 if st.log_start < first {
                     st.log_start = first;
                 }
-                st.recompute_max_ts();
             }
             victims
         };

@@ -47,8 +47,10 @@ pub(crate) struct Segment {
     pub next_offset: i64,
     /// Bytes written and readable (for the active segment: up to the high watermark).
     pub size: u64,
-    /// Largest batch max timestamp and the last offset of its batch (-1, -1 when none). For the
-    /// active segment this includes batches queued for writing.
+    /// Largest batch max timestamp and the last offset of the first batch that reached it
+    /// (-1, -1 when none): Kafka's `maxTimestampAndOffsetSoFar`, from headers only. The record
+    /// carrying it is found at query time (`read.rs`, ListOffsets `MAX_TIMESTAMP`). For the active
+    /// segment this includes batches queued for writing.
     pub max_timestamp: i64,
     pub max_timestamp_offset: i64,
     /// Wall-clock ms when the segment was created (or opened), for `segment.ms`.

@@ -1,7 +1,10 @@
 //! The time index (`.timeindex`): Kafka's 12-byte entries, timestamp `i64` BE then relative offset
 //! `u32` BE. An entry maps "max timestamp seen so far in this segment" to the last offset of the
-//! batch that carried it. Kafka appends an entry together with each offset-index entry, and on
-//! roll/close, but only when the timestamp is greater than the last entry's (`maybeAppend`).
+//! (first) batch that carried it: Kafka's "shallow" offset of the max timestamp, not the record's
+//! own offset, which would need the records decoded on append. Kafka appends an entry together
+//! with each offset-index entry, and on roll/close, but only when the timestamp is greater than
+//! the last entry's (`maybeAppend`). The last entry is therefore the segment's max timestamp and
+//! its batch, which is how a reopened segment knows them without a scan.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeEntry {

@@ -1,4 +1,9 @@
 //! ListOffsets (key 2), v0–v7: earliest (-2), latest (-1), max timestamp (-3), by timestamp.
+//! Max timestamp (v7+, KIP-734) answers the first record carrying the largest timestamp, with
+//! that timestamp, as Kafka does (`storage::read` explains how it is found); an empty partition
+//! answers offset -1, timestamp -1, as does a timestamp after every record. Max timestamp below
+//! v7, or any other negative timestamp, gets `UNSUPPORTED_VERSION` for that partition (Kafka's
+//! per-timestamp minimum versions).
 //! v0 (old clients: sarama before 0.10.1) is decoded by `protocol::legacy_api`; its answer is
 //! an offsets array of at most `max_num_offsets` entries holding the one offset found (Kafka's
 //! v0 could list several segment base offsets; clients read the first).
@@ -27,6 +32,18 @@ pub const MAX_TIMESTAMP: i64 = -3;
 /// (error code, timestamp, offset)
 type Found = (i16, i64, i64);
 
+/// Kafka's `isListOffsetsTimestampUnsupported`: a special (negative) timestamp needs the version
+/// that introduced it (max timestamp: v7); any other negative value is unsupported at every
+/// version we serve. Kafka answers `UNSUPPORTED_VERSION` for the partition, before looking the
+/// topic up. Earliest and latest are also served at v0, for the old clients that use it.
+fn timestamp_supported(ts: i64, version: i16) -> bool {
+    match ts {
+        LATEST | EARLIEST => true,
+        MAX_TIMESTAMP => version >= 7,
+        ts => ts >= 0,
+    }
+}
+
 async fn lookup_on_owner(ctx: Rc<ShardCtx>, items: Vec<(String, i32, i64)>) -> Vec<Found> {
     let mut out = Vec::with_capacity(items.len());
     for (topic, p, ts) in items {
@@ -37,11 +54,12 @@ async fn lookup_on_owner(ctx: Rc<ShardCtx>, items: Vec<(String, i32, i64)>) -> V
         let found = match ts {
             LATEST => (errors::NONE, -1, log.high_watermark()),
             EARLIEST => (errors::NONE, -1, log.log_start_offset()),
-            MAX_TIMESTAMP => {
-                let (t, o) = log.max_timestamp();
-                (errors::NONE, t, o)
-            }
-            ts if ts < 0 => (errors::INVALID_REQUEST, -1, -1),
+            MAX_TIMESTAMP => match log.offset_of_max_timestamp().await {
+                Ok(Some((o, t))) => (errors::NONE, t, o),
+                Ok(None) => (errors::NONE, -1, -1),
+                Err(e) => (e.error_code(), -1, -1),
+            },
+            ts if ts < 0 => (errors::UNSUPPORTED_VERSION, -1, -1),
             ts => match log.offset_for_timestamp(ts).await {
                 Ok(Some((o, t))) => (errors::NONE, t, o),
                 Ok(None) => (errors::NONE, -1, -1),
@@ -66,18 +84,21 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     for t in &r.topics {
         let name = t.name.0.as_str();
         let meta = snap.topic(name);
-        let row: Vec<Option<usize>> = t
+        let row: Vec<Result<usize, i16>> = t
             .partitions
             .iter()
             .map(|p| match meta {
+                _ if !timestamp_supported(p.timestamp, req.version) => {
+                    Err(errors::UNSUPPORTED_VERSION)
+                }
                 Some(m) if p.partition_index >= 0 && p.partition_index < m.partitions => {
                     items.push((
                         ctx.owner_of(name, p.partition_index),
                         (name.to_string(), p.partition_index, p.timestamp),
                     ));
-                    Some(items.len() - 1)
+                    Ok(items.len() - 1)
                 }
-                _ => None,
+                _ => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
             })
             .collect();
         layout.push(row);
@@ -100,8 +121,8 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                     .zip(row)
                     .map(|(p, slot)| {
                         let (code, _, off) = match slot {
-                            Some(j) => found[j],
-                            None => (errors::UNKNOWN_TOPIC_OR_PARTITION, -1, -1),
+                            Ok(j) => found[j],
+                            Err(code) => (code, -1, -1),
                         };
                         let max = max_offsets[i];
                         i += 1;
@@ -134,15 +155,15 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                         .zip(row)
                         .map(|(p, slot)| {
                             let (code, ts, off) = match slot {
-                                Some(i) => found[i],
-                                None => (errors::UNKNOWN_TOPIC_OR_PARTITION, -1, -1),
+                                Ok(i) => found[i],
+                                Err(code) => (code, -1, -1),
                             };
                             ListOffsetsPartitionResponse::default()
                                 .with_partition_index(p.partition_index)
                                 .with_error_code(code)
                                 .with_timestamp(ts)
                                 .with_offset(off)
-                                .with_leader_epoch(if version >= 4 && code == errors::NONE {
+                                .with_leader_epoch(if version >= 4 && code == errors::NONE && off >= 0 {
                                     0
                                 } else {
                                     -1

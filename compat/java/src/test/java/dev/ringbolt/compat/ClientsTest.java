@@ -22,7 +22,9 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -231,6 +233,56 @@ class ClientsTest {
     Assumptions.assumeTrue("1".equals(System.getenv("RINGBOLT_COMPAT_IDEMPOTENCE")),
         "idempotent producer (issue 6): set RINGBOLT_COMPAT_IDEMPOTENCE=1");
     roundTrip(true);
+  }
+
+  /** Admin.listOffsets with OffsetSpec.maxTimestamp() (ListOffsets v7+, KIP-734) for partition 0. */
+  static ListOffsetsResultInfo maxTimestamp(Admin a, String topic) throws Exception {
+    TopicPartition tp = new TopicPartition(topic, 0);
+    return a.listOffsets(Map.of(tp, OffsetSpec.maxTimestamp())).partitionResult(tp).get(30, TimeUnit.SECONDS);
+  }
+
+  /** Sends the records with a long linger, so they share one batch, and flushes. */
+  static void sendOneBatch(List<ProducerRecord<byte[], byte[]>> recs) throws Exception {
+    Properties p = new Properties();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP);
+    p.put(ProducerConfig.ACKS_CONFIG, "all");
+    p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "false");
+    p.put(ProducerConfig.LINGER_MS_CONFIG, "1000");
+    try (KafkaProducer<byte[], byte[]> prod = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
+      List<Future<RecordMetadata>> fs = new ArrayList<>();
+      for (ProducerRecord<byte[], byte[]> r : recs) {
+        fs.add(prod.send(r));
+      }
+      prod.flush();
+      for (Future<RecordMetadata> f : fs) {
+        f.get(30, TimeUnit.SECONDS);
+      }
+    }
+  }
+
+  /**
+   * The max-timestamp offset is the record carrying the largest timestamp, not the last offset of
+   * its batch: three records in one batch with timestamps +100, +400, +250 answer offset 1, +400.
+   */
+  @Test
+  void listOffsetsMaxTimestamp() throws Exception {
+    String topic = unique("java-maxts");
+    createTopic(topic, 1);
+    long base = System.currentTimeMillis() - 60_000;
+    try (Admin a = admin()) {
+      ListOffsetsResultInfo empty = maxTimestamp(a, topic);
+      assertEquals(-1L, empty.offset(), "empty partition offset");
+      assertEquals(-1L, empty.timestamp(), "empty partition timestamp");
+      List<ProducerRecord<byte[], byte[]>> recs = new ArrayList<>();
+      long[] deltas = {100, 400, 250};
+      for (int i = 0; i < deltas.length; i++) {
+        recs.add(new ProducerRecord<>(topic, 0, base + deltas[i], null, ("m" + i).getBytes(StandardCharsets.UTF_8)));
+      }
+      sendOneBatch(recs);
+      ListOffsetsResultInfo r = maxTimestamp(a, topic);
+      assertEquals(1L, r.offset(), "offset of the record with the max timestamp");
+      assertEquals(base + 400, r.timestamp());
+    }
   }
 
   /**
