@@ -55,17 +55,26 @@ fn spawn(mut cmd: Command) -> (Child, SocketAddr) {
     }
 }
 
-fn sigterm_and_wait(mut child: Child) {
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+/// Waits (bounded) for the child to exit; kills it and panics with `what` when it does not.
+fn wait_exit(child: &mut Child, limit: Duration, what: &str) {
     let t0 = Instant::now();
     while child.try_wait().unwrap().is_none() {
-        if t0.elapsed() > Duration::from_secs(15) {
+        if t0.elapsed() > limit {
             let _ = child.kill();
-            panic!("broker did not stop on SIGTERM");
+            panic!("{what}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn sigterm_and_wait(mut child: Child) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    wait_exit(
+        &mut child,
+        Duration::from_secs(15),
+        "broker did not stop on SIGTERM",
+    );
 }
 
 /// Runs a broker that is expected to refuse to start; returns its output (bounded in time).
@@ -75,14 +84,7 @@ fn refused(mut cmd: Command) -> (Output, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t0.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("broker did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_exit(&mut child, Duration::from_secs(10), "broker did not exit");
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success(), "must exit non-zero: {out:?}");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -210,7 +212,7 @@ fn no_request_is_served_before_every_shard_recovered() {
                 ),
         ]);
     for round in 0..4 {
-        let mut child = ringbolt(cwd.path(), &args)
+        let child = ringbolt(cwd.path(), &args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -237,21 +239,11 @@ fn no_request_is_served_before_every_shard_recovered() {
                 .count();
             answered += 1;
         }
-        sigterm_and_wait_child(&mut child);
+        sigterm_and_wait(child);
         assert_eq!(
             unknown, 0,
             "round {round}: partitions answered with an error"
         );
-    }
-}
-
-fn sigterm_and_wait_child(child: &mut Child) {
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(15), "no stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
