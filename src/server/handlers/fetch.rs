@@ -57,6 +57,8 @@ struct Want {
     partition: i32,
     offset: i64,
     max_bytes: u32,
+    /// The request's `max_bytes` or this partition's `partition_max_bytes` was negative.
+    negative_limit: bool,
 }
 
 #[derive(Clone)]
@@ -92,6 +94,13 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
             continue;
         };
         match log.read(w.offset, w.max_bytes).await {
+            // Kafka's log refuses a negative size (IllegalArgumentException) where there is
+            // something to read: UNKNOWN_SERVER_ERROR and unknown offsets.
+            Ok(r) if w.negative_limit && !r.slices.is_empty() => {
+                tracing::warn!(topic = %w.topic, partition = w.partition,
+                    "fetch with a negative max_bytes or partition_max_bytes");
+                out.push(Got::err(errors::UNKNOWN_SERVER_ERROR));
+            }
             Ok(r) => {
                 prefetch(&r.slices, w.max_bytes);
                 out.push(Got {
@@ -212,6 +221,12 @@ async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<Seen>, deadline: Instant) {
 /// limit. Only partitions straddling the end of the budget are read twice, one hop each, and
 /// the sum never exceeds `max_bytes` but for the first partition's first batch.
 ///
+/// One difference is kept on purpose: Kafka sends a partition's bytes up to its limit, the start
+/// of the next batch included (consumers drop it), and counts them; here only whole batches are
+/// sent and counted, so where Kafka's partial batch would use up the budget a later partition may
+/// still get batches. Both stay within the limits (`tests/server_fetch_limits.rs` runs the same
+/// cases against Kafka and pins where the answers differ).
+///
 /// `cut_inside` is for Fetch v0–v2, whose down-converted answer `legacy_fetch` cuts at the byte
 /// limits even inside a message (Kafka's `hardMaxBytesLimit`): there every partition keeps its
 /// read while any budget is left, so that each has the messages it may send part of.
@@ -266,8 +281,8 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let start = Instant::now();
     let deadline = start + Duration::from_millis(r.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     // The response's budget: the client's max_bytes capped by the broker's fetch.max.bytes, as
-    // Kafka's KafkaApis does (v0–v2 have none: decoded as i32::MAX). A negative max_bytes (Kafka
-    // fails such a read) counts as 0: the first batch only. min_bytes never exceeds it.
+    // Kafka's KafkaApis does (v0–v2 have none: decoded as i32::MAX). min_bytes never exceeds it.
+    // A negative limit fails the read of the partition it applies to (`read_on_owner`).
     let max_bytes = (r.max_bytes.max(0) as u32).min(ctx.info.settings.fetch_max_bytes);
     let min_bytes = (r.min_bytes.max(0) as u32).min(max_bytes) as usize;
 
@@ -277,7 +292,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let mut layout: Vec<Vec<Option<usize>>> = Vec::with_capacity(r.topics.len());
     let mut names: Vec<String> = Vec::with_capacity(r.topics.len());
     let mut wants: Vec<(usize, Want)> = Vec::new();
-    for t in &r.topics {
+    for (ti, t) in r.topics.iter().enumerate() {
         let meta = if by_id {
             snap.topic_by_id(t.topic_id)
         } else {
@@ -290,7 +305,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         let name = name.as_str();
         names.push(name.to_string());
         let mut row = Vec::with_capacity(t.partitions.len());
-        for p in &t.partitions {
+        for (pi, p) in t.partitions.iter().enumerate() {
             match meta {
                 Some(m) if p.partition >= 0 && p.partition < m.partitions => {
                     row.push(Some(wants.len()));
@@ -303,6 +318,10 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                             partition: p.partition,
                             offset: p.fetch_offset,
                             max_bytes: (p.partition_max_bytes.max(0) as u32).min(max_bytes),
+                            // Kafka's budget left goes to max(0, budget - bytes read) after
+                            // the first partition, so only that one sees a negative max_bytes.
+                            negative_limit: (ti == 0 && pi == 0 && r.max_bytes < 0)
+                                || p.partition_max_bytes < 0,
                         },
                     ));
                 }
