@@ -104,6 +104,10 @@ pub struct BrokerSettings {
     /// `message.max.bytes`: largest record batch accepted (topic override `max.message.bytes`).
     #[serde(rename = "message.max.bytes")]
     pub message_max_bytes: u32,
+    /// `fetch.max.bytes`: most record bytes in one Fetch response, over the client's own
+    /// `max_bytes` (the first batch of the first partition with data is returned even if larger).
+    #[serde(rename = "fetch.max.bytes")]
+    pub fetch_max_bytes: u32,
     /// `socket.request.max.bytes`: largest request frame; bigger frames close the connection.
     #[serde(rename = "socket.request.max.bytes")]
     pub socket_request_max_bytes: u32,
@@ -171,6 +175,7 @@ impl Default for BrokerSettings {
             num_partitions: 1,
             auto_create_topics_enable: true,
             message_max_bytes: 1_048_588,
+            fetch_max_bytes: 57_671_680,
             socket_request_max_bytes: 104_857_600,
             log_retention_ms: 7 * 24 * 3600 * 1000,
             log_retention_bytes: -1,
@@ -310,6 +315,10 @@ impl BrokerSettings {
                 self.socket_request_max_bytes.to_string(),
             ));
         }
+        // Kafka's validator: at least 1024; an int, so at most i32::MAX.
+        if !(1024..=i32::MAX as u32).contains(&self.fetch_max_bytes) {
+            return Err(bad("fetch.max.bytes", self.fetch_max_bytes.to_string()));
+        }
         if self.max_inflight_per_connection == 0 {
             return Err(bad("queued.max.requests.per.connection", "0".into()));
         }
@@ -447,6 +456,7 @@ impl BrokerSettings {
                 "socket.request.max.bytes".into(),
                 self.socket_request_max_bytes.to_string(),
             ),
+            ("fetch.max.bytes".into(), self.fetch_max_bytes.to_string()),
             ("log.retention.ms".into(), self.log_retention_ms.to_string()),
             (
                 "log.retention.bytes".into(),
@@ -508,6 +518,20 @@ mod tests {
         assert!(!s.auto_create_topics_enable);
         assert_eq!(s.log_segment_bytes, 4096);
         assert_eq!(s.message_max_bytes, 1_048_588);
+        assert_eq!(s.fetch_max_bytes, 57_671_680);
+    }
+
+    #[test]
+    fn fetch_max_bytes_is_validated_like_kafka() {
+        let s = BrokerSettings::from_toml_str("\"fetch.max.bytes\" = 1000000\n").unwrap();
+        assert_eq!(s.fetch_max_bytes, 1_000_000);
+        assert!(
+            s.describe_broker()
+                .contains(&("fetch.max.bytes".into(), "1000000".into()))
+        );
+        assert!(BrokerSettings::from_toml_str("\"fetch.max.bytes\" = 1023\n").is_err());
+        assert!(BrokerSettings::from_toml_str("\"fetch.max.bytes\" = 3000000000\n").is_err());
+        assert!(BrokerSettings::from_toml_str("\"fetch.max.bytes\" = -1\n").is_err());
     }
 
     #[test]

@@ -56,3 +56,39 @@ fn tail_reads_come_from_memory_with_the_files_bytes() {
         assert_eq!(shard_bytes(), 0, "closing the log releases its cache");
     });
 }
+
+/// Fetch's byte limits on reads answered from memory: whole batches within the limit, at least
+/// the first one, and the first batch's length reported (the Fetch handler uses it to tell
+/// whether any batch fits what is left of a response without reading again).
+#[test]
+fn limited_tail_reads_are_whole_batches_with_the_first_batch_len() {
+    with_new_log(|log, _dir| async move {
+        log.append(batch(1, 6000, 1000, 1)).await.unwrap();
+        let _ = log.read(0, 1 << 20).await.unwrap(); // a reader: later writes are kept
+        let mut lens = Vec::new();
+        for i in 0..4 {
+            let b = batch(1, 10_000 + 1000 * i, 2000, i as u8);
+            lens.push(b.len() as u32);
+            log.append(b).await.unwrap();
+        }
+        async fn read(log: &ringbolt::storage::PartitionLog, first: u32, limit: u32) -> usize {
+            let r = log.read(1, limit).await.unwrap();
+            assert!(r.slices.iter().all(|s| s.mem.is_some()), "from memory");
+            assert_eq!(r.first_batch_len, first);
+            validate_all(&r.read_to_vec().unwrap()).unwrap().len()
+        }
+        let two = lens[0] + lens[1];
+        assert_eq!(read(&log, lens[0], 1 << 20).await, 4);
+        assert_eq!(read(&log, lens[0], two).await, 2);
+        assert_eq!(read(&log, lens[0], two - 1).await, 1);
+        assert_eq!(
+            read(&log, lens[0], 10).await,
+            1,
+            "one batch even past the limit"
+        );
+        assert_eq!(read(&log, lens[0], 0).await, 1);
+        let empty = log.read(5, 1 << 20).await.unwrap();
+        assert_eq!((empty.slices.len(), empty.first_batch_len), (0, 0));
+        log.close().await.unwrap();
+    });
+}

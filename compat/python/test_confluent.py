@@ -356,6 +356,33 @@ def test_legacy_message_formats(bootstrap, unique, fallback, magic, codec):
     assert_same(acked2, read_all(bootstrap, topic2, acked2, old_protocol(fallback)), check_timestamp=keeps_ts)
 
 
+@pytest.mark.legacy
+def test_legacy_fetch_cuts_at_the_partition_limit(bootstrap, unique):
+    """Fetch v0-v2 have no response limit, and Kafka held each partition to partition_max_bytes
+    even inside a message (hardMaxBytesLimit); clients skip the trailing partial message. Ten
+    30 KB messages stored as one ~300 KB batch must come in cuts of 100000 bytes: librdkafka
+    accepts no response over receive.message.max.bytes (100512 here).
+    Reference: Kafka 4 has no Fetch v0-v2. Brokers that stored message sets (<= 0.10) cut between
+    messages like this; Kafka 0.11-3.x store v2 batches and cut the batch before down-converting,
+    so this consumer gets nothing from them (checked with 3.9.1: no message in 30 s)."""
+    topic = unique("cf-legacy-cut")
+    create(bootstrap, topic, 1)
+    items = [{"value": f"{i:03d}".encode() * 10_000, "partition": 0} for i in range(10)]
+    acked = by_partition(produce_all(bootstrap, topic, items, {"linger.ms": 200}))
+    errors = []
+    limits = {
+        "fetch.max.bytes": 100_000,
+        "message.max.bytes": 100_000,
+        "max.partition.fetch.bytes": 100_000,
+        "receive.message.max.bytes": 100_512,
+        "error_cb": errors.append,
+    }
+    got = read_all(bootstrap, topic, acked, {**old_protocol("0.9.0"), **limits})
+    assert not errors, f"client errors (a response over receive.message.max.bytes?): {errors[:3]}"
+    assert [m.offset for m in got.get(0, [])] == list(range(10))
+    assert all(m.value == r.value for m, r in zip(got[0], acked[0])), "values differ"
+
+
 @pytest.mark.idempotence
 def test_idempotent_producer(bootstrap, unique):
     topic = unique("cf-idem")
@@ -464,6 +491,51 @@ def test_message_too_large_keeps_producing(bootstrap, unique):
         p.produce(topic, value=f"small {i}".encode(), partition=0, on_delivery=on_delivery)
     assert p.flush(TIMEOUT) == 0
     assert [(e, o) for e, o in results[1:]] == [(None, i) for i in range(5)], results
+
+
+def test_fetch_max_bytes_below_partition_max(bootstrap, unique):
+    """librdkafka's test 0082 in small: ~900 KB messages on three partitions, consumed with
+    fetch.max.bytes 1000000 under max.partition.fetch.bytes 20000000. The broker must hold the
+    whole response to fetch.max.bytes (KIP-74: past it only with the first batch of the first
+    partition with data): librdkafka refuses a response larger than receive.message.max.bytes
+    (which must be at least fetch.max.bytes + 512) with "Invalid response size", reconnects and
+    asks again, and never gets a message."""
+    topic = unique("cf-fetch-max-bytes")
+    create(bootstrap, topic, 3)
+    size = 900 * 1024
+    items = [{"value": f"{i:03d}".encode() * (size // 3), "partition": i % 3} for i in range(12)]
+    acked = by_partition(produce_all(bootstrap, topic, items))
+    errors = []
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"unused-{topic}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "error",
+            "fetch.max.bytes": 1_000_000,
+            "max.partition.fetch.bytes": 20_000_000,
+            "receive.message.max.bytes": 1_000_512,
+            "error_cb": errors.append,
+        }
+    )
+    got = defaultdict(list)
+    try:
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in acked])
+        n, deadline = 0, time.time() + 20
+        while n < len(items) and not errors and time.time() < deadline:
+            for m in c.consume(num_messages=100, timeout=0.2):
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise AssertionError(f"consumer error: {m.error()}")
+                got[m.partition()].append((m.offset(), m.value()))
+                n += 1
+    finally:
+        c.close()
+    assert not errors, f"client errors (a response over receive.message.max.bytes?): {errors[:3]}"
+    for p, want in acked.items():
+        assert [o for o, _ in got[p]] == [r.offset for r in want], f"partition {p}: offsets {[o for o, _ in got[p]]}"
+        assert all(v == r.value for (_, v), r in zip(got[p], want)), f"partition {p}: values differ"
 
 
 def group_consume(bootstrap, topic, group, want, assignor="range", timeout=45.0):

@@ -471,10 +471,58 @@ pub fn down_convert(batches: &[u8], fetch_offset: i64, magic: i8) -> Result<Vec<
     Ok(out)
 }
 
+/// Length of the longest run of whole messages at the start of a message set (offset i64,
+/// size i32, message) that fits in `limit` bytes; with `min_one`, at least the first message
+/// whatever its size. Fetch v3 uses it to keep a down-converted partition within its byte limit.
+pub fn fitting_prefix(set: &[u8], limit: usize, min_one: bool) -> usize {
+    let mut end = 0;
+    while end + 12 <= set.len() {
+        let size = i32_of(&set[end + 8..end + 12]);
+        let Some(next) = usize::try_from(size)
+            .ok()
+            .map(|n| end + 12 + n)
+            .filter(|n| *n <= set.len())
+        else {
+            break;
+        };
+        if next > limit && !(min_one && end == 0) {
+            break;
+        }
+        end = next;
+    }
+    end
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::record_batch::{set_base_offset, validate_batch};
+
+    #[test]
+    fn fitting_prefix_keeps_whole_messages_within_the_limit() {
+        let m = msgs(3, true);
+        let set = build_message_set(1, Codec::None, &m);
+        let mut ends = Vec::new();
+        let mut one = Vec::new();
+        for msg in &m {
+            write_message(&mut one, 1, 0, msg);
+            ends.push(one.len());
+        }
+        assert_eq!(one, set);
+        assert_eq!(fitting_prefix(&set, set.len(), false), set.len());
+        assert_eq!(fitting_prefix(&set, usize::MAX, false), set.len());
+        assert_eq!(fitting_prefix(&set, ends[1], false), ends[1]);
+        assert_eq!(fitting_prefix(&set, ends[1] - 1, false), ends[0]);
+        assert_eq!(fitting_prefix(&set, ends[0] - 1, false), 0);
+        assert_eq!(fitting_prefix(&set, 0, true), ends[0]);
+        assert_eq!(fitting_prefix(&set, ends[1] - 1, true), ends[0]);
+        // A trailing partial message never counts.
+        assert_eq!(
+            fitting_prefix(&set[..ends[1] + 5], usize::MAX, false),
+            ends[1]
+        );
+        assert_eq!(fitting_prefix(&set[..5], usize::MAX, true), 0);
+    }
 
     fn msgs(n: usize, ts: bool) -> Vec<Message> {
         (0..n)

@@ -6,6 +6,16 @@
 //! ready through io_uring, `storage::page_cache::settle`, so those are page-cache hits) and
 //! converts them; compressed batches go out uncompressed. The v4+ path
 //! (zero-copy sendfile of the stored bytes) never comes here.
+//!
+//! Byte limits: the handler has already cut the stored batches to the response's budget (as for
+//! v4+), but converting changes sizes (messages are larger than v2 records, and compressed batches
+//! grow), so the converted message sets are held to the limits again, in request order, as Kafka
+//! did for these versions: each partition at most min(`partition_max_bytes`, budget left). v3 (the
+//! version that brought `max_bytes`, KIP-74) keeps whole messages, and the first partition with
+//! data gets at least its first message. v0–v2 are Kafka's "hard" limit (`hardMaxBytesLimit`, no
+//! first-message exception): the set is cut at the limit even inside a message; old clients read
+//! a trailing partial message as "too large for my fetch size" and grow it (librdkafka) or report
+//! it (the Java consumer), which is what Kafka's own brokers made them do.
 
 use kafka_protocol::messages::fetch_request::FetchRequest;
 
@@ -20,9 +30,13 @@ pub fn magic_for(version: i16) -> i8 {
     if version >= 2 { 1 } else { 0 }
 }
 
-/// Builds the whole Fetch v0–v3 response for `topics` (in request order, as `r`).
-pub fn reply(req: &Request, r: &FetchRequest, topics: &[TopicOut]) -> Reply {
+/// Builds the whole Fetch v0–v3 response for `topics` (in request order, as `r`), at most
+/// `max_bytes` of message sets (v3: but for the first message of the first partition with data).
+pub fn reply(req: &Request, r: &FetchRequest, topics: &[TopicOut], max_bytes: u32) -> Reply {
     let magic = magic_for(req.version);
+    let hard_limit = req.version <= 2;
+    let mut left = max_bytes as usize;
+    let mut min_one = !hard_limit;
     let mut out = Vec::with_capacity(topics.len());
     for (t, rt) in topics.iter().zip(&r.topics) {
         let mut parts = Vec::with_capacity(t.partitions.len());
@@ -34,15 +48,26 @@ pub fn reply(req: &Request, r: &FetchRequest, topics: &[TopicOut]) -> Reply {
                     Err(e) => return Reply::Close(format!("reading fetched records failed: {e}")),
                 }
             }
-            let (error_code, records) = match legacy::down_convert(&stored, rp.fetch_offset, magic)
-            {
-                Ok(set) => (p.error_code, set),
-                Err(e) => {
-                    tracing::warn!(topic = %t.name, partition = p.partition, error = %e,
+            let (error_code, mut records) =
+                match legacy::down_convert(&stored, rp.fetch_offset, magic) {
+                    Ok(set) => (p.error_code, set),
+                    Err(e) => {
+                        tracing::warn!(topic = %t.name, partition = p.partition, error = %e,
                         "down-converting stored batches failed");
-                    (errors::CORRUPT_MESSAGE, Vec::new())
-                }
+                        (errors::CORRUPT_MESSAGE, Vec::new())
+                    }
+                };
+            let limit = (rp.partition_max_bytes.max(0) as usize).min(left);
+            let keep = if hard_limit {
+                records.len().min(limit)
+            } else {
+                legacy::fitting_prefix(&records, limit, min_one)
             };
+            records.truncate(keep);
+            if !records.is_empty() {
+                min_one = false;
+            }
+            left = left.saturating_sub(records.len());
             parts.push(LegacyFetchPartition {
                 partition: p.partition,
                 error_code,

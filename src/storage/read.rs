@@ -102,6 +102,7 @@ impl PartitionLog {
             slices: Vec::new(),
             high_watermark: hw,
             log_start_offset: log_start,
+            first_batch_len: 0,
         };
         let mut cur = offset;
         let mut remaining = max_bytes as u64;
@@ -194,6 +195,9 @@ impl PartitionLog {
                 end += h.total_len() as u64;
             }
             let len = end - start;
+            if out.slices.is_empty() {
+                out.first_batch_len = first_len as u32;
+            }
             let mem = if from_memory {
                 scanner.into_window(start, len)
             } else {

@@ -59,6 +59,9 @@ pub struct ReadResult {
     pub slices: Vec<FileSlice>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// Bytes of the first batch (0 when empty): lets a caller with a smaller budget than it read
+    /// with tell, without reading again, whether even one batch would fit (Fetch's `max_bytes`).
+    pub first_batch_len: u32,
 }
 
 impl ReadResult {

@@ -9,9 +9,13 @@
 //! - Long poll: if fewer than `min_bytes` are available, the request waits until `max_wait_ms`
 //!   passes, the broker stops, or an append lands on one of its partitions (each owner waits on
 //!   `wait_for_append` with the same deadline, so no waiter outlives the request by more than that).
-//! - `partition_max_bytes` is passed to the log (which still returns at least one batch);
-//!   `max_bytes` bounds the whole response: partitions whose data would exceed it are returned
-//!   without records, except the first partition with data (Kafka's KIP-74 rule).
+//! - Byte limits, as Kafka's `ReplicaManager.readFromLog` (KIP-74): the response's budget is the
+//!   request's `max_bytes` capped by the broker's `fetch.max.bytes`; partitions take from it in
+//!   request order, each at most its `partition_max_bytes`. The first partition with data gets at
+//!   least its first batch whatever the limits (so a consumer always progresses, one large batch
+//!   at a time); every later one gets only the whole batches that fit in what is left, or none
+//!   (its high watermark and error still go back). See [`apply_limits`] for how this works with
+//!   reads that run in parallel on the owner shards.
 //! - Fetch sessions (KIP-227) are answered sessionless: session id 0 and every requested partition
 //!   in every response, which all clients accept (a session id of 0 tells them none was created).
 //! - The response is encoded by `protocol::fetch_response` with record bytes as file slices sent by
@@ -47,11 +51,14 @@ const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
 /// (topic, partition, high watermark seen by the last read)
 type Seen = (String, i32, i64);
 
+#[derive(Clone)]
 struct Want {
     topic: String,
     partition: i32,
     offset: i64,
     max_bytes: u32,
+    /// The request's `max_bytes` or this partition's `partition_max_bytes` was negative.
+    negative_limit: bool,
 }
 
 #[derive(Clone)]
@@ -60,6 +67,8 @@ struct Got {
     high_watermark: i64,
     log_start_offset: i64,
     slices: Vec<FileSlice>,
+    /// Bytes of the first batch of `slices` (0 when none).
+    first_batch_len: u32,
 }
 
 impl Got {
@@ -69,6 +78,7 @@ impl Got {
             high_watermark: -1,
             log_start_offset: -1,
             slices: Vec::new(),
+            first_batch_len: 0,
         }
     }
     fn bytes(&self) -> usize {
@@ -84,6 +94,13 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
             continue;
         };
         match log.read(w.offset, w.max_bytes).await {
+            // Kafka's log refuses a negative size (IllegalArgumentException) where there is
+            // something to read: UNKNOWN_SERVER_ERROR and unknown offsets.
+            Ok(r) if w.negative_limit && !r.slices.is_empty() => {
+                tracing::warn!(topic = %w.topic, partition = w.partition,
+                    "fetch with a negative max_bytes or partition_max_bytes");
+                out.push(Got::err(errors::UNKNOWN_SERVER_ERROR));
+            }
             Ok(r) => {
                 prefetch(&r.slices, w.max_bytes);
                 out.push(Got {
@@ -91,6 +108,7 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
                     high_watermark: r.high_watermark,
                     log_start_offset: r.log_start_offset,
                     slices: r.slices,
+                    first_batch_len: r.first_batch_len,
                 });
             }
             Err(e) => {
@@ -102,6 +120,7 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
                     high_watermark: log.high_watermark(),
                     log_start_offset: log.log_start_offset(),
                     slices: Vec::new(),
+                    first_batch_len: 0,
                 });
             }
         }
@@ -188,6 +207,68 @@ async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<Seen>, deadline: Instant) {
     select_any(futs).await;
 }
 
+/// Cuts the parallel reads down to the response's budget, in request order, to what Kafka's
+/// sequential `ReplicaManager.readFromLog` returns.
+///
+/// Kafka reads the partitions one after another, each with min(`partition_max_bytes`, budget
+/// left), the first with data allowed one batch past that (`minOneMessage`). Here every partition
+/// was read at once with min(`partition_max_bytes`, `max_bytes`), at least one batch: exactly
+/// Kafka's read for the first partition with data (nothing was taken before it), and at least
+/// Kafka's read for each later one, which is then a prefix of ours. So, in order: the first
+/// partition with data keeps its read; a later one keeps it if it fits in min(its limit, what is
+/// left); if not, it gets nothing when even its first batch does not fit (Kafka answers such a
+/// partition with no records, KIP-74), else it is read again on its owner with that as its
+/// limit. Only partitions straddling the end of the budget are read twice, one hop each, and
+/// the sum never exceeds `max_bytes` but for the first partition's first batch.
+///
+/// One difference is kept on purpose: Kafka sends a partition's bytes up to its limit, the start
+/// of the next batch included (consumers drop it), and counts them; here only whole batches are
+/// sent and counted, so where Kafka's partial batch would use up the budget a later partition may
+/// still get batches. Both stay within the limits (`tests/server_fetch_limits.rs` runs the same
+/// cases against Kafka and pins where the answers differ).
+///
+/// `cut_inside` is for Fetch v0–v2, whose down-converted answer `legacy_fetch` cuts at the byte
+/// limits even inside a message (Kafka's `hardMaxBytesLimit`): there every partition keeps its
+/// read while any budget is left, so that each has the messages it may send part of.
+async fn apply_limits(got: &mut [Got], wants: &[(usize, Want)], max_bytes: u32, cut_inside: bool) {
+    let mut left = max_bytes as usize;
+    let mut first = true;
+    for (g, (owner, want)) in got.iter_mut().zip(wants) {
+        let n = g.bytes();
+        if n == 0 {
+            continue;
+        }
+        if std::mem::take(&mut first) || (cut_inside && left > 0) {
+            left = left.saturating_sub(n);
+            continue;
+        }
+        // The log returns one batch even past the limit it was given: for a later partition,
+        // that batch must fit too.
+        let limit = left.min(want.max_bytes as usize);
+        if n <= limit {
+            left -= n;
+            continue;
+        }
+        if g.first_batch_len as usize > limit {
+            g.slices.clear();
+            continue;
+        }
+        let w = Want {
+            max_bytes: limit as u32,
+            ..want.clone()
+        };
+        let again = shard::run_on(*owner, move |c| read_on_owner(c, vec![w])).await;
+        match again.ok().and_then(|mut v| v.pop()) {
+            Some(r) if r.error_code == errors::NONE && r.bytes() <= limit => {
+                left -= r.bytes();
+                *g = r;
+            }
+            // Changed meanwhile (retention, a failed read): nothing rather than too much.
+            _ => g.slices.clear(),
+        }
+    }
+}
+
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: FetchRequest = if req.version < 4 {
         legacy_api::decode_fetch(&req.body, req.version).map_err(|e| req.decode_error(e))?
@@ -199,20 +280,19 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let ctx = req.ctx.clone();
     let start = Instant::now();
     let deadline = start + Duration::from_millis(r.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
-    let min_bytes = r.min_bytes.max(0) as usize;
-    let max_bytes = if r.max_bytes <= 0 {
-        usize::MAX
-    } else {
-        r.max_bytes as usize
-    };
+    // The response's budget: the client's max_bytes capped by the broker's fetch.max.bytes, as
+    // Kafka's KafkaApis does (v0–v2 have none: decoded as i32::MAX). min_bytes never exceeds it.
+    // A negative limit fails the read of the partition it applies to (`read_on_owner`).
+    let max_bytes = (r.max_bytes.max(0) as u32).min(ctx.info.settings.fetch_max_bytes);
+    let min_bytes = (r.min_bytes.max(0) as u32).min(max_bytes) as usize;
 
     // Request order: (topic index, partition index) → want or unknown.
     let snap = ctx.metadata();
     let by_id = req.version >= 13;
     let mut layout: Vec<Vec<Option<usize>>> = Vec::with_capacity(r.topics.len());
     let mut names: Vec<String> = Vec::with_capacity(r.topics.len());
-    let mut wants: Vec<(usize, (String, i32, i64, u32))> = Vec::new();
-    for t in &r.topics {
+    let mut wants: Vec<(usize, Want)> = Vec::new();
+    for (ti, t) in r.topics.iter().enumerate() {
         let meta = if by_id {
             snap.topic_by_id(t.topic_id)
         } else {
@@ -225,18 +305,24 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         let name = name.as_str();
         names.push(name.to_string());
         let mut row = Vec::with_capacity(t.partitions.len());
-        for p in &t.partitions {
+        for (pi, p) in t.partitions.iter().enumerate() {
             match meta {
                 Some(m) if p.partition >= 0 && p.partition < m.partitions => {
                     row.push(Some(wants.len()));
+                    // Read with the most this partition can get: its own limit, within the
+                    // response's (`apply_limits` cuts it down to what is left, in order).
                     wants.push((
                         ctx.owner_of(name, p.partition),
-                        (
-                            name.to_string(),
-                            p.partition,
-                            p.fetch_offset,
-                            p.partition_max_bytes.max(0) as u32,
-                        ),
+                        Want {
+                            topic: name.to_string(),
+                            partition: p.partition,
+                            offset: p.fetch_offset,
+                            max_bytes: (p.partition_max_bytes.max(0) as u32).min(max_bytes),
+                            // Kafka's budget left goes to max(0, budget - bytes read) after
+                            // the first partition, so only that one sees a negative max_bytes.
+                            negative_limit: (ti == 0 && pi == 0 && r.max_bytes < 0)
+                                || p.partition_max_bytes < 0,
+                        },
                     ));
                 }
                 _ => row.push(None),
@@ -245,22 +331,11 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         layout.push(row);
     }
 
-    let results = loop {
-        let items: Vec<(usize, Want)> = wants
-            .iter()
-            .map(|(o, (t, p, off, mb))| {
-                (
-                    *o,
-                    Want {
-                        topic: t.clone(),
-                        partition: *p,
-                        offset: *off,
-                        max_bytes: *mb,
-                    },
-                )
-            })
-            .collect();
-        let got = on_owners(items, read_on_owner, || Got::err(errors::NOT_LEADER_OR_FOLLOWER)).await;
+    let mut results = loop {
+        let got = on_owners(wants.clone(), read_on_owner, || {
+            Got::err(errors::NOT_LEADER_OR_FOLLOWER)
+        })
+        .await;
         let total: usize = got.iter().map(Got::bytes).sum();
         let errored = got.iter().any(|g| g.error_code != errors::NONE);
         if total >= min_bytes.max(1)
@@ -274,8 +349,8 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         }
         // Long poll: wait on every owner concurrently; the first to report growth wins.
         let mut by_owner: Vec<(usize, Vec<Seen>)> = Vec::new();
-        for ((owner, (t, p, _, _)), g) in wants.iter().zip(&got) {
-            let entry = (t.clone(), *p, g.high_watermark);
+        for ((owner, w), g) in wants.iter().zip(&got) {
+            let entry = (w.topic.clone(), w.partition, g.high_watermark);
             match by_owner.iter_mut().find(|(o, _)| o == owner) {
                 Some((_, v)) => v.push(entry),
                 None => by_owner.push((*owner, vec![entry])),
@@ -290,8 +365,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         select_any(waits).await;
     };
 
-    // Apply the response-level max_bytes (whole partitions; the first with data always fits).
-    let mut budget_used = 0usize;
+    apply_limits(&mut results, &wants, max_bytes, req.version <= 2).await;
     let mut topics_out = Vec::with_capacity(r.topics.len());
     for ((t, row), name) in r.topics.iter().zip(&layout).zip(names) {
         let unknown = if by_id && snap.topic_by_id(t.topic_id).is_none() {
@@ -301,18 +375,10 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         };
         let mut parts = Vec::with_capacity(row.len());
         for (p, slot) in t.partitions.iter().zip(row) {
-            let mut g = match slot {
-                Some(i) => results[*i].clone(),
+            let g = match slot {
+                Some(i) => std::mem::replace(&mut results[*i], Got::err(errors::NONE)),
                 None => Got::err(unknown),
             };
-            let n = g.bytes();
-            if n > 0 {
-                if budget_used > 0 && budget_used + n > max_bytes {
-                    g.slices.clear();
-                } else {
-                    budget_used += n;
-                }
-            }
             parts.push(PartitionOut {
                 partition: p.partition,
                 error_code: g.error_code,
@@ -345,7 +411,12 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         }
     }
     if req.version < 4 {
-        return Ok(crate::server::legacy_fetch::reply(&req, &r, &topics_out));
+        return Ok(crate::server::legacy_fetch::reply(
+            &req,
+            &r,
+            &topics_out,
+            max_bytes,
+        ));
     }
     if zerocopy {
         Ok(Reply::Chunked(fetch_response::encode(
