@@ -25,7 +25,8 @@
 //! - [`group`]: consumer-group coordinator and committed offsets.
 //! - [`tune`]: `ringbolt tune check|apply`, the host settings (see `tuning/README.md`).
 //!
-//! See `DESIGN.md`-style reasoning in each module's own docs.
+//! The data flow end to end is in `docs/architecture.md`; each module's own docs keep the reasoning
+//! and trade-offs of its part, and `docs/perf/` the measurements behind them.
 
 pub mod config;
 pub mod group;
