@@ -48,6 +48,7 @@ const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const NON_EMPTY_GROUP: i16 = 68;
 const MEMBER_ID_REQUIRED: i16 = 79;
+const FENCED_INSTANCE_ID: i16 = 82;
 
 fn create_topic(c: &mut Client, name: &str, partitions: i32) {
     let req = CreateTopicsRequest::default()
@@ -714,5 +715,162 @@ fn offset_commit_v0_v1_and_fetch_v0() {
         fetch_all_versions(&mut c, "g-member", "old", &[0, 1, 2]),
         vec![(30, "member".into()), (41, "v0".into()), (32, "".into())]
     );
+    broker.shutdown().unwrap();
+}
+
+fn static_join(group: &str, member: &str, instance: &str) -> JoinGroupRequest {
+    join_req(group, member).with_group_instance_id(Some(sb(instance)))
+}
+
+fn static_heartbeat(c: &mut Client, group: &str, member: &str, inst: &str, generation: i32) -> i16 {
+    let req = HeartbeatRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_generation_id(generation)
+        .with_member_id(sb(member))
+        .with_group_instance_id(Some(sb(inst)));
+    let r: HeartbeatResponse = c.call(ApiKey::Heartbeat, 4, &req);
+    r.error_code
+}
+
+fn leave_v4(c: &mut Client, group: &str, members: &[(&str, Option<&str>)]) -> LeaveGroupResponse {
+    let req = LeaveGroupRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_members(
+            members
+                .iter()
+                .map(|(m, i)| {
+                    MemberIdentity::default()
+                        .with_member_id(sb(m))
+                        .with_group_instance_id(i.map(sb))
+                })
+                .collect(),
+        );
+    c.call(ApiKey::LeaveGroup, 4, &req)
+}
+
+/// KIP-345 over the wire (JoinGroup v5 as librdkafka sends it, v9 as the Java client does):
+/// static members join without MEMBER_ID_REQUIRED, a restarted instance takes its old place and
+/// assignment without a rebalance (v5 answered as a follower, v9 leader told to skip the
+/// assignment), the old member id is fenced, LeaveGroup v3+ removes by instance id.
+#[test]
+fn static_members_restart_without_rebalance_and_leave_by_instance_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 2);
+    let addr = broker.local_addr();
+    let (mut a, mut b) = (Client::connect(addr), Client::connect(addr));
+    let group = "static-group";
+
+    // a alone (the initial rebalance ends on its zero-delay timer), Stable.
+    let r: JoinGroupResponse = a.call(ApiKey::JoinGroup, 5, &static_join(group, "", "inst-a"));
+    assert_eq!(r.error_code, NONE, "static members skip MEMBER_ID_REQUIRED");
+    let (ma, gen1) = (r.member_id.to_string(), r.generation_id);
+    assert!(
+        ma.starts_with("inst-a-"),
+        "member id prefixed by the instance id: {ma}"
+    );
+    let s: SyncGroupResponse = a.call(
+        ApiKey::SyncGroup,
+        3,
+        &sync_req(group, &ma, gen1, &[(&ma, b"all")]),
+    );
+    assert_eq!(s.error_code, NONE);
+    // b joins; a rejoins when its heartbeat says so; both in the next generation.
+    b.send(ApiKey::JoinGroup, 5, &static_join(group, "", "inst-b"));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        static_heartbeat(&mut a, group, &ma, "inst-a", gen1),
+        REBALANCE_IN_PROGRESS
+    );
+    let ra: JoinGroupResponse = a.call(ApiKey::JoinGroup, 5, &static_join(group, &ma, "inst-a"));
+    let rb: JoinGroupResponse = b.recv(5);
+    let (mb, gen2) = (rb.member_id.to_string(), ra.generation_id);
+    assert_eq!(
+        (ra.error_code, rb.error_code, rb.generation_id),
+        (NONE, NONE, gen2)
+    );
+    assert_eq!(ra.leader.as_str(), ma);
+    let mut instances: Vec<_> = ra
+        .members
+        .iter()
+        .map(|m| m.group_instance_id.as_ref().unwrap().to_string())
+        .collect();
+    instances.sort();
+    assert_eq!(instances, ["inst-a", "inst-b"]);
+    b.send(ApiKey::SyncGroup, 3, &sync_req(group, &mb, gen2, &[]));
+    let _: SyncGroupResponse = a.call(
+        ApiKey::SyncGroup,
+        3,
+        &sync_req(group, &ma, gen2, &[(&ma, b"p0p1"), (&mb, b"p2")]),
+    );
+    let s: SyncGroupResponse = b.recv(3);
+    assert_eq!(&s.assignment[..], b"p2");
+
+    // b restarts (a new connection, no member id, same instance id): same generation at once.
+    let mut b2 = Client::connect(addr);
+    let r: JoinGroupResponse = b2.call(ApiKey::JoinGroup, 5, &static_join(group, "", "inst-b"));
+    assert_eq!(
+        (r.error_code, r.generation_id),
+        (NONE, gen2),
+        "no rebalance"
+    );
+    let mb2 = r.member_id.to_string();
+    assert_ne!(mb2, mb);
+    assert_eq!(r.leader.as_str(), ma);
+    let s: SyncGroupResponse = b2.call(ApiKey::SyncGroup, 3, &sync_req(group, &mb2, gen2, &[]));
+    assert_eq!((s.error_code, &s.assignment[..]), (NONE, &b"p2"[..]));
+    assert_eq!(static_heartbeat(&mut a, group, &ma, "inst-a", gen2), NONE);
+    // The old incarnation is fenced.
+    assert_eq!(
+        static_heartbeat(&mut b, group, &mb, "inst-b", gen2),
+        FENCED_INSTANCE_ID
+    );
+
+    // The leader restarts with a v5 client: told the old leader id, so it just syncs...
+    let mut a2 = Client::connect(addr);
+    let r: JoinGroupResponse = a2.call(ApiKey::JoinGroup, 5, &static_join(group, "", "inst-a"));
+    assert_eq!((r.error_code, r.generation_id), (NONE, gen2));
+    let ma2 = r.member_id.to_string();
+    assert_eq!(
+        r.leader.as_str(),
+        ma,
+        "v5: the leader id from before the restart"
+    );
+    assert!(r.members.is_empty());
+    let s: SyncGroupResponse = a2.call(ApiKey::SyncGroup, 3, &sync_req(group, &ma2, gen2, &[]));
+    assert_eq!(&s.assignment[..], b"p0p1");
+    // ...and with a v9 client it is told it leads, with the members, but to skip assigning.
+    let mut a3 = Client::connect(addr);
+    let r: JoinGroupResponse = a3.call(ApiKey::JoinGroup, 9, &static_join(group, "", "inst-a"));
+    assert_eq!((r.error_code, r.generation_id), (NONE, gen2));
+    assert_eq!(r.leader, r.member_id);
+    assert!(r.skip_assignment);
+    assert_eq!(r.members.len(), 2);
+    let ma3 = r.member_id.to_string();
+
+    // LeaveGroup v4: a wrong member id for an instance is fenced, an unknown instance unknown,
+    // and the admin form (no member id, instance id only) removes b at once.
+    let r = leave_v4(
+        &mut a3,
+        group,
+        &[
+            (&mb, Some("inst-b")),
+            ("", Some("inst-zz")),
+            ("", Some("inst-b")),
+        ],
+    );
+    let codes: Vec<i16> = r.members.iter().map(|m| m.error_code).collect();
+    assert_eq!(r.error_code, NONE);
+    assert_eq!(codes, [FENCED_INSTANCE_ID, UNKNOWN_MEMBER_ID, NONE]);
+    assert_eq!(
+        static_heartbeat(&mut b2, group, &mb2, "inst-b", gen2),
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        static_heartbeat(&mut a3, group, &ma3, "inst-a", gen2),
+        REBALANCE_IN_PROGRESS
+    );
+    // LeaveGroup of a group that does not exist: a request-level error, as in Kafka.
+    let r = leave_v4(&mut a3, "no-such-group", &[("", Some("inst-a"))]);
+    assert_eq!((r.error_code, r.members.len()), (UNKNOWN_MEMBER_ID, 0));
     broker.shutdown().unwrap();
 }

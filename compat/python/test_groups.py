@@ -256,6 +256,79 @@ def test_confluent_static_member_restart_keeps_assignment(bootstrap, unique):
     b.finish()
 
 
+def test_confluent_static_members_first_rebalance_restart_and_session_expiry(bootstrap, unique):
+    """KIP-345 with librdkafka, in the situation of its tests 0102 and 0081: two static members
+    (distinct group.instance.id) on a 3-partition topic both get partitions in the FIRST
+    rebalance (no member gets all 3 and has them revoked); one is closed -- static members do not
+    send LeaveGroup -- and restarted under its instance id within session.timeout.ms: it gets its
+    partitions back under a new member id and the other member sees no rebalance; closed for
+    good, both stay members until session.timeout.ms after their last request, and then (0081's
+    wait, to the millisecond) the group is empty and DeleteGroups succeeds.
+
+    The first-rebalance check needs the broker's default group.initial.rebalance.delay.ms (3000);
+    with 0 whether the second member makes the first generation is a race on any broker
+    (Kafka 4.3 included), so the reference run sets Kafka's default (scripts/test.sh).
+    """
+    topic, group = unique("grp-static3"), unique("grp-static3-g")
+    create(bootstrap, topic, 3)
+    produce(bootstrap, topic, 30, 3, "a")
+    session_ms = 6000
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    def static(name):
+        return confluent_member(
+            bootstrap, topic, group, {"group.instance.id": name, "session.timeout.ms": session_ms}
+        )
+
+    def members():
+        d = admin.describe_consumer_groups([group])[group].result(timeout=30)
+        return {m.group_instance_id: m.member_id for m in d.members}
+
+    a, b = static("inst-a"), static("inst-b")
+    a.start()
+    b.start()
+    wait_until(
+        lambda: a.assignment and b.assignment and a.assignment | b.assignment == {0, 1, 2},
+        "both static members to get partitions",
+    )
+    time.sleep(1.5)  # a second rebalance (after a one-member first round) would show by now
+    assert (a.revocations, b.revocations) == (0, 0), "both were in the first rebalance"
+    assert len(a.assignment) + len(b.assignment) == 3
+    before_a, before_b = set(a.assignment), set(b.assignment)
+    first = members()
+    assert set(first) == {"inst-a", "inst-b"}
+
+    # b restarts within the session timeout: same partitions, new member id, a undisturbed.
+    b.finish()
+    assert members() == first, "a closed static member is still a member (no LeaveGroup)"
+    b2 = static("inst-b")
+    b2.start()
+    wait_until(lambda: b2.assignment == before_b, "the restarted member to get its partitions back", 15)
+    time.sleep(1.0)
+    assert a.assignment == before_a and a.revocations == 0, "no rebalance for the other member"
+    assert b2.revocations == 0
+    again = members()
+    assert again["inst-a"] == first["inst-a"]
+    assert again["inst-b"] != first["inst-b"], "the restarted instance has a new member id"
+
+    # Both close for good, each right after committing its position (as librdkafka's close
+    # commits): that request is the last one; the session timeout counts from it.
+    last_close = None
+    for m in (a, b2):
+        m.finish(close=False)
+        parts = [TopicPartition(topic, p) for p in sorted(m.assignment)]
+        done = [tp for tp in m.consumer.committed(parts, timeout=10) if tp.offset >= 0]
+        assert done, "the member committed what it consumed"
+        m.consumer.commit(offsets=done, asynchronous=False)
+        m.consumer.close()
+        last_close = time.monotonic()
+    assert len(members()) == 2, "static members stay after close until their session times out"
+    time.sleep(max(0.0, last_close + session_ms / 1000 - time.monotonic()))
+    admin.delete_consumer_groups([group])[group].result(timeout=30)
+    listed = admin.list_consumer_groups().result(timeout=30)
+    assert group not in {g.group_id for g in listed.valid}
+
+
 def test_commit_metadata_round_trips_and_admin_sees_the_group(bootstrap, unique):
     topic, group = unique("grp-meta"), unique("grp-meta-g")
     create(bootstrap, topic, 2)

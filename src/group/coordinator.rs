@@ -7,8 +7,16 @@
 //! call and get plain, `Send` result values back. Nothing here is shared between shards.
 //!
 //! Parked JoinGroup/SyncGroup requests wait on a [`oneshot`] keyed by a request id; the state
-//! machine's [`Reply`]s are routed to them. A ticker task applies timeouts every `tick_ms`; a
-//! second pass every `offsets.retention.check.interval.ms` expires old offsets.
+//! machine's [`Reply`]s are routed to them.
+//!
+//! Timeouts are exact, as Kafka's per-member timers are: one timer task per shard sleeps until
+//! the earliest deadline of any group ([`Group::next_deadline`]: a session running out, the
+//! initial rebalance delay, a rebalance timeout), at most `tick_ms`, then applies what is due.
+//! A request that creates an earlier deadline than the one the task sleeps towards (a new
+//! group's initial delay, a new member's session) wakes it to re-plan. One task and a scan of
+//! the shard's groups per wake-up instead of a timer per member: heartbeats, which only push
+//! deadlines later, cost no timer work at all. Every `offsets.retention.check.interval.ms` the
+//! same task also expires old offsets.
 //!
 //! The coordinator of a shard is created at shard start and kept in the shard context's type map
 //! (see [`super::shard`]).
@@ -40,7 +48,8 @@ pub struct CoordinatorConfig {
     pub retention_check_interval_ms: i64,
     /// `offset.metadata.max.bytes` (4096).
     pub offset_metadata_max_bytes: usize,
-    /// How often timeouts are checked.
+    /// The longest the timer task sleeps without looking at the groups (deadlines themselves are
+    /// met exactly; this bounds how long a manual test clock goes unnoticed).
     pub tick_ms: u64,
 }
 
@@ -112,6 +121,10 @@ pub struct Coordinator {
     offsets: Rc<OffsetStore>,
     last_expiry: Cell<Millis>,
     stopped: Cell<bool>,
+    /// When the timer task will next apply deadlines (coordinator clock).
+    wake_at: Cell<Millis>,
+    /// Wakes the timer task early, to re-plan for a deadline earlier than `wake_at`.
+    wake: RefCell<Option<oneshot::Sender<()>>>,
 }
 
 impl Coordinator {
@@ -135,10 +148,11 @@ impl Coordinator {
             offsets,
             last_expiry: Cell::new(now),
             stopped: Cell::new(false),
+            wake_at: Cell::new(now),
+            wake: RefCell::new(None),
         });
         let weak = Rc::downgrade(&c);
-        let tick = Duration::from_millis(c.cfg.tick_ms.max(1));
-        glommio::spawn_local(ticker(weak, tick)).detach();
+        glommio::spawn_local(timers(weak)).detach();
         Ok(c)
     }
 
@@ -148,6 +162,28 @@ impl Coordinator {
 
     fn now(&self) -> Millis {
         (self.clock)()
+    }
+
+    /// After a group changed: wakes the timer task if the group now has a deadline earlier than
+    /// the one the task sleeps towards.
+    fn arm(&self, deadline: Option<Millis>) {
+        if let Some(d) = deadline
+            && d < self.wake_at.get()
+        {
+            self.wake_at.set(d);
+            if let Some(tx) = self.wake.borrow_mut().take() {
+                tx.send(());
+            }
+        }
+    }
+
+    /// The earliest deadline of any group on this shard.
+    fn next_deadline(&self) -> Option<Millis> {
+        self.groups
+            .borrow()
+            .values()
+            .filter_map(|g| g.next_deadline())
+            .min()
     }
 
     fn dispatch(&self, replies: Vec<Reply>) {
@@ -189,7 +225,9 @@ impl Coordinator {
             let g = groups
                 .entry(group_id.clone())
                 .or_insert_with(|| Group::new(group_id.clone(), self.cfg.group.clone(), now));
-            g.join(r, now)
+            let replies = g.join(r, now);
+            self.arm(g.next_deadline());
+            replies
         };
         self.dispatch(replies);
         match rx.await {
@@ -208,7 +246,11 @@ impl Coordinator {
         r.req = req;
         let now = self.now();
         let replies = match self.groups.borrow_mut().get_mut(group_id) {
-            Some(g) => g.sync(r, now),
+            Some(g) => {
+                let replies = g.sync(r, now);
+                self.arm(g.next_deadline());
+                replies
+            }
             None => vec![Reply::Sync(
                 req,
                 SyncResult {
@@ -246,18 +288,29 @@ impl Coordinator {
         }
     }
 
-    /// LeaveGroup: one code per member.
-    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
+    /// LeaveGroup: one code per member, or a request-level error as Kafka answers it (an
+    /// unknown group: UNKNOWN_MEMBER_ID; a deleted one: COORDINATOR_NOT_AVAILABLE).
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, i16> {
         let now = self.now();
         let (codes, replies) = match self.groups.borrow_mut().get_mut(group_id) {
-            Some(g) => g.leave(members, now),
-            None => (vec![err::UNKNOWN_MEMBER_ID; members.len()], Vec::new()),
+            Some(g) if g.state() == State::Dead => return Err(err::COORDINATOR_NOT_AVAILABLE),
+            Some(g) => {
+                let r = g.leave(members, now);
+                self.arm(g.next_deadline());
+                r
+            }
+            None if group_id.is_empty() => return Err(err::INVALID_GROUP_ID),
+            None => return Err(err::UNKNOWN_MEMBER_ID),
         };
         self.dispatch(replies);
-        codes
+        Ok(codes)
     }
 
-    /// Applies timeouts of every group (the ticker calls this).
+    /// Applies the deadlines of every group that are due (the timer task calls this).
     pub fn tick(&self) {
         let now = self.now();
         let mut replies = Vec::new();
@@ -592,9 +645,30 @@ pub fn subscription_topics(metadata: &[u8]) -> Vec<String> {
     }
 }
 
-async fn ticker(weak: Weak<Coordinator>, every: Duration) {
+/// The shard's timer task: sleeps until the earliest group deadline (at most `tick_ms`, and
+/// less when [`Coordinator::arm`] wakes it), applies what is due, now and then expires offsets.
+async fn timers(weak: Weak<Coordinator>) {
     loop {
-        glommio::timer::sleep(every).await;
+        let (sleep_ms, woken) = {
+            let Some(c) = weak.upgrade() else { return };
+            let now = c.now();
+            let cap = c.cfg.tick_ms.max(1) as i64;
+            let until = c.next_deadline().map_or(now + cap, |d| d.min(now + cap));
+            let (tx, rx) = oneshot::channel();
+            c.wake_at.set(until);
+            *c.wake.borrow_mut() = Some(tx);
+            // At least 1 ms, so a deadline that is due stays a timer wake-up, never a busy loop.
+            ((until - now).max(1) as u64, rx)
+        };
+        futures_lite::future::or(
+            async {
+                glommio::timer::sleep(Duration::from_millis(sleep_ms)).await;
+            },
+            async {
+                woken.await;
+            },
+        )
+        .await;
         let Some(c) = weak.upgrade() else { return };
         if c.stopped.get() {
             return;

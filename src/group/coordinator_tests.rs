@@ -54,6 +54,7 @@ fn join_req(member: &str, topics: &[&str]) -> JoinRequest {
             metadata: subscription(topics),
         }],
         require_known_member_id: true,
+        supports_skip_assignment: true,
     }
 }
 
@@ -118,7 +119,7 @@ fn two_members_join_sync_leave_and_rebalance() {
         assert_eq!(c.heartbeat("g", &b, None, gen1), err::NONE);
         assert_eq!(c.describe("g").1.state, State::Stable);
 
-        assert_eq!(c.leave("g", &[(b.clone(), None)]), vec![err::NONE]);
+        assert_eq!(c.leave("g", &[(b.clone(), None)]), Ok(vec![err::NONE]));
         assert_eq!(c.heartbeat("g", &a, None, gen1), err::REBALANCE_IN_PROGRESS);
         let j = c.join("g", join_req(&a, &["t"])).await;
         assert_eq!((j.generation_id, j.members.len()), (gen1 + 1, 1));
@@ -372,7 +373,7 @@ fn delete_group_and_offset_delete_rules() {
         let (_, left) = c.fetch("g", None);
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].topic, "sub");
-        assert_eq!(c.leave("g", &[(a.clone(), None)]), vec![err::NONE]);
+        assert_eq!(c.leave("g", &[(a.clone(), None)]), Ok(vec![err::NONE]));
         assert_eq!(c.describe("g").1.state, State::Empty);
         assert_eq!(c.delete_group("g").await, err::NONE);
         assert_eq!(c.describe("g").1.state, State::Dead);
@@ -381,6 +382,78 @@ fn delete_group_and_offset_delete_rules() {
             c.offset_delete("g", vec![("sub".into(), 0)]).await.0,
             err::GROUP_ID_NOT_FOUND
         );
+        c.shutdown().await.unwrap();
+    });
+}
+
+/// Static members expire exactly `session.timeout.ms` after their last request, like dynamic
+/// ones, and the timer task is woken for deadlines earlier than the one it sleeps towards: with
+/// the real clock and a timer cap of a minute, nothing here may wait for a periodic tick.
+#[test]
+fn deadlines_are_met_exactly_without_a_periodic_tick() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    run(move || async move {
+        let mut config = cfg(&dir);
+        config.tick_ms = 60_000;
+        config.group.min_session_timeout_ms = 100;
+        let c = Coordinator::start(0, 1, config, system_clock())
+            .await
+            .unwrap();
+        let session = 400;
+        let static_join = |inst: &str| {
+            let mut r = join_req("", &["t"]);
+            r.group_instance_id = Some(inst.into());
+            r.session_timeout_ms = session;
+            r
+        };
+        // The first rebalance (delay 0) completes on the timer, which this join had to wake.
+        let start = std::time::Instant::now();
+        let (c1, r1) = (c.clone(), static_join("s1"));
+        let j1 = glommio::spawn_local(async move { c1.join("g", r1).await });
+        let j2 = c.join("g", static_join("s2")).await;
+        let j1 = j1.await;
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "woken, not ticked"
+        );
+        assert_eq!((j1.error, j2.error), (err::NONE, err::NONE));
+        assert_eq!(j1.generation_id, j2.generation_id, "one rebalance for both");
+        let g1 = j1.generation_id;
+        let mut s2 = sync_req(&j2.member_id, g1, vec![]);
+        s2.group_instance_id = Some("s2".into());
+        let c2 = c.clone();
+        let s2 = glommio::spawn_local(async move { c2.sync("g", s2).await });
+        let mut s1 = sync_req(&j1.member_id, g1, vec![]);
+        s1.group_instance_id = Some("s1".into());
+        c.sync("g", s1).await;
+        s2.await;
+        let last_request = std::time::Instant::now();
+        assert_eq!(c.describe("g").1.state, State::Stable);
+
+        // Both go silent (closed without LeaveGroup, as static members do).
+        let at = |ms: u64| last_request + Duration::from_millis(ms);
+        glommio::timer::sleep(
+            at(session as u64 - 60).saturating_duration_since(std::time::Instant::now()),
+        )
+        .await;
+        assert_eq!(
+            c.describe("g").1.members.len(),
+            2,
+            "not before the session timeout"
+        );
+        assert_eq!(c.delete_group("g").await, err::NON_EMPTY_GROUP);
+        glommio::timer::sleep(
+            at(session as u64 + 40).saturating_duration_since(std::time::Instant::now()),
+        )
+        .await;
+        let d = c.describe("g").1;
+        assert_eq!(
+            (d.state, d.members.len()),
+            (State::Empty, 0),
+            "expired on time"
+        );
+        assert_eq!(c.delete_group("g").await, err::NONE);
         c.shutdown().await.unwrap();
     });
 }

@@ -28,10 +28,13 @@
 //! only record of a live offset. `offsets.retention.minutes` expires offsets of empty groups.
 //!
 //! # Trade-offs and deviations from Kafka
-//! - Timeouts are checked by a ticker every 100 ms per shard rather than by one timer per member:
-//!   expiry is up to 100 ms late, in exchange for no timer bookkeeping per heartbeat.
-//! - No separate "pending sync" timeout: a leader that never sends SyncGroup is removed by its
-//!   session timeout, which restarts the rebalance.
+//! - Timeouts are met exactly (a member is gone `session.timeout.ms` after its last request, as
+//!   with Kafka's per-member timers; clients such as librdkafka's test suite delete a group right
+//!   then), but by one timer task per shard that sleeps until the earliest deadline rather than
+//!   one timer per member, so a heartbeat costs no timer bookkeeping.
+//! - No separate "pending sync" timeout: a leader that never sends SyncGroup (or a static member
+//!   kept in the group while it was away) is removed by its session timeout, which restarts the
+//!   rebalance.
 //! - DescribeGroups reports an empty `client_host` (the request does not carry the peer address).
 //! - Transactional coordinators (FindCoordinator key type 1) and the KIP-848 consumer protocol
 //!   (ConsumerGroupHeartbeat) are not served.

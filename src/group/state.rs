@@ -15,10 +15,32 @@
 //!                      └──── join of new/changed member, leave, expiry ── Stable
 //!  Dead: deleted (DeleteGroups); the coordinator drops it.
 //! ```
+//! Static membership (KIP-345), as Kafka's classic coordinator does it: a member with a
+//! `group.instance.id` joins without the MEMBER_ID_REQUIRED round trip; when it restarts and
+//! joins again with that instance id and no member id, it takes over its old member's place under
+//! a new member id (the old id is fenced with FENCED_INSTANCE_ID), and if the group is Stable and
+//! the group's protocol does not change, no rebalance happens: it gets the current generation and
+//! its SyncGroup returns the assignment it had. A static member that does not rejoin a rebalance
+//! stays in the group (the leader assigns to it) until its session times out, like any member, or
+//! a LeaveGroup (v3+, by instance id) removes it; dynamic members that do not rejoin are dropped
+//! when the rebalance completes.
+//!
+//! The first rebalance of an Empty group (Kafka's `InitialDelayedJoin`) completes only when its
+//! timer fires, `group.initial.rebalance.delay.ms` after the first join, never earlier (even with
+//! a delay of 0 it completes on the timer, not inside the first JoinGroup); each firing that finds
+//! new members since the previous one waits another delay, within the first member's rebalance
+//! timeout.
+//!
+//! Every deadline (session, pending member, initial delay, rebalance timeout) is exact: a member
+//! is removed when `now >= last request + session timeout`, and [`Group::next_deadline`] tells the
+//! coordinator when to call [`Group::tick`].
+//!
 //! Deviations from Kafka, deliberately: group membership is not persisted (after a broker restart
 //! members get UNKNOWN_MEMBER_ID and rejoin, as after a coordinator failover without the group
-//! metadata record); there is no separate "pending sync" timeout — a leader that never syncs is
-//! removed by its session timeout, which re-runs the rebalance.
+//! metadata record); there is no separate "pending sync" timeout — a member that never syncs
+//! (a leader, or a static member kept while it was away) is removed by its session timeout, which
+//! re-runs the rebalance; a static member that rejoins shows its new client id in DescribeGroups
+//! (Kafka keeps the first incarnation's).
 
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -118,6 +140,9 @@ pub struct JoinRequest {
     pub protocols: Vec<Protocol>,
     /// JoinGroup v4+: an unknown member first gets MEMBER_ID_REQUIRED with its id.
     pub require_known_member_id: bool,
+    /// JoinGroup v9+: a rejoining static leader can be told to skip the assignment
+    /// (`skip_assignment`); older leaders are answered as followers instead.
+    pub supports_skip_assignment: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +267,16 @@ impl Member {
     }
 }
 
+/// The timer of a group's first rebalance (Kafka's `InitialDelayedJoin`).
+#[derive(Debug, Clone, Copy)]
+struct InitialDelay {
+    fire_at: Millis,
+    /// The delay this firing was armed with.
+    delay: i64,
+    /// How much of the first member's rebalance timeout is left for further extensions.
+    remaining: i64,
+}
+
 /// One consumer group's membership state.
 #[derive(Debug)]
 pub struct Group {
@@ -259,9 +294,12 @@ pub struct Group {
     pending: HashMap<String, Millis>,
     /// group.instance.id → member id.
     statics: HashMap<String, String>,
+    /// When a (non-initial) rebalance completes even if not every member rejoined.
     rebalance_deadline: Millis,
-    /// Initial-rebalance delay window of a rebalance that started from Empty.
-    join_window: Option<Millis>,
+    /// Set while the rebalance is the first one after Empty: only this timer completes it.
+    initial: Option<InitialDelay>,
+    /// A member was added since the initial timer was last armed (Kafka's `newMemberAdded`).
+    new_member_added: bool,
     id_seed: u64,
     id_seq: u64,
 }
@@ -285,7 +323,8 @@ impl Group {
             pending: HashMap::new(),
             statics: HashMap::new(),
             rebalance_deadline: 0,
-            join_window: None,
+            initial: None,
+            new_member_added: false,
             id_seed,
             id_seq: 0,
         }
@@ -343,6 +382,7 @@ impl Group {
         self.members.clear();
         self.pending.clear();
         self.statics.clear();
+        self.initial = None;
         self.set_state(State::Dead, now);
         out
     }
@@ -365,15 +405,31 @@ impl Group {
         format!("{prefix}-{:016x}-{}", self.id_seed, self.id_seq)
     }
 
-    /// FENCED_INSTANCE_ID when `instance` is registered to another member id.
-    fn fenced(&self, member_id: &str, instance: Option<&str>) -> bool {
-        match instance {
-            Some(inst) => self
-                .statics
-                .get(inst)
-                .is_some_and(|owner| owner != member_id),
-            None => false,
+    /// Kafka's `validateMember`: with an instance id, that instance must be registered
+    /// (UNKNOWN_MEMBER_ID) to this member id (FENCED_INSTANCE_ID); then the member must exist.
+    /// Without an instance id only the member id is checked.
+    fn validate_member(&self, member_id: &str, instance: Option<&str>) -> i16 {
+        if let Some(inst) = instance {
+            match self.statics.get(inst) {
+                None => return err::UNKNOWN_MEMBER_ID,
+                Some(owner) if owner != member_id => return err::FENCED_INSTANCE_ID,
+                Some(_) => {}
+            }
         }
+        if self.has_member(member_id) {
+            err::NONE
+        } else {
+            err::UNKNOWN_MEMBER_ID
+        }
+    }
+
+    /// The group's rebalance timeout: the largest of its members'.
+    fn rebalance_timeout(&self) -> i64 {
+        self.members
+            .iter()
+            .map(|m| m.rebalance_timeout_ms as i64)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The JoinGroup answer for `member_id` in the current generation.
@@ -514,7 +570,11 @@ impl Group {
     }
 
     /// A static member rejoined without its member id (e.g. after a restart): it takes over the
-    /// old member's place under a new id; the old id is fenced.
+    /// old member's place (and assignment) under a new id; the old id is fenced. In a Stable
+    /// group whose protocol stays the same this is no rebalance: the member gets the current
+    /// generation at once and fetches its assignment with SyncGroup. As in Kafka, a v9+ leader is
+    /// told to skip the assignment, and an older one is answered with the leader id the group had
+    /// before the replacement, so it does not compute an assignment the Stable group would ignore.
     fn replace_static(
         &mut self,
         r: JoinRequest,
@@ -524,7 +584,7 @@ impl Group {
         out: &mut Vec<Reply>,
     ) {
         let new_id = self.new_member_id(&r.client_id, Some(inst));
-        let old_protocols;
+        let leader_before = self.leader.clone();
         {
             let m = self
                 .member_mut(old_id)
@@ -538,7 +598,7 @@ impl Group {
             if let Some(req) = m.awaiting_sync.take() {
                 out.push(Reply::Sync(req, SyncResult::error(err::FENCED_INSTANCE_ID)));
             }
-            old_protocols = std::mem::replace(&mut m.protocols, r.protocols.clone());
+            m.protocols = r.protocols.clone();
             m.member_id = new_id.clone();
             m.client_id = r.client_id.clone();
             m.client_host = r.client_host.clone();
@@ -554,11 +614,13 @@ impl Group {
             State::Stable => {
                 let unchanged = self.select_protocol() == self.protocol;
                 if unchanged {
-                    let _ = old_protocols;
                     let mut res = self.join_result(&new_id);
-                    // v9 lets a static leader skip re-assigning; older leaders just re-send theirs,
-                    // which a Stable group ignores.
-                    res.skip_assignment = self.leader.as_deref() == Some(new_id.as_str());
+                    if r.supports_skip_assignment {
+                        res.skip_assignment = self.leader.as_deref() == Some(new_id.as_str());
+                    } else {
+                        res.leader = leader_before.unwrap_or_default();
+                        res.members.clear();
+                    }
                     out.push(Reply::Join(r.req, res));
                 } else {
                     self.member_mut(&new_id).unwrap().awaiting_join = Some(r.req);
@@ -582,28 +644,12 @@ impl Group {
             self.add_and_rebalance(r, id, now, out);
             return;
         }
-        let inst = r.group_instance_id.as_deref();
-        if self.fenced(&r.member_id, inst) {
-            out.push(Reply::Join(
-                r.req,
-                JoinResult::error(err::FENCED_INSTANCE_ID, &r.member_id),
-            ));
+        let e = self.validate_member(&r.member_id, r.group_instance_id.as_deref());
+        if e != err::NONE {
+            out.push(Reply::Join(r.req, JoinResult::error(e, &r.member_id)));
             return;
         }
-        let Some(m) = self.member(&r.member_id) else {
-            out.push(Reply::Join(
-                r.req,
-                JoinResult::error(err::UNKNOWN_MEMBER_ID, &r.member_id),
-            ));
-            return;
-        };
-        if m.instance_id.is_some() && m.instance_id.as_deref() != inst {
-            out.push(Reply::Join(
-                r.req,
-                JoinResult::error(err::FENCED_INSTANCE_ID, &r.member_id),
-            ));
-            return;
-        }
+        let m = self.member(&r.member_id).expect("validated");
         let unchanged = m.protocols == r.protocols;
         let is_leader = self.leader.as_deref() == Some(r.member_id.as_str());
         match self.state {
@@ -681,10 +727,9 @@ impl Group {
         });
         match self.state {
             State::PreparingRebalance => {
-                if let Some(w) = self.join_window.as_mut() {
-                    // Another member arrived during the initial delay: wait a bit longer for more.
-                    let delay = self.config.initial_rebalance_delay_ms as i64;
-                    *w = (now + delay).min(self.rebalance_deadline).max(*w);
+                if self.initial.is_some() {
+                    // The initial timer will wait another delay when it fires.
+                    self.new_member_added = true;
                 }
                 self.maybe_complete_join(now, out);
             }
@@ -704,48 +749,61 @@ impl Group {
                 m.assignment = Bytes::new();
             }
         }
-        let was_empty = self.state == State::Empty;
-        let timeout = self
-            .members
-            .iter()
-            .map(|m| m.rebalance_timeout_ms as i64)
-            .max()
-            .unwrap_or(0);
+        let initial = self.state == State::Empty;
+        let timeout = self.rebalance_timeout();
         self.set_state(State::PreparingRebalance, now);
-        self.rebalance_deadline = now + timeout;
-        self.join_window = if was_empty && self.config.initial_rebalance_delay_ms > 0 {
-            Some((now + self.config.initial_rebalance_delay_ms as i64).min(self.rebalance_deadline))
+        if initial {
+            // The group is new: give more members time to join. Only the timer completes it.
+            let delay = self.config.initial_rebalance_delay_ms.max(0) as i64;
+            self.initial = Some(InitialDelay {
+                fire_at: now + delay,
+                delay,
+                remaining: (timeout - delay).max(0),
+            });
+            self.new_member_added = false;
         } else {
-            None
-        };
-        self.maybe_complete_join(now, out);
+            self.initial = None;
+            self.rebalance_deadline = now + timeout;
+            self.maybe_complete_join(now, out);
+        }
     }
 
     fn all_joined(&self) -> bool {
         self.pending.is_empty() && self.members.iter().all(|m| m.awaiting_join.is_some())
     }
 
+    /// Completes the join phase once everyone rejoined — but never the initial rebalance, which
+    /// only its timer completes (Kafka's `maybeCompleteJoinPhase`).
     fn maybe_complete_join(&mut self, now: Millis, out: &mut Vec<Reply>) {
-        if self.state == State::PreparingRebalance
-            && self.join_window.is_none()
-            && self.all_joined()
-        {
+        if self.state == State::PreparingRebalance && self.initial.is_none() && self.all_joined() {
             self.complete_join(now, out);
         }
     }
 
-    /// Ends the join phase: members that did not rejoin are dropped, the generation advances and
-    /// every joined member gets its JoinGroup answer (the leader with the member list).
+    /// Ends the join phase: dynamic members that did not rejoin are dropped (static ones stay,
+    /// with the assignment the leader gives them), the generation advances and every joined
+    /// member gets its JoinGroup answer (the leader with the member list). If only static members
+    /// that did not rejoin are left, the group waits another rebalance timeout instead (their
+    /// session timeouts remove them meanwhile if they are gone).
     fn complete_join(&mut self, now: Millis, out: &mut Vec<Reply>) {
-        self.join_window = None;
+        self.initial = None;
+        self.new_member_added = false;
         let gone: Vec<String> = self
             .members
             .iter()
-            .filter(|m| m.awaiting_join.is_none())
+            .filter(|m| m.awaiting_join.is_none() && m.instance_id.is_none())
             .map(|m| m.member_id.clone())
             .collect();
+        if !gone.is_empty() {
+            tracing::info!(group = %self.id, members = ?gone, "removing dynamic members that did not rejoin");
+        }
         for id in gone {
             self.remove_member(&id, err::UNKNOWN_MEMBER_ID, out);
+        }
+        if !self.members.is_empty() && !self.elect_joined_leader() {
+            tracing::info!(group = %self.id, "no member rejoined; waiting another rebalance timeout");
+            self.rebalance_deadline = now + self.rebalance_timeout();
+            return;
         }
         self.generation += 1;
         if self.members.is_empty() {
@@ -759,13 +817,35 @@ impl Group {
         let ids: Vec<(String, ReqId)> = self
             .members
             .iter_mut()
-            .map(|m| {
+            .filter_map(|m| {
+                // Every member's session restarts now, including static members kept without
+                // rejoining (as Kafka reschedules all heartbeats here).
                 m.last_seen = now;
-                (m.member_id.clone(), m.awaiting_join.take().unwrap())
+                m.awaiting_join.take().map(|req| (m.member_id.clone(), req))
             })
             .collect();
         for (id, req) in ids {
             out.push(Reply::Join(req, self.join_result(&id)));
+        }
+    }
+
+    /// Keeps the leader if it rejoined, else picks a member that did. False if none rejoined.
+    fn elect_joined_leader(&mut self) -> bool {
+        let joined = |m: &Member| m.awaiting_join.is_some();
+        if self
+            .leader
+            .as_deref()
+            .and_then(|l| self.member(l))
+            .is_some_and(joined)
+        {
+            return true;
+        }
+        match self.members.iter().find(|m| joined(m)) {
+            Some(m) => {
+                self.leader = Some(m.member_id.clone());
+                true
+            }
+            None => false,
         }
     }
 
@@ -823,24 +903,19 @@ impl Group {
             }
             _ => {}
         }
-        if self.fenced(&r.member_id, r.group_instance_id.as_deref()) {
-            fail(err::FENCED_INSTANCE_ID, &mut out);
-            return out;
-        }
-        if !self.has_member(&r.member_id) {
-            fail(err::UNKNOWN_MEMBER_ID, &mut out);
+        let e = self.validate_member(&r.member_id, r.group_instance_id.as_deref());
+        if e != err::NONE {
+            fail(e, &mut out);
             return out;
         }
         if r.generation_id != self.generation {
             fail(err::ILLEGAL_GENERATION, &mut out);
             return out;
         }
-        if r.protocol_type
-            .as_ref()
-            .is_some_and(|t| Some(t) != self.protocol_type.as_ref())
-            || r.protocol_name
-                .as_ref()
-                .is_some_and(|n| Some(n) != self.protocol.as_ref())
+        // Kafka's isProtocolInconsistent: only when both sides name one and they differ.
+        let differs = |req: &Option<String>, ours: &Option<String>| matches!((req, ours), (Some(a), Some(b)) if a != b);
+        if differs(&r.protocol_type, &self.protocol_type)
+            || differs(&r.protocol_name, &self.protocol)
         {
             fail(err::INCONSISTENT_GROUP_PROTOCOL, &mut out);
             return out;
@@ -896,11 +971,9 @@ impl Group {
 
     /// Common member/generation validation of Heartbeat and OffsetCommit.
     fn check_member(&self, member_id: &str, instance: Option<&str>, generation: i32) -> i16 {
-        if self.fenced(member_id, instance) {
-            return err::FENCED_INSTANCE_ID;
-        }
-        if !self.has_member(member_id) {
-            return err::UNKNOWN_MEMBER_ID;
+        let e = self.validate_member(member_id, instance);
+        if e != err::NONE {
+            return e;
         }
         if generation != self.generation {
             return err::ILLEGAL_GENERATION;
@@ -932,9 +1005,12 @@ impl Group {
         }
     }
 
-    /// May this OffsetCommit go ahead? (Kafka's rules: a standalone consumer — generation < 0 —
-    /// may commit to an Empty group; members only with the current generation, and not while
-    /// the assignment is being distributed.) A valid commit also counts as a heartbeat.
+    /// May this OffsetCommit go ahead? Kafka's `validateOffsetCommit`, in its order: a
+    /// standalone consumer (generation < 0) may commit to an Empty group; a request naming a
+    /// member (id, instance id or generation >= 0) must be that member (FENCED_INSTANCE_ID for
+    /// an old incarnation of a static member) of the current generation; an anonymous one is
+    /// refused by a non-empty group; members get REBALANCE_IN_PROGRESS while the assignment is
+    /// being distributed. A valid commit counts as a heartbeat (Stable or PreparingRebalance).
     pub fn validate_commit(
         &mut self,
         member_id: &str,
@@ -945,20 +1021,31 @@ impl Group {
         match self.state {
             State::Dead => return err::COORDINATOR_NOT_AVAILABLE,
             State::Empty if generation < 0 => return err::NONE,
-            State::CompletingRebalance => return err::REBALANCE_IN_PROGRESS,
             _ => {}
         }
-        let e = self.check_member(member_id, instance, generation);
-        if e == err::NONE {
-            self.member_mut(member_id).unwrap().last_seen = now;
+        if generation >= 0 || !member_id.is_empty() || instance.is_some() {
+            let e = self.check_member(member_id, instance, generation);
+            if e != err::NONE {
+                return e;
+            }
+        } else if self.state != State::Empty {
+            return err::UNKNOWN_MEMBER_ID;
         }
-        e
+        if self.state == State::CompletingRebalance {
+            return err::REBALANCE_IN_PROGRESS;
+        }
+        if let Some(m) = self.member_mut(member_id) {
+            m.last_seen = now;
+        }
+        err::NONE
     }
 
     // ---------------------------------------------------------------- LeaveGroup
 
-    /// Removes members (`(member id, group.instance.id)`; an empty member id with an instance id
-    /// means "whoever holds that instance"). Returns one error code per member.
+    /// Removes members (`(member id, group.instance.id)`), as Kafka's LeaveGroup: an empty member
+    /// id with an instance id means "whoever holds that instance" (the KIP-345 admin removal); a
+    /// member id is checked like any request (an old incarnation of a static member gets
+    /// FENCED_INSTANCE_ID). Returns one error code per member.
     pub fn leave(
         &mut self,
         members: &[(String, Option<String>)],
@@ -972,27 +1059,25 @@ impl Group {
                 codes.push(err::COORDINATOR_NOT_AVAILABLE);
                 continue;
             }
-            let code = if let Some(inst) = instance {
-                match self.statics.get(inst).cloned() {
-                    None => err::UNKNOWN_MEMBER_ID,
-                    Some(owner) if !member_id.is_empty() && *member_id != owner => {
-                        err::FENCED_INSTANCE_ID
-                    }
+            let code = if member_id.is_empty() {
+                match instance.as_ref().and_then(|i| self.statics.get(i)).cloned() {
                     Some(owner) => {
                         self.remove_member(&owner, err::UNKNOWN_MEMBER_ID, &mut out);
                         removed = true;
                         err::NONE
                     }
+                    None => err::UNKNOWN_MEMBER_ID,
                 }
             } else if self.pending.remove(member_id).is_some() {
                 removed = true;
                 err::NONE
-            } else if self.has_member(member_id) {
-                self.remove_member(member_id, err::UNKNOWN_MEMBER_ID, &mut out);
-                removed = true;
-                err::NONE
             } else {
-                err::UNKNOWN_MEMBER_ID
+                let e = self.validate_member(member_id, instance.as_deref());
+                if e == err::NONE {
+                    self.remove_member(member_id, err::UNKNOWN_MEMBER_ID, &mut out);
+                    removed = true;
+                }
+                e
             };
             codes.push(code);
         }
@@ -1004,9 +1089,10 @@ impl Group {
 
     // ---------------------------------------------------------------- timers
 
-    /// Applies every deadline that has passed: pending-member and session expiry, the initial
-    /// delay and the rebalance timeout. Call periodically (the coordinator does, a few times a
-    /// second) or at [`Group::next_deadline`].
+    /// Applies every deadline that has passed: pending-member and session expiry (static members
+    /// alike: a member is gone once `now >= last request + session timeout`; members parked in
+    /// JoinGroup or SyncGroup are waiting on the group, not silent), the initial delay and the
+    /// rebalance timeout. The coordinator calls it at [`Group::next_deadline`].
     pub fn tick(&mut self, now: Millis) -> Vec<Reply> {
         let mut out = Vec::new();
         if self.state == State::Dead {
@@ -1021,7 +1107,7 @@ impl Group {
             .filter(|m| {
                 m.awaiting_join.is_none()
                     && m.awaiting_sync.is_none()
-                    && m.last_seen + (m.session_timeout_ms as i64) < now
+                    && m.last_seen + (m.session_timeout_ms as i64) <= now
             })
             .map(|m| m.member_id.clone())
             .collect();
@@ -1031,15 +1117,35 @@ impl Group {
             removed = true;
         }
         if removed {
-            self.after_removal(now, &mut out);
+            match self.state {
+                State::Stable | State::CompletingRebalance => self.prepare_rebalance(now, &mut out),
+                // Kafka completes the join once the rest have joined, even during the initial
+                // delay, when a member times out (unlike a LeaveGroup).
+                State::PreparingRebalance if self.all_joined() => self.complete_join(now, &mut out),
+                _ => {}
+            }
         }
         if self.state == State::PreparingRebalance {
-            if let Some(w) = self.join_window {
-                if now >= w {
-                    self.complete_join(now, &mut out);
+            match self.initial {
+                Some(d) if now >= d.fire_at => {
+                    if self.new_member_added && d.remaining > 0 {
+                        // Members kept arriving: wait another delay (Kafka's
+                        // `tryCompleteInitialRebalanceElseSchedule`).
+                        self.new_member_added = false;
+                        let delay =
+                            (self.config.initial_rebalance_delay_ms.max(0) as i64).min(d.remaining);
+                        self.initial = Some(InitialDelay {
+                            fire_at: now + delay,
+                            delay,
+                            remaining: (d.remaining - d.delay).max(0),
+                        });
+                    } else {
+                        self.complete_join(now, &mut out);
+                    }
                 }
-            } else if now >= self.rebalance_deadline {
-                self.complete_join(now, &mut out);
+                Some(_) => {}
+                None if now >= self.rebalance_deadline => self.complete_join(now, &mut out),
+                None => {}
             }
         }
         out
@@ -1055,7 +1161,7 @@ impl Group {
             }
         }
         if self.state == State::PreparingRebalance {
-            take(self.join_window.unwrap_or(self.rebalance_deadline));
+            take(self.initial.map_or(self.rebalance_deadline, |i| i.fire_at));
         }
         d
     }

@@ -33,6 +33,7 @@ fn jreq(req: ReqId, member: &str, instance: Option<&str>, p: &[(&str, &str)]) ->
         protocol_type: "consumer".into(),
         protocols: protos(p),
         require_known_member_id: true,
+        supports_skip_assignment: true,
     }
 }
 
@@ -67,6 +68,19 @@ fn sync_of(replies: &[Reply], req: ReqId) -> Option<SyncResult> {
 
 const RANGE: &[(&str, &str)] = &[("range", "m")];
 
+/// What the coordinator's timer does at `now`: ticks until nothing more is due (an initial
+/// rebalance with a delay of 0 may re-arm itself once per batch of new members).
+fn fire(g: &mut Group, now: Millis) -> Vec<Reply> {
+    let mut out = Vec::new();
+    for _ in 0..10 {
+        out.extend(g.tick(now));
+        if g.next_deadline().is_none_or(|d| d > now) {
+            break;
+        }
+    }
+    out
+}
+
 /// Two-step v4 join: returns the assigned member id (and checks MEMBER_ID_REQUIRED).
 fn get_member_id(g: &mut Group, req: ReqId, now: Millis) -> String {
     let out = g.join(jreq(req, "", None, RANGE), now);
@@ -85,6 +99,7 @@ fn stable_group(g: &mut Group, n: usize, now: Millis) -> (Vec<String>, i32) {
     for (i, id) in ids.iter().enumerate() {
         replies.extend(g.join(jreq(i as u64, id, None, RANGE), now));
     }
+    replies.extend(fire(g, now));
     let gen_ = join_of(&replies, 0).unwrap().generation_id;
     let assignments: Vec<(String, String)> = ids
         .iter()
@@ -119,11 +134,15 @@ fn three_members_rebalance_and_sync() {
     assert_eq!(g.state(), State::Empty);
 
     let out = g.join(jreq(1, &a, None, RANGE), 0);
-    // b and c are pending (got ids), so the join waits for them.
+    // The first rebalance of an Empty group completes only on its timer, even with no delay.
     assert!(out.is_empty());
     assert_eq!(g.state(), State::PreparingRebalance);
+    assert_eq!(g.next_deadline(), Some(0));
     assert!(g.join(jreq(2, &b, None, RANGE), 1).is_empty());
-    let out = g.join(jreq(3, &c, None, RANGE), 2);
+    assert!(g.join(jreq(3, &c, None, RANGE), 2).is_empty());
+    // The timer finds new members since it was armed: it waits another (zero) delay, then ends.
+    assert!(g.tick(2).is_empty());
+    let out = g.tick(2);
     assert_eq!(out.len(), 3);
     let ja = join_of(&out, 1).unwrap();
     let jb = join_of(&out, 2).unwrap();
@@ -198,13 +217,15 @@ fn silent_member_expires_and_group_rebalances_without_it() {
     let mut g = Group::new("g", cfg(0), 0);
     let (ids, gen_) = stable_group(&mut g, 2, 0);
     // Member 0 heartbeats, member 1 goes silent.
-    for t in (1000..=SESSION as i64).step_by(1000) {
+    for t in (1000..SESSION as i64).step_by(1000) {
         assert_eq!(g.heartbeat(&ids[0], None, gen_, t), err::NONE);
         assert!(g.tick(t).is_empty());
     }
+    assert!(g.tick(SESSION as i64 - 1).is_empty());
     assert_eq!(g.state(), State::Stable);
     assert_eq!(g.next_deadline(), Some(SESSION as i64));
-    let out = g.tick(SESSION as i64 + 1);
+    // Gone exactly when the session timeout has elapsed since its last request.
+    let out = g.tick(SESSION as i64);
     assert!(out.is_empty());
     assert_eq!(g.state(), State::PreparingRebalance);
     assert!(!g.has_member(&ids[1]));
@@ -273,7 +294,8 @@ fn leader_leaving_during_sync_restarts_rebalance_with_new_leader() {
     let a = get_member_id(&mut g, 1, 0);
     let b = get_member_id(&mut g, 2, 0);
     g.join(jreq(3, &a, None, RANGE), 0);
-    let out = g.join(jreq(4, &b, None, RANGE), 0);
+    g.join(jreq(4, &b, None, RANGE), 0);
+    let out = fire(&mut g, 0);
     assert_eq!(join_of(&out, 3).unwrap().leader, a);
     assert!(g.sync(sreq(5, &b, 1, &[]), 1).is_empty());
     let (codes, out) = g.leave(&[(a.clone(), None)], 2);
@@ -313,7 +335,8 @@ fn protocol_chosen_is_supported_by_all_by_vote() {
         0,
     );
     g.join(jreq(5, &b, None, &[("range", "1"), ("rr", "x")]), 0);
-    let out = g.join(jreq(6, &c, None, &[("rr", "1"), ("range", "2")]), 0);
+    g.join(jreq(6, &c, None, &[("rr", "1"), ("range", "2")]), 0);
+    let out = fire(&mut g, 0);
     // Common: range, rr. Votes: a→range, b→range, c→rr.
     let j = join_of(&out, 4).unwrap();
     assert_eq!(j.protocol_name.as_deref(), Some("range"));
@@ -351,7 +374,8 @@ fn join_validation_errors() {
     // v0-v3 clients join in one step.
     let mut r = jreq(3, "", None, RANGE);
     r.require_known_member_id = false;
-    let out = g.join(r, 0);
+    assert!(g.join(r, 0).is_empty());
+    let out = fire(&mut g, 0);
     let j = join_of(&out, 3).unwrap();
     assert_eq!(j.error, err::NONE);
     assert_eq!(j.generation_id, 1);
@@ -379,23 +403,58 @@ fn initial_rebalance_delay_collects_members() {
     let mut r = jreq(1, "", None, RANGE);
     r.require_known_member_id = false;
     assert!(g.join(r, 0).is_empty());
+    assert_eq!(g.next_deadline(), Some(3000));
     let mut r = jreq(2, "", None, RANGE);
     r.require_known_member_id = false;
     assert!(g.join(r, 1000).is_empty());
     assert!(g.tick(2999).is_empty());
-    // Second arrival at 1000 extended the window to 4000.
-    assert!(g.tick(3500).is_empty());
-    let out = g.tick(4000);
+    // A member arrived since the timer was armed: when it fires it waits another delay
+    // (Kafka's InitialDelayedJoin), so the group completes at 6000, not 3000 or 4000.
+    assert!(g.tick(3000).is_empty());
+    assert_eq!(g.next_deadline(), Some(6000));
+    assert!(g.tick(5999).is_empty());
+    let out = g.tick(6000);
     assert_eq!(out.len(), 2);
     assert_eq!(join_of(&out, 1).unwrap().members.len(), 2);
+    assert_eq!(g.state(), State::CompletingRebalance);
+}
+
+#[test]
+fn initial_delay_extensions_stop_at_the_rebalance_timeout() {
+    // Delay 3 s, first member's rebalance timeout 10 s: fires at 3, 6, 9 (capped to 1 s), 10.
+    let mut g = Group::new("g", cfg(3000), 0);
+    let join = |g: &mut Group, req: ReqId, t: Millis| {
+        let mut r = jreq(req, "", Some(&format!("s{req}")), RANGE);
+        r.rebalance_timeout_ms = 10_000;
+        assert!(g.join(r, t).is_empty());
+    };
+    join(&mut g, 1, 0);
+    for (req, joined_at, fires_at, next) in [
+        (2, 2000, 3000, 6000),
+        (3, 5000, 6000, 9000),
+        (4, 8000, 9000, 10_000),
+    ] {
+        join(&mut g, req, joined_at);
+        assert_eq!(g.next_deadline(), Some(fires_at));
+        assert!(
+            g.tick(fires_at).is_empty(),
+            "a member joined since: extended"
+        );
+        assert_eq!(g.next_deadline(), Some(next));
+    }
+    // Another member joins, but the rebalance timeout is used up: the timer completes the join.
+    join(&mut g, 5, 9500);
+    let out = g.tick(10_000);
+    assert_eq!(out.len(), 5, "every member is in generation 1");
+    assert_eq!(g.generation(), 1);
 }
 
 #[test]
 fn static_member_rejoin_keeps_assignment_and_fences_old_id() {
     let mut g = Group::new("g", cfg(0), 0);
-    let out = g.join(jreq(1, "", Some("inst-a"), RANGE), 0);
     // Static members skip MEMBER_ID_REQUIRED.
-    let a1 = join_of(&out, 1).unwrap();
+    assert!(g.join(jreq(1, "", Some("inst-a"), RANGE), 0).is_empty());
+    let a1 = join_of(&fire(&mut g, 0), 1).unwrap();
     assert_eq!(a1.error, err::NONE);
     let b = get_member_id(&mut g, 2, 1);
     // b joins → rebalance, a rejoins with id.
@@ -453,9 +512,8 @@ fn static_member_rejoin_keeps_assignment_and_fences_old_id() {
 #[test]
 fn static_rejoin_while_parked_fences_old_request() {
     let mut g = Group::new("g", cfg(0), 0);
-    let a = join_of(&g.join(jreq(1, "", Some("s"), RANGE), 0), 1)
-        .unwrap()
-        .member_id;
+    g.join(jreq(1, "", Some("s"), RANGE), 0);
+    let a = join_of(&fire(&mut g, 0), 1).unwrap().member_id;
     let b = get_member_id(&mut g, 2, 0);
     g.join(jreq(3, &b, None, RANGE), 0);
     // a's first join already completed generation 1; b's arrival needs a rejoin of a.
@@ -534,4 +592,256 @@ fn known_member_rejoin_in_stable_returns_current_generation() {
     // The leader rejoining always rebalances (so it can reassign).
     assert!(g.join(jreq(2, &ids[0], None, RANGE), 6).is_empty());
     assert_eq!(g.state(), State::PreparingRebalance);
+}
+
+/// A Stable group of static members `(instance, session timeout)` (the first leads),
+/// assignments "p-<inst>".
+fn static_group(g: &mut Group, insts: &[(&str, i32)], now: Millis) -> (Vec<String>, i32) {
+    for (i, (inst, session)) in insts.iter().enumerate() {
+        let mut r = jreq(i as u64, "", Some(inst), RANGE);
+        r.session_timeout_ms = *session;
+        assert!(g.join(r, now).is_empty());
+    }
+    let out = fire(g, now);
+    let ids: Vec<String> = (0..insts.len())
+        .map(|i| join_of(&out, i as u64).unwrap().member_id)
+        .collect();
+    let gen_ = g.generation();
+    let a: Vec<(String, String)> = ids
+        .iter()
+        .zip(insts)
+        .map(|(id, (inst, _))| (id.clone(), format!("p-{inst}")))
+        .collect();
+    let a: Vec<(&str, &str)> = a.iter().map(|(m, x)| (m.as_str(), x.as_str())).collect();
+    for (i, id) in ids.iter().enumerate().rev() {
+        let asg: &[(&str, &str)] = if i == 0 { &a } else { &[] };
+        g.sync(sreq(50 + i as u64, id, gen_, asg), now);
+    }
+    assert_eq!(g.state(), State::Stable);
+    (ids, gen_)
+}
+
+fn stable_static_group(g: &mut Group, insts: &[&str], now: Millis) -> (Vec<String>, i32) {
+    let with_session: Vec<(&str, i32)> = insts.iter().map(|i| (*i, SESSION)).collect();
+    static_group(g, &with_session, now)
+}
+
+#[test]
+fn first_rebalance_waits_for_every_static_member_within_the_delay() {
+    // Two static members join 1 s apart: both are in generation 1 (no second rebalance).
+    let mut g = Group::new("g", cfg(3000), 0);
+    assert!(g.join(jreq(1, "", Some("c1"), RANGE), 0).is_empty());
+    assert!(g.join(jreq(2, "", Some("c2"), RANGE), 1000).is_empty());
+    let out = fire(&mut g, 3000);
+    assert!(
+        out.is_empty(),
+        "a member arrived during the delay: wait another one"
+    );
+    let out = fire(&mut g, 6000);
+    let (j1, j2) = (join_of(&out, 1).unwrap(), join_of(&out, 2).unwrap());
+    assert_eq!((j1.generation_id, j2.generation_id), (1, 1));
+    assert_eq!(j1.members.len(), 2);
+    assert_eq!(j1.members[1].group_instance_id.as_deref(), Some("c2"));
+}
+
+#[test]
+fn static_restart_answers_old_clients_as_followers_and_v9_leaders_skip() {
+    let mut g = Group::new("g", cfg(0), 0);
+    let (ids, gen_) = stable_static_group(&mut g, &["a", "b"], 0);
+    // The leader restarts with a v5 client (librdkafka): same generation, no rebalance, and it
+    // is told the old leader id, so it only syncs and gets its assignment back.
+    let mut r = jreq(10, "", Some("a"), RANGE);
+    r.supports_skip_assignment = false;
+    let j = join_of(&g.join(r, 100), 10).unwrap();
+    assert_eq!((j.error, j.generation_id), (err::NONE, gen_));
+    assert_ne!(j.member_id, ids[0]);
+    assert_eq!(
+        j.leader, ids[0],
+        "answered with the leader id from before the restart"
+    );
+    assert!(j.members.is_empty() && !j.skip_assignment);
+    assert_eq!(
+        g.leader(),
+        Some(j.member_id.as_str()),
+        "the group's leader is the new id"
+    );
+    assert_eq!(g.state(), State::Stable);
+    let a2 = j.member_id.clone();
+    let mut s = sreq(11, &a2, gen_, &[]);
+    s.group_instance_id = Some("a".into());
+    assert_eq!(
+        sync_of(&g.sync(s, 101), 11).unwrap().assignment,
+        Bytes::from("p-a")
+    );
+    // The follower restarts: told the current leader.
+    let mut r = jreq(12, "", Some("b"), RANGE);
+    r.supports_skip_assignment = false;
+    let j = join_of(&g.join(r, 102), 12).unwrap();
+    assert_eq!((j.generation_id, j.leader.as_str()), (gen_, a2.as_str()));
+    // A v9 leader restart gets the member list and skip_assignment.
+    let j = join_of(&g.join(jreq(13, "", Some("a"), RANGE), 103), 13).unwrap();
+    assert_eq!(j.leader, j.member_id);
+    assert!(j.skip_assignment);
+    assert_eq!(j.members.len(), 2);
+    assert_eq!(g.generation(), gen_);
+    assert_eq!(g.state(), State::Stable);
+}
+
+#[test]
+fn static_member_missing_a_rebalance_is_kept_with_its_assignment() {
+    let mut g = Group::new("g", cfg(0), 0);
+    // s2's session outlasts the rebalance timeout: it is still a member while it is away.
+    let (ids, gen1) = static_group(&mut g, &[("s1", SESSION), ("s2", 6 * SESSION)], 0);
+    let (s1, s2) = (ids[0].clone(), ids[1].clone());
+    // Leader s1 rejoins (e.g. new topic metadata); s2 is away (restarting) and does not.
+    assert!(g.join(jreq(10, &s1, Some("s1"), RANGE), 10).is_empty());
+    assert!(g.tick(10 + REBALANCE as i64 - 1).is_empty());
+    let out = g.tick(10 + REBALANCE as i64);
+    let j = join_of(&out, 10).unwrap();
+    assert_eq!(j.generation_id, gen1 + 1);
+    assert!(
+        g.has_member(&s2),
+        "a static member that did not rejoin stays"
+    );
+    let listed: Vec<_> = j.members.iter().map(|m| m.member_id.clone()).collect();
+    assert_eq!(
+        listed,
+        vec![s1.clone(), s2.clone()],
+        "the leader assigns to it too"
+    );
+    let gen2 = j.generation_id;
+    let t = 10 + REBALANCE as i64;
+    g.sync(sreq(11, &s1, gen2, &[(&s1, "y1"), (&s2, "y2")]), t);
+    assert_eq!(g.state(), State::Stable);
+    // s2 comes back under its instance id: no rebalance, it gets what the leader gave it.
+    let j = join_of(&g.join(jreq(12, "", Some("s2"), RANGE), t + 5000), 12).unwrap();
+    assert_eq!((j.error, j.generation_id), (err::NONE, gen2));
+    assert_eq!(g.state(), State::Stable);
+    let mut s = sreq(13, &j.member_id, gen2, &[]);
+    s.group_instance_id = Some("s2".into());
+    assert_eq!(
+        sync_of(&g.sync(s, t + 5001), 13).unwrap().assignment,
+        Bytes::from("y2")
+    );
+}
+
+#[test]
+fn dynamic_member_missing_a_rebalance_is_dropped_static_one_kept() {
+    let mut g = Group::new("g", cfg(0), 0);
+    let mut r = jreq(1, "", Some("s"), RANGE);
+    r.session_timeout_ms = 6 * SESSION;
+    g.join(r, 0);
+    let d = get_member_id(&mut g, 2, 0);
+    let mut r = jreq(3, &d, None, RANGE);
+    r.session_timeout_ms = 6 * SESSION;
+    g.join(r, 0);
+    let out = fire(&mut g, 0);
+    let s = join_of(&out, 1).unwrap().member_id;
+    let gen1 = g.generation();
+    g.sync(sreq(4, &s, gen1, &[]), 0);
+    // A third member joins; neither s nor d rejoin before the rebalance timeout.
+    let n = get_member_id(&mut g, 5, 100);
+    assert!(g.join(jreq(6, &n, None, RANGE), 100).is_empty());
+    let out = g.tick(100 + REBALANCE as i64);
+    let j = join_of(&out, 6).unwrap();
+    assert_eq!(j.leader, n, "leadership moves to a member that rejoined");
+    assert!(!g.has_member(&d));
+    assert!(g.has_member(&s));
+    assert_eq!(j.members.len(), 2);
+}
+
+#[test]
+fn static_members_that_never_rejoin_hold_the_rebalance_open_until_they_expire() {
+    let mut g = Group::new("g", cfg(0), 0);
+    let long = 6 * SESSION;
+    let (ids, gen_) = static_group(&mut g, &[("a", SESSION), ("b", long)], 0);
+    // a rejoins with new metadata (a rebalance), then leaves; b never rejoins.
+    assert!(
+        g.join(jreq(1, &ids[0], Some("a"), &[("range", "new")]), 100)
+            .is_empty()
+    );
+    let (codes, _) = g.leave(&[(ids[0].clone(), Some("a".into()))], 200);
+    assert_eq!(codes, vec![err::NONE]);
+    assert_eq!(g.state(), State::PreparingRebalance);
+    // The rebalance timeout passes with nobody joined: b is static, so it is not dropped and no
+    // generation without members that joined starts; the group waits another timeout.
+    let t = 100 + REBALANCE as i64;
+    assert!(g.tick(t).is_empty());
+    assert_eq!(
+        (g.state(), g.generation()),
+        (State::PreparingRebalance, gen_)
+    );
+    assert!(g.has_member(&ids[1]));
+    // ...until b's session (from its last request at 0) runs out.
+    assert_eq!(g.next_deadline(), Some(long as i64));
+    assert!(g.tick(long as i64 - 1).is_empty());
+    assert!(g.has_member(&ids[1]));
+    g.tick(long as i64);
+    assert!(
+        !g.has_member(&ids[1]),
+        "static members expire like any member"
+    );
+    assert_eq!(g.state(), State::Empty);
+    assert!(g.is_empty());
+}
+
+#[test]
+fn instance_id_validation_follows_kafka() {
+    let mut g = Group::new("g", cfg(0), 0);
+    let (ids, gen_) = stable_static_group(&mut g, &["a"], 0);
+    let d = get_member_id(&mut g, 1, 1);
+    g.join(jreq(2, &d, None, RANGE), 1);
+    g.join(jreq(3, &ids[0], Some("a"), RANGE), 1);
+    let gen2 = g.generation();
+    assert_eq!(gen2, gen_ + 1);
+    // A static member may omit its instance id (Kafka checks only the member id then).
+    assert_eq!(g.heartbeat(&ids[0], None, gen2, 2), err::NONE);
+    // A dynamic member claiming an unknown instance id is unknown; a known one not its own fences.
+    assert_eq!(g.heartbeat(&d, Some("zz"), gen2, 2), err::UNKNOWN_MEMBER_ID);
+    assert_eq!(g.heartbeat(&d, Some("a"), gen2, 2), err::FENCED_INSTANCE_ID);
+    // Commit checks the member before the state: a fenced instance hears so even mid-rebalance.
+    assert_eq!(g.state(), State::CompletingRebalance);
+    assert_eq!(
+        g.validate_commit("old-id", Some("a"), gen2, 2),
+        err::FENCED_INSTANCE_ID
+    );
+    assert_eq!(
+        g.validate_commit(&ids[0], Some("a"), gen2, 2),
+        err::REBALANCE_IN_PROGRESS
+    );
+    // An anonymous commit (no member, generation -1) to a live group is refused.
+    assert_eq!(g.validate_commit("", None, -1, 2), err::UNKNOWN_MEMBER_ID);
+    // JoinGroup with a member id validates the same way.
+    let out = g.join(jreq(4, &d, Some("zz"), RANGE), 3);
+    assert_eq!(join_of(&out, 4).unwrap().error, err::UNKNOWN_MEMBER_ID);
+    let out = g.join(jreq(5, "bogus", Some("a"), RANGE), 3);
+    assert_eq!(join_of(&out, 5).unwrap().error, err::FENCED_INSTANCE_ID);
+    // SyncGroup too.
+    let mut s = sreq(6, &d, gen2, &[]);
+    s.group_instance_id = Some("a".into());
+    assert_eq!(
+        sync_of(&g.sync(s, 3), 6).unwrap().error,
+        err::FENCED_INSTANCE_ID
+    );
+    // LeaveGroup: by instance id alone, by member id with the wrong instance, anonymous.
+    let (codes, _) = g.leave(
+        &[
+            ("".into(), None),
+            (d.clone(), Some("a".into())),
+            ("".into(), Some("nope".into())),
+            ("".into(), Some("a".into())),
+        ],
+        4,
+    );
+    assert_eq!(
+        codes,
+        vec![
+            err::UNKNOWN_MEMBER_ID,
+            err::FENCED_INSTANCE_ID,
+            err::UNKNOWN_MEMBER_ID,
+            err::NONE
+        ]
+    );
+    assert!(!g.has_member(&ids[0]), "removed at once by its instance id");
+    assert!(g.has_member(&d));
 }

@@ -1,5 +1,7 @@
 //! JoinGroup (key 11), v0–v9. Parks until the group's rebalance completes (see
-//! `group::state`); v4+ clients first get MEMBER_ID_REQUIRED with their member id.
+//! `group::state`); v4+ dynamic members first get MEMBER_ID_REQUIRED with their member id,
+//! static members (v5+ `group_instance_id`, KIP-345) join at once. A restarted static member
+//! gets its old place back without a rebalance; v9 tells such a leader to skip the assignment.
 
 use kafka_protocol::messages::join_group_request::JoinGroupRequest;
 use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
@@ -43,6 +45,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             })
             .collect(),
         require_known_member_id: v >= 4,
+        supports_skip_assignment: v >= 9,
     };
     let member_id = jr.member_id.clone();
     let g = group.clone();

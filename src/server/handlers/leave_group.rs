@@ -1,5 +1,7 @@
 //! LeaveGroup (key 13), v0–v5: one member (v0–v2) or a batch identified by member id and/or
-//! `group.instance.id` (v3+, KIP-345), each with its own error code.
+//! `group.instance.id` (v3+, KIP-345: an empty member id with an instance id removes that static
+//! member at once, the admin "remove members" call), each with its own error code. An unknown
+//! group is a request-level UNKNOWN_MEMBER_ID, as in Kafka.
 
 use kafka_protocol::messages::leave_group_request::LeaveGroupRequest;
 use kafka_protocol::messages::leave_group_response::{LeaveGroupResponse, MemberResponse};
@@ -32,8 +34,9 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let ms = members.clone();
     let codes = on_coordinator(&req.ctx, &group, move |c| async move { c.leave(&g, &ms) }).await;
     let (top, codes) = match codes {
-        Some(codes) if batched => (err::NONE, codes),
-        Some(codes) => (codes[0], codes),
+        Some(Ok(codes)) if batched => (err::NONE, codes),
+        Some(Ok(codes)) => (codes[0], codes),
+        Some(Err(e)) => (e, Vec::new()),
         None => (err::COORDINATOR_NOT_AVAILABLE, Vec::new()),
     };
     let mut resp = LeaveGroupResponse::default().with_error_code(top);
