@@ -65,6 +65,7 @@
 //! in-flight request may still need its partitions), flushes and closes its logs and leaves the mesh.
 
 pub mod alloc;
+pub mod authz;
 pub mod cli;
 pub mod connection;
 pub mod handlers;
