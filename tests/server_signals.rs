@@ -68,6 +68,11 @@ struct Broker {
 
 impl Broker {
     fn spawn(data: &Path, log: &Path, what: &str) -> Broker {
+        Self::spawn_with(data, log, what, true)
+    }
+
+    /// `read_stdout` false: the read end of the stdout pipe is closed at once.
+    fn spawn_with(data: &Path, log: &Path, what: &str, read_stdout: bool) -> Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringbolt"))
             .args([
                 "serve",
@@ -86,6 +91,15 @@ impl Broker {
             .unwrap();
         let (tx, rx) = channel();
         let out = child.stdout.take().unwrap();
+        if !read_stdout {
+            drop(out);
+            return Broker {
+                child,
+                log: log.to_owned(),
+                stdout: rx,
+                what: what.to_string(),
+            };
+        }
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
@@ -537,4 +551,34 @@ fn sigterm_at_random_moments_exits_cleanly() {
         run(&setup, m, &mut rng);
     }
     eprintln!("all moments in {:?}", t0.elapsed());
+}
+
+/// The "listening" line goes to stdout; a reader that went away before it (EPIPE) must not take
+/// the broker down (println! panics on it, and the panic hook aborts the process).
+#[test]
+fn stdout_reader_gone_is_not_fatal() {
+    let root = tempfile::tempdir().unwrap();
+    let log = root.path().join("log.txt");
+    let mut b = Broker::spawn_with(&root.path().join("data"), &log, "stdout reader gone", false);
+    let t0 = Instant::now();
+    while !b.log_text().contains("broker listening") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "not started:\n{}",
+            b.log_text()
+        );
+        assert!(
+            b.child.try_wait().unwrap().is_none(),
+            "exited:\n{}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        b.child.try_wait().unwrap().is_none(),
+        "exited:\n{}",
+        b.log_text()
+    );
+    b.sigterm_clean();
 }

@@ -91,7 +91,14 @@ pub fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e),
     };
-    println!("ringbolt listening on {}", broker.local_addr());
+    // Not println!: on a pipe whose reader is gone (EPIPE) it panics, and the panic hook would
+    // abort the broker. The log has the address too.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "ringbolt listening on {}", broker.local_addr());
+        let _ = out.flush();
+    }
     while !signals.term.load(Ordering::SeqCst) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -767,6 +767,10 @@ fn spawn_retention(ctx: &Rc<ShardCtx>) {
             }
             let now = now_ms();
             for (topic, partition, log) in ctx.all_logs() {
+                // Shutdown closes the logs meanwhile; a pass over thousands must not hold it up.
+                if ctx.stopping.is_set() {
+                    break;
+                }
                 match log.enforce_retention(now).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(%topic, partition, segments = n, "retention deleted segments"),
