@@ -582,3 +582,66 @@ fn stdout_reader_gone_is_not_fatal() {
     );
     b.sigterm_clean();
 }
+
+/// A stderr nobody reads (a full pipe) must not stall the broker: it keeps serving while it logs
+/// more than the pipe holds, and SIGTERM still stops it cleanly (the log lines that did not fit
+/// are dropped).
+#[test]
+fn stalled_stderr_stalls_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringbolt"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "2",
+            "--data-dir",
+        ])
+        .arg(root.path().join("data"))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kept open and never read.
+    let _stderr = child.stderr.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    // Each bad frame is a warning line: far more than a pipe's 64 KiB.
+    let t0 = Instant::now();
+    for _ in 0..1500 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(&(-1i32).to_be_bytes()).unwrap();
+        let mut b = [0u8; 1];
+        let closed = matches!(s.read(&mut b), Ok(0) | Err(_));
+        assert!(closed, "bad frame not answered by closing");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "broker stalled by its stderr"
+        );
+    }
+    // Still serving.
+    let mut c = Client::connect(addr);
+    assert_eq!(c.produce("after-flood", 0, 1, batch("x", 3, 1), 9).0, 0);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > BOUND {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running {BOUND:?} after SIGTERM with a stalled stderr");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(status.success(), "exit {status:?}");
+}

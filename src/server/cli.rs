@@ -175,6 +175,7 @@ fn abort_on_panic() {
             thread = thread.name().unwrap_or("?"),
             "panic: {info}; aborting the broker (shards share nothing, so one cannot be lost alone)"
         );
+        super::log_sink::flush(std::time::Duration::from_secs(1));
         default(info);
         std::process::abort();
     }));

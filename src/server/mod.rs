@@ -95,6 +95,7 @@ pub mod cli;
 pub mod connection;
 pub mod handlers;
 pub mod legacy_fetch;
+pub mod log_sink;
 pub mod partitions;
 pub mod startup;
 pub mod zerocopy;
