@@ -362,7 +362,7 @@ fn run(setup: &Setup, moment: Moment, rng: &mut Rng) {
     match moment {
         Moment::Immediately => {
             // Half the time on the big data dir, so the signal lands in recovery's first steps.
-            let (data, log) = if rng.next() % 2 == 0 {
+            let (data, log) = if rng.next().is_multiple_of(2) {
                 (setup.many.clone(), setup.log_path())
             } else {
                 setup.fresh_dir()
@@ -479,7 +479,14 @@ fn run(setup: &Setup, moment: Moment, rng: &mut Rng) {
                     .unwrap();
             }
             std::thread::sleep(rng.between(Duration::from_millis(300), Duration::from_millis(800)));
+            let log = b.log.clone();
             b.sigterm_clean();
+            // The shutdown said what it had waited for.
+            let log = std::fs::read_to_string(log).unwrap();
+            assert!(
+                log.contains("did not drain within the shutdown grace period"),
+                "no line about the stalled connection:\n{log}"
+            );
             drop(stalled);
         }
     }
