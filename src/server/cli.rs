@@ -66,14 +66,15 @@ impl ServeArgs {
 /// Runs the broker until SIGTERM or SIGINT, then shuts it down cleanly.
 ///
 /// The signal handlers are installed first, before the configuration is read: from then on a
-/// SIGTERM is never lost. It is logged the moment it arrives (by a thread that does nothing else,
-/// so the line appears whatever the main thread is busy with), and it stops the broker in every
-/// phase: during startup (the shards stop recovering; see [`super::spawn_broker_until`]) as well
-/// as when serving. A second signal while stopping only logs that the shutdown is still under
-/// way; the shutdown logs what it waits for every few seconds and is bounded
+/// SIGTERM is never lost. The flag the handler sets is the broker's own stop flag, which the
+/// shards poll themselves, so the stop depends neither on the main thread nor on a log line being
+/// written; it works in every phase: during startup (the shards stop recovering; see
+/// [`super::spawn_broker_until`]) as well as when serving. Each signal is logged the moment it
+/// arrives, by a thread that does nothing else; a second one while stopping only says that the
+/// shutdown is under way. The shutdown logs what it waits for every few seconds and is bounded
 /// ([`super::SHUTDOWN_TIMEOUT`]), after which the process exits with an error naming the shards
-/// that did not stop. Before the handlers are installed (the first instructions of the process)
-/// SIGTERM still has its default effect and ends the process at once.
+/// that did not stop. Before the handlers are installed (argument parsing, logging setup: the
+/// first milliseconds of the process) SIGTERM has its default effect and ends the process.
 pub fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
     let signals = StopSignals::install()?;
     let cfg = args.to_config()?;

@@ -69,14 +69,18 @@
 //! - A connection gets `SHUTDOWN_GRACE` (5 s) to write the responses it owes; a client that
 //!   stopped reading (its socket buffers full) is then dropped with a warning naming the peer.
 //! - Partition logs are flushed and closed [`CLOSE_CONCURRENCY`] at a time per shard: each close
-//!   syncs several files, and one after the other took seconds for a few thousand partitions.
+//!   syncs several files, so closing thousands of partitions one after the other costs seconds,
+//!   while the syncs of different files overlap well.
 //! - Each shard publishes what it is doing (`ShardStatus`); the thread that shuts the broker down
 //!   logs every [`PROGRESS_EVERY`] which shards it still waits for and why ("draining 3
-//!   connection(s)", "closing 812 partition log(s)"), and gives up after [`SHUTDOWN_TIMEOUT`]:
+//!   connection(s)", "flushing and closing 812 partition log(s)"), and gives up after
+//!   [`SHUTDOWN_TIMEOUT`]:
 //!   the shard threads are left to the end of the process and `shutdown` returns an error naming
 //!   them. That only happens when a shard thread no longer runs its tasks at all (a task that
 //!   never yields, a blocked system call); recovery on the next start handles whatever it did not
 //!   flush, as after a crash.
+//! - In `ringbolt serve`, log lines never block a shard or the shutdown: they are queued to a
+//!   writer thread ([`log_sink`]), so a stderr nobody reads costs log lines, not the broker.
 //!
 //! # Stopping during startup
 //!
