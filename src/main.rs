@@ -34,15 +34,23 @@ fn main() -> anyhow::Result<()> {
     if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("glommio")) {
         filter = filter.add_directive("glommio::reactor=off".parse().expect("static directive"));
     }
+    // Through a queue and a writer thread: a stalled stderr must not stall the broker (see
+    // `server::log_sink`); what is queued is flushed before the process ends.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(ringbolt::server::log_sink::Stderr)
         .init();
-    match Cli::parse().command {
-        Command::Serve(args) => ringbolt::server::serve_main(args)?,
+    let flush = || ringbolt::server::log_sink::flush(std::time::Duration::from_secs(2));
+    let result = match Cli::parse().command {
+        Command::Serve(args) => ringbolt::server::serve_main(args),
         Command::DumpLog { path } => ringbolt::storage::dump::dump_log(&path)
-            .with_context(|| format!("dump-log {}", path.display()))?,
-        Command::Tune(args) => std::process::exit(ringbolt::tune::tune_main(args)?),
-    }
-    Ok(())
+            .with_context(|| format!("dump-log {}", path.display())),
+        Command::Tune(args) => {
+            let code = ringbolt::tune::tune_main(args);
+            flush();
+            std::process::exit(code?)
+        }
+    };
+    flush();
+    result
 }

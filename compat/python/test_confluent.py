@@ -16,7 +16,7 @@ from confluent_kafka import (
     TopicCollection,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType
+from confluent_kafka.admin import AclOperation, AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType
 
 from checks import Rec, assert_same, by_partition
 from cutproxy import CutProxy
@@ -177,6 +177,78 @@ def test_describe_configs(bootstrap, unique):
     for name in ("retention.ms", "segment.bytes", "max.message.bytes", "cleanup.policy"):
         assert name in entries, f"DescribeConfigs for a topic lacks {name}: {sorted(entries)}"
     assert entries["retention.ms"].value == "3600000"
+
+
+# What a broker without an authorizer reports: every operation that applies to the resource type
+# (Kafka's AclEntry.supportedOperations), as Apache Kafka 4.3 returns them.
+TOPIC_OPS = {
+    AclOperation.READ,
+    AclOperation.WRITE,
+    AclOperation.CREATE,
+    AclOperation.DELETE,
+    AclOperation.ALTER,
+    AclOperation.DESCRIBE,
+    AclOperation.DESCRIBE_CONFIGS,
+    AclOperation.ALTER_CONFIGS,
+}
+CLUSTER_OPS = {
+    AclOperation.CREATE,
+    AclOperation.ALTER,
+    AclOperation.DESCRIBE,
+    AclOperation.CLUSTER_ACTION,
+    AclOperation.DESCRIBE_CONFIGS,
+    AclOperation.ALTER_CONFIGS,
+    AclOperation.IDEMPOTENT_WRITE,
+}
+GROUP_OPS = {
+    AclOperation.READ,
+    AclOperation.DELETE,
+    AclOperation.DESCRIBE,
+    AclOperation.DESCRIBE_CONFIGS,
+    AclOperation.ALTER_CONFIGS,
+}
+
+
+def test_authorized_operations_topic_and_cluster(bootstrap, unique):
+    """librdkafka's test 0081_admin: describe_topics / describe_cluster with
+    include_authorized_operations (Metadata v8+ with include_topic/cluster_authorized_operations)."""
+    topic = unique("cf-authz")
+    a = admin(bootstrap)
+    create(bootstrap, topic, 2)
+    desc = a.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(timeout=TIMEOUT)
+    assert set(desc.authorized_operations or []) == TOPIC_OPS, desc.authorized_operations
+    assert len(desc.authorized_operations) == 8
+    # Not asked for: none reported.
+    desc = a.describe_topics(TopicCollection([topic]))[topic].result(timeout=TIMEOUT)
+    assert not desc.authorized_operations, desc.authorized_operations
+
+    cluster = a.describe_cluster(include_authorized_operations=True).result(timeout=TIMEOUT)
+    assert set(cluster.authorized_operations or []) == CLUSTER_OPS, cluster.authorized_operations
+    assert cluster.cluster_id and len(cluster.nodes) == 1 and cluster.controller is not None
+    cluster = a.describe_cluster().result(timeout=TIMEOUT)
+    assert not cluster.authorized_operations, cluster.authorized_operations
+
+
+@pytest.mark.groups
+def test_authorized_operations_group(bootstrap, unique):
+    """describe_consumer_groups with include_authorized_operations (DescribeGroups v3+) on a live group."""
+    topic, group = unique("cf-authz-g"), unique("cf-authz-grp")
+    create(bootstrap, topic, 1)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "session.timeout.ms": 6000})
+    try:
+        c.subscribe([topic])
+        deadline = time.time() + TIMEOUT
+        while not c.assignment():
+            assert time.time() < deadline, "no assignment"
+            c.poll(0.2)
+        a = admin(bootstrap)
+        g = a.describe_consumer_groups([group], include_authorized_operations=True)[group].result(timeout=TIMEOUT)
+        assert g.group_id == group and len(g.members) == 1
+        assert set(g.authorized_operations or []) == GROUP_OPS, g.authorized_operations
+        g = a.describe_consumer_groups([group])[group].result(timeout=TIMEOUT)
+        assert not g.authorized_operations, g.authorized_operations
+    finally:
+        c.close()
 
 
 def test_roundtrip_keys_headers_timestamps_nulls(bootstrap, unique):

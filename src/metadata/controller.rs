@@ -335,7 +335,8 @@ impl std::fmt::Display for OpenFailure {
 
 /// Installs a newer snapshot on this shard: closes and removes logs of topics that are gone, opens
 /// the logs this shard owns that are not open yet. Returns the logs it could not open (each is
-/// also logged).
+/// also logged). Once the shard is stopping it opens no more logs (a stop during startup need not
+/// wait for the recovery of every partition; the next start opens them).
 pub(crate) async fn apply_snapshot(
     ctx: &Rc<ShardCtx>,
     snap: Arc<MetadataSnapshot>,
@@ -375,6 +376,9 @@ pub(crate) async fn apply_snapshot(
         for p in 0..t.partitions {
             if ctx.owner_of(&t.name, p) != ctx.id || ctx.log(&t.name, p).is_some() {
                 continue;
+            }
+            if ctx.stopping.is_set() {
+                return failed;
             }
             let dir = partition_dir(&data_dir, &t.name, p);
             match PartitionLog::open(dir.clone(), log_config.clone()).await {

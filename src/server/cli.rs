@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use anyhow::Context;
 
@@ -64,25 +64,101 @@ impl ServeArgs {
 }
 
 /// Runs the broker until SIGTERM or SIGINT, then shuts it down cleanly.
+///
+/// The signal handlers are installed first, before the configuration is read: from then on a
+/// SIGTERM is never lost. The flag the handler sets is the broker's own stop flag, which the
+/// shards poll themselves, so the stop depends neither on the main thread nor on a log line being
+/// written; it works in every phase: during startup (the shards stop recovering; see
+/// [`super::spawn_broker_until`]) as well as when serving. Each signal is logged the moment it
+/// arrives, by a thread that does nothing else; a second one while stopping only says that the
+/// shutdown is under way. The shutdown logs what it waits for every few seconds and is bounded
+/// ([`super::SHUTDOWN_TIMEOUT`]), after which the process exits with an error naming the shards
+/// that did not stop. Before the handlers are installed (argument parsing, logging setup: the
+/// first milliseconds of the process) SIGTERM has its default effect and ends the process.
 pub fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
+    let signals = StopSignals::install()?;
     let cfg = args.to_config()?;
     abort_on_panic();
-    let term = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, term.clone())?;
-    }
     crate::tune::memlock_preflight()?;
     let nofile = super::startup::raise_nofile_limit();
     tracing::debug!(nofile, "open-files limit");
-    let broker = super::spawn_broker(cfg)?;
-    println!("ringbolt listening on {}", broker.local_addr());
-    while !term.load(Ordering::SeqCst) {
+    let broker = match super::spawn_broker_until(cfg, signals.term.clone()) {
+        Ok(b) => b,
+        Err(e) if e.is::<super::StartupInterrupted>() => {
+            signals.wait_logged();
+            tracing::info!("stopped during startup");
+            tracing::info!("shutdown complete");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    // Not println!: on a pipe whose reader is gone (EPIPE) it panics, and the panic hook would
+    // abort the broker. The log has the address too.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "ringbolt listening on {}", broker.local_addr());
+        let _ = out.flush();
+    }
+    while !signals.term.load(Ordering::SeqCst) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    tracing::info!("signal received, shutting down");
+    signals.wait_logged();
+    tracing::info!("shutting down");
     broker.shutdown()?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// SIGTERM and SIGINT: a flag set in the signal handler itself, and a thread that logs each
+/// signal as it arrives.
+struct StopSignals {
+    term: Arc<AtomicBool>,
+    /// Signals the thread has logged.
+    logged: Arc<AtomicU32>,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<StopSignals> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let term = Arc::new(AtomicBool::new(false));
+        for sig in [SIGTERM, SIGINT] {
+            signal_hook::flag::register(sig, term.clone()).context("installing signal handlers")?;
+        }
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+            .context("installing signal handlers")?;
+        let logged = Arc::new(AtomicU32::new(0));
+        let seen = logged.clone();
+        std::thread::Builder::new()
+            .name("ringbolt-signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                    if seen.load(Ordering::SeqCst) == 0 {
+                        tracing::info!(signal = name, "signal received, shutting down");
+                    } else {
+                        tracing::info!(
+                            signal = name,
+                            "signal received again; the shutdown is under way (progress is logged)"
+                        );
+                    }
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+            .context("starting the signal thread")?;
+        Ok(StopSignals { term, logged })
+    }
+
+    /// Lets the signal thread log the signal that set the flag before the main thread goes on
+    /// (and possibly ends the process); bounded, as that thread is only a witness.
+    fn wait_logged(&self) {
+        let t0 = std::time::Instant::now();
+        while self.logged.load(Ordering::SeqCst) == 0
+            && t0.elapsed() < std::time::Duration::from_secs(1)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
 }
 
 /// A panic on any shard thread aborts the whole process after logging it.
@@ -100,6 +176,7 @@ fn abort_on_panic() {
             thread = thread.name().unwrap_or("?"),
             "panic: {info}; aborting the broker (shards share nothing, so one cannot be lost alone)"
         );
+        super::log_sink::flush(std::time::Duration::from_secs(1));
         default(info);
         std::process::abort();
     }));

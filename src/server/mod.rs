@@ -67,12 +67,43 @@
 //! polls: each stops accepting, stops reading new requests, finishes the ones in flight (a
 //! long-polling fetch returns early), then waits until every shard got that far (another shard's
 //! in-flight request may still need its partitions), flushes and closes its logs and leaves the mesh.
+//!
+//! Every wait of a shutdown is bounded, and a slow one says what it waits for:
+//!
+//! - A connection gets `SHUTDOWN_GRACE` (5 s) to write the responses it owes; a client that
+//!   stopped reading (its socket buffers full) is then dropped with a warning naming the peer.
+//! - Partition logs are flushed and closed [`CLOSE_CONCURRENCY`] at a time per shard: each close
+//!   syncs several files, so closing thousands of partitions one after the other costs seconds,
+//!   while the syncs of different files overlap well.
+//! - Each shard publishes what it is doing (`ShardStatus`); the thread that shuts the broker down
+//!   logs every [`PROGRESS_EVERY`] which shards it still waits for and why ("draining 3
+//!   connection(s)", "flushing and closing 812 partition log(s)"), and gives up after
+//!   [`SHUTDOWN_TIMEOUT`]:
+//!   the shard threads are left to the end of the process and `shutdown` returns an error naming
+//!   them. That only happens when a shard thread no longer runs its tasks at all (a task that
+//!   never yields, a blocked system call); recovery on the next start handles whatever it did not
+//!   flush, as after a crash.
+//! - In `ringbolt serve`, log lines never block a shard or the shutdown: they are queued to a
+//!   writer thread ([`log_sink`]), so a stderr nobody reads costs log lines, not the broker.
+//!
+//! # Stopping during startup
+//!
+//! [`spawn_broker_until`] takes the stop flag from its caller (`ringbolt serve` passes the one its
+//! signal handlers set), so a SIGTERM that arrives while the shards recover is acted on at once
+//! instead of after recovery: shards stop opening partition logs (one partition's recovery is not
+//! interrupted), skip the group coordinator, close what they opened and exit, and the call returns
+//! [`StartupInterrupted`]. A shard that fails to bind still joins the shard mesh before it exits,
+//! because the others wait in the mesh's join until every shard arrived; a shard thread that
+//! cannot even be created leaves them waiting there for good, so they are abandoned (they have
+//! opened nothing yet).
 
 pub mod alloc;
+pub mod authz;
 pub mod cli;
 pub mod connection;
 pub mod handlers;
 pub mod legacy_fetch;
+pub mod log_sink;
 pub mod partitions;
 pub mod startup;
 pub mod zerocopy;
@@ -80,8 +111,8 @@ pub mod zerocopy;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
 use glommio::net::TcpListener;
@@ -92,13 +123,143 @@ use crate::metadata::{MetadataSnapshot, MetadataStore, controller};
 use crate::shard::{BrokerInfo, MESH_CHANNEL_SIZE, Mesh, ShardCtx};
 pub use cli::{ServeArgs, serve_main};
 
+/// How long [`BrokerHandle::shutdown`] waits for the shards before it gives up on them.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a slow startup or shutdown logs what it is waiting for.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Partition logs one shard flushes and closes at the same time on shutdown.
+pub const CLOSE_CONCURRENCY: u64 = 64;
+/// Longest startup without any shard reporting progress (bound, ready or failed).
+const STARTUP_STALL: Duration = Duration::from_secs(60);
+
+/// [`spawn_broker_until`] was asked to stop before the broker was ready; everything it had started
+/// was shut down cleanly.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped during startup, before the broker was ready")]
+pub struct StartupInterrupted;
+
+/// What a shard is doing, published for the progress lines of a slow startup or shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Phase {
+    Starting = 0,
+    Recovering,
+    Ready,
+    Serving,
+    Draining,
+    WaitingDrained,
+    Closing,
+    WaitingClosed,
+    Stopped,
+}
+
+impl Phase {
+    fn from_u8(v: u8) -> Phase {
+        use Phase::*;
+        [
+            Starting,
+            Recovering,
+            Ready,
+            Serving,
+            Draining,
+            WaitingDrained,
+            Closing,
+            WaitingClosed,
+            Stopped,
+        ]
+        .get(v as usize)
+        .copied()
+        .unwrap_or(Stopped)
+    }
+}
+
+/// One shard's published state (written by the shard, read by the thread that starts or stops
+/// the broker).
+#[derive(Debug, Default)]
+struct ShardStatus {
+    phase: AtomicU8,
+    connections: AtomicUsize,
+    logs_left: AtomicUsize,
+}
+
+impl ShardStatus {
+    fn set(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::SeqCst);
+    }
+
+    fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::SeqCst))
+    }
+
+    /// What the shard is doing, for a log line.
+    fn describe(&self) -> String {
+        match self.phase() {
+            Phase::Starting => "starting".into(),
+            Phase::Recovering => "opening its partition logs".into(),
+            Phase::Ready => "ready, waiting for the other shards".into(),
+            Phase::Serving => format!(
+                "serving {} connection(s)",
+                self.connections.load(Ordering::SeqCst)
+            ),
+            Phase::Draining => format!(
+                "draining {} connection(s)",
+                self.connections.load(Ordering::SeqCst)
+            ),
+            Phase::WaitingDrained => "waiting for the other shards to drain".into(),
+            Phase::Closing => format!(
+                "flushing and closing {} partition log(s)",
+                self.logs_left.load(Ordering::SeqCst)
+            ),
+            Phase::WaitingClosed => "waiting for the other shards to close their logs".into(),
+            Phase::Stopped => "stopped".into(),
+        }
+    }
+}
+
+/// The shards not yet stopped, as "shard 1 (draining 2 connection(s)), ...".
+fn pending_shards(statuses: &[ShardStatus]) -> String {
+    statuses
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.phase() != Phase::Stopped)
+        .map(|(i, s)| format!("shard {i} ({})", s.describe()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Marks the shard stopped however its thread ends (a panic included).
+struct StoppedOnDrop(Arc<[ShardStatus]>, usize);
+
+impl Drop for StoppedOnDrop {
+    fn drop(&mut self) {
+        self.0[self.1].set(Phase::Stopped);
+    }
+}
+
+/// Counts a connection on its shard while it is served.
+struct ConnectionCount(Arc<[ShardStatus]>, usize);
+
+impl ConnectionCount {
+    fn new(statuses: &Arc<[ShardStatus]>, id: usize) -> Self {
+        statuses[id].connections.fetch_add(1, Ordering::SeqCst);
+        ConnectionCount(statuses.clone(), id)
+    }
+}
+
+impl Drop for ConnectionCount {
+    fn drop(&mut self) {
+        self.0[self.1].connections.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A running broker. Dropping it shuts it down too (errors are then only logged).
 pub struct BrokerHandle {
     local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
     shards: Vec<ExecutorJoinHandle<()>>,
+    statuses: Arc<[ShardStatus]>,
     /// Held until the shards are joined (fields drop after `Drop::drop`).
-    data_dir: startup::DataDir,
+    data_dir: Option<startup::DataDir>,
 }
 
 impl BrokerHandle {
@@ -109,16 +270,53 @@ impl BrokerHandle {
 
     /// The data directory as resolved at startup (absolute).
     pub fn data_dir(&self) -> &std::path::Path {
-        self.data_dir.path()
+        self.data_dir
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(std::path::Path::new(""))
     }
 
-    /// Clean stop: stop accepting, finish in-flight requests, sync and close the logs.
+    /// Clean stop: stop accepting, finish in-flight requests, sync and close the logs. Waits at
+    /// most [`SHUTDOWN_TIMEOUT`]; past it the error names the shards that did not stop.
     pub fn shutdown(mut self) -> anyhow::Result<()> {
-        self.stop_and_join()
+        self.stop_and_join(SHUTDOWN_TIMEOUT)
     }
 
-    fn stop_and_join(&mut self) -> anyhow::Result<()> {
+    fn stop_and_join(&mut self, timeout: Duration) -> anyhow::Result<()> {
         self.stop.store(true, Ordering::SeqCst);
+        if self.shards.is_empty() {
+            return Ok(());
+        }
+        // Shards are started in id order; those never started have nothing to stop.
+        let statuses = self.statuses.clone();
+        let started = &statuses[..self.shards.len()];
+        let t0 = Instant::now();
+        let mut next_log = t0 + PROGRESS_EVERY;
+        while started.iter().any(|s| s.phase() != Phase::Stopped) {
+            let now = Instant::now();
+            if now >= t0 + timeout {
+                let pending = pending_shards(started);
+                tracing::error!(
+                    waited_s = timeout.as_secs(),
+                    %pending,
+                    "shutdown did not finish; leaving the remaining shard threads to the end of the process"
+                );
+                self.abandon();
+                anyhow::bail!(
+                    "shutdown did not finish within {} s; still running: {pending}",
+                    timeout.as_secs()
+                );
+            }
+            if now >= next_log {
+                tracing::info!(
+                    elapsed_s = (now - t0).as_secs(),
+                    pending = %pending_shards(started),
+                    "shutdown in progress"
+                );
+                next_log += PROGRESS_EVERY;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let mut failed = 0;
         for h in self.shards.drain(..) {
             if h.join().is_err() {
@@ -130,12 +328,20 @@ impl BrokerHandle {
         }
         Ok(())
     }
+
+    /// Stops waiting for the shard threads: they run on until they end or the process does. The
+    /// data dir lock goes with the process too, as those threads may still write there.
+    fn abandon(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.shards.clear();
+        std::mem::forget(self.data_dir.take());
+    }
 }
 
 impl Drop for BrokerHandle {
     fn drop(&mut self) {
         if !self.shards.is_empty()
-            && let Err(e) = self.stop_and_join()
+            && let Err(e) = self.stop_and_join(SHUTDOWN_TIMEOUT)
         {
             tracing::error!(error = %e, "broker shutdown on drop failed");
         }
@@ -160,6 +366,7 @@ struct ShardPlan {
     /// Set once every shard reported [`Startup::Ready`]; no shard accepts before.
     open: Arc<AtomicBool>,
     drained: Arc<AtomicUsize>,
+    statuses: Arc<[ShardStatus]>,
     report: std::sync::mpsc::Sender<Startup>,
 }
 
@@ -169,7 +376,21 @@ struct ShardPlan {
 /// Fails before any shard starts when the data directory cannot be created, written or locked
 /// (another broker holds it), or the listen address is served by another process
 /// ([`startup`]); fails after recovery when a partition log cannot be opened.
-pub fn spawn_broker(mut cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
+pub fn spawn_broker(cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
+    spawn_broker_until(cfg, Arc::new(AtomicBool::new(false)))
+}
+
+/// [`spawn_broker`] with the caller's stop flag: setting it stops the broker, also while it is
+/// still starting, in which case this returns [`StartupInterrupted`] once what was started has
+/// shut down (see the module docs). The returned handle's [`BrokerHandle::shutdown`] sets the same
+/// flag.
+pub fn spawn_broker_until(
+    mut cfg: BrokerConfig,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<BrokerHandle> {
+    if stop.load(Ordering::SeqCst) {
+        return Err(StartupInterrupted.into());
+    }
     startup::check_address_free(cfg.listen)?;
     let data_dir = startup::lock_data_dir(&cfg.data_dir)?;
     cfg.data_dir = data_dir.path().to_owned();
@@ -184,15 +405,16 @@ pub fn spawn_broker(mut cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     );
     let cpus = allowed_cpus();
     let mesh: Mesh = Mesh::full(n, MESH_CHANNEL_SIZE);
-    let stop = Arc::new(AtomicBool::new(false));
     let open = Arc::new(AtomicBool::new(false));
     let drained = Arc::new(AtomicUsize::new(0));
+    let statuses: Arc<[ShardStatus]> = (0..n).map(|_| ShardStatus::default()).collect();
     let (tx, rx) = std::sync::mpsc::channel();
     let mut handle = BrokerHandle {
         local_addr: cfg.listen,
         stop: stop.clone(),
         shards: Vec::with_capacity(n),
-        data_dir,
+        statuses: statuses.clone(),
+        data_dir: Some(data_dir),
     };
     let plan = |id: usize, listen: SocketAddr| ShardPlan {
         id,
@@ -205,6 +427,7 @@ pub fn spawn_broker(mut cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
         stop: stop.clone(),
         open: open.clone(),
         drained: drained.clone(),
+        statuses: statuses.clone(),
         report: tx.clone(),
     };
     let start = |p: ShardPlan| -> anyhow::Result<ExecutorJoinHandle<()>> {
@@ -214,23 +437,34 @@ pub fn spawn_broker(mut cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
             .spawn(move || shard_main(p))
             .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))
     };
-    let wait = |rx: &std::sync::mpsc::Receiver<Startup>| {
-        rx.recv_timeout(Duration::from_secs(60))
-            .map_err(|_| anyhow::anyhow!("shard did not start in time"))
+    let mut wait = StartupWait {
+        rx,
+        stop: &stop,
+        statuses: &statuses,
+        last_report: Instant::now(),
+        next_log: Instant::now() + PROGRESS_EVERY,
     };
     handle.shards.push(start(plan(0, cfg.listen))?);
-    let addr = match wait(&rx)? {
+    let addr = match wait.next(&mut handle, false)? {
         Startup::Bound(a) => a,
         Startup::Failed(e) => anyhow::bail!("shard 0: {e}"),
         Startup::Ready => anyhow::bail!("shard 0 reported ready before binding"),
     };
     handle.local_addr = addr;
     for id in 1..n {
-        handle.shards.push(start(plan(id, addr))?);
+        match start(plan(id, addr)) {
+            Ok(h) => handle.shards.push(h),
+            Err(e) => {
+                // The shards already started wait in the mesh's join for this one, for good.
+                tracing::error!(error = %e, started = id, "abandoning the shards already started");
+                handle.abandon();
+                return Err(e);
+            }
+        }
     }
     let mut ready = 0;
     while ready < n {
-        match wait(&rx)? {
+        match wait.next(&mut handle, true)? {
             Startup::Ready => ready += 1,
             Startup::Bound(_) => {}
             Startup::Failed(e) => anyhow::bail!("{e}"),
@@ -239,6 +473,58 @@ pub fn spawn_broker(mut cfg: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     open.store(true, Ordering::SeqCst);
     tracing::info!(%addr, shards = n, data_dir = %cfg.data_dir.display(), "broker listening");
     Ok(handle)
+}
+
+/// The startup reports of the shards, read while watching the stop flag.
+struct StartupWait<'a> {
+    rx: std::sync::mpsc::Receiver<Startup>,
+    stop: &'a AtomicBool,
+    statuses: &'a [ShardStatus],
+    last_report: Instant,
+    next_log: Instant,
+}
+
+impl StartupWait<'_> {
+    /// The next report. Once every shard thread runs (`interruptible`), a stop request shuts
+    /// them down and ends the startup with [`StartupInterrupted`]; before that it waits, as the
+    /// shards already started could not leave the mesh's join without the others (shard 0 only
+    /// has to bind). A startup where no shard reports anything for [`STARTUP_STALL`] fails with
+    /// an error naming what each shard is doing.
+    fn next(&mut self, handle: &mut BrokerHandle, interruptible: bool) -> anyhow::Result<Startup> {
+        loop {
+            let started = &self.statuses[..handle.shards.len()];
+            if interruptible && self.stop.load(Ordering::SeqCst) {
+                tracing::info!(
+                    pending = %pending_shards(started),
+                    "stop requested during startup; stopping the shards"
+                );
+                handle.stop_and_join(SHUTDOWN_TIMEOUT)?;
+                return Err(StartupInterrupted.into());
+            }
+            match self.rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(r) => {
+                    self.last_report = Instant::now();
+                    return Ok(r);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    anyhow::bail!("shards ended during startup: {}", pending_shards(started))
+                }
+            }
+            let now = Instant::now();
+            if now >= self.last_report + STARTUP_STALL {
+                anyhow::bail!(
+                    "startup made no progress for {} s: {}",
+                    STARTUP_STALL.as_secs(),
+                    pending_shards(started)
+                );
+            }
+            if now >= self.next_log {
+                tracing::info!(pending = %pending_shards(started), "startup in progress");
+                self.next_log = now + PROGRESS_EVERY;
+            }
+        }
+    }
 }
 
 /// The CPU ids this process may run on (its affinity mask), so shards pin to allowed cores even
@@ -293,20 +579,24 @@ fn broker_info(cfg: &BrokerConfig, bound: SocketAddr, cluster_id: String) -> Bro
 }
 
 async fn shard_main(p: ShardPlan) {
-    let listener = match TcpListener::bind(p.listen) {
-        Ok(l) => l,
+    let _stopped = StoppedOnDrop(p.statuses.clone(), p.id);
+    let status = &p.statuses[p.id];
+    let bound = TcpListener::bind(p.listen).and_then(|l| {
+        let a = l.local_addr()?;
+        Ok((l, a))
+    });
+    let (listener, bound) = match bound {
+        Ok((l, a)) => (Some(l), a),
         Err(e) => {
             let _ = p
                 .report
                 .send(Startup::Failed(format!("binding {}: {e}", p.listen)));
-            return;
-        }
-    };
-    let bound = match listener.local_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            let _ = p.report.send(Startup::Failed(e.to_string()));
-            return;
+            if p.id == 0 {
+                // No other shard was started: nobody waits for this one.
+                return;
+            }
+            // The shards already started wait for this one in the mesh's join: join, then stop.
+            (None, p.listen)
         }
     };
     if p.id == 0 {
@@ -328,25 +618,8 @@ async fn shard_main(p: ShardPlan) {
         store,
     );
     ctx.install();
-    crate::storage::iopoll::avoid_iopoll_without_poll_queues(&p.cfg.data_dir).await;
-    if let Err(e) = ctx.join_mesh(p.mesh).await {
-        let _ = p.report.send(Startup::Failed(e.to_string()));
-        return;
-    }
-    let failed = controller::apply_snapshot(&ctx, p.snapshot.clone()).await;
-    crate::group::shard::start_shard(&ctx).await;
-    // A failed shard still goes through the shutdown sequence below (the others wait for it
-    // there); `spawn_broker` stops the broker when it reads the failure.
-    let _ = p.report.send(match failed.first() {
-        None => Startup::Ready,
-        Some(first) => Startup::Failed(format!(
-            "shard {}: {} partition log(s) could not be opened, first {first}",
-            p.id,
-            failed.len()
-        )),
-    });
-
-    // Shutdown watcher: the flag is set from a non-executor thread.
+    // Shutdown watcher: the flag is set from a non-executor thread. Started before recovery, so a
+    // stop during startup is seen by `apply_snapshot` between two partitions.
     {
         let ctx = ctx.clone();
         let stop = p.stop.clone();
@@ -358,6 +631,33 @@ async fn shard_main(p: ShardPlan) {
         })
         .detach();
     }
+    crate::storage::iopoll::avoid_iopoll_without_poll_queues(&p.cfg.data_dir).await;
+    if let Err(e) = ctx.join_mesh(p.mesh.clone()).await {
+        let _ = p.report.send(Startup::Failed(e.to_string()));
+        p.drained.fetch_add(2, Ordering::SeqCst);
+        ShardCtx::uninstall();
+        return;
+    }
+    let Some(listener) = listener else {
+        shutdown_shard(&p, &ctx).await;
+        return;
+    };
+    status.set(Phase::Recovering);
+    let failed = controller::apply_snapshot(&ctx, p.snapshot.clone()).await;
+    if !ctx.stopping.is_set() {
+        crate::group::shard::start_shard(&ctx).await;
+    }
+    // A failed shard still goes through the shutdown sequence below (the others wait for it
+    // there); `spawn_broker` stops the broker when it reads the failure.
+    let _ = p.report.send(match failed.first() {
+        None => Startup::Ready,
+        Some(first) => Startup::Failed(format!(
+            "shard {}: {} partition log(s) could not be opened, first {first}",
+            p.id,
+            failed.len()
+        )),
+    });
+    status.set(Phase::Ready);
     spawn_retention(&ctx);
     // Connections that arrive meanwhile wait in the listen backlog: a shard that accepted before
     // the others recovered would route requests to partitions not open yet, and clients would be
@@ -366,6 +666,7 @@ async fn shard_main(p: ShardPlan) {
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
 
+    status.set(Phase::Serving);
     let gate = glommio::sync::Gate::new();
     while p.open.load(Ordering::SeqCst) {
         let accepted = async { Some(listener.accept().await) }
@@ -377,7 +678,12 @@ async fn shard_main(p: ShardPlan) {
         match accepted {
             Some(Ok(stream)) => {
                 let c = ctx.clone();
-                match gate.spawn(connection::serve(c, stream)) {
+                let count = ConnectionCount::new(&p.statuses, p.id);
+                let served = async move {
+                    connection::serve(c, stream).await;
+                    drop(count);
+                };
+                match gate.spawn(served) {
                     Ok(task) => {
                         task.detach();
                     }
@@ -391,30 +697,63 @@ async fn shard_main(p: ShardPlan) {
             None => break,
         }
     }
+    status.set(Phase::Draining);
     drop(listener);
+    // Bounded: every connection ends within its shutdown grace (see `connection::serve`).
     let _ = gate.close().await;
+    shutdown_shard(&p, &ctx).await;
+}
+
+/// The end of a shard once its connections are gone: wait until every shard drained (another
+/// shard's in-flight request may still need our partitions), close the logs, wait until every
+/// shard closed its logs, leave the mesh.
+async fn shutdown_shard(p: &ShardPlan, ctx: &Rc<ShardCtx>) {
+    let status = &p.statuses[p.id];
     p.drained.fetch_add(1, Ordering::SeqCst);
-    // Other shards may still be finishing requests that touch our partitions.
+    status.set(Phase::WaitingDrained);
     while p.drained.load(Ordering::SeqCst) < p.n {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
-    for (topic, partition, log) in ctx.all_logs() {
-        if let Err(e) = log.flush().await {
-            tracing::error!(%topic, partition, error = %e, "flush on shutdown failed");
-        }
-        if let Err(e) = log.close().await {
-            tracing::error!(%topic, partition, error = %e, "close on shutdown failed");
-        }
-    }
-    crate::group::shard::stop_shard(&ctx).await;
+    status.set(Phase::Closing);
+    close_logs(ctx, status).await;
+    crate::group::shard::stop_shard(ctx).await;
     // Wait until every shard closed its logs before tearing down the mesh.
     p.drained.fetch_add(1, Ordering::SeqCst);
+    status.set(Phase::WaitingClosed);
     while p.drained.load(Ordering::SeqCst) < 2 * p.n {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
     ctx.leave_mesh();
     ShardCtx::uninstall();
     tracing::debug!(shard = p.id, "shard stopped");
+}
+
+/// Flushes and closes every log of this shard, [`CLOSE_CONCURRENCY`] at a time.
+async fn close_logs(ctx: &Rc<ShardCtx>, status: &ShardStatus) {
+    let logs = ctx.all_logs();
+    status.logs_left.store(logs.len(), Ordering::SeqCst);
+    let limit = Rc::new(glommio::sync::Semaphore::new(CLOSE_CONCURRENCY));
+    let mut left = logs.len();
+    let tasks: Vec<_> = logs
+        .into_iter()
+        .map(|(topic, partition, log)| {
+            let limit = limit.clone();
+            glommio::spawn_local(async move {
+                let _permit = limit.acquire_permit(1).await;
+                if let Err(e) = log.flush().await {
+                    tracing::error!(%topic, partition, error = %e, "flush on shutdown failed");
+                }
+                if let Err(e) = log.close().await {
+                    tracing::error!(%topic, partition, error = %e, "close on shutdown failed");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await;
+        left -= 1;
+        status.logs_left.store(left, Ordering::SeqCst);
+    }
 }
 
 /// Enforces retention on this shard's logs every `log.retention.check.interval.ms`.
@@ -437,6 +776,10 @@ fn spawn_retention(ctx: &Rc<ShardCtx>) {
             }
             let now = now_ms();
             for (topic, partition, log) in ctx.all_logs() {
+                // Shutdown closes the logs meanwhile; a pass over thousands must not hold it up.
+                if ctx.stopping.is_set() {
+                    break;
+                }
                 match log.enforce_retention(now).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(%topic, partition, segments = n, "retention deleted segments"),

@@ -1,5 +1,9 @@
 //! DescribeGroups (key 15), v0–v5. Unknown groups are described as Dead with no error (as Kafka);
 //! member metadata and assignments are shown only while the group is Stable.
+//!
+//! v3+ with `include_authorized_operations` reports the group's authorized operations
+//! ([`authz`]) for every group described without error, as Kafka does; a group answered with an
+//! error keeps the schema default ([`authz::NOT_REQUESTED`]).
 
 use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use kafka_protocol::messages::describe_groups_response::{
@@ -9,12 +13,10 @@ use kafka_protocol::messages::describe_groups_response::{
 use super::{HandlerError, Reply, Request};
 use crate::group::shard::{on_coordinator, sb};
 use crate::group::state::err;
+use crate::server::authz::{self, ResourceType};
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 5;
-
-/// READ (3), DELETE (6) and DESCRIBE (8): what any client may do without an authorizer.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: DescribeGroupsRequest = req.decode()?;
@@ -25,13 +27,17 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         let found =
             on_coordinator(&req.ctx, &g.clone(), move |c| async move { c.describe(&g) }).await;
         let mut d = DescribedGroup::default().with_group_id(gid.clone());
-        if v >= 3 && r.include_authorized_operations {
-            d = d.with_authorized_operations(GROUP_OPERATIONS);
-        }
         let Some((code, desc)) = found else {
             out.push(d.with_error_code(err::COORDINATOR_NOT_AVAILABLE));
             continue;
         };
+        if v >= 3 && r.include_authorized_operations && code == err::NONE {
+            d = d.with_authorized_operations(authz::authorized_operations(
+                ResourceType::Group,
+                gid.0.as_str(),
+                req.principal(),
+            ));
+        }
         d = d
             .with_error_code(code)
             .with_group_state(sb(desc.state.name()))

@@ -1,4 +1,10 @@
 //! Metadata (key 3), v0–v12: this broker, its topics, auto-creation of requested unknown topics.
+//!
+//! Authorized operations ([`authz`]): v8+ reports each topic's when
+//! `include_topic_authorized_operations` is set — as Kafka, for every topic answered by name, found
+//! or not, but not for an unknown topic id; v8–v10 report the cluster's when
+//! `include_cluster_authorized_operations` is set (v11 dropped the field: DescribeCluster has it).
+//! Otherwise the fields keep the schema default, [`authz::NOT_REQUESTED`].
 
 use std::sync::Arc;
 
@@ -12,13 +18,11 @@ use super::{HandlerError, Reply, Request, sb, topic_name};
 use crate::metadata::controller::{self, NewTopic};
 use crate::metadata::{TopicError, TopicMeta, validate_topic_name};
 use crate::protocol::errors;
+use crate::server::authz::{self, ResourceType};
 use crate::shard::ShardCtx;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 12;
-
-/// "Not requested" marker for authorized-operations fields.
-const OPS_NOT_REQUESTED: i32 = i32::MIN;
 
 fn topic_entry(ctx: &ShardCtx, t: &TopicMeta) -> MetadataResponseTopic {
     let node = BrokerId(ctx.info.node_id);
@@ -26,7 +30,7 @@ fn topic_entry(ctx: &ShardCtx, t: &TopicMeta) -> MetadataResponseTopic {
         .with_name(Some(topic_name(&t.name)))
         .with_topic_id(t.id)
         .with_is_internal(false)
-        .with_topic_authorized_operations(OPS_NOT_REQUESTED)
+        .with_topic_authorized_operations(authz::NOT_REQUESTED)
         .with_partitions(
             (0..t.partitions)
                 .map(|p| {
@@ -46,7 +50,7 @@ fn error_entry(name: Option<&str>, id: uuid::Uuid, code: i16) -> MetadataRespons
         .with_error_code(code)
         .with_name(name.map(topic_name))
         .with_topic_id(id)
-        .with_topic_authorized_operations(OPS_NOT_REQUESTED)
+        .with_topic_authorized_operations(authz::NOT_REQUESTED)
 }
 
 /// Creates `name` with the broker defaults if auto-creation is allowed; `Ok` also when someone
@@ -127,6 +131,19 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             }
         }
     }
+    if req.version >= 8 && r.include_topic_authorized_operations {
+        for t in topics.iter_mut() {
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations =
+                    authz::authorized_operations(ResourceType::Topic, name.0.as_str(), req.principal());
+            }
+        }
+    }
+    let cluster_ops = if (8..=10).contains(&req.version) && r.include_cluster_authorized_operations {
+        authz::cluster_authorized_operations(req.principal())
+    } else {
+        authz::NOT_REQUESTED
+    };
     let node = BrokerId(ctx.info.node_id);
     let resp = MetadataResponse::default()
         .with_brokers(vec![
@@ -137,7 +154,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         ])
         .with_cluster_id(Some(sb(&ctx.info.cluster_id)))
         .with_controller_id(node)
-        .with_cluster_authorized_operations(OPS_NOT_REQUESTED)
+        .with_cluster_authorized_operations(cluster_ops)
         .with_topics(topics);
     req.respond(&resp)
 }

@@ -87,6 +87,13 @@ impl Request {
         self.done.set();
     }
 
+    /// Who sent the request. Connections do not authenticate yet, so this is `User:ANONYMOUS`,
+    /// the principal Kafka gives an unauthenticated PLAINTEXT connection (see
+    /// [`crate::server::authz`]).
+    pub fn principal(&self) -> &crate::server::authz::Principal {
+        &crate::server::authz::ANONYMOUS
+    }
+
     /// Decodes the body as `T` at the request's version.
     pub fn decode<T: Decodable>(&self) -> Result<T, HandlerError> {
         self.decode_as(self.version)
@@ -182,6 +189,7 @@ api_table! {
     OffsetFetch => offset_fetch,
     ListGroups => list_groups,
     DescribeGroups => describe_groups,
+    DescribeCluster => describe_cluster,
     DeleteGroups => delete_groups,
     OffsetDelete => offset_delete,
     InitProducerId => init_producer_id,

@@ -22,6 +22,11 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.DescribeClusterOptions;
+import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.DescribeConsumerGroupsOptions;
+import org.apache.kafka.clients.admin.DescribeTopicsOptions;
 import org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
@@ -35,6 +40,7 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.acl.AclOperation;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
@@ -374,5 +380,63 @@ class ClientsTest {
       }
     }
     assertEquals(30, resumed, "records after resuming from committed offsets");
+  }
+
+  /** Every operation that applies to the resource type: what a broker without an authorizer reports. */
+  static final Set<AclOperation> TOPIC_OPS = Set.of(AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE,
+      AclOperation.DELETE, AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS,
+      AclOperation.ALTER_CONFIGS);
+  static final Set<AclOperation> CLUSTER_OPS = Set.of(AclOperation.CREATE, AclOperation.ALTER, AclOperation.DESCRIBE,
+      AclOperation.CLUSTER_ACTION, AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS,
+      AclOperation.IDEMPOTENT_WRITE);
+  static final Set<AclOperation> GROUP_OPS = Set.of(AclOperation.READ, AclOperation.DELETE, AclOperation.DESCRIBE,
+      AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS);
+
+  /** describeTopics / describeCluster with includeAuthorizedOperations (Metadata v8+, DescribeCluster). */
+  @Test
+  void authorizedOperationsTopicAndCluster() throws Exception {
+    String topic = unique("java-authz");
+    createTopic(topic, 2);
+    try (Admin a = admin()) {
+      TopicDescription d = a.describeTopics(List.of(topic), new DescribeTopicsOptions().includeAuthorizedOperations(true))
+          .allTopicNames().get(30, TimeUnit.SECONDS).get(topic);
+      assertEquals(TOPIC_OPS, d.authorizedOperations());
+      d = a.describeTopics(List.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS).get(topic);
+      assertEquals(null, d.authorizedOperations(), "not requested");
+
+      DescribeClusterResult c = a.describeCluster(new DescribeClusterOptions().includeAuthorizedOperations(true));
+      assertEquals(CLUSTER_OPS, c.authorizedOperations().get(30, TimeUnit.SECONDS));
+      assertEquals(1, c.nodes().get(30, TimeUnit.SECONDS).size());
+      assertTrue(c.controller().get(30, TimeUnit.SECONDS) != null);
+      assertTrue(c.clusterId().get(30, TimeUnit.SECONDS) != null);
+      assertEquals(null, a.describeCluster().authorizedOperations().get(30, TimeUnit.SECONDS), "not requested");
+    }
+  }
+
+  /** describeConsumerGroups with includeAuthorizedOperations (DescribeGroups v3+) on a live group. */
+  @Test
+  void authorizedOperationsGroup() throws Exception {
+    Assumptions.assumeTrue("1".equals(System.getenv("RINGBOLT_COMPAT_GROUPS")),
+        "consumer groups (issue 5): set RINGBOLT_COMPAT_GROUPS=1");
+    String topic = unique("java-authz-g");
+    String group = unique("java-authz-grp");
+    createTopic(topic, 1);
+    try (KafkaConsumer<byte[], byte[]> c = consumer(group); Admin a = admin()) {
+      c.subscribe(List.of(topic));
+      long deadline = System.currentTimeMillis() + 30_000;
+      while (c.assignment().isEmpty()) {
+        if (System.currentTimeMillis() > deadline) {
+          fail("no assignment");
+        }
+        c.poll(Duration.ofMillis(200));
+      }
+      ConsumerGroupDescription g = a.describeConsumerGroups(List.of(group),
+          new DescribeConsumerGroupsOptions().includeAuthorizedOperations(true))
+          .describedGroups().get(group).get(30, TimeUnit.SECONDS);
+      assertEquals(1, g.members().size());
+      assertEquals(GROUP_OPS, g.authorizedOperations());
+      g = a.describeConsumerGroups(List.of(group)).describedGroups().get(group).get(30, TimeUnit.SECONDS);
+      assertEquals(null, g.authorizedOperations(), "not requested");
+    }
   }
 }
