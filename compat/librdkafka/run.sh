@@ -11,15 +11,17 @@
 # tarball is checked against the sha512 pinned below, then configured with the system's libraries
 # (OpenSSL, zlib, zstd, lz4, RapidJSON from Debian's -dev packages, installed with apt-get when
 # missing and we are root), without SASL/GSSAPI and HTTP, which a plaintext broker does not need.
-# The build is cached in compat/librdkafka/build (git-ignored): a rerun with the same pin starts
-# the tests at once.
+# The build is cached outside the checkout, in ~/.cache/ringbolt/librdkafka (LIBRDKAFKA_BUILD_DIR),
+# so that CI's fresh clones and every worktree share it: a rerun with the same pin and configure
+# flags starts the tests at once (a lock serialises concurrent first builds).
 #
 # TESTs are librdkafka test numbers (0001 ...); without them, the tests.list beside this script
 # selects: the "fast" set by default, every listed test with LIBRDKAFKA_TESTS=full. Each number
 # runs as its own test-runner process under a timeout (all of its variants, e.g. 0045_*), in
 # upstream's normal mode: never quick mode (-Q), which skips every sub-test not marked quick and
-# still reports the test PASSED, having checked nothing. A test number that ends with no test run (all skipped) counts as a
-# failure: the list must only name tests that apply.
+# still reports the test PASSED, having checked nothing. A test number that ends with no test run
+# (all skipped) counts as a failure: the list must only name tests that apply. The broker is
+# expected to run with broker.toml's settings (scripts/test.sh starts it so).
 #
 # known-failures beside this script ("NNNN reason" lines) lists tests that fail for a tracked
 # broker gap: they still run, are reported KNOWN-FAIL and do not fail the run; one that passes is
@@ -48,12 +50,12 @@ RDK_VERSION=2.15.1
 CONFIGURE_ARGS=(--no-download --enable-ssl --disable-gssapi --disable-curl
   --enable-zlib --enable-zstd --enable-lz4-ext --disable-debug-symbols)
 DEB_PACKAGES=(libssl-dev zlib1g-dev libzstd-dev liblz4-dev rapidjson-dev)
-# What the tests need of the build: SSL only for configuration checks (0064 sets
-# an invalid SSL config so that rd_kafka_new() fails), RapidJSON to verify statistics JSON (0053,
-# 0110), sockem (its own socket emulation) for the network-fault tests.
+# What the tests need of the build: SSL only for configuration checks (0064 sets an invalid SSL
+# config so that rd_kafka_new() fails), RapidJSON to verify statistics JSON (0053, 0110), sockem
+# (the runner's own socket emulation) for the network-fault tests.
 REQUIRED_FEATURES=(WITH_SSL WITH_ZLIB WITH_ZSTD WITH_SNAPPY WITH_RAPIDJSON WITH_SOCKEM)
 
-build=${LIBRDKAFKA_BUILD_DIR:-$here/build}
+build=${LIBRDKAFKA_BUILD_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ringbolt/librdkafka}
 src=$build/librdkafka-$RDK_VERSION
 stamp=$build/.built-$NPM_VERSION-$(printf '%s ' "${CONFIGURE_ARGS[@]}" | cksum | cut -d' ' -f1)
 
@@ -98,6 +100,15 @@ fetch_source() {
 
 ensure_runner() {
   [[ -f $stamp && -x $src/tests/test-runner ]] && return 0
+  mkdir -p "$build" || return 1
+  (
+    flock 9 || exit 1
+    [[ -f $stamp && -x $src/tests/test-runner ]] && exit 0 # built by a concurrent run meanwhile
+    build_runner
+  ) 9>"$build/.lock"
+}
+
+build_runner() {
   local jobs
   jobs=$(nproc 2>/dev/null || echo 2)
   install_deps || return 1
@@ -175,7 +186,7 @@ ensure_runner || exit 1
 ensure_admin_tool || exit 1
 
 logdir=${LIBRDKAFKA_LOG_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/librdkafka-tests.XXXXXX")}
-mkdir -p "$logdir"
+mkdir -p "$logdir" && logdir=$(cd "$logdir" && pwd) || exit 1
 conf=$logdir/test.conf
 cat >"$conf" <<CONF
 metadata.broker.list=$bootstrap
@@ -196,14 +207,15 @@ run_one() { # number log report -> result string on stdout
   local t=$1 out=$2 report=$3 t0=$SECONDS status secs ran nfail
   rm -f "$report"
   # CI is unset so the runner behaves the same on a developer's machine and in CI (it would
-  # otherwise raise its timeouts and request.timeout.ms on its own).
+  # otherwise raise its timeouts and request.timeout.ms on its own). It runs in the log dir, where
+  # it writes its stats_*.json and *.offset files (no listed test reads a file of tests/).
   (
-    cd "$src/tests" &&
+    cd "$logdir" &&
       env -u CI LD_LIBRARY_PATH="$src/src:$src/src-cpp" RDKAFKA_TEST_CONF="$conf" TESTS="$t" \
         TEST_REPORT="$report" TEST_KAFKA_VERSION="${TEST_KAFKA_VERSION:-4.3.0}" \
         KAFKA_PATH="$here/kafka" BROKERS="$bootstrap" LIBRDKAFKA_PYTHON="$python" \
         RDKAFKA_GITVER="v$RDK_VERSION" \
-        timeout -k 10 "$per_test_timeout" ./test-runner
+        timeout -k 10 "$per_test_timeout" "$src/tests/test-runner"
     exit $? # not exec'd: a runner's abort is then reported in its log, not on our stderr
   ) >"$out" 2>&1
   status=$?
