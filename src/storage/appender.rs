@@ -61,8 +61,8 @@ use glommio::io::OpenOptions;
 use tracing::error;
 
 use super::error::StorageError;
-use super::log::{ActiveFile, Inner, Op, State, sync_dir};
-use super::segment;
+use super::segment::{self, sync_dir};
+use super::state::{ActiveFile, Inner, Op, State};
 
 /// New index entries that trigger an incremental index-file write after a sync.
 pub const PERSIST_INDEX_EVERY: usize = 128;

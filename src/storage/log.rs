@@ -1,6 +1,6 @@
-//! `PartitionLog`: the public face of one partition's log, its state, open and append.
+//! `PartitionLog`: the public face of one partition's log: open, append, the waits, roll and
+//! close. Its mutable state lives in `state/` (shared with the writer in `appender.rs`).
 //!
-//! Everything mutable sits in one `RefCell<State>` that is never borrowed across an `.await`.
 //! Appends do all their bookkeeping synchronously at enqueue time (validation, offset assignment,
 //! header rewrites, roll decision, file position, index entries), so the order of `append` calls is
 //! the order in the log, then queue the bytes for the partition's single writer task
@@ -14,20 +14,18 @@ use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use glommio::io::{DmaFile, OpenOptions};
+use glommio::io::OpenOptions;
 
 use crate::protocol::record_batch::{self, BatchHeader};
 
 use super::config::{LogConfig, TimestampType};
 use super::error::StorageError;
 use super::notify::Notify;
-use super::producer_state::{self, ProducerStates, Verdict};
+use super::producer_state::{self, Verdict};
 use super::recovery;
-use super::segment::{self, Segment};
+use super::segment::{self, Segment, sync_dir};
 use super::slice::AppendInfo;
-
-/// Sealed segments whose indexes and read descriptor stay loaded (per partition).
-pub(crate) const WARM_SEALED_SEGMENTS: usize = 2;
+use super::state::{ActiveFile, Inner, Op, State, SyncStats};
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -36,221 +34,10 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Queued work for the writer task.
-pub(crate) enum Op {
-    /// Seal the active segment and start a new one at `new_base`.
-    Roll {
-        old_base: i64,
-        new_base: i64,
-        /// The sealed segment's final index files, encoded at enqueue time.
-        index: Vec<u8>,
-        time_index: Vec<u8>,
-        /// The producer-state snapshot as of `new_base` (`producer_state`).
-        producers: Vec<u8>,
-        seq: u64,
-    },
-    /// Write the producer-state snapshot for `offset` (periodic, see `producer_state`).
-    Snapshot {
-        offset: i64,
-        bytes: Vec<u8>,
-        seq: u64,
-    },
-    /// Bytes for the active segment at `position` (contiguous with the previous write).
-    Write {
-        /// The batches as the producer sent them (shared with the request frame), except under
-        /// `LogAppendTime`, where they are a patched copy. The writer sets each batch's base
-        /// offset (from `base_offset` on) and partition leader epoch (0) as it copies them into
-        /// its DMA buffer: both lie outside the CRC'd range.
-        bytes: Bytes,
-        base_offset: i64,
-        position: u64,
-        next_offset: i64,
-        messages: u64,
-        seq: u64,
-    },
-}
-
-/// Group-commit syncs of one partition since it was opened.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SyncStats {
-    /// `fdatasync` of the active segment itself.
-    pub file_syncs: u64,
-    /// Syncs done by a device flush through the flush anchor, shared with the shard's other
-    /// partitions (`flush_anchor.rs`).
-    pub anchor_syncs: u64,
-}
-
-/// The active segment's write side: the O_DIRECT file and the partial tail block kept in memory
-/// so the next write can rewrite it whole.
-pub(crate) struct ActiveFile {
-    pub base: i64,
-    pub dma: Rc<DmaFile>,
-    pub align: u64,
-    /// Bytes of the last, partial, aligned block: `[written - tail.len(), written)`.
-    pub tail: Vec<u8>,
-    pub written: u64,
-    /// End of the zero-filled region ahead of the data (see `appender.rs`).
-    pub zeroed: u64,
-    /// The zero-fill in flight, `[from, to)`: no data write may reach into it until it is done.
-    pub filling: Option<(u64, u64)>,
-    /// Completed data writes that may have changed the file's metadata: they reached beyond the
-    /// committed zero-filled region (`zeroed`), so they allocated blocks or grew the size. Starts
-    /// at 1 for a file this process has not fdatasynced yet.
-    pub meta_changes: u64,
-    /// `meta_changes` as it was when the newest completed fdatasync of this file started. Equal
-    /// means every completed data write sits in blocks whose metadata is committed, so a device
-    /// flush through the flush anchor makes it durable (see `flush_anchor.rs`).
-    pub meta_synced: u64,
-    /// Copies of the last writes, for readers that keep up (`recent.rs`).
-    pub recent: super::recent::RecentWrites,
-}
-
-pub(crate) struct State {
-    pub segments: BTreeMap<i64, Segment>,
-    pub active: Option<ActiveFile>,
-    pub log_start: i64,
-    /// Next offset to assign (includes queued appends).
-    pub assigned: i64,
-    /// One past the last written offset: the high watermark (single replica).
-    pub hw: i64,
-    /// Offsets below this are fdatasynced.
-    pub durable: i64,
-    /// Projected size of the active segment including queued writes.
-    pub proj_size: u64,
-    pub pending: VecDeque<Op>,
-    pub next_seq: u64,
-    pub done_seq: u64,
-    pub writer_running: bool,
-    pub syncer_running: bool,
-    /// A background write of new index entries (after a sync) is running.
-    pub persisting: bool,
-    /// Group-commit syncs done so far, by kind (see [`SyncStats`]).
-    pub sync_stats: SyncStats,
-    /// Highest offset someone waits to see durable (-1: none).
-    pub sync_requested: i64,
-    pub unflushed_messages: u64,
-    pub flush_timer_armed: bool,
-    /// Someone asked for durability on this partition: zero-fill ahead of writes.
-    pub sync_hint: bool,
-    pub failed: Option<String>,
-    pub closed: bool,
-    /// Sealed segments with loaded indexes/descriptor, least recently used first.
-    pub warm: VecDeque<i64>,
-    /// Idempotent producers' epochs and recent sequences (`producer_state`).
-    pub producers: ProducerStates,
-    /// Bytes appended since the last producer-state snapshot.
-    pub unsnapshotted_bytes: u64,
-}
-
-pub(crate) struct Inner {
-    pub dir: PathBuf,
-    pub config: RefCell<LogConfig>,
-    pub st: RefCell<State>,
-    /// Woken on every write, roll, failure and close (appenders wait here).
-    pub progress: Rc<Notify>,
-    /// Woken when the durable offset advances, on failure and close (`wait_durable` waits here,
-    /// so durability waiters are not woken by every write).
-    pub synced: Rc<Notify>,
-    /// Woken when new data becomes readable (and on close), for Fetch long-polls.
-    pub appended: Rc<Notify>,
-}
-
 /// One partition's log. Lives on its owner shard (not `Send`); share it there as
 /// `Rc<PartitionLog>`. Methods take `&self`; appends are serialised internally.
 pub struct PartitionLog {
     pub(crate) inner: Rc<Inner>,
-}
-
-impl State {
-    pub fn check_usable(&self) -> Result<(), StorageError> {
-        if let Some(f) = &self.failed {
-            return Err(StorageError::Offline(f.clone()));
-        }
-        if self.closed {
-            return Err(StorageError::Closed);
-        }
-        Ok(())
-    }
-
-    pub fn active_segment_mut(&mut self) -> &mut Segment {
-        self.segments
-            .values_mut()
-            .next_back()
-            .expect("a log always has an active segment")
-    }
-
-    pub fn active_segment(&self) -> &Segment {
-        self.segments
-            .values()
-            .next_back()
-            .expect("a log always has an active segment")
-    }
-
-    /// Queues a roll to a new segment starting at `self.assigned`.
-    pub fn push_roll(&mut self, now: i64) -> u64 {
-        let new_base = self.assigned;
-        let old = self.active_segment_mut();
-        old.seal_time_index();
-        if let Some(i) = old.index.as_mut() {
-            i.shrink();
-        }
-        if let Some(t) = old.time_index.as_mut() {
-            t.shrink();
-        }
-        let old_base = old.base_offset;
-        let index = old.index.as_ref().map(|i| i.encode()).unwrap_or_default();
-        let time_index = old
-            .time_index
-            .as_ref()
-            .map(|t| t.encode())
-            .unwrap_or_default();
-        self.segments
-            .insert(new_base, Segment::new_empty(new_base, now));
-        self.warm.push_back(old_base);
-        self.evict_cold();
-        self.proj_size = 0;
-        self.producers
-            .expire(now, producer_state::PRODUCER_ID_EXPIRATION_MS);
-        let producers = self.producers.encode(new_base);
-        self.unsnapshotted_bytes = 0;
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.pending.push_back(Op::Roll {
-            old_base,
-            new_base,
-            index,
-            time_index,
-            producers,
-            seq,
-        });
-        seq
-    }
-
-    /// Drops indexes and descriptors of sealed segments beyond the warm set.
-    pub fn evict_cold(&mut self) {
-        let active_base = self.active_segment().base_offset;
-        while self.warm.len() > WARM_SEALED_SEGMENTS {
-            let Some(b) = self.warm.pop_front() else {
-                break;
-            };
-            if b == active_base {
-                continue;
-            }
-            if let Some(s) = self.segments.get_mut(&b) {
-                s.index = None;
-                s.time_index = None;
-                s.reader = None;
-            }
-        }
-    }
-
-    pub fn touch_warm(&mut self, base: i64) {
-        if let Some(i) = self.warm.iter().position(|&b| b == base) {
-            self.warm.remove(i);
-        }
-        self.warm.push_back(base);
-        self.evict_cold();
-    }
 }
 
 impl PartitionLog {
@@ -784,12 +571,4 @@ impl PartitionLog {
             .filter(|s| s.reader.is_some())
             .count()
     }
-}
-
-/// fsync a directory (after creating or deleting entries in it).
-pub(crate) async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    let d = glommio::io::Directory::open(dir).await?;
-    d.sync().await?;
-    d.close().await?;
-    Ok(())
 }

@@ -70,7 +70,7 @@
 //! An idle partition holds its segment map, the active segment's indexes (8 + 12 bytes per
 //! entry, one entry per 4 KiB appended), one partial block (< 4 KiB) and two descriptors; one
 //! that has been read also its tail cache (up to 256 KiB). Sealed
-//! segments keep only counters; at most [`log::WARM_SEALED_SEGMENTS`] of them keep their indexes
+//! segments keep only counters; at most [`state::WARM_SEALED_SEGMENTS`] of them keep their indexes
 //! and read descriptor loaded (LRU). No task and no buffer exist while a partition is idle.
 //!
 //! # Using it from the server
@@ -116,9 +116,11 @@ pub mod recovery;
 pub mod retention;
 pub mod segment;
 pub mod slice;
+mod state;
 pub mod time_index;
 
 pub use config::{LogConfig, TimestampType};
 pub use error::StorageError;
-pub use log::{PartitionLog, SyncStats};
+pub use log::PartitionLog;
 pub use slice::{AppendInfo, FileSlice, ReadResult};
+pub use state::SyncStats;

@@ -12,8 +12,8 @@
 //! in-memory segment map and unlinks, never waits on the writer.
 
 use super::error::StorageError;
-use super::log::{PartitionLog, sync_dir};
-use super::segment;
+use super::log::PartitionLog;
+use super::segment::{self, sync_dir};
 
 impl PartitionLog {
     /// Runs [`PartitionLog::enforce_retention`] every `every` until the log is closed (Kafka's
