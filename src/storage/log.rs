@@ -25,7 +25,7 @@ use super::producer_state::{self, Verdict};
 use super::recovery;
 use super::segment::{self, Segment, sync_dir};
 use super::slice::AppendInfo;
-use super::state::{ActiveFile, Inner, Op, State, SyncStats};
+use super::state::{ActiveFile, Inner, Op, State, SyncStats, ZeroFill};
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -157,8 +157,7 @@ impl PartitionLog {
                 align,
                 tail,
                 written: size,
-                zeroed: size,
-                filling: None,
+                fill: ZeroFill::new(size),
                 meta_changes: 1,
                 meta_synced: 0,
                 recent: Default::default(),
@@ -515,7 +514,7 @@ impl PartitionLog {
         producer_state::write_snapshot(&self.inner.dir, end, snapshot).await?;
         sync_dir(&self.inner.dir).await?;
         producer_state::remove_older_snapshots(&self.inner.dir);
-        super::appender::wait_fill_idle(&self.inner).await;
+        super::zero_fill::wait_fill_idle(&self.inner).await;
         let active = self.inner.st.borrow_mut().active.take();
         if let Some(a) = active {
             a.dma.truncate(a.written).await?;

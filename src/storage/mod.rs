@@ -118,6 +118,7 @@ pub mod segment;
 pub mod slice;
 mod state;
 pub mod time_index;
+pub mod zero_fill;
 
 pub use config::{LogConfig, TimestampType};
 pub use error::StorageError;

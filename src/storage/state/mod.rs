@@ -11,12 +11,17 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use glommio::io::DmaFile;
+use tracing::error;
 
 use super::config::LogConfig;
 use super::error::StorageError;
 use super::notify::Notify;
 use super::producer_state::{self, ProducerStates};
 use super::segment::Segment;
+
+mod fill;
+
+pub(crate) use fill::ZeroFill;
 
 /// Sealed segments whose indexes and read descriptor stay loaded (per partition).
 pub(crate) const WARM_SEALED_SEGMENTS: usize = 2;
@@ -74,12 +79,10 @@ pub(crate) struct ActiveFile {
     /// Bytes of the last, partial, aligned block: `[written - tail.len(), written)`.
     pub tail: Vec<u8>,
     pub written: u64,
-    /// End of the zero-filled region ahead of the data (see `appender.rs`).
-    pub zeroed: u64,
-    /// The zero-fill in flight, `[from, to)`: no data write may reach into it until it is done.
-    pub filling: Option<(u64, u64)>,
+    /// The zero-filled region ahead of the data (`zero_fill.rs`).
+    pub fill: ZeroFill,
     /// Completed data writes that may have changed the file's metadata: they reached beyond the
-    /// committed zero-filled region (`zeroed`), so they allocated blocks or grew the size. Starts
+    /// committed zero-filled region (`fill`), so they allocated blocks or grew the size. Starts
     /// at 1 for a file this process has not fdatasynced yet.
     pub meta_changes: u64,
     /// `meta_changes` as it was when the newest completed fdatasync of this file started. Equal
@@ -228,5 +231,21 @@ impl State {
         }
         self.warm.push_back(base);
         self.evict_cold();
+    }
+}
+
+impl Inner {
+    /// Marks the log offline after an I/O error: every waiter gets `Offline`.
+    pub fn fail(&self, e: &StorageError) {
+        error!(dir = %self.dir.display(), error = %e, "partition log failed; refusing further appends");
+        {
+            let mut st = self.st.borrow_mut();
+            if st.failed.is_none() {
+                st.failed = Some(e.to_string());
+            }
+        }
+        self.progress.notify();
+        self.synced.notify();
+        self.appended.notify();
     }
 }
