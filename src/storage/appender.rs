@@ -1,4 +1,4 @@
-//! The partition's single writer (direct-I/O appends) and its group-commit syncer.
+//! The partition's single writer: direct-I/O appends, rolls and producer-state snapshots.
 //!
 //! # Writer
 //! At most one writer task per partition exists, spawned when work is queued and ending when the
@@ -10,37 +10,22 @@
 //! one block of zero padding past its logical end while active; roll and close truncate it away,
 //! and recovery treats a zero tail as padding.
 //!
-//! # Syncer (group commit)
-//! `wait_durable(n)` records the wish and starts the syncer if it is idle. The syncer loops: note
-//! the high watermark `h` and the active file, `fdatasync` (or, when every written block's
-//! metadata is committed, a device flush shared with the shard's partitions, `flush_anchor.rs`),
-//! then `durable = h`. Every append whose
-//! write completed before a sync started is covered by that sync; those that completed while it
-//! was in flight are covered by the next one. One fdatasync is in flight at a time per partition.
-//! A roll fdatasyncs the old segment (after trimming its padding) before the first write to the
-//! new one, and fsyncs the directory after creating the new file, so "durable" always means a
-//! prefix of the log.
+//! # Syncs and zero-filling
+//! Durability is the syncer's (`syncer.rs`, group commit); the writer tells it what it wrote,
+//! for the `flush.*` policies, and syncs a segment itself when a roll seals it.
 //!
-//! `flush.messages` and `flush.ms` only *request* syncs (they never block appends).
-//!
-//! # Zero-filling ahead
 //! Once a partition is asked for durability, the writer keeps a zero-filled region ahead of its
 //! data so that syncs mostly cover overwrites of committed blocks: `zero_fill.rs` (why, and how
 //! much at a time). The active file may thus end in zeros past its logical end.
-//!
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use glommio::io::OpenOptions;
 
 use super::error::StorageError;
 use super::segment::{self, sync_dir};
-use super::state::{ActiveFile, Inner, Op, State, ZeroFill};
-use super::zero_fill;
-
-/// New index entries that trigger an incremental index-file write after a sync.
-pub const PERSIST_INDEX_EVERY: usize = 128;
+use super::state::{ActiveFile, Inner, MetaChanges, Op, ZeroFill};
+use super::{syncer, zero_fill};
 
 /// Upper bound of one coalesced DMA write.
 pub const MAX_COALESCED_WRITE: usize = 4 << 20;
@@ -160,7 +145,7 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
     let new_tail = out[new_tail_start..data_len].to_vec();
     let write_pos = written - tail.len() as u64;
     let write_end = write_pos + buf_len as u64;
-    let zero_fill = inner.st.borrow().sync_hint;
+    let zero_fill = inner.st.borrow().sync.wanted();
     if zero_fill {
         zero_fill::zero_fill_ahead(inner, &dma, written, write_end).await?;
     }
@@ -197,7 +182,7 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
             None => a.recent.clear(),
         }
         if changes_meta {
-            a.meta_changes += 1;
+            a.commits.note();
         }
         // The segment being written, not the newest in the map: a queued roll may already have
         // inserted the next one.
@@ -222,38 +207,16 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         }
         st.hw = next_offset;
         st.done_seq = seq;
-        st.unflushed_messages += messages;
         let cfg = inner.config.borrow();
-        let flush_now = st.unflushed_messages >= cfg.flush_messages;
-        let arm = cfg.flush_ms != u64::MAX && !st.flush_timer_armed;
-        if arm {
-            st.flush_timer_armed = true;
-        }
+        let flush_now = st.sync.note_written(messages, cfg.flush_messages);
+        let arm = cfg.flush_ms != u64::MAX && st.sync.try_arm_timer();
         (flush_now, arm, cfg.flush_ms)
     };
     if flush_now {
-        let mut st = inner.st.borrow_mut();
-        let target = st.hw - 1;
-        if st.sync_requested < target {
-            st.sync_requested = target;
-        }
-        ensure_syncer(inner, &mut st);
+        syncer::request_sync_of_written(inner, &mut inner.st.borrow_mut());
     }
     if arm_timer {
-        let inner2 = inner.clone();
-        glommio::spawn_local(async move {
-            glommio::timer::sleep(Duration::from_millis(flush_ms)).await;
-            let mut st = inner2.st.borrow_mut();
-            st.flush_timer_armed = false;
-            if st.failed.is_none() && st.active.is_some() {
-                let target = st.hw - 1;
-                if st.sync_requested < target {
-                    st.sync_requested = target;
-                }
-                ensure_syncer(&inner2, &mut st);
-            }
-        })
-        .detach();
+        syncer::start_flush_timer(inner, flush_ms);
     }
     inner.progress.notify();
     inner.appended.notify();
@@ -275,13 +238,6 @@ fn rebase(buf: &mut [u8], base: i64) {
         let Ok(h) = BatchHeader::parse(b) else { return };
         next = h.last_offset() + 1;
         pos += h.total_len();
-    }
-}
-
-/// Waits until no background index persist is running (close rewrites the index files whole).
-pub(crate) async fn wait_persist_idle(inner: &Rc<Inner>) {
-    while inner.st.borrow().persisting {
-        inner.progress.wait().await;
     }
 }
 
@@ -355,14 +311,11 @@ async fn do_roll(
             tail: Vec::new(),
             written: 0,
             fill: ZeroFill::new(0),
-            meta_changes: 1,
-            meta_synced: 0,
+            commits: MetaChanges::new(),
             recent: Default::default(),
         });
         // Everything before the new segment was synced with the old one.
-        if st.durable < new_base {
-            st.durable = new_base;
-        }
+        st.sync.advance(new_base);
         st.done_seq = seq;
         if let Some(s) = st.segments.get_mut(&old_base) {
             s.persisted_index = s.index.as_ref().map_or(0, |i| i.len());
@@ -374,169 +327,5 @@ async fn do_roll(
     }
     inner.progress.notify();
     inner.synced.notify();
-    Ok(())
-}
-
-pub(crate) fn ensure_syncer(inner: &Rc<Inner>, st: &mut State) {
-    if !st.syncer_running && st.failed.is_none() {
-        st.syncer_running = true;
-        glommio::spawn_local(sync_loop(inner.clone())).detach();
-    }
-}
-
-async fn sync_loop(inner: Rc<Inner>) {
-    futures_lite::future::yield_now().await;
-    // The shard's device flush, looked up once per run of this loop (the lookup allocates).
-    let mut shared: Option<Option<Rc<super::flush_anchor::DeviceFlush>>> = None;
-    loop {
-        let (target, dma, flush_only, changes) = {
-            let mut st = inner.st.borrow_mut();
-            let idle = st.failed.is_some()
-                || st.sync_requested < st.durable
-                || st.hw <= st.durable
-                || st.active.is_none();
-            if idle {
-                st.syncer_running = false;
-                return;
-            }
-            st.unflushed_messages = 0;
-            let a = st.active.as_ref().expect("checked");
-            // Data that sits in committed blocks needs only a device flush, shared with every
-            // partition of the shard; the segment's own fdatasync would also wait for a journal
-            // commit whenever a zero-fill runs (see `flush_anchor.rs`).
-            let flush_only = a.meta_changes == a.meta_synced;
-            (st.hw, a.dma.clone(), flush_only, a.meta_changes)
-        };
-        let device = if flush_only {
-            if shared.is_none() {
-                shared = Some(super::flush_anchor::device_flush_for(&inner.dir).await);
-            }
-            shared.clone().flatten()
-        } else {
-            None
-        };
-        let synced = match &device {
-            Some(device) => device.flush().await.map_err(StorageError::from),
-            None => dma.fdatasync().await.map_err(StorageError::from),
-        };
-        if synced.is_ok() {
-            let mut st = inner.st.borrow_mut();
-            if device.is_some() {
-                st.sync_stats.anchor_syncs += 1;
-            } else {
-                st.sync_stats.file_syncs += 1;
-                if let Some(a) = st.active.as_mut().filter(|a| Rc::ptr_eq(&a.dma, &dma)) {
-                    a.meta_synced = a.meta_synced.max(changes);
-                }
-            }
-        }
-        if let Err(e) = synced {
-            inner.fail(&e);
-            inner.st.borrow_mut().syncer_running = false;
-            return;
-        }
-        {
-            let mut st = inner.st.borrow_mut();
-            if st.durable < target {
-                st.durable = target;
-            }
-        }
-        inner.synced.notify();
-        // Index entries for synced data are appended to the index files (unsynced hints that
-        // recovery verifies), so reopening after a crash scans only the tail. In its own task:
-        // awaited here, its open/write/close of two files held up the next sync (and every
-        // acks=all produce waiting for it) after every sync that added PERSIST_INDEX_EVERY
-        // entries, many times a second at 250k msg/s (docs/perf/storage-appender.md).
-        let start = {
-            let mut st = inner.st.borrow_mut();
-            !std::mem::replace(&mut st.persisting, true)
-        };
-        if start {
-            let inner2 = inner.clone();
-            glommio::spawn_local(async move {
-                if let Err(e) = persist_active_indexes(&inner2, false).await {
-                    tracing::warn!(dir = %inner2.dir.display(), error = %e, "could not persist index entries");
-                }
-                inner2.st.borrow_mut().persisting = false;
-                inner2.progress.notify();
-            })
-            .detach();
-        }
-    }
-}
-
-/// Writes the active segment's index entries to its index files: all of them, rewritten and
-/// synced (`full`), or only the new ones, appended without sync.
-pub(crate) async fn persist_active_indexes(
-    inner: &Rc<Inner>,
-    full: bool,
-) -> Result<(), StorageError> {
-    let (base, ib, tb, ipos, tpos, ilen, tlen) = {
-        let st = inner.st.borrow();
-        let Some(base) = st.active.as_ref().map(|a| a.base) else {
-            return Ok(());
-        };
-        let Some(seg) = st.segments.get(&base) else {
-            return Ok(());
-        };
-        let durable = st.durable;
-        let idx = seg.index.as_ref();
-        let tix = seg.time_index.as_ref();
-        // Only entries for durable data. Entries are in offset order: binary search (this runs
-        // after every fdatasync; a linear count grew with the segment, 262k entries in a full
-        // 1 GiB segment).
-        let ilen = idx.map_or(0, |i| {
-            i.entries()
-                .partition_point(|e| seg.base_offset + (e.relative_offset as i64) < durable)
-        });
-        let tlen = tix.map_or(0, |t| {
-            t.entries()
-                .partition_point(|e| seg.base_offset + (e.relative_offset as i64) < durable)
-        });
-        if full {
-            let mut ib = idx.map(|i| i.encode()).unwrap_or_default();
-            ib.truncate(ilen * 8);
-            let mut tb = tix.map(|t| t.encode()).unwrap_or_default();
-            tb.truncate(tlen * 12);
-            (seg.base_offset, ib, tb, 0, 0, ilen, tlen)
-        } else {
-            // Batch index-file writes: recovery re-scans at most this many entries' worth of
-            // data (about 512 KiB at the default interval), and the syncer is not held up by an
-            // open/write/close pair after every fdatasync.
-            if ilen < seg.persisted_index + PERSIST_INDEX_EVERY
-                && tlen < seg.persisted_time_index + PERSIST_INDEX_EVERY
-            {
-                return Ok(());
-            }
-            let from_i = seg.persisted_index.min(ilen);
-            let from_t = seg.persisted_time_index.min(tlen);
-            let mut ib = idx.map(|i| i.encode_from(from_i)).unwrap_or_default();
-            ib.truncate((ilen - from_i) * 8);
-            let mut tb = tix.map(|t| t.encode_from(from_t)).unwrap_or_default();
-            tb.truncate((tlen - from_t) * 12);
-            (
-                seg.base_offset,
-                ib,
-                tb,
-                from_i as u64 * 8,
-                from_t as u64 * 12,
-                ilen,
-                tlen,
-            )
-        }
-    };
-    let dir = inner.dir.clone();
-    if full {
-        segment::write_small_file(&segment::index_path(&dir, base), ib).await?;
-        segment::write_small_file(&segment::time_index_path(&dir, base), tb).await?;
-    } else {
-        segment::write_small_file_at(&segment::index_path(&dir, base), ib, ipos).await?;
-        segment::write_small_file_at(&segment::time_index_path(&dir, base), tb, tpos).await?;
-    }
-    let mut st = inner.st.borrow_mut();
-    if let Some(seg) = st.segments.get_mut(&base) {
-        seg.persisted_index = ilen;
-        seg.persisted_time_index = tlen;
-    }
     Ok(())
 }

@@ -25,7 +25,7 @@ use super::producer_state::{self, Verdict};
 use super::recovery;
 use super::segment::{self, Segment, sync_dir};
 use super::slice::AppendInfo;
-use super::state::{ActiveFile, Inner, Op, State, SyncStats, ZeroFill};
+use super::state::{ActiveFile, Inner, MetaChanges, Op, State, SyncState, SyncStats, ZeroFill};
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -158,26 +158,21 @@ impl PartitionLog {
                 tail,
                 written: size,
                 fill: ZeroFill::new(size),
-                meta_changes: 1,
-                meta_synced: 0,
+                commits: MetaChanges::new(),
                 recent: Default::default(),
             }),
             log_start,
             assigned: next,
             hw: next,
-            durable: next,
             proj_size: size,
             pending: VecDeque::new(),
             next_seq: 1,
             done_seq: 0,
             writer_running: false,
-            syncer_running: false,
-            persisting: false,
-            sync_stats: SyncStats::default(),
-            sync_requested: -1,
-            unflushed_messages: 0,
-            flush_timer_armed: false,
-            sync_hint: config.flush_messages != u64::MAX || config.flush_ms != u64::MAX,
+            sync: SyncState::new(
+                next,
+                config.flush_messages != u64::MAX || config.flush_ms != u64::MAX,
+            ),
             failed: None,
             closed: false,
             warm: VecDeque::new(),
@@ -395,15 +390,13 @@ impl PartitionLog {
                     return Err(StorageError::Offline(f.clone()));
                 }
                 let n = offset.min(st.assigned - 1);
-                if st.durable > n {
+                if st.sync.durable() > n {
                     return Ok(());
                 }
-                st.sync_hint = true;
+                st.sync.want();
                 if st.hw > n {
-                    if st.sync_requested < n {
-                        st.sync_requested = n;
-                    }
-                    super::appender::ensure_syncer(inner, &mut st);
+                    st.sync.request(n);
+                    super::syncer::ensure_syncer(inner, &mut st);
                 }
                 st.hw > n
             };
@@ -417,7 +410,7 @@ impl PartitionLog {
 
     /// How this partition's acks=all syncs were done so far.
     pub fn sync_stats(&self) -> SyncStats {
-        self.inner.st.borrow().sync_stats
+        self.inner.st.borrow().sync.stats()
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -432,7 +425,7 @@ impl PartitionLog {
     }
     /// Offsets below this are fdatasynced.
     pub fn durable_offset(&self) -> i64 {
-        self.inner.st.borrow().durable
+        self.inner.st.borrow().sync.durable()
     }
     /// Resolves after the next append becomes readable (or the log closes); cheap to create and
     /// to drop.
@@ -478,8 +471,8 @@ impl PartitionLog {
             st.assigned - 1
         };
         self.wait_durable(target).await?;
-        super::appender::wait_persist_idle(&self.inner).await;
-        super::appender::persist_active_indexes(&self.inner, true).await
+        super::syncer::wait_persist_idle(&self.inner).await;
+        super::syncer::persist_active_indexes(&self.inner, true).await
     }
 
     /// Drains queued appends, syncs, writes the indexes, trims the active file to its logical size
@@ -503,8 +496,8 @@ impl PartitionLog {
             let mut st = self.inner.st.borrow_mut();
             st.active_segment_mut().seal_time_index();
         }
-        super::appender::wait_persist_idle(&self.inner).await;
-        super::appender::persist_active_indexes(&self.inner, true).await?;
+        super::syncer::wait_persist_idle(&self.inner).await;
+        super::syncer::persist_active_indexes(&self.inner, true).await?;
         let (end, snapshot) = {
             let mut st = self.inner.st.borrow_mut();
             st.producers

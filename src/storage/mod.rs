@@ -117,6 +117,7 @@ pub mod retention;
 pub mod segment;
 pub mod slice;
 mod state;
+pub mod syncer;
 pub mod time_index;
 pub mod zero_fill;
 

@@ -186,7 +186,7 @@ async fn fill_zeros(inner: Rc<Inner>, dma: Rc<glommio::io::DmaFile>, from: u64, 
             .borrow()
             .active
             .as_ref()
-            .map_or(0, |a| a.meta_changes);
+            .map_or(0, |a| a.commits.made());
         dma.fdatasync().await?;
         Ok::<Option<u64>, StorageError>(Some(changes))
     }
@@ -200,7 +200,7 @@ async fn fill_zeros(inner: Rc<Inner>, dma: Rc<glommio::io::DmaFile>, from: u64, 
         if let Some(a) = st.active.as_mut().filter(|a| Rc::ptr_eq(&a.dma, &dma)) {
             a.fill.finish(to);
             if let Some(c) = synced {
-                a.meta_synced = a.meta_synced.max(c);
+                a.commits.committed_through(c);
             }
         }
     }

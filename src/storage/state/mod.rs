@@ -20,8 +20,11 @@ use super::producer_state::{self, ProducerStates};
 use super::segment::Segment;
 
 mod fill;
+mod sync;
 
 pub(crate) use fill::ZeroFill;
+pub use sync::SyncStats;
+pub(crate) use sync::{MetaChanges, SyncState};
 
 /// Sealed segments whose indexes and read descriptor stay loaded (per partition).
 pub(crate) const WARM_SEALED_SEGMENTS: usize = 2;
@@ -60,16 +63,6 @@ pub(crate) enum Op {
     },
 }
 
-/// Group-commit syncs of one partition since it was opened.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SyncStats {
-    /// `fdatasync` of the active segment itself.
-    pub file_syncs: u64,
-    /// Syncs done by a device flush through the flush anchor, shared with the shard's other
-    /// partitions (`flush_anchor.rs`).
-    pub anchor_syncs: u64,
-}
-
 /// The active segment's write side: the O_DIRECT file and the partial tail block kept in memory
 /// so the next write can rewrite it whole.
 pub(crate) struct ActiveFile {
@@ -81,14 +74,8 @@ pub(crate) struct ActiveFile {
     pub written: u64,
     /// The zero-filled region ahead of the data (`zero_fill.rs`).
     pub fill: ZeroFill,
-    /// Completed data writes that may have changed the file's metadata: they reached beyond the
-    /// committed zero-filled region (`fill`), so they allocated blocks or grew the size. Starts
-    /// at 1 for a file this process has not fdatasynced yet.
-    pub meta_changes: u64,
-    /// `meta_changes` as it was when the newest completed fdatasync of this file started. Equal
-    /// means every completed data write sits in blocks whose metadata is committed, so a device
-    /// flush through the flush anchor makes it durable (see `flush_anchor.rs`).
-    pub meta_synced: u64,
+    /// Which data writes changed the file's metadata, and which of those are committed.
+    pub commits: MetaChanges,
     /// Copies of the last writes, for readers that keep up (`recent.rs`).
     pub recent: super::recent::RecentWrites,
 }
@@ -101,25 +88,14 @@ pub(crate) struct State {
     pub assigned: i64,
     /// One past the last written offset: the high watermark (single replica).
     pub hw: i64,
-    /// Offsets below this are fdatasynced.
-    pub durable: i64,
     /// Projected size of the active segment including queued writes.
     pub proj_size: u64,
     pub pending: VecDeque<Op>,
     pub next_seq: u64,
     pub done_seq: u64,
     pub writer_running: bool,
-    pub syncer_running: bool,
-    /// A background write of new index entries (after a sync) is running.
-    pub persisting: bool,
-    /// Group-commit syncs done so far, by kind (see [`SyncStats`]).
-    pub sync_stats: SyncStats,
-    /// Highest offset someone waits to see durable (-1: none).
-    pub sync_requested: i64,
-    pub unflushed_messages: u64,
-    pub flush_timer_armed: bool,
-    /// Someone asked for durability on this partition: zero-fill ahead of writes.
-    pub sync_hint: bool,
+    /// Group commit: what is durable, what is wanted durable (`syncer.rs`).
+    pub sync: SyncState,
     pub failed: Option<String>,
     pub closed: bool,
     /// Sealed segments with loaded indexes/descriptor, least recently used first.
