@@ -177,10 +177,7 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         let a = st.active.as_mut().ok_or(StorageError::Closed)?;
         a.tail = new_tail;
         a.written = new_written;
-        match kept {
-            Some(b) => a.recent.push(written, b),
-            None => a.recent.clear(),
-        }
+        a.recent.record(written, kept);
         if changes_meta {
             a.commits.note();
         }
