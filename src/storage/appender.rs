@@ -24,7 +24,7 @@ use glommio::io::OpenOptions;
 
 use super::error::StorageError;
 use super::segment::{self, sync_dir};
-use super::state::{ActiveFile, Inner, MetaChanges, Op, ZeroFill};
+use super::state::{ActiveFile, Inner, Op};
 use super::{syncer, zero_fill};
 
 /// Upper bound of one coalesced DMA write.
@@ -38,30 +38,12 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
         let work = {
             let mut st = inner.st.borrow_mut();
             if st.failed.is_some() {
-                st.writer_running = false;
-                st.pending.clear();
+                st.queue.stop();
                 return;
             }
-            match st.pending.front() {
-                None => {
-                    st.writer_running = false;
-                    return;
-                }
-                Some(Op::Roll { .. } | Op::Snapshot { .. }) => {
-                    vec![st.pending.pop_front().expect("front")]
-                }
-                Some(Op::Write { .. }) => {
-                    let mut ops = Vec::new();
-                    let mut bytes = 0;
-                    while let Some(Op::Write { bytes: b, .. }) = st.pending.front() {
-                        if !ops.is_empty() && bytes + b.len() > MAX_COALESCED_WRITE {
-                            break;
-                        }
-                        bytes += b.len();
-                        ops.push(st.pending.pop_front().expect("front"));
-                    }
-                    ops
-                }
+            match st.queue.take_work(MAX_COALESCED_WRITE) {
+                Some(work) => work,
+                None => return,
             }
         };
         let res = if let Some(Op::Snapshot { .. }) = work.first() {
@@ -91,9 +73,7 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
         };
         if let Err(e) = res {
             inner.fail(&e);
-            let mut st = inner.st.borrow_mut();
-            st.writer_running = false;
-            st.pending.clear();
+            inner.st.borrow_mut().queue.stop();
             return;
         }
     }
@@ -103,7 +83,13 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
     let (dma, align, tail, written, base) = {
         let st = inner.st.borrow();
         let a = st.active.as_ref().ok_or(StorageError::Closed)?;
-        (a.dma.clone(), a.align, a.tail.clone(), a.written, a.base)
+        (
+            a.dma().clone(),
+            a.align(),
+            a.tail().to_vec(),
+            a.written(),
+            a.base(),
+        )
     };
     let new_bytes: usize = ops
         .iter()
@@ -157,7 +143,7 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
             .borrow()
             .active
             .as_ref()
-            .map_or(0, |a| a.fill.zeroed());
+            .map_or(0, |a| a.fill().zeroed());
     // Someone reads this partition: keep a copy of what this write adds (`recent.rs`).
     let keep = {
         let st = inner.st.borrow();
@@ -175,11 +161,10 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         let mut st = inner.st.borrow_mut();
         let new_written = written + new_bytes as u64;
         let a = st.active.as_mut().ok_or(StorageError::Closed)?;
-        a.tail = new_tail;
-        a.written = new_written;
-        a.recent.record(written, kept);
+        a.wrote(new_tail, new_written);
+        a.recent_mut().record(written, kept);
         if changes_meta {
-            a.commits.note();
+            a.commits_mut().note();
         }
         // The segment being written, not the newest in the map: a queued roll may already have
         // inserted the next one.
@@ -202,8 +187,7 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
                 }
             }
         }
-        st.hw = next_offset;
-        st.done_seq = seq;
+        st.queue.written(next_offset, seq);
         let cfg = inner.config.borrow();
         let flush_now = st.sync.note_written(messages, cfg.flush_messages);
         let arm = cfg.flush_ms != u64::MAX && st.sync.try_arm_timer();
@@ -254,9 +238,7 @@ async fn do_snapshot(inner: &Rc<Inner>, offset: i64, bytes: Vec<u8>, seq: u64) {
     }
     {
         let mut st = inner.st.borrow_mut();
-        if st.done_seq < seq {
-            st.done_seq = seq;
-        }
+        st.queue.done(seq);
     }
     inner.progress.notify();
 }
@@ -274,8 +256,8 @@ async fn do_roll(
     let (old_dma, old_written, align) = {
         let st = inner.st.borrow();
         let a = st.active.as_ref().ok_or(StorageError::Closed)?;
-        debug_assert_eq!(a.base, old_base);
-        (a.dma.clone(), a.written, a.align)
+        debug_assert_eq!(a.base(), old_base);
+        (a.dma().clone(), a.written(), a.align())
     };
     // Seal: trim the direct-I/O padding (after any zero-fill landed), make the data and the new
     // size durable, write the trimmed indexes.
@@ -301,19 +283,10 @@ async fn do_roll(
     super::producer_state::remove_older_snapshots(&dir);
     {
         let mut st = inner.st.borrow_mut();
-        st.active = Some(ActiveFile {
-            base: new_base,
-            dma: Rc::new(f),
-            align,
-            tail: Vec::new(),
-            written: 0,
-            fill: ZeroFill::new(0),
-            commits: MetaChanges::new(),
-            recent: Default::default(),
-        });
+        st.active = Some(ActiveFile::new(new_base, Rc::new(f), align, Vec::new(), 0));
         // Everything before the new segment was synced with the old one.
         st.sync.advance(new_base);
-        st.done_seq = seq;
+        st.queue.done(seq);
         if let Some(s) = st.segments.get_mut(&old_base) {
             s.persisted_index = s.index.as_ref().map_or(0, |i| i.len());
             s.persisted_time_index = s.time_index.as_ref().map_or(0, |t| t.len());

@@ -25,7 +25,7 @@ use super::producer_state::{self, Verdict};
 use super::recovery;
 use super::segment::{self, Segment, sync_dir};
 use super::slice::AppendInfo;
-use super::state::{ActiveFile, Inner, MetaChanges, Op, State, SyncState, SyncStats, ZeroFill};
+use super::state::{ActiveFile, Inner, State, SyncState, SyncStats, WriteQueue};
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -151,24 +151,15 @@ impl PartitionLog {
 
         let st = State {
             segments,
-            active: Some(ActiveFile {
-                base: active_base,
-                dma: Rc::new(dma),
+            active: Some(ActiveFile::new(
+                active_base,
+                Rc::new(dma),
                 align,
                 tail,
-                written: size,
-                fill: ZeroFill::new(size),
-                commits: MetaChanges::new(),
-                recent: Default::default(),
-            }),
+                size,
+            )),
             log_start,
-            assigned: next,
-            hw: next,
-            proj_size: size,
-            pending: VecDeque::new(),
-            next_seq: 1,
-            done_seq: 0,
-            writer_running: false,
+            queue: WriteQueue::new(next, size),
             sync: SyncState::new(
                 next,
                 config.flush_messages != u64::MAX || config.flush_ms != u64::MAX,
@@ -177,7 +168,6 @@ impl PartitionLog {
             closed: false,
             warm: VecDeque::new(),
             producers,
-            unsnapshotted_bytes: 0,
         };
         Ok(PartitionLog {
             inner: Rc::new(Inner {
@@ -259,15 +249,16 @@ impl PartitionLog {
             }
             let total = records.len() as u64;
             let now = now_ms();
-            let base = st.assigned;
+            let base = st.queue.assigned();
             let last = base + count - 1;
 
             let need_roll = {
                 let a = st.active_segment();
                 let idx_len = a.index.as_ref().map_or(0, |i| i.len());
-                st.proj_size > 0
-                    && (st.proj_size + total > cfg.segment_bytes
-                        || st.proj_size + total > u32::MAX as u64
+                let size = st.queue.projected_size();
+                size > 0
+                    && (size + total > cfg.segment_bytes
+                        || size + total > u32::MAX as u64
                         || now - a.created_ms >= cfg.segment_ms
                         || last - a.base_offset > i32::MAX as i64
                         || idx_len + headers.len() >= cfg.max_index_entries())
@@ -282,7 +273,7 @@ impl PartitionLog {
             };
             let interval = cfg.index_interval_bytes;
             drop(cfg);
-            let position = st.proj_size;
+            let position = st.queue.projected_size();
             let mut next = base;
             let mut pos = 0usize;
             let mut written = Vec::with_capacity(headers.len());
@@ -317,30 +308,10 @@ impl PartitionLog {
                 st.producers.apply(h, now);
             }
             st.producers.maybe_expire(now);
-            let seq = st.next_seq;
-            st.next_seq += 1;
             let records = patched.map_or(records, BytesMut::freeze);
-            st.pending.push_back(Op::Write {
-                bytes: records,
-                base_offset: base,
-                position,
-                next_offset: last + 1,
-                messages: count as u64,
-                seq,
-            });
-            st.proj_size += total;
-            st.assigned = last + 1;
-            st.unsnapshotted_bytes += total;
-            if st.unsnapshotted_bytes >= producer_state::SNAPSHOT_EVERY_BYTES {
-                st.unsnapshotted_bytes = 0;
+            if st.queue.push_write(records, count) {
                 let bytes = st.producers.encode(last + 1);
-                let seq = st.next_seq;
-                st.next_seq += 1;
-                st.pending.push_back(Op::Snapshot {
-                    offset: last + 1,
-                    bytes,
-                    seq,
-                });
+                st.queue.push_snapshot(bytes);
             }
             self.ensure_writer(&mut st);
             (base, last, append_time)
@@ -360,7 +331,7 @@ impl PartitionLog {
         loop {
             {
                 let st = inner.st.borrow();
-                if st.hw > offset {
+                if st.queue.high_watermark() > offset {
                     return Ok(());
                 }
                 if let Some(f) = &st.failed {
@@ -372,8 +343,7 @@ impl PartitionLog {
     }
 
     pub(crate) fn ensure_writer(&self, st: &mut State) {
-        if !st.writer_running && !st.pending.is_empty() {
-            st.writer_running = true;
+        if st.queue.try_start_writer() {
             glommio::spawn_local(super::appender::writer_loop(self.inner.clone())).detach();
         }
     }
@@ -389,16 +359,17 @@ impl PartitionLog {
                 if let Some(f) = &st.failed {
                     return Err(StorageError::Offline(f.clone()));
                 }
-                let n = offset.min(st.assigned - 1);
+                let n = offset.min(st.queue.assigned() - 1);
+                let hw = st.queue.high_watermark();
                 if st.sync.durable() > n {
                     return Ok(());
                 }
                 st.sync.want();
-                if st.hw > n {
+                if hw > n {
                     st.sync.request(n);
                     super::syncer::ensure_syncer(inner, &mut st);
                 }
-                st.hw > n
+                hw > n
             };
             if written {
                 inner.synced.wait().await;
@@ -418,10 +389,10 @@ impl PartitionLog {
     }
     /// One past the last written offset (equals the high watermark: single replica).
     pub fn log_end_offset(&self) -> i64 {
-        self.inner.st.borrow().hw
+        self.inner.st.borrow().queue.high_watermark()
     }
     pub fn high_watermark(&self) -> i64 {
-        self.inner.st.borrow().hw
+        self.inner.st.borrow().queue.high_watermark()
     }
     /// Offsets below this are fdatasynced.
     pub fn durable_offset(&self) -> i64 {
@@ -438,7 +409,7 @@ impl PartitionLog {
         let seq = {
             let mut st = self.inner.st.borrow_mut();
             st.check_usable()?;
-            if st.proj_size == 0 {
+            if st.queue.projected_size() == 0 {
                 return Ok(());
             }
             let seq = st.push_roll(now_ms());
@@ -452,7 +423,7 @@ impl PartitionLog {
         loop {
             {
                 let st = self.inner.st.borrow();
-                if st.done_seq >= seq {
+                if st.queue.is_done(seq) {
                     return Ok(());
                 }
                 if let Some(f) = &st.failed {
@@ -468,7 +439,7 @@ impl PartitionLog {
         let target = {
             let st = self.inner.st.borrow();
             st.check_usable()?;
-            st.assigned - 1
+            st.queue.assigned() - 1
         };
         self.wait_durable(target).await?;
         super::syncer::wait_persist_idle(&self.inner).await;
@@ -487,10 +458,10 @@ impl PartitionLog {
                 return Err(StorageError::Offline(f.clone()));
             }
             st.closed = true;
-            st.next_seq - 1
+            st.queue.last_seq()
         };
         self.wait_seq(target).await?;
-        let last = self.inner.st.borrow().assigned - 1;
+        let last = self.inner.st.borrow().queue.assigned() - 1;
         self.wait_durable(last).await?;
         {
             let mut st = self.inner.st.borrow_mut();
@@ -502,7 +473,8 @@ impl PartitionLog {
             let mut st = self.inner.st.borrow_mut();
             st.producers
                 .expire(now_ms(), producer_state::PRODUCER_ID_EXPIRATION_MS);
-            (st.assigned, st.producers.encode(st.assigned))
+            let end = st.queue.assigned();
+            (end, st.producers.encode(end))
         };
         producer_state::write_snapshot(&self.inner.dir, end, snapshot).await?;
         sync_dir(&self.inner.dir).await?;
@@ -510,9 +482,10 @@ impl PartitionLog {
         super::zero_fill::wait_fill_idle(&self.inner).await;
         let active = self.inner.st.borrow_mut().active.take();
         if let Some(a) = active {
-            a.dma.truncate(a.written).await?;
-            a.dma.fdatasync().await?;
-            if let Ok(f) = Rc::try_unwrap(a.dma) {
+            let (dma, written) = a.into_file();
+            dma.truncate(written).await?;
+            dma.fdatasync().await?;
+            if let Ok(f) = Rc::try_unwrap(dma) {
                 f.close().await?;
             }
         }
@@ -550,7 +523,7 @@ impl PartitionLog {
             .values()
             .map(|s| s.heap_bytes() + std::mem::size_of::<Segment>() + 32)
             .sum();
-        segs + st.active.as_ref().map_or(0, |a| a.tail.capacity()) + std::mem::size_of::<State>()
+        segs + st.active.as_ref().map_or(0, |a| a.heap_bytes()) + std::mem::size_of::<State>()
     }
 
     /// Number of sealed segments currently holding an open read descriptor.

@@ -89,7 +89,7 @@ impl PartitionLog {
     pub async fn read(&self, offset: i64, max_bytes: u32) -> Result<ReadResult, StorageError> {
         let (log_start, hw) = {
             let st = self.inner.st.borrow();
-            (st.log_start, st.hw)
+            (st.log_start, st.queue.high_watermark())
         };
         if offset < log_start || offset > hw {
             return Err(StorageError::OffsetOutOfRange {
@@ -143,8 +143,8 @@ impl PartitionLog {
                 let cached = st
                     .active
                     .as_ref()
-                    .filter(|a| a.base == base)
-                    .and_then(|a| a.recent.copy_range(pos, size));
+                    .filter(|a| a.base() == base)
+                    .and_then(|a| a.recent().copy_range(pos, size));
                 (file, size, next, pos, cached)
             };
             let from_memory = cached.is_some();

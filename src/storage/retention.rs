@@ -39,7 +39,7 @@ impl PartitionLog {
             let mut st = self.inner.st.borrow_mut();
             // Sealed = older than the newest segment *and* than the segment the writer still
             // writes or seals (a queued roll already inserted the newer one).
-            let writer_base = st.active.as_ref().map_or(i64::MAX, |a| a.base);
+            let writer_base = st.active.as_ref().map_or(i64::MAX, |a| a.base());
             let newest = st.active_segment().base_offset;
             let limit = writer_base.min(newest);
             let sealed: Vec<(i64, u64, i64)> = {

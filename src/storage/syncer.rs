@@ -42,7 +42,7 @@ pub(crate) fn ensure_syncer(inner: &Rc<Inner>, st: &mut State) {
 
 /// Asks for everything written so far to become durable (the `flush.*` policies).
 pub(crate) fn request_sync_of_written(inner: &Rc<Inner>, st: &mut State) {
-    let target = st.hw - 1;
+    let target = st.queue.high_watermark() - 1;
     st.sync.request(target);
     ensure_syncer(inner, st);
 }
@@ -69,7 +69,8 @@ async fn sync_loop(inner: Rc<Inner>) {
     loop {
         let (target, dma, flush_only, changes) = {
             let mut st = inner.st.borrow_mut();
-            let idle = st.failed.is_some() || st.sync.is_idle(st.hw) || st.active.is_none();
+            let hw = st.queue.high_watermark();
+            let idle = st.failed.is_some() || st.sync.is_idle(hw) || st.active.is_none();
             if idle {
                 st.sync.stop();
                 return;
@@ -79,8 +80,8 @@ async fn sync_loop(inner: Rc<Inner>) {
             // Data that sits in committed blocks needs only a device flush, shared with every
             // partition of the shard; the segment's own fdatasync would also wait for a journal
             // commit whenever a zero-fill runs (see `flush_anchor.rs`).
-            let flush_only = a.commits.all_committed();
-            (st.hw, a.dma.clone(), flush_only, a.commits.made())
+            let flush_only = a.commits().all_committed();
+            (hw, a.dma().clone(), flush_only, a.commits().made())
         };
         let device = if flush_only {
             if shared.is_none() {
@@ -98,9 +99,9 @@ async fn sync_loop(inner: Rc<Inner>) {
             let mut st = inner.st.borrow_mut();
             st.sync.count(device.is_some());
             if device.is_none()
-                && let Some(a) = st.active.as_mut().filter(|a| Rc::ptr_eq(&a.dma, &dma))
+                && let Some(a) = st.active.as_mut().filter(|a| a.is_file(&dma))
             {
-                a.commits.committed_through(changes);
+                a.commits_mut().committed_through(changes);
             }
         }
         if let Err(e) = synced {
@@ -138,7 +139,7 @@ pub(crate) async fn persist_active_indexes(
 ) -> Result<(), StorageError> {
     let (base, ib, tb, ipos, tpos, ilen, tlen) = {
         let st = inner.st.borrow();
-        let Some(base) = st.active.as_ref().map(|a| a.base) else {
+        let Some(base) = st.active.as_ref().map(|a| a.base()) else {
             return Ok(());
         };
         let Some(seg) = st.segments.get(&base) else {

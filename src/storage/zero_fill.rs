@@ -136,20 +136,20 @@ pub(crate) async fn zero_fill_ahead(
             }
             let limit = inner.config.borrow().segment_bytes.max(write_end);
             let a = st.active.as_mut().ok_or(StorageError::Closed)?;
-            match a.fill.in_flight() {
+            match a.fill().in_flight() {
                 Some((from, _)) if write_end <= from => return Ok(()),
                 Some(_) => {} // the data caught up with the fill: wait for it below
                 None => {
                     let chunk = written.clamp(ZERO_FILL_MIN, ZERO_FILL_MAX);
-                    if write_end + chunk / 2 <= a.fill.zeroed() {
+                    if write_end + chunk / 2 <= a.fill().zeroed() {
                         return Ok(());
                     }
-                    let from = a.fill.zeroed().max(write_end);
+                    let from = a.fill().zeroed().max(write_end);
                     let to = (from + chunk).min(limit).div_ceil(ZERO_FILL_MIN) * ZERO_FILL_MIN;
                     if to <= from {
                         return Ok(());
                     }
-                    a.fill.start(from, to);
+                    a.fill_mut().start(from, to);
                     glommio::spawn_local(fill_zeros(inner.clone(), dma.clone(), from, to)).detach();
                     return Ok(());
                 }
@@ -186,7 +186,7 @@ async fn fill_zeros(inner: Rc<Inner>, dma: Rc<glommio::io::DmaFile>, from: u64, 
             .borrow()
             .active
             .as_ref()
-            .map_or(0, |a| a.commits.made());
+            .map_or(0, |a| a.commits().made());
         dma.fdatasync().await?;
         Ok::<Option<u64>, StorageError>(Some(changes))
     }
@@ -197,10 +197,10 @@ async fn fill_zeros(inner: Rc<Inner>, dma: Rc<glommio::io::DmaFile>, from: u64, 
     });
     {
         let mut st = inner.st.borrow_mut();
-        if let Some(a) = st.active.as_mut().filter(|a| Rc::ptr_eq(&a.dma, &dma)) {
-            a.fill.finish(to);
+        if let Some(a) = st.active.as_mut().filter(|a| a.is_file(&dma)) {
+            a.fill_mut().finish(to);
             if let Some(c) = synced {
-                a.commits.committed_through(c);
+                a.commits_mut().committed_through(c);
             }
         }
     }
@@ -215,7 +215,7 @@ pub(crate) async fn wait_fill_idle(inner: &Rc<Inner>) {
             .borrow()
             .active
             .as_ref()
-            .is_some_and(|a| a.fill.in_flight().is_some());
+            .is_some_and(|a| a.fill().in_flight().is_some());
         if !busy {
             return;
         }

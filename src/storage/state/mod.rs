@@ -9,8 +9,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use bytes::Bytes;
-use glommio::io::DmaFile;
 use tracing::error;
 
 use super::config::LogConfig;
@@ -21,79 +19,22 @@ use super::segment::Segment;
 
 mod fill;
 mod sync;
+mod write;
 
 pub(crate) use fill::ZeroFill;
 pub use sync::SyncStats;
 pub(crate) use sync::{MetaChanges, SyncState};
+pub(crate) use write::{ActiveFile, Op, WriteQueue};
 
 /// Sealed segments whose indexes and read descriptor stay loaded (per partition).
 pub(crate) const WARM_SEALED_SEGMENTS: usize = 2;
-
-/// Queued work for the writer task.
-pub(crate) enum Op {
-    /// Seal the active segment and start a new one at `new_base`.
-    Roll {
-        old_base: i64,
-        new_base: i64,
-        /// The sealed segment's final index files, encoded at enqueue time.
-        index: Vec<u8>,
-        time_index: Vec<u8>,
-        /// The producer-state snapshot as of `new_base` (`producer_state`).
-        producers: Vec<u8>,
-        seq: u64,
-    },
-    /// Write the producer-state snapshot for `offset` (periodic, see `producer_state`).
-    Snapshot {
-        offset: i64,
-        bytes: Vec<u8>,
-        seq: u64,
-    },
-    /// Bytes for the active segment at `position` (contiguous with the previous write).
-    Write {
-        /// The batches as the producer sent them (shared with the request frame), except under
-        /// `LogAppendTime`, where they are a patched copy. The writer sets each batch's base
-        /// offset (from `base_offset` on) and partition leader epoch (0) as it copies them into
-        /// its DMA buffer: both lie outside the CRC'd range.
-        bytes: Bytes,
-        base_offset: i64,
-        position: u64,
-        next_offset: i64,
-        messages: u64,
-        seq: u64,
-    },
-}
-
-/// The active segment's write side: the O_DIRECT file and the partial tail block kept in memory
-/// so the next write can rewrite it whole.
-pub(crate) struct ActiveFile {
-    pub base: i64,
-    pub dma: Rc<DmaFile>,
-    pub align: u64,
-    /// Bytes of the last, partial, aligned block: `[written - tail.len(), written)`.
-    pub tail: Vec<u8>,
-    pub written: u64,
-    /// The zero-filled region ahead of the data (`zero_fill.rs`).
-    pub fill: ZeroFill,
-    /// Which data writes changed the file's metadata, and which of those are committed.
-    pub commits: MetaChanges,
-    /// Copies of the last writes, for readers that keep up (`recent.rs`).
-    pub recent: super::recent::RecentWrites,
-}
 
 pub(crate) struct State {
     pub segments: BTreeMap<i64, Segment>,
     pub active: Option<ActiveFile>,
     pub log_start: i64,
-    /// Next offset to assign (includes queued appends).
-    pub assigned: i64,
-    /// One past the last written offset: the high watermark (single replica).
-    pub hw: i64,
-    /// Projected size of the active segment including queued writes.
-    pub proj_size: u64,
-    pub pending: VecDeque<Op>,
-    pub next_seq: u64,
-    pub done_seq: u64,
-    pub writer_running: bool,
+    /// The writer's queue, offsets and positions (`appender.rs`).
+    pub queue: WriteQueue,
     /// Group commit: what is durable, what is wanted durable (`syncer.rs`).
     pub sync: SyncState,
     pub failed: Option<String>,
@@ -102,8 +43,6 @@ pub(crate) struct State {
     pub warm: VecDeque<i64>,
     /// Idempotent producers' epochs and recent sequences (`producer_state`).
     pub producers: ProducerStates,
-    /// Bytes appended since the last producer-state snapshot.
-    pub unsnapshotted_bytes: u64,
 }
 
 pub(crate) struct Inner {
@@ -143,9 +82,9 @@ impl State {
             .expect("a log always has an active segment")
     }
 
-    /// Queues a roll to a new segment starting at `self.assigned`.
+    /// Queues a roll to a new segment starting at the assigned end.
     pub fn push_roll(&mut self, now: i64) -> u64 {
-        let new_base = self.assigned;
+        let new_base = self.queue.assigned();
         let old = self.active_segment_mut();
         old.seal_time_index();
         if let Some(i) = old.index.as_mut() {
@@ -165,22 +104,10 @@ impl State {
             .insert(new_base, Segment::new_empty(new_base, now));
         self.warm.push_back(old_base);
         self.evict_cold();
-        self.proj_size = 0;
         self.producers
             .expire(now, producer_state::PRODUCER_ID_EXPIRATION_MS);
         let producers = self.producers.encode(new_base);
-        self.unsnapshotted_bytes = 0;
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.pending.push_back(Op::Roll {
-            old_base,
-            new_base,
-            index,
-            time_index,
-            producers,
-            seq,
-        });
-        seq
+        self.queue.push_roll(old_base, index, time_index, producers)
     }
 
     /// Drops indexes and descriptors of sealed segments beyond the warm set.
