@@ -36,12 +36,12 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
     futures_lite::future::yield_now().await;
     loop {
         let work = {
-            let mut st = inner.st.borrow_mut();
-            if st.failed.is_some() {
-                st.queue.stop();
+            let mut st = inner.state_mut();
+            if st.is_failed() {
+                st.queue_mut().stop();
                 return;
             }
-            match st.queue.take_work(MAX_COALESCED_WRITE) {
+            match st.queue_mut().take_work(MAX_COALESCED_WRITE) {
                 Some(work) => work,
                 None => return,
             }
@@ -73,7 +73,7 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
         };
         if let Err(e) = res {
             inner.fail(&e);
-            inner.st.borrow_mut().queue.stop();
+            inner.state_mut().queue_mut().stop();
             return;
         }
     }
@@ -81,8 +81,8 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
 
 async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
     let (dma, align, tail, written, base) = {
-        let st = inner.st.borrow();
-        let a = st.active.as_ref().ok_or(StorageError::Closed)?;
+        let st = inner.state();
+        let a = st.active().ok_or(StorageError::Closed)?;
         (
             a.dma().clone(),
             a.align(),
@@ -131,23 +131,17 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
     let new_tail = out[new_tail_start..data_len].to_vec();
     let write_pos = written - tail.len() as u64;
     let write_end = write_pos + buf_len as u64;
-    let zero_fill = inner.st.borrow().sync.wanted();
+    let zero_fill = inner.state().sync().wanted();
     if zero_fill {
         zero_fill::zero_fill_ahead(inner, &dma, written, write_end).await?;
     }
     // Blocks below `zeroed` were zero-filled and committed (a fill moves it only after its
     // fdatasync), so a write ending there changes no metadata.
-    let changes_meta = write_end
-        > inner
-            .st
-            .borrow()
-            .active
-            .as_ref()
-            .map_or(0, |a| a.fill().zeroed());
+    let changes_meta = write_end > inner.state().active().map_or(0, |a| a.fill().zeroed());
     // Someone reads this partition: keep a copy of what this write adds (`recent.rs`).
     let keep = {
-        let st = inner.st.borrow();
-        st.segments.get(&base).is_some_and(|s| s.reader.is_some())
+        let st = inner.state();
+        st.segments().get(base).is_some_and(|s| s.reader.is_some())
             && super::recent::RecentWrites::has_room(new_bytes)
     };
     let kept = keep.then(|| bytes::Bytes::copy_from_slice(&out[tail.len()..data_len]));
@@ -158,9 +152,9 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         ))));
     }
     let (flush_now, arm_timer, flush_ms) = {
-        let mut st = inner.st.borrow_mut();
+        let mut st = inner.state_mut();
         let new_written = written + new_bytes as u64;
-        let a = st.active.as_mut().ok_or(StorageError::Closed)?;
+        let a = st.active_mut().ok_or(StorageError::Closed)?;
         a.wrote(new_tail, new_written);
         a.recent_mut().record(written, kept);
         if changes_meta {
@@ -168,7 +162,7 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         }
         // The segment being written, not the newest in the map: a queued roll may already have
         // inserted the next one.
-        if let Some(seg) = st.segments.get_mut(&base) {
+        if let Some(seg) = st.segments_mut().get_mut(base) {
             seg.size = new_written;
             seg.next_offset = next_offset;
             // Someone reads this partition: also start readahead of what was just written, so a
@@ -187,20 +181,20 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
                 }
             }
         }
-        st.queue.written(next_offset, seq);
-        let cfg = inner.config.borrow();
-        let flush_now = st.sync.note_written(messages, cfg.flush_messages);
-        let arm = cfg.flush_ms != u64::MAX && st.sync.try_arm_timer();
+        st.queue_mut().written(next_offset, seq);
+        let cfg = inner.config();
+        let flush_now = st.sync_mut().note_written(messages, cfg.flush_messages);
+        let arm = cfg.flush_ms != u64::MAX && st.sync_mut().try_arm_timer();
         (flush_now, arm, cfg.flush_ms)
     };
     if flush_now {
-        syncer::request_sync_of_written(inner, &mut inner.st.borrow_mut());
+        syncer::request_sync_of_written(inner, &mut inner.state_mut());
     }
     if arm_timer {
         syncer::start_flush_timer(inner, flush_ms);
     }
-    inner.progress.notify();
-    inner.appended.notify();
+    inner.progress().notify();
+    inner.appended().notify();
     Ok(())
 }
 
@@ -225,7 +219,7 @@ fn rebase(buf: &mut [u8], base: i64) {
 /// Writes a periodic producer-state snapshot. A failure only costs a longer replay after a
 /// crash, so it is logged, not fatal.
 async fn do_snapshot(inner: &Rc<Inner>, offset: i64, bytes: Vec<u8>, seq: u64) {
-    let dir = inner.dir.clone();
+    let dir = inner.dir().to_path_buf();
     let res = async {
         super::producer_state::write_snapshot(&dir, offset, bytes).await?;
         sync_dir(&dir).await?;
@@ -237,10 +231,10 @@ async fn do_snapshot(inner: &Rc<Inner>, offset: i64, bytes: Vec<u8>, seq: u64) {
         tracing::warn!(dir = %dir.display(), error = %e, "could not write the producer-state snapshot");
     }
     {
-        let mut st = inner.st.borrow_mut();
-        st.queue.done(seq);
+        let mut st = inner.state_mut();
+        st.queue_mut().done(seq);
     }
-    inner.progress.notify();
+    inner.progress().notify();
 }
 
 async fn do_roll(
@@ -252,10 +246,10 @@ async fn do_roll(
     producers: Vec<u8>,
     seq: u64,
 ) -> Result<(), StorageError> {
-    let dir = inner.dir.clone();
+    let dir = inner.dir().to_path_buf();
     let (old_dma, old_written, align) = {
-        let st = inner.st.borrow();
-        let a = st.active.as_ref().ok_or(StorageError::Closed)?;
+        let st = inner.state();
+        let a = st.active().ok_or(StorageError::Closed)?;
         debug_assert_eq!(a.base(), old_base);
         (a.dma().clone(), a.written(), a.align())
     };
@@ -282,12 +276,12 @@ async fn do_roll(
     sync_dir(&dir).await?;
     super::producer_state::remove_older_snapshots(&dir);
     {
-        let mut st = inner.st.borrow_mut();
-        st.active = Some(ActiveFile::new(new_base, Rc::new(f), align, Vec::new(), 0));
+        let mut st = inner.state_mut();
+        st.set_active(ActiveFile::new(new_base, Rc::new(f), align, Vec::new(), 0));
         // Everything before the new segment was synced with the old one.
-        st.sync.advance(new_base);
-        st.queue.done(seq);
-        if let Some(s) = st.segments.get_mut(&old_base) {
+        st.sync_mut().advance(new_base);
+        st.queue_mut().done(seq);
+        if let Some(s) = st.segments_mut().get_mut(old_base) {
             s.persisted_index = s.index.as_ref().map_or(0, |i| i.len());
             s.persisted_time_index = s.time_index.as_ref().map_or(0, |t| t.len());
         }
@@ -295,7 +289,7 @@ async fn do_roll(
     if let Ok(f) = Rc::try_unwrap(old_dma) {
         f.close().await?;
     }
-    inner.progress.notify();
-    inner.synced.notify();
+    inner.progress().notify();
+    inner.synced().notify();
     Ok(())
 }

@@ -6,8 +6,7 @@
 //! the order in the log, then queue the bytes for the partition's single writer task
 //! (`appender.rs`) and wait until the high watermark passes their last offset.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -20,12 +19,11 @@ use crate::protocol::record_batch::{self, BatchHeader};
 
 use super::config::{LogConfig, TimestampType};
 use super::error::StorageError;
-use super::notify::Notify;
 use super::producer_state::{self, Verdict};
 use super::recovery;
 use super::segment::{self, Segment, sync_dir};
 use super::slice::AppendInfo;
-use super::state::{ActiveFile, Inner, State, SyncState, SyncStats, WriteQueue};
+use super::state::{ActiveFile, Inner, SegmentMap, State, SyncState, SyncStats, WriteQueue};
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -37,7 +35,7 @@ pub(crate) fn now_ms() -> i64 {
 /// One partition's log. Lives on its owner shard (not `Send`); share it there as
 /// `Rc<PartitionLog>`. Methods take `&self`; appends are serialised internally.
 pub struct PartitionLog {
-    pub(crate) inner: Rc<Inner>,
+    inner: Rc<Inner>,
 }
 
 impl PartitionLog {
@@ -137,7 +135,6 @@ impl PartitionLog {
         }
         // Whatever survived is made durable before we report it as such.
         dma.fdatasync().await?;
-        let log_start = *segments.keys().next().expect("a segment");
         let extents: Vec<producer_state::SegmentExtent> = segments
             .values()
             .map(|s| producer_state::SegmentExtent {
@@ -149,47 +146,35 @@ impl PartitionLog {
             .collect();
         let producers = producer_state::rebuild(&dir, &extents, next, now)?;
 
-        let st = State {
-            segments,
-            active: Some(ActiveFile::new(
-                active_base,
-                Rc::new(dma),
-                align,
-                tail,
-                size,
-            )),
-            log_start,
-            queue: WriteQueue::new(next, size),
-            sync: SyncState::new(
+        let st = State::new(
+            SegmentMap::new(segments),
+            ActiveFile::new(active_base, Rc::new(dma), align, tail, size),
+            WriteQueue::new(next, size),
+            SyncState::new(
                 next,
                 config.flush_messages != u64::MAX || config.flush_ms != u64::MAX,
             ),
-            failed: None,
-            closed: false,
-            warm: VecDeque::new(),
             producers,
-        };
+        );
         Ok(PartitionLog {
-            inner: Rc::new(Inner {
-                dir,
-                config: RefCell::new(config),
-                st: RefCell::new(st),
-                progress: Notify::new(),
-                synced: Notify::new(),
-                appended: Notify::new(),
-            }),
+            inner: Rc::new(Inner::new(dir, config, st)),
         })
+    }
+
+    /// The state and notifiers shared with the log's tasks (for `read.rs` and `retention.rs`).
+    pub(crate) fn inner(&self) -> &Rc<Inner> {
+        &self.inner
     }
 
     /// Whether [`PartitionLog::close`] was called (or the log went offline).
     pub fn is_closed(&self) -> bool {
-        let st = self.inner.st.borrow();
-        st.closed || st.failed.is_some()
+        let st = self.inner.state();
+        st.is_closed() || st.is_failed()
     }
 
     /// The partition directory.
     pub fn dir(&self) -> &Path {
-        &self.inner.dir
+        self.inner.dir()
     }
 
     /// Appends one or more concatenated v2 record batches (a Produce partition's `records`).
@@ -218,9 +203,9 @@ impl PartitionLog {
         let records: Bytes = records.into();
         let inner = &self.inner;
         let (base, last, append_time) = 'enqueue: {
-            let mut st = inner.st.borrow_mut();
+            let mut st = inner.state_mut();
             st.check_usable()?;
-            let cfg = inner.config.borrow();
+            let cfg = inner.config();
             let headers = record_batch::validate_all(&records)?;
             for h in &headers {
                 if h.total_len() > cfg.max_message_bytes as usize {
@@ -230,7 +215,7 @@ impl PartitionLog {
                     });
                 }
             }
-            if let Verdict::Duplicate(dup) = st.producers.check(&headers)? {
+            if let Verdict::Duplicate(dup) = st.producers_mut().check(&headers)? {
                 // A retry of a batch already in the log (or being written): nothing is
                 // written; answer with the original offsets once they are readable.
                 let append_time = match cfg.timestamp_type {
@@ -249,13 +234,13 @@ impl PartitionLog {
             }
             let total = records.len() as u64;
             let now = now_ms();
-            let base = st.queue.assigned();
+            let base = st.queue().assigned();
             let last = base + count - 1;
 
             let need_roll = {
-                let a = st.active_segment();
+                let a = st.segments().active();
                 let idx_len = a.index.as_ref().map_or(0, |i| i.len());
-                let size = st.queue.projected_size();
+                let size = st.queue().projected_size();
                 size > 0
                     && (size + total > cfg.segment_bytes
                         || size + total > u32::MAX as u64
@@ -273,7 +258,7 @@ impl PartitionLog {
             };
             let interval = cfg.index_interval_bytes;
             drop(cfg);
-            let position = st.queue.projected_size();
+            let position = st.queue().projected_size();
             let mut next = base;
             let mut pos = 0usize;
             let mut written = Vec::with_capacity(headers.len());
@@ -281,7 +266,7 @@ impl PartitionLog {
             // path, which appends the request's bytes as they are; see `Op::Write`).
             let mut patched = (append_time >= 0).then(|| BytesMut::from(&records[..]));
             {
-                let seg = st.active_segment_mut();
+                let seg = st.segments_mut().active_mut();
                 for h in &headers {
                     let len = h.total_len();
                     let h2 = match patched.as_mut() {
@@ -305,13 +290,13 @@ impl PartitionLog {
                 }
             }
             for h in &written {
-                st.producers.apply(h, now);
+                st.producers_mut().apply(h, now);
             }
-            st.producers.maybe_expire(now);
+            st.producers_mut().maybe_expire(now);
             let records = patched.map_or(records, BytesMut::freeze);
-            if st.queue.push_write(records, count) {
-                let bytes = st.producers.encode(last + 1);
-                st.queue.push_snapshot(bytes);
+            if st.queue_mut().push_write(records, count) {
+                let bytes = st.producers_mut().encode(last + 1);
+                st.queue_mut().push_snapshot(bytes);
             }
             self.ensure_writer(&mut st);
             (base, last, append_time)
@@ -320,7 +305,7 @@ impl PartitionLog {
             base_offset: base,
             last_offset: last,
             log_append_time: append_time,
-            log_start_offset: inner.st.borrow().log_start,
+            log_start_offset: inner.state().segments().log_start(),
         })
     }
 
@@ -330,20 +315,18 @@ impl PartitionLog {
         let inner = &self.inner;
         loop {
             {
-                let st = inner.st.borrow();
-                if st.queue.high_watermark() > offset {
+                let st = inner.state();
+                if st.hw() > offset {
                     return Ok(());
                 }
-                if let Some(f) = &st.failed {
-                    return Err(StorageError::Offline(f.clone()));
-                }
+                st.check_online()?;
             }
-            inner.progress.wait().await;
+            inner.progress().wait().await;
         }
     }
 
     pub(crate) fn ensure_writer(&self, st: &mut State) {
-        if st.queue.try_start_writer() {
+        if st.queue_mut().try_start_writer() {
             glommio::spawn_local(super::appender::writer_loop(self.inner.clone())).detach();
         }
     }
@@ -355,61 +338,59 @@ impl PartitionLog {
         let inner = &self.inner;
         loop {
             let written = {
-                let mut st = inner.st.borrow_mut();
-                if let Some(f) = &st.failed {
-                    return Err(StorageError::Offline(f.clone()));
-                }
-                let n = offset.min(st.queue.assigned() - 1);
-                let hw = st.queue.high_watermark();
-                if st.sync.durable() > n {
+                let mut st = inner.state_mut();
+                st.check_online()?;
+                let n = offset.min(st.queue().assigned() - 1);
+                let hw = st.hw();
+                if st.sync().durable() > n {
                     return Ok(());
                 }
-                st.sync.want();
+                st.sync_mut().want();
                 if hw > n {
-                    st.sync.request(n);
+                    st.sync_mut().request(n);
                     super::syncer::ensure_syncer(inner, &mut st);
                 }
                 hw > n
             };
             if written {
-                inner.synced.wait().await;
+                inner.synced().wait().await;
             } else {
-                inner.progress.wait().await;
+                inner.progress().wait().await;
             }
         }
     }
 
     /// How this partition's acks=all syncs were done so far.
     pub fn sync_stats(&self) -> SyncStats {
-        self.inner.st.borrow().sync.stats()
+        self.inner.state().sync().stats()
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        self.inner.st.borrow().log_start
+        self.inner.state().segments().log_start()
     }
     /// One past the last written offset (equals the high watermark: single replica).
     pub fn log_end_offset(&self) -> i64 {
-        self.inner.st.borrow().queue.high_watermark()
+        self.inner.state().hw()
     }
     pub fn high_watermark(&self) -> i64 {
-        self.inner.st.borrow().queue.high_watermark()
+        self.inner.state().hw()
     }
     /// Offsets below this are fdatasynced.
     pub fn durable_offset(&self) -> i64 {
-        self.inner.st.borrow().sync.durable()
+        self.inner.state().sync().durable()
     }
     /// Resolves after the next append becomes readable (or the log closes); cheap to create and
     /// to drop.
     pub fn wait_for_append(&self) -> impl Future<Output = ()> + 'static {
-        self.inner.appended.wait()
+        self.inner.appended().wait()
     }
 
     /// Seals the active segment and starts a new one (no-op when the active segment is empty).
     pub async fn roll(&self) -> Result<(), StorageError> {
         let seq = {
-            let mut st = self.inner.st.borrow_mut();
+            let mut st = self.inner.state_mut();
             st.check_usable()?;
-            if st.queue.projected_size() == 0 {
+            if st.queue().projected_size() == 0 {
                 return Ok(());
             }
             let seq = st.push_roll(now_ms());
@@ -422,24 +403,22 @@ impl PartitionLog {
     pub(crate) async fn wait_seq(&self, seq: u64) -> Result<(), StorageError> {
         loop {
             {
-                let st = self.inner.st.borrow();
-                if st.queue.is_done(seq) {
+                let st = self.inner.state();
+                if st.queue().is_done(seq) {
                     return Ok(());
                 }
-                if let Some(f) = &st.failed {
-                    return Err(StorageError::Offline(f.clone()));
-                }
+                st.check_online()?;
             }
-            self.inner.progress.wait().await;
+            self.inner.progress().wait().await;
         }
     }
 
     /// Makes everything written so far durable and persists the active segment's indexes.
     pub async fn flush(&self) -> Result<(), StorageError> {
         let target = {
-            let st = self.inner.st.borrow();
+            let st = self.inner.state();
             st.check_usable()?;
-            st.queue.assigned() - 1
+            st.queue().assigned() - 1
         };
         self.wait_durable(target).await?;
         super::syncer::wait_persist_idle(&self.inner).await;
@@ -450,37 +429,35 @@ impl PartitionLog {
     /// and closes it. Later appends fail with [`StorageError::Closed`]; reads keep working.
     pub async fn close(&self) -> Result<(), StorageError> {
         let target = {
-            let mut st = self.inner.st.borrow_mut();
-            if st.closed {
+            let mut st = self.inner.state_mut();
+            if st.is_closed() {
                 return Ok(());
             }
-            if let Some(f) = &st.failed {
-                return Err(StorageError::Offline(f.clone()));
-            }
-            st.closed = true;
-            st.queue.last_seq()
+            st.check_online()?;
+            st.mark_closed();
+            st.queue().last_seq()
         };
         self.wait_seq(target).await?;
-        let last = self.inner.st.borrow().queue.assigned() - 1;
+        let last = self.inner.state().queue().assigned() - 1;
         self.wait_durable(last).await?;
         {
-            let mut st = self.inner.st.borrow_mut();
-            st.active_segment_mut().seal_time_index();
+            let mut st = self.inner.state_mut();
+            st.segments_mut().active_mut().seal_time_index();
         }
         super::syncer::wait_persist_idle(&self.inner).await;
         super::syncer::persist_active_indexes(&self.inner, true).await?;
         let (end, snapshot) = {
-            let mut st = self.inner.st.borrow_mut();
-            st.producers
+            let mut st = self.inner.state_mut();
+            st.producers_mut()
                 .expire(now_ms(), producer_state::PRODUCER_ID_EXPIRATION_MS);
-            let end = st.queue.assigned();
-            (end, st.producers.encode(end))
+            let end = st.queue().assigned();
+            (end, st.producers_mut().encode(end))
         };
-        producer_state::write_snapshot(&self.inner.dir, end, snapshot).await?;
-        sync_dir(&self.inner.dir).await?;
-        producer_state::remove_older_snapshots(&self.inner.dir);
+        producer_state::write_snapshot(self.inner.dir(), end, snapshot).await?;
+        sync_dir(self.inner.dir()).await?;
+        producer_state::remove_older_snapshots(self.inner.dir());
         super::zero_fill::wait_fill_idle(&self.inner).await;
-        let active = self.inner.st.borrow_mut().active.take();
+        let active = self.inner.state_mut().take_active();
         if let Some(a) = active {
             let (dma, written) = a.into_file();
             dma.truncate(written).await?;
@@ -489,49 +466,47 @@ impl PartitionLog {
                 f.close().await?;
             }
         }
-        self.inner.progress.notify();
-        self.inner.synced.notify();
-        self.inner.appended.notify();
+        self.inner.notify_all();
         Ok(())
     }
 
     /// Replaces the configuration (takes effect for the next append / retention run).
     pub fn set_config(&self, config: LogConfig) {
-        *self.inner.config.borrow_mut() = config;
+        self.inner.set_config(config);
     }
 
     pub fn config(&self) -> LogConfig {
-        self.inner.config.borrow().clone()
+        self.inner.config().clone()
     }
 
     /// Number of segments (tests, metrics).
     pub fn segment_count(&self) -> usize {
-        self.inner.st.borrow().segments.len()
+        self.inner.state().segments().len()
     }
 
     /// Base offsets of all segments, oldest first.
     pub fn segment_bases(&self) -> Vec<i64> {
-        self.inner.st.borrow().segments.keys().copied().collect()
+        self.inner.state().segments().bases()
     }
 
     /// Approximate heap bytes held for this partition (indexes and tail block), for the
     /// footprint test.
     pub fn heap_bytes(&self) -> usize {
-        let st = self.inner.st.borrow();
+        let st = self.inner.state();
         let segs: usize = st
-            .segments
-            .values()
+            .segments()
+            .iter()
             .map(|s| s.heap_bytes() + std::mem::size_of::<Segment>() + 32)
             .sum();
-        segs + st.active.as_ref().map_or(0, |a| a.heap_bytes()) + std::mem::size_of::<State>()
+        segs + st.active().map_or(0, |a| a.heap_bytes()) + std::mem::size_of::<State>()
     }
 
     /// Number of sealed segments currently holding an open read descriptor.
     pub fn open_sealed_readers(&self) -> usize {
-        let st = self.inner.st.borrow();
-        let n = st.segments.len();
-        st.segments
-            .values()
+        let st = self.inner.state();
+        let n = st.segments().len();
+        st.segments()
+            .iter()
             .take(n.saturating_sub(1))
             .filter(|s| s.reader.is_some())
             .count()

@@ -70,7 +70,7 @@
 //! An idle partition holds its segment map, the active segment's indexes (8 + 12 bytes per
 //! entry, one entry per 4 KiB appended), one partial block (< 4 KiB) and two descriptors; one
 //! that has been read also its tail cache (up to 256 KiB). Sealed
-//! segments keep only counters; at most [`state::WARM_SEALED_SEGMENTS`] of them keep their indexes
+//! segments keep only counters; at most `WARM_SEALED_SEGMENTS` (`state/segments.rs`) of them keep their indexes
 //! and read descriptor loaded (LRU). No task and no buffer exist while a partition is idle.
 //!
 //! # Using it from the server

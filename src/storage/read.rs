@@ -54,21 +54,21 @@ impl PartitionLog {
     /// Loads a cold sealed segment's indexes (and marks it warm).
     pub(crate) async fn ensure_loaded(&self, base: i64) -> Result<(), StorageError> {
         let (needs, size) = {
-            let st = self.inner.st.borrow();
-            match st.segments.get(&base) {
+            let st = self.inner().state();
+            match st.segments().get(base) {
                 Some(s) => (s.index.is_none() || s.time_index.is_none(), s.size),
                 None => return Ok(()),
             }
         };
-        let is_active = self.inner.st.borrow().active_segment().base_offset == base;
+        let is_active = self.inner().state().segments().active().base_offset == base;
         if needs {
-            let dir = &self.inner.dir;
+            let dir = self.inner().dir();
             let ib = segment::read_small_file(&segment::index_path(dir, base)).await?;
             let tb = segment::read_small_file(&segment::time_index_path(dir, base)).await?;
             let (idx, _) = OffsetIndex::parse(ib.as_deref().unwrap_or(&[]), size);
             let (tix, _) = TimeIndex::parse(tb.as_deref().unwrap_or(&[]));
-            let mut st = self.inner.st.borrow_mut();
-            if let Some(s) = st.segments.get_mut(&base) {
+            let mut st = self.inner().state_mut();
+            if let Some(s) = st.segments_mut().get_mut(base) {
                 if s.index.is_none() {
                     s.index = Some(idx);
                 }
@@ -78,7 +78,7 @@ impl PartitionLog {
             }
         }
         if !is_active {
-            self.inner.st.borrow_mut().touch_warm(base);
+            self.inner().state_mut().segments_mut().touch_warm(base);
         }
         Ok(())
     }
@@ -88,8 +88,8 @@ impl PartitionLog {
     /// `OffsetOutOfRange` below the log start or above the high watermark.
     pub async fn read(&self, offset: i64, max_bytes: u32) -> Result<ReadResult, StorageError> {
         let (log_start, hw) = {
-            let st = self.inner.st.borrow();
-            (st.log_start, st.queue.high_watermark())
+            let st = self.inner().state();
+            (st.segments().log_start(), st.hw())
         };
         if offset < log_start || offset > hw {
             return Err(StorageError::OffsetOutOfRange {
@@ -108,27 +108,17 @@ impl PartitionLog {
         let mut remaining = max_bytes as u64;
         while cur < hw {
             // The segment holding `cur` (or the next one, across a gap).
-            let base = {
-                let st = self.inner.st.borrow();
-                let at = st.segments.range(..=cur).next_back();
-                match at {
-                    Some((b, s)) if s.next_offset > cur => *b,
-                    _ => match st.segments.range(cur + 1..).next() {
-                        Some((b, _)) => {
-                            cur = *b;
-                            *b
-                        }
-                        None => break,
-                    },
-                }
+            let Some(base) = self.inner().state().segments().holding_or_after(cur) else {
+                break;
             };
+            cur = cur.max(base);
             self.ensure_loaded(base).await?;
             // Where the header walk starts: the index entry at or below `cur`. The walk reads
             // through `header_at_async`, so no borrow of the state may live across it.
             let (file, size, seg_next, mut pos, cached) = {
-                let mut st = self.inner.st.borrow_mut();
-                let dir = self.inner.dir.clone();
-                let Some(seg) = st.segments.get_mut(&base) else {
+                let mut st = self.inner().state_mut();
+                let dir = self.inner().dir().to_path_buf();
+                let Some(seg) = st.segments_mut().get_mut(base) else {
                     break; // deleted by retention meanwhile
                 };
                 let file = seg.reader(&dir)?;
@@ -140,11 +130,7 @@ impl PartitionLog {
                 let size = seg.size;
                 let next = seg.next_offset;
                 // The active segment's tail cache, if it holds everything from `pos` on.
-                let cached = st
-                    .active
-                    .as_ref()
-                    .filter(|a| a.base() == base)
-                    .and_then(|a| a.recent().copy_range(pos, size));
+                let cached = st.tail_cache_copy(base, pos, size);
                 (file, size, next, pos, cached)
             };
             let from_memory = cached.is_some();
@@ -176,9 +162,9 @@ impl PartitionLog {
             let mut end = start + first_len;
             // Skip ahead by the index (if it is still loaded; else the walk covers it).
             let skip_to = {
-                let st = self.inner.st.borrow();
-                st.segments
-                    .get(&base)
+                let st = self.inner().state();
+                st.segments()
+                    .get(base)
                     .and_then(|s| s.index.as_ref())
                     .and_then(|idx| idx.lookup_position(limit.min(u32::MAX as u64) as u32))
                     .map(|e| e.position as u64)
@@ -222,20 +208,20 @@ impl PartitionLog {
     /// one batch) for its first record at or after `ts`. Under LogAppendTime every record of a
     /// batch has the batch's max timestamp, so that is the batch's first offset, with no read.
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
-        let bases: Vec<i64> = self.inner.st.borrow().segments.keys().copied().collect();
+        let bases = self.inner().state().segments().bases();
         for base in bases {
             {
-                let st = self.inner.st.borrow();
-                match st.segments.get(&base) {
+                let st = self.inner().state();
+                match st.segments().get(base) {
                     Some(s) if s.max_timestamp >= ts && s.size > 0 => {}
                     _ => continue,
                 }
             }
             self.ensure_loaded(base).await?;
             let (file, size, mut pos) = {
-                let mut st = self.inner.st.borrow_mut();
-                let dir = self.inner.dir.clone();
-                let Some(seg) = st.segments.get_mut(&base) else {
+                let mut st = self.inner().state_mut();
+                let dir = self.inner().dir().to_path_buf();
+                let Some(seg) = st.segments_mut().get_mut(base) else {
                     continue;
                 };
                 let file = seg.reader(&dir)?;
@@ -273,9 +259,9 @@ impl PartitionLog {
         loop {
             // The segment with the largest max timestamp; the oldest wins a tie (Kafka's `maxBy`).
             let (base, max_ts, shallow) = {
-                let st = self.inner.st.borrow();
+                let st = self.inner().state();
                 let mut best: Option<&super::segment::Segment> = None;
-                for s in st.segments.values() {
+                for s in st.segments().iter() {
                     if best.is_none_or(|b| s.max_timestamp > b.max_timestamp) {
                         best = Some(s);
                     }
@@ -287,9 +273,9 @@ impl PartitionLog {
             };
             self.ensure_loaded(base).await?;
             let (file, size, start) = {
-                let mut st = self.inner.st.borrow_mut();
-                let dir = self.inner.dir.clone();
-                let Some(seg) = st.segments.get_mut(&base) else {
+                let mut st = self.inner().state_mut();
+                let dir = self.inner().dir().to_path_buf();
+                let Some(seg) = st.segments_mut().get_mut(base) else {
                     continue; // deleted by retention meanwhile: pick again
                 };
                 let file = seg.reader(&dir)?;
@@ -313,7 +299,7 @@ impl PartitionLog {
                         // Only a batch whose header disagrees with its records (Kafka rewrites
                         // the header from the records on append; this log stores the producer's).
                         warn!(
-                            dir = %self.inner.dir.display(),
+                            dir = %self.inner().dir().display(),
                             batch = h.base_offset,
                             "no record carries the batch's max timestamp; answering its last offset"
                         );

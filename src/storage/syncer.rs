@@ -28,22 +28,22 @@ pub const PERSIST_INDEX_EVERY: usize = 128;
 
 /// Waits until no background index persist is running (close rewrites the index files whole).
 pub(crate) async fn wait_persist_idle(inner: &Rc<Inner>) {
-    while inner.st.borrow().sync.persisting() {
-        inner.progress.wait().await;
+    while inner.state().sync().persisting() {
+        inner.progress().wait().await;
     }
 }
 
 /// Starts the sync task unless it runs (or the log failed).
 pub(crate) fn ensure_syncer(inner: &Rc<Inner>, st: &mut State) {
-    if st.failed.is_none() && st.sync.try_start() {
+    if !st.is_failed() && st.sync_mut().try_start() {
         glommio::spawn_local(sync_loop(inner.clone())).detach();
     }
 }
 
 /// Asks for everything written so far to become durable (the `flush.*` policies).
 pub(crate) fn request_sync_of_written(inner: &Rc<Inner>, st: &mut State) {
-    let target = st.queue.high_watermark() - 1;
-    st.sync.request(target);
+    let target = st.hw() - 1;
+    st.sync_mut().request(target);
     ensure_syncer(inner, st);
 }
 
@@ -53,9 +53,9 @@ pub(crate) fn start_flush_timer(inner: &Rc<Inner>, flush_ms: u64) {
     let inner = inner.clone();
     glommio::spawn_local(async move {
         glommio::timer::sleep(Duration::from_millis(flush_ms)).await;
-        let mut st = inner.st.borrow_mut();
-        st.sync.timer_fired();
-        if st.failed.is_none() && st.active.is_some() {
+        let mut st = inner.state_mut();
+        st.sync_mut().timer_fired();
+        if !st.is_failed() && st.active().is_some() {
             request_sync_of_written(&inner, &mut st);
         }
     })
@@ -68,15 +68,15 @@ async fn sync_loop(inner: Rc<Inner>) {
     let mut shared: Option<Option<Rc<super::flush_anchor::DeviceFlush>>> = None;
     loop {
         let (target, dma, flush_only, changes) = {
-            let mut st = inner.st.borrow_mut();
-            let hw = st.queue.high_watermark();
-            let idle = st.failed.is_some() || st.sync.is_idle(hw) || st.active.is_none();
+            let mut st = inner.state_mut();
+            let hw = st.hw();
+            let idle = st.is_failed() || st.sync().is_idle(hw) || st.active().is_none();
             if idle {
-                st.sync.stop();
+                st.sync_mut().stop();
                 return;
             }
-            st.sync.begin();
-            let a = st.active.as_ref().expect("checked");
+            st.sync_mut().begin();
+            let a = st.active().expect("checked");
             // Data that sits in committed blocks needs only a device flush, shared with every
             // partition of the shard; the segment's own fdatasync would also wait for a journal
             // commit whenever a zero-fill runs (see `flush_anchor.rs`).
@@ -85,7 +85,7 @@ async fn sync_loop(inner: Rc<Inner>) {
         };
         let device = if flush_only {
             if shared.is_none() {
-                shared = Some(super::flush_anchor::device_flush_for(&inner.dir).await);
+                shared = Some(super::flush_anchor::device_flush_for(inner.dir()).await);
             }
             shared.clone().flatten()
         } else {
@@ -96,35 +96,35 @@ async fn sync_loop(inner: Rc<Inner>) {
             None => dma.fdatasync().await.map_err(StorageError::from),
         };
         if synced.is_ok() {
-            let mut st = inner.st.borrow_mut();
-            st.sync.count(device.is_some());
+            let mut st = inner.state_mut();
+            st.sync_mut().count(device.is_some());
             if device.is_none()
-                && let Some(a) = st.active.as_mut().filter(|a| a.is_file(&dma))
+                && let Some(a) = st.active_mut().filter(|a| a.is_file(&dma))
             {
                 a.commits_mut().committed_through(changes);
             }
         }
         if let Err(e) = synced {
             inner.fail(&e);
-            inner.st.borrow_mut().sync.stop();
+            inner.state_mut().sync_mut().stop();
             return;
         }
-        inner.st.borrow_mut().sync.advance(target);
-        inner.synced.notify();
+        inner.state_mut().sync_mut().advance(target);
+        inner.synced().notify();
         // Index entries for synced data are appended to the index files (unsynced hints that
         // recovery verifies), so reopening after a crash scans only the tail. In its own task:
         // awaited here, its open/write/close of two files held up the next sync (and every
         // acks=all produce waiting for it) after every sync that added PERSIST_INDEX_EVERY
         // entries, many times a second at 250k msg/s (docs/perf/storage-appender.md).
-        let start = inner.st.borrow_mut().sync.try_start_persist();
+        let start = inner.state_mut().sync_mut().try_start_persist();
         if start {
             let inner2 = inner.clone();
             glommio::spawn_local(async move {
                 if let Err(e) = persist_active_indexes(&inner2, false).await {
-                    tracing::warn!(dir = %inner2.dir.display(), error = %e, "could not persist index entries");
+                    tracing::warn!(dir = %inner2.dir().display(), error = %e, "could not persist index entries");
                 }
-                inner2.st.borrow_mut().sync.persist_done();
-                inner2.progress.notify();
+                inner2.state_mut().sync_mut().persist_done();
+                inner2.progress().notify();
             })
             .detach();
         }
@@ -138,14 +138,14 @@ pub(crate) async fn persist_active_indexes(
     full: bool,
 ) -> Result<(), StorageError> {
     let (base, ib, tb, ipos, tpos, ilen, tlen) = {
-        let st = inner.st.borrow();
-        let Some(base) = st.active.as_ref().map(|a| a.base()) else {
+        let st = inner.state();
+        let Some(base) = st.active().map(|a| a.base()) else {
             return Ok(());
         };
-        let Some(seg) = st.segments.get(&base) else {
+        let Some(seg) = st.segments().get(base) else {
             return Ok(());
         };
-        let durable = st.sync.durable();
+        let durable = st.sync().durable();
         let idx = seg.index.as_ref();
         let tix = seg.time_index.as_ref();
         // Only entries for durable data. Entries are in offset order: binary search (this runs
@@ -191,7 +191,7 @@ pub(crate) async fn persist_active_indexes(
             )
         }
     };
-    let dir = inner.dir.clone();
+    let dir = inner.dir().to_path_buf();
     if full {
         segment::write_small_file(&segment::index_path(&dir, base), ib).await?;
         segment::write_small_file(&segment::time_index_path(&dir, base), tb).await?;
@@ -199,8 +199,8 @@ pub(crate) async fn persist_active_indexes(
         segment::write_small_file_at(&segment::index_path(&dir, base), ib, ipos).await?;
         segment::write_small_file_at(&segment::time_index_path(&dir, base), tb, tpos).await?;
     }
-    let mut st = inner.st.borrow_mut();
-    if let Some(seg) = st.segments.get_mut(&base) {
+    let mut st = inner.state_mut();
+    if let Some(seg) = st.segments_mut().get_mut(base) {
         seg.persisted_index = ilen;
         seg.persisted_time_index = tlen;
     }

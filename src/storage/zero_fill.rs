@@ -130,12 +130,10 @@ pub(crate) async fn zero_fill_ahead(
 ) -> Result<(), StorageError> {
     loop {
         {
-            let mut st = inner.st.borrow_mut();
-            if let Some(f) = &st.failed {
-                return Err(StorageError::Offline(f.clone()));
-            }
-            let limit = inner.config.borrow().segment_bytes.max(write_end);
-            let a = st.active.as_mut().ok_or(StorageError::Closed)?;
+            let mut st = inner.state_mut();
+            st.check_online()?;
+            let limit = inner.config().segment_bytes.max(write_end);
+            let a = st.active_mut().ok_or(StorageError::Closed)?;
             match a.fill().in_flight() {
                 Some((from, _)) if write_end <= from => return Ok(()),
                 Some(_) => {} // the data caught up with the fill: wait for it below
@@ -155,7 +153,7 @@ pub(crate) async fn zero_fill_ahead(
                 }
             }
         }
-        inner.progress.wait().await;
+        inner.progress().wait().await;
     }
 }
 
@@ -177,16 +175,11 @@ async fn fill_zeros(inner: Rc<Inner>, dma: Rc<glommio::io::DmaFile>, from: u64, 
                 dma.write_at(b, pos).await?;
             }
             pos += n as u64;
-            if inner.st.borrow().failed.is_some() {
+            if inner.state().is_failed() {
                 return Ok(None);
             }
         }
-        let changes = inner
-            .st
-            .borrow()
-            .active
-            .as_ref()
-            .map_or(0, |a| a.commits().made());
+        let changes = inner.state().active().map_or(0, |a| a.commits().made());
         dma.fdatasync().await?;
         Ok::<Option<u64>, StorageError>(Some(changes))
     }
@@ -196,29 +189,27 @@ async fn fill_zeros(inner: Rc<Inner>, dma: Rc<glommio::io::DmaFile>, from: u64, 
         None
     });
     {
-        let mut st = inner.st.borrow_mut();
-        if let Some(a) = st.active.as_mut().filter(|a| a.is_file(&dma)) {
+        let mut st = inner.state_mut();
+        if let Some(a) = st.active_mut().filter(|a| a.is_file(&dma)) {
             a.fill_mut().finish(to);
             if let Some(c) = synced {
                 a.commits_mut().committed_through(c);
             }
         }
     }
-    inner.progress.notify();
+    inner.progress().notify();
 }
 
 /// Waits until no zero-fill is in flight on the active file (before it is trimmed).
 pub(crate) async fn wait_fill_idle(inner: &Rc<Inner>) {
     loop {
         let busy = inner
-            .st
-            .borrow()
-            .active
-            .as_ref()
+            .state()
+            .active()
             .is_some_and(|a| a.fill().in_flight().is_some());
         if !busy {
             return;
         }
-        inner.progress.wait().await;
+        inner.progress().wait().await;
     }
 }
