@@ -19,7 +19,7 @@ use crate::protocol::record_batch::{self, BatchHeader};
 
 use super::config::{LogConfig, TimestampType};
 use super::error::StorageError;
-use super::producer_state::{self, Verdict};
+use super::producer_state::{self, ProducerStates, Verdict};
 use super::recovery;
 use super::segment::{self, Segment, sync_dir};
 use super::slice::AppendInfo;
@@ -43,112 +43,17 @@ impl PartitionLog {
     pub async fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<Self, StorageError> {
         let dir: PathBuf = dir.into();
         let now = now_ms();
-        let created = !dir.exists();
-        std::fs::create_dir_all(&dir)?;
-        if created && let Some(parent) = dir.parent() {
-            sync_dir(parent).await?;
-        }
-        let mut bases = Vec::new();
-        let mut others = Vec::new();
-        for entry in std::fs::read_dir(&dir)? {
-            let name = entry?.file_name();
-            let name = name.to_string_lossy().to_string();
-            if let Some(b) = segment::parse_log_name(&name) {
-                bases.push(b);
-            } else {
-                others.push(name);
-            }
-        }
-        bases.sort_unstable();
-        // Index files whose log is gone (interrupted deletion) are removed.
-        for name in others {
-            let stem = name.split('.').next().unwrap_or("");
-            let orphan_index = (name.ends_with(".index") || name.ends_with(".timeindex"))
-                && stem.len() == 20
-                && stem
-                    .parse::<i64>()
-                    .is_ok_and(|b| bases.binary_search(&b).is_err());
-            if orphan_index || name.ends_with(".deleted") {
-                let _ = std::fs::remove_file(dir.join(&name));
-            }
-        }
-        if bases.is_empty() {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .dma_open(segment::log_path(&dir, 0))
-                .await?;
-            f.close().await?;
-            sync_dir(&dir).await?;
-            bases.push(0);
-        }
-
-        let mut segments = BTreeMap::new();
-        let n = bases.len();
-        let mut prev_end: Option<i64> = None;
-        for (i, &base) in bases.iter().enumerate() {
-            let newest = i + 1 == n;
-            let mut seg = recovery::recover_segment(&dir, base, &config, now).await?;
-            if let Some(end) = prev_end
-                && base < end
-            {
-                return Err(StorageError::Io(std::io::Error::other(format!(
-                    "segment {base} overlaps the previous segment ending at {end}"
-                ))));
-            }
-            if !newest && seg.size == 0 {
-                // An empty sealed segment carries nothing; drop it.
-                for p in [
-                    segment::log_path(&dir, base),
-                    segment::index_path(&dir, base),
-                    segment::time_index_path(&dir, base),
-                ] {
-                    let _ = std::fs::remove_file(p);
-                }
-                continue;
-            }
-            prev_end = Some(seg.next_offset);
-            if !newest {
-                seg.index = None;
-                seg.time_index = None;
-            }
-            segments.insert(base, seg);
-        }
-
-        let (active_base, next) = {
+        let bases = list_segments(&dir).await?;
+        let segments = recover_segments(&dir, &bases, &config, now).await?;
+        let (active_base, next, size) = {
             let a = segments.values().next_back().expect("newest segment");
-            (a.base_offset, a.next_offset)
+            (a.base_offset, a.next_offset, a.size)
         };
-        let size = segments[&active_base].size;
-        let dma = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .dma_open(segment::log_path(&dir, active_base))
-            .await?;
-        let align = dma.alignment().max(512);
-        let tail_start = size - size % align;
-        let mut tail = vec![0u8; (size - tail_start) as usize];
-        if !tail.is_empty() {
-            let f = std::fs::File::open(segment::log_path(&dir, active_base))?;
-            segment::read_exact_at(&f, &mut tail, tail_start)?;
-        }
-        // Whatever survived is made durable before we report it as such.
-        dma.fdatasync().await?;
-        let extents: Vec<producer_state::SegmentExtent> = segments
-            .values()
-            .map(|s| producer_state::SegmentExtent {
-                base: s.base_offset,
-                next_offset: s.next_offset,
-                size: s.size,
-                path: segment::log_path(&dir, s.base_offset),
-            })
-            .collect();
-        let producers = producer_state::rebuild(&dir, &extents, next, now)?;
-
+        let active = open_active_file(&dir, active_base, size).await?;
+        let producers = rebuild_producers(&dir, &segments, next, now)?;
         let st = State::new(
             SegmentMap::new(segments),
-            ActiveFile::new(active_base, Rc::new(dma), align, tail, size),
+            active,
             WriteQueue::new(next, size),
             SyncState::new(
                 next,
@@ -202,19 +107,11 @@ impl PartitionLog {
     pub fn append_assign(&self, records: impl Into<Bytes>) -> Result<AppendInfo, StorageError> {
         let records: Bytes = records.into();
         let inner = &self.inner;
-        let (base, last, append_time) = 'enqueue: {
+        let (base, last, append_time) = {
             let mut st = inner.state_mut();
             st.check_usable()?;
             let cfg = inner.config();
-            let headers = record_batch::validate_all(&records)?;
-            for h in &headers {
-                if h.total_len() > cfg.max_message_bytes as usize {
-                    return Err(StorageError::MessageTooLarge {
-                        size: h.total_len(),
-                        max: cfg.max_message_bytes,
-                    });
-                }
-            }
+            let headers = validate(&records, &cfg)?;
             if let Verdict::Duplicate(dup) = st.producers_mut().check(&headers)? {
                 // A retry of a batch already in the log (or being written): nothing is
                 // written; answer with the original offsets once they are readable.
@@ -222,84 +119,26 @@ impl PartitionLog {
                     TimestampType::LogAppendTime => dup.max_timestamp,
                     TimestampType::CreateTime => -1,
                 };
-                break 'enqueue (dup.first_offset, dup.last_offset, append_time);
-            }
-            let count: i64 = headers.iter().map(|h| h.last_offset_delta as i64 + 1).sum();
-            // Record counts are taken from the headers (records are not decoded), so bound what
-            // one request may claim: its offsets must fit one segment's u32 relative offsets.
-            if count > i32::MAX as i64 {
-                return Err(StorageError::InvalidRecord(format!(
-                    "request claims {count} records"
-                )));
-            }
-            let total = records.len() as u64;
-            let now = now_ms();
-            let base = st.queue().assigned();
-            let last = base + count - 1;
-
-            let need_roll = {
-                let a = st.segments().active();
-                let idx_len = a.index.as_ref().map_or(0, |i| i.len());
-                let size = st.queue().projected_size();
-                size > 0
-                    && (size + total > cfg.segment_bytes
-                        || size + total > u32::MAX as u64
-                        || now - a.created_ms >= cfg.segment_ms
-                        || last - a.base_offset > i32::MAX as i64
-                        || idx_len + headers.len() >= cfg.max_index_entries())
-            };
-            if need_roll {
-                st.push_roll(now);
-            }
-
-            let append_time = match cfg.timestamp_type {
-                TimestampType::LogAppendTime => now,
-                TimestampType::CreateTime => -1,
-            };
-            let interval = cfg.index_interval_bytes;
-            drop(cfg);
-            let position = st.queue().projected_size();
-            let mut next = base;
-            let mut pos = 0usize;
-            let mut written = Vec::with_capacity(headers.len());
-            // LogAppendTime rewrites CRC-covered fields: patch a private copy (off the common
-            // path, which appends the request's bytes as they are; see `Op::Write`).
-            let mut patched = (append_time >= 0).then(|| BytesMut::from(&records[..]));
-            {
-                let seg = st.segments_mut().active_mut();
-                for h in &headers {
-                    let len = h.total_len();
-                    let h2 = match patched.as_mut() {
-                        Some(copy) => {
-                            let b = &mut copy[pos..pos + len];
-                            record_batch::set_base_offset(b, next);
-                            record_batch::set_partition_leader_epoch(b, 0);
-                            record_batch::set_log_append_time(b, append_time);
-                            BatchHeader::parse(b)?
-                        }
-                        None => BatchHeader {
-                            base_offset: next,
-                            partition_leader_epoch: 0,
-                            ..*h
-                        },
-                    };
-                    seg.index_batch(&h2, position + pos as u64, interval);
-                    next = h2.last_offset() + 1;
-                    pos += len;
-                    written.push(h2);
+                (dup.first_offset, dup.last_offset, append_time)
+            } else {
+                let count = record_count(&headers)?;
+                let now = now_ms();
+                let base = st.queue().assigned();
+                let last = base + count - 1;
+                if needs_roll(&st, &cfg, records.len() as u64, last, headers.len(), now) {
+                    st.push_roll(now);
                 }
+                let append_time = match cfg.timestamp_type {
+                    TimestampType::LogAppendTime => now,
+                    TimestampType::CreateTime => -1,
+                };
+                let interval = cfg.index_interval_bytes;
+                drop(cfg);
+                let (records, stored) =
+                    stamp_and_index(&mut st, records, &headers, append_time, interval)?;
+                self.enqueue(&mut st, records, &stored, count, now);
+                (base, last, append_time)
             }
-            for h in &written {
-                st.producers_mut().apply(h, now);
-            }
-            st.producers_mut().maybe_expire(now);
-            let records = patched.map_or(records, BytesMut::freeze);
-            if st.queue_mut().push_write(records, count) {
-                let bytes = st.producers_mut().encode(last + 1);
-                st.queue_mut().push_snapshot(bytes);
-            }
-            self.ensure_writer(&mut st);
-            (base, last, append_time)
         };
         Ok(AppendInfo {
             base_offset: base,
@@ -307,6 +146,28 @@ impl PartitionLog {
             log_append_time: append_time,
             log_start_offset: inner.state().segments().log_start(),
         })
+    }
+
+    /// Append, last phase: records the batches in the producer state, queues their write (and a
+    /// producer-state snapshot when one is due) and wakes the writer.
+    fn enqueue(
+        &self,
+        st: &mut State,
+        records: Bytes,
+        stored: &[BatchHeader],
+        count: i64,
+        now: i64,
+    ) {
+        for h in stored {
+            st.producers_mut().apply(h, now);
+        }
+        st.producers_mut().maybe_expire(now);
+        if st.queue_mut().push_write(records, count) {
+            let end = st.queue().assigned();
+            let bytes = st.producers_mut().encode(end);
+            st.queue_mut().push_snapshot(bytes);
+        }
+        self.ensure_writer(st);
     }
 
     /// Resolves once every offset <= `offset` is written to the file (readable; durable only per
@@ -511,4 +372,226 @@ impl PartitionLog {
             .filter(|s| s.reader.is_some())
             .count()
     }
+}
+
+/// Open, first phase: creates `dir` if needed, removes index files whose log is gone and
+/// interrupted deletions, and returns the segments' base offsets, oldest first (creating an
+/// empty segment 0 in an empty directory).
+async fn list_segments(dir: &Path) -> Result<Vec<i64>, StorageError> {
+    let created = !dir.exists();
+    std::fs::create_dir_all(dir)?;
+    if created && let Some(parent) = dir.parent() {
+        sync_dir(parent).await?;
+    }
+    let mut bases = Vec::new();
+    let mut others = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy().to_string();
+        if let Some(b) = segment::parse_log_name(&name) {
+            bases.push(b);
+        } else {
+            others.push(name);
+        }
+    }
+    bases.sort_unstable();
+    // Index files whose log is gone (interrupted deletion) are removed.
+    for name in others {
+        let stem = name.split('.').next().unwrap_or("");
+        let orphan_index = (name.ends_with(".index") || name.ends_with(".timeindex"))
+            && stem.len() == 20
+            && stem
+                .parse::<i64>()
+                .is_ok_and(|b| bases.binary_search(&b).is_err());
+        if orphan_index || name.ends_with(".deleted") {
+            let _ = std::fs::remove_file(dir.join(&name));
+        }
+    }
+    if bases.is_empty() {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .dma_open(segment::log_path(dir, 0))
+            .await?;
+        f.close().await?;
+        sync_dir(dir).await?;
+        bases.push(0);
+    }
+    Ok(bases)
+}
+
+/// Open, second phase: recovers every segment (`recovery.rs`), refuses overlapping ones, deletes
+/// empty sealed ones, and keeps indexes loaded for the newest only (sealed segments load theirs
+/// on use).
+async fn recover_segments(
+    dir: &Path,
+    bases: &[i64],
+    config: &LogConfig,
+    now: i64,
+) -> Result<BTreeMap<i64, Segment>, StorageError> {
+    let mut segments = BTreeMap::new();
+    let n = bases.len();
+    let mut prev_end: Option<i64> = None;
+    for (i, &base) in bases.iter().enumerate() {
+        let newest = i + 1 == n;
+        let mut seg = recovery::recover_segment(dir, base, config, now).await?;
+        if let Some(end) = prev_end
+            && base < end
+        {
+            return Err(StorageError::Io(std::io::Error::other(format!(
+                "segment {base} overlaps the previous segment ending at {end}"
+            ))));
+        }
+        if !newest && seg.size == 0 {
+            // An empty sealed segment carries nothing; drop it.
+            for p in [
+                segment::log_path(dir, base),
+                segment::index_path(dir, base),
+                segment::time_index_path(dir, base),
+            ] {
+                let _ = std::fs::remove_file(p);
+            }
+            continue;
+        }
+        prev_end = Some(seg.next_offset);
+        if !newest {
+            seg.index = None;
+            seg.time_index = None;
+        }
+        segments.insert(base, seg);
+    }
+    Ok(segments)
+}
+
+/// Open, third phase: opens the newest segment (at `base`, `size` bytes) for direct writes,
+/// reads its partial last block into memory, and makes whatever survived durable.
+async fn open_active_file(dir: &Path, base: i64, size: u64) -> Result<ActiveFile, StorageError> {
+    let dma = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .dma_open(segment::log_path(dir, base))
+        .await?;
+    let align = dma.alignment().max(512);
+    let tail_start = size - size % align;
+    let mut tail = vec![0u8; (size - tail_start) as usize];
+    if !tail.is_empty() {
+        let f = std::fs::File::open(segment::log_path(dir, base))?;
+        segment::read_exact_at(&f, &mut tail, tail_start)?;
+    }
+    // Whatever survived is made durable before we report it as such.
+    dma.fdatasync().await?;
+    Ok(ActiveFile::new(base, Rc::new(dma), align, tail, size))
+}
+
+/// Open, last phase: the idempotent producers' state as of the log end `next`, from the newest
+/// snapshot plus the batch headers after it (`producer_state::rebuild`).
+fn rebuild_producers(
+    dir: &Path,
+    segments: &BTreeMap<i64, Segment>,
+    next: i64,
+    now: i64,
+) -> Result<ProducerStates, StorageError> {
+    let extents: Vec<producer_state::SegmentExtent> = segments
+        .values()
+        .map(|s| producer_state::SegmentExtent {
+            base: s.base_offset,
+            next_offset: s.next_offset,
+            size: s.size,
+            path: segment::log_path(dir, s.base_offset),
+        })
+        .collect();
+    producer_state::rebuild(dir, &extents, next, now)
+}
+
+/// Append, first phase: validates every batch (`record_batch::validate_all`) and refuses one
+/// above `max.message.bytes`.
+fn validate(records: &Bytes, cfg: &LogConfig) -> Result<Vec<BatchHeader>, StorageError> {
+    let headers = record_batch::validate_all(records)?;
+    for h in &headers {
+        if h.total_len() > cfg.max_message_bytes as usize {
+            return Err(StorageError::MessageTooLarge {
+                size: h.total_len(),
+                max: cfg.max_message_bytes,
+            });
+        }
+    }
+    Ok(headers)
+}
+
+/// The records the batches claim, refused above what one segment's u32 relative offsets hold.
+fn record_count(headers: &[BatchHeader]) -> Result<i64, StorageError> {
+    let count: i64 = headers.iter().map(|h| h.last_offset_delta as i64 + 1).sum();
+    // Record counts are taken from the headers (records are not decoded), so bound what
+    // one request may claim: its offsets must fit one segment's u32 relative offsets.
+    if count > i32::MAX as i64 {
+        return Err(StorageError::InvalidRecord(format!(
+            "request claims {count} records"
+        )));
+    }
+    Ok(count)
+}
+
+/// Append, second phase: whether `total` bytes in `batches` batches ending at offset `last` must
+/// start a new segment (`segment.bytes`, `segment.ms`, and what the segment's u32 positions,
+/// relative offsets and index can hold).
+fn needs_roll(
+    st: &State,
+    cfg: &LogConfig,
+    total: u64,
+    last: i64,
+    batches: usize,
+    now: i64,
+) -> bool {
+    let a = st.segments().active();
+    let idx_len = a.index.as_ref().map_or(0, |i| i.len());
+    let size = st.queue().projected_size();
+    size > 0
+        && (size + total > cfg.segment_bytes
+            || size + total > u32::MAX as u64
+            || now - a.created_ms >= cfg.segment_ms
+            || last - a.base_offset > i32::MAX as i64
+            || idx_len + batches >= cfg.max_index_entries())
+}
+
+/// Append, third phase: the batches' headers as stored (offsets from the assigned end, partition
+/// leader epoch 0, and under `LogAppendTime` the append time), indexed in the active segment at
+/// the projected end. Under `LogAppendTime` the records become a patched copy, since that
+/// rewrites CRC-covered fields; otherwise they are appended as the request carried them (see
+/// `Op::Write`).
+fn stamp_and_index(
+    st: &mut State,
+    records: Bytes,
+    headers: &[BatchHeader],
+    append_time: i64,
+    interval: u32,
+) -> Result<(Bytes, Vec<BatchHeader>), StorageError> {
+    let position = st.queue().projected_size();
+    let mut next = st.queue().assigned();
+    let mut pos = 0usize;
+    let mut stored = Vec::with_capacity(headers.len());
+    let mut patched = (append_time >= 0).then(|| BytesMut::from(&records[..]));
+    let seg = st.segments_mut().active_mut();
+    for h in headers {
+        let len = h.total_len();
+        let h2 = match patched.as_mut() {
+            Some(copy) => {
+                let b = &mut copy[pos..pos + len];
+                record_batch::set_base_offset(b, next);
+                record_batch::set_partition_leader_epoch(b, 0);
+                record_batch::set_log_append_time(b, append_time);
+                BatchHeader::parse(b)?
+            }
+            None => BatchHeader {
+                base_offset: next,
+                partition_leader_epoch: 0,
+                ..*h
+            },
+        };
+        seg.index_batch(&h2, position + pos as u64, interval);
+        next = h2.last_offset() + 1;
+        pos += len;
+        stored.push(h2);
+    }
+    Ok((patched.map_or(records, BytesMut::freeze), stored))
 }
