@@ -20,9 +20,11 @@
 
 use std::rc::Rc;
 
-use glommio::io::OpenOptions;
+use bytes::Bytes;
+use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 
 use super::error::StorageError;
+use super::recent::RecentWrites;
 use super::segment::{self, sync_dir};
 use super::state::{ActiveFile, Inner, Op};
 use super::{syncer, zero_fill};
@@ -79,61 +81,43 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
     }
 }
 
+/// The active file as the previous write left it: where the next write starts.
+struct FileEnd {
+    dma: Rc<DmaFile>,
+    align: u64,
+    /// The last partial block, rewritten at the start of the next write.
+    tail: Vec<u8>,
+    written: u64,
+    base: i64,
+}
+
+/// What a coalesced write adds, and what completing it publishes.
+struct Staged {
+    /// Bytes of the DMA buffer: data (the old partial block, then the new batches) and the zero
+    /// padding up to the alignment.
+    buf_len: usize,
+    /// Bytes of data in the buffer.
+    data_len: usize,
+    /// Bytes the write adds after the old partial block.
+    new_bytes: usize,
+    /// The new partial last block.
+    new_tail: Vec<u8>,
+    /// One past the last offset written.
+    next_offset: i64,
+    messages: u64,
+    /// The sequence number of the last op written.
+    seq: u64,
+}
+
+/// Writes the queued `ops` (all `Op::Write`s, contiguous) with one direct write, then publishes
+/// them: readable, counted for the flush policies.
 async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
-    let (dma, align, tail, written, base) = {
-        let st = inner.state();
-        let a = st.active().ok_or(StorageError::Closed)?;
-        (
-            a.dma().clone(),
-            a.align(),
-            a.tail().to_vec(),
-            a.written(),
-            a.base(),
-        )
-    };
-    let new_bytes: usize = ops
-        .iter()
-        .map(|op| match op {
-            Op::Write { bytes, .. } => bytes.len(),
-            Op::Roll { .. } | Op::Snapshot { .. } => 0,
-        })
-        .sum();
-    let data_len = tail.len() + new_bytes;
-    let buf_len = data_len.div_ceil(align as usize) * align as usize;
-    let mut buf = dma.alloc_dma_buffer(buf_len);
-    let out = buf.as_bytes_mut();
-    out[..tail.len()].copy_from_slice(&tail);
-    let mut at = tail.len();
-    let mut next_offset = 0;
-    let mut messages = 0;
-    let mut seq = 0;
-    for op in &ops {
-        if let Op::Write {
-            bytes,
-            base_offset,
-            position,
-            next_offset: n,
-            messages: m,
-            seq: s,
-        } = op
-        {
-            debug_assert_eq!(*position, written + (at - tail.len()) as u64);
-            out[at..at + bytes.len()].copy_from_slice(bytes);
-            rebase(&mut out[at..at + bytes.len()], *base_offset);
-            at += bytes.len();
-            next_offset = *n;
-            messages += *m;
-            seq = *s;
-        }
-    }
-    out[data_len..].fill(0);
-    let new_tail_start = data_len - data_len % align as usize;
-    let new_tail = out[new_tail_start..data_len].to_vec();
-    let write_pos = written - tail.len() as u64;
-    let write_end = write_pos + buf_len as u64;
-    let zero_fill = inner.state().sync().wanted();
-    if zero_fill {
-        zero_fill::zero_fill_ahead(inner, &dma, written, write_end).await?;
+    let end = file_end(inner)?;
+    let (buf, staged) = stage(&end, &ops);
+    let write_pos = end.written - end.tail.len() as u64;
+    let write_end = write_pos + staged.buf_len as u64;
+    if inner.state().sync().wanted() {
+        zero_fill::zero_fill_ahead(inner, &end.dma, end.written, write_end).await?;
     }
     // Blocks below `zeroed` were zero-filled and committed (a fill moves it only after its
     // fdatasync), so a write ending there changes no metadata.
@@ -141,52 +125,21 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
     // Someone reads this partition: keep a copy of what this write adds (`recent.rs`).
     let keep = {
         let st = inner.state();
-        st.segments().get(base).is_some_and(|s| s.reader.is_some())
-            && super::recent::RecentWrites::has_room(new_bytes)
+        st.segments()
+            .get(end.base)
+            .is_some_and(|s| s.reader.is_some())
+            && RecentWrites::has_room(staged.new_bytes)
     };
-    let kept = keep.then(|| bytes::Bytes::copy_from_slice(&out[tail.len()..data_len]));
-    let n = dma.write_at(buf, write_pos).await?;
-    if n < data_len {
+    let kept =
+        keep.then(|| Bytes::copy_from_slice(&buf.as_bytes()[end.tail.len()..staged.data_len]));
+    let n = end.dma.write_at(buf, write_pos).await?;
+    if n < staged.data_len {
         return Err(StorageError::Io(std::io::Error::other(format!(
-            "short direct write: {n} of {data_len} bytes"
+            "short direct write: {n} of {} bytes",
+            staged.data_len
         ))));
     }
-    let (flush_now, arm_timer, flush_ms) = {
-        let mut st = inner.state_mut();
-        let new_written = written + new_bytes as u64;
-        let a = st.active_mut().ok_or(StorageError::Closed)?;
-        a.wrote(new_tail, new_written);
-        a.recent_mut().record(written, kept);
-        if changes_meta {
-            a.commits_mut().note();
-        }
-        // The segment being written, not the newest in the map: a queued roll may already have
-        // inserted the next one.
-        if let Some(seg) = st.segments_mut().get_mut(base) {
-            seg.size = new_written;
-            seg.next_offset = next_offset;
-            // Someone reads this partition: also start readahead of what was just written, so a
-            // reader that falls behind the tail cache (a catch-up consumer) finds it in the page
-            // cache (direct writes bypass it).
-            if let Some(r) = &seg.reader {
-                use std::os::fd::AsRawFd;
-                // SAFETY: plain syscall on a descriptor we own; only a hint.
-                unsafe {
-                    libc::posix_fadvise(
-                        r.as_raw_fd(),
-                        written as libc::off_t,
-                        new_bytes as libc::off_t,
-                        libc::POSIX_FADV_WILLNEED,
-                    );
-                }
-            }
-        }
-        st.queue_mut().written(next_offset, seq);
-        let cfg = inner.config();
-        let flush_now = st.sync_mut().note_written(messages, cfg.flush_messages);
-        let arm = cfg.flush_ms != u64::MAX && st.sync_mut().try_arm_timer();
-        (flush_now, arm, cfg.flush_ms)
-    };
+    let (flush_now, arm_timer, flush_ms) = publish(inner, &end, staged, kept, changes_meta)?;
     if flush_now {
         syncer::request_sync_of_written(inner, &mut inner.state_mut());
     }
@@ -196,6 +149,123 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
     inner.progress().notify();
     inner.appended().notify();
     Ok(())
+}
+
+/// Write, first phase: where the active file ends now.
+fn file_end(inner: &Inner) -> Result<FileEnd, StorageError> {
+    let st = inner.state();
+    let a = st.active().ok_or(StorageError::Closed)?;
+    Ok(FileEnd {
+        dma: a.dma().clone(),
+        align: a.align(),
+        tail: a.tail().to_vec(),
+        written: a.written(),
+        base: a.base(),
+    })
+}
+
+/// Write, second phase: the DMA buffer holding the old partial block, then the batches of `ops`
+/// with their broker-owned header fields set, zero-padded to the alignment.
+fn stage(end: &FileEnd, ops: &[Op]) -> (DmaBuffer, Staged) {
+    let tail = &end.tail;
+    let new_bytes: usize = ops
+        .iter()
+        .map(|op| match op {
+            Op::Write { bytes, .. } => bytes.len(),
+            Op::Roll { .. } | Op::Snapshot { .. } => 0,
+        })
+        .sum();
+    let data_len = tail.len() + new_bytes;
+    let buf_len = data_len.div_ceil(end.align as usize) * end.align as usize;
+    let mut buf = end.dma.alloc_dma_buffer(buf_len);
+    let out = buf.as_bytes_mut();
+    out[..tail.len()].copy_from_slice(tail);
+    let mut at = tail.len();
+    let mut next_offset = 0;
+    let mut messages = 0;
+    let mut seq = 0;
+    for op in ops {
+        if let Op::Write {
+            bytes,
+            base_offset,
+            position,
+            next_offset: n,
+            messages: m,
+            seq: s,
+        } = op
+        {
+            debug_assert_eq!(*position, end.written + (at - tail.len()) as u64);
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            rebase(&mut out[at..at + bytes.len()], *base_offset);
+            at += bytes.len();
+            next_offset = *n;
+            messages += *m;
+            seq = *s;
+        }
+    }
+    out[data_len..].fill(0);
+    let new_tail_start = data_len - data_len % end.align as usize;
+    let new_tail = out[new_tail_start..data_len].to_vec();
+    let staged = Staged {
+        buf_len,
+        data_len,
+        new_bytes,
+        new_tail,
+        next_offset,
+        messages,
+        seq,
+    };
+    (buf, staged)
+}
+
+/// Write, last phase: the write completed. Advances the active file and its segment, keeps the
+/// tail cache's copy (`kept`) or drops the cache, hints readahead for readers, moves the high
+/// watermark, and counts the messages for the flush policies. Returns whether a sync is due
+/// (`flush.messages`), and whether to start the `flush.ms` timer, with its period.
+fn publish(
+    inner: &Inner,
+    end: &FileEnd,
+    staged: Staged,
+    kept: Option<Bytes>,
+    changes_meta: bool,
+) -> Result<(bool, bool, u64), StorageError> {
+    let mut st = inner.state_mut();
+    let written = end.written;
+    let new_written = written + staged.new_bytes as u64;
+    let a = st.active_mut().ok_or(StorageError::Closed)?;
+    a.wrote(staged.new_tail, new_written);
+    a.recent_mut().record(written, kept);
+    if changes_meta {
+        a.commits_mut().note();
+    }
+    // The segment being written, not the newest in the map: a queued roll may already have
+    // inserted the next one.
+    if let Some(seg) = st.segments_mut().get_mut(end.base) {
+        seg.size = new_written;
+        seg.next_offset = staged.next_offset;
+        // Someone reads this partition: also start readahead of what was just written, so a
+        // reader that falls behind the tail cache (a catch-up consumer) finds it in the page
+        // cache (direct writes bypass it).
+        if let Some(r) = &seg.reader {
+            use std::os::fd::AsRawFd;
+            // SAFETY: plain syscall on a descriptor we own; only a hint.
+            unsafe {
+                libc::posix_fadvise(
+                    r.as_raw_fd(),
+                    written as libc::off_t,
+                    staged.new_bytes as libc::off_t,
+                    libc::POSIX_FADV_WILLNEED,
+                );
+            }
+        }
+    }
+    st.queue_mut().written(staged.next_offset, staged.seq);
+    let cfg = inner.config();
+    let flush_now = st
+        .sync_mut()
+        .note_written(staged.messages, cfg.flush_messages);
+    let arm = cfg.flush_ms != u64::MAX && st.sync_mut().try_arm_timer();
+    Ok((flush_now, arm, cfg.flush_ms))
 }
 
 /// Sets the broker-owned header fields of the validated batches in `buf` (see `Op::Write`):
