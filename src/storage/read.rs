@@ -37,7 +37,9 @@
 //! the answer is "none" (-1, -1) until it is written, as Kafka answers for a max above the
 //! high watermark.
 
+use std::fs::File;
 use std::io;
+use std::sync::Arc;
 
 use tracing::warn;
 
@@ -113,93 +115,148 @@ impl PartitionLog {
             };
             cur = cur.max(base);
             self.ensure_loaded(base).await?;
-            // Where the header walk starts: the index entry at or below `cur`. The walk reads
-            // through `header_at_async`, so no borrow of the state may live across it.
-            let (file, size, seg_next, mut pos, cached) = {
-                let mut st = self.inner().state_mut();
-                let dir = self.inner().dir().to_path_buf();
-                let Some(seg) = st.segments_mut().get_mut(base) else {
-                    break; // deleted by retention meanwhile
-                };
-                let file = seg.reader(&dir)?;
-                let Some(idx) = seg.index.as_ref() else {
-                    continue; // indexes evicted meanwhile: load them again
-                };
-                let rel = (cur - base).clamp(0, u32::MAX as i64) as u32;
-                let pos = idx.lookup(rel).map_or(0, |e| e.position as u64);
-                let size = seg.size;
-                let next = seg.next_offset;
-                // The active segment's tail cache, if it holds everything from `pos` on.
-                let cached = st.tail_cache_copy(base, pos, size);
-                (file, size, next, pos, cached)
+            let at = match self.locate(base, cur)? {
+                Located::At(at) => at,
+                Located::Gone => break, // deleted by retention meanwhile
+                Located::Evicted => continue, // indexes evicted meanwhile: load them again
             };
-            let from_memory = cached.is_some();
-            let mut scanner = match cached {
-                Some(bytes) => HeaderScanner::with_window(&file, size, bytes, pos),
-                None => HeaderScanner::new(&file, size),
-            };
-            let first = loop {
-                match scanner.header_at_async(pos).await? {
-                    Some(h) if h.last_offset() >= cur => break Some(h),
-                    Some(h) => pos += h.total_len() as u64,
-                    None => break None,
-                }
-            };
-            let Some(first) = first else {
-                // Nothing at or after `cur` in this segment: go on with the next.
-                if seg_next <= cur {
-                    break;
-                }
-                cur = seg_next;
-                continue;
-            };
-            let start = pos;
-            let first_len = first.total_len() as u64;
-            if !out.slices.is_empty() && first_len > remaining {
-                break;
-            }
-            let limit = (start + remaining.max(first_len)).min(size);
-            let mut end = start + first_len;
-            // Skip ahead by the index (if it is still loaded; else the walk covers it).
-            let skip_to = {
-                let st = self.inner().state();
-                st.segments()
-                    .get(base)
-                    .and_then(|s| s.index.as_ref())
-                    .and_then(|idx| idx.lookup_position(limit.min(u32::MAX as u64) as u32))
-                    .map(|e| e.position as u64)
-            };
-            if let Some(p) = skip_to
-                && p > end
+            let (size, seg_next) = (at.size, at.next_offset);
+            let slice = match self
+                .read_in(base, cur, at, remaining, out.slices.is_empty())
+                .await?
             {
-                end = p;
-            }
-            while let Some(h) = scanner.header_at_async(end).await? {
-                if end + h.total_len() as u64 > limit {
-                    break;
+                InSegment::Slice(slice) => slice,
+                InSegment::Nothing => {
+                    // Nothing at or after `cur` in this segment: go on with the next.
+                    if seg_next <= cur {
+                        break;
+                    }
+                    cur = seg_next;
+                    continue;
                 }
-                end += h.total_len() as u64;
-            }
-            let len = end - start;
-            if out.slices.is_empty() {
-                out.first_batch_len = first_len as u32;
-            }
-            let mem = if from_memory {
-                scanner.into_window(start, len)
-            } else {
-                None
+                InSegment::DoesNotFit => break,
             };
-            out.slices.push(FileSlice {
-                mem,
-                ..FileSlice::in_file(file, start, len as u32)
-            });
-            remaining = remaining.saturating_sub(len);
+            if out.slices.is_empty() {
+                out.first_batch_len = slice.first_batch_len;
+            }
+            let end = slice.slice.position + u64::from(slice.slice.len);
+            remaining = remaining.saturating_sub(u64::from(slice.slice.len));
+            out.slices.push(slice.slice);
             if end < size || remaining == 0 {
                 break;
             }
             cur = seg_next;
         }
         Ok(out)
+    }
+
+    /// Read, first phase in a segment: where the header walk for `cur` starts in the segment at
+    /// `base` (the index entry at or below it), with the segment's read descriptor and extent,
+    /// and the tail cache's copy from there on when it holds it. The walk reads through
+    /// `header_at_async`, so no borrow of the state may live across it: this takes what it needs.
+    fn locate(&self, base: i64, cur: i64) -> Result<Located, StorageError> {
+        let mut st = self.inner().state_mut();
+        let dir = self.inner().dir().to_path_buf();
+        let Some(seg) = st.segments_mut().get_mut(base) else {
+            return Ok(Located::Gone);
+        };
+        let file = seg.reader(&dir)?;
+        let Some(idx) = seg.index.as_ref() else {
+            return Ok(Located::Evicted);
+        };
+        let rel = (cur - base).clamp(0, u32::MAX as i64) as u32;
+        let pos = idx.lookup(rel).map_or(0, |e| e.position as u64);
+        let size = seg.size;
+        let next_offset = seg.next_offset;
+        // The active segment's tail cache, if it holds everything from `pos` on.
+        let cached = st.tail_cache_copy(base, pos, size);
+        Ok(Located::At(WalkStart {
+            file,
+            size,
+            next_offset,
+            pos,
+            cached,
+        }))
+    }
+
+    /// Read, second phase in a segment: the whole batches of the segment at `base` from the one
+    /// holding `cur`, up to `remaining` bytes, or the first batch alone if it is larger and
+    /// nothing was read before (`first`).
+    async fn read_in(
+        &self,
+        base: i64,
+        cur: i64,
+        at: WalkStart,
+        remaining: u64,
+        first: bool,
+    ) -> Result<InSegment, StorageError> {
+        let WalkStart {
+            file,
+            size,
+            pos,
+            cached,
+            ..
+        } = at;
+        let from_memory = cached.is_some();
+        let mut scanner = match cached {
+            Some(bytes) => HeaderScanner::with_window(&file, size, bytes, pos),
+            None => HeaderScanner::new(&file, size),
+        };
+        let Some((start, first_len)) = first_batch(&mut scanner, pos, cur).await? else {
+            return Ok(InSegment::Nothing);
+        };
+        if !first && first_len > remaining {
+            return Ok(InSegment::DoesNotFit);
+        }
+        let limit = (start + remaining.max(first_len)).min(size);
+        let end = self
+            .batches_end(&mut scanner, base, start + first_len, limit)
+            .await?;
+        let len = end - start;
+        let mem = if from_memory {
+            scanner.into_window(start, len)
+        } else {
+            None
+        };
+        Ok(InSegment::Slice(SegmentSlice {
+            slice: FileSlice {
+                mem,
+                ..FileSlice::in_file(file, start, len as u32)
+            },
+            first_batch_len: first_len as u32,
+        }))
+    }
+
+    /// Read, last phase in a segment: the end of the whole batches from `end` (the end of the
+    /// first batch) that fit below `limit`, skipping ahead by the index if it is still loaded
+    /// (else the walk covers it).
+    async fn batches_end(
+        &self,
+        scanner: &mut HeaderScanner<'_>,
+        base: i64,
+        mut end: u64,
+        limit: u64,
+    ) -> Result<u64, StorageError> {
+        let skip_to = {
+            let st = self.inner().state();
+            st.segments()
+                .get(base)
+                .and_then(|s| s.index.as_ref())
+                .and_then(|idx| idx.lookup_position(limit.min(u32::MAX as u64) as u32))
+                .map(|e| e.position as u64)
+        };
+        if let Some(p) = skip_to
+            && p > end
+        {
+            end = p;
+        }
+        while let Some(h) = scanner.header_at_async(end).await? {
+            if end + h.total_len() as u64 > limit {
+                break;
+            }
+            end += h.total_len() as u64;
+        }
+        Ok(end)
     }
 
     /// First offset whose timestamp is >= `ts`, with that record's timestamp (ListOffsets by
@@ -309,6 +366,55 @@ impl PartitionLog {
                 pos += h.total_len() as u64;
             }
             return Ok(None);
+        }
+    }
+}
+
+/// Where a read's header walk starts in one segment (`PartitionLog::locate`).
+struct WalkStart {
+    file: Arc<File>,
+    /// The segment's readable bytes and one past its last offset.
+    size: u64,
+    next_offset: i64,
+    /// The position of the index entry at or below the wanted offset.
+    pos: u64,
+    /// The tail cache's copy of `[pos, size)`, when it holds it.
+    cached: Option<Vec<u8>>,
+}
+
+enum Located {
+    At(WalkStart),
+    /// The segment was deleted (retention) since it was looked up.
+    Gone,
+    /// Its indexes were evicted since they were loaded.
+    Evicted,
+}
+
+/// What a read found in one segment.
+enum InSegment {
+    Slice(SegmentSlice),
+    /// No batch at or after the wanted offset.
+    Nothing,
+    /// The first batch is larger than what is left of the byte limit (and something was read).
+    DoesNotFit,
+}
+
+struct SegmentSlice {
+    slice: FileSlice,
+    first_batch_len: u32,
+}
+
+/// The first batch from `pos` on that holds offsets at or after `cur`: its position and length.
+async fn first_batch(
+    scanner: &mut HeaderScanner<'_>,
+    mut pos: u64,
+    cur: i64,
+) -> Result<Option<(u64, u64)>, StorageError> {
+    loop {
+        match scanner.header_at_async(pos).await? {
+            Some(h) if h.last_offset() >= cur => return Ok(Some((pos, h.total_len() as u64))),
+            Some(h) => pos += h.total_len() as u64,
+            None => return Ok(None),
         }
     }
 }
