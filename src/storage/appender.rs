@@ -10,6 +10,8 @@
 //! one block of zero padding past its logical end while active; roll and close truncate it away,
 //! and recovery treats a zero tail as padding.
 //!
+//! Its state, with the invariants, is `WriteQueue` and `ActiveFile` (`state/write.rs`).
+//!
 //! # Syncs and zero-filling
 //! Durability is the syncer's (`syncer.rs`, group commit); the writer tells it what it wrote,
 //! for the `flush.*` policies, and syncs a segment itself when a roll seals it.
@@ -32,6 +34,7 @@ use super::{syncer, zero_fill};
 /// Upper bound of one coalesced DMA write.
 pub const MAX_COALESCED_WRITE: usize = 4 << 20;
 
+/// The writer task: works the queue, in order, until it is empty or the log failed.
 pub(crate) async fn writer_loop(inner: Rc<Inner>) {
     // Spawned while the caller holds the state borrow; glommio may poll a new task at once.
     // Yielding first also lets appends queued in the same tick coalesce into one write.
@@ -307,6 +310,8 @@ async fn do_snapshot(inner: &Rc<Inner>, offset: i64, bytes: Vec<u8>, seq: u64) {
     inner.progress().notify();
 }
 
+/// Seals the active segment at `old_base` (trimmed, synced, final index files) and switches the
+/// writer to a new file at `new_base`.
 async fn do_roll(
     inner: &Rc<Inner>,
     old_base: i64,

@@ -1,5 +1,6 @@
 //! `PartitionLog`: the public face of one partition's log: open, append, the waits, roll and
-//! close. Its mutable state lives in `state/` (shared with the writer in `appender.rs`).
+//! close. Its mutable state lives in `state/`, shared with the tasks it spawns (`appender.rs`,
+//! `syncer.rs`, `zero_fill.rs`).
 //!
 //! Appends do all their bookkeeping synchronously at enqueue time (validation, offset assignment,
 //! header rewrites, roll decision, file position, index entries), so the order of `append` calls is
@@ -186,7 +187,8 @@ impl PartitionLog {
         }
     }
 
-    pub(crate) fn ensure_writer(&self, st: &mut State) {
+    /// Starts the writer task when work is queued and none runs.
+    fn ensure_writer(&self, st: &mut State) {
         if st.queue_mut().try_start_writer() {
             glommio::spawn_local(super::appender::writer_loop(self.inner.clone())).detach();
         }

@@ -25,6 +25,12 @@
 //! buffered descriptor (sendfile-able); Linux invalidates the page-cache range a direct write
 //! covers, so buffered readers never see stale data.
 //!
+//! The writer task is [`appender`]; group commit and the `flush.*` policies are [`syncer`]; the
+//! zero-fill ahead of the data that keeps syncs cheap is [`zero_fill`]. What they and `append`
+//! share lives in `state/`, one part per owner (the writer's queue and active file, the syncer's,
+//! the zero-fill's, the tail cache's, the segment map), each a type with private fields whose doc
+//! states its invariants; [`log`] and the tasks depend on it, not on each other's state.
+//!
 //! # Durability: what each acks level promises after power loss
 //! - `acks=all` (-1): the handler calls [`PartitionLog::wait_durable`] for the batch's last
 //!   offset and answers only after an fdatasync covering it completed (group commit: one sync in
