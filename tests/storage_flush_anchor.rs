@@ -170,7 +170,7 @@ fn partitions_of_a_shard_share_device_flushes() {
 /// and flush behind all of them), and every acknowledged batch still reads back.
 #[test]
 fn a_shards_zero_fills_take_turns() {
-    use ringbolt::storage::appender::{FILL_PIECES_PER_SHARD, fill_pieces_in_flight_peak};
+    use ringbolt::storage::zero_fill::{FILL_PIECES_PER_SHARD, fill_pieces_in_flight_peak};
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let data_dir = tmp.path().to_path_buf();
     let peak = run(move || async move {

@@ -1,4 +1,4 @@
-//! The partition's single writer (direct-I/O appends) and its group-commit syncer.
+//! The partition's single writer: direct-I/O appends, rolls and producer-state snapshots.
 //!
 //! # Writer
 //! At most one writer task per partition exists, spawned when work is queued and ending when the
@@ -10,176 +10,45 @@
 //! one block of zero padding past its logical end while active; roll and close truncate it away,
 //! and recovery treats a zero tail as padding.
 //!
-//! # Syncer (group commit)
-//! `wait_durable(n)` records the wish and starts the syncer if it is idle. The syncer loops: note
-//! the high watermark `h` and the active file, `fdatasync` (or, when every written block's
-//! metadata is committed, a device flush shared with the shard's partitions, `flush_anchor.rs`),
-//! then `durable = h`. Every append whose
-//! write completed before a sync started is covered by that sync; those that completed while it
-//! was in flight are covered by the next one. One fdatasync is in flight at a time per partition.
-//! A roll fdatasyncs the old segment (after trimming its padding) before the first write to the
-//! new one, and fsyncs the directory after creating the new file, so "durable" always means a
-//! prefix of the log.
+//! Its state, with the invariants, is `WriteQueue` and `ActiveFile` (`state/write.rs`).
 //!
-//! `flush.messages` and `flush.ms` only *request* syncs (they never block appends).
+//! # Syncs and zero-filling
+//! Durability is the syncer's (`syncer.rs`, group commit); the writer tells it what it wrote,
+//! for the `flush.*` policies, and syncs a segment itself when a roll seals it.
 //!
-//! # Zero-filling ahead (for partitions that sync)
-//! On ext4 a direct write that extends the file makes the next fdatasync commit a journal
-//! transaction for the new size; a write into blocks that already hold data does not, and
-//! `fallocate` does not help (unwritten extents must be converted, also journaled). Syncing a
-//! 16 KiB write that overwrites zero-filled blocks is several times faster than syncing one that
-//! extends the file (measured in `docs/perf/storage-appender.md`). So once a partition has been
-//! asked for durability (`wait_durable`, or a `flush.*` policy), the
-//! writer keeps a zero-filled region ahead of the data, in chunks of the file's current size
-//! clamped to 1..4 MiB (never past `segment.bytes`), and syncs then mostly cover overwrites.
-//! The fill runs in the background: when the data comes within half a chunk of the zeroed end,
-//! a task writes the next chunk strictly beyond every data write issued so far and fdatasyncs
-//! it, so the size change lands in that sync rather than in an acks=all one. A data write that
-//! would reach into a fill still in flight waits for it (zeros landing after data would erase
-//! it); roll and close wait for it before trimming. Before this was in the background, every fill
-//! stalled the partition's appends, and at 250k msg/s acks=all those stalls were most of the
-//! produce p99 (measured in `docs/perf/storage-appender.md`). The cost is
-//! writing those bytes twice; partitions that never sync (acks=0/1 without flush policy) append
-//! plainly, as Kafka does.
-//!
-//! The fill writes one [`FILL_PIECE`] (64 KiB) at a time, and a shard has at most
-//! [`FILL_PIECES_PER_SHARD`] pieces in flight over all its partitions. The fill's first version put
-//! the whole chunk in flight as 1 MiB writes; a probe build that timed every step (250k msg/s
-//! acks=all, 8 partitions) found the whole tail of the broker's request time in the few data
-//! syncs that overlapped a fill. The development VM's disk serves requests in order, so every data
-//! write and flush queued behind the chunk's zeros. With one piece in flight a fill takes longer
-//! but adds at most one piece of queueing to anyone, which cut produce p99 and p99.9 (measured in
-//! `docs/perf/storage-appender.md`). Syncs of data in committed blocks are device flushes shared by
-//! the shard's partitions, which skip the journal commit of a running fill (`flush_anchor.rs`).
-//! The active file may thus end in up to a chunk of zeros; roll and close trim it to its exact
-//! size (what Kafka shows), and recovery treats a zero tail as padding.
+//! Once a partition is asked for durability, the writer keeps a zero-filled region ahead of its
+//! data so that syncs mostly cover overwrites of committed blocks: `zero_fill.rs` (why, and how
+//! much at a time). The active file may thus end in zeros past its logical end.
 
 use std::rc::Rc;
-use std::time::Duration;
 
-use glommio::io::OpenOptions;
-use tracing::error;
+use bytes::Bytes;
+use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 
 use super::error::StorageError;
-use super::log::{ActiveFile, Inner, Op, State, sync_dir};
-use super::segment;
-
-/// New index entries that trigger an incremental index-file write after a sync.
-pub const PERSIST_INDEX_EVERY: usize = 128;
-
-/// Zero-fill step bounds: the active file is zero-filled ahead of the data by its current size,
-/// clamped to these, so a small partition holds at most 1 MiB of zeros beyond its data. Each fill
-/// changes the file size, which costs its sync an inode write: with 1,000 partitions at acks=all,
-/// 64 KiB fills made that inode write a large share of broker CPU (measured in
-/// `docs/perf/storage-appender.md`).
-pub const ZERO_FILL_MIN: u64 = 1 << 20;
-pub const ZERO_FILL_MAX: u64 = 4 << 20;
-
-/// One zero-fill write. The fill writes its chunk one piece at a time, never more than one in
-/// flight: on a disk that serves requests in order (the development VM's does), a 4 MiB burst of
-/// zeros (4 × 1 MiB in flight) delayed every data write and fdatasync queued behind it (measured
-/// in `docs/perf/storage-appender.md`).
-pub const FILL_PIECE: usize = 64 << 10;
-
-/// Zero-fill pieces in flight at once on a shard, over all its partitions. One piece per
-/// partition still let every partition that needed zeros put a piece in flight: with 1,000
-/// partitions (each starting with a 1 MiB fill) up to 500 pieces, 32 MiB of zeros, per shard
-/// stood ahead of the data in an in-order disk queue. At `--rate 0 --partitions 1000 --acks all`
-/// a gate of 4 per shard cut produce p99 and p99.9 several-fold against the ungated code (8 did
-/// worse, 2 varied more) with throughput within noise; with 8 partitions over 2 shards the gate
-/// rarely binds. Measured in `docs/perf/storage-appender.md`.
-pub const FILL_PIECES_PER_SHARD: u64 = 4;
-
-thread_local! {
-    /// The shard's zero-fill gate (FIFO, so partitions take turns).
-    static FILL_GATE: Rc<glommio::sync::Semaphore> =
-        Rc::new(glommio::sync::Semaphore::new(FILL_PIECES_PER_SHARD));
-    /// Zero-fill pieces in flight on this shard now, and the most seen at once.
-    static FILL_IN_FLIGHT: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
-}
-
-/// The most zero-fill pieces this shard (thread) had in flight at once.
-pub fn fill_pieces_in_flight_peak() -> u64 {
-    FILL_IN_FLIGHT.with(|c| c.get().1)
-}
-
-/// A turn to write one zero-fill piece; released on drop.
-struct FillPiece {
-    _permit: Option<glommio::sync::StaticPermit>,
-}
-
-async fn fill_piece_permit() -> FillPiece {
-    let gate = FILL_GATE.with(Rc::clone);
-    // The gate is never closed; if it were, the fill would go on ungated.
-    let permit = gate.acquire_static_permit(1).await.ok();
-    FILL_IN_FLIGHT.with(|c| {
-        let (now, peak) = c.get();
-        c.set((now + 1, peak.max(now + 1)));
-    });
-    FillPiece { _permit: permit }
-}
-
-impl Drop for FillPiece {
-    fn drop(&mut self) {
-        FILL_IN_FLIGHT.with(|c| {
-            let (now, peak) = c.get();
-            c.set((now - 1, peak));
-        });
-    }
-}
-
-thread_local! {
-    /// One shared, read-only zero DMA buffer (one piece) per shard for zero-filling.
-    static ZEROS: std::cell::RefCell<Option<Rc<glommio::io::DmaBuffer>>> = const { std::cell::RefCell::new(None) };
-}
-
-fn zero_buffer(dma: &glommio::io::DmaFile) -> Rc<glommio::io::DmaBuffer> {
-    ZEROS.with(|z| {
-        z.borrow_mut()
-            .get_or_insert_with(|| {
-                let mut b = dma.alloc_dma_buffer(FILL_PIECE);
-                b.as_bytes_mut().fill(0);
-                Rc::new(b)
-            })
-            .clone()
-    })
-}
+use super::recent::RecentWrites;
+use super::segment::{self, sync_dir};
+use super::state::{ActiveFile, Inner, Op};
+use super::{syncer, zero_fill};
 
 /// Upper bound of one coalesced DMA write.
 pub const MAX_COALESCED_WRITE: usize = 4 << 20;
 
+/// The writer task: works the queue, in order, until it is empty or the log failed.
 pub(crate) async fn writer_loop(inner: Rc<Inner>) {
     // Spawned while the caller holds the state borrow; glommio may poll a new task at once.
     // Yielding first also lets appends queued in the same tick coalesce into one write.
     futures_lite::future::yield_now().await;
     loop {
         let work = {
-            let mut st = inner.st.borrow_mut();
-            if st.failed.is_some() {
-                st.writer_running = false;
-                st.pending.clear();
+            let mut st = inner.state_mut();
+            if st.is_failed() {
+                st.queue_mut().stop();
                 return;
             }
-            match st.pending.front() {
-                None => {
-                    st.writer_running = false;
-                    return;
-                }
-                Some(Op::Roll { .. } | Op::Snapshot { .. }) => {
-                    vec![st.pending.pop_front().expect("front")]
-                }
-                Some(Op::Write { .. }) => {
-                    let mut ops = Vec::new();
-                    let mut bytes = 0;
-                    while let Some(Op::Write { bytes: b, .. }) = st.pending.front() {
-                        if !ops.is_empty() && bytes + b.len() > MAX_COALESCED_WRITE {
-                            break;
-                        }
-                        bytes += b.len();
-                        ops.push(st.pending.pop_front().expect("front"));
-                    }
-                    ops
-                }
+            match st.queue_mut().take_work(MAX_COALESCED_WRITE) {
+                Some(work) => work,
+                None => return,
             }
         };
         let res = if let Some(Op::Snapshot { .. }) = work.first() {
@@ -208,35 +77,100 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
             do_write(&inner, work).await
         };
         if let Err(e) = res {
-            fail(&inner, &e);
-            let mut st = inner.st.borrow_mut();
-            st.writer_running = false;
-            st.pending.clear();
+            inner.fail(&e);
+            inner.state_mut().queue_mut().stop();
             return;
         }
     }
 }
 
-/// Marks the log offline after an I/O error: every waiter gets `Offline`.
-pub(crate) fn fail(inner: &Inner, e: &StorageError) {
-    error!(dir = %inner.dir.display(), error = %e, "partition log failed; refusing further appends");
-    {
-        let mut st = inner.st.borrow_mut();
-        if st.failed.is_none() {
-            st.failed = Some(e.to_string());
-        }
-    }
-    inner.progress.notify();
-    inner.synced.notify();
-    inner.appended.notify();
+/// The active file as the previous write left it: where the next write starts.
+struct FileEnd {
+    dma: Rc<DmaFile>,
+    align: u64,
+    /// The last partial block, rewritten at the start of the next write.
+    tail: Vec<u8>,
+    written: u64,
+    base: i64,
 }
 
+/// What a coalesced write adds, and what completing it publishes.
+struct Staged {
+    /// Bytes of the DMA buffer: data (the old partial block, then the new batches) and the zero
+    /// padding up to the alignment.
+    buf_len: usize,
+    /// Bytes of data in the buffer.
+    data_len: usize,
+    /// Bytes the write adds after the old partial block.
+    new_bytes: usize,
+    /// The new partial last block.
+    new_tail: Vec<u8>,
+    /// One past the last offset written.
+    next_offset: i64,
+    messages: u64,
+    /// The sequence number of the last op written.
+    seq: u64,
+}
+
+/// Writes the queued `ops` (all `Op::Write`s, contiguous) with one direct write, then publishes
+/// them: readable, counted for the flush policies.
 async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
-    let (dma, align, tail, written, base) = {
-        let st = inner.st.borrow();
-        let a = st.active.as_ref().ok_or(StorageError::Closed)?;
-        (a.dma.clone(), a.align, a.tail.clone(), a.written, a.base)
+    let end = file_end(inner)?;
+    let (buf, staged) = stage(&end, &ops);
+    let write_pos = end.written - end.tail.len() as u64;
+    let write_end = write_pos + staged.buf_len as u64;
+    if inner.state().sync().wanted() {
+        zero_fill::zero_fill_ahead(inner, &end.dma, end.written, write_end).await?;
+    }
+    // Blocks below `zeroed` were zero-filled and committed (a fill moves it only after its
+    // fdatasync), so a write ending there changes no metadata.
+    let changes_meta = write_end > inner.state().active().map_or(0, |a| a.fill().zeroed());
+    // Someone reads this partition: keep a copy of what this write adds (`recent.rs`).
+    let keep = {
+        let st = inner.state();
+        st.segments()
+            .get(end.base)
+            .is_some_and(|s| s.reader.is_some())
+            && RecentWrites::has_room(staged.new_bytes)
     };
+    let kept =
+        keep.then(|| Bytes::copy_from_slice(&buf.as_bytes()[end.tail.len()..staged.data_len]));
+    let n = end.dma.write_at(buf, write_pos).await?;
+    if n < staged.data_len {
+        return Err(StorageError::Io(std::io::Error::other(format!(
+            "short direct write: {n} of {} bytes",
+            staged.data_len
+        ))));
+    }
+    let (flush_now, arm_timer, flush_ms) = publish(inner, &end, staged, kept, changes_meta)?;
+    if flush_now {
+        syncer::request_sync_of_written(inner, &mut inner.state_mut());
+    }
+    if arm_timer {
+        syncer::start_flush_timer(inner, flush_ms);
+    }
+    inner.progress().notify();
+    inner.appended().notify();
+    Ok(())
+}
+
+/// Write, first phase: where the active file ends now.
+fn file_end(inner: &Inner) -> Result<FileEnd, StorageError> {
+    let st = inner.state();
+    let a = st.active().ok_or(StorageError::Closed)?;
+    Ok(FileEnd {
+        dma: a.dma().clone(),
+        align: a.align(),
+        tail: a.tail().to_vec(),
+        written: a.written(),
+        base: a.base(),
+    })
+}
+
+/// Write, second phase: the DMA buffer holding the old partial block, then the batches of `ops`
+/// with their broker-owned header fields set, zero-padded to the alignment.
+fn stage(end: &FileEnd, ops: &[Op]) -> (DmaBuffer, Staged) {
+    let tail = &end.tail;
     let new_bytes: usize = ops
         .iter()
         .map(|op| match op {
@@ -245,15 +179,15 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         })
         .sum();
     let data_len = tail.len() + new_bytes;
-    let buf_len = data_len.div_ceil(align as usize) * align as usize;
-    let mut buf = dma.alloc_dma_buffer(buf_len);
+    let buf_len = data_len.div_ceil(end.align as usize) * end.align as usize;
+    let mut buf = end.dma.alloc_dma_buffer(buf_len);
     let out = buf.as_bytes_mut();
-    out[..tail.len()].copy_from_slice(&tail);
+    out[..tail.len()].copy_from_slice(tail);
     let mut at = tail.len();
     let mut next_offset = 0;
     let mut messages = 0;
     let mut seq = 0;
-    for op in &ops {
+    for op in ops {
         if let Op::Write {
             bytes,
             base_offset,
@@ -263,7 +197,7 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
             seq: s,
         } = op
         {
-            debug_assert_eq!(*position, written + (at - tail.len()) as u64);
+            debug_assert_eq!(*position, end.written + (at - tail.len()) as u64);
             out[at..at + bytes.len()].copy_from_slice(bytes);
             rebase(&mut out[at..at + bytes.len()], *base_offset);
             at += bytes.len();
@@ -273,102 +207,68 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         }
     }
     out[data_len..].fill(0);
-    let new_tail_start = data_len - data_len % align as usize;
+    let new_tail_start = data_len - data_len % end.align as usize;
     let new_tail = out[new_tail_start..data_len].to_vec();
-    let write_pos = written - tail.len() as u64;
-    let write_end = write_pos + buf_len as u64;
-    let zero_fill = inner.st.borrow().sync_hint;
-    if zero_fill {
-        zero_fill_ahead(inner, &dma, written, write_end).await?;
-    }
-    // Blocks below `zeroed` were zero-filled and committed (a fill moves it only after its
-    // fdatasync), so a write ending there changes no metadata.
-    let changes_meta = write_end > inner.st.borrow().active.as_ref().map_or(0, |a| a.zeroed);
-    // Someone reads this partition: keep a copy of what this write adds (`recent.rs`).
-    let keep = {
-        let st = inner.st.borrow();
-        st.segments.get(&base).is_some_and(|s| s.reader.is_some())
-            && super::recent::RecentWrites::has_room(new_bytes)
+    let staged = Staged {
+        buf_len,
+        data_len,
+        new_bytes,
+        new_tail,
+        next_offset,
+        messages,
+        seq,
     };
-    let kept = keep.then(|| bytes::Bytes::copy_from_slice(&out[tail.len()..data_len]));
-    let n = dma.write_at(buf, write_pos).await?;
-    if n < data_len {
-        return Err(StorageError::Io(std::io::Error::other(format!(
-            "short direct write: {n} of {data_len} bytes"
-        ))));
+    (buf, staged)
+}
+
+/// Write, last phase: the write completed. Advances the active file and its segment, keeps the
+/// tail cache's copy (`kept`) or drops the cache, hints readahead for readers, moves the high
+/// watermark, and counts the messages for the flush policies. Returns whether a sync is due
+/// (`flush.messages`), and whether to start the `flush.ms` timer, with its period.
+fn publish(
+    inner: &Inner,
+    end: &FileEnd,
+    staged: Staged,
+    kept: Option<Bytes>,
+    changes_meta: bool,
+) -> Result<(bool, bool, u64), StorageError> {
+    let mut st = inner.state_mut();
+    let written = end.written;
+    let new_written = written + staged.new_bytes as u64;
+    let a = st.active_mut().ok_or(StorageError::Closed)?;
+    a.wrote(staged.new_tail, new_written);
+    a.recent_mut().record(written, kept);
+    if changes_meta {
+        a.commits_mut().note();
     }
-    let (flush_now, arm_timer, flush_ms) = {
-        let mut st = inner.st.borrow_mut();
-        let new_written = written + new_bytes as u64;
-        let a = st.active.as_mut().ok_or(StorageError::Closed)?;
-        a.tail = new_tail;
-        a.written = new_written;
-        match kept {
-            Some(b) => a.recent.push(written, b),
-            None => a.recent.clear(),
-        }
-        if changes_meta {
-            a.meta_changes += 1;
-        }
-        // The segment being written, not the newest in the map: a queued roll may already have
-        // inserted the next one.
-        if let Some(seg) = st.segments.get_mut(&base) {
-            seg.size = new_written;
-            seg.next_offset = next_offset;
-            // Someone reads this partition: also start readahead of what was just written, so a
-            // reader that falls behind the tail cache (a catch-up consumer) finds it in the page
-            // cache (direct writes bypass it).
-            if let Some(r) = &seg.reader {
-                use std::os::fd::AsRawFd;
-                // SAFETY: plain syscall on a descriptor we own; only a hint.
-                unsafe {
-                    libc::posix_fadvise(
-                        r.as_raw_fd(),
-                        written as libc::off_t,
-                        new_bytes as libc::off_t,
-                        libc::POSIX_FADV_WILLNEED,
-                    );
-                }
+    // The segment being written, not the newest in the map: a queued roll may already have
+    // inserted the next one.
+    if let Some(seg) = st.segments_mut().get_mut(end.base) {
+        seg.size = new_written;
+        seg.next_offset = staged.next_offset;
+        // Someone reads this partition: also start readahead of what was just written, so a
+        // reader that falls behind the tail cache (a catch-up consumer) finds it in the page
+        // cache (direct writes bypass it).
+        if let Some(r) = &seg.reader {
+            use std::os::fd::AsRawFd;
+            // SAFETY: plain syscall on a descriptor we own; only a hint.
+            unsafe {
+                libc::posix_fadvise(
+                    r.as_raw_fd(),
+                    written as libc::off_t,
+                    staged.new_bytes as libc::off_t,
+                    libc::POSIX_FADV_WILLNEED,
+                );
             }
         }
-        st.hw = next_offset;
-        st.done_seq = seq;
-        st.unflushed_messages += messages;
-        let cfg = inner.config.borrow();
-        let flush_now = st.unflushed_messages >= cfg.flush_messages;
-        let arm = cfg.flush_ms != u64::MAX && !st.flush_timer_armed;
-        if arm {
-            st.flush_timer_armed = true;
-        }
-        (flush_now, arm, cfg.flush_ms)
-    };
-    if flush_now {
-        let mut st = inner.st.borrow_mut();
-        let target = st.hw - 1;
-        if st.sync_requested < target {
-            st.sync_requested = target;
-        }
-        ensure_syncer(inner, &mut st);
     }
-    if arm_timer {
-        let inner2 = inner.clone();
-        glommio::spawn_local(async move {
-            glommio::timer::sleep(Duration::from_millis(flush_ms)).await;
-            let mut st = inner2.st.borrow_mut();
-            st.flush_timer_armed = false;
-            if st.failed.is_none() && st.active.is_some() {
-                let target = st.hw - 1;
-                if st.sync_requested < target {
-                    st.sync_requested = target;
-                }
-                ensure_syncer(&inner2, &mut st);
-            }
-        })
-        .detach();
-    }
-    inner.progress.notify();
-    inner.appended.notify();
-    Ok(())
+    st.queue_mut().written(staged.next_offset, staged.seq);
+    let cfg = inner.config();
+    let flush_now = st
+        .sync_mut()
+        .note_written(staged.messages, cfg.flush_messages);
+    let arm = cfg.flush_ms != u64::MAX && st.sync_mut().try_arm_timer();
+    Ok((flush_now, arm, cfg.flush_ms))
 }
 
 /// Sets the broker-owned header fields of the validated batches in `buf` (see `Op::Write`):
@@ -389,125 +289,10 @@ fn rebase(buf: &mut [u8], base: i64) {
     }
 }
 
-/// Keeps the zero-filled region ahead of the data (see the module docs) without stalling
-/// appends: when the data comes within half a chunk of the zeroed end, one background task
-/// zero-fills the next chunk, strictly beyond every data write issued so far, then fdatasyncs it
-/// so the size change it made is not left for an acks=all sync to write. Returns once the data
-/// write ending at `write_end` can be issued without overlapping a zero write still in flight
-/// (it waits only if the data outran the fill).
-async fn zero_fill_ahead(
-    inner: &Rc<Inner>,
-    dma: &Rc<glommio::io::DmaFile>,
-    written: u64,
-    write_end: u64,
-) -> Result<(), StorageError> {
-    loop {
-        {
-            let mut st = inner.st.borrow_mut();
-            if let Some(f) = &st.failed {
-                return Err(StorageError::Offline(f.clone()));
-            }
-            let limit = inner.config.borrow().segment_bytes.max(write_end);
-            let a = st.active.as_mut().ok_or(StorageError::Closed)?;
-            match a.filling {
-                Some((from, _)) if write_end <= from => return Ok(()),
-                Some(_) => {} // the data caught up with the fill: wait for it below
-                None => {
-                    let chunk = written.clamp(ZERO_FILL_MIN, ZERO_FILL_MAX);
-                    if write_end + chunk / 2 <= a.zeroed {
-                        return Ok(());
-                    }
-                    let from = a.zeroed.max(write_end);
-                    let to = (from + chunk).min(limit).div_ceil(ZERO_FILL_MIN) * ZERO_FILL_MIN;
-                    if to <= from {
-                        return Ok(());
-                    }
-                    a.filling = Some((from, to));
-                    glommio::spawn_local(fill_zeros(inner.clone(), dma.clone(), from, to)).detach();
-                    return Ok(());
-                }
-            }
-        }
-        inner.progress.wait().await;
-    }
-}
-
-/// The background zero-fill of `[from, to)`: [`FILL_PIECE`] writes of a shared zero buffer, one
-/// at a time, then one fdatasync (which commits the new blocks and size: from then on data
-/// writes below `to` change no metadata).
-async fn fill_zeros(inner: Rc<Inner>, dma: Rc<glommio::io::DmaFile>, from: u64, to: u64) {
-    let res = async {
-        let zeros = zero_buffer(&dma);
-        let mut pos = from;
-        while pos < to {
-            let n = ((to - pos) as usize).min(zeros.len());
-            let _piece = fill_piece_permit().await;
-            if n == zeros.len() {
-                dma.write_rc_at(zeros.clone(), pos).await?;
-            } else {
-                let mut b = dma.alloc_dma_buffer(n);
-                b.as_bytes_mut().fill(0);
-                dma.write_at(b, pos).await?;
-            }
-            pos += n as u64;
-            if inner.st.borrow().failed.is_some() {
-                return Ok(None);
-            }
-        }
-        let changes = inner
-            .st
-            .borrow()
-            .active
-            .as_ref()
-            .map_or(0, |a| a.meta_changes);
-        dma.fdatasync().await?;
-        Ok::<Option<u64>, StorageError>(Some(changes))
-    }
-    .await;
-    let synced = res.unwrap_or_else(|e| {
-        fail(&inner, &e);
-        None
-    });
-    {
-        let mut st = inner.st.borrow_mut();
-        if let Some(a) = st.active.as_mut().filter(|a| Rc::ptr_eq(&a.dma, &dma)) {
-            a.filling = None;
-            a.zeroed = a.zeroed.max(to);
-            if let Some(c) = synced {
-                a.meta_synced = a.meta_synced.max(c);
-            }
-        }
-    }
-    inner.progress.notify();
-}
-
-/// Waits until no background index persist is running (close rewrites the index files whole).
-pub(crate) async fn wait_persist_idle(inner: &Rc<Inner>) {
-    while inner.st.borrow().persisting {
-        inner.progress.wait().await;
-    }
-}
-
-/// Waits until no zero-fill is in flight on the active file (before it is trimmed).
-pub(crate) async fn wait_fill_idle(inner: &Rc<Inner>) {
-    loop {
-        let busy = inner
-            .st
-            .borrow()
-            .active
-            .as_ref()
-            .is_some_and(|a| a.filling.is_some());
-        if !busy {
-            return;
-        }
-        inner.progress.wait().await;
-    }
-}
-
 /// Writes a periodic producer-state snapshot. A failure only costs a longer replay after a
 /// crash, so it is logged, not fatal.
 async fn do_snapshot(inner: &Rc<Inner>, offset: i64, bytes: Vec<u8>, seq: u64) {
-    let dir = inner.dir.clone();
+    let dir = inner.dir().to_path_buf();
     let res = async {
         super::producer_state::write_snapshot(&dir, offset, bytes).await?;
         sync_dir(&dir).await?;
@@ -519,14 +304,14 @@ async fn do_snapshot(inner: &Rc<Inner>, offset: i64, bytes: Vec<u8>, seq: u64) {
         tracing::warn!(dir = %dir.display(), error = %e, "could not write the producer-state snapshot");
     }
     {
-        let mut st = inner.st.borrow_mut();
-        if st.done_seq < seq {
-            st.done_seq = seq;
-        }
+        let mut st = inner.state_mut();
+        st.queue_mut().done(seq);
     }
-    inner.progress.notify();
+    inner.progress().notify();
 }
 
+/// Seals the active segment at `old_base` (trimmed, synced, final index files) and switches the
+/// writer to a new file at `new_base`.
 async fn do_roll(
     inner: &Rc<Inner>,
     old_base: i64,
@@ -536,16 +321,16 @@ async fn do_roll(
     producers: Vec<u8>,
     seq: u64,
 ) -> Result<(), StorageError> {
-    let dir = inner.dir.clone();
+    let dir = inner.dir().to_path_buf();
     let (old_dma, old_written, align) = {
-        let st = inner.st.borrow();
-        let a = st.active.as_ref().ok_or(StorageError::Closed)?;
-        debug_assert_eq!(a.base, old_base);
-        (a.dma.clone(), a.written, a.align)
+        let st = inner.state();
+        let a = st.active().ok_or(StorageError::Closed)?;
+        debug_assert_eq!(a.base(), old_base);
+        (a.dma().clone(), a.written(), a.align())
     };
     // Seal: trim the direct-I/O padding (after any zero-fill landed), make the data and the new
     // size durable, write the trimmed indexes.
-    wait_fill_idle(inner).await;
+    zero_fill::wait_fill_idle(inner).await;
     old_dma.truncate(old_written).await?;
     old_dma.fdatasync().await?;
     segment::write_small_file(&segment::index_path(&dir, old_base), index).await?;
@@ -566,25 +351,12 @@ async fn do_roll(
     sync_dir(&dir).await?;
     super::producer_state::remove_older_snapshots(&dir);
     {
-        let mut st = inner.st.borrow_mut();
-        st.active = Some(ActiveFile {
-            base: new_base,
-            dma: Rc::new(f),
-            align,
-            tail: Vec::new(),
-            written: 0,
-            zeroed: 0,
-            filling: None,
-            meta_changes: 1,
-            meta_synced: 0,
-            recent: Default::default(),
-        });
+        let mut st = inner.state_mut();
+        st.set_active(ActiveFile::new(new_base, Rc::new(f), align, Vec::new(), 0));
         // Everything before the new segment was synced with the old one.
-        if st.durable < new_base {
-            st.durable = new_base;
-        }
-        st.done_seq = seq;
-        if let Some(s) = st.segments.get_mut(&old_base) {
+        st.sync_mut().advance(new_base);
+        st.queue_mut().done(seq);
+        if let Some(s) = st.segments_mut().get_mut(old_base) {
             s.persisted_index = s.index.as_ref().map_or(0, |i| i.len());
             s.persisted_time_index = s.time_index.as_ref().map_or(0, |t| t.len());
         }
@@ -592,171 +364,7 @@ async fn do_roll(
     if let Ok(f) = Rc::try_unwrap(old_dma) {
         f.close().await?;
     }
-    inner.progress.notify();
-    inner.synced.notify();
-    Ok(())
-}
-
-pub(crate) fn ensure_syncer(inner: &Rc<Inner>, st: &mut State) {
-    if !st.syncer_running && st.failed.is_none() {
-        st.syncer_running = true;
-        glommio::spawn_local(sync_loop(inner.clone())).detach();
-    }
-}
-
-async fn sync_loop(inner: Rc<Inner>) {
-    futures_lite::future::yield_now().await;
-    // The shard's device flush, looked up once per run of this loop (the lookup allocates).
-    let mut shared: Option<Option<Rc<super::flush_anchor::DeviceFlush>>> = None;
-    loop {
-        let (target, dma, flush_only, changes) = {
-            let mut st = inner.st.borrow_mut();
-            let idle = st.failed.is_some()
-                || st.sync_requested < st.durable
-                || st.hw <= st.durable
-                || st.active.is_none();
-            if idle {
-                st.syncer_running = false;
-                return;
-            }
-            st.unflushed_messages = 0;
-            let a = st.active.as_ref().expect("checked");
-            // Data that sits in committed blocks needs only a device flush, shared with every
-            // partition of the shard; the segment's own fdatasync would also wait for a journal
-            // commit whenever a zero-fill runs (see `flush_anchor.rs`).
-            let flush_only = a.meta_changes == a.meta_synced;
-            (st.hw, a.dma.clone(), flush_only, a.meta_changes)
-        };
-        let device = if flush_only {
-            if shared.is_none() {
-                shared = Some(super::flush_anchor::device_flush_for(&inner.dir).await);
-            }
-            shared.clone().flatten()
-        } else {
-            None
-        };
-        let synced = match &device {
-            Some(device) => device.flush().await.map_err(StorageError::from),
-            None => dma.fdatasync().await.map_err(StorageError::from),
-        };
-        if synced.is_ok() {
-            let mut st = inner.st.borrow_mut();
-            if device.is_some() {
-                st.sync_stats.anchor_syncs += 1;
-            } else {
-                st.sync_stats.file_syncs += 1;
-                if let Some(a) = st.active.as_mut().filter(|a| Rc::ptr_eq(&a.dma, &dma)) {
-                    a.meta_synced = a.meta_synced.max(changes);
-                }
-            }
-        }
-        if let Err(e) = synced {
-            fail(&inner, &e);
-            inner.st.borrow_mut().syncer_running = false;
-            return;
-        }
-        {
-            let mut st = inner.st.borrow_mut();
-            if st.durable < target {
-                st.durable = target;
-            }
-        }
-        inner.synced.notify();
-        // Index entries for synced data are appended to the index files (unsynced hints that
-        // recovery verifies), so reopening after a crash scans only the tail. In its own task:
-        // awaited here, its open/write/close of two files held up the next sync (and every
-        // acks=all produce waiting for it) after every sync that added PERSIST_INDEX_EVERY
-        // entries, many times a second at 250k msg/s (docs/perf/storage-appender.md).
-        let start = {
-            let mut st = inner.st.borrow_mut();
-            !std::mem::replace(&mut st.persisting, true)
-        };
-        if start {
-            let inner2 = inner.clone();
-            glommio::spawn_local(async move {
-                if let Err(e) = persist_active_indexes(&inner2, false).await {
-                    tracing::warn!(dir = %inner2.dir.display(), error = %e, "could not persist index entries");
-                }
-                inner2.st.borrow_mut().persisting = false;
-                inner2.progress.notify();
-            })
-            .detach();
-        }
-    }
-}
-
-/// Writes the active segment's index entries to its index files: all of them, rewritten and
-/// synced (`full`), or only the new ones, appended without sync.
-pub(crate) async fn persist_active_indexes(
-    inner: &Rc<Inner>,
-    full: bool,
-) -> Result<(), StorageError> {
-    let (base, ib, tb, ipos, tpos, ilen, tlen) = {
-        let st = inner.st.borrow();
-        let Some(base) = st.active.as_ref().map(|a| a.base) else {
-            return Ok(());
-        };
-        let Some(seg) = st.segments.get(&base) else {
-            return Ok(());
-        };
-        let durable = st.durable;
-        let idx = seg.index.as_ref();
-        let tix = seg.time_index.as_ref();
-        // Only entries for durable data. Entries are in offset order: binary search (this runs
-        // after every fdatasync; a linear count grew with the segment, 262k entries in a full
-        // 1 GiB segment).
-        let ilen = idx.map_or(0, |i| {
-            i.entries()
-                .partition_point(|e| seg.base_offset + (e.relative_offset as i64) < durable)
-        });
-        let tlen = tix.map_or(0, |t| {
-            t.entries()
-                .partition_point(|e| seg.base_offset + (e.relative_offset as i64) < durable)
-        });
-        if full {
-            let mut ib = idx.map(|i| i.encode()).unwrap_or_default();
-            ib.truncate(ilen * 8);
-            let mut tb = tix.map(|t| t.encode()).unwrap_or_default();
-            tb.truncate(tlen * 12);
-            (seg.base_offset, ib, tb, 0, 0, ilen, tlen)
-        } else {
-            // Batch index-file writes: recovery re-scans at most this many entries' worth of
-            // data (about 512 KiB at the default interval), and the syncer is not held up by an
-            // open/write/close pair after every fdatasync.
-            if ilen < seg.persisted_index + PERSIST_INDEX_EVERY
-                && tlen < seg.persisted_time_index + PERSIST_INDEX_EVERY
-            {
-                return Ok(());
-            }
-            let from_i = seg.persisted_index.min(ilen);
-            let from_t = seg.persisted_time_index.min(tlen);
-            let mut ib = idx.map(|i| i.encode_from(from_i)).unwrap_or_default();
-            ib.truncate((ilen - from_i) * 8);
-            let mut tb = tix.map(|t| t.encode_from(from_t)).unwrap_or_default();
-            tb.truncate((tlen - from_t) * 12);
-            (
-                seg.base_offset,
-                ib,
-                tb,
-                from_i as u64 * 8,
-                from_t as u64 * 12,
-                ilen,
-                tlen,
-            )
-        }
-    };
-    let dir = inner.dir.clone();
-    if full {
-        segment::write_small_file(&segment::index_path(&dir, base), ib).await?;
-        segment::write_small_file(&segment::time_index_path(&dir, base), tb).await?;
-    } else {
-        segment::write_small_file_at(&segment::index_path(&dir, base), ib, ipos).await?;
-        segment::write_small_file_at(&segment::time_index_path(&dir, base), tb, tpos).await?;
-    }
-    let mut st = inner.st.borrow_mut();
-    if let Some(seg) = st.segments.get_mut(&base) {
-        seg.persisted_index = ilen;
-        seg.persisted_time_index = tlen;
-    }
+    inner.progress().notify();
+    inner.synced().notify();
     Ok(())
 }

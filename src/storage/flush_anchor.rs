@@ -17,7 +17,7 @@
 //!
 //! # What
 //! When every data write a partition's sync must cover landed in blocks that were zero-filled *and
-//! committed* before (the fill's own fdatasync completed; see `ActiveFile::meta_changes`), the data
+//! committed* before (the fill's own fdatasync completed; see `MetaChanges` in `state/sync.rs`), the data
 //! needs nothing from the journal and a device flush is all durability requires. The syncer then
 //! asks the shard's [`DeviceFlush`] instead of fdatasyncing the segment: it `fdatasync`s the
 //! *anchor*, an empty file in the data directory that is never written. Its inode is always clean,

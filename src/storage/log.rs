@@ -1,33 +1,30 @@
-//! `PartitionLog`: the public face of one partition's log, its state, open and append.
+//! `PartitionLog`: the public face of one partition's log: open, append, the waits, roll and
+//! close. Its mutable state lives in `state/`, shared with the tasks it spawns (`appender.rs`,
+//! `syncer.rs`, `zero_fill.rs`).
 //!
-//! Everything mutable sits in one `RefCell<State>` that is never borrowed across an `.await`.
 //! Appends do all their bookkeeping synchronously at enqueue time (validation, offset assignment,
 //! header rewrites, roll decision, file position, index entries), so the order of `append` calls is
 //! the order in the log, then queue the bytes for the partition's single writer task
 //! (`appender.rs`) and wait until the high watermark passes their last offset.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use glommio::io::{DmaFile, OpenOptions};
+use glommio::io::OpenOptions;
 
 use crate::protocol::record_batch::{self, BatchHeader};
 
 use super::config::{LogConfig, TimestampType};
 use super::error::StorageError;
-use super::notify::Notify;
 use super::producer_state::{self, ProducerStates, Verdict};
 use super::recovery;
-use super::segment::{self, Segment};
+use super::segment::{self, Segment, sync_dir};
 use super::slice::AppendInfo;
-
-/// Sealed segments whose indexes and read descriptor stay loaded (per partition).
-pub(crate) const WARM_SEALED_SEGMENTS: usize = 2;
+use super::state::{ActiveFile, Inner, SegmentMap, State, SyncState, SyncStats, WriteQueue};
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -36,221 +33,10 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Queued work for the writer task.
-pub(crate) enum Op {
-    /// Seal the active segment and start a new one at `new_base`.
-    Roll {
-        old_base: i64,
-        new_base: i64,
-        /// The sealed segment's final index files, encoded at enqueue time.
-        index: Vec<u8>,
-        time_index: Vec<u8>,
-        /// The producer-state snapshot as of `new_base` (`producer_state`).
-        producers: Vec<u8>,
-        seq: u64,
-    },
-    /// Write the producer-state snapshot for `offset` (periodic, see `producer_state`).
-    Snapshot {
-        offset: i64,
-        bytes: Vec<u8>,
-        seq: u64,
-    },
-    /// Bytes for the active segment at `position` (contiguous with the previous write).
-    Write {
-        /// The batches as the producer sent them (shared with the request frame), except under
-        /// `LogAppendTime`, where they are a patched copy. The writer sets each batch's base
-        /// offset (from `base_offset` on) and partition leader epoch (0) as it copies them into
-        /// its DMA buffer: both lie outside the CRC'd range.
-        bytes: Bytes,
-        base_offset: i64,
-        position: u64,
-        next_offset: i64,
-        messages: u64,
-        seq: u64,
-    },
-}
-
-/// Group-commit syncs of one partition since it was opened.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SyncStats {
-    /// `fdatasync` of the active segment itself.
-    pub file_syncs: u64,
-    /// Syncs done by a device flush through the flush anchor, shared with the shard's other
-    /// partitions (`flush_anchor.rs`).
-    pub anchor_syncs: u64,
-}
-
-/// The active segment's write side: the O_DIRECT file and the partial tail block kept in memory
-/// so the next write can rewrite it whole.
-pub(crate) struct ActiveFile {
-    pub base: i64,
-    pub dma: Rc<DmaFile>,
-    pub align: u64,
-    /// Bytes of the last, partial, aligned block: `[written - tail.len(), written)`.
-    pub tail: Vec<u8>,
-    pub written: u64,
-    /// End of the zero-filled region ahead of the data (see `appender.rs`).
-    pub zeroed: u64,
-    /// The zero-fill in flight, `[from, to)`: no data write may reach into it until it is done.
-    pub filling: Option<(u64, u64)>,
-    /// Completed data writes that may have changed the file's metadata: they reached beyond the
-    /// committed zero-filled region (`zeroed`), so they allocated blocks or grew the size. Starts
-    /// at 1 for a file this process has not fdatasynced yet.
-    pub meta_changes: u64,
-    /// `meta_changes` as it was when the newest completed fdatasync of this file started. Equal
-    /// means every completed data write sits in blocks whose metadata is committed, so a device
-    /// flush through the flush anchor makes it durable (see `flush_anchor.rs`).
-    pub meta_synced: u64,
-    /// Copies of the last writes, for readers that keep up (`recent.rs`).
-    pub recent: super::recent::RecentWrites,
-}
-
-pub(crate) struct State {
-    pub segments: BTreeMap<i64, Segment>,
-    pub active: Option<ActiveFile>,
-    pub log_start: i64,
-    /// Next offset to assign (includes queued appends).
-    pub assigned: i64,
-    /// One past the last written offset: the high watermark (single replica).
-    pub hw: i64,
-    /// Offsets below this are fdatasynced.
-    pub durable: i64,
-    /// Projected size of the active segment including queued writes.
-    pub proj_size: u64,
-    pub pending: VecDeque<Op>,
-    pub next_seq: u64,
-    pub done_seq: u64,
-    pub writer_running: bool,
-    pub syncer_running: bool,
-    /// A background write of new index entries (after a sync) is running.
-    pub persisting: bool,
-    /// Group-commit syncs done so far, by kind (see [`SyncStats`]).
-    pub sync_stats: SyncStats,
-    /// Highest offset someone waits to see durable (-1: none).
-    pub sync_requested: i64,
-    pub unflushed_messages: u64,
-    pub flush_timer_armed: bool,
-    /// Someone asked for durability on this partition: zero-fill ahead of writes.
-    pub sync_hint: bool,
-    pub failed: Option<String>,
-    pub closed: bool,
-    /// Sealed segments with loaded indexes/descriptor, least recently used first.
-    pub warm: VecDeque<i64>,
-    /// Idempotent producers' epochs and recent sequences (`producer_state`).
-    pub producers: ProducerStates,
-    /// Bytes appended since the last producer-state snapshot.
-    pub unsnapshotted_bytes: u64,
-}
-
-pub(crate) struct Inner {
-    pub dir: PathBuf,
-    pub config: RefCell<LogConfig>,
-    pub st: RefCell<State>,
-    /// Woken on every write, roll, failure and close (appenders wait here).
-    pub progress: Rc<Notify>,
-    /// Woken when the durable offset advances, on failure and close (`wait_durable` waits here,
-    /// so durability waiters are not woken by every write).
-    pub synced: Rc<Notify>,
-    /// Woken when new data becomes readable (and on close), for Fetch long-polls.
-    pub appended: Rc<Notify>,
-}
-
 /// One partition's log. Lives on its owner shard (not `Send`); share it there as
 /// `Rc<PartitionLog>`. Methods take `&self`; appends are serialised internally.
 pub struct PartitionLog {
-    pub(crate) inner: Rc<Inner>,
-}
-
-impl State {
-    pub fn check_usable(&self) -> Result<(), StorageError> {
-        if let Some(f) = &self.failed {
-            return Err(StorageError::Offline(f.clone()));
-        }
-        if self.closed {
-            return Err(StorageError::Closed);
-        }
-        Ok(())
-    }
-
-    pub fn active_segment_mut(&mut self) -> &mut Segment {
-        self.segments
-            .values_mut()
-            .next_back()
-            .expect("a log always has an active segment")
-    }
-
-    pub fn active_segment(&self) -> &Segment {
-        self.segments
-            .values()
-            .next_back()
-            .expect("a log always has an active segment")
-    }
-
-    /// Queues a roll to a new segment starting at `self.assigned`.
-    pub fn push_roll(&mut self, now: i64) -> u64 {
-        let new_base = self.assigned;
-        let old = self.active_segment_mut();
-        old.seal_time_index();
-        if let Some(i) = old.index.as_mut() {
-            i.shrink();
-        }
-        if let Some(t) = old.time_index.as_mut() {
-            t.shrink();
-        }
-        let old_base = old.base_offset;
-        let index = old.index.as_ref().map(|i| i.encode()).unwrap_or_default();
-        let time_index = old
-            .time_index
-            .as_ref()
-            .map(|t| t.encode())
-            .unwrap_or_default();
-        self.segments
-            .insert(new_base, Segment::new_empty(new_base, now));
-        self.warm.push_back(old_base);
-        self.evict_cold();
-        self.proj_size = 0;
-        self.producers
-            .expire(now, producer_state::PRODUCER_ID_EXPIRATION_MS);
-        let producers = self.producers.encode(new_base);
-        self.unsnapshotted_bytes = 0;
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.pending.push_back(Op::Roll {
-            old_base,
-            new_base,
-            index,
-            time_index,
-            producers,
-            seq,
-        });
-        seq
-    }
-
-    /// Drops indexes and descriptors of sealed segments beyond the warm set.
-    pub fn evict_cold(&mut self) {
-        let active_base = self.active_segment().base_offset;
-        while self.warm.len() > WARM_SEALED_SEGMENTS {
-            let Some(b) = self.warm.pop_front() else {
-                break;
-            };
-            if b == active_base {
-                continue;
-            }
-            if let Some(s) = self.segments.get_mut(&b) {
-                s.index = None;
-                s.time_index = None;
-                s.reader = None;
-            }
-        }
-    }
-
-    pub fn touch_warm(&mut self, base: i64) {
-        if let Some(i) = self.warm.iter().position(|&b| b == base) {
-            self.warm.remove(i);
-        }
-        self.warm.push_back(base);
-        self.evict_cold();
-    }
+    inner: Rc<Inner>,
 }
 
 impl PartitionLog {
@@ -258,167 +44,43 @@ impl PartitionLog {
     pub async fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<Self, StorageError> {
         let dir: PathBuf = dir.into();
         let now = now_ms();
-        let created = !dir.exists();
-        std::fs::create_dir_all(&dir)?;
-        if created && let Some(parent) = dir.parent() {
-            sync_dir(parent).await?;
-        }
-        let mut bases = Vec::new();
-        let mut others = Vec::new();
-        for entry in std::fs::read_dir(&dir)? {
-            let name = entry?.file_name();
-            let name = name.to_string_lossy().to_string();
-            if let Some(b) = segment::parse_log_name(&name) {
-                bases.push(b);
-            } else {
-                others.push(name);
-            }
-        }
-        bases.sort_unstable();
-        // Index files whose log is gone (interrupted deletion) are removed.
-        for name in others {
-            let stem = name.split('.').next().unwrap_or("");
-            let orphan_index = (name.ends_with(".index") || name.ends_with(".timeindex"))
-                && stem.len() == 20
-                && stem
-                    .parse::<i64>()
-                    .is_ok_and(|b| bases.binary_search(&b).is_err());
-            if orphan_index || name.ends_with(".deleted") {
-                let _ = std::fs::remove_file(dir.join(&name));
-            }
-        }
-        if bases.is_empty() {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .dma_open(segment::log_path(&dir, 0))
-                .await?;
-            f.close().await?;
-            sync_dir(&dir).await?;
-            bases.push(0);
-        }
-
-        let mut segments = BTreeMap::new();
-        let n = bases.len();
-        let mut prev_end: Option<i64> = None;
-        for (i, &base) in bases.iter().enumerate() {
-            let newest = i + 1 == n;
-            let mut seg = recovery::recover_segment(&dir, base, &config, now).await?;
-            if let Some(end) = prev_end
-                && base < end
-            {
-                return Err(StorageError::Io(std::io::Error::other(format!(
-                    "segment {base} overlaps the previous segment ending at {end}"
-                ))));
-            }
-            if !newest && seg.size == 0 {
-                // An empty sealed segment carries nothing; drop it.
-                for p in [
-                    segment::log_path(&dir, base),
-                    segment::index_path(&dir, base),
-                    segment::time_index_path(&dir, base),
-                ] {
-                    let _ = std::fs::remove_file(p);
-                }
-                continue;
-            }
-            prev_end = Some(seg.next_offset);
-            if !newest {
-                seg.index = None;
-                seg.time_index = None;
-            }
-            segments.insert(base, seg);
-        }
-
-        let (active_base, next) = {
+        let bases = list_segments(&dir).await?;
+        let segments = recover_segments(&dir, &bases, &config, now).await?;
+        let (active_base, next, size) = {
             let a = segments.values().next_back().expect("newest segment");
-            (a.base_offset, a.next_offset)
+            (a.base_offset, a.next_offset, a.size)
         };
-        let size = segments[&active_base].size;
-        let dma = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .dma_open(segment::log_path(&dir, active_base))
-            .await?;
-        let align = dma.alignment().max(512);
-        let tail_start = size - size % align;
-        let mut tail = vec![0u8; (size - tail_start) as usize];
-        if !tail.is_empty() {
-            let f = std::fs::File::open(segment::log_path(&dir, active_base))?;
-            segment::read_exact_at(&f, &mut tail, tail_start)?;
-        }
-        // Whatever survived is made durable before we report it as such.
-        dma.fdatasync().await?;
-        let log_start = *segments.keys().next().expect("a segment");
-        let extents: Vec<producer_state::SegmentExtent> = segments
-            .values()
-            .map(|s| producer_state::SegmentExtent {
-                base: s.base_offset,
-                next_offset: s.next_offset,
-                size: s.size,
-                path: segment::log_path(&dir, s.base_offset),
-            })
-            .collect();
-        let producers = producer_state::rebuild(&dir, &extents, next, now)?;
-
-        let st = State {
-            segments,
-            active: Some(ActiveFile {
-                base: active_base,
-                dma: Rc::new(dma),
-                align,
-                tail,
-                written: size,
-                zeroed: size,
-                filling: None,
-                meta_changes: 1,
-                meta_synced: 0,
-                recent: Default::default(),
-            }),
-            log_start,
-            assigned: next,
-            hw: next,
-            durable: next,
-            proj_size: size,
-            pending: VecDeque::new(),
-            next_seq: 1,
-            done_seq: 0,
-            writer_running: false,
-            syncer_running: false,
-            persisting: false,
-            sync_stats: SyncStats::default(),
-            sync_requested: -1,
-            unflushed_messages: 0,
-            flush_timer_armed: false,
-            sync_hint: config.flush_messages != u64::MAX || config.flush_ms != u64::MAX,
-            failed: None,
-            closed: false,
-            warm: VecDeque::new(),
+        let active = open_active_file(&dir, active_base, size).await?;
+        let producers = rebuild_producers(&dir, &segments, next, now)?;
+        let st = State::new(
+            SegmentMap::new(segments),
+            active,
+            WriteQueue::new(next, size),
+            SyncState::new(
+                next,
+                config.flush_messages != u64::MAX || config.flush_ms != u64::MAX,
+            ),
             producers,
-            unsnapshotted_bytes: 0,
-        };
+        );
         Ok(PartitionLog {
-            inner: Rc::new(Inner {
-                dir,
-                config: RefCell::new(config),
-                st: RefCell::new(st),
-                progress: Notify::new(),
-                synced: Notify::new(),
-                appended: Notify::new(),
-            }),
+            inner: Rc::new(Inner::new(dir, config, st)),
         })
+    }
+
+    /// The state and notifiers shared with the log's tasks (for `read.rs` and `retention.rs`).
+    pub(crate) fn inner(&self) -> &Rc<Inner> {
+        &self.inner
     }
 
     /// Whether [`PartitionLog::close`] was called (or the log went offline).
     pub fn is_closed(&self) -> bool {
-        let st = self.inner.st.borrow();
-        st.closed || st.failed.is_some()
+        let st = self.inner.state();
+        st.is_closed() || st.is_failed()
     }
 
     /// The partition directory.
     pub fn dir(&self) -> &Path {
-        &self.inner.dir
+        self.inner.dir()
     }
 
     /// Appends one or more concatenated v2 record batches (a Produce partition's `records`).
@@ -446,130 +108,67 @@ impl PartitionLog {
     pub fn append_assign(&self, records: impl Into<Bytes>) -> Result<AppendInfo, StorageError> {
         let records: Bytes = records.into();
         let inner = &self.inner;
-        let (base, last, append_time) = 'enqueue: {
-            let mut st = inner.st.borrow_mut();
+        let (base, last, append_time) = {
+            let mut st = inner.state_mut();
             st.check_usable()?;
-            let cfg = inner.config.borrow();
-            let headers = record_batch::validate_all(&records)?;
-            for h in &headers {
-                if h.total_len() > cfg.max_message_bytes as usize {
-                    return Err(StorageError::MessageTooLarge {
-                        size: h.total_len(),
-                        max: cfg.max_message_bytes,
-                    });
-                }
-            }
-            if let Verdict::Duplicate(dup) = st.producers.check(&headers)? {
+            let cfg = inner.config();
+            let headers = validate(&records, &cfg)?;
+            if let Verdict::Duplicate(dup) = st.producers_mut().check(&headers)? {
                 // A retry of a batch already in the log (or being written): nothing is
                 // written; answer with the original offsets once they are readable.
                 let append_time = match cfg.timestamp_type {
                     TimestampType::LogAppendTime => dup.max_timestamp,
                     TimestampType::CreateTime => -1,
                 };
-                break 'enqueue (dup.first_offset, dup.last_offset, append_time);
-            }
-            let count: i64 = headers.iter().map(|h| h.last_offset_delta as i64 + 1).sum();
-            // Record counts are taken from the headers (records are not decoded), so bound what
-            // one request may claim: its offsets must fit one segment's u32 relative offsets.
-            if count > i32::MAX as i64 {
-                return Err(StorageError::InvalidRecord(format!(
-                    "request claims {count} records"
-                )));
-            }
-            let total = records.len() as u64;
-            let now = now_ms();
-            let base = st.assigned;
-            let last = base + count - 1;
-
-            let need_roll = {
-                let a = st.active_segment();
-                let idx_len = a.index.as_ref().map_or(0, |i| i.len());
-                st.proj_size > 0
-                    && (st.proj_size + total > cfg.segment_bytes
-                        || st.proj_size + total > u32::MAX as u64
-                        || now - a.created_ms >= cfg.segment_ms
-                        || last - a.base_offset > i32::MAX as i64
-                        || idx_len + headers.len() >= cfg.max_index_entries())
-            };
-            if need_roll {
-                st.push_roll(now);
-            }
-
-            let append_time = match cfg.timestamp_type {
-                TimestampType::LogAppendTime => now,
-                TimestampType::CreateTime => -1,
-            };
-            let interval = cfg.index_interval_bytes;
-            drop(cfg);
-            let position = st.proj_size;
-            let mut next = base;
-            let mut pos = 0usize;
-            let mut written = Vec::with_capacity(headers.len());
-            // LogAppendTime rewrites CRC-covered fields: patch a private copy (off the common
-            // path, which appends the request's bytes as they are; see `Op::Write`).
-            let mut patched = (append_time >= 0).then(|| BytesMut::from(&records[..]));
-            {
-                let seg = st.active_segment_mut();
-                for h in &headers {
-                    let len = h.total_len();
-                    let h2 = match patched.as_mut() {
-                        Some(copy) => {
-                            let b = &mut copy[pos..pos + len];
-                            record_batch::set_base_offset(b, next);
-                            record_batch::set_partition_leader_epoch(b, 0);
-                            record_batch::set_log_append_time(b, append_time);
-                            BatchHeader::parse(b)?
-                        }
-                        None => BatchHeader {
-                            base_offset: next,
-                            partition_leader_epoch: 0,
-                            ..*h
-                        },
-                    };
-                    seg.index_batch(&h2, position + pos as u64, interval);
-                    next = h2.last_offset() + 1;
-                    pos += len;
-                    written.push(h2);
+                (dup.first_offset, dup.last_offset, append_time)
+            } else {
+                let count = record_count(&headers)?;
+                let now = now_ms();
+                let base = st.queue().assigned();
+                let last = base + count - 1;
+                if needs_roll(&st, &cfg, records.len() as u64, last, headers.len(), now) {
+                    st.push_roll(now);
                 }
+                let append_time = match cfg.timestamp_type {
+                    TimestampType::LogAppendTime => now,
+                    TimestampType::CreateTime => -1,
+                };
+                let interval = cfg.index_interval_bytes;
+                drop(cfg);
+                let (records, stored) =
+                    stamp_and_index(&mut st, records, &headers, append_time, interval)?;
+                self.enqueue(&mut st, records, &stored, count, now);
+                (base, last, append_time)
             }
-            for h in &written {
-                st.producers.apply(h, now);
-            }
-            st.producers.maybe_expire(now);
-            let seq = st.next_seq;
-            st.next_seq += 1;
-            let records = patched.map_or(records, BytesMut::freeze);
-            st.pending.push_back(Op::Write {
-                bytes: records,
-                base_offset: base,
-                position,
-                next_offset: last + 1,
-                messages: count as u64,
-                seq,
-            });
-            st.proj_size += total;
-            st.assigned = last + 1;
-            st.unsnapshotted_bytes += total;
-            if st.unsnapshotted_bytes >= producer_state::SNAPSHOT_EVERY_BYTES {
-                st.unsnapshotted_bytes = 0;
-                let bytes = st.producers.encode(last + 1);
-                let seq = st.next_seq;
-                st.next_seq += 1;
-                st.pending.push_back(Op::Snapshot {
-                    offset: last + 1,
-                    bytes,
-                    seq,
-                });
-            }
-            self.ensure_writer(&mut st);
-            (base, last, append_time)
         };
         Ok(AppendInfo {
             base_offset: base,
             last_offset: last,
             log_append_time: append_time,
-            log_start_offset: inner.st.borrow().log_start,
+            log_start_offset: inner.state().segments().log_start(),
         })
+    }
+
+    /// Append, last phase: records the batches in the producer state, queues their write (and a
+    /// producer-state snapshot when one is due) and wakes the writer.
+    fn enqueue(
+        &self,
+        st: &mut State,
+        records: Bytes,
+        stored: &[BatchHeader],
+        count: i64,
+        now: i64,
+    ) {
+        for h in stored {
+            st.producers_mut().apply(h, now);
+        }
+        st.producers_mut().maybe_expire(now);
+        if st.queue_mut().push_write(records, count) {
+            let end = st.queue().assigned();
+            let bytes = st.producers_mut().encode(end);
+            st.queue_mut().push_snapshot(bytes);
+        }
+        self.ensure_writer(st);
     }
 
     /// Resolves once every offset <= `offset` is written to the file (readable; durable only per
@@ -578,21 +177,19 @@ impl PartitionLog {
         let inner = &self.inner;
         loop {
             {
-                let st = inner.st.borrow();
-                if st.hw > offset {
+                let st = inner.state();
+                if st.hw() > offset {
                     return Ok(());
                 }
-                if let Some(f) = &st.failed {
-                    return Err(StorageError::Offline(f.clone()));
-                }
+                st.check_online()?;
             }
-            inner.progress.wait().await;
+            inner.progress().wait().await;
         }
     }
 
-    pub(crate) fn ensure_writer(&self, st: &mut State) {
-        if !st.writer_running && !st.pending.is_empty() {
-            st.writer_running = true;
+    /// Starts the writer task when work is queued and none runs.
+    fn ensure_writer(&self, st: &mut State) {
+        if st.queue_mut().try_start_writer() {
             glommio::spawn_local(super::appender::writer_loop(self.inner.clone())).detach();
         }
     }
@@ -604,62 +201,59 @@ impl PartitionLog {
         let inner = &self.inner;
         loop {
             let written = {
-                let mut st = inner.st.borrow_mut();
-                if let Some(f) = &st.failed {
-                    return Err(StorageError::Offline(f.clone()));
-                }
-                let n = offset.min(st.assigned - 1);
-                if st.durable > n {
+                let mut st = inner.state_mut();
+                st.check_online()?;
+                let n = offset.min(st.queue().assigned() - 1);
+                let hw = st.hw();
+                if st.sync().durable() > n {
                     return Ok(());
                 }
-                st.sync_hint = true;
-                if st.hw > n {
-                    if st.sync_requested < n {
-                        st.sync_requested = n;
-                    }
-                    super::appender::ensure_syncer(inner, &mut st);
+                st.sync_mut().want();
+                if hw > n {
+                    st.sync_mut().request(n);
+                    super::syncer::ensure_syncer(inner, &mut st);
                 }
-                st.hw > n
+                hw > n
             };
             if written {
-                inner.synced.wait().await;
+                inner.synced().wait().await;
             } else {
-                inner.progress.wait().await;
+                inner.progress().wait().await;
             }
         }
     }
 
     /// How this partition's acks=all syncs were done so far.
     pub fn sync_stats(&self) -> SyncStats {
-        self.inner.st.borrow().sync_stats
+        self.inner.state().sync().stats()
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        self.inner.st.borrow().log_start
+        self.inner.state().segments().log_start()
     }
     /// One past the last written offset (equals the high watermark: single replica).
     pub fn log_end_offset(&self) -> i64 {
-        self.inner.st.borrow().hw
+        self.inner.state().hw()
     }
     pub fn high_watermark(&self) -> i64 {
-        self.inner.st.borrow().hw
+        self.inner.state().hw()
     }
     /// Offsets below this are fdatasynced.
     pub fn durable_offset(&self) -> i64 {
-        self.inner.st.borrow().durable
+        self.inner.state().sync().durable()
     }
     /// Resolves after the next append becomes readable (or the log closes); cheap to create and
     /// to drop.
     pub fn wait_for_append(&self) -> impl Future<Output = ()> + 'static {
-        self.inner.appended.wait()
+        self.inner.appended().wait()
     }
 
     /// Seals the active segment and starts a new one (no-op when the active segment is empty).
     pub async fn roll(&self) -> Result<(), StorageError> {
         let seq = {
-            let mut st = self.inner.st.borrow_mut();
+            let mut st = self.inner.state_mut();
             st.check_usable()?;
-            if st.proj_size == 0 {
+            if st.queue().projected_size() == 0 {
                 return Ok(());
             }
             let seq = st.push_roll(now_ms());
@@ -672,124 +266,334 @@ impl PartitionLog {
     pub(crate) async fn wait_seq(&self, seq: u64) -> Result<(), StorageError> {
         loop {
             {
-                let st = self.inner.st.borrow();
-                if st.done_seq >= seq {
+                let st = self.inner.state();
+                if st.queue().is_done(seq) {
                     return Ok(());
                 }
-                if let Some(f) = &st.failed {
-                    return Err(StorageError::Offline(f.clone()));
-                }
+                st.check_online()?;
             }
-            self.inner.progress.wait().await;
+            self.inner.progress().wait().await;
         }
     }
 
     /// Makes everything written so far durable and persists the active segment's indexes.
     pub async fn flush(&self) -> Result<(), StorageError> {
         let target = {
-            let st = self.inner.st.borrow();
+            let st = self.inner.state();
             st.check_usable()?;
-            st.assigned - 1
+            st.queue().assigned() - 1
         };
         self.wait_durable(target).await?;
-        super::appender::wait_persist_idle(&self.inner).await;
-        super::appender::persist_active_indexes(&self.inner, true).await
+        super::syncer::wait_persist_idle(&self.inner).await;
+        super::syncer::persist_active_indexes(&self.inner, true).await
     }
 
     /// Drains queued appends, syncs, writes the indexes, trims the active file to its logical size
     /// and closes it. Later appends fail with [`StorageError::Closed`]; reads keep working.
     pub async fn close(&self) -> Result<(), StorageError> {
         let target = {
-            let mut st = self.inner.st.borrow_mut();
-            if st.closed {
+            let mut st = self.inner.state_mut();
+            if st.is_closed() {
                 return Ok(());
             }
-            if let Some(f) = &st.failed {
-                return Err(StorageError::Offline(f.clone()));
-            }
-            st.closed = true;
-            st.next_seq - 1
+            st.check_online()?;
+            st.mark_closed();
+            st.queue().last_seq()
         };
         self.wait_seq(target).await?;
-        let last = self.inner.st.borrow().assigned - 1;
+        let last = self.inner.state().queue().assigned() - 1;
         self.wait_durable(last).await?;
         {
-            let mut st = self.inner.st.borrow_mut();
-            st.active_segment_mut().seal_time_index();
+            let mut st = self.inner.state_mut();
+            st.segments_mut().active_mut().seal_time_index();
         }
-        super::appender::wait_persist_idle(&self.inner).await;
-        super::appender::persist_active_indexes(&self.inner, true).await?;
+        super::syncer::wait_persist_idle(&self.inner).await;
+        super::syncer::persist_active_indexes(&self.inner, true).await?;
         let (end, snapshot) = {
-            let mut st = self.inner.st.borrow_mut();
-            st.producers
+            let mut st = self.inner.state_mut();
+            st.producers_mut()
                 .expire(now_ms(), producer_state::PRODUCER_ID_EXPIRATION_MS);
-            (st.assigned, st.producers.encode(st.assigned))
+            let end = st.queue().assigned();
+            (end, st.producers_mut().encode(end))
         };
-        producer_state::write_snapshot(&self.inner.dir, end, snapshot).await?;
-        sync_dir(&self.inner.dir).await?;
-        producer_state::remove_older_snapshots(&self.inner.dir);
-        super::appender::wait_fill_idle(&self.inner).await;
-        let active = self.inner.st.borrow_mut().active.take();
+        producer_state::write_snapshot(self.inner.dir(), end, snapshot).await?;
+        sync_dir(self.inner.dir()).await?;
+        producer_state::remove_older_snapshots(self.inner.dir());
+        super::zero_fill::wait_fill_idle(&self.inner).await;
+        let active = self.inner.state_mut().take_active();
         if let Some(a) = active {
-            a.dma.truncate(a.written).await?;
-            a.dma.fdatasync().await?;
-            if let Ok(f) = Rc::try_unwrap(a.dma) {
+            let (dma, written) = a.into_file();
+            dma.truncate(written).await?;
+            dma.fdatasync().await?;
+            if let Ok(f) = Rc::try_unwrap(dma) {
                 f.close().await?;
             }
         }
-        self.inner.progress.notify();
-        self.inner.synced.notify();
-        self.inner.appended.notify();
+        self.inner.notify_all();
         Ok(())
     }
 
     /// Replaces the configuration (takes effect for the next append / retention run).
     pub fn set_config(&self, config: LogConfig) {
-        *self.inner.config.borrow_mut() = config;
+        self.inner.set_config(config);
     }
 
     pub fn config(&self) -> LogConfig {
-        self.inner.config.borrow().clone()
+        self.inner.config().clone()
     }
 
     /// Number of segments (tests, metrics).
     pub fn segment_count(&self) -> usize {
-        self.inner.st.borrow().segments.len()
+        self.inner.state().segments().len()
     }
 
     /// Base offsets of all segments, oldest first.
     pub fn segment_bases(&self) -> Vec<i64> {
-        self.inner.st.borrow().segments.keys().copied().collect()
+        self.inner.state().segments().bases()
     }
 
     /// Approximate heap bytes held for this partition (indexes and tail block), for the
     /// footprint test.
     pub fn heap_bytes(&self) -> usize {
-        let st = self.inner.st.borrow();
+        let st = self.inner.state();
         let segs: usize = st
-            .segments
-            .values()
+            .segments()
+            .iter()
             .map(|s| s.heap_bytes() + std::mem::size_of::<Segment>() + 32)
             .sum();
-        segs + st.active.as_ref().map_or(0, |a| a.tail.capacity()) + std::mem::size_of::<State>()
+        segs + st.active().map_or(0, |a| a.heap_bytes()) + std::mem::size_of::<State>()
     }
 
     /// Number of sealed segments currently holding an open read descriptor.
     pub fn open_sealed_readers(&self) -> usize {
-        let st = self.inner.st.borrow();
-        let n = st.segments.len();
-        st.segments
-            .values()
+        let st = self.inner.state();
+        let n = st.segments().len();
+        st.segments()
+            .iter()
             .take(n.saturating_sub(1))
             .filter(|s| s.reader.is_some())
             .count()
     }
 }
 
-/// fsync a directory (after creating or deleting entries in it).
-pub(crate) async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    let d = glommio::io::Directory::open(dir).await?;
-    d.sync().await?;
-    d.close().await?;
-    Ok(())
+/// Open, first phase: creates `dir` if needed, removes index files whose log is gone and
+/// interrupted deletions, and returns the segments' base offsets, oldest first (creating an
+/// empty segment 0 in an empty directory).
+async fn list_segments(dir: &Path) -> Result<Vec<i64>, StorageError> {
+    let created = !dir.exists();
+    std::fs::create_dir_all(dir)?;
+    if created && let Some(parent) = dir.parent() {
+        sync_dir(parent).await?;
+    }
+    let mut bases = Vec::new();
+    let mut others = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy().to_string();
+        if let Some(b) = segment::parse_log_name(&name) {
+            bases.push(b);
+        } else {
+            others.push(name);
+        }
+    }
+    bases.sort_unstable();
+    // Index files whose log is gone (interrupted deletion) are removed.
+    for name in others {
+        let stem = name.split('.').next().unwrap_or("");
+        let orphan_index = (name.ends_with(".index") || name.ends_with(".timeindex"))
+            && stem.len() == 20
+            && stem
+                .parse::<i64>()
+                .is_ok_and(|b| bases.binary_search(&b).is_err());
+        if orphan_index || name.ends_with(".deleted") {
+            let _ = std::fs::remove_file(dir.join(&name));
+        }
+    }
+    if bases.is_empty() {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .dma_open(segment::log_path(dir, 0))
+            .await?;
+        f.close().await?;
+        sync_dir(dir).await?;
+        bases.push(0);
+    }
+    Ok(bases)
+}
+
+/// Open, second phase: recovers every segment (`recovery.rs`), refuses overlapping ones, deletes
+/// empty sealed ones, and keeps indexes loaded for the newest only (sealed segments load theirs
+/// on use).
+async fn recover_segments(
+    dir: &Path,
+    bases: &[i64],
+    config: &LogConfig,
+    now: i64,
+) -> Result<BTreeMap<i64, Segment>, StorageError> {
+    let mut segments = BTreeMap::new();
+    let n = bases.len();
+    let mut prev_end: Option<i64> = None;
+    for (i, &base) in bases.iter().enumerate() {
+        let newest = i + 1 == n;
+        let mut seg = recovery::recover_segment(dir, base, config, now).await?;
+        if let Some(end) = prev_end
+            && base < end
+        {
+            return Err(StorageError::Io(std::io::Error::other(format!(
+                "segment {base} overlaps the previous segment ending at {end}"
+            ))));
+        }
+        if !newest && seg.size == 0 {
+            // An empty sealed segment carries nothing; drop it.
+            for p in [
+                segment::log_path(dir, base),
+                segment::index_path(dir, base),
+                segment::time_index_path(dir, base),
+            ] {
+                let _ = std::fs::remove_file(p);
+            }
+            continue;
+        }
+        prev_end = Some(seg.next_offset);
+        if !newest {
+            seg.index = None;
+            seg.time_index = None;
+        }
+        segments.insert(base, seg);
+    }
+    Ok(segments)
+}
+
+/// Open, third phase: opens the newest segment (at `base`, `size` bytes) for direct writes,
+/// reads its partial last block into memory, and makes whatever survived durable.
+async fn open_active_file(dir: &Path, base: i64, size: u64) -> Result<ActiveFile, StorageError> {
+    let dma = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .dma_open(segment::log_path(dir, base))
+        .await?;
+    let align = dma.alignment().max(512);
+    let tail_start = size - size % align;
+    let mut tail = vec![0u8; (size - tail_start) as usize];
+    if !tail.is_empty() {
+        let f = std::fs::File::open(segment::log_path(dir, base))?;
+        segment::read_exact_at(&f, &mut tail, tail_start)?;
+    }
+    // Whatever survived is made durable before we report it as such.
+    dma.fdatasync().await?;
+    Ok(ActiveFile::new(base, Rc::new(dma), align, tail, size))
+}
+
+/// Open, last phase: the idempotent producers' state as of the log end `next`, from the newest
+/// snapshot plus the batch headers after it (`producer_state::rebuild`).
+fn rebuild_producers(
+    dir: &Path,
+    segments: &BTreeMap<i64, Segment>,
+    next: i64,
+    now: i64,
+) -> Result<ProducerStates, StorageError> {
+    let extents: Vec<producer_state::SegmentExtent> = segments
+        .values()
+        .map(|s| producer_state::SegmentExtent {
+            base: s.base_offset,
+            next_offset: s.next_offset,
+            size: s.size,
+            path: segment::log_path(dir, s.base_offset),
+        })
+        .collect();
+    producer_state::rebuild(dir, &extents, next, now)
+}
+
+/// Append, first phase: validates every batch (`record_batch::validate_all`) and refuses one
+/// above `max.message.bytes`.
+fn validate(records: &Bytes, cfg: &LogConfig) -> Result<Vec<BatchHeader>, StorageError> {
+    let headers = record_batch::validate_all(records)?;
+    for h in &headers {
+        if h.total_len() > cfg.max_message_bytes as usize {
+            return Err(StorageError::MessageTooLarge {
+                size: h.total_len(),
+                max: cfg.max_message_bytes,
+            });
+        }
+    }
+    Ok(headers)
+}
+
+/// The records the batches claim, refused above what one segment's u32 relative offsets hold.
+fn record_count(headers: &[BatchHeader]) -> Result<i64, StorageError> {
+    let count: i64 = headers.iter().map(|h| h.last_offset_delta as i64 + 1).sum();
+    // Record counts are taken from the headers (records are not decoded), so bound what
+    // one request may claim: its offsets must fit one segment's u32 relative offsets.
+    if count > i32::MAX as i64 {
+        return Err(StorageError::InvalidRecord(format!(
+            "request claims {count} records"
+        )));
+    }
+    Ok(count)
+}
+
+/// Append, second phase: whether `total` bytes in `batches` batches ending at offset `last` must
+/// start a new segment (`segment.bytes`, `segment.ms`, and what the segment's u32 positions,
+/// relative offsets and index can hold).
+fn needs_roll(
+    st: &State,
+    cfg: &LogConfig,
+    total: u64,
+    last: i64,
+    batches: usize,
+    now: i64,
+) -> bool {
+    let a = st.segments().active();
+    let idx_len = a.index.as_ref().map_or(0, |i| i.len());
+    let size = st.queue().projected_size();
+    size > 0
+        && (size + total > cfg.segment_bytes
+            || size + total > u32::MAX as u64
+            || now - a.created_ms >= cfg.segment_ms
+            || last - a.base_offset > i32::MAX as i64
+            || idx_len + batches >= cfg.max_index_entries())
+}
+
+/// Append, third phase: the batches' headers as stored (offsets from the assigned end, partition
+/// leader epoch 0, and under `LogAppendTime` the append time), indexed in the active segment at
+/// the projected end. Under `LogAppendTime` the records become a patched copy, since that
+/// rewrites CRC-covered fields; otherwise they are appended as the request carried them (see
+/// `Op::Write`).
+fn stamp_and_index(
+    st: &mut State,
+    records: Bytes,
+    headers: &[BatchHeader],
+    append_time: i64,
+    interval: u32,
+) -> Result<(Bytes, Vec<BatchHeader>), StorageError> {
+    let position = st.queue().projected_size();
+    let mut next = st.queue().assigned();
+    let mut pos = 0usize;
+    let mut stored = Vec::with_capacity(headers.len());
+    let mut patched = (append_time >= 0).then(|| BytesMut::from(&records[..]));
+    let seg = st.segments_mut().active_mut();
+    for h in headers {
+        let len = h.total_len();
+        let h2 = match patched.as_mut() {
+            Some(copy) => {
+                let b = &mut copy[pos..pos + len];
+                record_batch::set_base_offset(b, next);
+                record_batch::set_partition_leader_epoch(b, 0);
+                record_batch::set_log_append_time(b, append_time);
+                BatchHeader::parse(b)?
+            }
+            None => BatchHeader {
+                base_offset: next,
+                partition_leader_epoch: 0,
+                ..*h
+            },
+        };
+        seg.index_batch(&h2, position + pos as u64, interval);
+        next = h2.last_offset() + 1;
+        pos += len;
+        stored.push(h2);
+    }
+    Ok((patched.map_or(records, BytesMut::freeze), stored))
 }

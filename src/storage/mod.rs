@@ -25,6 +25,12 @@
 //! buffered descriptor (sendfile-able); Linux invalidates the page-cache range a direct write
 //! covers, so buffered readers never see stale data.
 //!
+//! The writer task is [`appender`]; group commit and the `flush.*` policies are [`syncer`]; the
+//! zero-fill ahead of the data that keeps syncs cheap is [`zero_fill`]. What they and `append`
+//! share lives in `state/`, one part per owner (the writer's queue and active file, the syncer's,
+//! the zero-fill's, the tail cache's, the segment map), each a type with private fields whose doc
+//! states its invariants; [`log`] and the tasks depend on it, not on each other's state.
+//!
 //! # Durability: what each acks level promises after power loss
 //! - `acks=all` (-1): the handler calls [`PartitionLog::wait_durable`] for the batch's last
 //!   offset and answers only after an fdatasync covering it completed (group commit: one sync in
@@ -70,7 +76,7 @@
 //! An idle partition holds its segment map, the active segment's indexes (8 + 12 bytes per
 //! entry, one entry per 4 KiB appended), one partial block (< 4 KiB) and two descriptors; one
 //! that has been read also its tail cache (up to 256 KiB). Sealed
-//! segments keep only counters; at most [`log::WARM_SEALED_SEGMENTS`] of them keep their indexes
+//! segments keep only counters; at most `WARM_SEALED_SEGMENTS` (`state/segments.rs`) of them keep their indexes
 //! and read descriptor loaded (LRU). No task and no buffer exist while a partition is idle.
 //!
 //! # Using it from the server
@@ -116,9 +122,13 @@ pub mod recovery;
 pub mod retention;
 pub mod segment;
 pub mod slice;
+mod state;
+pub mod syncer;
 pub mod time_index;
+pub mod zero_fill;
 
 pub use config::{LogConfig, TimestampType};
 pub use error::StorageError;
-pub use log::{PartitionLog, SyncStats};
+pub use log::PartitionLog;
 pub use slice::{AppendInfo, FileSlice, ReadResult};
+pub use state::SyncStats;

@@ -2,7 +2,7 @@
 //!
 //! Segments are written with O_DIRECT, so the bytes a fetch wants are often not in the page
 //! cache, or are still being read into it by a `POSIX_FADV_WILLNEED` hint (the writer hints what
-//! it just wrote, the fetch handler hints the range a consumer will ask for next). A `pread(2)`
+//! it just wrote, [`prefetch`] the range a consumer will ask for next). A `pread(2)`
 //! of batch headers or a `sendfile(2)` of the batches then waits for the device *on the shard
 //! thread*, and every other connection and partition of that shard waits with it. `perf trace -s`
 //! on the seed workload (250k msg/s acks=all with two live consumers) showed each shard blocked
@@ -34,6 +34,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
 
 use glommio::io::BufferedFile;
+
+use super::slice::FileSlice;
 
 /// `cachestat(2)`'s system call number: the same on every architecture (the unified table).
 const SYS_CACHESTAT: libc::c_long = 451;
@@ -195,6 +197,56 @@ pub async fn settle(file: &File, pos: u64, len: u64) -> io::Result<()> {
     res.and(closed)
 }
 
+/// Largest read-ahead window hinted past a read's answer.
+const PREFETCH_CAP: u64 = 16 << 20;
+
+/// Asks the kernel to read a read's slices (those not served from memory), and the next
+/// `max_bytes` after them, into the page cache (`POSIX_FADV_WILLNEED`: submits the reads, does not
+/// wait for them). The fetch path calls it on each partition's answer.
+///
+/// Why: segments are written with O_DIRECT, so a consumer catching up on data it did not follow
+/// live finds none of it cached, and `sendfile` then reads it synchronously on the connection's
+/// shard in the kernel's small default read-ahead steps (≈ 128 KiB), one partition after another.
+/// Kafka writes through the page cache and never pays this. With the hint, this response's
+/// ranges are read in parallel as large requests, and the range the consumer will ask for next
+/// is already on its way while this response is sent and processed (measured in the commit that
+/// added it, 031da17). The window ends where [`readahead_end`] says.
+pub fn prefetch(slices: &[FileSlice], max_bytes: u32) {
+    let Some(last) = slices.last() else { return };
+    let advise = |fd: i32, from: u64, len: u64| {
+        if len > 0 {
+            // SAFETY: plain syscall on a descriptor the slice keeps open; only a hint.
+            unsafe {
+                libc::posix_fadvise(
+                    fd,
+                    from as libc::off_t,
+                    len as libc::off_t,
+                    libc::POSIX_FADV_WILLNEED,
+                );
+            }
+        }
+    };
+    for s in slices.iter().filter(|s| s.mem.is_none()) {
+        advise(s.file.as_raw_fd(), s.position, u64::from(s.len));
+    }
+    let Ok(meta) = last.file.metadata() else {
+        return;
+    };
+    let from = last.position + u64::from(last.len);
+    let len = u64::from(max_bytes)
+        .min(PREFETCH_CAP)
+        .min(readahead_end(meta.len()).saturating_sub(from));
+    advise(last.file.as_raw_fd(), from, len);
+}
+
+/// Where read-ahead past the data must stop in a segment file `file_len` bytes long: two blocks
+/// short of its end. The active segment's writer rewrites its partial last block with each direct
+/// write and pads it to the block (`appender.rs`), and pages cached beyond written data must not
+/// be read ahead of a direct write.
+fn readahead_end(file_len: u64) -> u64 {
+    (file_len & !(PAGE - 1)).saturating_sub(2 * PAGE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +256,14 @@ mod tests {
         f.sync_all().unwrap();
         // SAFETY: plain syscall on an open descriptor.
         unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
+
+    #[test]
+    fn readahead_stops_two_blocks_short_of_the_last_whole_block() {
+        assert_eq!(readahead_end(0), 0);
+        assert_eq!(readahead_end(12_287), 0);
+        assert_eq!(readahead_end(12_288), 4096);
+        assert_eq!(readahead_end(20_000), 8192);
     }
 
     #[test]

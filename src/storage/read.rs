@@ -37,7 +37,9 @@
 //! the answer is "none" (-1, -1) until it is written, as Kafka answers for a max above the
 //! high watermark.
 
+use std::fs::File;
 use std::io;
+use std::sync::Arc;
 
 use tracing::warn;
 
@@ -54,21 +56,21 @@ impl PartitionLog {
     /// Loads a cold sealed segment's indexes (and marks it warm).
     pub(crate) async fn ensure_loaded(&self, base: i64) -> Result<(), StorageError> {
         let (needs, size) = {
-            let st = self.inner.st.borrow();
-            match st.segments.get(&base) {
+            let st = self.inner().state();
+            match st.segments().get(base) {
                 Some(s) => (s.index.is_none() || s.time_index.is_none(), s.size),
                 None => return Ok(()),
             }
         };
-        let is_active = self.inner.st.borrow().active_segment().base_offset == base;
+        let is_active = self.inner().state().segments().active().base_offset == base;
         if needs {
-            let dir = &self.inner.dir;
+            let dir = self.inner().dir();
             let ib = segment::read_small_file(&segment::index_path(dir, base)).await?;
             let tb = segment::read_small_file(&segment::time_index_path(dir, base)).await?;
             let (idx, _) = OffsetIndex::parse(ib.as_deref().unwrap_or(&[]), size);
             let (tix, _) = TimeIndex::parse(tb.as_deref().unwrap_or(&[]));
-            let mut st = self.inner.st.borrow_mut();
-            if let Some(s) = st.segments.get_mut(&base) {
+            let mut st = self.inner().state_mut();
+            if let Some(s) = st.segments_mut().get_mut(base) {
                 if s.index.is_none() {
                     s.index = Some(idx);
                 }
@@ -78,7 +80,7 @@ impl PartitionLog {
             }
         }
         if !is_active {
-            self.inner.st.borrow_mut().touch_warm(base);
+            self.inner().state_mut().segments_mut().touch_warm(base);
         }
         Ok(())
     }
@@ -88,8 +90,8 @@ impl PartitionLog {
     /// `OffsetOutOfRange` below the log start or above the high watermark.
     pub async fn read(&self, offset: i64, max_bytes: u32) -> Result<ReadResult, StorageError> {
         let (log_start, hw) = {
-            let st = self.inner.st.borrow();
-            (st.log_start, st.hw)
+            let st = self.inner().state();
+            (st.segments().log_start(), st.hw())
         };
         if offset < log_start || offset > hw {
             return Err(StorageError::OffsetOutOfRange {
@@ -108,106 +110,38 @@ impl PartitionLog {
         let mut remaining = max_bytes as u64;
         while cur < hw {
             // The segment holding `cur` (or the next one, across a gap).
-            let base = {
-                let st = self.inner.st.borrow();
-                let at = st.segments.range(..=cur).next_back();
-                match at {
-                    Some((b, s)) if s.next_offset > cur => *b,
-                    _ => match st.segments.range(cur + 1..).next() {
-                        Some((b, _)) => {
-                            cur = *b;
-                            *b
-                        }
-                        None => break,
-                    },
-                }
-            };
-            self.ensure_loaded(base).await?;
-            // Where the header walk starts: the index entry at or below `cur`. The walk reads
-            // through `header_at_async`, so no borrow of the state may live across it.
-            let (file, size, seg_next, mut pos, cached) = {
-                let mut st = self.inner.st.borrow_mut();
-                let dir = self.inner.dir.clone();
-                let Some(seg) = st.segments.get_mut(&base) else {
-                    break; // deleted by retention meanwhile
-                };
-                let file = seg.reader(&dir)?;
-                let Some(idx) = seg.index.as_ref() else {
-                    continue; // indexes evicted meanwhile: load them again
-                };
-                let rel = (cur - base).clamp(0, u32::MAX as i64) as u32;
-                let pos = idx.lookup(rel).map_or(0, |e| e.position as u64);
-                let size = seg.size;
-                let next = seg.next_offset;
-                // The active segment's tail cache, if it holds everything from `pos` on.
-                let cached = st
-                    .active
-                    .as_ref()
-                    .filter(|a| a.base == base)
-                    .and_then(|a| a.recent.copy_range(pos, size));
-                (file, size, next, pos, cached)
-            };
-            let from_memory = cached.is_some();
-            let mut scanner = match cached {
-                Some(bytes) => HeaderScanner::with_window(&file, size, bytes, pos),
-                None => HeaderScanner::new(&file, size),
-            };
-            let first = loop {
-                match scanner.header_at_async(pos).await? {
-                    Some(h) if h.last_offset() >= cur => break Some(h),
-                    Some(h) => pos += h.total_len() as u64,
-                    None => break None,
-                }
-            };
-            let Some(first) = first else {
-                // Nothing at or after `cur` in this segment: go on with the next.
-                if seg_next <= cur {
-                    break;
-                }
-                cur = seg_next;
-                continue;
-            };
-            let start = pos;
-            let first_len = first.total_len() as u64;
-            if !out.slices.is_empty() && first_len > remaining {
+            let Some(base) = self.inner().state().segments().holding_or_after(cur) else {
                 break;
-            }
-            let limit = (start + remaining.max(first_len)).min(size);
-            let mut end = start + first_len;
-            // Skip ahead by the index (if it is still loaded; else the walk covers it).
-            let skip_to = {
-                let st = self.inner.st.borrow();
-                st.segments
-                    .get(&base)
-                    .and_then(|s| s.index.as_ref())
-                    .and_then(|idx| idx.lookup_position(limit.min(u32::MAX as u64) as u32))
-                    .map(|e| e.position as u64)
             };
-            if let Some(p) = skip_to
-                && p > end
+            cur = cur.max(base);
+            self.ensure_loaded(base).await?;
+            let at = match self.locate(base, cur)? {
+                Located::At(at) => at,
+                Located::Gone => break, // deleted by retention meanwhile
+                Located::Evicted => continue, // indexes evicted meanwhile: load them again
+            };
+            let (size, seg_next) = (at.size, at.next_offset);
+            let slice = match self
+                .read_in(base, cur, at, remaining, out.slices.is_empty())
+                .await?
             {
-                end = p;
-            }
-            while let Some(h) = scanner.header_at_async(end).await? {
-                if end + h.total_len() as u64 > limit {
-                    break;
+                InSegment::Slice(slice) => slice,
+                InSegment::Nothing => {
+                    // Nothing at or after `cur` in this segment: go on with the next.
+                    if seg_next <= cur {
+                        break;
+                    }
+                    cur = seg_next;
+                    continue;
                 }
-                end += h.total_len() as u64;
-            }
-            let len = end - start;
-            if out.slices.is_empty() {
-                out.first_batch_len = first_len as u32;
-            }
-            let mem = if from_memory {
-                scanner.into_window(start, len)
-            } else {
-                None
+                InSegment::DoesNotFit => break,
             };
-            out.slices.push(FileSlice {
-                mem,
-                ..FileSlice::in_file(file, start, len as u32)
-            });
-            remaining = remaining.saturating_sub(len);
+            if out.slices.is_empty() {
+                out.first_batch_len = slice.first_batch_len;
+            }
+            let end = slice.slice.position + u64::from(slice.slice.len);
+            remaining = remaining.saturating_sub(u64::from(slice.slice.len));
+            out.slices.push(slice.slice);
             if end < size || remaining == 0 {
                 break;
             }
@@ -216,26 +150,135 @@ impl PartitionLog {
         Ok(out)
     }
 
+    /// Read, first phase in a segment: where the header walk for `cur` starts in the segment at
+    /// `base` (the index entry at or below it), with the segment's read descriptor and extent,
+    /// and the tail cache's copy from there on when it holds it. The walk reads through
+    /// `header_at_async`, so no borrow of the state may live across it: this takes what it needs.
+    fn locate(&self, base: i64, cur: i64) -> Result<Located, StorageError> {
+        let mut st = self.inner().state_mut();
+        let dir = self.inner().dir().to_path_buf();
+        let Some(seg) = st.segments_mut().get_mut(base) else {
+            return Ok(Located::Gone);
+        };
+        let file = seg.reader(&dir)?;
+        let Some(idx) = seg.index.as_ref() else {
+            return Ok(Located::Evicted);
+        };
+        let rel = (cur - base).clamp(0, u32::MAX as i64) as u32;
+        let pos = idx.lookup(rel).map_or(0, |e| e.position as u64);
+        let size = seg.size;
+        let next_offset = seg.next_offset;
+        // The active segment's tail cache, if it holds everything from `pos` on.
+        let cached = st.tail_cache_copy(base, pos, size);
+        Ok(Located::At(WalkStart {
+            file,
+            size,
+            next_offset,
+            pos,
+            cached,
+        }))
+    }
+
+    /// Read, second phase in a segment: the whole batches of the segment at `base` from the one
+    /// holding `cur`, up to `remaining` bytes, or the first batch alone if it is larger and
+    /// nothing was read before (`first`).
+    async fn read_in(
+        &self,
+        base: i64,
+        cur: i64,
+        at: WalkStart,
+        remaining: u64,
+        first: bool,
+    ) -> Result<InSegment, StorageError> {
+        let WalkStart {
+            file,
+            size,
+            pos,
+            cached,
+            ..
+        } = at;
+        let from_memory = cached.is_some();
+        let mut scanner = match cached {
+            Some(bytes) => HeaderScanner::with_window(&file, size, bytes, pos),
+            None => HeaderScanner::new(&file, size),
+        };
+        let Some((start, first_len)) = first_batch(&mut scanner, pos, cur).await? else {
+            return Ok(InSegment::Nothing);
+        };
+        if !first && first_len > remaining {
+            return Ok(InSegment::DoesNotFit);
+        }
+        let limit = (start + remaining.max(first_len)).min(size);
+        let end = self
+            .batches_end(&mut scanner, base, start + first_len, limit)
+            .await?;
+        let len = end - start;
+        let mem = if from_memory {
+            scanner.into_window(start, len)
+        } else {
+            None
+        };
+        Ok(InSegment::Slice(SegmentSlice {
+            slice: FileSlice {
+                mem,
+                ..FileSlice::in_file(file, start, len as u32)
+            },
+            first_batch_len: first_len as u32,
+        }))
+    }
+
+    /// Read, last phase in a segment: the end of the whole batches from `end` (the end of the
+    /// first batch) that fit below `limit`, skipping ahead by the index if it is still loaded
+    /// (else the walk covers it).
+    async fn batches_end(
+        &self,
+        scanner: &mut HeaderScanner<'_>,
+        base: i64,
+        mut end: u64,
+        limit: u64,
+    ) -> Result<u64, StorageError> {
+        let skip_to = {
+            let st = self.inner().state();
+            st.segments()
+                .get(base)
+                .and_then(|s| s.index.as_ref())
+                .and_then(|idx| idx.lookup_position(limit.min(u32::MAX as u64) as u32))
+                .map(|e| e.position as u64)
+        };
+        if let Some(p) = skip_to
+            && p > end
+        {
+            end = p;
+        }
+        while let Some(h) = scanner.header_at_async(end).await? {
+            if end + h.total_len() as u64 > limit {
+                break;
+            }
+            end += h.total_len() as u64;
+        }
+        Ok(end)
+    }
+
     /// First offset whose timestamp is >= `ts`, with that record's timestamp (ListOffsets by
     /// time); `None` if there is none. As Kafka's `FileRecords.searchForTimestamp`: the first
     /// batch whose max timestamp is >= `ts` is decoded (decompressed if needed; off the hot path,
     /// one batch) for its first record at or after `ts`. Under LogAppendTime every record of a
     /// batch has the batch's max timestamp, so that is the batch's first offset, with no read.
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
-        let bases: Vec<i64> = self.inner.st.borrow().segments.keys().copied().collect();
+        let bases = self.inner().state().segments().bases();
         for base in bases {
             {
-                let st = self.inner.st.borrow();
-                match st.segments.get(&base) {
+                let st = self.inner().state();
+                match st.segments().get(base) {
                     Some(s) if s.max_timestamp >= ts && s.size > 0 => {}
                     _ => continue,
                 }
             }
             self.ensure_loaded(base).await?;
             let (file, size, mut pos) = {
-                let mut st = self.inner.st.borrow_mut();
-                let dir = self.inner.dir.clone();
-                let Some(seg) = st.segments.get_mut(&base) else {
+                let mut st = self.inner().state_mut();
+                let dir = self.inner().dir().to_path_buf();
+                let Some(seg) = st.segments_mut().get_mut(base) else {
                     continue;
                 };
                 let file = seg.reader(&dir)?;
@@ -273,9 +316,9 @@ impl PartitionLog {
         loop {
             // The segment with the largest max timestamp; the oldest wins a tie (Kafka's `maxBy`).
             let (base, max_ts, shallow) = {
-                let st = self.inner.st.borrow();
+                let st = self.inner().state();
                 let mut best: Option<&super::segment::Segment> = None;
-                for s in st.segments.values() {
+                for s in st.segments().iter() {
                     if best.is_none_or(|b| s.max_timestamp > b.max_timestamp) {
                         best = Some(s);
                     }
@@ -287,9 +330,9 @@ impl PartitionLog {
             };
             self.ensure_loaded(base).await?;
             let (file, size, start) = {
-                let mut st = self.inner.st.borrow_mut();
-                let dir = self.inner.dir.clone();
-                let Some(seg) = st.segments.get_mut(&base) else {
+                let mut st = self.inner().state_mut();
+                let dir = self.inner().dir().to_path_buf();
+                let Some(seg) = st.segments_mut().get_mut(base) else {
                     continue; // deleted by retention meanwhile: pick again
                 };
                 let file = seg.reader(&dir)?;
@@ -313,7 +356,7 @@ impl PartitionLog {
                         // Only a batch whose header disagrees with its records (Kafka rewrites
                         // the header from the records on append; this log stores the producer's).
                         warn!(
-                            dir = %self.inner.dir.display(),
+                            dir = %self.inner().dir().display(),
                             batch = h.base_offset,
                             "no record carries the batch's max timestamp; answering its last offset"
                         );
@@ -323,6 +366,55 @@ impl PartitionLog {
                 pos += h.total_len() as u64;
             }
             return Ok(None);
+        }
+    }
+}
+
+/// Where a read's header walk starts in one segment (`PartitionLog::locate`).
+struct WalkStart {
+    file: Arc<File>,
+    /// The segment's readable bytes and one past its last offset.
+    size: u64,
+    next_offset: i64,
+    /// The position of the index entry at or below the wanted offset.
+    pos: u64,
+    /// The tail cache's copy of `[pos, size)`, when it holds it.
+    cached: Option<Vec<u8>>,
+}
+
+enum Located {
+    At(WalkStart),
+    /// The segment was deleted (retention) since it was looked up.
+    Gone,
+    /// Its indexes were evicted since they were loaded.
+    Evicted,
+}
+
+/// What a read found in one segment.
+enum InSegment {
+    Slice(SegmentSlice),
+    /// No batch at or after the wanted offset.
+    Nothing,
+    /// The first batch is larger than what is left of the byte limit (and something was read).
+    DoesNotFit,
+}
+
+struct SegmentSlice {
+    slice: FileSlice,
+    first_batch_len: u32,
+}
+
+/// The first batch from `pos` on that holds offsets at or after `cur`: its position and length.
+async fn first_batch(
+    scanner: &mut HeaderScanner<'_>,
+    mut pos: u64,
+    cur: i64,
+) -> Result<Option<(u64, u64)>, StorageError> {
+    loop {
+        match scanner.header_at_async(pos).await? {
+            Some(h) if h.last_offset() >= cur => return Ok(Some((pos, h.total_len() as u64))),
+            Some(h) => pos += h.total_len() as u64,
+            None => return Ok(None),
         }
     }
 }

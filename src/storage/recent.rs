@@ -40,7 +40,14 @@ pub fn shard_bytes() -> usize {
     SHARD_BYTES.with(Cell::get)
 }
 
-/// Copies of the last writes of the active segment: contiguous, `(file position, bytes)`.
+/// Copies of the last writes of the active segment, `(file position, bytes)`: the tail cache's
+/// part of the log's state. One per active file (a roll starts the next file with an empty one);
+/// only the writer adds to it, after each write, and reads copy out of it.
+///
+/// Invariants: the chunks are contiguous (each starts where the previous one ends) and hold
+/// exactly the bytes written there; `bytes` is their total, at most [`PER_PARTITION`] unless a
+/// single write alone is larger, and it is counted in the shard's total ([`shard_bytes`]) for as
+/// long as it is held.
 #[derive(Default)]
 pub(crate) struct RecentWrites {
     chunks: VecDeque<(u64, Bytes)>,
@@ -51,6 +58,15 @@ impl RecentWrites {
     /// Whether a write of `len` bytes would be kept (the shard's budget allows it).
     pub fn has_room(len: usize) -> bool {
         shard_bytes() + len <= PER_SHARD
+    }
+
+    /// Records the write at `pos`: its copy when it was `kept`, else forgets everything (the
+    /// write would leave a gap in the run).
+    pub fn record(&mut self, pos: u64, kept: Option<Bytes>) {
+        match kept {
+            Some(b) => self.push(pos, b),
+            None => self.clear(),
+        }
     }
 
     /// Adds the bytes written at `pos`; drops everything if they do not continue the kept run.

@@ -150,8 +150,9 @@ fn all_zero(file: &File, from: u64, to: u64) -> bool {
     true
 }
 
-/// Opens and verifies one segment. `full_check`: verify from the last index entry to the end
-/// (always true here; the flag exists so sealed segments could trust a clean-shutdown marker).
+/// Opens and verifies one segment: from its last index entry that still names a valid batch to
+/// its end, truncating a torn or corrupt tail and rewriting index files that were damaged or
+/// changed.
 pub(crate) async fn recover_segment(
     dir: &Path,
     base: i64,
@@ -161,10 +162,42 @@ pub(crate) async fn recover_segment(
     let log_path = segment::log_path(dir, base);
     let file = File::open(&log_path)?;
     let len = file.metadata()?.len();
+    let found = read_indexes(dir, base, len, &log_path).await?;
+    let disk_lens = found.disk_lens;
+    let mut seg = Segment::new_empty(base, now_ms);
+    let (result, mut rebuilt) =
+        scan_from_index(&file, len, &mut seg, found, config.index_interval_bytes)?;
+    if result.valid_end < len {
+        truncate_tail(&file, &log_path, len, &result)?;
+        rebuilt = true;
+    }
+    seg.size = result.valid_end;
+    seg.next_offset = result.next_offset;
+    seg.seal_time_index();
+    write_indexes(dir, &mut seg, disk_lens, rebuilt).await?;
+    Ok(seg)
+}
+
+/// A segment's index files as read.
+struct FoundIndexes {
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    /// Part of them did not parse (or is missing): they are rewritten whatever the scan finds.
+    damaged: bool,
+    /// Entries parsed from each file.
+    disk_lens: (usize, usize),
+}
+
+/// Recovery, first phase: the segment's index files. A missing `.index` or a missing or damaged
+/// `.timeindex` means a full scan, so both come back empty then.
+async fn read_indexes(
+    dir: &Path,
+    base: i64,
+    len: u64,
+    log_path: &Path,
+) -> Result<FoundIndexes, StorageError> {
     let idx_bytes = segment::read_small_file(&segment::index_path(dir, base)).await?;
     let tidx_bytes = segment::read_small_file(&segment::time_index_path(dir, base)).await?;
-
-    let mut seg = Segment::new_empty(base, now_ms);
     let (mut index, idx_damaged) = match &idx_bytes {
         Some(b) => OffsetIndex::parse(b, len),
         None => (OffsetIndex::new(), len > 0),
@@ -173,7 +206,7 @@ pub(crate) async fn recover_segment(
         Some(b) => TimeIndex::parse(b),
         None => (TimeIndex::new(), len > 0),
     };
-    let mut rebuilt = idx_damaged || t_damaged;
+    let damaged = idx_damaged || t_damaged;
     let disk_lens = (index.len(), tindex.len());
     if idx_bytes.is_none() || t_damaged || tidx_bytes.is_none() {
         if len > 0 {
@@ -182,50 +215,43 @@ pub(crate) async fn recover_segment(
         index = OffsetIndex::new();
         tindex = TimeIndex::new();
     }
+    Ok(FoundIndexes {
+        index,
+        time_index: tindex,
+        damaged,
+        disk_lens,
+    })
+}
 
+/// Recovery, second phase: scans from the last index entry that still names a valid batch (or
+/// from the start), dropping entries whose batch does not check out. Returns the scan's outcome
+/// and whether the indexes must be rewritten.
+fn scan_from_index(
+    file: &File,
+    len: u64,
+    seg: &mut Segment,
+    found: FoundIndexes,
+    interval: u32,
+) -> io::Result<(Scan, bool)> {
+    let base = seg.base_offset;
+    let FoundIndexes {
+        mut index,
+        time_index: mut tindex,
+        damaged: mut rebuilt,
+        ..
+    } = found;
     let result = loop {
         // Resume from the last index entry that still names a valid batch.
-        let (start, min_base) = match index.last() {
-            Some(e) => (e.position as u64, base + e.relative_offset as i64),
-            None => (0, base),
-        };
-        let trial_index = index.clone();
-        let mut trial_time = tindex.clone();
-        match index.last() {
-            // Entries past the resume point are rebuilt by the scan (the entry's own batch is
-            // re-scanned without adding an entry again).
-            Some(e) => trial_time.truncate_to_offset(e.relative_offset + 1),
-            // Full scan: everything is rebuilt.
-            None => trial_time = TimeIndex::new(),
-        }
-        seg.index = Some(trial_index);
-        seg.time_index = Some(trial_time);
-        match seg.time_index.as_ref().and_then(|t| t.last()) {
-            Some(t) => {
-                seg.max_timestamp = t.timestamp;
-                seg.max_timestamp_offset = base + t.relative_offset as i64;
-            }
-            None => {
-                seg.max_timestamp = -1;
-                seg.max_timestamp_offset = -1;
-            }
-        }
+        let (start, min_base) = resume_at(seg, &index, &tindex);
         // The entry names its batch's *last* offset; the batch itself starts at or before it.
-        let s = scan(
-            &file,
-            len,
-            &mut seg,
-            start,
-            min_base.min(base),
-            config.index_interval_bytes,
-        )?;
+        let s = scan(file, len, seg, start, min_base.min(base), interval)?;
         let entry_ok = match index.last() {
             None => true,
             Some(e) => {
                 s.batches > 0
                     && {
                         // The first scanned batch must end exactly at the entry's offset.
-                        let mut sc = segment::HeaderScanner::new(&file, len);
+                        let mut sc = segment::HeaderScanner::new(file, len);
                         matches!(sc.header_at(start)?, Some(h) if h.last_offset() == base + e.relative_offset as i64)
                     }
             }
@@ -240,34 +266,78 @@ pub(crate) async fn recover_segment(
             tindex = TimeIndex::new();
         }
     };
+    Ok((result, rebuilt))
+}
 
-    if result.valid_end < len {
-        let zeros = all_zero(&file, result.valid_end, len);
-        if zeros {
-            info!(
-                segment = %log_path.display(),
-                valid_bytes = result.valid_end,
-                dropped_bytes = len - result.valid_end,
-                "truncating zero padding after the last batch"
-            );
-        } else {
-            warn!(
-                segment = %log_path.display(),
-                valid_bytes = result.valid_end,
-                dropped_bytes = len - result.valid_end,
-                next_offset = result.next_offset,
-                reason = result.stop_reason.as_deref().unwrap_or("unknown"),
-                "truncating torn or corrupt log tail"
-            );
-        }
-        let f = std::fs::OpenOptions::new().write(true).open(&log_path)?;
-        f.set_len(result.valid_end)?;
-        f.sync_all()?;
-        rebuilt = true;
+/// Sets `seg` up for a scan resuming at the last entry of `index`: the indexes up to it, and the
+/// max timestamp the time index knows; returns where the scan starts and the least base offset
+/// its first batch may have.
+fn resume_at(seg: &mut Segment, index: &OffsetIndex, tindex: &TimeIndex) -> (u64, i64) {
+    let base = seg.base_offset;
+    let (start, min_base) = match index.last() {
+        Some(e) => (e.position as u64, base + e.relative_offset as i64),
+        None => (0, base),
+    };
+    let trial_index = index.clone();
+    let mut trial_time = tindex.clone();
+    match index.last() {
+        // Entries past the resume point are rebuilt by the scan (the entry's own batch is
+        // re-scanned without adding an entry again).
+        Some(e) => trial_time.truncate_to_offset(e.relative_offset + 1),
+        // Full scan: everything is rebuilt.
+        None => trial_time = TimeIndex::new(),
     }
-    seg.size = result.valid_end;
-    seg.next_offset = result.next_offset;
-    seg.seal_time_index();
+    seg.index = Some(trial_index);
+    seg.time_index = Some(trial_time);
+    match seg.time_index.as_ref().and_then(|t| t.last()) {
+        Some(t) => {
+            seg.max_timestamp = t.timestamp;
+            seg.max_timestamp_offset = base + t.relative_offset as i64;
+        }
+        None => {
+            seg.max_timestamp = -1;
+            seg.max_timestamp_offset = -1;
+        }
+    }
+    (start, min_base)
+}
+
+/// Recovery, third phase: cuts the file after its last valid batch (`result.valid_end`), logging
+/// what was dropped: at `info` for the zero padding direct I/O leaves, at `warn` for anything else.
+fn truncate_tail(file: &File, log_path: &Path, len: u64, result: &Scan) -> io::Result<()> {
+    let zeros = all_zero(file, result.valid_end, len);
+    if zeros {
+        info!(
+            segment = %log_path.display(),
+            valid_bytes = result.valid_end,
+            dropped_bytes = len - result.valid_end,
+            "truncating zero padding after the last batch"
+        );
+    } else {
+        warn!(
+            segment = %log_path.display(),
+            valid_bytes = result.valid_end,
+            dropped_bytes = len - result.valid_end,
+            next_offset = result.next_offset,
+            reason = result.stop_reason.as_deref().unwrap_or("unknown"),
+            "truncating torn or corrupt log tail"
+        );
+    }
+    let f = std::fs::OpenOptions::new().write(true).open(log_path)?;
+    f.set_len(result.valid_end)?;
+    f.sync_all()
+}
+
+/// Recovery, last phase: rewrites the index files when they were damaged, the tail was cut, or
+/// the scan changed their entries (`disk_lens`: what the files held), and records the entries
+/// as persisted.
+async fn write_indexes(
+    dir: &Path,
+    seg: &mut Segment,
+    disk_lens: (usize, usize),
+    mut rebuilt: bool,
+) -> Result<(), StorageError> {
+    let base = seg.base_offset;
     let now_lens = (
         seg.index.as_ref().map_or(0, |i| i.len()),
         seg.time_index.as_ref().map_or(0, |t| t.len()),
@@ -287,5 +357,5 @@ pub(crate) async fn recover_segment(
     }
     seg.persisted_index = seg.index.as_ref().map_or(0, |i| i.len());
     seg.persisted_time_index = seg.time_index.as_ref().map_or(0, |t| t.len());
-    Ok(seg)
+    Ok(())
 }

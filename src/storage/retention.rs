@@ -12,8 +12,8 @@
 //! in-memory segment map and unlinks, never waits on the writer.
 
 use super::error::StorageError;
-use super::log::{PartitionLog, sync_dir};
-use super::segment;
+use super::log::PartitionLog;
+use super::segment::{self, sync_dir};
 
 impl PartitionLog {
     /// Runs [`PartitionLog::enforce_retention`] every `every` until the log is closed (Kafka's
@@ -36,16 +36,15 @@ impl PartitionLog {
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
         let cfg = self.config();
         let victims: Vec<i64> = {
-            let mut st = self.inner.st.borrow_mut();
+            let mut st = self.inner().state_mut();
             // Sealed = older than the newest segment *and* than the segment the writer still
             // writes or seals (a queued roll already inserted the newer one).
-            let writer_base = st.active.as_ref().map_or(i64::MAX, |a| a.base);
-            let newest = st.active_segment().base_offset;
+            let writer_base = st.active().map_or(i64::MAX, |a| a.base());
+            let newest = st.segments().active().base_offset;
             let limit = writer_base.min(newest);
             let sealed: Vec<(i64, u64, i64)> = {
-                st.segments
-                    .range(..limit)
-                    .map(|(_, s)| s)
+                st.segments()
+                    .before(limit)
                     .map(|s| {
                         let ts = if s.max_timestamp >= 0 {
                             s.max_timestamp
@@ -67,7 +66,7 @@ impl PartitionLog {
                 }
             }
             if cfg.retention_bytes >= 0 {
-                let mut total: u64 = st.segments.values().map(|s| s.size).sum::<u64>()
+                let mut total: u64 = st.segments().iter().map(|s| s.size).sum::<u64>()
                     - sealed
                         .iter()
                         .filter(|(b, _, _)| victims.contains(b))
@@ -82,22 +81,13 @@ impl PartitionLog {
                     }
                 }
             }
-            for b in &victims {
-                st.segments.remove(b);
-                st.warm.retain(|w| w != b);
-            }
-            if !victims.is_empty() {
-                let first = *st.segments.keys().next().expect("active segment remains");
-                if st.log_start < first {
-                    st.log_start = first;
-                }
-            }
+            st.segments_mut().remove_front(&victims);
             victims
         };
         if victims.is_empty() {
             return Ok(0);
         }
-        let dir = &self.inner.dir;
+        let dir = self.inner().dir();
         for &b in &victims {
             for p in [
                 segment::log_path(dir, b),

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::protocol::record_batch::{self, BatchHeader, HEADER_LEN};
 
+use super::error::StorageError;
 use super::index::OffsetIndex;
 use super::time_index::TimeIndex;
 
@@ -283,5 +284,13 @@ pub async fn write_small_file_at(path: &Path, bytes: Vec<u8>, pos: u64) -> io::R
         f.write_at(bytes, pos).await.map_err(io::Error::from)?;
     }
     f.close().await.map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// fsync a directory (after creating or deleting entries in it).
+pub(crate) async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    let d = glommio::io::Directory::open(dir).await?;
+    d.sync().await?;
+    d.close().await?;
     Ok(())
 }

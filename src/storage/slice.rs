@@ -21,7 +21,7 @@ pub struct AppendInfo {
 /// (sendfile/splice from `file`). The descriptor is a buffered `O_RDONLY` one; it is `Arc`ed so a
 /// segment deleted by retention stays readable to a send already in flight.
 ///
-/// `mem`, when set, holds the same bytes from the partition's tail cache (`log::RecentWrites`):
+/// `mem`, when set, holds the same bytes from the partition's tail cache (`recent::RecentWrites`):
 /// senders use it instead of the file.
 #[derive(Debug, Clone)]
 pub struct FileSlice {

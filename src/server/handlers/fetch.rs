@@ -102,7 +102,7 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
                 out.push(Got::err(errors::UNKNOWN_SERVER_ERROR));
             }
             Ok(r) => {
-                prefetch(&r.slices, w.max_bytes);
+                page_cache::prefetch(&r.slices, w.max_bytes);
                 out.push(Got {
                     error_code: errors::NONE,
                     high_watermark: r.high_watermark,
@@ -126,51 +126,6 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
         }
     }
     out
-}
-
-/// Largest read-ahead window hinted past a partition's answer.
-const PREFETCH_CAP: u64 = 16 << 20;
-
-/// Asks the kernel to read the fetched ranges, and the next `max_bytes` after them, into the page
-/// cache (`POSIX_FADV_WILLNEED`: submits the reads, does not wait for them).
-///
-/// Why: segments are written with O_DIRECT, so a consumer catching up on data it did not follow
-/// live finds none of it cached, and `sendfile` then reads it synchronously on the connection's
-/// shard in the kernel's small default read-ahead steps (≈ 128 KiB), one partition after another.
-/// Kafka writes through the page cache and never pays this. With the hint, this response's
-/// ranges are read in parallel as large requests, and the range the consumer will ask for next
-/// is already on its way while this response is sent and processed. Measured: see the commit
-/// message. The window stops two blocks short of the file's end: the writer rewrites its partial
-/// last block (and pads one block past it), and pages cached beyond written data must not be
-/// read ahead of a direct write.
-fn prefetch(slices: &[FileSlice], max_bytes: u32) {
-    use std::os::fd::AsRawFd;
-    let Some(last) = slices.last() else { return };
-    let advise = |fd: i32, from: u64, len: u64| {
-        if len > 0 {
-            // SAFETY: plain syscall on a descriptor the slice keeps open; only a hint.
-            unsafe {
-                libc::posix_fadvise(
-                    fd,
-                    from as libc::off_t,
-                    len as libc::off_t,
-                    libc::POSIX_FADV_WILLNEED,
-                );
-            }
-        }
-    };
-    for s in slices.iter().filter(|s| s.mem.is_none()) {
-        advise(s.file.as_raw_fd(), s.position, u64::from(s.len));
-    }
-    let Ok(meta) = last.file.metadata() else {
-        return;
-    };
-    let safe_end = (meta.len() & !4095).saturating_sub(8192);
-    let from = last.position + u64::from(last.len);
-    let len = u64::from(max_bytes)
-        .min(PREFETCH_CAP)
-        .min(safe_end.saturating_sub(from));
-    advise(last.file.as_raw_fd(), from, len);
 }
 
 /// Resolves when any future resolves.
