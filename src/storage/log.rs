@@ -263,7 +263,9 @@ impl PartitionLog {
         self.wait_seq(seq).await
     }
 
-    pub(crate) async fn wait_seq(&self, seq: u64) -> Result<(), StorageError> {
+    /// Resolves once the queued op numbered `seq` is done, or with the error that took the log
+    /// offline.
+    async fn wait_seq(&self, seq: u64) -> Result<(), StorageError> {
         loop {
             {
                 let st = self.inner.state();
