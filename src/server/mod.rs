@@ -361,7 +361,9 @@ struct ShardPlan {
     cfg: BrokerConfig,
     cluster_id: String,
     snapshot: Arc<MetadataSnapshot>,
-    mesh: Mesh,
+    /// This shard's own copy of the mesh builder, made before any shard started (see
+    /// [`mesh_copies`]); taken once, by the shard's `join`.
+    mesh: Option<Mesh>,
     stop: Arc<AtomicBool>,
     /// Set once every shard reported [`Startup::Ready`]; no shard accepts before.
     open: Arc<AtomicBool>,
@@ -404,7 +406,7 @@ pub fn spawn_broker_until(
             .sum(),
     );
     let cpus = allowed_cpus();
-    let mesh: Mesh = Mesh::full(n, MESH_CHANNEL_SIZE);
+    let mut meshes = mesh_copies(n);
     let open = Arc::new(AtomicBool::new(false));
     let drained = Arc::new(AtomicUsize::new(0));
     let statuses: Arc<[ShardStatus]> = (0..n).map(|_| ShardStatus::default()).collect();
@@ -416,14 +418,14 @@ pub fn spawn_broker_until(
         statuses: statuses.clone(),
         data_dir: Some(data_dir),
     };
-    let plan = |id: usize, listen: SocketAddr| ShardPlan {
+    let mut plan = |id: usize, listen: SocketAddr| ShardPlan {
         id,
         n,
         listen,
         cfg: cfg.clone(),
         cluster_id: cluster_id.clone(),
         snapshot: snapshot.clone(),
-        mesh: mesh.clone(),
+        mesh: meshes[id].take(),
         stop: stop.clone(),
         open: open.clone(),
         drained: drained.clone(),
@@ -578,7 +580,21 @@ fn broker_info(cfg: &BrokerConfig, bound: SocketAddr, cluster_id: String) -> Bro
     }
 }
 
-async fn shard_main(p: ShardPlan) {
+/// One copy of a new shard mesh builder per shard, all made here on the calling thread.
+///
+/// glommio's `MeshBuilder` is `Send` but keeps its peer list in an `Rc`: a clone or drop on one
+/// thread racing with one on another updates the non-atomic count wrongly, and a lost increment
+/// frees the list while a shard still reads it (seen as heap corruption in the test suite, found
+/// with AddressSanitizer). So no shard ever clones it: every copy is made before any shard thread
+/// exists, and a shard only moves its copy into `join`, which drops it. Concurrent drops can at
+/// worst lose a decrement, which leaks the (small) peer list instead of freeing it early.
+fn mesh_copies(n: usize) -> Vec<Option<Mesh>> {
+    let mesh: Mesh = Mesh::full(n, MESH_CHANNEL_SIZE);
+    (0..n).map(|_| Some(mesh.clone())).collect()
+}
+
+async fn shard_main(mut p: ShardPlan) {
+    let mesh = p.mesh.take();
     let _stopped = StoppedOnDrop(p.statuses.clone(), p.id);
     let status = &p.statuses[p.id];
     let bound = TcpListener::bind(p.listen).and_then(|l| {
@@ -632,7 +648,11 @@ async fn shard_main(p: ShardPlan) {
         .detach();
     }
     crate::storage::iopoll::avoid_iopoll_without_poll_queues(&p.cfg.data_dir).await;
-    if let Err(e) = ctx.join_mesh(p.mesh.clone()).await {
+    let joined = match mesh {
+        Some(mesh) => ctx.join_mesh(mesh).await,
+        None => Err(std::io::Error::other("no shard mesh for this shard")),
+    };
+    if let Err(e) = joined {
         let _ = p.report.send(Startup::Failed(e.to_string()));
         p.drained.fetch_add(2, Ordering::SeqCst);
         ShardCtx::uninstall();

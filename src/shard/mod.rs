@@ -26,6 +26,10 @@
 //! the sender (backpressure) but cannot deadlock the mesh. On the same shard [`run_on`] calls the
 //! closure directly, with no channel hop.
 //!
+//! The builder itself must not be cloned on a shard: glommio keeps its peer list in an `Rc`
+//! although the builder is `Send`, so every shard's copy is made on the spawning thread before any
+//! shard runs (`server::mesh_copies`, which says why).
+//!
 //! Other subsystems (the group coordinator) keep their per-shard state in the context's type map
 //! ([`ShardCtx::local_state`]) and reach another shard's state with the same [`run_on`].
 
@@ -535,10 +539,14 @@ mod tests {
             futures_lite::future::block_on(run_on(0, |_| async { 1 })),
             Err(ShardError::NotOnShard)
         ));
+        // Every copy made before any executor runs: the builder's peer list is an `Rc` (see
+        // `server::mesh_copies`).
         let mesh: Mesh = MeshBuilder::full(2, 4);
-        let handles: Vec<_> = (0..2)
-            .map(|id| {
-                let mesh = mesh.clone();
+        let copies = vec![mesh.clone(), mesh];
+        let handles: Vec<_> = copies
+            .into_iter()
+            .enumerate()
+            .map(|(id, mesh)| {
                 glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
                     .spawn(move || async move {
                         let ctx = ShardCtx::new(
