@@ -188,6 +188,7 @@ ensure_admin_tool || exit 1
 logdir=${LIBRDKAFKA_LOG_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/librdkafka-tests.XXXXXX")}
 mkdir -p "$logdir" && logdir=$(cd "$logdir" && pwd) || exit 1
 conf=$logdir/test.conf
+mkdir -p "$logdir/work" && ln -sfn "$src/src" "$logdir/src" || exit 1
 cat >"$conf" <<CONF
 metadata.broker.list=$bootstrap
 # Random topic names: a rerun against the same broker never meets an earlier run's topics.
@@ -207,10 +208,11 @@ run_one() { # number log report -> result string on stdout
   local t=$1 out=$2 report=$3 t0=$SECONDS status secs ran nfail
   rm -f "$report"
   # CI is unset so the runner behaves the same on a developer's machine and in CI (it would
-  # otherwise raise its timeouts and request.timeout.ms on its own). It runs in the log dir, where
-  # it writes its stats_*.json and *.offset files (no listed test reads a file of tests/).
+  # otherwise raise its timeouts and request.timeout.ms on its own). It runs in $logdir/work,
+  # where it writes its stats_*.json and *.offset files; $logdir/src stands for the source's src/
+  # (0053 reads ../src/statistics_schema.json, as from tests/).
   (
-    cd "$logdir" &&
+    cd "$logdir/work" &&
       env -u CI LD_LIBRARY_PATH="$src/src:$src/src-cpp" RDKAFKA_TEST_CONF="$conf" TESTS="$t" \
         TEST_REPORT="$report" TEST_KAFKA_VERSION="${TEST_KAFKA_VERSION:-4.3.0}" \
         KAFKA_PATH="$here/kafka" BROKERS="$bootstrap" LIBRDKAFKA_PYTHON="$python" \
