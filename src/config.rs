@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::protocol::compression::TopicCompression;
+use crate::format::compression::TopicCompression;
 use crate::storage::{LogConfig, TimestampType};
 
 /// Errors from reading or validating configuration.

@@ -14,9 +14,10 @@
 //! ```
 //!
 //! - [`config`]: typed broker and topic configuration (Kafka's names), defaults, validation.
-//! - [`protocol`]: no I/O. Framing, request headers, record-batch header views and validation,
-//!   compression codecs, legacy message sets (magic 0/1) and the old request versions that carry
-//!   them.
+//! - [`format`]: no I/O, no other module of the crate. The v2 record-batch format shared by the
+//!   wire and the log: header views and validation, CRC-32C, compression codecs.
+//! - [`protocol`]: no I/O. Framing, request headers, legacy message sets (magic 0/1) and the old
+//!   request versions that carry them.
 //! - [`storage`]: the partition log: segments (`.log`, `.index`, `.timeindex` in Kafka's layout),
 //!   direct-I/O appends, group commit, recovery, retention.
 //! - [`shard`]: glommio executors pinned one per core, partition→shard routing, the cross-shard mesh.
@@ -29,6 +30,7 @@
 //! and trade-offs of its part, and `docs/perf/` the measurements behind them.
 
 pub mod config;
+pub mod format;
 pub mod group;
 pub mod metadata;
 pub mod protocol;

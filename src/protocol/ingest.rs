@@ -11,7 +11,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::protocol::compression::{self, CompressionError, TopicCompression};
+use crate::format::compression::{self, CompressionError, TopicCompression};
 use crate::protocol::errors;
 use crate::protocol::legacy::{self, LegacyError};
 
@@ -64,9 +64,9 @@ fn convert(records: &[u8], target: TopicCompression) -> Result<BytesMut, IngestE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::compression::Codec;
+    use crate::format::compression::Codec;
+    use crate::format::record_batch::{build_batch, validate_all};
     use crate::protocol::legacy::{Message, build_message_set};
-    use crate::protocol::record_batch::{build_batch, validate_all};
 
     #[test]
     fn producer_mode_keeps_bytes_and_legacy_is_converted() {

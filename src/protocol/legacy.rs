@@ -45,8 +45,8 @@
 //! consumer sees "no timestamp" and time-based lookups skip them); producer ids and sequences
 //! (old formats have none).
 
-use crate::protocol::compression::{self, Codec, CompressionError, MAX_DECOMPRESSED};
-use crate::protocol::record_batch::{
+use crate::format::compression::{self, Codec, CompressionError, MAX_DECOMPRESSED};
+use crate::format::record_batch::{
     self, BatchError, BatchHeader, HEADER_LEN, LOG_OVERHEAD, read_varlong, write_varlong,
 };
 
@@ -496,7 +496,7 @@ pub fn fitting_prefix(set: &[u8], limit: usize, min_one: bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::record_batch::{set_base_offset, validate_batch};
+    use crate::format::record_batch::{set_base_offset, validate_batch};
 
     #[test]
     fn fitting_prefix_keeps_whole_messages_within_the_limit() {

@@ -19,9 +19,9 @@
 
 use kafka_protocol::messages::fetch_request::FetchRequest;
 
+use super::fetch_response::TopicOut;
 use super::handlers::{Reply, Request};
 use crate::protocol::errors;
-use crate::protocol::fetch_response::TopicOut;
 use crate::protocol::legacy;
 use crate::protocol::legacy_api::{self, LegacyFetchPartition};
 

@@ -39,7 +39,7 @@
 //!
 //! # Zero-copy fetch ([`zerocopy`])
 //!
-//! Fetch responses are encoded by [`crate::protocol::fetch_response`] into header bytes plus file
+//! Fetch responses are encoded by [`fetch_response`] into header bytes plus file
 //! slices; the writer sends the bytes with normal socket writes and the slices with sendfile(2) from
 //! the segment file's page cache to the socket, so record bytes never enter user space. The socket
 //! is switched to O_NONBLOCK; when sendfile hits EAGAIN the writer sends the *next single byte* of
@@ -101,6 +101,7 @@ pub mod alloc;
 pub mod authz;
 pub mod cli;
 pub mod connection;
+pub mod fetch_response;
 pub mod handlers;
 pub mod legacy_fetch;
 pub mod log_sink;

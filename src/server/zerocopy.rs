@@ -20,7 +20,7 @@ use std::os::unix::fs::FileExt;
 use futures_lite::AsyncWriteExt;
 
 use super::connection::SharedStream;
-use crate::protocol::fetch_response::{Chunk, ChunkedFrame};
+use super::fetch_response::{Chunk, ChunkedFrame};
 use crate::storage::{FileSlice, page_cache};
 
 /// Bytes of a slice made ready (`page_cache::settle`) before each `sendfile` run.

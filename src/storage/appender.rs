@@ -275,7 +275,7 @@ fn publish(
 /// consecutive base offsets from `base`, partition leader epoch 0. This is where the produced
 /// bytes are copied anyway (into the DMA buffer), so the request's bytes need no copy of their own.
 fn rebase(buf: &mut [u8], base: i64) {
-    use crate::protocol::record_batch::{BatchHeader, set_base_offset, set_partition_leader_epoch};
+    use crate::format::record_batch::{BatchHeader, set_base_offset, set_partition_leader_epoch};
     let mut pos = 0;
     let mut next = base;
     while pos < buf.len() {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{self, Read};
 use std::path::Path;
 
-use crate::protocol::record_batch::{self, BatchHeader, LOG_OVERHEAD};
+use crate::format::record_batch::{self, BatchHeader, LOG_OVERHEAD};
 
 /// One line per batch; a final line reports trailing bytes that are not a whole batch.
 pub fn dump_bytes(data: &[u8]) -> String {

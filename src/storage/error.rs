@@ -1,6 +1,6 @@
 //! Storage errors and their Kafka error codes.
 
-use crate::protocol::record_batch::BatchError;
+use crate::format::record_batch::BatchError;
 
 /// Errors of the partition log. [`StorageError::error_code`] gives the Kafka code a handler puts
 /// in its response.

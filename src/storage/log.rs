@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use glommio::io::OpenOptions;
 
-use crate::protocol::record_batch::{self, BatchHeader};
+use crate::format::record_batch::{self, BatchHeader};
 
 use super::config::{LogConfig, TimestampType};
 use super::error::StorageError;

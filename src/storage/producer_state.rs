@@ -66,7 +66,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use crate::protocol::record_batch::BatchHeader;
+use crate::format::record_batch::BatchHeader;
 
 use super::error::StorageError;
 use super::segment::HeaderScanner;
@@ -500,10 +500,10 @@ pub(crate) fn rebuild(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::record_batch::{BatchHeader, build_batch};
+    use crate::format::record_batch::{BatchHeader, build_batch};
 
     fn header(pid: i64, epoch: i16, seq: i32, n: usize, base_offset: i64) -> BatchHeader {
-        let recs: Vec<crate::protocol::record_batch::SimpleRecord<'_>> =
+        let recs: Vec<crate::format::record_batch::SimpleRecord<'_>> =
             (0..n).map(|_| (1000, None, &b"v"[..])).collect();
         let mut h = BatchHeader::parse(&build_batch(0, &recs, pid, epoch, seq)).unwrap();
         h.base_offset = base_offset;

@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use crate::protocol::{compression, record_batch};
+use crate::format::{compression, record_batch};
 
 use super::error::StorageError;
 use super::index::OffsetIndex;

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use tracing::{info, warn};
 
-use crate::protocol::record_batch::{self, LOG_OVERHEAD};
+use crate::format::record_batch::{self, LOG_OVERHEAD};
 
 use super::config::LogConfig;
 use super::error::StorageError;

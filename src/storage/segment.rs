@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::protocol::record_batch::{self, BatchHeader, HEADER_LEN};
+use crate::format::record_batch::{self, BatchHeader, HEADER_LEN};
 
 use super::error::StorageError;
 use super::index::OffsetIndex;

@@ -18,7 +18,7 @@
 //!   reads that run in parallel on the owner shards.
 //! - Fetch sessions (KIP-227) are answered sessionless: session id 0 and every requested partition
 //!   in every response, which all clients accept (a session id of 0 tells them none was created).
-//! - The response is encoded by `protocol::fetch_response` with record bytes as file slices sent by
+//! - The response is encoded by `server::fetch_response` with record bytes as file slices sent by
 //!   sendfile(2); with `fetch.zerocopy.enable = false` the slices are read into memory and the
 //!   response encoded by kafka-protocol (the copying path kept for comparison).
 
@@ -36,7 +36,7 @@ use kafka_protocol::messages::fetch_response::{
 };
 
 use super::{HandlerError, Reply, Request, topic_name};
-use crate::protocol::fetch_response::{self, PartitionOut, TopicOut};
+use crate::server::fetch_response::{self, PartitionOut, TopicOut};
 use crate::protocol::{errors, legacy_api};
 use crate::server::partitions::on_owners;
 use crate::shard::{self, ShardCtx};

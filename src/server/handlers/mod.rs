@@ -12,8 +12,8 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
-use crate::protocol::fetch_response::ChunkedFrame;
 use crate::protocol::frame;
+use crate::server::fetch_response::ChunkedFrame;
 use crate::shard::{LocalEvent, ShardCtx};
 
 /// A decoded request header plus its still-encoded body, on the shard that read it.

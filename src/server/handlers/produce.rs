@@ -31,7 +31,7 @@ use kafka_protocol::messages::produce_response::{
 use super::metadata::auto_create;
 use super::{HandlerError, Reply, Request, sb};
 use crate::metadata::validate_topic_name;
-use crate::protocol::compression::TopicCompression;
+use crate::format::compression::TopicCompression;
 use crate::protocol::{errors, ingest, legacy_api};
 use crate::server::partitions::post_to_owners;
 use crate::shard::ShardCtx;

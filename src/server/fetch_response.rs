@@ -11,6 +11,10 @@
 //! Supported: v4–v16; topics by name up to v12, by topic id from v13. Fields this broker never sets
 //! (diverging epoch, current leader, snapshot id, node endpoints; all tagged) are left out, which
 //! the schema allows; aborted transactions are an empty array; preferred read replica is -1.
+//!
+//! It lives here, next to [`super::zerocopy`] that sends its output, rather than in
+//! [`crate::protocol`]: its holes are [`FileSlice`]s of the partition log, and the protocol module
+//! stays free of storage types (storage and protocol share only [`crate::format`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
 

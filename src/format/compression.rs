@@ -34,7 +34,7 @@
 
 use std::io::{Read, Write};
 
-use crate::protocol::record_batch::{self, BatchError, HEADER_LEN, LOG_OVERHEAD};
+use super::record_batch::{self, BatchError, HEADER_LEN, LOG_OVERHEAD};
 
 /// Largest decompressed records section accepted (bounds memory against decompression bombs).
 pub const MAX_DECOMPRESSED: usize = 128 << 20;
@@ -373,7 +373,7 @@ pub fn conform(records: &[u8], target: Codec) -> Result<Option<Vec<u8>>, Compres
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::record_batch::{build_batch, validate_batch};
+    use crate::format::record_batch::{build_batch, validate_batch};
 
     const ALL: [Codec; 5] = [
         Codec::None,
