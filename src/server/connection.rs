@@ -3,25 +3,21 @@
 //! The reader reads whole frames (size checked first), decodes the header, spawns the handler as a
 //! local task and pushes the task handle into a bounded queue; the writer pops handles in order,
 //! awaits each and writes its response. The queue bound is the per-connection in-flight limit.
-//! Reader and writer share the glommio `TcpStream` through `Rc<RefCell<_>>`, borrowed only inside a
-//! single `poll_*` call (glommio keeps separate read and write readiness sources, so a pending read
-//! and a pending write on the same socket do not interfere).
+//! Reader and writer share the socket as a [`SharedStream`] (see there why that is safe).
 
-use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use glommio::task::JoinHandle;
 use kafka_protocol::messages::ApiKey;
 
 use super::handlers::{self, Reply, Request};
+use super::shared_stream::SharedStream;
 use super::zerocopy;
 use crate::protocol::frame::{self, FrameError};
 use crate::shard::{LocalEvent, ShardCtx};
@@ -33,42 +29,6 @@ const READ_CHUNK: usize = 64 * 1024;
 const MAX_READ_STEP: usize = 1024 * 1024;
 /// How long a connection may keep draining responses once the broker is shutting down.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The shared socket: reader and writer borrow it only inside `poll_*`.
-#[derive(Clone)]
-pub struct SharedStream(Rc<RefCell<TcpStream>>);
-
-impl SharedStream {
-    pub fn raw_fd(&self) -> RawFd {
-        self.0.borrow().as_raw_fd()
-    }
-}
-
-impl AsyncRead for SharedStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for SharedStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
-    }
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_close(cx)
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 enum ReadError {
@@ -144,7 +104,7 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
         return;
     }
     tracing::debug!(%peer, shard = ctx.id, "connection accepted");
-    let io = SharedStream(Rc::new(RefCell::new(stream)));
+    let io = SharedStream::new(stream);
     let max_inflight = ctx.info.settings.max_inflight_per_connection;
     let (tx, rx) = local_channel::new_bounded::<JoinHandle<Reply>>(max_inflight);
     let writer_done = Rc::new(LocalEvent::default());

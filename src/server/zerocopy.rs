@@ -19,8 +19,8 @@ use std::os::unix::fs::FileExt;
 
 use futures_lite::AsyncWriteExt;
 
-use super::connection::SharedStream;
 use super::fetch_response::{Chunk, ChunkedFrame};
+use super::shared_stream::SharedStream;
 use crate::storage::{FileSlice, page_cache};
 
 /// Bytes of a slice made ready (`page_cache::settle`) before each `sendfile` run.
