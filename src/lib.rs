@@ -24,6 +24,8 @@
 //! - [`metadata`]: topics, partitions and configs; persisted in the data dir, published to shards.
 //! - [`server`]: listener, connections (in-order responses), dispatch, one handler file per API key.
 //! - [`group`]: consumer-group coordinator and committed offsets.
+//! - [`sync`]: shard-local wait/wake primitives (latch, notifier, one-shot channel, join/select)
+//!   and when to use which.
 //! - [`tune`]: `ringbolt tune check|apply`, the host settings (see `tuning/README.md`).
 //!
 //! The data flow end to end is in `docs/architecture.md`; each module's own docs keep the reasoning
@@ -37,4 +39,5 @@ pub mod protocol;
 pub mod server;
 pub mod shard;
 pub mod storage;
+pub mod sync;
 pub mod tune;

@@ -23,12 +23,12 @@
 
 use super::offset_log::{Entry, OffsetStore, OffsetStoreConfig};
 use super::offsets::{CommittedOffset, GroupActivity, OffsetKey, partition_for};
-use super::oneshot;
 use super::state::{
     GroupConfig, GroupDescription, JoinRequest, JoinResult, Millis, Reply, ReqId, State,
     SyncRequest, SyncResult, err,
 };
 use crate::group::state::Group;
+use crate::sync::oneshot;
 use bytes::Buf;
 use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::Decodable;

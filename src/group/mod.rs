@@ -6,7 +6,6 @@
 //! - [`offset_log`]: the durable offsets store of one shard (batched appends, reload, compaction).
 //! - [`coordinator`]: one shard's coordinator: groups, parked requests, timers, offsets.
 //! - [`shard`]: wiring into the broker: per-shard start/stop, `on_coordinator` cross-shard calls.
-//! - [`oneshot`]: the single-threaded completion channel parked requests wait on.
 //!
 //! # Placement
 //! A group lives on offsets partition `abs(javaHash(group)) % 50` (Kafka's `partitionFor`) and that
@@ -48,6 +47,5 @@
 pub mod coordinator;
 pub mod offset_log;
 pub mod offsets;
-pub mod oneshot;
 pub mod shard;
 pub mod state;

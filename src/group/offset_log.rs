@@ -37,9 +37,9 @@ use super::offsets::{
     CommittedOffset, OffsetKey, OffsetTable, decode_key, decode_value, encode_key, encode_value,
     partition_for,
 };
-use super::oneshot;
 use super::state::err;
 use crate::storage::{LogConfig, PartitionLog, StorageError};
+use crate::sync::oneshot;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,

@@ -20,7 +20,8 @@ use super::handlers::{self, Reply, Request};
 use super::shared_stream::SharedStream;
 use super::zerocopy;
 use crate::protocol::frame::{self, FrameError};
-use crate::shard::{LocalEvent, ShardCtx};
+use crate::shard::ShardCtx;
+use crate::sync::LocalEvent;
 
 /// Bytes asked of the socket per read while no frame size is known.
 const READ_CHUNK: usize = 64 * 1024;

@@ -4,38 +4,12 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
 
 use crate::shard::{self, ShardCtx, ShardError};
+use crate::sync::join_all;
 
 /// A boxed, shard-local future.
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
-
-/// Polls all futures concurrently and returns their outputs in order.
-pub async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T>>>>) -> Vec<T> {
-    let mut futures: Vec<Option<Pin<Box<dyn Future<Output = T>>>>> =
-        futures.into_iter().map(Some).collect();
-    let mut out: Vec<Option<T>> = futures.iter().map(|_| None).collect();
-    let mut left = futures.len();
-    std::future::poll_fn(|cx| {
-        for (i, slot) in futures.iter_mut().enumerate() {
-            if let Some(f) = slot
-                && let Poll::Ready(v) = f.as_mut().poll(cx)
-            {
-                out[i] = Some(v);
-                *slot = None;
-                left -= 1;
-            }
-        }
-        if left == 0 {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-    out.into_iter().map(|v| v.expect("all completed")).collect()
-}
 
 /// Runs `work(ctx, items)` on each owner shard for the items it owns (concurrently across shards)
 /// and returns one result per item, in input order. `err` builds the result for items whose shard

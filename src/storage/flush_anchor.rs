@@ -44,7 +44,7 @@ use std::rc::Rc;
 
 use glommio::io::{DmaFile, OpenOptions};
 
-use super::notify::Notify;
+use crate::sync::notify::Notify;
 
 /// File name of the anchor in the data directory.
 pub const ANCHOR_NAME: &str = ".ringbolt-flush-anchor";

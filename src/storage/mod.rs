@@ -113,7 +113,6 @@ pub mod flush_anchor;
 pub mod index;
 pub mod iopoll;
 pub mod log;
-mod notify;
 pub mod page_cache;
 pub mod producer_state;
 pub mod read;

@@ -25,7 +25,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -41,6 +40,7 @@ use crate::protocol::{errors, legacy_api};
 use crate::server::partitions::on_owners;
 use crate::shard::{self, ShardCtx};
 use crate::storage::{FileSlice, StorageError, page_cache};
+use crate::sync::select_any;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 16;
@@ -126,19 +126,6 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
         }
     }
     out
-}
-
-/// Resolves when any future resolves.
-async fn select_any(mut futs: Vec<Pin<Box<dyn Future<Output = ()>>>>) {
-    std::future::poll_fn(|cx| {
-        for f in futs.iter_mut() {
-            if f.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(());
-            }
-        }
-        Poll::Pending
-    })
-    .await
 }
 
 /// On an owner shard: returns when one of `parts` grows past the high watermark seen, or at the

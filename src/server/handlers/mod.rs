@@ -14,7 +14,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::protocol::frame;
 use crate::server::fetch_response::ChunkedFrame;
-use crate::shard::{LocalEvent, ShardCtx};
+use crate::shard::ShardCtx;
+use crate::sync::LocalEvent;
 
 /// A decoded request header plus its still-encoded body, on the shard that read it.
 pub struct Request {

@@ -29,8 +29,8 @@ use tracing::error;
 
 use super::config::LogConfig;
 use super::error::StorageError;
-use super::notify::Notify;
 use super::producer_state::{self, ProducerStates};
+use crate::sync::notify::Notify;
 
 mod fill;
 mod segments;

@@ -1,6 +1,7 @@
-//! A tiny single-threaded notifier: a generation counter plus the wakers of futures waiting for it
-//! to change. Waiters re-check their own condition after each wake-up. A dropped waiter removes its
-//! waker, so a partition that sees thousands of abandoned long-polls holds nothing for them.
+//! [`Notify`]: a tiny single-threaded notifier: a generation counter plus the wakers of futures
+//! waiting for it to change. Waiters re-check their own condition after each wake-up. A dropped
+//! waiter removes its waker, so a partition that sees thousands of abandoned long-polls holds
+//! nothing for them.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -9,8 +10,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
+/// A generation counter and the wakers waiting for it to move; see the module docs.
 #[derive(Default)]
-pub(crate) struct Notify {
+pub struct Notify {
     generation: Cell<u64>,
     next_key: Cell<u64>,
     wakers: RefCell<BTreeMap<u64, Waker>>,
@@ -40,7 +42,8 @@ impl Notify {
     }
 }
 
-pub(crate) struct Wait {
+/// Future returned by [`Notify::wait`].
+pub struct Wait {
     notify: Rc<Notify>,
     start: u64,
     key: Option<u64>,
@@ -77,5 +80,31 @@ impl Drop for Wait {
         if let Some(k) = self.key.take() {
             self.notify.wakers.borrow_mut().remove(&k);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_for_the_next_notify_and_deregisters_when_dropped() {
+        let n = Notify::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..1000 {
+            let mut w = Box::pin(n.wait());
+            assert!(w.as_mut().poll(&mut cx).is_pending());
+            assert!(w.as_mut().poll(&mut cx).is_pending()); // re-poll reuses its slot
+        }
+        assert!(n.wakers.borrow().is_empty());
+        let mut before = Box::pin(n.wait());
+        assert!(before.as_mut().poll(&mut cx).is_pending());
+        n.notify();
+        assert!(before.as_mut().poll(&mut cx).is_ready());
+        // A wait created after the notify waits for the next one.
+        let mut after = Box::pin(n.wait());
+        assert!(after.as_mut().poll(&mut cx).is_pending());
+        drop(after);
+        assert!(n.wakers.borrow().is_empty());
     }
 }
