@@ -14,8 +14,8 @@
 //! ```
 //!
 //! - [`config`]: typed broker and topic configuration (Kafka's names), defaults, validation.
-//! - [`format`]: no I/O, no other module of the crate. The v2 record-batch format shared by the
-//!   wire and the log: header views and validation, CRC-32C, compression codecs.
+//! - [`format`](mod@format): no I/O, no other module of the crate. The v2 record-batch format
+//!   shared by the wire and the log: header views and validation, CRC-32C, compression codecs.
 //! - [`protocol`]: no I/O. Framing, request headers, legacy message sets (magic 0/1) and the old
 //!   request versions that carry them.
 //! - [`storage`]: the partition log: segments (`.log`, `.index`, `.timeindex` in Kafka's layout),

@@ -13,9 +13,9 @@
 //! [`crate::format`], below both this module and the storage module: storage parses and checks
 //! the same batches when it recovers and reads a log, and must not depend on the wire layer. Its
 //! two modules stay reachable as [`record_batch`] and [`compression`] here, the paths tests,
-//! benches and tools use. The Fetch response encoder that leaves record bytes as file slices lives with the
-//! code that sends them, in `server::fetch_response`: it carries `storage::FileSlice`s, and
-//! nothing in this module knows about files.
+//! benches and tools use. The Fetch response encoder that leaves record bytes as file slices
+//! lives with the code that sends them, in `server::fetch_response`: it carries
+//! `storage::FileSlice`s, and nothing in this module knows about files.
 
 pub use crate::format::{compression, record_batch};
 

@@ -10,8 +10,8 @@
 //!
 //! - [`routing`]: which shard owns a partition ([`owner`]), a pure function of
 //!   `(topic, partition, n_shards)`; any shard can open any partition.
-//! - [`ctx`]: the per-shard context ([`ShardCtx`]), the thread's current shard ([`current`]) and the
-//!   type map other subsystems keep their per-shard state in.
+//! - [`ctx`]: the per-shard context ([`ShardCtx`]), the thread's current shard ([`current`]) and
+//!   the type map other subsystems keep their per-shard state in.
 //! - [`mesh`]: [`run_on`] and [`post`], closures sent to another shard over glommio's channel
 //!   mesh, with the reasoning on backpressure, ordering and how the mesh builder may be copied.
 //!
