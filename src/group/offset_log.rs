@@ -38,9 +38,9 @@ use super::offsets::{
     partition_for,
 };
 use super::oneshot;
-use super::state::err;
 use crate::storage::{LogConfig, PartitionLog, StorageError};
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::ResponseError;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -207,7 +207,7 @@ fn now_ms() -> i64 {
 
 fn storage_err(e: StorageError) -> i16 {
     tracing::error!(error = %e, "offsets log failure");
-    err::COORDINATOR_NOT_AVAILABLE
+    ResponseError::CoordinatorNotAvailable.code()
 }
 
 impl OffsetStore {
@@ -342,7 +342,8 @@ impl OffsetStore {
             let p = part.clone();
             glommio::spawn_local(async move { me.run_writer(p).await }).detach();
         }
-        rx.await.unwrap_or(Err(err::COORDINATOR_NOT_AVAILABLE))
+        rx.await
+            .unwrap_or(Err(ResponseError::CoordinatorNotAvailable.code()))
     }
 
     /// Drains the queue into appends. With `durable_ack` it does not wait for each fsync: the

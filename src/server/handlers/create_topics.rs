@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreateTopicsRequest;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
@@ -12,7 +13,6 @@ use kafka_protocol::messages::create_topics_response::{
 use super::{HandlerError, Reply, Request, sb};
 use crate::metadata::TopicError;
 use crate::metadata::controller::{self, NewTopic};
-use crate::protocol::errors;
 
 pub const MIN_VERSION: i16 = 2;
 pub const MAX_VERSION: i16 = 7;
@@ -45,7 +45,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         };
         if dups.contains(&name) {
             results.push(fail(
-                errors::INVALID_REQUEST,
+                ResponseError::InvalidRequest.code(),
                 format!("topic '{name}' appears more than once in the request"),
             ));
             continue;
@@ -55,7 +55,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         if !t.assignments.is_empty() {
             if partitions != -1 || replication != -1 {
                 results.push(fail(
-                    errors::INVALID_REQUEST,
+                    ResponseError::InvalidRequest.code(),
                     "both assignments and partitions/replication factor given".into(),
                 ));
                 continue;
@@ -70,7 +70,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                 .all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == node);
             if !contiguous || !single {
                 results.push(fail(
-                    errors::INVALID_REPLICA_ASSIGNMENT,
+                    ResponseError::InvalidReplicaAssignment.code(),
                     format!("replica assignment must give partitions 0..n to broker {node}"),
                 ));
                 continue;
@@ -89,7 +89,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             }
         }
         if let Some(n) = null_config {
-            results.push(fail(errors::INVALID_CONFIG, format!("null value for config {n}")));
+            results.push(fail(ResponseError::InvalidConfig.code(), format!("null value for config {n}")));
             continue;
         }
         let res = controller::create_topic(

@@ -11,6 +11,7 @@
 //! the controller id reported is an alive broker's: this node's. v2's `include_fenced_brokers`
 //! changes nothing, as this broker is never fenced.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
 use kafka_protocol::messages::describe_cluster_response::{
@@ -18,7 +19,6 @@ use kafka_protocol::messages::describe_cluster_response::{
 };
 
 use super::{HandlerError, Reply, Request, sb};
-use crate::protocol::errors;
 use crate::server::authz;
 
 pub const MIN_VERSION: i16 = 0;
@@ -32,13 +32,13 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     if r.endpoint_type != ENDPOINT_BROKER {
         let (code, msg) = match r.endpoint_type {
             ENDPOINT_CONTROLLER => (
-                errors::MISMATCHED_ENDPOINT_TYPE,
+                ResponseError::MismatchedEndpointType.code(),
                 "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of \
                  type CONTROLLER"
                     .to_string(),
             ),
             other => (
-                errors::UNSUPPORTED_ENDPOINT_TYPE,
+                ResponseError::UnsupportedEndpointType.code(),
                 format!("Unsupported endpoint type {other}"),
             ),
         };

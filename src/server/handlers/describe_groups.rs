@@ -5,14 +5,15 @@
 //! ([`authz`]) for every group described without error, as Kafka does; a group answered with an
 //! error keeps the schema default ([`authz::NOT_REQUESTED`]).
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use kafka_protocol::messages::describe_groups_response::{
     DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
 };
 
 use super::{HandlerError, Reply, Request};
+use crate::protocol::errors;
 use crate::group::shard::{on_coordinator, sb};
-use crate::group::state::err;
 use crate::server::authz::{self, ResourceType};
 
 pub const MIN_VERSION: i16 = 0;
@@ -28,10 +29,10 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             on_coordinator(&req.ctx, &g.clone(), move |c| async move { c.describe(&g) }).await;
         let mut d = DescribedGroup::default().with_group_id(gid.clone());
         let Some((code, desc)) = found else {
-            out.push(d.with_error_code(err::COORDINATOR_NOT_AVAILABLE));
+            out.push(d.with_error_code(ResponseError::CoordinatorNotAvailable.code()));
             continue;
         };
-        if v >= 3 && r.include_authorized_operations && code == err::NONE {
+        if v >= 3 && r.include_authorized_operations && code == errors::NONE {
             d = d.with_authorized_operations(authz::authorized_operations(
                 ResourceType::Group,
                 gid.0.as_str(),

@@ -29,6 +29,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::fetch_response::{
@@ -36,8 +37,9 @@ use kafka_protocol::messages::fetch_response::{
 };
 
 use super::{HandlerError, Reply, Request, topic_name};
+use crate::protocol::errors;
 use crate::protocol::fetch_response::{self, PartitionOut, TopicOut};
-use crate::protocol::{errors, legacy_api};
+use crate::protocol::legacy_api;
 use crate::server::partitions::on_owners;
 use crate::shard::{self, ShardCtx};
 use crate::storage::{FileSlice, StorageError, page_cache};
@@ -90,7 +92,7 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
     let mut out = Vec::with_capacity(wants.len());
     for w in wants {
         let Some(log) = ctx.log(&w.topic, w.partition) else {
-            out.push(Got::err(errors::UNKNOWN_TOPIC_OR_PARTITION));
+            out.push(Got::err(ResponseError::UnknownTopicOrPartition.code()));
             continue;
         };
         match log.read(w.offset, w.max_bytes).await {
@@ -99,7 +101,7 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
             Ok(r) if w.negative_limit && !r.slices.is_empty() => {
                 tracing::warn!(topic = %w.topic, partition = w.partition,
                     "fetch with a negative max_bytes or partition_max_bytes");
-                out.push(Got::err(errors::UNKNOWN_SERVER_ERROR));
+                out.push(Got::err(ResponseError::UnknownServerError.code()));
             }
             Ok(r) => {
                 page_cache::prefetch(&r.slices, w.max_bytes);
@@ -288,7 +290,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
 
     let mut results = loop {
         let got = on_owners(wants.clone(), read_on_owner, || {
-            Got::err(errors::NOT_LEADER_OR_FOLLOWER)
+            Got::err(ResponseError::NotLeaderOrFollower.code())
         })
         .await;
         let total: usize = got.iter().map(Got::bytes).sum();
@@ -324,9 +326,9 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let mut topics_out = Vec::with_capacity(r.topics.len());
     for ((t, row), name) in r.topics.iter().zip(&layout).zip(names) {
         let unknown = if by_id && snap.topic_by_id(t.topic_id).is_none() {
-            errors::UNKNOWN_TOPIC_ID
+            ResponseError::UnknownTopicId.code()
         } else {
-            errors::UNKNOWN_TOPIC_OR_PARTITION
+            ResponseError::UnknownTopicOrPartition.code()
         };
         let mut parts = Vec::with_capacity(row.len());
         for (p, slot) in t.partitions.iter().zip(row) {

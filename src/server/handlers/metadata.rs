@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::metadata_request::MetadataRequest;
 use kafka_protocol::messages::metadata_response::{
@@ -17,7 +18,6 @@ use kafka_protocol::messages::metadata_response::{
 use super::{HandlerError, Reply, Request, sb, topic_name};
 use crate::metadata::controller::{self, NewTopic};
 use crate::metadata::{TopicError, TopicMeta, validate_topic_name};
-use crate::protocol::errors;
 use crate::server::authz::{self, ResourceType};
 use crate::shard::ShardCtx;
 
@@ -120,13 +120,13 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                         topics.push(error_entry(
                             Some(name),
                             uuid::Uuid::nil(),
-                            errors::UNKNOWN_TOPIC_OR_PARTITION,
+                            ResponseError::UnknownTopicOrPartition.code(),
                         ));
                     }
                 }
                 None => match snap.topic_by_id(rt.topic_id) {
                     Some(t) => topics.push(topic_entry(&ctx, t)),
-                    None => topics.push(error_entry(None, rt.topic_id, errors::UNKNOWN_TOPIC_ID)),
+                    None => topics.push(error_entry(None, rt.topic_id, ResponseError::UnknownTopicId.code())),
                 },
             }
         }

@@ -23,6 +23,7 @@ use std::future::Future;
 use std::rc::Rc;
 
 use bytes::Bytes;
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::{
     PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
@@ -30,9 +31,10 @@ use kafka_protocol::messages::produce_response::{
 
 use super::metadata::auto_create;
 use super::{HandlerError, Reply, Request, sb};
+use crate::protocol::errors;
 use crate::metadata::validate_topic_name;
 use crate::protocol::compression::TopicCompression;
-use crate::protocol::{errors, ingest, legacy_api};
+use crate::protocol::{ingest, legacy_api};
 use crate::server::partitions::post_to_owners;
 use crate::shard::ShardCtx;
 
@@ -80,7 +82,7 @@ fn append_on_owner(
     let mut assigned = Vec::with_capacity(items.len());
     for item in items {
         let Some(log) = ctx.log(&item.topic, item.partition) else {
-            assigned.push((Outcome::err(errors::UNKNOWN_TOPIC_OR_PARTITION), None));
+            assigned.push((Outcome::err(ResponseError::UnknownTopicOrPartition.code()), None));
             continue;
         };
         match log.append_assign(item.records) {
@@ -153,7 +155,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         let mut snap_topic = ctx.metadata().topic(name).cloned();
         let mut topic_err = None;
         if !valid_acks {
-            topic_err = Some(errors::INVALID_REQUIRED_ACKS);
+            topic_err = Some(ResponseError::InvalidRequiredAcks.code());
         } else if snap_topic.is_none() {
             if let Err(e) = validate_topic_name(name) {
                 topic_err = Some(e.error_code());
@@ -163,7 +165,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                     Err(e) => topic_err = Some(e.error_code()),
                 }
             } else {
-                topic_err = Some(errors::UNKNOWN_TOPIC_OR_PARTITION);
+                topic_err = Some(ResponseError::UnknownTopicOrPartition.code());
             }
         }
         let compression = snap_topic.as_ref().map_or(TopicCompression::Producer, |t| {
@@ -177,11 +179,11 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             }
             let t = snap_topic.as_ref().expect("topic known when no error");
             if pd.index < 0 || pd.index >= t.partitions {
-                row.push(Err(Outcome::err(errors::UNKNOWN_TOPIC_OR_PARTITION)));
+                row.push(Err(Outcome::err(ResponseError::UnknownTopicOrPartition.code())));
                 continue;
             }
             let Some(records) = pd.records.as_ref() else {
-                row.push(Err(Outcome::err(errors::CORRUPT_MESSAGE)));
+                row.push(Err(Outcome::err(ResponseError::CorruptMessage.code())));
                 continue;
             };
             // No copy: the batches stay in the request frame until the owner's writer copies
@@ -218,7 +220,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let results = post_to_owners(
         items,
         move |ctx, items| append_on_owner(ctx, items, durable),
-        || Outcome::err(errors::NOT_LEADER_OR_FOLLOWER),
+        || Outcome::err(ResponseError::NotLeaderOrFollower.code()),
     )
     .await;
     req.release();
