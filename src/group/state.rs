@@ -376,6 +376,12 @@ impl Group {
     fn member_mut(&mut self, id: &str) -> Option<&mut Member> {
         self.members.iter_mut().find(|m| m.member_id == id)
     }
+    /// The member `id`, or UNKNOWN_MEMBER_ID. The JoinGroup, SyncGroup and Heartbeat paths look
+    /// members up through this even after validating them, so a member missing against the
+    /// state's own bookkeeping is an error answer to one request, never a panic of the shard.
+    fn known_member(&mut self, id: &str) -> Result<&mut Member, ResponseError> {
+        self.member_mut(id).ok_or(ResponseError::UnknownMemberId)
+    }
 
     fn new_member_id(&mut self, client_id: &str, instance: Option<&str>) -> String {
         self.id_seq += 1;
@@ -568,9 +574,20 @@ impl Group {
         let new_id = self.new_member_id(&r.client_id, Some(inst));
         let leader_before = self.leader.clone();
         {
-            let m = self
-                .member_mut(old_id)
-                .expect("static map points at a member");
+            let m = match self.known_member(old_id) {
+                Ok(m) => m,
+                Err(e) => {
+                    // The instance map names a member that is gone: forget the stale entry so
+                    // the client's next join registers the instance afresh.
+                    tracing::warn!(
+                        group = %self.id, instance = %inst, member = %old_id,
+                        "static member missing; dropping its instance entry"
+                    );
+                    self.statics.remove(inst);
+                    out.push(Reply::Join(r.req, JoinResult::error(e, &r.member_id)));
+                    return;
+                }
+            };
             if let Some(req) = m.awaiting_join.take() {
                 out.push(Reply::Join(
                     req,
@@ -607,18 +624,34 @@ impl Group {
                         res.members.clear();
                     }
                     out.push(Reply::Join(r.req, res));
-                } else {
-                    self.member_mut(&new_id).unwrap().awaiting_join = Some(r.req);
+                } else if self.park_join(&new_id, r.req, out) {
                     self.prepare_rebalance(now, out);
                 }
             }
             State::CompletingRebalance => {
-                self.member_mut(&new_id).unwrap().awaiting_join = Some(r.req);
-                self.prepare_rebalance(now, out);
+                if self.park_join(&new_id, r.req, out) {
+                    self.prepare_rebalance(now, out);
+                }
             }
             _ => {
-                self.member_mut(&new_id).unwrap().awaiting_join = Some(r.req);
-                self.maybe_complete_join(now, out);
+                if self.park_join(&new_id, r.req, out) {
+                    self.maybe_complete_join(now, out);
+                }
+            }
+        }
+    }
+
+    /// Parks JoinGroup `req` under member `id` until the join phase completes; false (and the
+    /// request answered UNKNOWN_MEMBER_ID) if there is no such member.
+    fn park_join(&mut self, id: &str, req: ReqId, out: &mut Vec<Reply>) -> bool {
+        match self.known_member(id) {
+            Ok(m) => {
+                m.awaiting_join = Some(req);
+                true
+            }
+            Err(e) => {
+                out.push(Reply::Join(req, JoinResult::error(e, id)));
+                false
             }
         }
     }
@@ -633,7 +666,11 @@ impl Group {
             out.push(Reply::Join(r.req, JoinResult::error(e, &r.member_id)));
             return;
         }
-        let m = self.member(&r.member_id).expect("validated");
+        let Some(m) = self.member(&r.member_id) else {
+            let e = ResponseError::UnknownMemberId;
+            out.push(Reply::Join(r.req, JoinResult::error(e, &r.member_id)));
+            return;
+        };
         let unchanged = m.protocols == r.protocols;
         let is_leader = self.leader.as_deref() == Some(r.member_id.as_str());
         match self.state {
@@ -644,27 +681,43 @@ impl Group {
                 ));
             }
             State::PreparingRebalance => {
-                self.update_member(&r, now, out);
-                self.maybe_complete_join(now, out);
+                if self.update_member(&r, now, out) {
+                    self.maybe_complete_join(now, out);
+                }
             }
-            State::CompletingRebalance if unchanged => {
-                self.member_mut(&r.member_id).unwrap().last_seen = now;
-                out.push(Reply::Join(r.req, self.join_result(&r.member_id)));
-            }
-            State::Stable if unchanged && !is_leader => {
-                self.member_mut(&r.member_id).unwrap().last_seen = now;
-                out.push(Reply::Join(r.req, self.join_result(&r.member_id)));
-            }
+            State::CompletingRebalance if unchanged => self.rejoin_unchanged(&r, now, out),
+            State::Stable if unchanged && !is_leader => self.rejoin_unchanged(&r, now, out),
             State::CompletingRebalance | State::Stable => {
-                self.update_member(&r, now, out);
-                self.prepare_rebalance(now, out);
+                if self.update_member(&r, now, out) {
+                    self.prepare_rebalance(now, out);
+                }
             }
         }
     }
 
-    /// Refreshes a known member from its JoinGroup and parks the request.
-    fn update_member(&mut self, r: &JoinRequest, now: Millis, out: &mut Vec<Reply>) {
-        let m = self.member_mut(&r.member_id).unwrap();
+    /// A known member rejoined with the same protocols where that changes nothing: its session
+    /// restarts and it gets the current generation at once.
+    fn rejoin_unchanged(&mut self, r: &JoinRequest, now: Millis, out: &mut Vec<Reply>) {
+        let res = match self.known_member(&r.member_id) {
+            Ok(m) => {
+                m.last_seen = now;
+                self.join_result(&r.member_id)
+            }
+            Err(e) => JoinResult::error(e, &r.member_id),
+        };
+        out.push(Reply::Join(r.req, res));
+    }
+
+    /// Refreshes a known member from its JoinGroup and parks the request; false (and the request
+    /// answered UNKNOWN_MEMBER_ID) if there is no such member.
+    fn update_member(&mut self, r: &JoinRequest, now: Millis, out: &mut Vec<Reply>) -> bool {
+        let m = match self.known_member(&r.member_id) {
+            Ok(m) => m,
+            Err(e) => {
+                out.push(Reply::Join(r.req, JoinResult::error(e, &r.member_id)));
+                return false;
+            }
+        };
         if let Some(old) = m.awaiting_join.replace(r.req) {
             out.push(Reply::Join(
                 old,
@@ -677,6 +730,7 @@ impl Group {
         m.client_id = r.client_id.clone();
         m.client_host = r.client_host.clone();
         m.last_seen = now;
+        true
     }
 
     fn add_and_rebalance(&mut self, r: JoinRequest, id: String, now: Millis, out: &mut Vec<Reply>) {
@@ -906,14 +960,22 @@ impl Group {
         }
         match self.state {
             State::PreparingRebalance => fail(ResponseError::RebalanceInProgress, &mut out),
-            State::Stable => {
-                let m = self.member_mut(&r.member_id).unwrap();
-                m.last_seen = now;
-                let assignment = m.assignment.clone();
-                out.push(Reply::Sync(r.req, self.sync_result(assignment)));
-            }
+            State::Stable => match self.known_member(&r.member_id) {
+                Ok(m) => {
+                    m.last_seen = now;
+                    let assignment = m.assignment.clone();
+                    out.push(Reply::Sync(r.req, self.sync_result(assignment)));
+                }
+                Err(e) => fail(e, &mut out),
+            },
             State::CompletingRebalance => {
-                let m = self.member_mut(&r.member_id).unwrap();
+                let m = match self.known_member(&r.member_id) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        fail(e, &mut out);
+                        return out;
+                    }
+                };
                 m.last_seen = now;
                 if let Some(old) = m.awaiting_sync.replace(r.req) {
                     out.push(Reply::Sync(
@@ -982,7 +1044,10 @@ impl Group {
         if let Err(e) = self.check_member(member_id, instance, generation) {
             return e.code();
         }
-        self.member_mut(member_id).unwrap().last_seen = now;
+        match self.known_member(member_id) {
+            Ok(m) => m.last_seen = now,
+            Err(e) => return e.code(),
+        }
         if self.state == State::PreparingRebalance {
             ResponseError::RebalanceInProgress.code()
         } else {

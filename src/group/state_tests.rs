@@ -881,3 +881,21 @@ fn instance_id_validation_follows_kafka() {
     assert!(!g.has_member(&ids[0]), "removed at once by its instance id");
     assert!(g.has_member(&d));
 }
+
+/// A member missing against the group's own bookkeeping (here: the static-instance map names a
+/// member the member list no longer has, which no public event produces) is answered
+/// UNKNOWN_MEMBER_ID instead of panicking the shard; the stale entry is dropped, so the
+/// instance's next join registers it afresh.
+#[test]
+fn missing_member_is_unknown_member_id_not_a_panic() {
+    let mut g = Group::new("g", cfg(0), 0);
+    let (ids, gen_) = stable_static_group(&mut g, &["a", "b"], 0);
+    g.members.retain(|m| m.member_id != ids[0]);
+    let j = join_of(&g.join(jreq(10, "", Some("a"), RANGE), 100), 10).unwrap();
+    assert_eq!(j.error, ResponseError::UnknownMemberId.code());
+    assert_eq!((g.generation(), g.state()), (gen_, State::Stable));
+    // The client rejoins as a new static member: an ordinary rebalance follows.
+    assert!(g.join(jreq(11, "", Some("a"), RANGE), 101).is_empty());
+    assert_eq!(g.state(), State::PreparingRebalance);
+    assert!(g.has_member(&ids[1]));
+}
