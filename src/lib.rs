@@ -36,3 +36,4 @@ pub mod server;
 pub mod shard;
 pub mod storage;
 pub mod tune;
+pub(crate) mod util;

@@ -39,6 +39,7 @@ use super::offsets::{
 };
 use super::oneshot;
 use crate::storage::{LogConfig, PartitionLog, StorageError};
+use crate::util::now_ms;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use kafka_protocol::records::{
@@ -196,13 +197,6 @@ fn encode_batches(entries: &[&Entry], now: i64) -> BytesMut {
     }
     flush(&mut records, &mut out);
     out
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn storage_err(e: StorageError) -> i16 {

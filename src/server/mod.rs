@@ -121,6 +121,7 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 pub use crate::config::{BrokerConfig, BrokerSettings};
 use crate::metadata::{MetadataSnapshot, MetadataStore, controller};
 use crate::shard::{BrokerInfo, MESH_CHANNEL_SIZE, Mesh, ShardCtx};
+use crate::util::now_ms;
 pub use cli::{ServeArgs, serve_main};
 
 /// How long [`BrokerHandle::shutdown`] waits for the shards before it gives up on them.
@@ -809,12 +810,4 @@ fn spawn_retention(ctx: &Rc<ShardCtx>) {
         }
     })
     .detach();
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

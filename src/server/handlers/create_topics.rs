@@ -10,7 +10,8 @@ use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
 };
 
-use super::{HandlerError, Reply, Request, sb};
+use super::{HandlerError, Reply, Request};
+use crate::util::sb;
 use crate::metadata::TopicError;
 use crate::metadata::controller::{self, NewTopic};
 

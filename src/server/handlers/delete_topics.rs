@@ -6,7 +6,8 @@ use kafka_protocol::messages::delete_topics_response::{
     DeletableTopicResult, DeleteTopicsResponse,
 };
 
-use super::{HandlerError, Reply, Request, sb, topic_name};
+use super::{HandlerError, Reply, Request, topic_name};
+use crate::util::sb;
 use crate::metadata::controller::{self, TopicRef};
 
 pub const MIN_VERSION: i16 = 1;

@@ -18,7 +18,8 @@ use kafka_protocol::messages::describe_cluster_response::{
     DescribeClusterBroker, DescribeClusterResponse,
 };
 
-use super::{HandlerError, Reply, Request, sb};
+use super::{HandlerError, Reply, Request};
+use crate::util::sb;
 use crate::server::authz;
 
 pub const MIN_VERSION: i16 = 0;

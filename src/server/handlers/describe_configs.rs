@@ -8,8 +8,9 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
 };
 
+use crate::util::sb;
 use super::create_topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
-use super::{HandlerError, Reply, Request, sb};
+use super::{HandlerError, Reply, Request};
 
 pub const MIN_VERSION: i16 = 1;
 pub const MAX_VERSION: i16 = 4;

@@ -12,8 +12,9 @@ use kafka_protocol::messages::describe_groups_response::{
 };
 
 use super::{HandlerError, Reply, Request};
+use crate::util::sb;
 use crate::protocol::errors;
-use crate::group::shard::{on_coordinator, sb};
+use crate::group::shard::on_coordinator;
 use crate::server::authz::{self, ResourceType};
 
 pub const MIN_VERSION: i16 = 0;

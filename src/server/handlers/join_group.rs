@@ -8,7 +8,8 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequest;
 use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
 
 use super::{HandlerError, Reply, Request};
-use crate::group::shard::{on_coordinator, sb};
+use crate::util::sb;
+use crate::group::shard::on_coordinator;
 use crate::group::state::{JoinRequest, JoinResult, Protocol};
 
 pub const MIN_VERSION: i16 = 0;

@@ -7,8 +7,9 @@ use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
 use kafka_protocol::messages::list_groups_response::{ListGroupsResponse, ListedGroup};
 
 use super::{HandlerError, Reply, Request};
+use crate::util::sb;
 use crate::protocol::errors;
-use crate::group::shard::{coordinator, sb};
+use crate::group::shard::coordinator;
 use crate::shard::run_on;
 
 pub const MIN_VERSION: i16 = 0;

@@ -15,7 +15,8 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 
-use super::{HandlerError, Reply, Request, sb, topic_name};
+use super::{HandlerError, Reply, Request, topic_name};
+use crate::util::sb;
 use crate::metadata::controller::{self, NewTopic};
 use crate::metadata::{TopicError, TopicMeta, validate_topic_name};
 use crate::server::authz::{self, ResourceType};

@@ -15,6 +15,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use crate::protocol::fetch_response::ChunkedFrame;
 use crate::protocol::frame;
 use crate::shard::{LocalEvent, ShardCtx};
+use crate::util::sb;
 
 /// A decoded request header plus its still-encoded body, on the shard that read it.
 pub struct Request {
@@ -212,11 +213,6 @@ pub async fn dispatch(req: Request) -> Reply {
         Ok(r) => r,
         Err(e) => Reply::Close(e.to_string()),
     }
-}
-
-/// `Some(StrBytes)` from a `&str`.
-pub fn sb(s: &str) -> kafka_protocol::protocol::StrBytes {
-    kafka_protocol::protocol::StrBytes::from_string(s.to_string())
 }
 
 /// A Kafka topic name from a `&str`.

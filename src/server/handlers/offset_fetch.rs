@@ -15,9 +15,10 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 
 use super::{HandlerError, Reply, Request, topic_name};
+use crate::util::sb;
 use crate::protocol::errors;
 use crate::group::coordinator::FetchedOffset;
-use crate::group::shard::{on_coordinator, sb};
+use crate::group::shard::on_coordinator;
 use crate::shard::ShardCtx;
 
 pub const MIN_VERSION: i16 = 0;

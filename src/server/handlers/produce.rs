@@ -30,9 +30,10 @@ use kafka_protocol::messages::produce_response::{
 };
 
 use super::metadata::auto_create;
-use super::{HandlerError, Reply, Request, sb};
+use super::{HandlerError, Reply, Request};
 use crate::protocol::errors;
 use crate::metadata::validate_topic_name;
+use crate::util::sb;
 use crate::protocol::compression::TopicCompression;
 use crate::protocol::{ingest, legacy_api};
 use crate::server::partitions::post_to_owners;

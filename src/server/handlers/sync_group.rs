@@ -5,7 +5,8 @@ use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
 use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
 
 use super::{HandlerError, Reply, Request};
-use crate::group::shard::{on_coordinator, sb};
+use crate::group::shard::on_coordinator;
+use crate::util::sb;
 use crate::group::state::{SyncRequest, SyncResult};
 
 pub const MIN_VERSION: i16 = 0;
