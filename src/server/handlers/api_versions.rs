@@ -5,8 +5,8 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
 
-use crate::protocol::errors;
 use super::{HandlerError, Reply, Request, SUPPORTED_APIS, encode_frame};
+use crate::protocol::errors;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 4;

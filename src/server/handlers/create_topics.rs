@@ -11,9 +11,9 @@ use kafka_protocol::messages::create_topics_response::{
 };
 
 use super::{HandlerError, Reply, Request};
-use crate::util::sb;
 use crate::metadata::TopicError;
 use crate::metadata::controller::{self, NewTopic};
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 2;
 pub const MAX_VERSION: i16 = 7;
@@ -90,7 +90,10 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             }
         }
         if let Some(n) = null_config {
-            results.push(fail(ResponseError::InvalidConfig.code(), format!("null value for config {n}")));
+            results.push(fail(
+                ResponseError::InvalidConfig.code(),
+                format!("null value for config {n}"),
+            ));
             continue;
         }
         let res = controller::create_topic(
@@ -123,7 +126,11 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                     .collect();
                 results.push(
                     result
-                        .with_topic_id(if r.validate_only { uuid::Uuid::nil() } else { meta.id })
+                        .with_topic_id(if r.validate_only {
+                            uuid::Uuid::nil()
+                        } else {
+                            meta.id
+                        })
                         .with_num_partitions(meta.partitions)
                         .with_replication_factor(1)
                         .with_configs(Some(described)),

@@ -19,8 +19,8 @@ use kafka_protocol::messages::describe_cluster_response::{
 };
 
 use super::{HandlerError, Reply, Request};
-use crate::util::sb;
 use crate::server::authz;
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 2;

@@ -8,9 +8,9 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
 };
 
-use crate::util::sb;
 use super::create_topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
 use super::{HandlerError, Reply, Request};
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 1;
 pub const MAX_VERSION: i16 = 4;
@@ -50,7 +50,15 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                         .into_iter()
                         .filter(|(n, _, _)| wanted(n))
                         .map(|(n, v, is_default)| {
-                            entry(&n, &v, if is_default { SOURCE_DEFAULT } else { SOURCE_TOPIC })
+                            entry(
+                                &n,
+                                &v,
+                                if is_default {
+                                    SOURCE_DEFAULT
+                                } else {
+                                    SOURCE_TOPIC
+                                },
+                            )
                         })
                         .collect(),
                 ),

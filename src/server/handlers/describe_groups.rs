@@ -12,10 +12,10 @@ use kafka_protocol::messages::describe_groups_response::{
 };
 
 use super::{HandlerError, Reply, Request};
-use crate::util::sb;
-use crate::protocol::errors;
 use crate::group::shard::on_coordinator;
+use crate::protocol::errors;
 use crate::server::authz::{self, ResourceType};
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 5;

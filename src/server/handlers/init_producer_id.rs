@@ -21,8 +21,8 @@ use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 
 use super::{HandlerError, Reply, Request};
-use crate::protocol::errors;
 use crate::metadata::producer_ids::ProducerIdAllocator;
+use crate::protocol::errors;
 use crate::shard;
 
 pub const MIN_VERSION: i16 = 0;

@@ -8,9 +8,9 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequest;
 use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
 
 use super::{HandlerError, Reply, Request};
-use crate::util::sb;
 use crate::group::shard::on_coordinator;
 use crate::group::state::{JoinRequest, JoinResult, Protocol};
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 9;

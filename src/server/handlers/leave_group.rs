@@ -8,8 +8,8 @@ use kafka_protocol::messages::leave_group_request::LeaveGroupRequest;
 use kafka_protocol::messages::leave_group_response::{LeaveGroupResponse, MemberResponse};
 
 use super::{HandlerError, Reply, Request};
-use crate::protocol::errors;
 use crate::group::shard::on_coordinator;
+use crate::protocol::errors;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 5;

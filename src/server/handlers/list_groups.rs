@@ -7,10 +7,10 @@ use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
 use kafka_protocol::messages::list_groups_response::{ListGroupsResponse, ListedGroup};
 
 use super::{HandlerError, Reply, Request};
-use crate::util::sb;
-use crate::protocol::errors;
 use crate::group::shard::coordinator;
+use crate::protocol::errors;
 use crate::shard::run_on;
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 5;

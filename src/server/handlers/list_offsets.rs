@@ -165,11 +165,13 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                                 .with_error_code(code)
                                 .with_timestamp(ts)
                                 .with_offset(off)
-                                .with_leader_epoch(if version >= 4 && code == errors::NONE && off >= 0 {
-                                    0
-                                } else {
-                                    -1
-                                })
+                                .with_leader_epoch(
+                                    if version >= 4 && code == errors::NONE && off >= 0 {
+                                        0
+                                    } else {
+                                        -1
+                                    },
+                                )
                         })
                         .collect(),
                 )

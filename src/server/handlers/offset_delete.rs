@@ -9,8 +9,8 @@ use kafka_protocol::messages::offset_delete_response::{
 };
 
 use super::{HandlerError, Reply, Request};
-use crate::protocol::errors;
 use crate::group::shard::on_coordinator;
+use crate::protocol::errors;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 0;

@@ -15,11 +15,11 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 
 use super::{HandlerError, Reply, Request, topic_name};
-use crate::util::sb;
-use crate::protocol::errors;
 use crate::group::coordinator::FetchedOffset;
 use crate::group::shard::on_coordinator;
+use crate::protocol::errors;
 use crate::shard::ShardCtx;
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 8;

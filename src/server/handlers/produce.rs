@@ -31,13 +31,13 @@ use kafka_protocol::messages::produce_response::{
 
 use super::metadata::auto_create;
 use super::{HandlerError, Reply, Request};
-use crate::protocol::errors;
 use crate::metadata::validate_topic_name;
-use crate::util::sb;
 use crate::protocol::compression::TopicCompression;
+use crate::protocol::errors;
 use crate::protocol::{ingest, legacy_api};
 use crate::server::partitions::post_to_owners;
 use crate::shard::ShardCtx;
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 9;
@@ -83,7 +83,10 @@ fn append_on_owner(
     let mut assigned = Vec::with_capacity(items.len());
     for item in items {
         let Some(log) = ctx.log(&item.topic, item.partition) else {
-            assigned.push((Outcome::err(ResponseError::UnknownTopicOrPartition.code()), None));
+            assigned.push((
+                Outcome::err(ResponseError::UnknownTopicOrPartition.code()),
+                None,
+            ));
             continue;
         };
         match log.append_assign(item.records) {
@@ -170,7 +173,10 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             }
         }
         let compression = snap_topic.as_ref().map_or(TopicCompression::Producer, |t| {
-            TopicCompression::effective(t.configs.get("compression.type"), &settings.compression_type)
+            TopicCompression::effective(
+                t.configs.get("compression.type"),
+                &settings.compression_type,
+            )
         });
         let mut row = Vec::with_capacity(td.partition_data.len());
         for pd in &td.partition_data {
@@ -180,7 +186,9 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             }
             let t = snap_topic.as_ref().expect("topic known when no error");
             if pd.index < 0 || pd.index >= t.partitions {
-                row.push(Err(Outcome::err(ResponseError::UnknownTopicOrPartition.code())));
+                row.push(Err(Outcome::err(
+                    ResponseError::UnknownTopicOrPartition.code(),
+                )));
                 continue;
             }
             let Some(records) = pd.records.as_ref() else {

@@ -6,8 +6,8 @@ use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
 
 use super::{HandlerError, Reply, Request};
 use crate::group::shard::on_coordinator;
-use crate::util::sb;
 use crate::group::state::{SyncRequest, SyncResult};
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 5;
