@@ -41,3 +41,4 @@ pub mod shard;
 pub mod storage;
 pub mod sync;
 pub mod tune;
+pub(crate) mod util;

@@ -9,15 +9,17 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use crate::args::{Args, Mode};
-use crate::client::{Conn, ensure_topic};
-use crate::consumer::{self, ConsumerConfig, Targets};
+use crate::client::{Conn, TopicMeta, ensure_topic};
+use crate::consumer::{self, ConsumerConfig, ConsumerResult, Targets};
 use crate::plot::Mark;
 use crate::producer::{self, ProducerConfig};
 use crate::report::{
@@ -38,6 +40,76 @@ pub struct Outcome {
 
 /// Runs against the broker at `bootstrap`; `broker` describes it for the report.
 pub fn run(args: &Args, bootstrap: &str, broker: String) -> Result<Outcome> {
+    let (mut admin, topic) = connect(args, bootstrap)?;
+    let clock = Clock::new();
+    let start_offsets = admin.list_offsets(&args.topic, &topic.partitions, -1)?;
+    let run = Run::new(args, topic, clock, start_offsets);
+    let progress = Progress::new(args, &run.live);
+    let mut failures: Vec<String> = Vec::new();
+    let produced = if args.mode != Mode::Consume {
+        produce_phase(&run, &mut admin, &progress, &mut failures)?
+    } else {
+        Produced::default()
+    };
+    progress.tick(true);
+    let caught_up = if args.mode != Mode::Produce {
+        Some(catch_up(&run, &mut admin, &produced.sent, &mut failures)?)
+    } else {
+        None
+    };
+    summarize(&run, broker, produced, caught_up, failures)
+}
+
+/// What every phase of a run shares.
+struct Run<'a> {
+    args: &'a Args,
+    leader: SocketAddr,
+    partitions: Vec<i32>,
+    /// The partitions' end offsets before the run: where its messages start.
+    start_offsets: Vec<i64>,
+    /// Stamped into every message, so verification tells this run's messages from older ones.
+    run_id: u32,
+    live: Arc<Live>,
+}
+
+impl<'a> Run<'a> {
+    /// Picks the run id and the schedule's start (`t0`, after a warmup unless consume-only).
+    fn new(args: &'a Args, topic: TopicMeta, clock: Clock, start_offsets: Vec<i64>) -> Self {
+        let run_id = (clock.now_ns() as u32) ^ std::process::id().rotate_left(16);
+        // Give producer threads time to connect before the first scheduled send.
+        let t0 = clock.now_ns()
+            + if args.mode == Mode::Consume {
+                0
+            } else {
+                200_000_000
+            };
+        let warmup = if args.mode == Mode::Consume {
+            0.0
+        } else {
+            args.warmup
+        };
+        Run {
+            args,
+            leader: topic.leader,
+            partitions: topic.partitions,
+            start_offsets,
+            run_id,
+            live: Arc::new(Live::new(clock, t0, warmup, args.duration)),
+        }
+    }
+
+    /// `(partition, offset)` pairs from per-partition `offsets`.
+    fn by_partition(&self, offsets: &[i64]) -> Vec<(i32, i64)> {
+        self.partitions
+            .iter()
+            .copied()
+            .zip(offsets.iter().copied())
+            .collect()
+    }
+}
+
+/// Connects the admin connection and makes sure the topic exists (created unless consume-only).
+fn connect(args: &Args, bootstrap: &str) -> Result<(Conn, TopicMeta)> {
     let mut admin = Conn::connect(bootstrap).context("connecting to the broker")?;
     let meta = ensure_topic(
         &mut admin,
@@ -53,199 +125,211 @@ pub fn run(args: &Args, bootstrap: &str, broker: String) -> Result<Outcome> {
             "topic exists with another partition count; using the existing partitions"
         );
     }
-    let leader = meta.leader;
-    let partitions = meta.partitions.clone();
-    let clock = Clock::new();
-    let start_offsets = admin.list_offsets(&args.topic, &partitions, -1)?;
-    let run_id = (clock.now_ns() as u32) ^ std::process::id().rotate_left(16);
+    Ok((admin, meta))
+}
 
-    // Give producer threads time to connect before the first scheduled send.
-    let t0 = clock.now_ns()
-        + if args.mode == Mode::Consume {
-            0
-        } else {
-            200_000_000
-        };
-    let warmup = if args.mode == Mode::Consume {
-        0.0
-    } else {
-        args.warmup
-    };
-    let live = Arc::new(Live::new(clock, t0, warmup, args.duration));
+/// What phases (1) and (2) leave for the rest.
+#[derive(Default)]
+struct Produced {
+    /// Messages acknowledged per (partition, producer), for verification.
+    sent: HashMap<(i32, u32), u64>,
+    /// The live consumers' verification (mode `both`).
+    verifier: Option<Verifier>,
+    /// Messages the live consumers read.
+    live_messages: u64,
+}
+
+/// Phases (1) and (2): producers at the target rate with live consumers behind them (mode
+/// `both`), then the live consumers drain to the end offsets the producers left.
+fn produce_phase(
+    run: &Run,
+    admin: &mut Conn,
+    progress: &Progress,
+    failures: &mut Vec<String>,
+) -> Result<Produced> {
+    let args = run.args;
     let targets = Arc::new(Targets::default());
-    let mut sent: HashMap<(i32, u32), u64> = HashMap::new();
-    let mut live_verifier = None;
-    let mut live_messages = 0;
-    let mut failures: Vec<String> = Vec::new();
-    let progress = Progress::new(args, &live);
-
-    if args.mode != Mode::Consume {
-        let live_consumers: Vec<_> = if args.mode == Mode::Both {
-            let starts: Vec<(i32, i64)> = partitions
-                .iter()
-                .copied()
-                .zip(start_offsets.iter().copied())
-                .collect();
-            consumer::assign(&starts, args.consumers)
-                .into_iter()
-                .enumerate()
-                .map(|(id, start)| {
-                    consumer::spawn(
-                        ConsumerConfig {
-                            id,
-                            topic: args.topic.clone(),
-                            leader,
-                            start,
-                            run_id: Some(run_id),
-                            run_start: starts.clone(),
-                            record_e2e: true,
-                            max_wait_ms: 100,
-                            partition_max_bytes: 1 << 20,
-                        },
-                        targets.clone(),
-                        live.clone(),
-                    )
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let producers: Vec<_> = (0..args.producers as u32)
-            .map(|id| {
-                producer::spawn(
-                    ProducerConfig {
-                        id,
-                        producers: args.producers as u32,
-                        run_id,
-                        topic: args.topic.clone(),
-                        partitions: partitions.clone(),
-                        leader,
-                        rate: args.rate,
-                        message_size: args.message_size,
-                        keys: args.keys,
-                        acks: args.acks.wire(),
-                        batch_size: args.batch_size,
-                        linger_ns: (args.linger_ms * 1e6) as u64,
-                        compression: args.compression,
-                        max_in_flight: args.max_in_flight,
-                    },
-                    live.clone(),
-                )
-            })
-            .collect();
-        while producers.iter().any(|h| !h.is_finished()) {
+    let live_consumers = if args.mode == Mode::Both {
+        spawn_live_consumers(run, &targets)
+    } else {
+        Vec::new()
+    };
+    let mut out = Produced {
+        sent: produce(run, progress, failures),
+        ..Default::default()
+    };
+    let end_offsets = admin.list_offsets(&args.topic, &run.partitions, -1)?;
+    let _ = targets.end.set(run.by_partition(&end_offsets));
+    if !live_consumers.is_empty() {
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while live_consumers.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
             progress.tick(false);
             std::thread::sleep(Duration::from_millis(50));
         }
-        for h in producers {
-            match h.join() {
-                Ok(Ok(r)) => sent.extend(r.sent),
-                Ok(Err(e)) => {
-                    live.add_errors(1);
-                    failures.push(format!("producer: {e:#}"));
-                }
-                Err(_) => {
-                    live.add_errors(1);
-                    failures.push("producer thread panicked".into());
-                }
+        consumer::wait_or_abort(&live_consumers, &targets, deadline);
+        let (mut v, n, _, f) = consumer::join_all(live_consumers, &run.live);
+        v.finish(&out.sent);
+        out.live_messages = n;
+        out.verifier = Some(v);
+        failures.extend(f.into_iter().map(|e| format!("live consumer: {e}")));
+    }
+    Ok(out)
+}
+
+/// The live consumers, reading behind the producers from the run's start offsets and recording
+/// end-to-end latency.
+fn spawn_live_consumers(
+    run: &Run,
+    targets: &Arc<Targets>,
+) -> Vec<JoinHandle<Result<ConsumerResult>>> {
+    let starts = run.by_partition(&run.start_offsets);
+    consumer::assign(&starts, run.args.consumers)
+        .into_iter()
+        .enumerate()
+        .map(|(id, start)| {
+            consumer::spawn(
+                ConsumerConfig {
+                    id,
+                    topic: run.args.topic.clone(),
+                    leader: run.leader,
+                    start,
+                    run_id: Some(run.run_id),
+                    run_start: starts.clone(),
+                    record_e2e: true,
+                    max_wait_ms: 100,
+                    partition_max_bytes: 1 << 20,
+                },
+                targets.clone(),
+                run.live.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Runs the producers to the end of their schedule, printing progress; what each acknowledged.
+fn produce(run: &Run, progress: &Progress, failures: &mut Vec<String>) -> HashMap<(i32, u32), u64> {
+    let args = run.args;
+    let producers: Vec<_> = (0..args.producers as u32)
+        .map(|id| {
+            producer::spawn(
+                ProducerConfig {
+                    id,
+                    producers: args.producers as u32,
+                    run_id: run.run_id,
+                    topic: args.topic.clone(),
+                    partitions: run.partitions.clone(),
+                    leader: run.leader,
+                    rate: args.rate,
+                    message_size: args.message_size,
+                    keys: args.keys,
+                    acks: args.acks.wire(),
+                    batch_size: args.batch_size,
+                    linger_ns: (args.linger_ms * 1e6) as u64,
+                    compression: args.compression,
+                    max_in_flight: args.max_in_flight,
+                },
+                run.live.clone(),
+            )
+        })
+        .collect();
+    while producers.iter().any(|h| !h.is_finished()) {
+        progress.tick(false);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut sent = HashMap::new();
+    for h in producers {
+        match h.join() {
+            Ok(Ok(r)) => sent.extend(r.sent),
+            Ok(Err(e)) => {
+                run.live.add_errors(1);
+                failures.push(format!("producer: {e:#}"));
             }
-        }
-        let end_offsets = admin.list_offsets(&args.topic, &partitions, -1)?;
-        let _ = targets.end.set(
-            partitions
-                .iter()
-                .copied()
-                .zip(end_offsets.iter().copied())
-                .collect(),
-        );
-        if !live_consumers.is_empty() {
-            let deadline = Instant::now() + DRAIN_TIMEOUT;
-            while live_consumers.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
-                progress.tick(false);
-                std::thread::sleep(Duration::from_millis(50));
+            Err(_) => {
+                run.live.add_errors(1);
+                failures.push("producer thread panicked".into());
             }
-            consumer::wait_or_abort(&live_consumers, &targets, deadline);
-            let (mut v, n, _, f) = consumer::join_all(live_consumers, &live);
-            v.finish(&sent);
-            live_messages = n;
-            live_verifier = Some(v);
-            failures.extend(f.into_iter().map(|e| format!("live consumer: {e}")));
         }
     }
-    progress.tick(true);
+    sent
+}
 
-    // Catch-up consume at full speed.
+/// What phase (3) measured.
+struct CaughtUp {
+    /// Messages read, and the rate over the phase.
+    consume: ConsumeSummary,
+    verifier: Verifier,
+}
+
+/// Phase (3): re-reads the topic at full speed, from its earliest offsets to its current end. In
+/// mode `both` this run's messages (from `start_offsets` on) are verified strictly and older data
+/// only counted as foreign.
+fn catch_up(
+    run: &Run,
+    admin: &mut Conn,
+    sent: &HashMap<(i32, u32), u64>,
+    failures: &mut Vec<String>,
+) -> Result<CaughtUp> {
+    let args = run.args;
+    let from = admin.list_offsets(&args.topic, &run.partitions, -2)?;
+    let strict = (args.mode == Mode::Both).then_some(run.run_id);
+    let run_start = run.by_partition(&run.start_offsets);
+    let end = admin.list_offsets(&args.topic, &run.partitions, -1)?;
+    let targets = Arc::new(Targets::default());
+    let _ = targets.end.set(run.by_partition(&end));
+    let starts = run.by_partition(&from);
+    let begin = Instant::now();
+    let handles: Vec<_> = consumer::assign(&starts, args.consumers)
+        .into_iter()
+        .enumerate()
+        .map(|(id, start)| {
+            consumer::spawn(
+                ConsumerConfig {
+                    id: 100 + id,
+                    topic: args.topic.clone(),
+                    leader: run.leader,
+                    start,
+                    run_id: strict,
+                    run_start: run_start.clone(),
+                    record_e2e: false,
+                    max_wait_ms: 100,
+                    partition_max_bytes: 8 << 20,
+                },
+                targets.clone(),
+                run.live.clone(),
+            )
+        })
+        .collect();
+    consumer::wait_or_abort(
+        &handles,
+        &targets,
+        Instant::now() + Duration::from_secs(600),
+    );
+    let elapsed = begin.elapsed().as_secs_f64();
+    let (mut verifier, n, bytes, f) = consumer::join_all(handles, &run.live);
+    if strict.is_some() {
+        verifier.finish(sent);
+    }
+    failures.extend(f.into_iter().map(|e| format!("catch-up consumer: {e}")));
     let mut consume = ConsumeSummary {
-        live_messages,
+        messages: n,
         ..Default::default()
     };
-    let mut catchup_verifier = None;
-    if args.mode != Mode::Produce {
-        // The whole topic, from its earliest offsets; in mode `both` this run's messages (from
-        // `start_offsets` on) are verified strictly and older data only counted as foreign.
-        let from = admin.list_offsets(&args.topic, &partitions, -2)?;
-        let strict = (args.mode == Mode::Both).then_some(run_id);
-        let run_start: Vec<(i32, i64)> = partitions
-            .iter()
-            .copied()
-            .zip(start_offsets.iter().copied())
-            .collect();
-        let end = admin.list_offsets(&args.topic, &partitions, -1)?;
-        let catchup_targets = Arc::new(Targets::default());
-        let _ = catchup_targets.end.set(
-            partitions
-                .iter()
-                .copied()
-                .zip(end.iter().copied())
-                .collect(),
-        );
-        let starts: Vec<(i32, i64)> = partitions
-            .iter()
-            .copied()
-            .zip(from.iter().copied())
-            .collect();
-        let begin = Instant::now();
-        let handles: Vec<_> = consumer::assign(&starts, args.consumers)
-            .into_iter()
-            .enumerate()
-            .map(|(id, start)| {
-                consumer::spawn(
-                    ConsumerConfig {
-                        id: 100 + id,
-                        topic: args.topic.clone(),
-                        leader,
-                        start,
-                        run_id: strict,
-                        run_start: run_start.clone(),
-                        record_e2e: false,
-                        max_wait_ms: 100,
-                        partition_max_bytes: 8 << 20,
-                    },
-                    catchup_targets.clone(),
-                    live.clone(),
-                )
-            })
-            .collect();
-        consumer::wait_or_abort(
-            &handles,
-            &catchup_targets,
-            Instant::now() + Duration::from_secs(600),
-        );
-        let elapsed = begin.elapsed().as_secs_f64();
-        let (mut v, n, bytes, f) = consumer::join_all(handles, &live);
-        if strict.is_some() {
-            v.finish(&sent);
-        }
-        failures.extend(f.into_iter().map(|e| format!("catch-up consumer: {e}")));
-        consume.messages = n;
-        if elapsed > 0.0 {
-            consume.msgs_per_sec = n as f64 / elapsed;
-            consume.mb_per_sec = bytes as f64 / elapsed / 1e6;
-        }
-        catchup_verifier = Some(v);
+    if elapsed > 0.0 {
+        consume.msgs_per_sec = n as f64 / elapsed;
+        consume.mb_per_sec = bytes as f64 / elapsed / 1e6;
     }
+    Ok(CaughtUp { consume, verifier })
+}
 
-    // Assemble the summary.
+/// Assembles the summary and the verdict from what the phases left.
+fn summarize(
+    run: &Run,
+    broker: String,
+    produced: Produced,
+    caught_up: Option<CaughtUp>,
+    failures: Vec<String>,
+) -> Result<Outcome> {
+    let (args, live) = (run.args, &run.live);
     let produce_hist = live
         .produce_hist
         .lock()
@@ -256,9 +340,84 @@ pub fn run(args: &Args, bootstrap: &str, broker: String) -> Result<Outcome> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    let produce = produce_summary(args, live, &produce_hist);
+    let (consume, catchup_verifier) = match caught_up {
+        Some(c) => (c.consume, Some(c.verifier)),
+        None => (ConsumeSummary::default(), None),
+    };
+    let consume = ConsumeSummary {
+        live_messages: produced.live_messages,
+        ..consume
+    };
+    let verification = verification_summary(produced.verifier, catchup_verifier, &failures);
+    let errors = live.errors.load(Ordering::Relaxed);
+    let checks = checks(args, &produce, &consume, &verification, errors);
+    let summary = Summary {
+        passed: checks.iter().all(|c| c.passed),
+        e2e: E2eSummary {
+            latency_us: Percentiles::of(&e2e_hist),
+            messages: e2e_hist.len(),
+        },
+        produce,
+        consume,
+        errors,
+        checks,
+        verification,
+        config: serde_json::to_value(args)?,
+        broker,
+        throughput: throughput(args, live),
+    };
+    Ok(Outcome {
+        summary,
+        produce_hist,
+        e2e_hist,
+    })
+}
+
+/// Both consumes' verification merged, with the run's failures as samples.
+fn verification_summary(
+    live: Option<Verifier>,
+    catch_up: Option<Verifier>,
+    failures: &[String],
+) -> VerificationSummary {
+    let mut verification = VerificationSummary::default();
+    for (label, v) in [("live", live), ("catch-up", catch_up)] {
+        if let Some(v) = v {
+            merge_verification(&mut verification, label, &v);
+        }
+    }
+    for f in failures {
+        verification.samples.push(format!("failure: {f}"));
+    }
+    verification
+}
+
+/// The per-second series and the schedule's landmarks, for the throughput plot.
+fn throughput(args: &Args, live: &Live) -> Throughput {
+    let seconds = (live.clock.now_ns().saturating_sub(live.t0_ns) / 1_000_000_000 + 1) as usize;
+    Throughput {
+        produce_per_sec: live.produced.series(seconds),
+        consume_per_sec: live.consumed.series(seconds),
+        catchup_per_sec: live.caught_up.series(seconds),
+        target_per_sec: if args.mode == Mode::Consume {
+            0
+        } else {
+            args.rate
+        },
+        measure_start_s: (live.measure_start_ns - live.t0_ns) as f64 / 1e9,
+        schedule_end_s: (live.produce_end_ns - live.t0_ns) as f64 / 1e9,
+    }
+}
+
+/// The produce figures: measured and total acknowledgements, latency, achieved rate, end lag.
+fn produce_summary(
+    args: &Args,
+    live: &Live,
+    produce_hist: &hdrhistogram::Histogram<u64>,
+) -> ProduceSummary {
     let mut produce = ProduceSummary {
         messages: live.measured_acked.load(Ordering::Relaxed),
-        latency_us: Percentiles::of(&produce_hist),
+        latency_us: Percentiles::of(produce_hist),
         total_messages: live.acked_total.load(Ordering::Relaxed),
         ..Default::default()
     };
@@ -276,49 +435,7 @@ pub fn run(args: &Args, bootstrap: &str, broker: String) -> Result<Outcome> {
         let per_msg = args.message_size + if args.keys > 0 { 8 } else { 0 };
         produce.mb_per_sec = produce.msgs_per_sec * per_msg as f64 / 1e6;
     }
-    let mut verification = VerificationSummary::default();
-    for (label, v) in [("live", live_verifier), ("catch-up", catchup_verifier)] {
-        if let Some(v) = v {
-            merge_verification(&mut verification, label, &v);
-        }
-    }
-    for f in &failures {
-        verification.samples.push(format!("failure: {f}"));
-    }
-    let errors = live.errors.load(Ordering::Relaxed);
-    let checks = checks(args, &produce, &consume, &verification, errors);
-    let seconds = (live.clock.now_ns().saturating_sub(live.t0_ns) / 1_000_000_000 + 1) as usize;
-    let summary = Summary {
-        passed: checks.iter().all(|c| c.passed),
-        e2e: E2eSummary {
-            latency_us: Percentiles::of(&e2e_hist),
-            messages: e2e_hist.len(),
-        },
-        produce,
-        consume,
-        errors,
-        checks,
-        verification,
-        config: serde_json::to_value(args)?,
-        broker,
-        throughput: Throughput {
-            produce_per_sec: live.produced.series(seconds),
-            consume_per_sec: live.consumed.series(seconds),
-            catchup_per_sec: live.caught_up.series(seconds),
-            target_per_sec: if args.mode == Mode::Consume {
-                0
-            } else {
-                args.rate
-            },
-            measure_start_s: (live.measure_start_ns - live.t0_ns) as f64 / 1e9,
-            schedule_end_s: (live.produce_end_ns - live.t0_ns) as f64 / 1e9,
-        },
-    };
-    Ok(Outcome {
-        summary,
-        produce_hist,
-        e2e_hist,
-    })
+    produce
 }
 
 fn merge_verification(out: &mut VerificationSummary, label: &str, v: &Verifier) {

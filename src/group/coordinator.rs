@@ -25,11 +25,13 @@ use super::offset_log::{Entry, OffsetStore, OffsetStoreConfig};
 use super::offsets::{CommittedOffset, GroupActivity, OffsetKey, partition_for};
 use super::state::{
     GroupConfig, GroupDescription, JoinRequest, JoinResult, Millis, Reply, ReqId, State,
-    SyncRequest, SyncResult, err,
+    SyncRequest, SyncResult,
 };
 use crate::group::state::Group;
+use crate::protocol::errors;
 use crate::sync::oneshot;
 use bytes::Buf;
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::Decodable;
 use std::cell::{Cell, RefCell};
@@ -210,7 +212,7 @@ impl Coordinator {
     pub async fn join(&self, group_id: &str, mut r: JoinRequest) -> JoinResult {
         if group_id.is_empty() {
             return JoinResult {
-                error: err::INVALID_GROUP_ID,
+                error: ResponseError::InvalidGroupId.code(),
                 generation_id: -1,
                 member_id: r.member_id,
                 ..Default::default()
@@ -233,7 +235,7 @@ impl Coordinator {
         match rx.await {
             Some(Reply::Join(_, j)) => j,
             _ => JoinResult {
-                error: err::COORDINATOR_NOT_AVAILABLE,
+                error: ResponseError::CoordinatorNotAvailable.code(),
                 generation_id: -1,
                 ..Default::default()
             },
@@ -255,9 +257,9 @@ impl Coordinator {
                 req,
                 SyncResult {
                     error: if group_id.is_empty() {
-                        err::INVALID_GROUP_ID
+                        ResponseError::InvalidGroupId.code()
                     } else {
-                        err::UNKNOWN_MEMBER_ID
+                        ResponseError::UnknownMemberId.code()
                     },
                     ..Default::default()
                 },
@@ -267,7 +269,7 @@ impl Coordinator {
         match rx.await {
             Some(Reply::Sync(_, s)) => s,
             _ => SyncResult {
-                error: err::COORDINATOR_NOT_AVAILABLE,
+                error: ResponseError::CoordinatorNotAvailable.code(),
                 ..Default::default()
             },
         }
@@ -283,8 +285,8 @@ impl Coordinator {
         let now = self.now();
         match self.groups.borrow_mut().get_mut(group_id) {
             Some(g) => g.heartbeat(member_id, instance, generation, now),
-            None if group_id.is_empty() => err::INVALID_GROUP_ID,
-            None => err::UNKNOWN_MEMBER_ID,
+            None if group_id.is_empty() => ResponseError::InvalidGroupId.code(),
+            None => ResponseError::UnknownMemberId.code(),
         }
     }
 
@@ -297,14 +299,16 @@ impl Coordinator {
     ) -> Result<Vec<i16>, i16> {
         let now = self.now();
         let (codes, replies) = match self.groups.borrow_mut().get_mut(group_id) {
-            Some(g) if g.state() == State::Dead => return Err(err::COORDINATOR_NOT_AVAILABLE),
+            Some(g) if g.state() == State::Dead => {
+                return Err(ResponseError::CoordinatorNotAvailable.code());
+            }
             Some(g) => {
                 let r = g.leave(members, now);
                 self.arm(g.next_deadline());
                 r
             }
-            None if group_id.is_empty() => return Err(err::INVALID_GROUP_ID),
-            None => return Err(err::UNKNOWN_MEMBER_ID),
+            None if group_id.is_empty() => return Err(ResponseError::InvalidGroupId.code()),
+            None => return Err(ResponseError::UnknownMemberId.code()),
         };
         self.dispatch(replies);
         Ok(codes)
@@ -330,17 +334,17 @@ impl Coordinator {
     /// Kafka does; groups known only by their offsets (e.g. after a restart) as Empty.
     pub fn describe(&self, group_id: &str) -> (i16, GroupDescription) {
         if group_id.is_empty() {
-            return (err::INVALID_GROUP_ID, dead_description());
+            return (ResponseError::InvalidGroupId.code(), dead_description());
         }
         if let Some(g) = self.groups.borrow().get(group_id) {
-            return (err::NONE, g.describe());
+            return (errors::NONE, g.describe());
         }
         if self.offsets.table().has_group(group_id) {
             let mut d = dead_description();
             d.state = State::Empty;
-            return (err::NONE, d);
+            return (errors::NONE, d);
         }
-        (err::NONE, dead_description())
+        (errors::NONE, dead_description())
     }
 
     pub fn list(&self) -> Vec<ListedGroup> {
@@ -372,15 +376,15 @@ impl Coordinator {
     /// DeleteGroups for one group: only empty groups; their offsets are deleted durably.
     pub async fn delete_group(&self, group_id: &str) -> i16 {
         if group_id.is_empty() {
-            return err::INVALID_GROUP_ID;
+            return ResponseError::InvalidGroupId.code();
         }
         if !self.group_exists(group_id) {
-            return err::GROUP_ID_NOT_FOUND;
+            return ResponseError::GroupIdNotFound.code();
         }
         if let Some(g) = self.groups.borrow().get(group_id)
             && !matches!(g.state(), State::Empty | State::Dead)
         {
-            return err::NON_EMPTY_GROUP;
+            return ResponseError::NonEmptyGroup.code();
         }
         let entries: Vec<Entry> = self
             .offsets
@@ -412,7 +416,7 @@ impl Coordinator {
             drop(groups);
             self.dispatch(replies);
         }
-        err::NONE
+        errors::NONE
     }
 
     // ---------------------------------------------------------------- offsets
@@ -430,7 +434,7 @@ impl Coordinator {
     ) -> Vec<i16> {
         let now = self.now();
         let check = if group_id.is_empty() {
-            err::INVALID_GROUP_ID
+            ResponseError::InvalidGroupId.code()
         } else {
             let mut groups = self.groups.borrow_mut();
             match groups.get_mut(group_id) {
@@ -441,20 +445,20 @@ impl Coordinator {
                         group_id.to_string(),
                         Group::new(group_id, self.cfg.group.clone(), now),
                     );
-                    err::NONE
+                    errors::NONE
                 }
-                None => err::ILLEGAL_GENERATION,
+                None => ResponseError::IllegalGeneration.code(),
             }
         };
-        if check != err::NONE {
+        if check != errors::NONE {
             return vec![check; parts.len()];
         }
-        let mut codes = vec![err::NONE; parts.len()];
+        let mut codes = vec![errors::NONE; parts.len()];
         let mut entries = Vec::with_capacity(parts.len());
         for (i, p) in parts.into_iter().enumerate() {
             let metadata = p.metadata.unwrap_or_default();
             if metadata.len() > self.cfg.offset_metadata_max_bytes {
-                codes[i] = err::OFFSET_METADATA_TOO_LARGE;
+                codes[i] = ResponseError::OffsetMetadataTooLarge.code();
                 continue;
             }
             entries.push((
@@ -473,7 +477,7 @@ impl Coordinator {
             ));
         }
         if let Err(e) = self.offsets.write(group_id, entries).await {
-            for c in codes.iter_mut().filter(|c| **c == err::NONE) {
+            for c in codes.iter_mut().filter(|c| **c == errors::NONE) {
                 *c = e;
             }
         }
@@ -488,7 +492,7 @@ impl Coordinator {
         topics: Option<Vec<(String, Vec<i32>)>>,
     ) -> (i16, Vec<FetchedOffset>) {
         if group_id.is_empty() {
-            return (err::INVALID_GROUP_ID, Vec::new());
+            return (ResponseError::InvalidGroupId.code(), Vec::new());
         }
         let table = self.offsets.table();
         let found = |o: &CommittedOffset, topic: &str, partition: i32| FetchedOffset {
@@ -523,7 +527,7 @@ impl Coordinator {
                 out
             }
         };
-        (err::NONE, out)
+        (errors::NONE, out)
     }
 
     /// OffsetDelete: (top-level error, per-partition codes in request order).
@@ -533,17 +537,17 @@ impl Coordinator {
         parts: Vec<(String, i32)>,
     ) -> (i16, Vec<i16>) {
         if group_id.is_empty() {
-            return (err::INVALID_GROUP_ID, Vec::new());
+            return (ResponseError::InvalidGroupId.code(), Vec::new());
         }
         if !self.group_exists(group_id) {
-            return (err::GROUP_ID_NOT_FOUND, Vec::new());
+            return (ResponseError::GroupIdNotFound.code(), Vec::new());
         }
         let mut subscribed: HashSet<String> = HashSet::new();
         if let Some(g) = self.groups.borrow().get(group_id)
             && !g.member_ids().is_empty()
         {
             if g.protocol_type() != Some("consumer") {
-                return (err::NON_EMPTY_GROUP, Vec::new());
+                return (ResponseError::NonEmptyGroup.code(), Vec::new());
             }
             for m in g.member_metadata() {
                 subscribed.extend(subscription_topics(&m));
@@ -553,10 +557,10 @@ impl Coordinator {
         let mut entries = Vec::new();
         for (topic, partition) in parts {
             if subscribed.contains(&topic) {
-                codes.push(err::GROUP_SUBSCRIBED_TO_TOPIC);
+                codes.push(ResponseError::GroupSubscribedToTopic.code());
                 continue;
             }
-            codes.push(err::NONE);
+            codes.push(errors::NONE);
             if self
                 .offsets
                 .table()
@@ -576,7 +580,7 @@ impl Coordinator {
         if let Err(e) = self.offsets.write(group_id, entries).await {
             return (e, codes);
         }
-        (err::NONE, codes)
+        (errors::NONE, codes)
     }
 
     /// Deletes expired offsets (tombstones) and forgets empty groups without offsets.

@@ -72,7 +72,7 @@ fn sync_req(member: &str, generation: i32, a: Vec<(String, Bytes)>) -> SyncReque
 
 async fn member_id(c: &Coordinator, g: &str) -> String {
     let j = c.join(g, join_req("", &["t"])).await;
-    assert_eq!(j.error, err::MEMBER_ID_REQUIRED);
+    assert_eq!(j.error, ResponseError::MemberIdRequired.code());
     j.member_id
 }
 
@@ -92,7 +92,7 @@ fn two_members_join_sync_leave_and_rebalance() {
         let ja = glommio::spawn_local(async move { c1.join("g", join_req(&a2, &["t"])).await });
         let jb = c.join("g", join_req(&b, &["t"])).await;
         let ja = ja.await;
-        assert_eq!((ja.error, jb.error), (err::NONE, err::NONE));
+        assert_eq!((ja.error, jb.error), (errors::NONE, errors::NONE));
         assert_eq!(ja.leader, a);
         assert_eq!(ja.members.len(), 2);
         let gen1 = ja.generation_id;
@@ -116,11 +116,14 @@ fn two_members_join_sync_leave_and_rebalance() {
             .await;
         assert_eq!(sa.assignment, Bytes::from_static(b"A"));
         assert_eq!(sb.await.assignment, Bytes::from_static(b"B"));
-        assert_eq!(c.heartbeat("g", &b, None, gen1), err::NONE);
+        assert_eq!(c.heartbeat("g", &b, None, gen1), errors::NONE);
         assert_eq!(c.describe("g").1.state, State::Stable);
 
-        assert_eq!(c.leave("g", &[(b.clone(), None)]), Ok(vec![err::NONE]));
-        assert_eq!(c.heartbeat("g", &a, None, gen1), err::REBALANCE_IN_PROGRESS);
+        assert_eq!(c.leave("g", &[(b.clone(), None)]), Ok(vec![errors::NONE]));
+        assert_eq!(
+            c.heartbeat("g", &a, None, gen1),
+            ResponseError::RebalanceInProgress.code()
+        );
         let j = c.join("g", join_req(&a, &["t"])).await;
         assert_eq!((j.generation_id, j.members.len()), (gen1 + 1, 1));
         let listed = c.list();
@@ -147,7 +150,7 @@ fn silent_member_is_expired_by_the_ticker() {
         assert_eq!(c.describe("g").1.state, State::Empty);
         assert_eq!(
             c.heartbeat("g", &a, None, j.generation_id),
-            err::UNKNOWN_MEMBER_ID
+            ResponseError::UnknownMemberId.code()
         );
         c.shutdown().await.unwrap();
     });
@@ -183,16 +186,16 @@ fn offsets_survive_restart_and_validation_applies() {
                 vec![part("t", 0, 10, "hello"), part("t", 1, 20, "")],
             )
             .await;
-        assert_eq!(codes, vec![err::NONE, err::NONE]);
+        assert_eq!(codes, vec![errors::NONE, errors::NONE]);
         let big = "x".repeat(5000);
         let codes = c
             .commit("solo", "", None, -1, -1, vec![part("t", 2, 1, &big)])
             .await;
-        assert_eq!(codes, vec![err::OFFSET_METADATA_TOO_LARGE]);
+        assert_eq!(codes, vec![ResponseError::OffsetMetadataTooLarge.code()]);
         let codes = c
             .commit("nogroup", "m", None, 3, -1, vec![part("t", 0, 1, "")])
             .await;
-        assert_eq!(codes, vec![err::ILLEGAL_GENERATION]);
+        assert_eq!(codes, vec![ResponseError::IllegalGeneration.code()]);
         // Members must use their generation.
         let a = member_id(&c, "g").await;
         let j = c.join("g", join_req(&a, &["t"])).await;
@@ -206,7 +209,7 @@ fn offsets_survive_restart_and_validation_applies() {
                 vec![part("t", 0, 1, "")],
             )
             .await;
-        assert_eq!(codes, vec![err::REBALANCE_IN_PROGRESS]);
+        assert_eq!(codes, vec![ResponseError::RebalanceInProgress.code()]);
         c.sync("g", sync_req(&a, j.generation_id, vec![])).await;
         let codes = c
             .commit(
@@ -218,7 +221,7 @@ fn offsets_survive_restart_and_validation_applies() {
                 vec![part("t", 0, 1, "")],
             )
             .await;
-        assert_eq!(codes, vec![err::ILLEGAL_GENERATION]);
+        assert_eq!(codes, vec![ResponseError::IllegalGeneration.code()]);
         let codes = c
             .commit(
                 "g",
@@ -229,7 +232,7 @@ fn offsets_survive_restart_and_validation_applies() {
                 vec![part("u", 4, 77, "m")],
             )
             .await;
-        assert_eq!(codes, vec![err::NONE]);
+        assert_eq!(codes, vec![errors::NONE]);
         c.shutdown().await.unwrap();
         drop(c);
 
@@ -237,7 +240,7 @@ fn offsets_survive_restart_and_validation_applies() {
             .await
             .unwrap();
         let (e, got) = c.fetch("solo", Some(vec![("t".into(), vec![0, 1, 2])]));
-        assert_eq!(e, err::NONE);
+        assert_eq!(e, errors::NONE);
         assert_eq!(got[0].offset, 10);
         assert_eq!(got[0].metadata, "hello");
         assert_eq!(got[0].leader_epoch, 3);
@@ -350,7 +353,10 @@ fn delete_group_and_offset_delete_rules() {
         let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
             .await
             .unwrap();
-        assert_eq!(c.delete_group("none").await, err::GROUP_ID_NOT_FOUND);
+        assert_eq!(
+            c.delete_group("none").await,
+            ResponseError::GroupIdNotFound.code()
+        );
         let a = member_id(&c, "g").await;
         let j = c.join("g", join_req(&a, &["sub"])).await;
         c.sync("g", sync_req(&a, j.generation_id, vec![])).await;
@@ -364,23 +370,29 @@ fn delete_group_and_offset_delete_rules() {
             vec![part("sub", 0, 1, ""), part("other", 0, 2, "")],
         )
         .await;
-        assert_eq!(c.delete_group("g").await, err::NON_EMPTY_GROUP);
+        assert_eq!(
+            c.delete_group("g").await,
+            ResponseError::NonEmptyGroup.code()
+        );
         let (e, codes) = c
             .offset_delete("g", vec![("sub".into(), 0), ("other".into(), 0)])
             .await;
-        assert_eq!(e, err::NONE);
-        assert_eq!(codes, vec![err::GROUP_SUBSCRIBED_TO_TOPIC, err::NONE]);
+        assert_eq!(e, errors::NONE);
+        assert_eq!(
+            codes,
+            vec![ResponseError::GroupSubscribedToTopic.code(), errors::NONE]
+        );
         let (_, left) = c.fetch("g", None);
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].topic, "sub");
-        assert_eq!(c.leave("g", &[(a.clone(), None)]), Ok(vec![err::NONE]));
+        assert_eq!(c.leave("g", &[(a.clone(), None)]), Ok(vec![errors::NONE]));
         assert_eq!(c.describe("g").1.state, State::Empty);
-        assert_eq!(c.delete_group("g").await, err::NONE);
+        assert_eq!(c.delete_group("g").await, errors::NONE);
         assert_eq!(c.describe("g").1.state, State::Dead);
         assert!(c.fetch("g", None).1.is_empty());
         assert_eq!(
             c.offset_delete("g", vec![("sub".into(), 0)]).await.0,
-            err::GROUP_ID_NOT_FOUND
+            ResponseError::GroupIdNotFound.code()
         );
         c.shutdown().await.unwrap();
     });
@@ -417,7 +429,7 @@ fn deadlines_are_met_exactly_without_a_periodic_tick() {
             start.elapsed() < Duration::from_secs(5),
             "woken, not ticked"
         );
-        assert_eq!((j1.error, j2.error), (err::NONE, err::NONE));
+        assert_eq!((j1.error, j2.error), (errors::NONE, errors::NONE));
         assert_eq!(j1.generation_id, j2.generation_id, "one rebalance for both");
         let g1 = j1.generation_id;
         let mut s2 = sync_req(&j2.member_id, g1, vec![]);
@@ -442,7 +454,10 @@ fn deadlines_are_met_exactly_without_a_periodic_tick() {
             2,
             "not before the session timeout"
         );
-        assert_eq!(c.delete_group("g").await, err::NON_EMPTY_GROUP);
+        assert_eq!(
+            c.delete_group("g").await,
+            ResponseError::NonEmptyGroup.code()
+        );
         glommio::timer::sleep(
             at(session as u64 + 40).saturating_duration_since(std::time::Instant::now()),
         )
@@ -453,7 +468,7 @@ fn deadlines_are_met_exactly_without_a_periodic_tick() {
             (State::Empty, 0),
             "expired on time"
         );
-        assert_eq!(c.delete_group("g").await, err::NONE);
+        assert_eq!(c.delete_group("g").await, errors::NONE);
         c.shutdown().await.unwrap();
     });
 }

@@ -37,10 +37,11 @@ use super::offsets::{
     CommittedOffset, OffsetKey, OffsetTable, decode_key, decode_value, encode_key, encode_value,
     partition_for,
 };
-use super::state::err;
 use crate::storage::{LogConfig, PartitionLog, StorageError};
 use crate::sync::oneshot;
+use crate::util::now_ms;
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::ResponseError;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -198,16 +199,9 @@ fn encode_batches(entries: &[&Entry], now: i64) -> BytesMut {
     out
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn storage_err(e: StorageError) -> i16 {
     tracing::error!(error = %e, "offsets log failure");
-    err::COORDINATOR_NOT_AVAILABLE
+    ResponseError::CoordinatorNotAvailable.code()
 }
 
 impl OffsetStore {
@@ -342,7 +336,8 @@ impl OffsetStore {
             let p = part.clone();
             glommio::spawn_local(async move { me.run_writer(p).await }).detach();
         }
-        rx.await.unwrap_or(Err(err::COORDINATOR_NOT_AVAILABLE))
+        rx.await
+            .unwrap_or(Err(ResponseError::CoordinatorNotAvailable.code()))
     }
 
     /// Drains the queue into appends. With `durable_ack` it does not wait for each fsync: the

@@ -98,8 +98,3 @@ where
         }
     }
 }
-
-/// `StrBytes` from a `&str`.
-pub fn sb(s: &str) -> kafka_protocol::protocol::StrBytes {
-    kafka_protocol::protocol::StrBytes::from_string(s.to_string())
-}

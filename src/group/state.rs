@@ -42,37 +42,15 @@
 //! re-runs the rebalance; a static member that rejoins shows its new client id in DescribeGroups
 //! (Kafka keeps the first incarnation's).
 
+use crate::protocol::errors;
 use bytes::Bytes;
+use kafka_protocol::ResponseError;
 use std::collections::HashMap;
 
 /// Milliseconds since the Unix epoch (injected by the caller).
 pub type Millis = i64;
 /// Caller-chosen id of a parked JoinGroup/SyncGroup request.
 pub type ReqId = u64;
-
-/// Kafka error codes used by the group protocol.
-pub mod err {
-    pub const NONE: i16 = 0;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    pub const NOT_COORDINATOR: i16 = 16;
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    pub const INVALID_GROUP_ID: i16 = 24;
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    pub const INVALID_COMMIT_OFFSET_SIZE: i16 = 28;
-    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-    pub const NON_EMPTY_GROUP: i16 = 68;
-    pub const GROUP_ID_NOT_FOUND: i16 = 69;
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
-}
 
 /// Broker settings that govern groups (Kafka names).
 #[derive(Debug, Clone)]
@@ -166,9 +144,9 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    fn error(error: i16, member_id: &str) -> Self {
+    fn error(error: ResponseError, member_id: &str) -> Self {
         JoinResult {
-            error,
+            error: error.code(),
             generation_id: -1,
             member_id: member_id.to_string(),
             ..Default::default()
@@ -197,9 +175,9 @@ pub struct SyncResult {
 }
 
 impl SyncResult {
-    fn error(error: i16) -> Self {
+    fn error(error: ResponseError) -> Self {
         SyncResult {
-            error,
+            error: error.code(),
             ..Default::default()
         }
     }
@@ -369,13 +347,13 @@ impl Group {
             if let Some(r) = m.awaiting_join.take() {
                 out.push(Reply::Join(
                     r,
-                    JoinResult::error(err::COORDINATOR_NOT_AVAILABLE, &m.member_id),
+                    JoinResult::error(ResponseError::CoordinatorNotAvailable, &m.member_id),
                 ));
             }
             if let Some(r) = m.awaiting_sync.take() {
                 out.push(Reply::Sync(
                     r,
-                    SyncResult::error(err::COORDINATOR_NOT_AVAILABLE),
+                    SyncResult::error(ResponseError::CoordinatorNotAvailable),
                 ));
             }
         }
@@ -398,6 +376,12 @@ impl Group {
     fn member_mut(&mut self, id: &str) -> Option<&mut Member> {
         self.members.iter_mut().find(|m| m.member_id == id)
     }
+    /// The member `id`, or UNKNOWN_MEMBER_ID. The JoinGroup, SyncGroup and Heartbeat paths look
+    /// members up through this even after validating them, so a member missing against the
+    /// state's own bookkeeping is an error answer to one request, never a panic of the shard.
+    fn known_member(&mut self, id: &str) -> Result<&mut Member, ResponseError> {
+        self.member_mut(id).ok_or(ResponseError::UnknownMemberId)
+    }
 
     fn new_member_id(&mut self, client_id: &str, instance: Option<&str>) -> String {
         self.id_seq += 1;
@@ -408,18 +392,22 @@ impl Group {
     /// Kafka's `validateMember`: with an instance id, that instance must be registered
     /// (UNKNOWN_MEMBER_ID) to this member id (FENCED_INSTANCE_ID); then the member must exist.
     /// Without an instance id only the member id is checked.
-    fn validate_member(&self, member_id: &str, instance: Option<&str>) -> i16 {
+    fn validate_member(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+    ) -> Result<(), ResponseError> {
         if let Some(inst) = instance {
             match self.statics.get(inst) {
-                None => return err::UNKNOWN_MEMBER_ID,
-                Some(owner) if owner != member_id => return err::FENCED_INSTANCE_ID,
+                None => return Err(ResponseError::UnknownMemberId),
+                Some(owner) if owner != member_id => return Err(ResponseError::FencedInstanceId),
                 Some(_) => {}
             }
         }
         if self.has_member(member_id) {
-            err::NONE
+            Ok(())
         } else {
-            err::UNKNOWN_MEMBER_ID
+            Err(ResponseError::UnknownMemberId)
         }
     }
 
@@ -437,7 +425,7 @@ impl Group {
         let is_leader = self.leader.as_deref() == Some(member_id);
         let protocol = self.protocol.clone().unwrap_or_default();
         JoinResult {
-            error: err::NONE,
+            error: errors::NONE,
             generation_id: self.generation,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
@@ -514,21 +502,21 @@ impl Group {
 
     pub fn join(&mut self, r: JoinRequest, now: Millis) -> Vec<Reply> {
         let mut out = Vec::new();
-        let fail = |e: i16, out: &mut Vec<Reply>| {
+        let fail = |e: ResponseError, out: &mut Vec<Reply>| {
             out.push(Reply::Join(r.req, JoinResult::error(e, &r.member_id)));
         };
         if self.state == State::Dead {
-            fail(err::COORDINATOR_NOT_AVAILABLE, &mut out);
+            fail(ResponseError::CoordinatorNotAvailable, &mut out);
             return out;
         }
         if r.session_timeout_ms < self.config.min_session_timeout_ms
             || r.session_timeout_ms > self.config.max_session_timeout_ms
         {
-            fail(err::INVALID_SESSION_TIMEOUT, &mut out);
+            fail(ResponseError::InvalidSessionTimeout, &mut out);
             return out;
         }
         if !self.protocols_compatible(&r) {
-            fail(err::INCONSISTENT_GROUP_PROTOCOL, &mut out);
+            fail(ResponseError::InconsistentGroupProtocol, &mut out);
             return out;
         }
         if r.member_id.is_empty() {
@@ -554,7 +542,7 @@ impl Group {
             if self.members.len() + self.pending.len() >= self.config.max_size {
                 out.push(Reply::Join(
                     r.req,
-                    JoinResult::error(err::GROUP_MAX_SIZE_REACHED, ""),
+                    JoinResult::error(ResponseError::GroupMaxSizeReached, ""),
                 ));
                 return;
             }
@@ -562,7 +550,7 @@ impl Group {
                 .insert(id.clone(), now + r.session_timeout_ms as i64);
             out.push(Reply::Join(
                 r.req,
-                JoinResult::error(err::MEMBER_ID_REQUIRED, &id),
+                JoinResult::error(ResponseError::MemberIdRequired, &id),
             ));
             return;
         }
@@ -586,17 +574,31 @@ impl Group {
         let new_id = self.new_member_id(&r.client_id, Some(inst));
         let leader_before = self.leader.clone();
         {
-            let m = self
-                .member_mut(old_id)
-                .expect("static map points at a member");
+            let m = match self.known_member(old_id) {
+                Ok(m) => m,
+                Err(e) => {
+                    // The instance map names a member that is gone: forget the stale entry so
+                    // the client's next join registers the instance afresh.
+                    tracing::warn!(
+                        group = %self.id, instance = %inst, member = %old_id,
+                        "static member missing; dropping its instance entry"
+                    );
+                    self.statics.remove(inst);
+                    out.push(Reply::Join(r.req, JoinResult::error(e, &r.member_id)));
+                    return;
+                }
+            };
             if let Some(req) = m.awaiting_join.take() {
                 out.push(Reply::Join(
                     req,
-                    JoinResult::error(err::FENCED_INSTANCE_ID, old_id),
+                    JoinResult::error(ResponseError::FencedInstanceId, old_id),
                 ));
             }
             if let Some(req) = m.awaiting_sync.take() {
-                out.push(Reply::Sync(req, SyncResult::error(err::FENCED_INSTANCE_ID)));
+                out.push(Reply::Sync(
+                    req,
+                    SyncResult::error(ResponseError::FencedInstanceId),
+                ));
             }
             m.protocols = r.protocols.clone();
             m.member_id = new_id.clone();
@@ -622,18 +624,34 @@ impl Group {
                         res.members.clear();
                     }
                     out.push(Reply::Join(r.req, res));
-                } else {
-                    self.member_mut(&new_id).unwrap().awaiting_join = Some(r.req);
+                } else if self.park_join(&new_id, r.req, out) {
                     self.prepare_rebalance(now, out);
                 }
             }
             State::CompletingRebalance => {
-                self.member_mut(&new_id).unwrap().awaiting_join = Some(r.req);
-                self.prepare_rebalance(now, out);
+                if self.park_join(&new_id, r.req, out) {
+                    self.prepare_rebalance(now, out);
+                }
             }
             _ => {
-                self.member_mut(&new_id).unwrap().awaiting_join = Some(r.req);
-                self.maybe_complete_join(now, out);
+                if self.park_join(&new_id, r.req, out) {
+                    self.maybe_complete_join(now, out);
+                }
+            }
+        }
+    }
+
+    /// Parks JoinGroup `req` under member `id` until the join phase completes; false (and the
+    /// request answered UNKNOWN_MEMBER_ID) if there is no such member.
+    fn park_join(&mut self, id: &str, req: ReqId, out: &mut Vec<Reply>) -> bool {
+        match self.known_member(id) {
+            Ok(m) => {
+                m.awaiting_join = Some(req);
+                true
+            }
+            Err(e) => {
+                out.push(Reply::Join(req, JoinResult::error(e, id)));
+                false
             }
         }
     }
@@ -644,47 +662,66 @@ impl Group {
             self.add_and_rebalance(r, id, now, out);
             return;
         }
-        let e = self.validate_member(&r.member_id, r.group_instance_id.as_deref());
-        if e != err::NONE {
+        if let Err(e) = self.validate_member(&r.member_id, r.group_instance_id.as_deref()) {
             out.push(Reply::Join(r.req, JoinResult::error(e, &r.member_id)));
             return;
         }
-        let m = self.member(&r.member_id).expect("validated");
+        let Some(m) = self.member(&r.member_id) else {
+            let e = ResponseError::UnknownMemberId;
+            out.push(Reply::Join(r.req, JoinResult::error(e, &r.member_id)));
+            return;
+        };
         let unchanged = m.protocols == r.protocols;
         let is_leader = self.leader.as_deref() == Some(r.member_id.as_str());
         match self.state {
             State::Empty | State::Dead => {
                 out.push(Reply::Join(
                     r.req,
-                    JoinResult::error(err::UNKNOWN_MEMBER_ID, &r.member_id),
+                    JoinResult::error(ResponseError::UnknownMemberId, &r.member_id),
                 ));
             }
             State::PreparingRebalance => {
-                self.update_member(&r, now, out);
-                self.maybe_complete_join(now, out);
+                if self.update_member(&r, now, out) {
+                    self.maybe_complete_join(now, out);
+                }
             }
-            State::CompletingRebalance if unchanged => {
-                self.member_mut(&r.member_id).unwrap().last_seen = now;
-                out.push(Reply::Join(r.req, self.join_result(&r.member_id)));
-            }
-            State::Stable if unchanged && !is_leader => {
-                self.member_mut(&r.member_id).unwrap().last_seen = now;
-                out.push(Reply::Join(r.req, self.join_result(&r.member_id)));
-            }
+            State::CompletingRebalance if unchanged => self.rejoin_unchanged(&r, now, out),
+            State::Stable if unchanged && !is_leader => self.rejoin_unchanged(&r, now, out),
             State::CompletingRebalance | State::Stable => {
-                self.update_member(&r, now, out);
-                self.prepare_rebalance(now, out);
+                if self.update_member(&r, now, out) {
+                    self.prepare_rebalance(now, out);
+                }
             }
         }
     }
 
-    /// Refreshes a known member from its JoinGroup and parks the request.
-    fn update_member(&mut self, r: &JoinRequest, now: Millis, out: &mut Vec<Reply>) {
-        let m = self.member_mut(&r.member_id).unwrap();
+    /// A known member rejoined with the same protocols where that changes nothing: its session
+    /// restarts and it gets the current generation at once.
+    fn rejoin_unchanged(&mut self, r: &JoinRequest, now: Millis, out: &mut Vec<Reply>) {
+        let res = match self.known_member(&r.member_id) {
+            Ok(m) => {
+                m.last_seen = now;
+                self.join_result(&r.member_id)
+            }
+            Err(e) => JoinResult::error(e, &r.member_id),
+        };
+        out.push(Reply::Join(r.req, res));
+    }
+
+    /// Refreshes a known member from its JoinGroup and parks the request; false (and the request
+    /// answered UNKNOWN_MEMBER_ID) if there is no such member.
+    fn update_member(&mut self, r: &JoinRequest, now: Millis, out: &mut Vec<Reply>) -> bool {
+        let m = match self.known_member(&r.member_id) {
+            Ok(m) => m,
+            Err(e) => {
+                out.push(Reply::Join(r.req, JoinResult::error(e, &r.member_id)));
+                return false;
+            }
+        };
         if let Some(old) = m.awaiting_join.replace(r.req) {
             out.push(Reply::Join(
                 old,
-                JoinResult::error(err::REBALANCE_IN_PROGRESS, &r.member_id),
+                JoinResult::error(ResponseError::RebalanceInProgress, &r.member_id),
             ));
         }
         m.protocols = r.protocols.clone();
@@ -693,13 +730,14 @@ impl Group {
         m.client_id = r.client_id.clone();
         m.client_host = r.client_host.clone();
         m.last_seen = now;
+        true
     }
 
     fn add_and_rebalance(&mut self, r: JoinRequest, id: String, now: Millis, out: &mut Vec<Reply>) {
         if self.members.len() >= self.config.max_size {
             out.push(Reply::Join(
                 r.req,
-                JoinResult::error(err::GROUP_MAX_SIZE_REACHED, &id),
+                JoinResult::error(ResponseError::GroupMaxSizeReached, &id),
             ));
             return;
         }
@@ -743,7 +781,7 @@ impl Group {
                 if let Some(req) = m.awaiting_sync.take() {
                     out.push(Reply::Sync(
                         req,
-                        SyncResult::error(err::REBALANCE_IN_PROGRESS),
+                        SyncResult::error(ResponseError::RebalanceInProgress),
                     ));
                 }
                 m.assignment = Bytes::new();
@@ -798,7 +836,7 @@ impl Group {
             tracing::info!(group = %self.id, members = ?gone, "removing dynamic members that did not rejoin");
         }
         for id in gone {
-            self.remove_member(&id, err::UNKNOWN_MEMBER_ID, out);
+            self.remove_member(&id, ResponseError::UnknownMemberId, out);
         }
         if !self.members.is_empty() && !self.elect_joined_leader() {
             tracing::info!(group = %self.id, "no member rejoined; waiting another rebalance timeout");
@@ -850,7 +888,7 @@ impl Group {
     }
 
     /// Drops a member; its parked requests get `error`. Picks a new leader if needed.
-    fn remove_member(&mut self, id: &str, error: i16, out: &mut Vec<Reply>) {
+    fn remove_member(&mut self, id: &str, error: ResponseError, out: &mut Vec<Reply>) {
         let Some(pos) = self.members.iter().position(|m| m.member_id == id) else {
             return;
         };
@@ -890,26 +928,26 @@ impl Group {
 
     pub fn sync(&mut self, r: SyncRequest, now: Millis) -> Vec<Reply> {
         let mut out = Vec::new();
-        let fail =
-            |e: i16, out: &mut Vec<Reply>| out.push(Reply::Sync(r.req, SyncResult::error(e)));
+        let fail = |e: ResponseError, out: &mut Vec<Reply>| {
+            out.push(Reply::Sync(r.req, SyncResult::error(e)))
+        };
         match self.state {
             State::Dead => {
-                fail(err::COORDINATOR_NOT_AVAILABLE, &mut out);
+                fail(ResponseError::CoordinatorNotAvailable, &mut out);
                 return out;
             }
             State::Empty => {
-                fail(err::UNKNOWN_MEMBER_ID, &mut out);
+                fail(ResponseError::UnknownMemberId, &mut out);
                 return out;
             }
             _ => {}
         }
-        let e = self.validate_member(&r.member_id, r.group_instance_id.as_deref());
-        if e != err::NONE {
+        if let Err(e) = self.validate_member(&r.member_id, r.group_instance_id.as_deref()) {
             fail(e, &mut out);
             return out;
         }
         if r.generation_id != self.generation {
-            fail(err::ILLEGAL_GENERATION, &mut out);
+            fail(ResponseError::IllegalGeneration, &mut out);
             return out;
         }
         // Kafka's isProtocolInconsistent: only when both sides name one and they differ.
@@ -917,24 +955,32 @@ impl Group {
         if differs(&r.protocol_type, &self.protocol_type)
             || differs(&r.protocol_name, &self.protocol)
         {
-            fail(err::INCONSISTENT_GROUP_PROTOCOL, &mut out);
+            fail(ResponseError::InconsistentGroupProtocol, &mut out);
             return out;
         }
         match self.state {
-            State::PreparingRebalance => fail(err::REBALANCE_IN_PROGRESS, &mut out),
-            State::Stable => {
-                let m = self.member_mut(&r.member_id).unwrap();
-                m.last_seen = now;
-                let assignment = m.assignment.clone();
-                out.push(Reply::Sync(r.req, self.sync_result(assignment)));
-            }
+            State::PreparingRebalance => fail(ResponseError::RebalanceInProgress, &mut out),
+            State::Stable => match self.known_member(&r.member_id) {
+                Ok(m) => {
+                    m.last_seen = now;
+                    let assignment = m.assignment.clone();
+                    out.push(Reply::Sync(r.req, self.sync_result(assignment)));
+                }
+                Err(e) => fail(e, &mut out),
+            },
             State::CompletingRebalance => {
-                let m = self.member_mut(&r.member_id).unwrap();
+                let m = match self.known_member(&r.member_id) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        fail(e, &mut out);
+                        return out;
+                    }
+                };
                 m.last_seen = now;
                 if let Some(old) = m.awaiting_sync.replace(r.req) {
                     out.push(Reply::Sync(
                         old,
-                        SyncResult::error(err::REBALANCE_IN_PROGRESS),
+                        SyncResult::error(ResponseError::RebalanceInProgress),
                     ));
                 }
                 if self.leader.as_deref() == Some(r.member_id.as_str()) {
@@ -960,7 +1006,7 @@ impl Group {
 
     fn sync_result(&self, assignment: Bytes) -> SyncResult {
         SyncResult {
-            error: err::NONE,
+            error: errors::NONE,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
             assignment,
@@ -970,15 +1016,17 @@ impl Group {
     // ---------------------------------------------------------------- Heartbeat / commit checks
 
     /// Common member/generation validation of Heartbeat and OffsetCommit.
-    fn check_member(&self, member_id: &str, instance: Option<&str>, generation: i32) -> i16 {
-        let e = self.validate_member(member_id, instance);
-        if e != err::NONE {
-            return e;
-        }
+    fn check_member(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        self.validate_member(member_id, instance)?;
         if generation != self.generation {
-            return err::ILLEGAL_GENERATION;
+            return Err(ResponseError::IllegalGeneration);
         }
-        err::NONE
+        Ok(())
     }
 
     pub fn heartbeat(
@@ -989,19 +1037,21 @@ impl Group {
         now: Millis,
     ) -> i16 {
         match self.state {
-            State::Dead => return err::COORDINATOR_NOT_AVAILABLE,
-            State::Empty => return err::UNKNOWN_MEMBER_ID,
+            State::Dead => return ResponseError::CoordinatorNotAvailable.code(),
+            State::Empty => return ResponseError::UnknownMemberId.code(),
             _ => {}
         }
-        let e = self.check_member(member_id, instance, generation);
-        if e != err::NONE {
-            return e;
+        if let Err(e) = self.check_member(member_id, instance, generation) {
+            return e.code();
         }
-        self.member_mut(member_id).unwrap().last_seen = now;
+        match self.known_member(member_id) {
+            Ok(m) => m.last_seen = now,
+            Err(e) => return e.code(),
+        }
         if self.state == State::PreparingRebalance {
-            err::REBALANCE_IN_PROGRESS
+            ResponseError::RebalanceInProgress.code()
         } else {
-            err::NONE
+            errors::NONE
         }
     }
 
@@ -1019,25 +1069,24 @@ impl Group {
         now: Millis,
     ) -> i16 {
         match self.state {
-            State::Dead => return err::COORDINATOR_NOT_AVAILABLE,
-            State::Empty if generation < 0 => return err::NONE,
+            State::Dead => return ResponseError::CoordinatorNotAvailable.code(),
+            State::Empty if generation < 0 => return errors::NONE,
             _ => {}
         }
         if generation >= 0 || !member_id.is_empty() || instance.is_some() {
-            let e = self.check_member(member_id, instance, generation);
-            if e != err::NONE {
-                return e;
+            if let Err(e) = self.check_member(member_id, instance, generation) {
+                return e.code();
             }
         } else if self.state != State::Empty {
-            return err::UNKNOWN_MEMBER_ID;
+            return ResponseError::UnknownMemberId.code();
         }
         if self.state == State::CompletingRebalance {
-            return err::REBALANCE_IN_PROGRESS;
+            return ResponseError::RebalanceInProgress.code();
         }
         if let Some(m) = self.member_mut(member_id) {
             m.last_seen = now;
         }
-        err::NONE
+        errors::NONE
     }
 
     // ---------------------------------------------------------------- LeaveGroup
@@ -1056,28 +1105,30 @@ impl Group {
         let mut removed = false;
         for (member_id, instance) in members {
             if self.state == State::Dead {
-                codes.push(err::COORDINATOR_NOT_AVAILABLE);
+                codes.push(ResponseError::CoordinatorNotAvailable.code());
                 continue;
             }
             let code = if member_id.is_empty() {
                 match instance.as_ref().and_then(|i| self.statics.get(i)).cloned() {
                     Some(owner) => {
-                        self.remove_member(&owner, err::UNKNOWN_MEMBER_ID, &mut out);
+                        self.remove_member(&owner, ResponseError::UnknownMemberId, &mut out);
                         removed = true;
-                        err::NONE
+                        errors::NONE
                     }
-                    None => err::UNKNOWN_MEMBER_ID,
+                    None => ResponseError::UnknownMemberId.code(),
                 }
             } else if self.pending.remove(member_id).is_some() {
                 removed = true;
-                err::NONE
+                errors::NONE
             } else {
-                let e = self.validate_member(member_id, instance.as_deref());
-                if e == err::NONE {
-                    self.remove_member(member_id, err::UNKNOWN_MEMBER_ID, &mut out);
-                    removed = true;
+                match self.validate_member(member_id, instance.as_deref()) {
+                    Ok(()) => {
+                        self.remove_member(member_id, ResponseError::UnknownMemberId, &mut out);
+                        removed = true;
+                        errors::NONE
+                    }
+                    Err(e) => e.code(),
                 }
-                e
             };
             codes.push(code);
         }
@@ -1113,7 +1164,7 @@ impl Group {
             .collect();
         for id in expired {
             tracing::info!(group = %self.id, member = %id, "member session expired");
-            self.remove_member(&id, err::UNKNOWN_MEMBER_ID, &mut out);
+            self.remove_member(&id, ResponseError::UnknownMemberId, &mut out);
             removed = true;
         }
         if removed {

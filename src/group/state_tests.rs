@@ -85,7 +85,7 @@ fn fire(g: &mut Group, now: Millis) -> Vec<Reply> {
 fn get_member_id(g: &mut Group, req: ReqId, now: Millis) -> String {
     let out = g.join(jreq(req, "", None, RANGE), now);
     let j = join_of(&out, req).expect("immediate answer");
-    assert_eq!(j.error, err::MEMBER_ID_REQUIRED);
+    assert_eq!(j.error, ResponseError::MemberIdRequired.code());
     assert!(!j.member_id.is_empty());
     j.member_id
 }
@@ -146,7 +146,7 @@ fn three_members_rebalance_and_sync() {
     assert_eq!(out.len(), 3);
     let ja = join_of(&out, 1).unwrap();
     let jb = join_of(&out, 2).unwrap();
-    assert_eq!(ja.error, err::NONE);
+    assert_eq!(ja.error, errors::NONE);
     assert_eq!(ja.generation_id, 1);
     assert_eq!(ja.leader, a);
     assert_eq!(jb.leader, a);
@@ -167,7 +167,7 @@ fn three_members_rebalance_and_sync() {
     // A late sync in Stable gets the stored assignment right away.
     let out = g.sync(sreq(13, &c, 1, &[]), 5);
     assert_eq!(sync_of(&out, 13).unwrap().assignment, Bytes::from("pc"));
-    assert_eq!(g.heartbeat(&b, None, 1, 6), err::NONE);
+    assert_eq!(g.heartbeat(&b, None, 1, 6), errors::NONE);
 }
 
 #[test]
@@ -180,10 +180,10 @@ fn new_member_triggers_rebalance_and_heartbeats_signal_it() {
     assert_eq!(g.state(), State::PreparingRebalance);
     assert_eq!(
         g.heartbeat(&ids[0], None, gen_, 11),
-        err::REBALANCE_IN_PROGRESS
+        ResponseError::RebalanceInProgress.code()
     );
     // Commits of the current generation stay allowed while preparing (onPartitionsRevoked).
-    assert_eq!(g.validate_commit(&ids[1], None, gen_, 11), err::NONE);
+    assert_eq!(g.validate_commit(&ids[1], None, gen_, 11), errors::NONE);
     let mut out = g.join(jreq(21, &ids[0], None, RANGE), 12);
     out.extend(g.join(jreq(22, &ids[1], None, RANGE), 13));
     assert_eq!(out.len(), 3);
@@ -194,21 +194,21 @@ fn new_member_triggers_rebalance_and_heartbeats_signal_it() {
     // Old generation is fenced now.
     assert_eq!(
         g.heartbeat(&ids[1], None, gen_, 14),
-        err::ILLEGAL_GENERATION
+        ResponseError::IllegalGeneration.code()
     );
     assert_eq!(
         sync_of(&g.sync(sreq(23, &ids[1], gen_, &[]), 14), 23)
             .unwrap()
             .error,
-        err::ILLEGAL_GENERATION
+        ResponseError::IllegalGeneration.code()
     );
     assert_eq!(
         g.validate_commit(&ids[1], None, gen_ + 1, 14),
-        err::REBALANCE_IN_PROGRESS
+        ResponseError::RebalanceInProgress.code()
     );
     assert_eq!(
         g.heartbeat("nobody", None, gen_ + 1, 14),
-        err::UNKNOWN_MEMBER_ID
+        ResponseError::UnknownMemberId.code()
     );
 }
 
@@ -218,7 +218,7 @@ fn silent_member_expires_and_group_rebalances_without_it() {
     let (ids, gen_) = stable_group(&mut g, 2, 0);
     // Member 0 heartbeats, member 1 goes silent.
     for t in (1000..SESSION as i64).step_by(1000) {
-        assert_eq!(g.heartbeat(&ids[0], None, gen_, t), err::NONE);
+        assert_eq!(g.heartbeat(&ids[0], None, gen_, t), errors::NONE);
         assert!(g.tick(t).is_empty());
     }
     assert!(g.tick(SESSION as i64 - 1).is_empty());
@@ -231,7 +231,7 @@ fn silent_member_expires_and_group_rebalances_without_it() {
     assert!(!g.has_member(&ids[1]));
     assert_eq!(
         g.heartbeat(&ids[0], None, gen_, SESSION as i64 + 2),
-        err::REBALANCE_IN_PROGRESS
+        ResponseError::RebalanceInProgress.code()
     );
     let out = g.join(jreq(30, &ids[0], None, RANGE), SESSION as i64 + 3);
     let j = join_of(&out, 30).unwrap();
@@ -251,7 +251,7 @@ fn member_not_rejoining_is_dropped_at_rebalance_timeout() {
     for t in (5000..REBALANCE as i64).step_by(5000) {
         assert_eq!(
             g.heartbeat(&ids[2], None, gen_, t),
-            err::REBALANCE_IN_PROGRESS
+            ResponseError::RebalanceInProgress.code()
         );
         assert!(g.tick(t).is_empty());
     }
@@ -263,7 +263,7 @@ fn member_not_rejoining_is_dropped_at_rebalance_timeout() {
     assert!(!g.has_member(&ids[2]));
     assert_eq!(
         g.heartbeat(&ids[2], None, gen_ + 1, 100 + REBALANCE as i64),
-        err::UNKNOWN_MEMBER_ID
+        ResponseError::UnknownMemberId.code()
     );
 }
 
@@ -277,7 +277,7 @@ fn member_leaving_mid_rebalance_lets_join_complete() {
     assert!(g.join(jreq(41, &ids[1], None, RANGE), 11).is_empty());
     // ids[2] leaves instead of rejoining: the join completes at once.
     let (codes, out) = g.leave(&[(ids[2].clone(), None)], 12);
-    assert_eq!(codes, vec![err::NONE]);
+    assert_eq!(codes, vec![errors::NONE]);
     assert_eq!(out.len(), 2);
     let j = join_of(&out, 40).unwrap();
     assert_eq!(j.generation_id, gen_ + 1);
@@ -285,7 +285,7 @@ fn member_leaving_mid_rebalance_lets_join_complete() {
     assert!(j.members.iter().any(|m| m.metadata == "changed"));
     // Leaving twice: unknown.
     let (codes, _) = g.leave(&[(ids[2].clone(), None)], 13);
-    assert_eq!(codes, vec![err::UNKNOWN_MEMBER_ID]);
+    assert_eq!(codes, vec![ResponseError::UnknownMemberId.code()]);
 }
 
 #[test]
@@ -299,9 +299,12 @@ fn leader_leaving_during_sync_restarts_rebalance_with_new_leader() {
     assert_eq!(join_of(&out, 3).unwrap().leader, a);
     assert!(g.sync(sreq(5, &b, 1, &[]), 1).is_empty());
     let (codes, out) = g.leave(&[(a.clone(), None)], 2);
-    assert_eq!(codes, vec![err::NONE]);
+    assert_eq!(codes, vec![errors::NONE]);
     // b's parked sync is told to rejoin.
-    assert_eq!(sync_of(&out, 5).unwrap().error, err::REBALANCE_IN_PROGRESS);
+    assert_eq!(
+        sync_of(&out, 5).unwrap().error,
+        ResponseError::RebalanceInProgress.code()
+    );
     assert_eq!(g.state(), State::PreparingRebalance);
     assert_eq!(g.leader(), Some(b.as_str()));
     let out = g.join(jreq(6, &b, None, RANGE), 3);
@@ -314,13 +317,13 @@ fn last_member_leaving_empties_group() {
     let mut g = Group::new("g", cfg(0), 0);
     let (ids, gen_) = stable_group(&mut g, 1, 0);
     let (codes, _) = g.leave(&[(ids[0].clone(), None)], 5);
-    assert_eq!(codes, vec![err::NONE]);
+    assert_eq!(codes, vec![errors::NONE]);
     assert_eq!(g.state(), State::Empty);
     assert_eq!(g.generation(), gen_ + 1);
-    assert_eq!(g.validate_commit("", None, -1, 6), err::NONE);
+    assert_eq!(g.validate_commit("", None, -1, 6), errors::NONE);
     assert_eq!(
         g.validate_commit(&ids[0], None, gen_, 6),
-        err::UNKNOWN_MEMBER_ID
+        ResponseError::UnknownMemberId.code()
     );
 }
 
@@ -350,13 +353,13 @@ fn protocol_chosen_is_supported_by_all_by_vote() {
     let out = g.join(jreq(7, "", None, &[("other", "")]), 1);
     assert_eq!(
         join_of(&out, 7).unwrap().error,
-        err::INCONSISTENT_GROUP_PROTOCOL
+        ResponseError::InconsistentGroupProtocol.code()
     );
     let mut bad = jreq(8, "", None, RANGE);
     bad.protocol_type = "connect".into();
     assert_eq!(
         join_of(&g.join(bad, 1), 8).unwrap().error,
-        err::INCONSISTENT_GROUP_PROTOCOL
+        ResponseError::InconsistentGroupProtocol.code()
     );
 }
 
@@ -367,17 +370,20 @@ fn join_validation_errors() {
     r.session_timeout_ms = 10;
     assert_eq!(
         join_of(&g.join(r, 0), 1).unwrap().error,
-        err::INVALID_SESSION_TIMEOUT
+        ResponseError::InvalidSessionTimeout.code()
     );
     let out = g.join(jreq(2, "made-up", None, RANGE), 0);
-    assert_eq!(join_of(&out, 2).unwrap().error, err::UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        join_of(&out, 2).unwrap().error,
+        ResponseError::UnknownMemberId.code()
+    );
     // v0-v3 clients join in one step.
     let mut r = jreq(3, "", None, RANGE);
     r.require_known_member_id = false;
     assert!(g.join(r, 0).is_empty());
     let out = fire(&mut g, 0);
     let j = join_of(&out, 3).unwrap();
-    assert_eq!(j.error, err::NONE);
+    assert_eq!(j.error, errors::NONE);
     assert_eq!(j.generation_id, 1);
     assert!(!j.member_id.is_empty());
 }
@@ -394,7 +400,10 @@ fn pending_member_id_expires() {
     let out = g.tick(100 + SESSION as i64);
     assert_eq!(join_of(&out, 10).unwrap().members.len(), 1);
     let out = g.join(jreq(11, &p, None, RANGE), 100 + SESSION as i64 + 1);
-    assert_eq!(join_of(&out, 11).unwrap().error, err::UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        join_of(&out, 11).unwrap().error,
+        ResponseError::UnknownMemberId.code()
+    );
 }
 
 #[test]
@@ -455,7 +464,7 @@ fn static_member_rejoin_keeps_assignment_and_fences_old_id() {
     // Static members skip MEMBER_ID_REQUIRED.
     assert!(g.join(jreq(1, "", Some("inst-a"), RANGE), 0).is_empty());
     let a1 = join_of(&fire(&mut g, 0), 1).unwrap();
-    assert_eq!(a1.error, err::NONE);
+    assert_eq!(a1.error, errors::NONE);
     let b = get_member_id(&mut g, 2, 1);
     // b joins → rebalance, a rejoins with id.
     g.join(jreq(3, &b, None, RANGE), 1);
@@ -471,7 +480,7 @@ fn static_member_rejoin_keeps_assignment_and_fences_old_id() {
     // The static member restarts: joins with no member id, same instance id, same protocols.
     let out = g.join(jreq(7, "", Some("inst-a"), RANGE), 10);
     let j = join_of(&out, 7).unwrap();
-    assert_eq!(j.error, err::NONE);
+    assert_eq!(j.error, errors::NONE);
     assert_eq!(j.generation_id, gen_, "no rebalance for a static rejoin");
     assert_ne!(j.member_id, a);
     assert_eq!(j.leader, j.member_id, "leadership moves to the new id");
@@ -487,16 +496,19 @@ fn static_member_rejoin_keeps_assignment_and_fences_old_id() {
     // The old incarnation is fenced everywhere.
     assert_eq!(
         g.heartbeat(&a, Some("inst-a"), gen_, 12),
-        err::FENCED_INSTANCE_ID
+        ResponseError::FencedInstanceId.code()
     );
     assert_eq!(
         g.validate_commit(&a, Some("inst-a"), gen_, 12),
-        err::FENCED_INSTANCE_ID
+        ResponseError::FencedInstanceId.code()
     );
     let out = g.join(jreq(9, &a, Some("inst-a"), RANGE), 12);
-    assert_eq!(join_of(&out, 9).unwrap().error, err::FENCED_INSTANCE_ID);
+    assert_eq!(
+        join_of(&out, 9).unwrap().error,
+        ResponseError::FencedInstanceId.code()
+    );
     let (codes, _) = g.leave(&[(a.clone(), Some("inst-a".into()))], 12);
-    assert_eq!(codes, vec![err::FENCED_INSTANCE_ID]);
+    assert_eq!(codes, vec![ResponseError::FencedInstanceId.code()]);
     // Batched leave by instance id (v3+).
     let (codes, _) = g.leave(
         &[
@@ -505,7 +517,10 @@ fn static_member_rejoin_keeps_assignment_and_fences_old_id() {
         ],
         13,
     );
-    assert_eq!(codes, vec![err::NONE, err::UNKNOWN_MEMBER_ID]);
+    assert_eq!(
+        codes,
+        vec![errors::NONE, ResponseError::UnknownMemberId.code()]
+    );
     assert_eq!(g.state(), State::PreparingRebalance);
 }
 
@@ -524,7 +539,10 @@ fn static_rejoin_while_parked_fences_old_request() {
     g.sync(sreq(5, &b, gen_, &[]), 2);
     // In CompletingRebalance a restarted static member forces a new rebalance; b's sync is told.
     let out = g.join(jreq(6, "", Some("s"), RANGE), 3);
-    assert_eq!(sync_of(&out, 5).unwrap().error, err::REBALANCE_IN_PROGRESS);
+    assert_eq!(
+        sync_of(&out, 5).unwrap().error,
+        ResponseError::RebalanceInProgress.code()
+    );
     assert_eq!(g.state(), State::PreparingRebalance);
     let out = g.join(jreq(7, &b, None, RANGE), 4);
     let j = join_of(&out, 6).unwrap();
@@ -535,33 +553,36 @@ fn static_rejoin_while_parked_fences_old_request() {
 #[test]
 fn sync_and_heartbeat_errors_by_state() {
     let mut g = Group::new("g", cfg(0), 0);
-    assert_eq!(g.heartbeat("x", None, 0, 0), err::UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        g.heartbeat("x", None, 0, 0),
+        ResponseError::UnknownMemberId.code()
+    );
     assert_eq!(
         sync_of(&g.sync(sreq(1, "x", 0, &[]), 0), 1).unwrap().error,
-        err::UNKNOWN_MEMBER_ID
+        ResponseError::UnknownMemberId.code()
     );
     let (ids, gen_) = stable_group(&mut g, 2, 0);
     let mut s = sreq(2, &ids[0], gen_, &[]);
     s.protocol_name = Some("roundrobin".into());
     assert_eq!(
         sync_of(&g.sync(s, 1), 2).unwrap().error,
-        err::INCONSISTENT_GROUP_PROTOCOL
+        ResponseError::InconsistentGroupProtocol.code()
     );
     g.join(jreq(3, &ids[1], None, &[("range", "v2")]), 2);
     assert_eq!(
         sync_of(&g.sync(sreq(4, &ids[0], gen_, &[]), 3), 4)
             .unwrap()
             .error,
-        err::REBALANCE_IN_PROGRESS
+        ResponseError::RebalanceInProgress.code()
     );
     let out = g.set_dead(4);
     assert_eq!(
         join_of(&out, 3).unwrap().error,
-        err::COORDINATOR_NOT_AVAILABLE
+        ResponseError::CoordinatorNotAvailable.code()
     );
     assert_eq!(
         g.heartbeat(&ids[0], None, gen_, 5),
-        err::COORDINATOR_NOT_AVAILABLE
+        ResponseError::CoordinatorNotAvailable.code()
     );
 }
 
@@ -587,7 +608,7 @@ fn known_member_rejoin_in_stable_returns_current_generation() {
     let (ids, gen_) = stable_group(&mut g, 2, 0);
     let out = g.join(jreq(1, &ids[1], None, RANGE), 5);
     let j = join_of(&out, 1).unwrap();
-    assert_eq!((j.error, j.generation_id), (err::NONE, gen_));
+    assert_eq!((j.error, j.generation_id), (errors::NONE, gen_));
     assert_eq!(g.state(), State::Stable);
     // The leader rejoining always rebalances (so it can reassign).
     assert!(g.join(jreq(2, &ids[0], None, RANGE), 6).is_empty());
@@ -653,7 +674,7 @@ fn static_restart_answers_old_clients_as_followers_and_v9_leaders_skip() {
     let mut r = jreq(10, "", Some("a"), RANGE);
     r.supports_skip_assignment = false;
     let j = join_of(&g.join(r, 100), 10).unwrap();
-    assert_eq!((j.error, j.generation_id), (err::NONE, gen_));
+    assert_eq!((j.error, j.generation_id), (errors::NONE, gen_));
     assert_ne!(j.member_id, ids[0]);
     assert_eq!(
         j.leader, ids[0],
@@ -715,7 +736,7 @@ fn static_member_missing_a_rebalance_is_kept_with_its_assignment() {
     assert_eq!(g.state(), State::Stable);
     // s2 comes back under its instance id: no rebalance, it gets what the leader gave it.
     let j = join_of(&g.join(jreq(12, "", Some("s2"), RANGE), t + 5000), 12).unwrap();
-    assert_eq!((j.error, j.generation_id), (err::NONE, gen2));
+    assert_eq!((j.error, j.generation_id), (errors::NONE, gen2));
     assert_eq!(g.state(), State::Stable);
     let mut s = sreq(13, &j.member_id, gen2, &[]);
     s.group_instance_id = Some("s2".into());
@@ -761,7 +782,7 @@ fn static_members_that_never_rejoin_hold_the_rebalance_open_until_they_expire() 
             .is_empty()
     );
     let (codes, _) = g.leave(&[(ids[0].clone(), Some("a".into()))], 200);
-    assert_eq!(codes, vec![err::NONE]);
+    assert_eq!(codes, vec![errors::NONE]);
     assert_eq!(g.state(), State::PreparingRebalance);
     // The rebalance timeout passes with nobody joined: b is static, so it is not dropped and no
     // generation without members that joined starts; the group waits another timeout.
@@ -795,33 +816,48 @@ fn instance_id_validation_follows_kafka() {
     let gen2 = g.generation();
     assert_eq!(gen2, gen_ + 1);
     // A static member may omit its instance id (Kafka checks only the member id then).
-    assert_eq!(g.heartbeat(&ids[0], None, gen2, 2), err::NONE);
+    assert_eq!(g.heartbeat(&ids[0], None, gen2, 2), errors::NONE);
     // A dynamic member claiming an unknown instance id is unknown; a known one not its own fences.
-    assert_eq!(g.heartbeat(&d, Some("zz"), gen2, 2), err::UNKNOWN_MEMBER_ID);
-    assert_eq!(g.heartbeat(&d, Some("a"), gen2, 2), err::FENCED_INSTANCE_ID);
+    assert_eq!(
+        g.heartbeat(&d, Some("zz"), gen2, 2),
+        ResponseError::UnknownMemberId.code()
+    );
+    assert_eq!(
+        g.heartbeat(&d, Some("a"), gen2, 2),
+        ResponseError::FencedInstanceId.code()
+    );
     // Commit checks the member before the state: a fenced instance hears so even mid-rebalance.
     assert_eq!(g.state(), State::CompletingRebalance);
     assert_eq!(
         g.validate_commit("old-id", Some("a"), gen2, 2),
-        err::FENCED_INSTANCE_ID
+        ResponseError::FencedInstanceId.code()
     );
     assert_eq!(
         g.validate_commit(&ids[0], Some("a"), gen2, 2),
-        err::REBALANCE_IN_PROGRESS
+        ResponseError::RebalanceInProgress.code()
     );
     // An anonymous commit (no member, generation -1) to a live group is refused.
-    assert_eq!(g.validate_commit("", None, -1, 2), err::UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        g.validate_commit("", None, -1, 2),
+        ResponseError::UnknownMemberId.code()
+    );
     // JoinGroup with a member id validates the same way.
     let out = g.join(jreq(4, &d, Some("zz"), RANGE), 3);
-    assert_eq!(join_of(&out, 4).unwrap().error, err::UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        join_of(&out, 4).unwrap().error,
+        ResponseError::UnknownMemberId.code()
+    );
     let out = g.join(jreq(5, "bogus", Some("a"), RANGE), 3);
-    assert_eq!(join_of(&out, 5).unwrap().error, err::FENCED_INSTANCE_ID);
+    assert_eq!(
+        join_of(&out, 5).unwrap().error,
+        ResponseError::FencedInstanceId.code()
+    );
     // SyncGroup too.
     let mut s = sreq(6, &d, gen2, &[]);
     s.group_instance_id = Some("a".into());
     assert_eq!(
         sync_of(&g.sync(s, 3), 6).unwrap().error,
-        err::FENCED_INSTANCE_ID
+        ResponseError::FencedInstanceId.code()
     );
     // LeaveGroup: by instance id alone, by member id with the wrong instance, anonymous.
     let (codes, _) = g.leave(
@@ -836,12 +872,30 @@ fn instance_id_validation_follows_kafka() {
     assert_eq!(
         codes,
         vec![
-            err::UNKNOWN_MEMBER_ID,
-            err::FENCED_INSTANCE_ID,
-            err::UNKNOWN_MEMBER_ID,
-            err::NONE
+            ResponseError::UnknownMemberId.code(),
+            ResponseError::FencedInstanceId.code(),
+            ResponseError::UnknownMemberId.code(),
+            errors::NONE
         ]
     );
     assert!(!g.has_member(&ids[0]), "removed at once by its instance id");
     assert!(g.has_member(&d));
+}
+
+/// A member missing against the group's own bookkeeping (here: the static-instance map names a
+/// member the member list no longer has, which no public event produces) is answered
+/// UNKNOWN_MEMBER_ID instead of panicking the shard; the stale entry is dropped, so the
+/// instance's next join registers it afresh.
+#[test]
+fn missing_member_is_unknown_member_id_not_a_panic() {
+    let mut g = Group::new("g", cfg(0), 0);
+    let (ids, gen_) = stable_static_group(&mut g, &["a", "b"], 0);
+    g.members.retain(|m| m.member_id != ids[0]);
+    let j = join_of(&g.join(jreq(10, "", Some("a"), RANGE), 100), 10).unwrap();
+    assert_eq!(j.error, ResponseError::UnknownMemberId.code());
+    assert_eq!((g.generation(), g.state()), (gen_, State::Stable));
+    // The client rejoins as a new static member: an ordinary rebalance follows.
+    assert!(g.join(jreq(11, "", Some("a"), RANGE), 101).is_empty());
+    assert_eq!(g.state(), State::PreparingRebalance);
+    assert!(g.has_member(&ids[1]));
 }

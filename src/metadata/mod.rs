@@ -21,6 +21,8 @@ pub mod producer_ids;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kafka_protocol::ResponseError;
+
 pub use controller::MetadataStore;
 
 /// One topic as the broker knows it.
@@ -75,18 +77,25 @@ pub enum TopicError {
 }
 
 impl TopicError {
-    pub fn error_code(&self) -> i16 {
+    /// The Kafka error this answers as: the one place topic errors meet the protocol.
+    pub fn response_error(&self) -> ResponseError {
         match self {
-            TopicError::AlreadyExists(_) => 36,
-            TopicError::InvalidTopic(_) => 17,
-            TopicError::InvalidPartitions { .. } => 37,
-            TopicError::InvalidReplicationFactor(_) => 38,
-            TopicError::InvalidConfig(_) => 40,
-            TopicError::UnknownTopic(_) => 3,
-            TopicError::UnknownTopicId(_) => 100,
-            TopicError::Storage(_) => -1,
-            TopicError::ShuttingDown => 6, // NOT_LEADER_OR_FOLLOWER: clients retry elsewhere/later
+            TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            TopicError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+            TopicError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
+            TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            TopicError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+            TopicError::UnknownTopicId(_) => ResponseError::UnknownTopicId,
+            TopicError::Storage(_) => ResponseError::UnknownServerError,
+            // Clients retry elsewhere or later.
+            TopicError::ShuttingDown => ResponseError::NotLeaderOrFollower,
         }
+    }
+
+    /// The wire code of [`TopicError::response_error`].
+    pub fn error_code(&self) -> i16 {
+        self.response_error().code()
     }
 }
 

@@ -10,9 +10,9 @@
 //!   ([`compression::conform`]), which also checks that the compressed records decode.
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::ResponseError;
 
 use crate::format::compression::{self, CompressionError, TopicCompression};
-use crate::protocol::errors;
 use crate::protocol::legacy::{self, LegacyError};
 
 /// Why a record set was refused before the append.
@@ -26,8 +26,13 @@ pub enum IngestError {
 
 impl IngestError {
     /// Kafka's answer: CORRUPT_MESSAGE for every framing, CRC or codec failure.
+    pub fn response_error(&self) -> ResponseError {
+        ResponseError::CorruptMessage
+    }
+
+    /// The wire code of [`IngestError::response_error`].
     pub fn error_code(&self) -> i16 {
-        errors::CORRUPT_MESSAGE
+        self.response_error().code()
     }
 }
 
@@ -103,7 +108,7 @@ mod tests {
             prepare(&Bytes::from(bad), TopicCompression::Producer)
                 .unwrap_err()
                 .error_code(),
-            errors::CORRUPT_MESSAGE
+            ResponseError::CorruptMessage.code()
         );
     }
 }

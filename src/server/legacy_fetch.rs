@@ -17,11 +17,11 @@
 //! a trailing partial message as "too large for my fetch size" and grow it (librdkafka) or report
 //! it (the Java consumer), which is what Kafka's own brokers made them do.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchRequest;
 
 use super::fetch_response::TopicOut;
 use super::handlers::{Reply, Request};
-use crate::protocol::errors;
 use crate::protocol::legacy;
 use crate::protocol::legacy_api::{self, LegacyFetchPartition};
 
@@ -54,7 +54,7 @@ pub fn reply(req: &Request, r: &FetchRequest, topics: &[TopicOut], max_bytes: u3
                     Err(e) => {
                         tracing::warn!(topic = %t.name, partition = p.partition, error = %e,
                         "down-converting stored batches failed");
-                        (errors::CORRUPT_MESSAGE, Vec::new())
+                        (ResponseError::CorruptMessage.code(), Vec::new())
                     }
                 };
             let limit = (rp.partition_max_bytes.max(0) as usize).min(left);

@@ -123,6 +123,7 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 pub use crate::config::{BrokerConfig, BrokerSettings};
 use crate::metadata::{MetadataSnapshot, MetadataStore, controller};
 use crate::shard::{BrokerInfo, MESH_CHANNEL_SIZE, Mesh, ShardCtx};
+use crate::util::now_ms;
 pub use cli::{ServeArgs, serve_main};
 
 /// How long [`BrokerHandle::shutdown`] waits for the shards before it gives up on them.
@@ -595,10 +596,33 @@ fn mesh_copies(n: usize) -> Vec<Option<Mesh>> {
     (0..n).map(|_| Some(mesh.clone())).collect()
 }
 
+/// One shard's life: bind, join the mesh, recover its partitions, serve until the broker stops,
+/// shut down.
 async fn shard_main(mut p: ShardPlan) {
     let mesh = p.mesh.take();
     let _stopped = StoppedOnDrop(p.statuses.clone(), p.id);
-    let status = &p.statuses[p.id];
+    let Some((listener, bound)) = bind(&p) else {
+        return;
+    };
+    let ctx = install_ctx(&p, bound);
+    watch_stop(&ctx, &p.stop);
+    crate::storage::iopoll::avoid_iopoll_without_poll_queues(&p.cfg.data_dir).await;
+    if !enter_mesh(&p, &ctx, mesh).await {
+        return;
+    }
+    let Some(listener) = listener else {
+        shutdown_shard(&p, &ctx).await;
+        return;
+    };
+    recover(&p, &ctx).await;
+    wait_until_open(&p).await;
+    accept_until_stopped(&p, &ctx, listener).await;
+    shutdown_shard(&p, &ctx).await;
+}
+
+/// Binds this shard's listener; shard 0 reports the bound address. `None` when shard 0 failed
+/// (nothing else was started); a later shard that failed goes on without a listener.
+fn bind(p: &ShardPlan) -> Option<(Option<TcpListener>, SocketAddr)> {
     let bound = TcpListener::bind(p.listen).and_then(|l| {
         let a = l.local_addr()?;
         Ok((l, a))
@@ -611,7 +635,7 @@ async fn shard_main(mut p: ShardPlan) {
                 .send(Startup::Failed(format!("binding {}: {e}", p.listen)));
             if p.id == 0 {
                 // No other shard was started: nobody waits for this one.
-                return;
+                return None;
             }
             // The shards already started wait for this one in the mesh's join: join, then stop.
             (None, p.listen)
@@ -620,6 +644,12 @@ async fn shard_main(mut p: ShardPlan) {
     if p.id == 0 {
         let _ = p.report.send(Startup::Bound(bound));
     }
+    Some((listener, bound))
+}
+
+/// Makes this shard's context (shard 0's also owns the metadata store) and installs it on the
+/// thread.
+fn install_ctx(p: &ShardPlan, bound: SocketAddr) -> Rc<ShardCtx> {
     let info = Arc::new(broker_info(&p.cfg, bound, p.cluster_id.clone()));
     let store = (p.id == 0).then(|| {
         Rc::new(MetadataStore::new(
@@ -636,20 +666,26 @@ async fn shard_main(mut p: ShardPlan) {
         store,
     );
     ctx.install();
-    // Shutdown watcher: the flag is set from a non-executor thread. Started before recovery, so a
-    // stop during startup is seen by `apply_snapshot` between two partitions.
-    {
-        let ctx = ctx.clone();
-        let stop = p.stop.clone();
-        glommio::spawn_local(async move {
-            while !stop.load(Ordering::SeqCst) {
-                glommio::timer::sleep(Duration::from_millis(20)).await;
-            }
-            ctx.stopping.set();
-        })
-        .detach();
-    }
-    crate::storage::iopoll::avoid_iopoll_without_poll_queues(&p.cfg.data_dir).await;
+    ctx
+}
+
+/// Sets `ctx.stopping` once the stop flag (set from a non-executor thread) is. Started before
+/// recovery, so a stop during startup is seen by `apply_snapshot` between two partitions.
+fn watch_stop(ctx: &Rc<ShardCtx>, stop: &Arc<AtomicBool>) {
+    let ctx = ctx.clone();
+    let stop = stop.clone();
+    glommio::spawn_local(async move {
+        while !stop.load(Ordering::SeqCst) {
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+        ctx.stopping.set();
+    })
+    .detach();
+}
+
+/// Joins the shard mesh. On failure reports it, counts this shard as drained and closed (so no
+/// other shard waits for it at shutdown) and returns false.
+async fn enter_mesh(p: &ShardPlan, ctx: &Rc<ShardCtx>, mesh: Option<Mesh>) -> bool {
     let joined = match mesh {
         Some(mesh) => ctx.join_mesh(mesh).await,
         None => Err(std::io::Error::other("no shard mesh for this shard")),
@@ -658,19 +694,22 @@ async fn shard_main(mut p: ShardPlan) {
         let _ = p.report.send(Startup::Failed(e.to_string()));
         p.drained.fetch_add(2, Ordering::SeqCst);
         ShardCtx::uninstall();
-        return;
+        return false;
     }
-    let Some(listener) = listener else {
-        shutdown_shard(&p, &ctx).await;
-        return;
-    };
+    true
+}
+
+/// Opens this shard's partition logs and starts its group coordinator, reports the outcome and
+/// starts retention.
+async fn recover(p: &ShardPlan, ctx: &Rc<ShardCtx>) {
+    let status = &p.statuses[p.id];
     status.set(Phase::Recovering);
-    let failed = controller::apply_snapshot(&ctx, p.snapshot.clone()).await;
+    let failed = controller::apply_snapshot(ctx, p.snapshot.clone()).await;
     if !ctx.stopping.is_set() {
-        crate::group::shard::start_shard(&ctx).await;
+        crate::group::shard::start_shard(ctx).await;
     }
-    // A failed shard still goes through the shutdown sequence below (the others wait for it
-    // there); `spawn_broker` stops the broker when it reads the failure.
+    // A failed shard still goes through the shutdown sequence (the others wait for it there);
+    // `spawn_broker` stops the broker when it reads the failure.
     let _ = p.report.send(match failed.first() {
         None => Startup::Ready,
         Some(first) => Startup::Failed(format!(
@@ -680,14 +719,21 @@ async fn shard_main(mut p: ShardPlan) {
         )),
     });
     status.set(Phase::Ready);
-    spawn_retention(&ctx);
-    // Connections that arrive meanwhile wait in the listen backlog: a shard that accepted before
-    // the others recovered would route requests to partitions not open yet, and clients would be
-    // told that existing partitions are unknown.
+    spawn_retention(ctx);
+}
+
+/// Waits until every shard is ready (or the broker stops). Connections that arrive meanwhile wait
+/// in the listen backlog: a shard that accepted before the others recovered would route requests
+/// to partitions not open yet, and clients would be told that existing partitions are unknown.
+async fn wait_until_open(p: &ShardPlan) {
     while !p.open.load(Ordering::SeqCst) && !p.stop.load(Ordering::SeqCst) {
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
+}
 
+/// Accepts and serves connections until the broker stops, then waits for them to end.
+async fn accept_until_stopped(p: &ShardPlan, ctx: &Rc<ShardCtx>, listener: TcpListener) {
+    let status = &p.statuses[p.id];
     status.set(Phase::Serving);
     let gate = glommio::sync::Gate::new();
     while p.open.load(Ordering::SeqCst) {
@@ -723,7 +769,6 @@ async fn shard_main(mut p: ShardPlan) {
     drop(listener);
     // Bounded: every connection ends within its shutdown grace (see `connection::serve`).
     let _ = gate.close().await;
-    shutdown_shard(&p, &ctx).await;
 }
 
 /// The end of a shard once its connections are gone: wait until every shard drained (another
@@ -811,12 +856,4 @@ fn spawn_retention(ctx: &Rc<ShardCtx>) {
         }
     })
     .detach();
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -1,9 +1,11 @@
 //! Storage errors and their Kafka error codes.
 
+use kafka_protocol::ResponseError;
+
 use crate::format::record_batch::BatchError;
 
-/// Errors of the partition log. [`StorageError::error_code`] gives the Kafka code a handler puts
-/// in its response.
+/// Errors of the partition log. [`StorageError::response_error`] is the Kafka error a handler
+/// answers with ([`StorageError::error_code`] its wire code).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// CRC mismatch, bad magic, bad length (Kafka `CORRUPT_MESSAGE`, 2).
@@ -44,19 +46,24 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    /// The Kafka protocol error code for this error.
-    pub fn error_code(&self) -> i16 {
+    /// The Kafka error this answers as: the one place storage errors meet the protocol.
+    pub fn response_error(&self) -> ResponseError {
         match self {
-            StorageError::CorruptMessage(_) => 2,
-            StorageError::InvalidRecord(_) => 87,
-            StorageError::MessageTooLarge { .. } => 10,
-            StorageError::OffsetOutOfRange { .. } => 1,
-            StorageError::InvalidTimestamp(_) => 32,
-            StorageError::OutOfOrderSequence(_) => 45,
-            StorageError::InvalidProducerEpoch(_) => 47,
-            StorageError::Closed => 6,
-            StorageError::Offline(_) | StorageError::Io(_) => 56,
+            StorageError::CorruptMessage(_) => ResponseError::CorruptMessage,
+            StorageError::InvalidRecord(_) => ResponseError::InvalidRecord,
+            StorageError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+            StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            StorageError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
+            StorageError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
+            StorageError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+            StorageError::Closed => ResponseError::NotLeaderOrFollower,
+            StorageError::Offline(_) | StorageError::Io(_) => ResponseError::KafkaStorageError,
         }
+    }
+
+    /// The wire code of [`StorageError::response_error`].
+    pub fn error_code(&self) -> i16 {
+        self.response_error().code()
     }
 }
 

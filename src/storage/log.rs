@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use glommio::io::OpenOptions;
 
 use crate::format::record_batch::{self, BatchHeader};
+use crate::util::now_ms;
 
 use super::config::{LogConfig, TimestampType};
 use super::error::StorageError;
@@ -25,13 +25,6 @@ use super::recovery;
 use super::segment::{self, Segment, sync_dir};
 use super::slice::AppendInfo;
 use super::state::{ActiveFile, Inner, SegmentMap, State, SyncState, SyncStats, WriteQueue};
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// One partition's log. Lives on its owner shard (not `Send`); share it there as
 /// `Rc<PartitionLog>`. Methods take `&self`; appends are serialised internally.

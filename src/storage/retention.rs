@@ -14,6 +14,7 @@
 use super::error::StorageError;
 use super::log::PartitionLog;
 use super::segment::{self, sync_dir};
+use crate::util::now_ms;
 
 impl PartitionLog {
     /// Runs [`PartitionLog::enforce_retention`] every `every` until the log is closed (Kafka's
@@ -25,7 +26,7 @@ impl PartitionLog {
             if self.is_closed() {
                 return;
             }
-            if let Err(e) = self.enforce_retention(super::log::now_ms()).await {
+            if let Err(e) = self.enforce_retention(now_ms()).await {
                 tracing::warn!(dir = %self.dir().display(), error = %e, "retention failed");
             }
         }

@@ -1,5 +1,6 @@
 //! ApiVersions (key 18), v0–v4, with the KIP-511 fallback.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
@@ -29,7 +30,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         Ok(_) => errors::NONE,
         Err(e) => {
             tracing::warn!(error = %e, "bad ApiVersions body");
-            errors::INVALID_REQUEST
+            ResponseError::InvalidRequest.code()
         }
     };
     let resp = ApiVersionsResponse::default()
@@ -42,7 +43,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
 /// full table, so the client can retry with a version we support.
 pub fn fallback(correlation_id: i32) -> Reply {
     let resp = ApiVersionsResponse::default()
-        .with_error_code(errors::UNSUPPORTED_VERSION)
+        .with_error_code(ResponseError::UnsupportedVersion.code())
         .with_api_keys(table());
     match encode_frame(ApiKey::ApiVersions, correlation_id, 0, &resp) {
         Ok(b) => Reply::Frame(b),

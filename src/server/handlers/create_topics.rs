@@ -4,15 +4,17 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use kafka_protocol::messages::create_topics_request::CreateTopicsRequest;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
 };
 
-use super::{HandlerError, Reply, Request, sb};
+use super::{HandlerError, Reply, Request};
 use crate::metadata::TopicError;
 use crate::metadata::controller::{self, NewTopic};
-use crate::protocol::errors;
+use crate::shard::ShardCtx;
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 2;
 pub const MAX_VERSION: i16 = 7;
@@ -21,120 +23,156 @@ pub const MAX_VERSION: i16 = 7;
 pub const SOURCE_TOPIC: i8 = 1;
 pub const SOURCE_DEFAULT: i8 = 5;
 
+/// Decodes, checks each topic, creates the ones that pass through the controller, answers per
+/// topic.
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: CreateTopicsRequest = req.decode()?;
     let ctx = req.ctx.clone();
+    let dups = duplicates(&r);
+    let mut results = Vec::with_capacity(r.topics.len());
+    for t in &r.topics {
+        let result = CreatableTopicResult::default().with_name(t.name.clone());
+        let answer = match new_topic(t, &dups, ctx.info.node_id) {
+            Ok(new) => create(&ctx, new, r.validate_only, result).await,
+            Err((code, msg)) => refused(result, code, msg),
+        };
+        results.push(answer);
+    }
+    req.respond(&CreateTopicsResponse::default().with_topics(results))
+}
+
+/// Why a topic is not created: its error code and message.
+type Refusal = (i16, String);
+
+/// The names that appear more than once in the request (each such topic is refused).
+fn duplicates(r: &CreateTopicsRequest) -> HashSet<String> {
     let mut seen = HashSet::new();
-    let dups: HashSet<String> = r
-        .topics
+    r.topics
         .iter()
         .filter(|t| !seen.insert(t.name.0.as_str().to_string()))
         .map(|t| t.name.0.as_str().to_string())
-        .collect();
-    let mut results = Vec::with_capacity(r.topics.len());
-    for t in &r.topics {
-        let name = t.name.0.as_str().to_string();
-        let result = CreatableTopicResult::default().with_name(t.name.clone());
-        let fail = |code: i16, msg: String| {
-            result
-                .clone()
-                .with_error_code(code)
-                .with_error_message(Some(sb(&msg)))
-                .with_num_partitions(-1)
-                .with_replication_factor(-1)
-        };
-        if dups.contains(&name) {
-            results.push(fail(
-                errors::INVALID_REQUEST,
-                format!("topic '{name}' appears more than once in the request"),
-            ));
-            continue;
-        }
-        let mut partitions = t.num_partitions;
-        let mut replication = t.replication_factor;
-        if !t.assignments.is_empty() {
-            if partitions != -1 || replication != -1 {
-                results.push(fail(
-                    errors::INVALID_REQUEST,
-                    "both assignments and partitions/replication factor given".into(),
-                ));
-                continue;
+        .collect()
+}
+
+/// Checks one requested topic, in this order: named once, its size, its configs.
+fn new_topic(t: &CreatableTopic, dups: &HashSet<String>, node: i32) -> Result<NewTopic, Refusal> {
+    let name = t.name.0.as_str().to_string();
+    if dups.contains(&name) {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            format!("topic '{name}' appears more than once in the request"),
+        ));
+    }
+    let (partitions, replication_factor) = size(t, node)?;
+    let configs = configs(t)?;
+    Ok(NewTopic {
+        name,
+        partitions,
+        replication_factor,
+        configs,
+    })
+}
+
+/// (partitions, replication factor): as requested (the controller checks them), or from a
+/// replica assignment, which on a single broker must give partitions 0..n to this broker.
+fn size(t: &CreatableTopic, node: i32) -> Result<(i32, i16), Refusal> {
+    if t.assignments.is_empty() {
+        return Ok((t.num_partitions, t.replication_factor));
+    }
+    if t.num_partitions != -1 || t.replication_factor != -1 {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            "both assignments and partitions/replication factor given".into(),
+        ));
+    }
+    let mut idx: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
+    idx.sort();
+    let contiguous = idx.iter().enumerate().all(|(i, p)| *p == i as i32);
+    let single = t
+        .assignments
+        .iter()
+        .all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == node);
+    if !contiguous || !single {
+        return Err((
+            ResponseError::InvalidReplicaAssignment.code(),
+            format!("replica assignment must give partitions 0..n to broker {node}"),
+        ));
+    }
+    Ok((t.assignments.len() as i32, 1))
+}
+
+/// The requested configs; a null value is INVALID_CONFIG (the last one named in the message).
+fn configs(t: &CreatableTopic) -> Result<BTreeMap<String, String>, Refusal> {
+    let mut configs = BTreeMap::new();
+    let mut null_config = None;
+    for c in &t.configs {
+        match &c.value {
+            Some(v) => {
+                configs.insert(c.name.as_str().to_string(), v.as_str().to_string());
             }
-            let node = ctx.info.node_id;
-            let mut idx: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
-            idx.sort();
-            let contiguous = idx.iter().enumerate().all(|(i, p)| *p == i as i32);
-            let single = t
-                .assignments
-                .iter()
-                .all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == node);
-            if !contiguous || !single {
-                results.push(fail(
-                    errors::INVALID_REPLICA_ASSIGNMENT,
-                    format!("replica assignment must give partitions 0..n to broker {node}"),
-                ));
-                continue;
-            }
-            partitions = t.assignments.len() as i32;
-            replication = 1;
-        }
-        let mut configs = BTreeMap::new();
-        let mut null_config = None;
-        for c in &t.configs {
-            match &c.value {
-                Some(v) => {
-                    configs.insert(c.name.as_str().to_string(), v.as_str().to_string());
-                }
-                None => null_config = Some(c.name.as_str().to_string()),
-            }
-        }
-        if let Some(n) = null_config {
-            results.push(fail(errors::INVALID_CONFIG, format!("null value for config {n}")));
-            continue;
-        }
-        let res = controller::create_topic(
-            NewTopic {
-                name: name.clone(),
-                partitions,
-                replication_factor: replication,
-                configs: configs.clone(),
-            },
-            r.validate_only,
-        )
-        .await;
-        match res {
-            Ok(meta) => {
-                let described = ctx
-                    .info
-                    .settings
-                    .describe_topic(&meta.configs)
-                    .into_iter()
-                    .map(|(n, v, is_default)| {
-                        CreatableTopicConfigs::default()
-                            .with_name(sb(&n))
-                            .with_value(Some(sb(&v)))
-                            .with_config_source(if is_default {
-                                SOURCE_DEFAULT
-                            } else {
-                                SOURCE_TOPIC
-                            })
-                    })
-                    .collect();
-                results.push(
-                    result
-                        .with_topic_id(if r.validate_only { uuid::Uuid::nil() } else { meta.id })
-                        .with_num_partitions(meta.partitions)
-                        .with_replication_factor(1)
-                        .with_configs(Some(described)),
-                );
-            }
-            Err(e) => {
-                if !matches!(e, TopicError::AlreadyExists(_)) {
-                    tracing::info!(topic = %name, error = %e, "create topic refused");
-                }
-                results.push(fail(e.error_code(), e.to_string()));
-            }
+            None => null_config = Some(c.name.as_str().to_string()),
         }
     }
-    req.respond(&CreateTopicsResponse::default().with_topics(results))
+    match null_config {
+        Some(n) => Err((
+            ResponseError::InvalidConfig.code(),
+            format!("null value for config {n}"),
+        )),
+        None => Ok(configs),
+    }
+}
+
+/// Creates the topic through the controller (with `validate_only`, only validates it): its id,
+/// size and effective configs, or the controller's refusal.
+async fn create(
+    ctx: &ShardCtx,
+    new: NewTopic,
+    validate_only: bool,
+    result: CreatableTopicResult,
+) -> CreatableTopicResult {
+    let name = new.name.clone();
+    match controller::create_topic(new, validate_only).await {
+        Ok(meta) => {
+            let described = ctx
+                .info
+                .settings
+                .describe_topic(&meta.configs)
+                .into_iter()
+                .map(|(n, v, is_default)| {
+                    CreatableTopicConfigs::default()
+                        .with_name(sb(&n))
+                        .with_value(Some(sb(&v)))
+                        .with_config_source(if is_default {
+                            SOURCE_DEFAULT
+                        } else {
+                            SOURCE_TOPIC
+                        })
+                })
+                .collect();
+            result
+                .with_topic_id(if validate_only {
+                    uuid::Uuid::nil()
+                } else {
+                    meta.id
+                })
+                .with_num_partitions(meta.partitions)
+                .with_replication_factor(1)
+                .with_configs(Some(described))
+        }
+        Err(e) => {
+            if !matches!(e, TopicError::AlreadyExists(_)) {
+                tracing::info!(topic = %name, error = %e, "create topic refused");
+            }
+            refused(result, e.error_code(), e.to_string())
+        }
+    }
+}
+
+/// A topic's answer when it is not created.
+fn refused(result: CreatableTopicResult, code: i16, msg: String) -> CreatableTopicResult {
+    result
+        .with_error_code(code)
+        .with_error_message(Some(sb(&msg)))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
 }

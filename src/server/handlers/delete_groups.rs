@@ -1,6 +1,7 @@
 //! DeleteGroups (key 42), v0–v2: only empty groups (NON_EMPTY_GROUP otherwise); their committed
 //! offsets are deleted durably (tombstones in the offsets log).
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use kafka_protocol::messages::delete_groups_response::{
     DeletableGroupResult, DeleteGroupsResponse,
@@ -8,7 +9,6 @@ use kafka_protocol::messages::delete_groups_response::{
 
 use super::{HandlerError, Reply, Request};
 use crate::group::shard::on_coordinator;
-use crate::group::state::err;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 2;
@@ -22,7 +22,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             c.delete_group(&g).await
         })
         .await
-        .unwrap_or(err::COORDINATOR_NOT_AVAILABLE);
+        .unwrap_or(ResponseError::CoordinatorNotAvailable.code());
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(gid.clone())

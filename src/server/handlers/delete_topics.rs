@@ -6,8 +6,9 @@ use kafka_protocol::messages::delete_topics_response::{
     DeletableTopicResult, DeleteTopicsResponse,
 };
 
-use super::{HandlerError, Reply, Request, sb, topic_name};
+use super::{HandlerError, Reply, Request, topic_name};
 use crate::metadata::controller::{self, TopicRef};
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 1;
 pub const MAX_VERSION: i16 = 6;
@@ -17,7 +18,12 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let targets: Vec<(Option<String>, uuid::Uuid)> = if req.version >= 6 {
         r.topics
             .iter()
-            .map(|t| (t.name.as_ref().map(|n| n.0.as_str().to_string()), t.topic_id))
+            .map(|t| {
+                (
+                    t.name.as_ref().map(|n| n.0.as_str().to_string()),
+                    t.topic_id,
+                )
+            })
             .collect()
     } else {
         r.topic_names

@@ -11,15 +11,16 @@
 //! the controller id reported is an alive broker's: this node's. v2's `include_fenced_brokers`
 //! changes nothing, as this broker is never fenced.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
 use kafka_protocol::messages::describe_cluster_response::{
     DescribeClusterBroker, DescribeClusterResponse,
 };
 
-use super::{HandlerError, Reply, Request, sb};
-use crate::protocol::errors;
+use super::{HandlerError, Reply, Request};
 use crate::server::authz;
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 2;
@@ -32,13 +33,13 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     if r.endpoint_type != ENDPOINT_BROKER {
         let (code, msg) = match r.endpoint_type {
             ENDPOINT_CONTROLLER => (
-                errors::MISMATCHED_ENDPOINT_TYPE,
+                ResponseError::MismatchedEndpointType.code(),
                 "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of \
                  type CONTROLLER"
                     .to_string(),
             ),
             other => (
-                errors::UNSUPPORTED_ENDPOINT_TYPE,
+                ResponseError::UnsupportedEndpointType.code(),
                 format!("Unsupported endpoint type {other}"),
             ),
         };

@@ -2,14 +2,15 @@
 //! broker configs (resource name "" or this broker's node id). Null or empty
 //! `configuration_keys` mean every config.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsRequest;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
 };
 
 use super::create_topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
-use super::{HandlerError, Reply, Request, sb};
-use crate::protocol::errors;
+use super::{HandlerError, Reply, Request};
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 1;
 pub const MAX_VERSION: i16 = 4;
@@ -49,12 +50,20 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                         .into_iter()
                         .filter(|(n, _, _)| wanted(n))
                         .map(|(n, v, is_default)| {
-                            entry(&n, &v, if is_default { SOURCE_DEFAULT } else { SOURCE_TOPIC })
+                            entry(
+                                &n,
+                                &v,
+                                if is_default {
+                                    SOURCE_DEFAULT
+                                } else {
+                                    SOURCE_TOPIC
+                                },
+                            )
                         })
                         .collect(),
                 ),
                 None => base
-                    .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION)
+                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                     .with_error_message(Some(sb(&format!("unknown topic '{name}'")))),
             },
             RESOURCE_BROKER if name.is_empty() || name == ctx.info.node_id.to_string() => base
@@ -67,10 +76,10 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                         .collect(),
                 ),
             RESOURCE_BROKER => base
-                .with_error_code(errors::INVALID_REQUEST)
+                .with_error_code(ResponseError::InvalidRequest.code())
                 .with_error_message(Some(sb(&format!("unknown broker '{name}'")))),
             other => base
-                .with_error_code(errors::INVALID_REQUEST)
+                .with_error_code(ResponseError::InvalidRequest.code())
                 .with_error_message(Some(sb(&format!("unsupported resource type {other}")))),
         };
         results.push(result);

@@ -5,15 +5,17 @@
 //! ([`authz`]) for every group described without error, as Kafka does; a group answered with an
 //! error keeps the schema default ([`authz::NOT_REQUESTED`]).
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use kafka_protocol::messages::describe_groups_response::{
     DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
 };
 
 use super::{HandlerError, Reply, Request};
-use crate::group::shard::{on_coordinator, sb};
-use crate::group::state::err;
+use crate::group::shard::on_coordinator;
+use crate::protocol::errors;
 use crate::server::authz::{self, ResourceType};
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 5;
@@ -28,10 +30,10 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             on_coordinator(&req.ctx, &g.clone(), move |c| async move { c.describe(&g) }).await;
         let mut d = DescribedGroup::default().with_group_id(gid.clone());
         let Some((code, desc)) = found else {
-            out.push(d.with_error_code(err::COORDINATOR_NOT_AVAILABLE));
+            out.push(d.with_error_code(ResponseError::CoordinatorNotAvailable.code()));
             continue;
         };
-        if v >= 3 && r.include_authorized_operations && code == err::NONE {
+        if v >= 3 && r.include_authorized_operations && code == errors::NONE {
             d = d.with_authorized_operations(authz::authorized_operations(
                 ResourceType::Group,
                 gid.0.as_str(),

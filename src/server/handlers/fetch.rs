@@ -28,6 +28,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::fetch_response::{
@@ -35,8 +36,10 @@ use kafka_protocol::messages::fetch_response::{
 };
 
 use super::{HandlerError, Reply, Request, topic_name};
+use crate::metadata::MetadataSnapshot;
+use crate::protocol::errors;
+use crate::protocol::legacy_api;
 use crate::server::fetch_response::{self, PartitionOut, TopicOut};
-use crate::protocol::{errors, legacy_api};
 use crate::server::partitions::on_owners;
 use crate::shard::{self, ShardCtx};
 use crate::storage::{FileSlice, StorageError, page_cache};
@@ -90,7 +93,7 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
     let mut out = Vec::with_capacity(wants.len());
     for w in wants {
         let Some(log) = ctx.log(&w.topic, w.partition) else {
-            out.push(Got::err(errors::UNKNOWN_TOPIC_OR_PARTITION));
+            out.push(Got::err(ResponseError::UnknownTopicOrPartition.code()));
             continue;
         };
         match log.read(w.offset, w.max_bytes).await {
@@ -99,7 +102,7 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
             Ok(r) if w.negative_limit && !r.slices.is_empty() => {
                 tracing::warn!(topic = %w.topic, partition = w.partition,
                     "fetch with a negative max_bytes or partition_max_bytes");
-                out.push(Got::err(errors::UNKNOWN_SERVER_ERROR));
+                out.push(Got::err(ResponseError::UnknownServerError.code()));
             }
             Ok(r) => {
                 page_cache::prefetch(&r.slices, w.max_bytes);
@@ -211,6 +214,7 @@ async fn apply_limits(got: &mut [Got], wants: &[(usize, Want)], max_bytes: u32, 
     }
 }
 
+/// Decodes, plans the reads, long-polls until enough is there, cuts to the byte limits, answers.
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: FetchRequest = if req.version < 4 {
         legacy_api::decode_fetch(&req.body, req.version).map_err(|e| req.decode_error(e))?
@@ -220,17 +224,99 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     // Read-only: later requests of this connection need not wait for the long poll.
     req.release();
     let ctx = req.ctx.clone();
-    let start = Instant::now();
-    let deadline = start + Duration::from_millis(r.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
-    // The response's budget: the client's max_bytes capped by the broker's fetch.max.bytes, as
-    // Kafka's KafkaApis does (v0–v2 have none: decoded as i32::MAX). min_bytes never exceeds it.
-    // A negative limit fails the read of the partition it applies to (`read_on_owner`).
-    let max_bytes = (r.max_bytes.max(0) as u32).min(ctx.info.settings.fetch_max_bytes);
-    let min_bytes = (r.min_bytes.max(0) as u32).min(max_bytes) as usize;
-
-    // Request order: (topic index, partition index) → want or unknown.
+    let limits = Limits::of(&r, &ctx);
     let snap = ctx.metadata();
     let by_id = req.version >= 13;
+    let plan = plan_reads(&ctx, &snap, &r, by_id, limits.max_bytes);
+    let mut results = read_until_ready(&ctx, &plan.wants, &limits).await;
+    apply_limits(
+        &mut results,
+        &plan.wants,
+        limits.max_bytes,
+        req.version <= 2,
+    )
+    .await;
+    let topics_out = assemble(&r, &snap, by_id, plan, results);
+    let zerocopy = req.version >= 4 && ctx.info.settings.fetch_zerocopy_enable;
+    if !zerocopy && let Err(e) = settle_for_copy(&topics_out).await {
+        return Ok(Reply::Close(format!("reading fetched records failed: {e}")));
+    }
+    respond(&req, &r, &topics_out, limits.max_bytes, zerocopy)
+}
+
+/// Encodes the answer: down-converted message sets for v0–v3, else the zero-copy response or
+/// the copying one.
+fn respond(
+    req: &Request,
+    r: &FetchRequest,
+    topics_out: &[TopicOut],
+    max_bytes: u32,
+    zerocopy: bool,
+) -> Result<Reply, HandlerError> {
+    if req.version < 4 {
+        return Ok(crate::server::legacy_fetch::reply(
+            req, r, topics_out, max_bytes,
+        ));
+    }
+    if zerocopy {
+        Ok(Reply::Chunked(fetch_response::encode(
+            req.header.correlation_id,
+            req.version,
+            0,
+            errors::NONE,
+            0,
+            topics_out,
+        )))
+    } else {
+        copying_response(req, topics_out)
+    }
+}
+
+/// The request's time and byte limits as the broker applies them.
+struct Limits {
+    /// When the long poll gives up: `max_wait_ms` from now, capped by [`MAX_WAIT_CAP`].
+    deadline: Instant,
+    /// The response's byte budget.
+    max_bytes: u32,
+    /// What the long poll waits for; never more than `max_bytes`.
+    min_bytes: usize,
+}
+
+impl Limits {
+    /// The budget is the client's `max_bytes` capped by the broker's `fetch.max.bytes`, as
+    /// Kafka's KafkaApis does (v0–v2 have none: decoded as `i32::MAX`). A negative limit fails
+    /// the read of the partition it applies to (`read_on_owner`).
+    fn of(r: &FetchRequest, ctx: &ShardCtx) -> Self {
+        let wait = Duration::from_millis(r.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+        let max_bytes = (r.max_bytes.max(0) as u32).min(ctx.info.settings.fetch_max_bytes);
+        Limits {
+            deadline: Instant::now() + wait,
+            max_bytes,
+            min_bytes: (r.min_bytes.max(0) as u32).min(max_bytes) as usize,
+        }
+    }
+}
+
+/// The reads a request asks for, and where each answer goes in the response.
+struct Plan {
+    /// Per requested topic, per requested partition: the index of its read in `wants`, or
+    /// `None` for a partition the broker does not have.
+    layout: Vec<Vec<Option<usize>>>,
+    /// Per requested topic: its name (the requested one when the topic is unknown).
+    names: Vec<String>,
+    /// The reads, in request order, each with its owner shard.
+    wants: Vec<(usize, Want)>,
+}
+
+/// Resolves the requested topics (by name, or by id from v13) against the metadata snapshot and
+/// lists one read per known partition, in request order.
+fn plan_reads(
+    ctx: &ShardCtx,
+    snap: &MetadataSnapshot,
+    r: &FetchRequest,
+    by_id: bool,
+    max_bytes: u32,
+) -> Plan {
     let mut layout: Vec<Vec<Option<usize>>> = Vec::with_capacity(r.topics.len());
     let mut names: Vec<String> = Vec::with_capacity(r.topics.len());
     let mut wants: Vec<(usize, Want)> = Vec::new();
@@ -272,48 +358,71 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         }
         layout.push(row);
     }
+    Plan {
+        layout,
+        names,
+        wants,
+    }
+}
 
-    let mut results = loop {
-        let got = on_owners(wants.clone(), read_on_owner, || {
-            Got::err(errors::NOT_LEADER_OR_FOLLOWER)
+/// Reads every wanted partition on its owner, and again after each append, until `min_bytes`
+/// came back, a read failed, the deadline passed or the broker is stopping.
+async fn read_until_ready(ctx: &ShardCtx, wants: &[(usize, Want)], limits: &Limits) -> Vec<Got> {
+    loop {
+        let got = on_owners(wants.to_vec(), read_on_owner, || {
+            Got::err(ResponseError::NotLeaderOrFollower.code())
         })
         .await;
         let total: usize = got.iter().map(Got::bytes).sum();
         let errored = got.iter().any(|g| g.error_code != errors::NONE);
-        if total >= min_bytes.max(1)
-            || min_bytes == 0
+        if total >= limits.min_bytes.max(1)
+            || limits.min_bytes == 0
             || errored
             || wants.is_empty()
-            || Instant::now() >= deadline
+            || Instant::now() >= limits.deadline
             || ctx.stopping.is_set()
         {
-            break got;
+            return got;
         }
-        // Long poll: wait on every owner concurrently; the first to report growth wins.
-        let mut by_owner: Vec<(usize, Vec<Seen>)> = Vec::new();
-        for ((owner, w), g) in wants.iter().zip(&got) {
-            let entry = (w.topic.clone(), w.partition, g.high_watermark);
-            match by_owner.iter_mut().find(|(o, _)| o == owner) {
-                Some((_, v)) => v.push(entry),
-                None => by_owner.push((*owner, vec![entry])),
-            }
-        }
-        let mut waits: Vec<Pin<Box<dyn Future<Output = ()>>>> = Vec::new();
-        for (owner, parts) in by_owner {
-            waits.push(Box::pin(async move {
-                let _ = shard::run_on(owner, move |c| wait_on_owner(c, parts, deadline)).await;
-            }));
-        }
-        select_any(waits).await;
-    };
+        wait_for_appends(wants, &got, limits.deadline).await;
+    }
+}
 
-    apply_limits(&mut results, &wants, max_bytes, req.version <= 2).await;
+/// The long poll: waits on every owner concurrently until the first reports a partition grown
+/// past the high watermark of `got`, the deadline passes or the broker stops.
+async fn wait_for_appends(wants: &[(usize, Want)], got: &[Got], deadline: Instant) {
+    let mut by_owner: Vec<(usize, Vec<Seen>)> = Vec::new();
+    for ((owner, w), g) in wants.iter().zip(got) {
+        let entry = (w.topic.clone(), w.partition, g.high_watermark);
+        match by_owner.iter_mut().find(|(o, _)| o == owner) {
+            Some((_, v)) => v.push(entry),
+            None => by_owner.push((*owner, vec![entry])),
+        }
+    }
+    let mut waits: Vec<Pin<Box<dyn Future<Output = ()>>>> = Vec::new();
+    for (owner, parts) in by_owner {
+        waits.push(Box::pin(async move {
+            let _ = shard::run_on(owner, move |c| wait_on_owner(c, parts, deadline)).await;
+        }));
+    }
+    select_any(waits).await;
+}
+
+/// Puts the results back in request order, unknown topics and partitions answered
+/// UNKNOWN_TOPIC_ID (a topic id the broker does not know) or UNKNOWN_TOPIC_OR_PARTITION.
+fn assemble(
+    r: &FetchRequest,
+    snap: &MetadataSnapshot,
+    by_id: bool,
+    plan: Plan,
+    mut results: Vec<Got>,
+) -> Vec<TopicOut> {
     let mut topics_out = Vec::with_capacity(r.topics.len());
-    for ((t, row), name) in r.topics.iter().zip(&layout).zip(names) {
+    for ((t, row), name) in r.topics.iter().zip(&plan.layout).zip(plan.names) {
         let unknown = if by_id && snap.topic_by_id(t.topic_id).is_none() {
-            errors::UNKNOWN_TOPIC_ID
+            ResponseError::UnknownTopicId.code()
         } else {
-            errors::UNKNOWN_TOPIC_OR_PARTITION
+            ResponseError::UnknownTopicOrPartition.code()
         };
         let mut parts = Vec::with_capacity(row.len());
         for (p, slot) in t.partitions.iter().zip(row) {
@@ -336,42 +445,21 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             partitions: parts,
         });
     }
+    topics_out
+}
 
-    let zerocopy = req.version >= 4 && ctx.info.settings.fetch_zerocopy_enable;
-    if !zerocopy {
-        // The paths below copy the records with pread: make them ready first, off the shard
-        // thread (the zero-copy path does this piece by piece before each sendfile).
-        for s in topics_out
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .flat_map(|p| &p.records)
-            .filter(|s| s.mem.is_none())
-        {
-            if let Err(e) = page_cache::settle(&s.file, s.position, u64::from(s.len)).await {
-                return Ok(Reply::Close(format!("reading fetched records failed: {e}")));
-            }
-        }
+/// For the paths that copy the records with pread: makes the file ranges ready first, off the
+/// shard thread (the zero-copy path does this piece by piece before each sendfile).
+async fn settle_for_copy(topics: &[TopicOut]) -> std::io::Result<()> {
+    for s in topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .flat_map(|p| &p.records)
+        .filter(|s| s.mem.is_none())
+    {
+        page_cache::settle(&s.file, s.position, u64::from(s.len)).await?;
     }
-    if req.version < 4 {
-        return Ok(crate::server::legacy_fetch::reply(
-            &req,
-            &r,
-            &topics_out,
-            max_bytes,
-        ));
-    }
-    if zerocopy {
-        Ok(Reply::Chunked(fetch_response::encode(
-            req.header.correlation_id,
-            req.version,
-            0,
-            errors::NONE,
-            0,
-            &topics_out,
-        )))
-    } else {
-        copying_response(&req, &topics_out)
-    }
+    Ok(())
 }
 
 /// The copying path: records read into memory, response encoded by kafka-protocol.

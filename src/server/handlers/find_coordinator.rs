@@ -2,13 +2,14 @@
 //! shard is chosen by hash, see `group::shard`); v4 answers a batch of keys. Transaction
 //! coordinators (key type 1) are not served: COORDINATOR_NOT_AVAILABLE.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
 
 use super::{HandlerError, Reply, Request};
-use crate::group::shard::sb;
-use crate::group::state::err;
+use crate::protocol::errors;
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 4;
@@ -19,14 +20,14 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: FindCoordinatorRequest = req.decode()?;
     let info = &req.ctx.info;
     let (code, msg) = if r.key_type == KEY_TYPE_GROUP {
-        (err::NONE, None)
+        (errors::NONE, None)
     } else {
         (
-            err::COORDINATOR_NOT_AVAILABLE,
+            ResponseError::CoordinatorNotAvailable.code(),
             Some(sb("transactions are not supported")),
         )
     };
-    let (node, host, port) = if code == err::NONE {
+    let (node, host, port) = if code == errors::NONE {
         (
             info.node_id,
             info.advertised_host.as_str(),

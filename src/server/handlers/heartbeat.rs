@@ -1,11 +1,11 @@
 //! Heartbeat (key 12), v0–v4. REBALANCE_IN_PROGRESS tells a member to rejoin.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
 use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
 
 use super::{HandlerError, Reply, Request};
 use crate::group::shard::on_coordinator;
-use crate::group::state::err;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 4;
@@ -21,6 +21,6 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         c.heartbeat(&g, &member, instance.as_deref(), generation)
     })
     .await
-    .unwrap_or(err::COORDINATOR_NOT_AVAILABLE);
+    .unwrap_or(ResponseError::CoordinatorNotAvailable.code());
     req.respond(&HeartbeatResponse::default().with_error_code(code))
 }

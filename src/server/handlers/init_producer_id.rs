@@ -15,12 +15,12 @@
 //! transactional id is INVALID_REQUEST, and a producer id without an epoch (or the reverse) is
 //! INVALID_REQUEST, both as in Kafka.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 
 use super::{HandlerError, Reply, Request};
-use crate::group::state::err;
 use crate::metadata::producer_ids::ProducerIdAllocator;
 use crate::protocol::errors;
 use crate::shard;
@@ -41,16 +41,16 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     };
     if let Some(t) = &r.transactional_id {
         let code = if t.0.is_empty() {
-            errors::INVALID_REQUEST
+            ResponseError::InvalidRequest.code()
         } else {
             tracing::debug!(transactional_id = %t.0.as_str(), "InitProducerId for a transactional producer: not supported");
-            err::COORDINATOR_NOT_AVAILABLE
+            ResponseError::CoordinatorNotAvailable.code()
         };
         return req.respond(&error(code));
     }
     // v3+ (KIP-360) may name the producer's current id and epoch: both or neither.
     if req.version >= 3 && (r.producer_id.0 == -1) != (r.producer_epoch == -1) {
-        return req.respond(&error(errors::INVALID_REQUEST));
+        return req.respond(&error(ResponseError::InvalidRequest.code()));
     }
     let allocated = shard::run_on(ALLOCATOR_SHARD, |ctx| async move {
         let data_dir = ctx.info.data_dir.clone();
@@ -66,11 +66,11 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             .with_producer_epoch(0),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "allocating a producer id failed");
-            error(errors::UNKNOWN_SERVER_ERROR)
+            error(ResponseError::UnknownServerError.code())
         }
         Err(e) => {
             tracing::warn!(error = %e, "producer-id allocator unreachable");
-            error(err::COORDINATOR_NOT_AVAILABLE)
+            error(ResponseError::CoordinatorNotAvailable.code())
         }
     };
     req.respond(&resp)

@@ -3,12 +3,14 @@
 //! static members (v5+ `group_instance_id`, KIP-345) join at once. A restarted static member
 //! gets its old place back without a rebalance; v9 tells such a leader to skip the assignment.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::join_group_request::JoinGroupRequest;
 use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
 
 use super::{HandlerError, Reply, Request};
-use crate::group::shard::{on_coordinator, sb};
-use crate::group::state::{JoinRequest, JoinResult, Protocol, err};
+use crate::group::shard::on_coordinator;
+use crate::group::state::{JoinRequest, JoinResult, Protocol};
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 9;
@@ -56,7 +58,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     )
     .await
     .unwrap_or_else(|| JoinResult {
-        error: err::COORDINATOR_NOT_AVAILABLE,
+        error: ResponseError::CoordinatorNotAvailable.code(),
         generation_id: -1,
         member_id,
         ..Default::default()

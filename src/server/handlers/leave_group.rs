@@ -3,12 +3,13 @@
 //! member at once, the admin "remove members" call), each with its own error code. An unknown
 //! group is a request-level UNKNOWN_MEMBER_ID, as in Kafka.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::leave_group_request::LeaveGroupRequest;
 use kafka_protocol::messages::leave_group_response::{LeaveGroupResponse, MemberResponse};
 
 use super::{HandlerError, Reply, Request};
 use crate::group::shard::on_coordinator;
-use crate::group::state::err;
+use crate::protocol::errors;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 5;
@@ -34,13 +35,13 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let ms = members.clone();
     let codes = on_coordinator(&req.ctx, &group, move |c| async move { c.leave(&g, &ms) }).await;
     let (top, codes) = match codes {
-        Some(Ok(codes)) if batched => (err::NONE, codes),
+        Some(Ok(codes)) if batched => (errors::NONE, codes),
         Some(Ok(codes)) => (codes[0], codes),
         Some(Err(e)) => (e, Vec::new()),
-        None => (err::COORDINATOR_NOT_AVAILABLE, Vec::new()),
+        None => (ResponseError::CoordinatorNotAvailable.code(), Vec::new()),
     };
     let mut resp = LeaveGroupResponse::default().with_error_code(top);
-    if batched && top == err::NONE {
+    if batched && top == errors::NONE {
         resp = resp.with_members(
             r.members
                 .iter()

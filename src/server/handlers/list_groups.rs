@@ -1,14 +1,16 @@
 //! ListGroups (key 16), v0–v5: asks every shard's coordinator. States filter (v4+) matches
 //! case-insensitively as Kafka; every group is a "classic" group (types filter, v5).
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::GroupId;
 use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
 use kafka_protocol::messages::list_groups_response::{ListGroupsResponse, ListedGroup};
 
 use super::{HandlerError, Reply, Request};
-use crate::group::shard::{coordinator, sb};
-use crate::group::state::err;
+use crate::group::shard::coordinator;
+use crate::protocol::errors;
 use crate::shard::run_on;
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 5;
@@ -16,7 +18,7 @@ pub const MAX_VERSION: i16 = 5;
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: ListGroupsRequest = req.decode()?;
     let v = req.version;
-    let mut error = err::NONE;
+    let mut error = errors::NONE;
     let mut all = Vec::new();
     for shard in 0..req.ctx.n_shards {
         let listed = run_on(shard, |ctx| async move {
@@ -30,7 +32,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         .await;
         match listed {
             Ok(Some(groups)) => all.extend(groups),
-            _ => error = err::COORDINATOR_NOT_AVAILABLE,
+            _ => error = ResponseError::CoordinatorNotAvailable.code(),
         }
     }
     let states: Vec<String> = r.states_filter.iter().map(|s| s.to_lowercase()).collect();

@@ -12,13 +12,15 @@
 
 use std::rc::Rc;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
 };
 
 use super::{HandlerError, Reply, Request};
-use crate::protocol::{errors, legacy_api};
+use crate::protocol::errors;
+use crate::protocol::legacy_api;
 use crate::server::partitions::on_owners;
 use crate::shard::ShardCtx;
 
@@ -48,7 +50,7 @@ async fn lookup_on_owner(ctx: Rc<ShardCtx>, items: Vec<(String, i32, i64)>) -> V
     let mut out = Vec::with_capacity(items.len());
     for (topic, p, ts) in items {
         let Some(log) = ctx.log(&topic, p) else {
-            out.push((errors::UNKNOWN_TOPIC_OR_PARTITION, -1, -1));
+            out.push((ResponseError::UnknownTopicOrPartition.code(), -1, -1));
             continue;
         };
         let found = match ts {
@@ -59,7 +61,7 @@ async fn lookup_on_owner(ctx: Rc<ShardCtx>, items: Vec<(String, i32, i64)>) -> V
                 Ok(None) => (errors::NONE, -1, -1),
                 Err(e) => (e.error_code(), -1, -1),
             },
-            ts if ts < 0 => (errors::UNSUPPORTED_VERSION, -1, -1),
+            ts if ts < 0 => (ResponseError::UnsupportedVersion.code(), -1, -1),
             ts => match log.offset_for_timestamp(ts).await {
                 Ok(Some((o, t))) => (errors::NONE, t, o),
                 Ok(None) => (errors::NONE, -1, -1),
@@ -89,7 +91,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             .iter()
             .map(|p| match meta {
                 _ if !timestamp_supported(p.timestamp, req.version) => {
-                    Err(errors::UNSUPPORTED_VERSION)
+                    Err(ResponseError::UnsupportedVersion.code())
                 }
                 Some(m) if p.partition_index >= 0 && p.partition_index < m.partitions => {
                     items.push((
@@ -98,13 +100,13 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                     ));
                     Ok(items.len() - 1)
                 }
-                _ => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
+                _ => Err(ResponseError::UnknownTopicOrPartition.code()),
             })
             .collect();
         layout.push(row);
     }
     let found = on_owners(items, lookup_on_owner, || {
-        (errors::NOT_LEADER_OR_FOLLOWER, -1, -1)
+        (ResponseError::NotLeaderOrFollower.code(), -1, -1)
     })
     .await;
     let version = req.version;
@@ -163,11 +165,13 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                                 .with_error_code(code)
                                 .with_timestamp(ts)
                                 .with_offset(off)
-                                .with_leader_epoch(if version >= 4 && code == errors::NONE && off >= 0 {
-                                    0
-                                } else {
-                                    -1
-                                })
+                                .with_leader_epoch(
+                                    if version >= 4 && code == errors::NONE && off >= 0 {
+                                        0
+                                    } else {
+                                        -1
+                                    },
+                                )
                         })
                         .collect(),
                 )

@@ -8,18 +8,19 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::metadata_request::MetadataRequest;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 
-use super::{HandlerError, Reply, Request, sb, topic_name};
+use super::{HandlerError, Reply, Request, topic_name};
 use crate::metadata::controller::{self, NewTopic};
 use crate::metadata::{TopicError, TopicMeta, validate_topic_name};
-use crate::protocol::errors;
 use crate::server::authz::{self, ResourceType};
 use crate::shard::ShardCtx;
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 12;
@@ -87,8 +88,8 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         Some(t) => t.is_empty() && req.version == 0,
     };
     // Before v4 there is no flag and Kafka auto-creates when the broker allows it.
-    let allow_create =
-        ctx.info.settings.auto_create_topics_enable && (req.version < 4 || r.allow_auto_topic_creation);
+    let allow_create = ctx.info.settings.auto_create_topics_enable
+        && (req.version < 4 || r.allow_auto_topic_creation);
     let mut topics = Vec::new();
     if all {
         for t in snap.topics.values() {
@@ -113,20 +114,28 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                             Ok(t) => topics.push(topic_entry(&ctx, &t)),
                             Err(e) => {
                                 tracing::warn!(topic = name, error = %e, "auto-create failed");
-                                topics.push(error_entry(Some(name), uuid::Uuid::nil(), e.error_code()))
+                                topics.push(error_entry(
+                                    Some(name),
+                                    uuid::Uuid::nil(),
+                                    e.error_code(),
+                                ))
                             }
                         }
                     } else {
                         topics.push(error_entry(
                             Some(name),
                             uuid::Uuid::nil(),
-                            errors::UNKNOWN_TOPIC_OR_PARTITION,
+                            ResponseError::UnknownTopicOrPartition.code(),
                         ));
                     }
                 }
                 None => match snap.topic_by_id(rt.topic_id) {
                     Some(t) => topics.push(topic_entry(&ctx, t)),
-                    None => topics.push(error_entry(None, rt.topic_id, errors::UNKNOWN_TOPIC_ID)),
+                    None => topics.push(error_entry(
+                        None,
+                        rt.topic_id,
+                        ResponseError::UnknownTopicId.code(),
+                    )),
                 },
             }
         }
@@ -134,12 +143,16 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     if req.version >= 8 && r.include_topic_authorized_operations {
         for t in topics.iter_mut() {
             if let Some(name) = &t.name {
-                t.topic_authorized_operations =
-                    authz::authorized_operations(ResourceType::Topic, name.0.as_str(), req.principal());
+                t.topic_authorized_operations = authz::authorized_operations(
+                    ResourceType::Topic,
+                    name.0.as_str(),
+                    req.principal(),
+                );
             }
         }
     }
-    let cluster_ops = if (8..=10).contains(&req.version) && r.include_cluster_authorized_operations {
+    let cluster_ops = if (8..=10).contains(&req.version) && r.include_cluster_authorized_operations
+    {
         authz::cluster_authorized_operations(req.principal())
     } else {
         authz::NOT_REQUESTED

@@ -16,6 +16,7 @@ use crate::protocol::frame;
 use crate::server::fetch_response::ChunkedFrame;
 use crate::shard::ShardCtx;
 use crate::sync::LocalEvent;
+use crate::util::sb;
 
 /// A decoded request header plus its still-encoded body, on the shard that read it.
 pub struct Request {
@@ -213,11 +214,6 @@ pub async fn dispatch(req: Request) -> Reply {
         Ok(r) => r,
         Err(e) => Reply::Close(e.to_string()),
     }
-}
-
-/// `Some(StrBytes)` from a `&str`.
-pub fn sb(s: &str) -> kafka_protocol::protocol::StrBytes {
-    kafka_protocol::protocol::StrBytes::from_string(s.to_string())
 }
 
 /// A Kafka topic name from a `&str`.

@@ -16,6 +16,7 @@
 //!   overwriting the members' offsets.
 //! - neither has a retention time (the broker default applies) nor a leader epoch.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_commit_request::OffsetCommitRequest;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -24,7 +25,6 @@ use kafka_protocol::messages::offset_commit_response::{
 use super::{HandlerError, Reply, Request};
 use crate::group::coordinator::CommitPartition;
 use crate::group::shard::on_coordinator;
-use crate::group::state::err;
 use crate::protocol::legacy_api;
 
 pub const MIN_VERSION: i16 = 0;
@@ -95,7 +95,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             .await
         })
         .await
-        .unwrap_or_else(|| vec![err::COORDINATOR_NOT_AVAILABLE; n])
+        .unwrap_or_else(|| vec![ResponseError::CoordinatorNotAvailable.code(); n])
     };
     let topics = r
         .topics
@@ -113,7 +113,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                                 .with_partition_index(p.partition_index)
                                 .with_error_code(match slot {
                                     Some(i) => codes[i],
-                                    None => err::UNKNOWN_TOPIC_OR_PARTITION,
+                                    None => ResponseError::UnknownTopicOrPartition.code(),
                                 })
                         })
                         .collect(),

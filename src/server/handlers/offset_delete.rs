@@ -2,6 +2,7 @@
 //! (GROUP_SUBSCRIBED_TO_TOPIC for topics a member subscribes to; NON_EMPTY_GROUP for active
 //! groups of other protocol types; GROUP_ID_NOT_FOUND for unknown groups).
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_delete_request::OffsetDeleteRequest;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponse, OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
@@ -9,7 +10,7 @@ use kafka_protocol::messages::offset_delete_response::{
 
 use super::{HandlerError, Reply, Request};
 use crate::group::shard::on_coordinator;
-use crate::group::state::err;
+use crate::protocol::errors;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 0;
@@ -31,9 +32,9 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         c.offset_delete(&g, parts).await
     })
     .await
-    .unwrap_or((err::COORDINATOR_NOT_AVAILABLE, Vec::new()));
+    .unwrap_or((ResponseError::CoordinatorNotAvailable.code(), Vec::new()));
     let mut resp = OffsetDeleteResponse::default().with_error_code(top);
-    if top == err::NONE {
+    if top == errors::NONE {
         let mut codes = codes.into_iter();
         resp = resp.with_topics(
             r.topics
@@ -47,7 +48,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                                 .map(|p| {
                                     OffsetDeleteResponsePartition::default()
                                         .with_partition_index(p.partition_index)
-                                        .with_error_code(codes.next().unwrap_or(err::NONE))
+                                        .with_error_code(codes.next().unwrap_or(errors::NONE))
                                 })
                                 .collect(),
                         )

@@ -6,6 +6,7 @@
 //! here every version's commits share one store, so v0 answers exactly like v1, whose request and
 //! response layouts it has (kafka-protocol, which starts at v1, codes it as v1).
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::GroupId;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -15,9 +16,10 @@ use kafka_protocol::messages::offset_fetch_response::{
 
 use super::{HandlerError, Reply, Request, topic_name};
 use crate::group::coordinator::FetchedOffset;
-use crate::group::shard::{on_coordinator, sb};
-use crate::group::state::err;
+use crate::group::shard::on_coordinator;
+use crate::protocol::errors;
 use crate::shard::ShardCtx;
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 8;
@@ -29,7 +31,7 @@ async fn fetch_group(ctx: &ShardCtx, group: &str, topics: Topics) -> (i16, Vec<F
     let asked = topics.clone();
     match on_coordinator(ctx, group, move |c| async move { c.fetch(&g, asked) }).await {
         Some(r) => r,
-        None => (err::COORDINATOR_NOT_AVAILABLE, Vec::new()),
+        None => (ResponseError::CoordinatorNotAvailable.code(), Vec::new()),
     }
 }
 
@@ -95,7 +97,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let asked = topics.clone();
     let (code, rows) = fetch_group(&req.ctx, r.group_id.0.as_str(), topics).await;
     // v0–v1 have no top-level error code: report a group error on every requested partition.
-    let rows = if code != err::NONE && v < 2 {
+    let rows = if code != errors::NONE && v < 2 {
         asked
             .unwrap_or_default()
             .into_iter()
@@ -112,7 +114,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     } else {
         rows
     };
-    let part_code = if v < 2 { code } else { err::NONE };
+    let part_code = if v < 2 { code } else { errors::NONE };
     let topics = by_topic(rows)
         .into_iter()
         .map(|(t, rows)| {
@@ -134,6 +136,6 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         .collect();
     let resp = OffsetFetchResponse::default()
         .with_topics(topics)
-        .with_error_code(if v >= 2 { code } else { err::NONE });
+        .with_error_code(if v >= 2 { code } else { errors::NONE });
     req.respond_as(wire, &resp)
 }

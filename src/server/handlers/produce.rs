@@ -21,20 +21,24 @@
 
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_request::ProduceRequest;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest};
 use kafka_protocol::messages::produce_response::{
     PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
 
 use super::metadata::auto_create;
-use super::{HandlerError, Reply, Request, sb};
-use crate::metadata::validate_topic_name;
+use super::{HandlerError, Reply, Request};
 use crate::format::compression::TopicCompression;
-use crate::protocol::{errors, ingest, legacy_api};
+use crate::metadata::{TopicMeta, validate_topic_name};
+use crate::protocol::errors;
+use crate::protocol::{ingest, legacy_api};
 use crate::server::partitions::post_to_owners;
 use crate::shard::ShardCtx;
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 9;
@@ -80,7 +84,10 @@ fn append_on_owner(
     let mut assigned = Vec::with_capacity(items.len());
     for item in items {
         let Some(log) = ctx.log(&item.topic, item.partition) else {
-            assigned.push((Outcome::err(errors::UNKNOWN_TOPIC_OR_PARTITION), None));
+            assigned.push((
+                Outcome::err(ResponseError::UnknownTopicOrPartition.code()),
+                None,
+            ));
             continue;
         };
         match log.append_assign(item.records) {
@@ -134,6 +141,8 @@ fn append_on_owner(
     }
 }
 
+/// Decodes, resolves and readies every partition's records, appends them on their owners, waits
+/// as the acks level asks, answers.
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: ProduceRequest = if req.version < 3 {
         legacy_api::decode_produce(&req.body).map_err(|e| req.decode_error(e))?
@@ -141,90 +150,119 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         req.decode()?
     };
     let ctx = req.ctx.clone();
-    let acks = r.acks;
-    let valid_acks = (-1..=1).contains(&acks);
-    let settings = &ctx.info.settings;
-
-    // Per (topic, partition) in request order: either an immediate outcome or an index into items.
-    let mut slots: Vec<Vec<Result<usize, Outcome>>> = Vec::with_capacity(r.topic_data.len());
-    let mut items: Vec<(usize, Item)> = Vec::new();
-    for td in &r.topic_data {
-        let name = td.name.0.as_str();
-        let mut snap_topic = ctx.metadata().topic(name).cloned();
-        let mut topic_err = None;
-        if !valid_acks {
-            topic_err = Some(errors::INVALID_REQUIRED_ACKS);
-        } else if snap_topic.is_none() {
-            if let Err(e) = validate_topic_name(name) {
-                topic_err = Some(e.error_code());
-            } else if settings.auto_create_topics_enable {
-                match auto_create(&ctx, name).await {
-                    Ok(t) => snap_topic = Some(t),
-                    Err(e) => topic_err = Some(e.error_code()),
-                }
-            } else {
-                topic_err = Some(errors::UNKNOWN_TOPIC_OR_PARTITION);
-            }
-        }
-        let compression = snap_topic.as_ref().map_or(TopicCompression::Producer, |t| {
-            TopicCompression::effective(t.configs.get("compression.type"), &settings.compression_type)
-        });
-        let mut row = Vec::with_capacity(td.partition_data.len());
-        for pd in &td.partition_data {
-            if let Some(code) = topic_err {
-                row.push(Err(Outcome::err(code)));
-                continue;
-            }
-            let t = snap_topic.as_ref().expect("topic known when no error");
-            if pd.index < 0 || pd.index >= t.partitions {
-                row.push(Err(Outcome::err(errors::UNKNOWN_TOPIC_OR_PARTITION)));
-                continue;
-            }
-            let Some(records) = pd.records.as_ref() else {
-                row.push(Err(Outcome::err(errors::CORRUPT_MESSAGE)));
-                continue;
-            };
-            // No copy: the batches stay in the request frame until the owner's writer copies
-            // them into its DMA buffer, patching the base offset as it goes. Legacy sets and
-            // topics with a compression.type are converted here, on the connection's shard.
-            let records: Bytes = match ingest::prepare(records, compression) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::debug!(topic = name, partition = pd.index, error = %e, "records refused");
-                    row.push(Err(Outcome {
-                        error_message: Some(e.to_string()),
-                        ..Outcome::err(e.error_code())
-                    }));
-                    continue;
-                }
-            };
-            row.push(Ok(items.len()));
-            items.push((
-                ctx.owner_of(name, pd.index),
-                Item {
-                    topic: name.to_string(),
-                    partition: pd.index,
-                    records,
-                },
-            ));
-        }
-        slots.push(row);
-    }
+    let (slots, items) = plan_appends(&ctx, &r).await;
     // One mesh message per owner shard: the owner assigns offsets as the message arrives (in the
     // order this shard posted) and answers once the writes are done (acks=-1: durable). So the
     // connection's next request may start as soon as every owner has its message queued: its
     // appends take offsets after these and may share their disk write.
-    let durable = acks == -1;
+    let durable = r.acks == -1;
     let results = post_to_owners(
         items,
         move |ctx, items| append_on_owner(ctx, items, durable),
-        || Outcome::err(errors::NOT_LEADER_OR_FOLLOWER),
+        || Outcome::err(ResponseError::NotLeaderOrFollower.code()),
     )
     .await;
     req.release();
     // Every ack level waits for the write (acks=0 too: a failed write closes the connection).
     let results = results.await;
+    let (responses, any_error) = assemble(&r, slots, &results);
+    respond(&req, r.acks, responses, any_error)
+}
 
+/// Per (topic, partition) in request order: an answer known before any append, or the index of
+/// the partition's append among the items.
+type Slots = Vec<Vec<Result<usize, Outcome>>>;
+
+/// Resolves every topic and readies every partition's records, in request order: the appends to
+/// post (each with its owner shard) and where each answer comes from.
+async fn plan_appends(ctx: &Rc<ShardCtx>, r: &ProduceRequest) -> (Slots, Vec<(usize, Item)>) {
+    let valid_acks = (-1..=1).contains(&r.acks);
+    let mut slots: Slots = Vec::with_capacity(r.topic_data.len());
+    let mut items: Vec<(usize, Item)> = Vec::new();
+    for td in &r.topic_data {
+        let name = td.name.0.as_str();
+        let topic = resolve_topic(ctx, name, valid_acks).await;
+        let compression = topic.as_ref().map_or(TopicCompression::Producer, |t| {
+            TopicCompression::effective(
+                t.configs.get("compression.type"),
+                &ctx.info.settings.compression_type,
+            )
+        });
+        let mut row = Vec::with_capacity(td.partition_data.len());
+        for pd in &td.partition_data {
+            let slot = match &topic {
+                Err(code) => Err(Outcome::err(*code)),
+                Ok(t) => prepare_partition(t, pd, compression).map(|item| {
+                    items.push((ctx.owner_of(name, pd.index), item));
+                    items.len() - 1
+                }),
+            };
+            row.push(slot);
+        }
+        slots.push(row);
+    }
+    (slots, items)
+}
+
+/// The topic a produce names, created first if it does not exist and `auto.create.topics.enable`
+/// allows; else the error code every one of its partitions is answered with.
+async fn resolve_topic(
+    ctx: &ShardCtx,
+    name: &str,
+    valid_acks: bool,
+) -> Result<Arc<TopicMeta>, i16> {
+    if !valid_acks {
+        return Err(ResponseError::InvalidRequiredAcks.code());
+    }
+    if let Some(t) = ctx.metadata().topic(name) {
+        return Ok(t.clone());
+    }
+    validate_topic_name(name).map_err(|e| e.error_code())?;
+    if !ctx.info.settings.auto_create_topics_enable {
+        return Err(ResponseError::UnknownTopicOrPartition.code());
+    }
+    auto_create(ctx, name).await.map_err(|e| e.error_code())
+}
+
+/// Checks one partition of a known topic and readies its records for the owner's append, or
+/// the answer it gets instead.
+fn prepare_partition(
+    t: &TopicMeta,
+    pd: &PartitionProduceData,
+    compression: TopicCompression,
+) -> Result<Item, Outcome> {
+    if pd.index < 0 || pd.index >= t.partitions {
+        return Err(Outcome::err(ResponseError::UnknownTopicOrPartition.code()));
+    }
+    let Some(records) = pd.records.as_ref() else {
+        return Err(Outcome::err(ResponseError::CorruptMessage.code()));
+    };
+    // No copy: the batches stay in the request frame until the owner's writer copies them into
+    // its DMA buffer, patching the base offset as it goes. Legacy sets and topics with a
+    // compression.type are converted here, on the connection's shard.
+    match ingest::prepare(records, compression) {
+        Ok(records) => Ok(Item {
+            topic: t.name.clone(),
+            partition: pd.index,
+            records,
+        }),
+        Err(e) => {
+            tracing::debug!(topic = %t.name, partition = pd.index, error = %e, "records refused");
+            Err(Outcome {
+                error_message: Some(e.to_string()),
+                ..Outcome::err(e.error_code())
+            })
+        }
+    }
+}
+
+/// The response's topics in request order, and the first partition error (for acks=0, which
+/// has no response to carry it).
+fn assemble(
+    r: &ProduceRequest,
+    slots: Slots,
+    results: &[Outcome],
+) -> (Vec<TopicProduceResponse>, Option<String>) {
     let mut any_error = None;
     let mut responses = Vec::with_capacity(r.topic_data.len());
     for (td, row) in r.topic_data.iter().zip(slots) {
@@ -258,6 +296,17 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                 .with_partition_responses(parts),
         );
     }
+    (responses, any_error)
+}
+
+/// Answers: nothing for acks=0 (or a closed connection if a partition failed), else the
+/// response, in the pre-v3 layout for old clients.
+fn respond(
+    req: &Request,
+    acks: i16,
+    responses: Vec<TopicProduceResponse>,
+    any_error: Option<String>,
+) -> Result<Reply, HandlerError> {
     if acks == 0 {
         return Ok(match any_error {
             Some(e) => Reply::Close(format!("acks=0 produce failed ({e})")),

@@ -1,11 +1,13 @@
 //! SyncGroup (key 14), v0–v5. Followers park until the leader's assignment arrives.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
 use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
 
 use super::{HandlerError, Reply, Request};
-use crate::group::shard::{on_coordinator, sb};
-use crate::group::state::{SyncRequest, SyncResult, err};
+use crate::group::shard::on_coordinator;
+use crate::group::state::{SyncRequest, SyncResult};
+use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 5;
@@ -34,7 +36,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     )
     .await
     .unwrap_or(SyncResult {
-        error: err::COORDINATOR_NOT_AVAILABLE,
+        error: ResponseError::CoordinatorNotAvailable.code(),
         ..Default::default()
     });
     let v5 = req.version >= 5;
