@@ -122,6 +122,7 @@ fn fs_magic(path: &Path) -> Option<i64> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: statfs fills the struct we pass; the path is a valid C string.
     let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     let rc = unsafe { libc::statfs(c.as_ptr(), &mut s) };
     (rc == 0).then_some(s.f_type as i64)
 }
