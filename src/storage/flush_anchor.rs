@@ -24,7 +24,7 @@
 //! so the kernel skips the commit and issues just the flush (ext4: `ext4_fsync_journal` finds its
 //! `i_datasync_tid` committed and sets `needs_barrier`; XFS: no log force, so `xfs_file_fsync`
 //! flushes the data device). Group commit then spans the shard: a caller waits for the first flush
-//! that starts after its call, at most [`MAX_IN_FLIGHT`] run at once, and every partition that asks
+//! that starts after its call, at most `MAX_IN_FLIGHT` run at once, and every partition that asks
 //! meanwhile shares the next one. Against the segment's own fdatasync (except during fills) this
 //! lowered produce p99 at 250k msg/s acks=all and at the maximum rate, with throughput within the
 //! disk's noise (measured in `docs/perf/storage-appender.md`).
