@@ -5,7 +5,8 @@
 #   scripts/test.sh [PART...]
 #
 # PARTs (default: rust compat):
-#   rust       cargo fmt --check, cargo clippy --all-targets -D warnings, cargo test --workspace,
+#   rust       cargo fmt --check, cargo clippy --all-targets -D warnings, cargo doc -D warnings,
+#              cargo deny check (installs cargo-deny if missing), cargo test --workspace,
 #              cargo build --release
 #   compat     the README quick start (README's `cargo run --release -- serve`, defaults, with
 #              the article's sarama producer/consumer; skipped if :9092 or ./data is taken), then
@@ -118,9 +119,38 @@ build_release() {
   [[ $release_built == 1 ]]
 }
 
+# cargo-deny, pinned. `cargo install` leaves it in ~/.cargo/bin, so only a fresh machine builds it:
+# about 5 minutes of CPU (fat LTO), 15 minutes of wall time on a busy 2-core machine.
+CARGO_DENY_VERSION=0.20.2
+install_cargo_deny() {
+  [[ $(cargo deny --version 2>/dev/null) == "cargo-deny $CARGO_DENY_VERSION" ]] && return 0
+  timeout 3600 cargo install --locked cargo-deny --version "$CARGO_DENY_VERSION"
+}
+
+# deny.toml's checks. Advisories need the RustSec database, a git repository that cargo-deny
+# clones from GitHub, which this machine cannot reach: they are checked only when a copy is
+# already in $CARGO_HOME/advisory-dbs (`cargo deny fetch db` where the network allows, or a clone
+# of the advisory-db repository as advisory-dbs/advisory-db-3157b0e258782691), else reported as a
+# SKIP. cargo-deny itself runs --offline, so it never fails for lack of network; `cargo fetch`
+# first brings the crates of every platform in Cargo.lock (cargo metadata reads their manifests,
+# a build only downloads the host's).
+cargo_deny() {
+  local cargo_home=${CARGO_HOME:-$HOME/.cargo} checks=(bans licenses sources)
+  if compgen -G "$cargo_home/advisory-dbs/*/crates" >/dev/null; then
+    checks=(advisories "${checks[@]}")
+  else
+    summary+=("SKIP  cargo deny check advisories (no RustSec database in $cargo_home/advisory-dbs)")
+  fi
+  cargo fetch --locked --quiet || return
+  cargo deny --workspace --offline --locked check "${checks[@]}"
+}
+
 part_rust() {
   step "cargo fmt --check" cargo fmt --all -- --check
   step "cargo clippy" timeout 3600 cargo clippy --workspace --all-targets -- -D warnings
+  step "cargo doc" env RUSTDOCFLAGS="-D warnings" timeout 3600 cargo doc --no-deps --workspace
+  step "cargo-deny $CARGO_DENY_VERSION install (cached)" install_cargo_deny &&
+    step "cargo deny check" cargo_deny
   step "cargo test" timeout 3600 cargo test --workspace
   build_release
 }

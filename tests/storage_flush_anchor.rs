@@ -21,6 +21,7 @@ fn fs_supports_anchor(path: &std::path::Path) -> bool {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
     // SAFETY: statfs fills the struct we pass; the path is a valid C string.
     let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     assert_eq!(unsafe { libc::statfs(c.as_ptr(), &mut s) }, 0);
     let magic = s.f_type as i64;
     magic == EXT4_SUPER_MAGIC || magic == XFS_SUPER_MAGIC

@@ -57,24 +57,30 @@ unsafe fn map(size: usize) -> *mut u8 {
 unsafe impl GlobalAlloc for HugeAllocGuard {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if is_huge(&layout) {
+            // SAFETY: `map` has no precondition; a null result is the allocation failure.
             unsafe { map(layout.size()) }
         } else {
+            // SAFETY: the caller's layout, passed on unchanged (non-zero size per `GlobalAlloc`).
             unsafe { System.alloc(layout) }
         }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if is_huge(&layout) {
+            // SAFETY: `map` has no precondition; anonymous mappings are zero-filled.
             unsafe { map(layout.size()) }
         } else {
+            // SAFETY: the caller's layout, passed on unchanged (non-zero size per `GlobalAlloc`).
             unsafe { System.alloc_zeroed(layout) }
         }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if is_huge(&layout) {
+            // SAFETY: a huge layout's block came from `map` with this same size.
             unsafe { libc::munmap(ptr as *mut libc::c_void, layout.size()) };
         } else {
+            // SAFETY: a small layout's block came from `System` with this same layout.
             unsafe { System.dealloc(ptr, layout) }
         }
     }
@@ -83,10 +89,14 @@ unsafe impl GlobalAlloc for HugeAllocGuard {
         // SAFETY: the caller guarantees `new_size` with `layout.align()` is a valid layout.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         if !is_huge(&layout) && !is_huge(&new_layout) {
+            // SAFETY: both sizes are small, so `ptr` came from `System` with `layout`.
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
+        // SAFETY: `new_layout` is valid (above) and has a non-zero size, as `realloc` requires.
         let new = unsafe { self.alloc(new_layout) };
         if !new.is_null() {
+            // SAFETY: `ptr` holds `layout.size()` bytes and `new` at least `new_size`, two distinct
+            // blocks; `ptr` was allocated by `self` with `layout`, and is not used after.
             unsafe {
                 std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
                 self.dealloc(ptr, layout);
@@ -103,6 +113,8 @@ mod tests {
     #[test]
     fn huge_reservation_succeeds_and_small_ones_round_trip() {
         let g = HugeAllocGuard;
+        // SAFETY: every layout has a non-zero size; each pointer is checked non-null before use
+        // and freed with the layout it was last (re)allocated with.
         unsafe {
             let huge = Layout::from_size_align(200 << 30, 8).unwrap(); // 200 GiB, never touched
             let p = g.alloc(huge);

@@ -538,6 +538,7 @@ fn allowed_cpus() -> Vec<usize> {
     // SAFETY: sched_getaffinity fills the zeroed cpu_set_t we pass with its exact size.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     let ok =
+        // SAFETY: as above: `set` is a valid cpu_set_t and the size passed is its own.
         unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) }
             == 0;
     let cpus: Vec<usize> = if ok {

@@ -24,7 +24,7 @@
 //! so the kernel skips the commit and issues just the flush (ext4: `ext4_fsync_journal` finds its
 //! `i_datasync_tid` committed and sets `needs_barrier`; XFS: no log force, so `xfs_file_fsync`
 //! flushes the data device). Group commit then spans the shard: a caller waits for the first flush
-//! that starts after its call, at most [`MAX_IN_FLIGHT`] run at once, and every partition that asks
+//! that starts after its call, at most `MAX_IN_FLIGHT` run at once, and every partition that asks
 //! meanwhile shares the next one. Against the segment's own fdatasync (except during fills) this
 //! lowered produce p99 at 250k msg/s acks=all and at the maximum rate, with throughput within the
 //! disk's noise (measured in `docs/perf/storage-appender.md`).
@@ -122,6 +122,7 @@ fn fs_magic(path: &Path) -> Option<i64> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: statfs fills the struct we pass; the path is a valid C string.
     let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     let rc = unsafe { libc::statfs(c.as_ptr(), &mut s) };
     (rc == 0).then_some(s.f_type as i64)
 }

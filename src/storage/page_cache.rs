@@ -209,8 +209,8 @@ const PREFETCH_CAP: u64 = 16 << 20;
 /// shard in the kernel's small default read-ahead steps (≈ 128 KiB), one partition after another.
 /// Kafka writes through the page cache and never pays this. With the hint, this response's
 /// ranges are read in parallel as large requests, and the range the consumer will ask for next
-/// is already on its way while this response is sent and processed (measured in the commit that
-/// added it, 031da17). The window ends where `readahead_end` says.
+/// is already on its way while this response is sent and processed (measured in
+/// `docs/perf/fetch-off-shard-thread.md`). The window ends where `readahead_end` says.
 pub fn prefetch(slices: &[FileSlice], max_bytes: u32) {
     let Some(last) = slices.last() else { return };
     let advise = |fd: i32, from: u64, len: u64| {

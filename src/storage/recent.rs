@@ -56,13 +56,13 @@ pub(crate) struct RecentWrites {
 
 impl RecentWrites {
     /// Whether a write of `len` bytes would be kept (the shard's budget allows it).
-    pub fn has_room(len: usize) -> bool {
+    pub(crate) fn has_room(len: usize) -> bool {
         shard_bytes() + len <= PER_SHARD
     }
 
     /// Records the write at `pos`: its copy when it was `kept`, else forgets everything (the
     /// write would leave a gap in the run).
-    pub fn record(&mut self, pos: u64, kept: Option<Bytes>) {
+    pub(crate) fn record(&mut self, pos: u64, kept: Option<Bytes>) {
         match kept {
             Some(b) => self.push(pos, b),
             None => self.clear(),
@@ -70,7 +70,7 @@ impl RecentWrites {
     }
 
     /// Adds the bytes written at `pos`; drops everything if they do not continue the kept run.
-    pub fn push(&mut self, pos: u64, b: Bytes) {
+    pub(crate) fn push(&mut self, pos: u64, b: Bytes) {
         if self.end() != Some(pos) {
             self.clear();
         }
@@ -84,7 +84,7 @@ impl RecentWrites {
         }
     }
 
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         account(0, self.bytes);
         self.bytes = 0;
         self.chunks.clear();
@@ -95,7 +95,7 @@ impl RecentWrites {
     }
 
     /// A copy of `[from, to)` if the kept run covers it.
-    pub fn copy_range(&self, from: u64, to: u64) -> Option<Vec<u8>> {
+    pub(crate) fn copy_range(&self, from: u64, to: u64) -> Option<Vec<u8>> {
         let (first, _) = self.chunks.front()?;
         if from < *first || to > self.end()? || from > to {
             return None;

@@ -69,7 +69,7 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    pub fn new_empty(base_offset: i64, now_ms: i64) -> Self {
+    pub(crate) fn new_empty(base_offset: i64, now_ms: i64) -> Self {
         Segment {
             base_offset,
             next_offset: base_offset,
@@ -86,7 +86,7 @@ impl Segment {
         }
     }
 
-    pub fn reader(&mut self, dir: &Path) -> io::Result<Arc<File>> {
+    pub(crate) fn reader(&mut self, dir: &Path) -> io::Result<Arc<File>> {
         if let Some(r) = &self.reader {
             return Ok(r.clone());
         }
@@ -97,7 +97,7 @@ impl Segment {
 
     /// Kafka's per-batch index maintenance (`LogSegment.append`): update the max timestamp, then
     /// add an index entry if more than `interval` bytes were appended since the last one.
-    pub fn index_batch(&mut self, h: &BatchHeader, position: u64, interval: u32) {
+    pub(crate) fn index_batch(&mut self, h: &BatchHeader, position: u64, interval: u32) {
         let last = h.last_offset();
         if h.max_timestamp > self.max_timestamp {
             self.max_timestamp = h.max_timestamp;
@@ -118,7 +118,7 @@ impl Segment {
     }
 
     /// Kafka's `onBecomeInactiveSegment` / close: a final time-index entry for the max timestamp.
-    pub fn seal_time_index(&mut self) {
+    pub(crate) fn seal_time_index(&mut self) {
         let (ts, off) = (self.max_timestamp, self.max_timestamp_offset);
         if off >= self.base_offset
             && let Some(t) = self.time_index.as_mut()
@@ -127,7 +127,7 @@ impl Segment {
         }
     }
 
-    pub fn heap_bytes(&self) -> usize {
+    pub(crate) fn heap_bytes(&self) -> usize {
         self.index.as_ref().map_or(0, |i| i.heap_bytes())
             + self.time_index.as_ref().map_or(0, |t| t.heap_bytes())
     }
@@ -143,7 +143,7 @@ pub(crate) struct HeaderScanner<'a> {
 }
 
 impl<'a> HeaderScanner<'a> {
-    pub fn new(file: &'a File, end: u64) -> Self {
+    pub(crate) fn new(file: &'a File, end: u64) -> Self {
         HeaderScanner {
             file,
             buf: Vec::new(),
@@ -154,7 +154,7 @@ impl<'a> HeaderScanner<'a> {
 
     /// A scanner whose window already holds `buf`, the file's bytes from `buf_pos` (the
     /// partition's tail cache): headers inside it are read without touching the file.
-    pub fn with_window(file: &'a File, end: u64, buf: Vec<u8>, buf_pos: u64) -> Self {
+    pub(crate) fn with_window(file: &'a File, end: u64, buf: Vec<u8>, buf_pos: u64) -> Self {
         HeaderScanner {
             file,
             buf,
@@ -165,7 +165,7 @@ impl<'a> HeaderScanner<'a> {
 
     /// The bytes `[pos, pos + len)` if the window holds all of them (the window's buffer becomes
     /// the returned bytes: no copy).
-    pub fn into_window(self, pos: u64, len: u64) -> Option<bytes::Bytes> {
+    pub(crate) fn into_window(self, pos: u64, len: u64) -> Option<bytes::Bytes> {
         let lo = pos.checked_sub(self.buf_pos)? as usize;
         let hi = lo.checked_add(len as usize)?;
         (hi <= self.buf.len()).then(|| bytes::Bytes::from(self.buf).slice(lo..hi))
@@ -174,7 +174,7 @@ impl<'a> HeaderScanner<'a> {
     /// The header of the batch at `pos`, if a whole, plausible batch header fits before `end`
     /// (CRC not checked: this walks data the log already validated). Reads with `pread(2)`,
     /// which may wait for the device: for recovery and other work off the fetch path.
-    pub fn header_at(&mut self, pos: u64) -> io::Result<Option<BatchHeader>> {
+    pub(crate) fn header_at(&mut self, pos: u64) -> io::Result<Option<BatchHeader>> {
         if let Some(want) = self.window_needed(pos) {
             self.buf.resize(want, 0);
             read_exact_at(self.file, &mut self.buf, pos)?;
@@ -185,7 +185,7 @@ impl<'a> HeaderScanner<'a> {
 
     /// [`Self::header_at`] for the fetch path: the window is read without blocking the shard
     /// thread (`page_cache::read_exact_at`).
-    pub async fn header_at_async(&mut self, pos: u64) -> io::Result<Option<BatchHeader>> {
+    pub(crate) async fn header_at_async(&mut self, pos: u64) -> io::Result<Option<BatchHeader>> {
         if let Some(want) = self.window_needed(pos) {
             self.buf.resize(want, 0);
             super::page_cache::read_exact_at(self.file, &mut self.buf, pos).await?;

@@ -19,12 +19,12 @@ pub struct Notify {
 }
 
 impl Notify {
-    pub fn new() -> Rc<Self> {
+    pub(crate) fn new() -> Rc<Self> {
         Rc::new(Self::default())
     }
 
     /// Wakes every current waiter.
-    pub fn notify(&self) {
+    pub(crate) fn notify(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
         let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
         for (_, w) in wakers {
@@ -33,7 +33,7 @@ impl Notify {
     }
 
     /// A future that resolves at the next [`Notify::notify`] after this call.
-    pub fn wait(self: &Rc<Self>) -> Wait {
+    pub(crate) fn wait(self: &Rc<Self>) -> Wait {
         Wait {
             notify: self.clone(),
             start: self.generation.get(),

@@ -12,17 +12,17 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use ringbolt::server::{BrokerConfig, BrokerHandle, spawn_broker};
 
-pub fn sb(s: &str) -> StrBytes {
+pub(crate) fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
-pub struct Client {
+pub(crate) struct Client {
     stream: TcpStream,
     next: i32,
 }
 
 impl Client {
-    pub fn connect(addr: SocketAddr) -> Client {
+    pub(crate) fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -32,7 +32,7 @@ impl Client {
     }
 
     /// Sends a request; returns its correlation id.
-    pub fn send<R: Encodable + HeaderVersion>(
+    pub(crate) fn send<R: Encodable + HeaderVersion>(
         &mut self,
         key: ApiKey,
         version: i16,
@@ -58,7 +58,7 @@ impl Client {
     }
 
     /// Reads the next response (responses arrive in request order on one connection).
-    pub fn recv<T: Decodable + HeaderVersion>(&mut self, version: i16) -> T {
+    pub(crate) fn recv<T: Decodable + HeaderVersion>(&mut self, version: i16) -> T {
         let mut len = [0u8; 4];
         self.stream
             .read_exact(&mut len)
@@ -74,7 +74,7 @@ impl Client {
 
     /// Sends a hand-encoded body after a request header v1 (the non-flexible versions that
     /// kafka-protocol no longer codes); returns its correlation id.
-    pub fn send_raw_header_v1(&mut self, key: ApiKey, version: i16, body: &[u8]) -> i32 {
+    pub(crate) fn send_raw_header_v1(&mut self, key: ApiKey, version: i16, body: &[u8]) -> i32 {
         let id = self.next;
         self.next += 1;
         let header = RequestHeader::default()
@@ -94,7 +94,7 @@ impl Client {
 
     /// [`Client::send_raw_header_v1`], then the response body after the correlation id
     /// (response header v0).
-    pub fn raw_call(&mut self, key: ApiKey, version: i16, body: &[u8]) -> Bytes {
+    pub(crate) fn raw_call(&mut self, key: ApiKey, version: i16, body: &[u8]) -> Bytes {
         let id = self.send_raw_header_v1(key, version, body);
         let mut b = self.recv_frame().expect("response frame");
         assert_eq!(b.get_i32(), id, "correlation id");
@@ -103,7 +103,7 @@ impl Client {
 
     /// The next whole response frame (without its size), or an error (e.g. the broker closed
     /// the connection).
-    pub fn recv_frame(&mut self) -> std::io::Result<Bytes> {
+    pub(crate) fn recv_frame(&mut self) -> std::io::Result<Bytes> {
         let mut len = [0u8; 4];
         self.stream.read_exact(&mut len)?;
         let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
@@ -111,7 +111,7 @@ impl Client {
         Ok(Bytes::from(buf))
     }
 
-    pub fn call<R: Encodable + HeaderVersion, T: Decodable + HeaderVersion>(
+    pub(crate) fn call<R: Encodable + HeaderVersion, T: Decodable + HeaderVersion>(
         &mut self,
         key: ApiKey,
         version: i16,
@@ -122,7 +122,7 @@ impl Client {
     }
 }
 
-pub fn start(dir: &std::path::Path, shards: usize) -> BrokerHandle {
+pub(crate) fn start(dir: &std::path::Path, shards: usize) -> BrokerHandle {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)

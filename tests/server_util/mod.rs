@@ -18,7 +18,7 @@ use ringbolt::server::{BrokerConfig, BrokerHandle, spawn_broker};
 #[global_allocator]
 static ALLOC: ringbolt::server::alloc::HugeAllocGuard = ringbolt::server::alloc::HugeAllocGuard;
 
-pub fn init_logs() {
+pub(crate) fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -28,28 +28,28 @@ pub fn init_logs() {
         .try_init();
 }
 
-pub fn config(dir: &Path, shards: usize) -> BrokerConfig {
+pub(crate) fn config(dir: &Path, shards: usize) -> BrokerConfig {
     let mut c = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), dir);
     c.shards = shards;
     c
 }
 
-pub fn start(dir: &Path, shards: usize) -> BrokerHandle {
+pub(crate) fn start(dir: &Path, shards: usize) -> BrokerHandle {
     init_logs();
     spawn_broker(config(dir, shards)).expect("broker starts")
 }
 
-pub struct Client {
+pub(crate) struct Client {
     pub stream: TcpStream,
     corr: i32,
 }
 
 impl Client {
-    pub fn connect(addr: SocketAddr) -> Client {
+    pub(crate) fn connect(addr: SocketAddr) -> Client {
         Self::from_stream(TcpStream::connect(addr).expect("connect"))
     }
 
-    pub fn from_stream(stream: TcpStream) -> Client {
+    pub(crate) fn from_stream(stream: TcpStream) -> Client {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
@@ -58,7 +58,7 @@ impl Client {
     }
 
     /// Sends a request; returns its correlation id.
-    pub fn send<R: Encodable + HeaderVersion>(
+    pub(crate) fn send<R: Encodable + HeaderVersion>(
         &mut self,
         key: ApiKey,
         version: i16,
@@ -69,7 +69,7 @@ impl Client {
 
     /// Sends a request whose header claims `version` but whose body is encoded at `body_version`
     /// (to speak versions the codec does not know, e.g. a future ApiVersions).
-    pub fn send_with_body_version<R: Encodable + HeaderVersion>(
+    pub(crate) fn send_with_body_version<R: Encodable + HeaderVersion>(
         &mut self,
         key: ApiKey,
         version: i16,
@@ -94,12 +94,12 @@ impl Client {
         self.corr
     }
 
-    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes)
     }
 
     /// Reads one response frame (without the size).
-    pub fn recv_frame(&mut self) -> std::io::Result<Bytes> {
+    pub(crate) fn recv_frame(&mut self) -> std::io::Result<Bytes> {
         let mut len = [0u8; 4];
         self.stream.read_exact(&mut len)?;
         let n = i32::from_be_bytes(len) as usize;
@@ -109,7 +109,7 @@ impl Client {
     }
 
     /// Reads a response of type `T` at `version`; checks the correlation id.
-    pub fn recv<T: Decodable + HeaderVersion>(&mut self, corr: i32, version: i16) -> T {
+    pub(crate) fn recv<T: Decodable + HeaderVersion>(&mut self, corr: i32, version: i16) -> T {
         let mut frame = self.recv_frame().expect("response frame");
         let h = ResponseHeader::decode(&mut frame, T::header_version(version)).unwrap();
         assert_eq!(h.correlation_id, corr, "responses in request order");
@@ -118,7 +118,7 @@ impl Client {
         resp
     }
 
-    pub fn call<R: Encodable + HeaderVersion, T: Decodable + HeaderVersion>(
+    pub(crate) fn call<R: Encodable + HeaderVersion, T: Decodable + HeaderVersion>(
         &mut self,
         key: ApiKey,
         version: i16,
@@ -129,7 +129,7 @@ impl Client {
     }
 
     /// True when the broker closed the connection (EOF or reset) within the read timeout.
-    pub fn is_closed(&mut self) -> bool {
+    pub(crate) fn is_closed(&mut self) -> bool {
         self.stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -146,7 +146,7 @@ impl Client {
 }
 
 /// A v2 record batch with `n` records, values `"{tag}-{i}"`, keys on even records, one header.
-pub fn batch(tag: &str, n: usize, timestamp: i64) -> Bytes {
+pub(crate) fn batch(tag: &str, n: usize, timestamp: i64) -> Bytes {
     let records: Vec<Record> = (0..n)
         .map(|i| Record {
             transactional: false,
@@ -183,7 +183,7 @@ pub fn batch(tag: &str, n: usize, timestamp: i64) -> Bytes {
 }
 
 /// Splits concatenated v2 batches into (base offset, batch bytes).
-pub fn split_batches(mut b: &[u8]) -> Vec<(i64, Vec<u8>)> {
+pub(crate) fn split_batches(mut b: &[u8]) -> Vec<(i64, Vec<u8>)> {
     let mut out = Vec::new();
     while b.len() >= 12 {
         let base = i64::from_be_bytes(b[..8].try_into().unwrap());
@@ -198,7 +198,7 @@ pub fn split_batches(mut b: &[u8]) -> Vec<(i64, Vec<u8>)> {
 }
 
 /// A batch with the broker-owned header fields (base offset, partition leader epoch) zeroed.
-pub fn normalize(batch: &[u8]) -> Vec<u8> {
+pub(crate) fn normalize(batch: &[u8]) -> Vec<u8> {
     let mut v = batch.to_vec();
     v[..8].fill(0);
     v[12..16].fill(0);
@@ -217,12 +217,12 @@ use kafka_protocol::messages::produce_request::{
 };
 use kafka_protocol::messages::produce_response::ProduceResponse;
 
-pub fn tn(s: &str) -> TopicName {
+pub(crate) fn tn(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
 impl Client {
-    pub fn create_topic(
+    pub(crate) fn create_topic(
         &mut self,
         name: &str,
         partitions: i32,
@@ -250,7 +250,12 @@ impl Client {
         self.call(ApiKey::CreateTopics, version, &req)
     }
 
-    pub fn produce_req(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
+    pub(crate) fn produce_req(
+        topic: &str,
+        partition: i32,
+        acks: i16,
+        records: Bytes,
+    ) -> ProduceRequest {
         ProduceRequest::default()
             .with_acks(acks)
             .with_timeout_ms(5000)
@@ -266,7 +271,7 @@ impl Client {
     }
 
     /// Produces one batch; returns (error code, base offset).
-    pub fn produce(
+    pub(crate) fn produce(
         &mut self,
         topic: &str,
         partition: i32,
@@ -283,7 +288,7 @@ impl Client {
         (p.error_code, p.base_offset)
     }
 
-    pub fn fetch_req(
+    pub(crate) fn fetch_req(
         topic: &str,
         partition: i32,
         offset: i64,
@@ -309,7 +314,7 @@ impl Client {
     }
 
     /// Fetches one partition; returns (error, high watermark, records bytes).
-    pub fn fetch(
+    pub(crate) fn fetch(
         &mut self,
         topic: &str,
         partition: i32,

@@ -8,7 +8,7 @@ use ringbolt::protocol::record_batch::{SimpleRecord, build_batch};
 
 /// Runs `f` on a fresh glommio executor with a small I/O memory reservation (tests run in
 /// parallel under an 8 MiB `ulimit -l`).
-pub fn run<F, Fut, T>(f: F) -> T
+pub(crate) fn run<F, Fut, T>(f: F) -> T
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = T> + 'static,
@@ -23,7 +23,7 @@ where
 }
 
 /// Runs `f` with a fresh default-config log in a temporary `t-0` directory (see [`run`]).
-pub fn with_new_log<F, Fut>(f: F)
+pub(crate) fn with_new_log<F, Fut>(f: F)
 where
     F: FnOnce(ringbolt::storage::PartitionLog, std::path::PathBuf) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
@@ -39,7 +39,7 @@ where
 }
 
 /// A batch of `n` records with values of `value_len` bytes and timestamps `ts, ts+1, ...`.
-pub fn batch(n: usize, value_len: usize, ts: i64, seed: u8) -> BytesMut {
+pub(crate) fn batch(n: usize, value_len: usize, ts: i64, seed: u8) -> BytesMut {
     let values: Vec<Vec<u8>> = (0..n)
         .map(|i| vec![seed.wrapping_add(i as u8); value_len])
         .collect();
@@ -51,7 +51,7 @@ pub fn batch(n: usize, value_len: usize, ts: i64, seed: u8) -> BytesMut {
     BytesMut::from(&build_batch(0, &recs, -1, -1, -1)[..])
 }
 
-pub fn init_tracing() {
+pub(crate) fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()

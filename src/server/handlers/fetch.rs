@@ -14,7 +14,7 @@
 //!   request order, each at most its `partition_max_bytes`. The first partition with data gets at
 //!   least its first batch whatever the limits (so a consumer always progresses, one large batch
 //!   at a time); every later one gets only the whole batches that fit in what is left, or none
-//!   (its high watermark and error still go back). See [`apply_limits`] for how this works with
+//!   (its high watermark and error still go back). See `apply_limits` for how this works with
 //!   reads that run in parallel on the owner shards.
 //! - Fetch sessions (KIP-227) are answered sessionless: session id 0 and every requested partition
 //!   in every response, which all clients accept (a session id of 0 tells them none was created).

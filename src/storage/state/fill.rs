@@ -19,7 +19,7 @@ pub(crate) struct ZeroFill {
 
 impl ZeroFill {
     /// A file whose first `zeroed` bytes are written and committed (its size when opened).
-    pub fn new(zeroed: u64) -> Self {
+    pub(crate) fn new(zeroed: u64) -> Self {
         ZeroFill {
             zeroed,
             filling: None,
@@ -27,23 +27,23 @@ impl ZeroFill {
     }
 
     /// End of the committed zero-filled (or written) region.
-    pub fn zeroed(&self) -> u64 {
+    pub(crate) fn zeroed(&self) -> u64 {
         self.zeroed
     }
 
     /// The fill in flight, `[from, to)`.
-    pub fn in_flight(&self) -> Option<(u64, u64)> {
+    pub(crate) fn in_flight(&self) -> Option<(u64, u64)> {
         self.filling
     }
 
     /// Records that a fill of `[from, to)` was started (none may be in flight).
-    pub fn start(&mut self, from: u64, to: u64) {
+    pub(crate) fn start(&mut self, from: u64, to: u64) {
         debug_assert!(self.filling.is_none(), "one zero-fill at a time");
         self.filling = Some((from, to));
     }
 
     /// Records that the fill in flight ended, committing the zeros up to `to`.
-    pub fn finish(&mut self, to: u64) {
+    pub(crate) fn finish(&mut self, to: u64) {
         self.filling = None;
         self.zeroed = self.zeroed.max(to);
     }

@@ -66,7 +66,7 @@ pub(crate) struct State {
 
 impl State {
     /// The state of a log just opened: everything in its segments is written and durable.
-    pub fn new(
+    pub(crate) fn new(
         segments: SegmentMap,
         active: ActiveFile,
         queue: WriteQueue,
@@ -85,7 +85,7 @@ impl State {
     }
 
     /// `Offline` if the log failed, `Closed` if it was closed.
-    pub fn check_usable(&self) -> Result<(), StorageError> {
+    pub(crate) fn check_usable(&self) -> Result<(), StorageError> {
         self.check_online()?;
         if self.closed {
             return Err(StorageError::Closed);
@@ -94,82 +94,82 @@ impl State {
     }
 
     /// `Offline` if the log failed.
-    pub fn check_online(&self) -> Result<(), StorageError> {
+    pub(crate) fn check_online(&self) -> Result<(), StorageError> {
         match &self.failed {
             Some(f) => Err(StorageError::Offline(f.clone())),
             None => Ok(()),
         }
     }
 
-    pub fn is_failed(&self) -> bool {
+    pub(crate) fn is_failed(&self) -> bool {
         self.failed.is_some()
     }
 
     /// Whether `close` was called.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed
     }
 
     /// Refuses further appends (`close`).
-    pub fn mark_closed(&mut self) {
+    pub(crate) fn mark_closed(&mut self) {
         self.closed = true;
     }
 
-    pub fn segments(&self) -> &SegmentMap {
+    pub(crate) fn segments(&self) -> &SegmentMap {
         &self.segments
     }
 
-    pub fn segments_mut(&mut self) -> &mut SegmentMap {
+    pub(crate) fn segments_mut(&mut self) -> &mut SegmentMap {
         &mut self.segments
     }
 
-    pub fn queue(&self) -> &WriteQueue {
+    pub(crate) fn queue(&self) -> &WriteQueue {
         &self.queue
     }
 
-    pub fn queue_mut(&mut self) -> &mut WriteQueue {
+    pub(crate) fn queue_mut(&mut self) -> &mut WriteQueue {
         &mut self.queue
     }
 
     /// One past the last written offset: the high watermark (single replica).
-    pub fn hw(&self) -> i64 {
+    pub(crate) fn hw(&self) -> i64 {
         self.queue.high_watermark()
     }
 
     /// The active segment's file; `None` once closed.
-    pub fn active(&self) -> Option<&ActiveFile> {
+    pub(crate) fn active(&self) -> Option<&ActiveFile> {
         self.active.as_ref()
     }
 
-    pub fn active_mut(&mut self) -> Option<&mut ActiveFile> {
+    pub(crate) fn active_mut(&mut self) -> Option<&mut ActiveFile> {
         self.active.as_mut()
     }
 
     /// The writer switched to a new segment's file (roll).
-    pub fn set_active(&mut self, file: ActiveFile) {
+    pub(crate) fn set_active(&mut self, file: ActiveFile) {
         self.active = Some(file);
     }
 
     /// Takes the active file to close it.
-    pub fn take_active(&mut self) -> Option<ActiveFile> {
+    pub(crate) fn take_active(&mut self) -> Option<ActiveFile> {
         self.active.take()
     }
 
-    pub fn sync(&self) -> &SyncState {
+    pub(crate) fn sync(&self) -> &SyncState {
         &self.sync
     }
 
-    pub fn sync_mut(&mut self) -> &mut SyncState {
+    pub(crate) fn sync_mut(&mut self) -> &mut SyncState {
         &mut self.sync
     }
 
-    pub fn producers_mut(&mut self) -> &mut ProducerStates {
+    pub(crate) fn producers_mut(&mut self) -> &mut ProducerStates {
         &mut self.producers
     }
 
     /// The tail cache's copy of `[from, to)` of the segment at `base`, if it is the active file
     /// and the cache holds the whole range.
-    pub fn tail_cache_copy(&self, base: i64, from: u64, to: u64) -> Option<Vec<u8>> {
+    pub(crate) fn tail_cache_copy(&self, base: i64, from: u64, to: u64) -> Option<Vec<u8>> {
         self.active
             .as_ref()
             .filter(|a| a.base() == base)
@@ -177,7 +177,7 @@ impl State {
     }
 
     /// Queues a roll to a new segment starting at the assigned end; returns its sequence number.
-    pub fn push_roll(&mut self, now: i64) -> u64 {
+    pub(crate) fn push_roll(&mut self, now: i64) -> u64 {
         let new_base = self.queue.assigned();
         let (old_base, index, time_index) = self.segments.roll(new_base, now);
         self.producers
@@ -203,7 +203,7 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub fn new(dir: PathBuf, config: LogConfig, st: State) -> Self {
+    pub(crate) fn new(dir: PathBuf, config: LogConfig, st: State) -> Self {
         Inner {
             dir,
             config: RefCell::new(config),
@@ -215,52 +215,52 @@ impl Inner {
     }
 
     /// The partition directory.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
-    pub fn config(&self) -> Ref<'_, LogConfig> {
+    pub(crate) fn config(&self) -> Ref<'_, LogConfig> {
         self.config.borrow()
     }
 
-    pub fn set_config(&self, config: LogConfig) {
+    pub(crate) fn set_config(&self, config: LogConfig) {
         *self.config.borrow_mut() = config;
     }
 
     /// The state, borrowed; never hold it across an `.await`.
-    pub fn state(&self) -> Ref<'_, State> {
+    pub(crate) fn state(&self) -> Ref<'_, State> {
         self.st.borrow()
     }
 
     /// The state, borrowed mutably; never hold it across an `.await`.
-    pub fn state_mut(&self) -> RefMut<'_, State> {
+    pub(crate) fn state_mut(&self) -> RefMut<'_, State> {
         self.st.borrow_mut()
     }
 
     /// Woken on every write, roll, failure and close.
-    pub fn progress(&self) -> &Rc<Notify> {
+    pub(crate) fn progress(&self) -> &Rc<Notify> {
         &self.progress
     }
 
     /// Woken when the durable offset advances, on failure and close.
-    pub fn synced(&self) -> &Rc<Notify> {
+    pub(crate) fn synced(&self) -> &Rc<Notify> {
         &self.synced
     }
 
     /// Woken when new data becomes readable, and on close.
-    pub fn appended(&self) -> &Rc<Notify> {
+    pub(crate) fn appended(&self) -> &Rc<Notify> {
         &self.appended
     }
 
     /// Wakes every waiter (a failure, or close).
-    pub fn notify_all(&self) {
+    pub(crate) fn notify_all(&self) {
         self.progress.notify();
         self.synced.notify();
         self.appended.notify();
     }
 
     /// Marks the log offline after an I/O error: every waiter gets `Offline`.
-    pub fn fail(&self, e: &StorageError) {
+    pub(crate) fn fail(&self, e: &StorageError) {
         error!(dir = %self.dir.display(), error = %e, "partition log failed; refusing further appends");
         {
             let mut st = self.st.borrow_mut();

@@ -27,7 +27,7 @@ pub(crate) struct SegmentMap {
 
 impl SegmentMap {
     /// The recovered segments of a log (at least one).
-    pub fn new(segments: BTreeMap<i64, Segment>) -> Self {
+    pub(crate) fn new(segments: BTreeMap<i64, Segment>) -> Self {
         let log_start = *segments.keys().next().expect("a segment");
         SegmentMap {
             segments,
@@ -36,55 +36,55 @@ impl SegmentMap {
         }
     }
 
-    pub fn log_start(&self) -> i64 {
+    pub(crate) fn log_start(&self) -> i64 {
         self.log_start
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.segments.len()
     }
 
     /// The newest segment, the one appends are assigned to.
-    pub fn active(&self) -> &Segment {
+    pub(crate) fn active(&self) -> &Segment {
         self.segments
             .values()
             .next_back()
             .expect("a log always has an active segment")
     }
 
-    pub fn active_mut(&mut self) -> &mut Segment {
+    pub(crate) fn active_mut(&mut self) -> &mut Segment {
         self.segments
             .values_mut()
             .next_back()
             .expect("a log always has an active segment")
     }
 
-    pub fn get(&self, base: i64) -> Option<&Segment> {
+    pub(crate) fn get(&self, base: i64) -> Option<&Segment> {
         self.segments.get(&base)
     }
 
-    pub fn get_mut(&mut self, base: i64) -> Option<&mut Segment> {
+    pub(crate) fn get_mut(&mut self, base: i64) -> Option<&mut Segment> {
         self.segments.get_mut(&base)
     }
 
     /// All segments, oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = &Segment> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Segment> {
         self.segments.values()
     }
 
     /// Base offsets of all segments, oldest first.
-    pub fn bases(&self) -> Vec<i64> {
+    pub(crate) fn bases(&self) -> Vec<i64> {
         self.segments.keys().copied().collect()
     }
 
     /// The segments whose base is below `limit`, oldest first.
-    pub fn before(&self, limit: i64) -> impl Iterator<Item = &Segment> {
+    pub(crate) fn before(&self, limit: i64) -> impl Iterator<Item = &Segment> {
         self.segments.range(..limit).map(|(_, s)| s)
     }
 
     /// The base of the segment holding `offset`, or else of the first segment after it (across
     /// a gap); `None` past the last segment.
-    pub fn holding_or_after(&self, offset: i64) -> Option<i64> {
+    pub(crate) fn holding_or_after(&self, offset: i64) -> Option<i64> {
         match self.segments.range(..=offset).next_back() {
             Some((b, s)) if s.next_offset > offset => Some(*b),
             _ => self.segments.range(offset + 1..).next().map(|(b, _)| *b),
@@ -93,7 +93,7 @@ impl SegmentMap {
 
     /// Seals the newest segment's indexes and adds an empty segment at `new_base` (created at
     /// `now`); returns the sealed segment's base and its final index files.
-    pub fn roll(&mut self, new_base: i64, now: i64) -> (i64, Vec<u8>, Vec<u8>) {
+    pub(crate) fn roll(&mut self, new_base: i64, now: i64) -> (i64, Vec<u8>, Vec<u8>) {
         let old = self.active_mut();
         old.seal_time_index();
         if let Some(i) = old.index.as_mut() {
@@ -117,7 +117,7 @@ impl SegmentMap {
     }
 
     /// Marks the sealed segment at `base` as just used (its indexes were loaded).
-    pub fn touch_warm(&mut self, base: i64) {
+    pub(crate) fn touch_warm(&mut self, base: i64) {
         if let Some(i) = self.warm.iter().position(|&b| b == base) {
             self.warm.remove(i);
         }
@@ -145,7 +145,7 @@ impl SegmentMap {
 
     /// Removes the segments at `bases` (retention: the oldest sealed ones) and moves the log
     /// start to the first remaining segment.
-    pub fn remove_front(&mut self, bases: &[i64]) {
+    pub(crate) fn remove_front(&mut self, bases: &[i64]) {
         for b in bases {
             self.segments.remove(b);
             self.warm.retain(|w| w != b);

@@ -39,7 +39,7 @@ pub(crate) struct SyncState {
 
 impl SyncState {
     /// A log whose offsets below `durable` are durable (all of them, after open).
-    pub fn new(durable: i64, wanted: bool) -> Self {
+    pub(crate) fn new(durable: i64, wanted: bool) -> Self {
         SyncState {
             durable,
             requested: -1,
@@ -53,53 +53,53 @@ impl SyncState {
     }
 
     /// Offsets below this are durable.
-    pub fn durable(&self) -> i64 {
+    pub(crate) fn durable(&self) -> i64 {
         self.durable
     }
 
-    pub fn stats(&self) -> SyncStats {
+    pub(crate) fn stats(&self) -> SyncStats {
         self.stats
     }
 
     /// Whether the partition was ever asked for durability (the zero-fill runs only then).
-    pub fn wanted(&self) -> bool {
+    pub(crate) fn wanted(&self) -> bool {
         self.wanted
     }
 
     /// Notes that someone waits for durability on this partition.
-    pub fn want(&mut self) {
+    pub(crate) fn want(&mut self) {
         self.wanted = true;
     }
 
     /// Asks for every offset <= `offset` to become durable.
-    pub fn request(&mut self, offset: i64) {
+    pub(crate) fn request(&mut self, offset: i64) {
         if self.requested < offset {
             self.requested = offset;
         }
     }
 
     /// Marks the sync task as started; false if one already runs.
-    pub fn try_start(&mut self) -> bool {
+    pub(crate) fn try_start(&mut self) -> bool {
         !std::mem::replace(&mut self.running, true)
     }
 
     /// Whether the sync task has nothing to do with `hw` the high watermark.
-    pub fn is_idle(&self, hw: i64) -> bool {
+    pub(crate) fn is_idle(&self, hw: i64) -> bool {
         self.requested < self.durable || hw <= self.durable
     }
 
     /// Marks the sync task as ended.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.running = false;
     }
 
     /// A sync starts: it covers every message written so far.
-    pub fn begin(&mut self) {
+    pub(crate) fn begin(&mut self) {
         self.unflushed = 0;
     }
 
     /// Counts a completed sync, by kind.
-    pub fn count(&mut self, device_flush: bool) {
+    pub(crate) fn count(&mut self, device_flush: bool) {
         if device_flush {
             self.stats.anchor_syncs += 1;
         } else {
@@ -108,7 +108,7 @@ impl SyncState {
     }
 
     /// Offsets below `offset` are now durable.
-    pub fn advance(&mut self, offset: i64) {
+    pub(crate) fn advance(&mut self, offset: i64) {
         if self.durable < offset {
             self.durable = offset;
         }
@@ -116,31 +116,31 @@ impl SyncState {
 
     /// Counts `messages` written; true once `flush_messages` have been written since the last
     /// sync started.
-    pub fn note_written(&mut self, messages: u64, flush_messages: u64) -> bool {
+    pub(crate) fn note_written(&mut self, messages: u64, flush_messages: u64) -> bool {
         self.unflushed += messages;
         self.unflushed >= flush_messages
     }
 
     /// Marks the `flush.ms` timer as armed; false if it already was.
-    pub fn try_arm_timer(&mut self) -> bool {
+    pub(crate) fn try_arm_timer(&mut self) -> bool {
         !std::mem::replace(&mut self.timer_armed, true)
     }
 
     /// The `flush.ms` timer fired.
-    pub fn timer_fired(&mut self) {
+    pub(crate) fn timer_fired(&mut self) {
         self.timer_armed = false;
     }
 
     /// Marks the index persist as started; false if one already runs.
-    pub fn try_start_persist(&mut self) -> bool {
+    pub(crate) fn try_start_persist(&mut self) -> bool {
         !std::mem::replace(&mut self.persisting, true)
     }
 
-    pub fn persist_done(&mut self) {
+    pub(crate) fn persist_done(&mut self) {
         self.persisting = false;
     }
 
-    pub fn persisting(&self) -> bool {
+    pub(crate) fn persisting(&self) -> bool {
         self.persisting
     }
 }
@@ -161,7 +161,7 @@ pub(crate) struct MetaChanges {
 }
 
 impl MetaChanges {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         MetaChanges {
             made: 1,
             committed: 0,
@@ -169,23 +169,23 @@ impl MetaChanges {
     }
 
     /// Counts a completed data write that may have changed the metadata.
-    pub fn note(&mut self) {
+    pub(crate) fn note(&mut self) {
         self.made += 1;
     }
 
     /// The count to hand to [`MetaChanges::committed_through`] once an fdatasync starting now
     /// has completed.
-    pub fn made(&self) -> u64 {
+    pub(crate) fn made(&self) -> u64 {
         self.made
     }
 
     /// An fdatasync that started when [`MetaChanges::made`] was `made` has completed.
-    pub fn committed_through(&mut self, made: u64) {
+    pub(crate) fn committed_through(&mut self, made: u64) {
         self.committed = self.committed.max(made);
     }
 
     /// Whether every completed data write's metadata is committed.
-    pub fn all_committed(&self) -> bool {
+    pub(crate) fn all_committed(&self) -> bool {
         self.made == self.committed
     }
 }

@@ -73,7 +73,7 @@ pub(crate) struct WriteQueue {
 
 impl WriteQueue {
     /// The queue of a log whose active segment ends at `next_offset`, `size` bytes.
-    pub fn new(next_offset: i64, size: u64) -> Self {
+    pub(crate) fn new(next_offset: i64, size: u64) -> Self {
         WriteQueue {
             pending: VecDeque::new(),
             next_seq: 1,
@@ -87,27 +87,27 @@ impl WriteQueue {
     }
 
     /// The next offset to assign (queued appends included).
-    pub fn assigned(&self) -> i64 {
+    pub(crate) fn assigned(&self) -> i64 {
         self.assigned
     }
 
     /// One past the last written offset.
-    pub fn high_watermark(&self) -> i64 {
+    pub(crate) fn high_watermark(&self) -> i64 {
         self.hw
     }
 
     /// The active segment's size once everything queued is written.
-    pub fn projected_size(&self) -> u64 {
+    pub(crate) fn projected_size(&self) -> u64 {
         self.proj_size
     }
 
     /// The sequence number of the last op queued.
-    pub fn last_seq(&self) -> u64 {
+    pub(crate) fn last_seq(&self) -> u64 {
         self.next_seq - 1
     }
 
     /// Whether the op numbered `seq` (and every one before it) is complete.
-    pub fn is_done(&self, seq: u64) -> bool {
+    pub(crate) fn is_done(&self, seq: u64) -> bool {
         self.done_seq >= seq
     }
 
@@ -120,7 +120,7 @@ impl WriteQueue {
     /// Queues a write of `bytes` holding the next `count` offsets at the end of the active
     /// segment. True when a producer-state snapshot is due: the caller queues it next
     /// ([`WriteQueue::push_snapshot`]).
-    pub fn push_write(&mut self, bytes: Bytes, count: i64) -> bool {
+    pub(crate) fn push_write(&mut self, bytes: Bytes, count: i64) -> bool {
         let total = bytes.len() as u64;
         let seq = self.take_seq();
         self.pending.push_back(Op::Write {
@@ -142,7 +142,7 @@ impl WriteQueue {
     }
 
     /// Queues the write of a producer-state snapshot taken at the assigned end.
-    pub fn push_snapshot(&mut self, bytes: Vec<u8>) {
+    pub(crate) fn push_snapshot(&mut self, bytes: Vec<u8>) {
         let seq = self.take_seq();
         self.pending.push_back(Op::Snapshot {
             offset: self.assigned,
@@ -153,7 +153,7 @@ impl WriteQueue {
 
     /// Queues a roll from the segment at `old_base` to a new one at the assigned end; returns the
     /// roll's sequence number.
-    pub fn push_roll(
+    pub(crate) fn push_roll(
         &mut self,
         old_base: i64,
         index: Vec<u8>,
@@ -176,7 +176,7 @@ impl WriteQueue {
 
     /// Marks the writer task as started if work is queued and none runs; true when the caller
     /// must spawn it.
-    pub fn try_start_writer(&mut self) -> bool {
+    pub(crate) fn try_start_writer(&mut self) -> bool {
         if !self.running && !self.pending.is_empty() {
             self.running = true;
             return true;
@@ -186,7 +186,7 @@ impl WriteQueue {
 
     /// The writer's next work: a roll or a snapshot alone, or the queued writes up to
     /// `max_bytes` (at least one). `None` when the queue is empty: the writer task ends.
-    pub fn take_work(&mut self, max_bytes: usize) -> Option<Vec<Op>> {
+    pub(crate) fn take_work(&mut self, max_bytes: usize) -> Option<Vec<Op>> {
         match self.pending.front() {
             None => {
                 self.running = false;
@@ -211,20 +211,20 @@ impl WriteQueue {
     }
 
     /// The writer task ends after a failure, dropping everything queued.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.running = false;
         self.pending.clear();
     }
 
     /// The writes up to the one numbered `seq` are written: offsets below `next_offset` are
     /// readable.
-    pub fn written(&mut self, next_offset: i64, seq: u64) {
+    pub(crate) fn written(&mut self, next_offset: i64, seq: u64) {
         self.hw = next_offset;
         self.done_seq = seq;
     }
 
     /// The roll or snapshot numbered `seq` is complete.
-    pub fn done(&mut self, seq: u64) {
+    pub(crate) fn done(&mut self, seq: u64) {
         if self.done_seq < seq {
             self.done_seq = seq;
         }
@@ -253,7 +253,13 @@ pub(crate) struct ActiveFile {
 impl ActiveFile {
     /// The file of the segment at `base`, holding `written` bytes whose last partial block (by
     /// `align`) is `tail`; everything in it is durable.
-    pub fn new(base: i64, dma: Rc<DmaFile>, align: u64, tail: Vec<u8>, written: u64) -> Self {
+    pub(crate) fn new(
+        base: i64,
+        dma: Rc<DmaFile>,
+        align: u64,
+        tail: Vec<u8>,
+        written: u64,
+    ) -> Self {
         ActiveFile {
             base,
             dma,
@@ -267,70 +273,70 @@ impl ActiveFile {
     }
 
     /// The segment's base offset.
-    pub fn base(&self) -> i64 {
+    pub(crate) fn base(&self) -> i64 {
         self.base
     }
 
-    pub fn dma(&self) -> &Rc<DmaFile> {
+    pub(crate) fn dma(&self) -> &Rc<DmaFile> {
         &self.dma
     }
 
     /// Whether `dma` is this file (not one a roll or close replaced).
-    pub fn is_file(&self, dma: &Rc<DmaFile>) -> bool {
+    pub(crate) fn is_file(&self, dma: &Rc<DmaFile>) -> bool {
         Rc::ptr_eq(&self.dma, dma)
     }
 
-    pub fn align(&self) -> u64 {
+    pub(crate) fn align(&self) -> u64 {
         self.align
     }
 
     /// The end of the data written.
-    pub fn written(&self) -> u64 {
+    pub(crate) fn written(&self) -> u64 {
         self.written
     }
 
     /// The last partial block, `[written - tail.len(), written)`.
-    pub fn tail(&self) -> &[u8] {
+    pub(crate) fn tail(&self) -> &[u8] {
         &self.tail
     }
 
     /// Heap bytes held (the partial block's buffer).
-    pub fn heap_bytes(&self) -> usize {
+    pub(crate) fn heap_bytes(&self) -> usize {
         self.tail.capacity()
     }
 
     /// A write completed: the data now ends at `written`, with `tail` its last partial block.
-    pub fn wrote(&mut self, tail: Vec<u8>, written: u64) {
+    pub(crate) fn wrote(&mut self, tail: Vec<u8>, written: u64) {
         self.tail = tail;
         self.written = written;
     }
 
-    pub fn fill(&self) -> &ZeroFill {
+    pub(crate) fn fill(&self) -> &ZeroFill {
         &self.fill
     }
 
-    pub fn fill_mut(&mut self) -> &mut ZeroFill {
+    pub(crate) fn fill_mut(&mut self) -> &mut ZeroFill {
         &mut self.fill
     }
 
-    pub fn commits(&self) -> &MetaChanges {
+    pub(crate) fn commits(&self) -> &MetaChanges {
         &self.commits
     }
 
-    pub fn commits_mut(&mut self) -> &mut MetaChanges {
+    pub(crate) fn commits_mut(&mut self) -> &mut MetaChanges {
         &mut self.commits
     }
 
-    pub fn recent(&self) -> &RecentWrites {
+    pub(crate) fn recent(&self) -> &RecentWrites {
         &self.recent
     }
 
-    pub fn recent_mut(&mut self) -> &mut RecentWrites {
+    pub(crate) fn recent_mut(&mut self) -> &mut RecentWrites {
         &mut self.recent
     }
 
     /// Gives up the file (close): its descriptor and the end of its data.
-    pub fn into_file(self) -> (Rc<DmaFile>, u64) {
+    pub(crate) fn into_file(self) -> (Rc<DmaFile>, u64) {
         (self.dma, self.written)
     }
 }
