@@ -43,7 +43,7 @@ impl Notify {
 }
 
 /// Future returned by [`Notify::wait`].
-pub struct Wait {
+pub(crate) struct Wait {
     notify: Rc<Notify>,
     start: u64,
     key: Option<u64>,
