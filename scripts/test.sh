@@ -120,11 +120,14 @@ build_release() {
 }
 
 # cargo-deny, pinned. `cargo install` leaves it in ~/.cargo/bin, so only a fresh machine builds it:
-# about 5 minutes of CPU (fat LTO), 15 minutes of wall time on a busy 2-core machine.
+# a few minutes of CPU.
 CARGO_DENY_VERSION=0.20.2
 install_cargo_deny() {
   [[ $(cargo deny --version 2>/dev/null) == "cargo-deny $CARGO_DENY_VERSION" ]] && return 0
-  timeout 3600 cargo install --locked cargo-deny --version "$CARGO_DENY_VERSION"
+  # Without its fat LTO (config overrides the package's profile): a lint tool need not be the
+  # fastest binary, and CI builds it on every fresh machine.
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    timeout 3600 cargo install --locked cargo-deny --version "$CARGO_DENY_VERSION"
 }
 
 # deny.toml's checks. Advisories need the RustSec database, a git repository that cargo-deny
