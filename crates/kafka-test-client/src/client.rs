@@ -119,11 +119,8 @@ impl Client {
 
     /// A request header with the next correlation id and this client's id.
     pub fn header(&mut self, key: ApiKey, version: i16) -> RequestHeader {
-        RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.next_correlation())
-            .with_client_id(Some(self.client_id.clone()))
+        let corr = self.next_correlation();
+        frame::request_header(key, version, corr, self.client_id.clone())
     }
 
     /// Splits into a write and a read handle of the same socket (for pipelining: one thread

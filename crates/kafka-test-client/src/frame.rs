@@ -11,12 +11,26 @@ use std::net::TcpStream;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 
 use crate::error::{Error, Result, short_type_name};
 
 /// Largest response frame accepted (guards against garbage size prefixes).
 pub const MAX_FRAME: usize = 256 * 1024 * 1024;
+
+/// A request header: `key` at `version`, the correlation id and the client id.
+pub fn request_header(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    client_id: StrBytes,
+) -> RequestHeader {
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(client_id))
+}
 
 /// Appends one size-prefixed request frame to `out`: `header`, at the header version its API key
 /// and version call for, then `body` encoded at `body_version` (usually the header's version; a
@@ -144,11 +158,9 @@ mod tests {
     use std::io::Write;
     use std::net::{TcpListener, TcpStream};
 
+    use super::*;
     use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
     use kafka_protocol::messages::metadata_request::MetadataRequest;
-    use kafka_protocol::protocol::StrBytes;
-
-    use super::*;
 
     /// A connected pair of loopback sockets.
     fn pair() -> (TcpStream, TcpStream) {
@@ -160,11 +172,7 @@ mod tests {
 
     #[test]
     fn request_frame_is_size_header_body() {
-        let header = RequestHeader::default()
-            .with_request_api_key(ApiKey::Metadata as i16)
-            .with_request_api_version(12)
-            .with_correlation_id(7)
-            .with_client_id(Some(StrBytes::from_static_str("c")));
+        let header = request_header(ApiKey::Metadata, 12, 7, StrBytes::from_static_str("c"));
         let mut out = BytesMut::from(&b"xy"[..]); // appends after what is there
         encode_request(&mut out, &header, 12, &MetadataRequest::default()).unwrap();
         let mut frame = out.split_off(2).freeze();
@@ -183,11 +191,7 @@ mod tests {
 
     #[test]
     fn raw_request_carries_the_body_as_is() {
-        let header = RequestHeader::default()
-            .with_request_api_key(ApiKey::OffsetCommit as i16)
-            .with_request_api_version(1)
-            .with_correlation_id(9)
-            .with_client_id(Some(StrBytes::from_static_str("t")));
+        let header = request_header(ApiKey::OffsetCommit, 1, 9, StrBytes::from_static_str("t"));
         let mut out = BytesMut::new();
         encode_raw_request(&mut out, &header, 1, b"body").unwrap();
         assert_eq!(&out[..4], &15i32.to_be_bytes());
