@@ -14,76 +14,32 @@
 //! Run: `cargo bench --bench group` (set `RINGBOLT_BENCH_SHARDS` to change the shard count, 2 by
 //! default).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
-use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
-use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
 use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
-use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
+use kafka_protocol::messages::join_group_request::JoinGroupRequest;
 use kafka_protocol::messages::join_group_response::JoinGroupResponse;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_commit_response::OffsetCommitResponse;
-use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
 use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
-use kafka_protocol::messages::{ApiKey, GroupId, RequestHeader, ResponseHeader, TopicName};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::messages::{ApiKey, GroupId, TopicName};
+use kafka_test_client::group::{heartbeat_request, join_group_request, sync_group_request};
+use kafka_test_client::{Client, sb};
 use ringbolt::server::{BrokerConfig, BrokerHandle, spawn_broker};
 
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
-
-struct Client {
-    stream: TcpStream,
-    next: i32,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_nodelay(true).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        Client { stream, next: 1 }
-    }
-
-    fn send<R: Encodable + HeaderVersion>(&mut self, key: ApiKey, version: i16, req: &R) {
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.next)
-            .with_client_id(Some(sb("bench")));
-        self.next += 1;
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, R::header_version(version))
-            .unwrap();
-        req.encode(&mut body, version).unwrap();
-        let mut frame = BytesMut::with_capacity(body.len() + 4);
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        self.stream.write_all(&frame).unwrap();
-    }
-
-    fn recv<T: Decodable + HeaderVersion>(&mut self, version: i16) -> T {
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).unwrap();
-        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
-        self.stream.read_exact(&mut buf).unwrap();
-        let mut b = Bytes::from(buf);
-        ResponseHeader::decode(&mut b, T::header_version(version)).unwrap();
-        let r = T::decode(&mut b, version).unwrap();
-        assert_eq!(b.remaining(), 0);
-        r
-    }
+/// A connection that waits up to a minute for an answer (commits queue behind group commits).
+fn connect(addr: SocketAddr) -> Client {
+    let c = Client::connect(addr);
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    c
 }
 
 fn start() -> (tempfile::TempDir, BrokerHandle) {
@@ -128,20 +84,8 @@ fn commit_req(group: &str, offset: i64) -> OffsetCommitRequest {
 fn bench_commit(c: &mut Criterion) {
     let (_dir, broker) = start();
     let addr = broker.local_addr();
-    let mut admin = Client::connect(addr);
-    admin.send(
-        ApiKey::CreateTopics,
-        4,
-        &CreateTopicsRequest::default()
-            .with_topics(vec![
-                CreatableTopic::default()
-                    .with_name(TopicName(sb("bench")))
-                    .with_num_partitions(8)
-                    .with_replication_factor(1),
-            ])
-            .with_timeout_ms(5000),
-    );
-    let r: CreateTopicsResponse = admin.recv(4);
+    let mut admin = connect(addr);
+    let r = admin.create_topic("bench", 8, &[], 4);
     assert_eq!(r.topics[0].error_code, 0);
     let mut g = c.benchmark_group("offset_commit");
     g.sample_size(10);
@@ -157,20 +101,22 @@ fn bench_commit(c: &mut Criterion) {
                 let threads: Vec<_> = (0..CONNS)
                     .map(|i| {
                         std::thread::spawn(move || {
-                            let mut c = Client::connect(addr);
+                            let mut c = connect(addr);
                             let group = format!("bench-group-{i}");
                             let mut sent = 0;
                             while sent < PER_CONN {
                                 let n = IN_FLIGHT.min(PER_CONN - sent);
-                                for k in 0..n {
-                                    c.send(
-                                        ApiKey::OffsetCommit,
-                                        8,
-                                        &commit_req(&group, (sent + k) as i64),
-                                    );
-                                }
-                                for _ in 0..n {
-                                    let r: OffsetCommitResponse = c.recv(8);
+                                let corrs: Vec<i32> = (0..n)
+                                    .map(|k| {
+                                        c.send(
+                                            ApiKey::OffsetCommit,
+                                            8,
+                                            &commit_req(&group, (sent + k) as i64),
+                                        )
+                                    })
+                                    .collect();
+                                for corr in corrs {
+                                    let r: OffsetCommitResponse = c.recv(corr, 8);
                                     assert!(
                                         r.topics[0].partitions.iter().all(|p| p.error_code == 0)
                                     );
@@ -193,45 +139,24 @@ fn bench_commit(c: &mut Criterion) {
 }
 
 fn join_req(group: &str, member: &str) -> JoinGroupRequest {
-    JoinGroupRequest::default()
-        .with_group_id(GroupId(sb(group)))
-        .with_session_timeout_ms(30_000)
-        .with_rebalance_timeout_ms(30_000)
-        .with_member_id(sb(member))
-        .with_protocol_type(sb("consumer"))
-        .with_protocols(vec![
-            JoinGroupRequestProtocol::default()
-                .with_name(sb("range"))
-                .with_metadata(Bytes::from_static(b"meta")),
-        ])
+    join_group_request(group, member, 30_000, Bytes::from_static(b"meta"))
 }
 
+/// SyncGroup of `member`; `all` (the leader's) get an assignment each.
 fn sync_req(group: &str, member: &str, generation: i32, all: &[String]) -> SyncGroupRequest {
-    SyncGroupRequest::default()
-        .with_group_id(GroupId(sb(group)))
-        .with_generation_id(generation)
-        .with_member_id(sb(member))
-        .with_assignments(
-            all.iter()
-                .map(|m| {
-                    SyncGroupRequestAssignment::default()
-                        .with_member_id(sb(m))
-                        .with_assignment(Bytes::from_static(b"assignment"))
-                })
-                .collect(),
-        )
+    let assignments: Vec<(&str, &[u8])> = all
+        .iter()
+        .map(|m| (m.as_str(), &b"assignment"[..]))
+        .collect();
+    sync_group_request(group, member, generation, &assignments)
 }
 
 fn heartbeat(c: &mut Client, group: &str, member: &str, generation: i32) -> i16 {
-    c.send(
+    let r: HeartbeatResponse = c.call(
         ApiKey::Heartbeat,
         4,
-        &HeartbeatRequest::default()
-            .with_group_id(GroupId(sb(group)))
-            .with_generation_id(generation)
-            .with_member_id(sb(member)),
+        &heartbeat_request(group, member, generation),
     );
-    let r: HeartbeatResponse = c.recv(4);
     r.error_code
 }
 
@@ -244,30 +169,36 @@ fn rebalance(
     group: &str,
     generation: i32,
 ) -> (Duration, i32) {
+    let mut corrs = Vec::with_capacity(clients.len());
     for i in 0..clients.len() {
         if i > 0 && generation >= 0 {
             while heartbeat(&mut clients[i], group, &ids[i], generation) != 27 {}
         }
-        clients[i].send(ApiKey::JoinGroup, 5, &join_req(group, &ids[i]));
+        corrs.push(clients[i].send(ApiKey::JoinGroup, 5, &join_req(group, &ids[i])));
     }
     let t0 = Instant::now();
-    let joins: Vec<JoinGroupResponse> = clients.iter_mut().map(|c| c.recv(5)).collect();
+    let joins: Vec<JoinGroupResponse> = clients
+        .iter_mut()
+        .zip(&corrs)
+        .map(|(c, &corr)| c.recv(corr, 5))
+        .collect();
     let generation = joins[0].generation_id;
     for (j, id) in joins.iter().zip(ids.iter_mut()) {
         assert_eq!(j.error_code, 0);
         *id = j.member_id.to_string();
     }
     let leader = joins[0].leader.to_string();
+    corrs.clear();
     for (c, id) in clients.iter_mut().zip(ids.iter()) {
         let all: Vec<String> = if *id == leader {
             ids.to_vec()
         } else {
             Vec::new()
         };
-        c.send(ApiKey::SyncGroup, 3, &sync_req(group, id, generation, &all));
+        corrs.push(c.send(ApiKey::SyncGroup, 3, &sync_req(group, id, generation, &all)));
     }
-    for c in clients.iter_mut() {
-        let s: SyncGroupResponse = c.recv(3);
+    for (c, &corr) in clients.iter_mut().zip(&corrs) {
+        let s: SyncGroupResponse = c.recv(corr, 3);
         assert_eq!(s.error_code, 0);
     }
     (t0.elapsed(), generation)
@@ -277,12 +208,11 @@ fn bench_rebalance(c: &mut Criterion) {
     let (_dir, broker) = start();
     let addr = broker.local_addr();
     let group = "bench-rebalance";
-    let mut clients: Vec<Client> = (0..10).map(|_| Client::connect(addr)).collect();
+    let mut clients: Vec<Client> = (0..10).map(|_| connect(addr)).collect();
     let mut ids: Vec<String> = clients
         .iter_mut()
         .map(|c| {
-            c.send(ApiKey::JoinGroup, 5, &join_req(group, ""));
-            let r: JoinGroupResponse = c.recv(5);
+            let r: JoinGroupResponse = c.call(ApiKey::JoinGroup, 5, &join_req(group, ""));
             assert_eq!(r.error_code, 79);
             r.member_id.to_string()
         })

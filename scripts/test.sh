@@ -160,26 +160,39 @@ part_rust() {
   build_release
 }
 
-# One client against a fresh Ringbolt: start, run scripts/compat.sh, stop; logs shown on failure.
-compat_client() { # client port
-  local client=$1 port=$2 dir status
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/ringbolt-compat-$client.XXXXXX")
-  tmpdirs+=("$dir")
-  brokers+=("$dir")
-  scripts/broker.sh start "$port" "$dir" || return 1
-  COMPAT_CLIENTS=$client COMPAT_RESTART_CMD="scripts/broker.sh restart $port $dir" \
-    scripts/compat.sh "127.0.0.1:$port"
+# Runs a command against a fresh Ringbolt (scripts/broker.sh; extra serve arguments from
+# RINGBOLT_ARGS) on PORT with a temporary data dir, which the command sees as $broker_dir; then
+# stops the broker. Fails if the command failed or the broker died meanwhile (then shows the tail of
+# the broker log).
+with_fresh_ringbolt() { # port dir-label what command...
+  local port=$1 label=$2 what=$3 broker_dir status
+  shift 3
+  broker_dir=$(mktemp -d "${TMPDIR:-/tmp}/ringbolt-$label.XXXXXX")
+  tmpdirs+=("$broker_dir")
+  brokers+=("$broker_dir")
+  scripts/broker.sh start "$port" "$broker_dir" || return 1
+  "$@"
   status=$?
-  if ! kill -0 "$(cat "$dir/ringbolt.pid" 2>/dev/null)" 2>/dev/null; then
-    echo "ringbolt died during the $client run" >&2
+  if ! kill -0 "$(cat "$broker_dir/ringbolt.pid" 2>/dev/null)" 2>/dev/null; then
+    echo "ringbolt died during $what" >&2
     status=1
   fi
-  scripts/broker.sh stop "$dir"
+  scripts/broker.sh stop "$broker_dir"
   if [[ $status != 0 ]]; then
-    echo "---- last 40 lines of the broker log ($dir/ringbolt.log)"
-    tail -40 "$dir/ringbolt.log"
+    echo "---- last 40 lines of the broker log ($broker_dir/ringbolt.log)"
+    tail -40 "$broker_dir/ringbolt.log"
   fi
   return $status
+}
+
+# One client against a fresh Ringbolt: scripts/compat.sh, with a restart command for the tests
+# that restart the broker.
+compat_client() { # client port
+  with_fresh_ringbolt "$2" "compat-$1" "the $1 run" compat_client_run "$1" "$2"
+}
+compat_client_run() { # client port; $broker_dir from with_fresh_ringbolt
+  COMPAT_CLIENTS=$1 COMPAT_RESTART_CMD="scripts/broker.sh restart $2 $broker_dir" \
+    scripts/compat.sh "127.0.0.1:$2"
 }
 
 # compat/extras names the optional compat tests that Ringbolt is expected to pass (one of groups,
@@ -277,23 +290,11 @@ part_compat() {
 # librdkafka's test suite against a fresh Ringbolt with the suite's broker settings
 # (compat/librdkafka/broker.toml); per-test known failures are compat/librdkafka/known-failures.
 librdkafka_ringbolt() { # port
-  local port=$1 dir status
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/ringbolt-librdkafka.XXXXXX")
-  tmpdirs+=("$dir")
-  brokers+=("$dir")
-  RINGBOLT_ARGS="--config $root/compat/librdkafka/broker.toml" scripts/broker.sh start "$port" "$dir" || return 1
-  LIBRDKAFKA_LOG_DIR=$dir/tests compat/librdkafka/run.sh "127.0.0.1:$port"
-  status=$?
-  if ! kill -0 "$(cat "$dir/ringbolt.pid" 2>/dev/null)" 2>/dev/null; then
-    echo "ringbolt died during the librdkafka test suite" >&2
-    status=1
-  fi
-  scripts/broker.sh stop "$dir"
-  if [[ $status != 0 ]]; then
-    echo "---- last 40 lines of the broker log ($dir/ringbolt.log)"
-    tail -40 "$dir/ringbolt.log"
-  fi
-  return $status
+  RINGBOLT_ARGS="--config $root/compat/librdkafka/broker.toml" \
+    with_fresh_ringbolt "$1" librdkafka "the librdkafka test suite" librdkafka_ringbolt_run "$1"
+}
+librdkafka_ringbolt_run() { # port; $broker_dir from with_fresh_ringbolt
+  LIBRDKAFKA_LOG_DIR=$broker_dir/tests compat/librdkafka/run.sh "127.0.0.1:$1"
 }
 
 reference_run() {

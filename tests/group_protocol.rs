@@ -3,23 +3,19 @@
 //! APIs, committed offsets that survive a broker restart, and the old OffsetCommit v0–v1 /
 //! OffsetFetch v0 (hand-encoded: kafka-protocol no longer codes them).
 
-mod group_common;
+mod server_util;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use group_common::{Client, sb, start};
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
-use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
 use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use kafka_protocol::messages::delete_groups_response::DeleteGroupsResponse;
 use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use kafka_protocol::messages::describe_groups_response::DescribeGroupsResponse;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::find_coordinator_response::FindCoordinatorResponse;
-use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
 use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
-use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
+use kafka_protocol::messages::join_group_request::JoinGroupRequest;
 use kafka_protocol::messages::join_group_response::JoinGroupResponse;
 use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
 use kafka_protocol::messages::leave_group_response::LeaveGroupResponse;
@@ -37,9 +33,11 @@ use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
 use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponse;
-use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
 use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
 use kafka_protocol::messages::{ApiKey, GroupId, TopicName};
+use kafka_test_client::group::{heartbeat_request, join_group_request, sync_group_request};
+use ringbolt::server::{BrokerHandle, spawn_broker};
+use server_util::{Client, config, init_logs, sb};
 
 const NONE: i16 = 0;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -50,33 +48,28 @@ const NON_EMPTY_GROUP: i16 = 68;
 const MEMBER_ID_REQUIRED: i16 = 79;
 const FENCED_INSTANCE_ID: i16 = 82;
 
+/// The broker of these tests: groups form at once (no initial rebalance delay), auto-created
+/// topics get 4 partitions.
+fn start(dir: &std::path::Path, shards: usize) -> BrokerHandle {
+    init_logs();
+    let mut cfg = config(dir, shards);
+    cfg.settings.group_initial_rebalance_delay_ms = 0;
+    cfg.settings.num_partitions = 4;
+    spawn_broker(cfg).expect("broker starts")
+}
+
 fn create_topic(c: &mut Client, name: &str, partitions: i32) {
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![
-            CreatableTopic::default()
-                .with_name(TopicName(sb(name)))
-                .with_num_partitions(partitions)
-                .with_replication_factor(1),
-        ])
-        .with_timeout_ms(5000);
-    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 4, &req);
+    let r = c.create_topic(name, partitions, &[], 4);
     assert_eq!(r.topics[0].error_code, NONE, "create {name}");
 }
 
 fn join_req(group: &str, member: &str) -> JoinGroupRequest {
-    JoinGroupRequest::default()
-        .with_group_id(GroupId(sb(group)))
-        .with_session_timeout_ms(10_000)
-        .with_rebalance_timeout_ms(10_000)
-        .with_member_id(sb(member))
-        .with_protocol_type(sb("consumer"))
-        .with_protocols(vec![
-            JoinGroupRequestProtocol::default()
-                .with_name(sb("range"))
-                .with_metadata(Bytes::from_static(
-                    b"\x00\x00\x00\x00\x00\x01\x00\x01t\x00\x00\x00\x00",
-                )),
-        ])
+    join_group_request(
+        group,
+        member,
+        10_000,
+        Bytes::from_static(b"\x00\x00\x00\x00\x00\x01\x00\x01t\x00\x00\x00\x00"),
+    )
 }
 
 /// The v5 two-step join: MEMBER_ID_REQUIRED, then the id to rejoin with.
@@ -87,27 +80,8 @@ fn member_id(c: &mut Client, group: &str) -> String {
     r.member_id.to_string()
 }
 
-fn sync_req(group: &str, member: &str, generation: i32, a: &[(&str, &[u8])]) -> SyncGroupRequest {
-    SyncGroupRequest::default()
-        .with_group_id(GroupId(sb(group)))
-        .with_generation_id(generation)
-        .with_member_id(sb(member))
-        .with_assignments(
-            a.iter()
-                .map(|(m, x)| {
-                    SyncGroupRequestAssignment::default()
-                        .with_member_id(sb(m))
-                        .with_assignment(Bytes::copy_from_slice(x))
-                })
-                .collect(),
-        )
-}
-
 fn heartbeat(c: &mut Client, group: &str, member: &str, generation: i32) -> i16 {
-    let req = HeartbeatRequest::default()
-        .with_group_id(GroupId(sb(group)))
-        .with_generation_id(generation)
-        .with_member_id(sb(member));
+    let req = heartbeat_request(group, member, generation);
     let r: HeartbeatResponse = c.call(ApiKey::Heartbeat, 4, &req);
     r.error_code
 }
@@ -149,18 +123,18 @@ fn two_members_join_sync_heartbeat_leave_rebalance() {
     let r: SyncGroupResponse = a.call(
         ApiKey::SyncGroup,
         3,
-        &sync_req(group, &ma, gen1, &[(&ma, b"all")]),
+        &sync_group_request(group, &ma, gen1, &[(&ma, b"all")]),
     );
     assert_eq!((r.error_code, &r.assignment[..]), (NONE, &b"all"[..]));
     assert_eq!(heartbeat(&mut a, group, &ma, gen1), NONE);
 
     // B joins: parks until A rejoins; A learns of the rebalance from its heartbeat.
     let mb = member_id(&mut b, group);
-    b.send(ApiKey::JoinGroup, 5, &join_req(group, &mb));
+    let join_b = b.send(ApiKey::JoinGroup, 5, &join_req(group, &mb));
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(heartbeat(&mut a, group, &ma, gen1), REBALANCE_IN_PROGRESS);
     let ra: JoinGroupResponse = a.call(ApiKey::JoinGroup, 5, &join_req(group, &ma));
-    let rb: JoinGroupResponse = b.recv(5);
+    let rb: JoinGroupResponse = b.recv(join_b, 5);
     assert_eq!((ra.error_code, rb.error_code), (NONE, NONE));
     let gen2 = ra.generation_id;
     assert_eq!(gen2, gen1 + 1);
@@ -171,14 +145,18 @@ fn two_members_join_sync_heartbeat_leave_rebalance() {
     assert_eq!(ra.protocol_name.as_ref().map(|s| s.as_str()), Some("range"));
 
     // B's sync waits for the leader's.
-    b.send(ApiKey::SyncGroup, 3, &sync_req(group, &mb, gen2, &[]));
+    let sync_b = b.send(
+        ApiKey::SyncGroup,
+        3,
+        &sync_group_request(group, &mb, gen2, &[]),
+    );
     let r: SyncGroupResponse = a.call(
         ApiKey::SyncGroup,
         3,
-        &sync_req(group, &ma, gen2, &[(&ma, b"p0p1"), (&mb, b"p2p3")]),
+        &sync_group_request(group, &ma, gen2, &[(&ma, b"p0p1"), (&mb, b"p2p3")]),
     );
     assert_eq!(&r.assignment[..], b"p0p1");
-    let r: SyncGroupResponse = b.recv(3);
+    let r: SyncGroupResponse = b.recv(sync_b, 3);
     assert_eq!((r.error_code, &r.assignment[..]), (NONE, &b"p2p3"[..]));
     assert_eq!(heartbeat(&mut a, group, &ma, gen2), NONE);
     assert_eq!(heartbeat(&mut b, group, &mb, gen2), NONE);
@@ -336,7 +314,7 @@ fn committed_offsets_survive_restart() {
     let r: SyncGroupResponse = c.call(
         ApiKey::SyncGroup,
         3,
-        &sync_req("g-member", &m, gen_, &[(&m, b"x")]),
+        &sync_group_request("g-member", &m, gen_, &[(&m, b"x")]),
     );
     assert_eq!(r.error_code, NONE);
     let r = commit(
@@ -628,7 +606,7 @@ fn offset_commit_v0_v1_and_fetch_v0() {
     let r: SyncGroupResponse = c.call(
         ApiKey::SyncGroup,
         3,
-        &sync_req("g-member", &m, gen_, &[(&m, b"x")]),
+        &sync_group_request("g-member", &m, gen_, &[(&m, b"x")]),
     );
     assert_eq!(r.error_code, NONE);
     let r = commit_old(
@@ -723,11 +701,7 @@ fn static_join(group: &str, member: &str, instance: &str) -> JoinGroupRequest {
 }
 
 fn static_heartbeat(c: &mut Client, group: &str, member: &str, inst: &str, generation: i32) -> i16 {
-    let req = HeartbeatRequest::default()
-        .with_group_id(GroupId(sb(group)))
-        .with_generation_id(generation)
-        .with_member_id(sb(member))
-        .with_group_instance_id(Some(sb(inst)));
+    let req = heartbeat_request(group, member, generation).with_group_instance_id(Some(sb(inst)));
     let r: HeartbeatResponse = c.call(ApiKey::Heartbeat, 4, &req);
     r.error_code
 }
@@ -771,18 +745,18 @@ fn static_members_restart_without_rebalance_and_leave_by_instance_id() {
     let s: SyncGroupResponse = a.call(
         ApiKey::SyncGroup,
         3,
-        &sync_req(group, &ma, gen1, &[(&ma, b"all")]),
+        &sync_group_request(group, &ma, gen1, &[(&ma, b"all")]),
     );
     assert_eq!(s.error_code, NONE);
     // b joins; a rejoins when its heartbeat says so; both in the next generation.
-    b.send(ApiKey::JoinGroup, 5, &static_join(group, "", "inst-b"));
+    let join_b = b.send(ApiKey::JoinGroup, 5, &static_join(group, "", "inst-b"));
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(
         static_heartbeat(&mut a, group, &ma, "inst-a", gen1),
         REBALANCE_IN_PROGRESS
     );
     let ra: JoinGroupResponse = a.call(ApiKey::JoinGroup, 5, &static_join(group, &ma, "inst-a"));
-    let rb: JoinGroupResponse = b.recv(5);
+    let rb: JoinGroupResponse = b.recv(join_b, 5);
     let (mb, gen2) = (rb.member_id.to_string(), ra.generation_id);
     assert_eq!(
         (ra.error_code, rb.error_code, rb.generation_id),
@@ -796,13 +770,17 @@ fn static_members_restart_without_rebalance_and_leave_by_instance_id() {
         .collect();
     instances.sort();
     assert_eq!(instances, ["inst-a", "inst-b"]);
-    b.send(ApiKey::SyncGroup, 3, &sync_req(group, &mb, gen2, &[]));
+    let sync_b = b.send(
+        ApiKey::SyncGroup,
+        3,
+        &sync_group_request(group, &mb, gen2, &[]),
+    );
     let _: SyncGroupResponse = a.call(
         ApiKey::SyncGroup,
         3,
-        &sync_req(group, &ma, gen2, &[(&ma, b"p0p1"), (&mb, b"p2")]),
+        &sync_group_request(group, &ma, gen2, &[(&ma, b"p0p1"), (&mb, b"p2")]),
     );
-    let s: SyncGroupResponse = b.recv(3);
+    let s: SyncGroupResponse = b.recv(sync_b, 3);
     assert_eq!(&s.assignment[..], b"p2");
 
     // b restarts (a new connection, no member id, same instance id): same generation at once.
@@ -816,7 +794,11 @@ fn static_members_restart_without_rebalance_and_leave_by_instance_id() {
     let mb2 = r.member_id.to_string();
     assert_ne!(mb2, mb);
     assert_eq!(r.leader.as_str(), ma);
-    let s: SyncGroupResponse = b2.call(ApiKey::SyncGroup, 3, &sync_req(group, &mb2, gen2, &[]));
+    let s: SyncGroupResponse = b2.call(
+        ApiKey::SyncGroup,
+        3,
+        &sync_group_request(group, &mb2, gen2, &[]),
+    );
     assert_eq!((s.error_code, &s.assignment[..]), (NONE, &b"p2"[..]));
     assert_eq!(static_heartbeat(&mut a, group, &ma, "inst-a", gen2), NONE);
     // The old incarnation is fenced.
@@ -836,7 +818,11 @@ fn static_members_restart_without_rebalance_and_leave_by_instance_id() {
         "v5: the leader id from before the restart"
     );
     assert!(r.members.is_empty());
-    let s: SyncGroupResponse = a2.call(ApiKey::SyncGroup, 3, &sync_req(group, &ma2, gen2, &[]));
+    let s: SyncGroupResponse = a2.call(
+        ApiKey::SyncGroup,
+        3,
+        &sync_group_request(group, &ma2, gen2, &[]),
+    );
     assert_eq!(&s.assignment[..], b"p0p1");
     // ...and with a v9 client it is told it leads, with the members, but to skip assigning.
     let mut a3 = Client::connect(addr);

@@ -2,61 +2,24 @@
 
 mod server_util;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 use kafka_protocol::messages::ApiKey;
-use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
 use kafka_protocol::messages::metadata_response::MetadataResponse;
+use kafka_test_client::requests::metadata_request;
 use server_util::*;
 
 fn spawn(dir: &std::path::Path, config: &std::path::Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringbolt"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--shards",
-            "2",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    (child, addr)
+    let mut cmd = process::serve(dir);
+    cmd.arg("--config").arg(config);
+    process::spawn_listening(cmd)
 }
 
-fn sigterm_and_wait(mut child: Child) {
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let t0 = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "clean exit on SIGTERM: {status:?}");
-            return;
-        }
-        if t0.elapsed() > Duration::from_secs(15) {
-            let _ = child.kill();
-            panic!("broker did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn sigterm_and_wait(child: Child) {
+    let status = process::sigterm_and_wait(child);
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
 }
 
 #[test]
@@ -74,13 +37,7 @@ fn serve_with_toml_config_sigterm_and_restart() {
     let b = batch("cli", 5, 7);
     // Auto-created by produce with num.partitions from the file.
     assert_eq!(c.produce("viacli", 2, -1, b.clone(), 9), (0, 0));
-    let md: MetadataResponse = c.call(
-        ApiKey::Metadata,
-        12,
-        &MetadataRequest::default().with_topics(Some(vec![
-            MetadataRequestTopic::default().with_name(Some(tn("viacli"))),
-        ])),
-    );
+    let md: MetadataResponse = c.call(ApiKey::Metadata, 12, &metadata_request(&["viacli"]));
     assert_eq!(md.topics[0].partitions.len(), 3);
     // A 14-byte request claiming 2^31 topics closes its connection, not the broker process.
     let mut hostile = Client::connect(addr);
@@ -118,7 +75,7 @@ fn serve_rejects_bad_config() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "num.partitons = 3\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ringbolt"))
+    let out = process::ringbolt()
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&cfg)
         .arg("--data-dir")

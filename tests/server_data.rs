@@ -9,13 +9,10 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
 use kafka_protocol::messages::fetch_response::FetchResponse;
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
-use kafka_protocol::messages::list_offsets_response::ListOffsetsResponse;
-use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequest;
 use kafka_protocol::messages::metadata_response::MetadataResponse;
 use kafka_protocol::records::RecordBatchDecoder;
+use kafka_test_client::requests::metadata_request;
 use ringbolt::server::spawn_broker;
 use server_util::*;
 
@@ -76,13 +73,7 @@ fn produce_fetch_roundtrip(shards: usize, zerocopy: bool) {
         }
     }
     // v13+ address the topic by id; an unknown id gets UNKNOWN_TOPIC_ID.
-    let md: MetadataResponse = c.call(
-        ApiKey::Metadata,
-        12,
-        &MetadataRequest::default().with_topics(Some(vec![
-            MetadataRequestTopic::default().with_name(Some(tn("t"))),
-        ])),
-    );
+    let md: MetadataResponse = c.call(ApiKey::Metadata, 12, &metadata_request(&["t"]));
     let id = md.topics[0].topic_id;
     for version in [13i16, 16] {
         for (topic_id, want_err) in [(id, 0i16), (uuid::Uuid::from_u128(7), 100)] {
@@ -137,13 +128,7 @@ fn produce_auto_creates_and_reports_per_partition_errors() {
     let mut c = Client::connect(broker.local_addr());
     // Unknown topic on produce: auto-created with num.partitions = 1.
     assert_eq!(c.produce("fresh", 0, 1, batch("a", 2, 5), 9), (0, 0));
-    let md: MetadataResponse = c.call(
-        ApiKey::Metadata,
-        12,
-        &MetadataRequest::default().with_topics(Some(vec![
-            MetadataRequestTopic::default().with_name(Some(tn("fresh"))),
-        ])),
-    );
+    let md: MetadataResponse = c.call(ApiKey::Metadata, 12, &metadata_request(&["fresh"]));
     assert_eq!(md.topics[0].partitions.len(), 1);
     // Partition out of range → UNKNOWN_TOPIC_OR_PARTITION; corrupt batch → CORRUPT_MESSAGE;
     // both in one request with a good partition that still succeeds.
@@ -241,19 +226,7 @@ fn list_offsets_earliest_latest_max_and_by_time() {
     assert_eq!(c.produce("lo", 0, 1, batch("a", 3, 1_000), 9).0, 0); // offsets 0..2, ts 1000..1002
     assert_eq!(c.produce("lo", 0, 1, batch("b", 2, 5_000), 9).0, 0); // offsets 3..4, ts 5000..5001
     let ask = |c: &mut Client, ts: i64, v: i16| -> (i16, i64, i64) {
-        let req = ListOffsetsRequest::default()
-            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-            .with_topics(vec![
-                ListOffsetsTopic::default()
-                    .with_name(tn("lo"))
-                    .with_partitions(vec![
-                        ListOffsetsPartition::default()
-                            .with_partition_index(0)
-                            .with_timestamp(ts),
-                    ]),
-            ]);
-        let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, v, &req);
-        let p = &r.topics[0].partitions[0];
+        let p = c.list_offset("lo", 0, ts, v);
         (p.error_code, p.offset, p.timestamp)
     };
     for v in [1i16, 4, 6, 7] {

@@ -12,13 +12,13 @@ use std::io::Read;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::fetch_response::FetchResponse;
 use kafka_protocol::messages::{ApiKey, ResponseHeader};
 use kafka_protocol::protocol::Decodable;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record};
+use kafka_test_client::records::{encode_batch, record};
+use kafka_test_client::requests::{fetch_partition, fetch_request};
 use ringbolt::server::{BrokerHandle, spawn_broker};
 use server_util::*;
 
@@ -43,26 +43,11 @@ fn broker(dir: &std::path::Path, zerocopy: bool, fetch_max_bytes: Option<u32>) -
 
 /// A Fetch of partitions 0.. of `topic`, one `(fetch offset, partition_max_bytes)` each.
 fn fetch_req(topic: &str, max_bytes: i32, parts: &[(i64, i32)]) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(max_bytes)
-        .with_session_epoch(-1)
-        .with_topics(vec![
-            FetchTopic::default().with_topic(tn(topic)).with_partitions(
-                parts
-                    .iter()
-                    .enumerate()
-                    .map(|(p, (offset, pmax))| {
-                        FetchPartition::default()
-                            .with_partition(p as i32)
-                            .with_fetch_offset(*offset)
-                            .with_partition_max_bytes(*pmax)
-                    })
-                    .collect(),
-            ),
-        ])
+    let partitions = parts
+        .iter()
+        .enumerate()
+        .map(|(p, (offset, pmax))| fetch_partition(p as i32, *offset, *pmax));
+    fetch_request(tn(topic), partitions, 0, 1, max_bytes)
 }
 
 /// Produces one batch (acks 1). Retries while the partition has no leader yet: a reference broker
@@ -419,7 +404,7 @@ fn large_batches_copying_path() {
 #[test]
 #[ignore = "needs RINGBOLT_FETCH_LIMITS_REFERENCE=host:port of a reference broker"]
 fn the_same_cases_against_a_reference_broker() {
-    let addr = std::env::var("RINGBOLT_FETCH_LIMITS_REFERENCE")
+    let addr: std::net::SocketAddr = std::env::var("RINGBOLT_FETCH_LIMITS_REFERENCE")
         .expect("RINGBOLT_FETCH_LIMITS_REFERENCE=host:port")
         .parse()
         .expect("host:port");
@@ -431,24 +416,6 @@ fn the_same_cases_against_a_reference_broker() {
     let mut c = Client::connect(addr);
     limit_cases(&mut c, &format!("ref{run}-"));
     large_batch_cases(&mut c, &format!("ref{run}-big"));
-}
-
-/// Sends a hand-encoded request (header v1); returns the response body after the correlation id.
-fn raw_call(c: &mut Client, key: ApiKey, version: i16, body: &[u8]) -> Bytes {
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    buf.put_i16(key as i16);
-    buf.put_i16(version);
-    buf.put_i32(4242);
-    buf.put_i16(4);
-    buf.put_slice(b"test");
-    buf.put_slice(body);
-    let n = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&n.to_be_bytes());
-    c.send_raw(&buf).unwrap();
-    let mut frame = c.recv_frame().unwrap();
-    assert_eq!(frame.get_i32(), 4242);
-    frame
 }
 
 /// Fetch v0–v3 of partitions 0.. of `topic` from offset 0, `partition_max_bytes` each;
@@ -476,7 +443,7 @@ fn fetch_old(
         b.put_i64(0);
         b.put_i32(*m);
     }
-    let mut r = raw_call(c, ApiKey::Fetch, version, &b);
+    let mut r = c.raw_call(ApiKey::Fetch, version, &b);
     if version >= 1 {
         assert_eq!(r.get_i32(), 0);
     }
@@ -514,33 +481,16 @@ fn message_ends(set: &[u8]) -> Vec<usize> {
 /// A gzip batch of `n` records of 1000 identical bytes: a few KB stored, ~n KB down-converted.
 fn compressible_batch(n: usize) -> Bytes {
     let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: 1_000 + i as i64,
-            key: None,
-            value: Some(Bytes::from(vec![b'z'; 1000])),
-            headers: Default::default(),
+        .map(|i| {
+            record(
+                i as i64,
+                1_000 + i as i64,
+                None,
+                Some(vec![b'z'; 1000].into()),
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::Gzip,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    encode_batch(&records, Compression::Gzip)
 }
 
 /// Fetch v0–v3 (down-converted message sets): the limits hold on what is sent. v3 keeps whole

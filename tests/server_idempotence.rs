@@ -7,10 +7,6 @@ mod server_util;
 use bytes::Bytes;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
-use kafka_protocol::messages::list_offsets_response::ListOffsetsResponse;
 use kafka_protocol::messages::produce_response::ProduceResponse;
 use kafka_protocol::messages::{ApiKey, ProducerId, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
@@ -271,19 +267,7 @@ fn producer_state_survives_restart() {
 }
 
 fn list_offset(c: &mut Client, topic: &str, ts: i64) -> (i16, i64, i64) {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-        .with_topics(vec![
-            ListOffsetsTopic::default()
-                .with_name(tn(topic))
-                .with_partitions(vec![
-                    ListOffsetsPartition::default()
-                        .with_partition_index(0)
-                        .with_timestamp(ts),
-                ]),
-        ]);
-    let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &req);
-    let p = &r.topics[0].partitions[0];
+    let p = c.list_offset(topic, 0, ts, 7);
     (p.error_code, p.offset, p.timestamp)
 }
 

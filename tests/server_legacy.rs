@@ -6,32 +6,12 @@ mod server_util;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
+use kafka_test_client::records::{encode_batch, record};
 use ringbolt::protocol::compression::Codec;
 use ringbolt::protocol::legacy::{Message, NO_TIMESTAMP, build_message_set, parse_message_set};
 use ringbolt::protocol::record_batch::BatchHeader;
 use server_util::*;
-
-/// Sends a hand-encoded request (header v1) and returns the response body after the
-/// correlation id.
-fn raw_call(c: &mut Client, key: ApiKey, version: i16, body: &[u8]) -> Bytes {
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    buf.put_i16(key as i16);
-    buf.put_i16(version);
-    buf.put_i32(4242);
-    buf.put_i16(4);
-    buf.put_slice(b"test");
-    buf.put_slice(body);
-    let n = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&n.to_be_bytes());
-    c.send_raw(&buf).unwrap();
-    let mut frame = c.recv_frame().unwrap();
-    assert_eq!(frame.get_i32(), 4242);
-    frame
-}
 
 fn put_str(b: &mut BytesMut, s: &str) {
     b.put_i16(s.len() as i16);
@@ -54,7 +34,7 @@ fn produce_old(c: &mut Client, version: i16, topic: &str, set: &[u8]) -> (i16, i
     b.put_i32(0);
     b.put_i32(set.len() as i32);
     b.put_slice(set);
-    let mut r = raw_call(c, ApiKey::Produce, version, &b);
+    let mut r = c.raw_call(ApiKey::Produce, version, &b);
     assert_eq!(r.get_i32(), 1);
     assert_eq!(get_str(&mut r), topic);
     assert_eq!(r.get_i32(), 1);
@@ -86,7 +66,7 @@ fn fetch_old(c: &mut Client, version: i16, topic: &str, offset: i64) -> (i16, i6
     b.put_i32(0);
     b.put_i64(offset);
     b.put_i32(1 << 20);
-    let mut r = raw_call(c, ApiKey::Fetch, version, &b);
+    let mut r = c.raw_call(ApiKey::Fetch, version, &b);
     if version >= 1 {
         assert_eq!(r.get_i32(), 0);
     }
@@ -112,7 +92,7 @@ fn list_offsets_v0(c: &mut Client, topic: &str, ts: i64) -> (i16, Vec<i64>) {
     b.put_i32(0);
     b.put_i64(ts);
     b.put_i32(10);
-    let mut r = raw_call(c, ApiKey::ListOffsets, 0, &b);
+    let mut r = c.raw_call(ApiKey::ListOffsets, 0, &b);
     assert_eq!(r.get_i32(), 1);
     assert_eq!(get_str(&mut r), topic);
     assert_eq!(r.get_i32(), 1);
@@ -206,35 +186,18 @@ fn old_producers_and_consumers_round_trip() {
 
 fn v2_batch(codec: Compression, n: usize) -> Bytes {
     let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32, // keeps the records in one batch
-            timestamp: 1_000 + i as i64,
-            key: Some(Bytes::from(format!("key {i}"))),
-            value: Some(Bytes::from(format!(
-                "compressible value {i} compressible value"
-            ))),
-            headers: Default::default(),
+        .map(|i| {
+            record(
+                i as i64,
+                1_000 + i as i64,
+                Some(Bytes::from(format!("key {i}"))),
+                Some(Bytes::from(format!(
+                    "compressible value {i} compressible value"
+                ))),
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: codec,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    encode_batch(&records, codec)
 }
 
 #[test]

@@ -7,32 +7,15 @@
 mod server_util;
 
 use bytes::Bytes;
-use kafka_protocol::messages::ApiKey;
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
-use kafka_protocol::messages::list_offsets_response::ListOffsetsResponse;
 use ringbolt::protocol::compression::{self, Codec};
 use ringbolt::protocol::record_batch::{SimpleRecord, build_batch};
-use server_util::{Client, config, init_logs, tn};
+use server_util::{Client, config, init_logs};
 
 const MAX_TIMESTAMP: i64 = -3;
 
 /// (error code, offset, timestamp, leader epoch) of partition 0.
 fn ask(c: &mut Client, topic: &str, ts: i64, v: i16) -> (i16, i64, i64, i32) {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-        .with_topics(vec![
-            ListOffsetsTopic::default()
-                .with_name(tn(topic))
-                .with_partitions(vec![
-                    ListOffsetsPartition::default()
-                        .with_partition_index(0)
-                        .with_timestamp(ts),
-                ]),
-        ]);
-    let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, v, &req);
-    let p = &r.topics[0].partitions[0];
+    let p = c.list_offset(topic, 0, ts, v);
     (p.error_code, p.offset, p.timestamp, p.leader_epoch)
 }
 

@@ -13,21 +13,21 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
-use kafka_protocol::messages::{ApiKey, RequestHeader};
-use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::messages::fetch_request::FetchRequest;
+use kafka_protocol::protocol::Encodable;
+use kafka_protocol::records::{Compression, Record};
+use kafka_test_client::Error;
+use kafka_test_client::records::{encode_batch, record};
+use kafka_test_client::requests::{create_topic_request, fetch_partition, fetch_request};
 use server_util::*;
 
 /// Longest time from SIGTERM to the process's exit.
@@ -73,16 +73,7 @@ impl Broker {
 
     /// `read_stdout` false: the read end of the stdout pipe is closed at once.
     fn spawn_with(data: &Path, log: &Path, what: &str, read_stdout: bool) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringbolt"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--shards",
-                "2",
-                "--data-dir",
-            ])
-            .arg(data)
+        let mut child = process::serve(data)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
@@ -150,11 +141,7 @@ impl Broker {
             .stdout
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("{}: not listening\n{}", self.what, self.log_text()));
-        line.trim()
-            .rsplit(' ')
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        process::listening_addr(&line).unwrap_or_else(|| panic!("unexpected first line {line:?}"))
     }
 
     /// Sends SIGTERM during startup (before the "listening" line) and requires a clean exit
@@ -184,22 +171,13 @@ impl Broker {
     /// how long the exit took and the unread stdout lines.
     fn sigterm(mut self) -> (Instant, Duration, Receiver<(Instant, String)>) {
         let t0 = Instant::now();
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if t0.elapsed() > BOUND {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "{}: still running {BOUND:?} after SIGTERM; log:\n{}",
-                    self.what,
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        process::sigterm(&self.child);
+        let Some(status) = process::wait_exit(&mut self.child, BOUND) else {
+            panic!(
+                "{}: still running {BOUND:?} after SIGTERM; log:\n{}",
+                self.what,
+                self.log_text()
+            );
         };
         let took = t0.elapsed();
         let log = self.log_text();
@@ -218,36 +196,15 @@ impl Broker {
     }
 }
 
-/// One request frame (size prefix included).
-fn frame<R: Encodable + HeaderVersion>(key: ApiKey, version: i16, corr: i32, req: &R) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(corr)
-        .with_client_id(Some(StrBytes::from_static_str("signals-test")));
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    header
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
-    req.encode(&mut buf, version).unwrap();
-    let n = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&n.to_be_bytes());
-    buf.to_vec()
-}
-
 /// One request and its response frame, errors returned (the broker may be going away).
-fn roundtrip<R: Encodable + HeaderVersion>(
-    s: &mut TcpStream,
+fn roundtrip<R: Encodable>(
+    c: &mut Client,
     key: ApiKey,
     version: i16,
     req: &R,
-) -> std::io::Result<()> {
-    s.write_all(&frame(key, version, 1, req))?;
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len)?;
-    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body)
+) -> Result<(), Error> {
+    c.try_send(key, version, req)?;
+    c.recv_frame().map(drop)
 }
 
 fn create_topic(addr: SocketAddr, name: &str, partitions: i32) {
@@ -255,14 +212,7 @@ fn create_topic(addr: SocketAddr, name: &str, partitions: i32) {
     let r: CreateTopicsResponse = c.call(
         ApiKey::CreateTopics,
         5,
-        &CreateTopicsRequest::default()
-            .with_timeout_ms(60_000)
-            .with_topics(vec![
-                CreatableTopic::default()
-                    .with_name(tn(name))
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1),
-            ]),
+        &create_topic_request(name, partitions, &[]).with_timeout_ms(60_000),
     );
     assert_eq!(r.topics[0].error_code, 0, "creating {name}");
 }
@@ -270,52 +220,26 @@ fn create_topic(addr: SocketAddr, name: &str, partitions: i32) {
 /// A batch of `n` records of `size` bytes each.
 fn big_batch(n: usize, size: usize) -> Bytes {
     let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from(vec![b'x'; size])),
-            headers: Default::default(),
+        .map(|i| {
+            record(
+                i as i64,
+                1_700_000_000_000,
+                None,
+                Some(vec![b'x'; size].into()),
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    encode_batch(&records, Compression::None)
 }
 
 fn fetch_req(topic: &str, max_wait_ms: i32, min_bytes: i32, max_bytes: i32) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(min_bytes)
-        .with_max_bytes(max_bytes)
-        .with_session_epoch(-1)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(tn(topic))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_fetch_offset(0)
-                        .with_partition_max_bytes(max_bytes),
-                ]),
-        ])
+    fetch_request(
+        tn(topic),
+        [fetch_partition(0, 0, max_bytes)],
+        max_wait_ms,
+        min_bytes,
+        max_bytes,
+    )
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -397,17 +321,17 @@ fn run(setup: &Setup, moment: Moment, rng: &mut Rng) {
                 .map(|t| {
                     let (stop, acked) = (stop.clone(), acked.clone());
                     std::thread::spawn(move || {
-                        let Ok(mut s) = TcpStream::connect(addr) else {
+                        let Ok(mut c) = Client::try_connect(addr) else {
                             return;
                         };
-                        let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
+                        let _ = c.stream.set_read_timeout(Some(Duration::from_secs(15)));
                         let records = batch("load", 50, 1_700_000_000_000);
                         let mut i = 0;
                         while !stop.load(Ordering::SeqCst) {
                             let acks = if i % 2 == 0 { 1 } else { -1 };
                             let req =
                                 Client::produce_req("load", (t + i) % 4, acks, records.clone());
-                            if roundtrip(&mut s, ApiKey::Produce, 9, &req).is_err() {
+                            if roundtrip(&mut c, ApiKey::Produce, 9, &req).is_err() {
                                 return;
                             }
                             acked.fetch_add(1, Ordering::SeqCst);
@@ -430,11 +354,10 @@ fn run(setup: &Setup, moment: Moment, rng: &mut Rng) {
             let addr = b.wait_listening();
             create_topic(addr, "poll", 1);
             let poller = std::thread::spawn(move || {
-                let mut s = TcpStream::connect(addr).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut c = Client::connect(addr); // read timeout 30 s
                 let t0 = Instant::now();
                 let answered = roundtrip(
-                    &mut s,
+                    &mut c,
                     ApiKey::Fetch,
                     12,
                     &fetch_req("poll", 20_000, 1, 1 << 20),
@@ -467,16 +390,9 @@ fn run(setup: &Setup, moment: Moment, rng: &mut Rng) {
                 assert_eq!(c.produce("big", 0, 1, chunk.clone(), 9).0, 0);
             }
             // About 11 MiB per response, 12 responses asked for and never read.
-            let mut stalled = TcpStream::connect(addr).unwrap();
-            for corr in 0..12 {
-                stalled
-                    .write_all(&frame(
-                        ApiKey::Fetch,
-                        12,
-                        corr,
-                        &fetch_req("big", 0, 1, 16 << 20),
-                    ))
-                    .unwrap();
+            let mut stalled = Client::connect(addr);
+            for _ in 0..12 {
+                stalled.send(ApiKey::Fetch, 12, &fetch_req("big", 0, 1, 16 << 20));
             }
             std::thread::sleep(rng.between(Duration::from_millis(300), Duration::from_millis(800)));
             let log = b.log.clone();
@@ -596,16 +512,7 @@ fn stdout_reader_gone_is_not_fatal() {
 #[test]
 fn stalled_stderr_stalls_nothing() {
     let root = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringbolt"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--shards",
-            "2",
-            "--data-dir",
-        ])
-        .arg(root.path().join("data"))
+    let mut child = process::serve(&root.path().join("data"))
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
@@ -618,7 +525,7 @@ fn stalled_stderr_stalls_nothing() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr: SocketAddr = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    let addr = process::listening_addr(&line).unwrap();
     // Each bad frame is a warning line: far more than a pipe's 64 KiB.
     let t0 = Instant::now();
     for _ in 0..1500 {
@@ -636,19 +543,8 @@ fn stalled_stderr_stalls_nothing() {
     // Still serving.
     let mut c = Client::connect(addr);
     assert_eq!(c.produce("after-flood", 0, 1, batch("x", 3, 1), 9).0, 0);
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t0.elapsed() > BOUND {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("still running {BOUND:?} after SIGTERM with a stalled stderr");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    process::sigterm(&child);
+    let status = process::wait_exit(&mut child, BOUND)
+        .unwrap_or_else(|| panic!("still running {BOUND:?} after SIGTERM with a stalled stderr"));
     assert!(status.success(), "exit {status:?}");
 }

@@ -4,7 +4,6 @@
 
 mod server_util;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -12,69 +11,20 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::ApiKey;
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
 use kafka_protocol::messages::list_offsets_response::ListOffsetsResponse;
-use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
 use kafka_protocol::messages::metadata_response::MetadataResponse;
+use kafka_test_client::requests::{list_offsets_request, metadata_request};
+use server_util::process::spawn_listening;
 use server_util::*;
 
 fn ringbolt(cwd: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ringbolt"));
+    let mut c = process::ringbolt();
     c.current_dir(cwd).arg("serve").args(args);
     c
 }
 
-/// Starts the broker and waits for its "listening" line.
-fn spawn(mut cmd: Command) -> (Child, SocketAddr) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Drained all along: a broker blocked on a full stderr pipe would look like a hung broker.
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut err = String::new();
-        let _ = stderr.read_to_string(&mut err);
-        err
-    });
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit(' ').next().and_then(|a| a.parse().ok());
-    match addr {
-        Some(a) => (child, a),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("broker did not start: {line:?}\n{}", log.join().unwrap());
-        }
-    }
-}
-
-/// Waits (bounded) for the child to exit; kills it and panics with `what` when it does not.
-fn wait_exit(child: &mut Child, limit: Duration, what: &str) {
-    let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t0.elapsed() > limit {
-            let _ = child.kill();
-            panic!("{what}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn sigterm_and_wait(mut child: Child) {
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    wait_exit(
-        &mut child,
-        Duration::from_secs(15),
-        "broker did not stop on SIGTERM",
-    );
+fn sigterm_and_wait(child: Child) {
+    process::sigterm_and_wait(child);
 }
 
 /// Runs a broker that is expected to refuse to start; returns its output (bounded in time).
@@ -84,7 +34,7 @@ fn refused(mut cmd: Command) -> (Output, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_exit(&mut child, Duration::from_secs(10), "broker did not exit");
+    process::wait_exit(&mut child, Duration::from_secs(10)).expect("broker did not exit");
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success(), "must exit non-zero: {out:?}");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -111,17 +61,17 @@ fn produce_and_fetch(addr: SocketAddr, topic: &str) {
 #[test]
 fn default_and_relative_data_dirs_work() {
     let cwd = tempfile::tempdir().unwrap();
-    let (child, addr) = spawn(ringbolt(cwd.path(), &["--listen", "127.0.0.1:0"]));
+    let (child, addr) = spawn_listening(ringbolt(cwd.path(), &["--listen", "127.0.0.1:0"]));
     produce_and_fetch(addr, "web_log");
     assert!(cwd.path().join("data/web_log-1").is_dir());
     sigterm_and_wait(child);
     // Restarted, the same relative dir still holds the records.
-    let (child, addr) = spawn(ringbolt(cwd.path(), &["--listen", "127.0.0.1:0"]));
+    let (child, addr) = spawn_listening(ringbolt(cwd.path(), &["--listen", "127.0.0.1:0"]));
     let mut c = Client::connect(addr);
     assert_eq!(c.fetch("web_log", 1, 0, 12).1, 3);
     sigterm_and_wait(child);
 
-    let (child, addr) = spawn(ringbolt(
+    let (child, addr) = spawn_listening(ringbolt(
         cwd.path(),
         &["--listen", "127.0.0.1:0", "--data-dir", "rel/d"],
     ));
@@ -133,7 +83,7 @@ fn default_and_relative_data_dirs_work() {
 #[test]
 fn second_broker_on_the_same_data_dir_exits() {
     let cwd = tempfile::tempdir().unwrap();
-    let (first, addr) = spawn(ringbolt(cwd.path(), &["--listen", "127.0.0.1:0"]));
+    let (first, addr) = spawn_listening(ringbolt(cwd.path(), &["--listen", "127.0.0.1:0"]));
     let t0 = Instant::now();
     let (_, err) = refused(ringbolt(cwd.path(), &["--listen", "127.0.0.1:0"]));
     assert!(t0.elapsed() < Duration::from_secs(5), "exits at once");
@@ -144,18 +94,18 @@ fn second_broker_on_the_same_data_dir_exits() {
     produce_and_fetch(addr, "still");
     sigterm_and_wait(first);
     // Once it is gone (even by kill -9 the kernel drops the lock), the dir can be used again.
-    let (again, _) = spawn(ringbolt(cwd.path(), &["--listen", "127.0.0.1:0"]));
+    let (again, _) = spawn_listening(ringbolt(cwd.path(), &["--listen", "127.0.0.1:0"]));
     let mut again = again;
     again.kill().unwrap();
     again.wait().unwrap();
-    let (last, _) = spawn(ringbolt(cwd.path(), &["--listen", "127.0.0.1:0"]));
+    let (last, _) = spawn_listening(ringbolt(cwd.path(), &["--listen", "127.0.0.1:0"]));
     sigterm_and_wait(last);
 }
 
 #[test]
 fn second_broker_on_the_same_port_exits() {
     let cwd = tempfile::tempdir().unwrap();
-    let (first, addr) = spawn(ringbolt(cwd.path(), &["--listen", "127.0.0.1:0"]));
+    let (first, addr) = spawn_listening(ringbolt(cwd.path(), &["--listen", "127.0.0.1:0"]));
     let listen = addr.to_string();
     let (_, err) = refused(ringbolt(
         cwd.path(),
@@ -188,7 +138,7 @@ fn no_request_is_served_before_every_shard_recovered() {
     let port = free_port().to_string();
     let listen = format!("127.0.0.1:{port}");
     let args = ["--listen", listen.as_str(), "--shards", "2"];
-    let (child, addr) = spawn(ringbolt(cwd.path(), &args));
+    let (child, addr) = spawn_listening(ringbolt(cwd.path(), &args));
     let mut c = Client::connect(addr);
     assert_eq!(
         c.create_topic("many", PARTITIONS, &[], 5).topics[0].error_code,
@@ -196,21 +146,7 @@ fn no_request_is_served_before_every_shard_recovered() {
     );
     drop(c);
     sigterm_and_wait(child);
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-        .with_topics(vec![
-            ListOffsetsTopic::default()
-                .with_name(tn("many"))
-                .with_partitions(
-                    (0..PARTITIONS)
-                        .map(|p| {
-                            ListOffsetsPartition::default()
-                                .with_partition_index(p)
-                                .with_timestamp(-1)
-                        })
-                        .collect(),
-                ),
-        ]);
+    let req = list_offsets_request(tn("many"), (0..PARTITIONS).map(|p| (p, -1)));
     for round in 0..4 {
         let child = ringbolt(cwd.path(), &args)
             .stdout(Stdio::null())
@@ -270,7 +206,7 @@ fn unwritable_data_dir_is_refused_at_startup() {
     if unsafe { libc::geteuid() } == 0 {
         let nobody = 65534;
         // The binary must be reachable by `nobody`; skip (loudly) where the checkout is not.
-        let probe = Command::new(env!("CARGO_BIN_EXE_ringbolt"))
+        let probe = process::ringbolt()
             .arg("--version")
             .uid(nobody)
             .gid(nobody)
@@ -305,7 +241,7 @@ fn create_topics_reports_partitions_that_cannot_be_opened() {
             Ok(())
         })
     };
-    let (child, addr) = spawn(cmd);
+    let (child, addr) = spawn_listening(cmd);
     let mut c = Client::connect(addr);
     let r = c.create_topic("toomany", 400, &[], 5);
     let t = &r.topics[0];
@@ -319,11 +255,7 @@ fn create_topics_reports_partitions_that_cannot_be_opened() {
     let md: MetadataResponse = c.call(
         ApiKey::Metadata,
         12,
-        &MetadataRequest::default()
-            .with_allow_auto_topic_creation(false)
-            .with_topics(Some(vec![
-                MetadataRequestTopic::default().with_name(Some(tn("toomany"))),
-            ])),
+        &metadata_request(&["toomany"]).with_allow_auto_topic_creation(false),
     );
     assert_eq!(md.topics[0].error_code, 3, "rolled back: unknown topic");
     assert!(

@@ -28,14 +28,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::produce_response::ProduceResponse;
-use kafka_protocol::messages::{ApiKey, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::batch::{BatchBuilder, Compression};
 use crate::client::{self, Conn};
 use crate::message::{HEADER_LEN, MessageHeader};
 use crate::stats::{Live, LocalHist, latency_us};
+use kafka_test_client::frame;
 
 /// Largest Produce request loadgen builds before sending (bytes of batches).
 const MAX_REQUEST_BYTES: usize = 1 << 20;
@@ -608,10 +609,13 @@ fn read_responses(
     let mut hist = LocalHist::new(&live.produce_hist);
     let mut logged = 0;
     while let Ok(inflight) = rx.recv() {
-        let frame = client::read_frame(&mut sock, &mut buf)?;
+        let frame = frame::read_frame(&mut sock, &mut buf)?;
         let ack_ns = live.clock.now_ns();
-        let (corr, resp) =
-            client::decode_response::<ProduceResponse>(frame, ApiKey::Produce, version)?;
+        let frame::Response {
+            correlation_id: corr,
+            body: resp,
+            ..
+        } = frame::decode_response::<ProduceResponse>(frame, version)?;
         if corr != inflight.correlation_id {
             bail!(
                 "Produce response correlation id {corr}, expected {}",

@@ -10,9 +10,10 @@
 use std::io::Write;
 
 use bytes::BytesMut;
+use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::produce_response::ProduceResponse;
-use kafka_protocol::messages::{ApiKey, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use kafka_test_client::frame;
 use loadgen::batch::{BatchBuilder, Compression, for_each_record};
 use loadgen::client::{self, Conn, ensure_topic};
 use loadgen::message::MessageHeader;
@@ -73,9 +74,9 @@ fn pipelined_produce_requests_on_one_connection_are_applied_in_order() {
     let mut buf = BytesMut::new();
     let mut last_base = vec![-1i64; PARTITIONS as usize];
     for req in 0..REQUESTS {
-        let frame = client::read_frame(&mut r, &mut buf).unwrap();
-        let (corr, resp) =
-            client::decode_response::<ProduceResponse>(frame, ApiKey::Produce, version).unwrap();
+        let frame = frame::read_frame(&mut r, &mut buf).unwrap();
+        let r = frame::decode_response::<ProduceResponse>(frame, version).unwrap();
+        let (corr, resp) = (r.correlation_id, r.body);
         assert_eq!(corr, req as i32, "responses out of request order");
         for p in &resp.responses[0].partition_responses {
             assert_eq!(p.error_code, 0);
