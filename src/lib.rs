@@ -35,4 +35,5 @@ pub mod protocol;
 pub mod server;
 pub mod shard;
 pub mod storage;
-pub mod tune;
+// `ringbolt tune` needs nothing of the broker: its own crate, `crates/ringbolt-tune`.
+pub use ringbolt_tune as tune;
