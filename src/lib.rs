@@ -40,5 +40,6 @@ pub mod server;
 pub mod shard;
 pub mod storage;
 pub mod sync;
-pub mod tune;
+// `ringbolt tune` needs nothing of the broker: its own crate, `crates/ringbolt-tune`.
+pub use ringbolt_tune as tune;
 pub(crate) mod util;

@@ -1,7 +1,7 @@
 //! What the server integration tests share: the broker side (an in-process broker, the real
 //! `ringbolt serve` process) here, the client side from the `kafka-test-client` crate, re-exported
 //! so that `use server_util::*` brings both.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code, unused_imports)] // each test binary uses its own part of it
 
 pub(crate) mod process;
 
