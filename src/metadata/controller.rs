@@ -11,8 +11,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    MAX_PARTITIONS, MetadataSnapshot, TopicError, TopicMeta, partition_dir, validate_topic_name,
+    MAX_PARTITIONS, MetadataSnapshot, NODE_ID, TopicError, TopicMeta, partition_dir,
+    validate_topic_name,
 };
+use crate::config::BrokerSettings;
+use crate::config::dynamic::{BrokerOverrides, effective_settings};
 use crate::shard::{self, ShardCtx};
 use crate::storage::PartitionLog;
 
@@ -34,16 +37,24 @@ struct PersistedMetadata {
     #[serde(default)]
     cluster_id: Option<String>,
     topics: Vec<PersistedTopic>,
+    /// Dynamic broker configs: `""` the cluster-wide default layer, a node id that broker's.
+    #[serde(default)]
+    broker_configs: BrokerOverrides,
 }
 
-/// The one mutable copy of the topic table (lives on shard 0).
+/// The one mutable copy of the topic table and the dynamic broker configs (lives on shard 0).
 pub struct MetadataStore {
     path: PathBuf,
-    topics: RefCell<BTreeMap<String, Arc<TopicMeta>>>,
-    version: Cell<u64>,
+    pub(super) topics: RefCell<BTreeMap<String, Arc<TopicMeta>>>,
+    pub(super) broker_configs: RefCell<BrokerOverrides>,
+    /// The settings from the command line and config file, under the dynamic layers.
+    pub(super) static_settings: Arc<BrokerSettings>,
+    /// `static_settings` with `broker_configs` applied, recomputed when those change.
+    pub(super) effective: RefCell<Arc<BrokerSettings>>,
+    pub(super) version: Cell<u64>,
     cluster_id: String,
     /// Serialises controller operations (validate → persist → publish).
-    op: glommio::sync::Semaphore,
+    pub(super) op: glommio::sync::Semaphore,
 }
 
 fn random_uuid() -> std::io::Result<uuid::Uuid> {
@@ -53,8 +64,13 @@ fn random_uuid() -> std::io::Result<uuid::Uuid> {
 }
 
 impl MetadataStore {
-    /// Loads `<data_dir>/ringbolt-metadata.json` (or starts empty). Call before the shards start.
-    pub fn load_snapshot(data_dir: &Path) -> anyhow::Result<(Arc<MetadataSnapshot>, String)> {
+    /// Loads `<data_dir>/ringbolt-metadata.json` (or starts empty) and applies its dynamic broker
+    /// configs to `settings` (a layer that no longer validates is logged and left out, as Kafka
+    /// does). Call before the shards start.
+    pub fn load_snapshot(
+        data_dir: &Path,
+        settings: &BrokerSettings,
+    ) -> anyhow::Result<(Arc<MetadataSnapshot>, String)> {
         let path = data_dir.join(METADATA_FILE);
         let persisted: PersistedMetadata = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -80,37 +96,63 @@ impl MetadataStore {
             Some(c) => c,
             None => random_uuid()?.simple().to_string(),
         };
+        let mut broker_configs = persisted.broker_configs;
+        let effective = match effective_settings(settings, &broker_configs, NODE_ID) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, file = %path.display(), "dynamic broker configs do not validate; starting without them");
+                broker_configs.clear();
+                settings.clone()
+            }
+        };
         Ok((
             Arc::new(MetadataSnapshot {
                 version: persisted.version,
                 topics,
+                broker_configs,
+                settings: Arc::new(effective),
             }),
             cluster_id,
         ))
     }
 
-    pub(crate) fn new(data_dir: &Path, snap: &MetadataSnapshot, cluster_id: String) -> Self {
+    pub(crate) fn new(
+        data_dir: &Path,
+        snap: &MetadataSnapshot,
+        cluster_id: String,
+        static_settings: Arc<BrokerSettings>,
+    ) -> Self {
         MetadataStore {
             path: data_dir.join(METADATA_FILE),
             topics: RefCell::new(snap.topics.clone()),
+            broker_configs: RefCell::new(snap.broker_configs.clone()),
+            static_settings,
+            effective: RefCell::new(snap.settings.clone()),
             version: Cell::new(snap.version),
             cluster_id,
             op: glommio::sync::Semaphore::new(1),
         }
     }
 
-    fn snapshot(&self) -> Arc<MetadataSnapshot> {
+    pub(super) fn snapshot(&self) -> Arc<MetadataSnapshot> {
         Arc::new(MetadataSnapshot {
             version: self.version.get(),
             topics: self.topics.borrow().clone(),
+            broker_configs: self.broker_configs.borrow().clone(),
+            settings: self.effective.borrow().clone(),
         })
+    }
+
+    /// Bumps the version for a change made to the tables (before persisting it).
+    pub(super) fn bump(&self) {
+        self.version.set(self.version.get() + 1);
     }
 
     /// Writes the file atomically: temp file, fsync, rename, fsync of the directory.
     ///
     /// Blocking file I/O on the executor thread, deliberately: it happens only on topic
     /// create/delete (rare, a few KiB) and keeping it inline keeps the ordering obvious.
-    fn persist(&self) -> std::io::Result<()> {
+    pub(super) fn persist(&self) -> std::io::Result<()> {
         let topics = self.topics.borrow();
         let doc = PersistedMetadata {
             version: self.version.get(),
@@ -124,6 +166,7 @@ impl MetadataStore {
                     configs: t.configs.clone(),
                 })
                 .collect(),
+            broker_configs: self.broker_configs.borrow().clone(),
         };
         let bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
         let tmp = self.path.with_extension("json.tmp");
@@ -172,7 +215,7 @@ async fn create_on_controller(
     validate_only: bool,
 ) -> Result<Arc<TopicMeta>, TopicError> {
     validate_topic_name(&topic.name)?;
-    let settings = &ctx.info.settings;
+    let settings = ctx.settings();
     let partitions = if topic.partitions == -1 {
         settings.num_partitions
     } else {
@@ -303,7 +346,7 @@ pub async fn delete_topic(topic: TopicRef) -> Result<Arc<TopicMeta>, TopicError>
 
 /// Sends `snap` to every shard and waits until each applied it; returns the partitions that
 /// could not be opened.
-async fn publish(ctx: &Rc<ShardCtx>, snap: Arc<MetadataSnapshot>) -> Vec<OpenFailure> {
+pub(super) async fn publish(ctx: &Rc<ShardCtx>, snap: Arc<MetadataSnapshot>) -> Vec<OpenFailure> {
     let mut failed = Vec::new();
     for s in 0..ctx.n_shards {
         let snap = snap.clone();
@@ -363,18 +406,25 @@ pub(crate) async fn apply_snapshot(
         }
     }
     for t in snap.topics.values() {
-        let log_config = match ctx.info.settings.log_config(&t.configs) {
+        let log_config = match snap.settings.log_config(&t.configs) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(topic = %t.name, error = %e, "bad topic config; using defaults");
-                ctx.info
-                    .settings
+                snap.settings
                     .log_config(&BTreeMap::new())
                     .unwrap_or_default()
             }
         };
         for p in 0..t.partitions {
-            if ctx.owner_of(&t.name, p) != ctx.id || ctx.log(&t.name, p).is_some() {
+            if ctx.owner_of(&t.name, p) != ctx.id {
+                continue;
+            }
+            if let Some(log) = ctx.log(&t.name, p) {
+                // A dynamic topic or broker config change reaches the running log here.
+                if log.config() != log_config {
+                    tracing::debug!(topic = %t.name, partition = p, "applying changed log config");
+                    log.set_config(log_config.clone());
+                }
                 continue;
             }
             if ctx.stopping.is_set() {

@@ -15,6 +15,7 @@
 //! The file is small JSON rather than a log (`__cluster_metadata`) because topic changes are rare and a
 //! whole-file atomic replace is simpler to reason about for crash safety than a replayed log.
 
+pub mod alter;
 pub mod controller;
 pub mod producer_ids;
 
@@ -22,6 +23,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
+
+use crate::config::BrokerSettings;
+use crate::config::dynamic::BrokerOverrides;
 
 pub use controller::MetadataStore;
 
@@ -35,12 +39,20 @@ pub struct TopicMeta {
     pub configs: BTreeMap<String, String>,
 }
 
-/// An immutable view of all topics; shards swap whole snapshots, never mutate one.
+/// The node id of this (single) broker; issue 19's cluster makes it `node.id`.
+pub const NODE_ID: i32 = 1;
+
+/// An immutable view of all topics and the broker's dynamic configs; shards swap whole snapshots,
+/// never mutate one.
 #[derive(Debug, Default)]
 pub struct MetadataSnapshot {
     /// Strictly increasing with every change; shards ignore older snapshots.
     pub version: u64,
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
+    /// Dynamic broker config layers (see [`crate::config::dynamic`]).
+    pub broker_configs: BrokerOverrides,
+    /// The broker settings in effect: the static ones with `broker_configs` applied.
+    pub settings: Arc<BrokerSettings>,
 }
 
 impl MetadataSnapshot {
@@ -66,6 +78,12 @@ pub enum TopicError {
     InvalidReplicationFactor(i16),
     #[error("{0}")]
     InvalidConfig(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    PartitionsNotIncreased(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
     #[error("unknown topic '{0}'")]
     UnknownTopic(String),
     #[error("unknown topic id {0}")]
@@ -85,6 +103,9 @@ impl TopicError {
             TopicError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
             TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            TopicError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            TopicError::PartitionsNotIncreased(_) => ResponseError::InvalidPartitions,
+            TopicError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             TopicError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
             TopicError::UnknownTopicId(_) => ResponseError::UnknownTopicId,
             TopicError::Storage(_) => ResponseError::UnknownServerError,
@@ -96,6 +117,16 @@ impl TopicError {
     /// The wire code of [`TopicError::response_error`].
     pub fn error_code(&self) -> i16 {
         self.response_error().code()
+    }
+}
+
+impl From<crate::config::dynamic::AlterError> for TopicError {
+    fn from(e: crate::config::dynamic::AlterError) -> Self {
+        use crate::config::dynamic::AlterError;
+        match e {
+            AlterError::InvalidConfig(m) => TopicError::InvalidConfig(m),
+            AlterError::InvalidRequest(m) => TopicError::InvalidRequest(m),
+        }
     }
 }
 

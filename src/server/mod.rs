@@ -400,7 +400,7 @@ pub fn spawn_broker_until(
     let data_dir = startup::lock_data_dir(&cfg.data_dir)?;
     cfg.data_dir = data_dir.path().to_owned();
     let n = cfg.shard_count();
-    let (snapshot, cluster_id) = MetadataStore::load_snapshot(&cfg.data_dir)?;
+    let (snapshot, cluster_id) = MetadataStore::load_snapshot(&cfg.data_dir, &cfg.settings)?;
     startup::warn_if_few_descriptors(
         snapshot
             .topics
@@ -575,7 +575,7 @@ fn broker_info(cfg: &BrokerConfig, bound: SocketAddr, cluster_id: String) -> Bro
         }
     };
     BrokerInfo {
-        node_id: 1,
+        node_id: crate::metadata::NODE_ID,
         cluster_id,
         advertised_host: host,
         advertised_port: port,
@@ -657,6 +657,7 @@ fn install_ctx(p: &ShardPlan, bound: SocketAddr) -> Rc<ShardCtx> {
             &p.cfg.data_dir,
             &p.snapshot,
             p.cluster_id.clone(),
+            Arc::new(p.cfg.settings.clone()),
         ))
     });
     let ctx = ShardCtx::new(

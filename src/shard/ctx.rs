@@ -95,6 +95,11 @@ impl ShardCtx {
         self.metadata.borrow().clone()
     }
 
+    /// The broker settings in effect now: the static ones with the dynamic broker configs applied.
+    pub fn settings(&self) -> Arc<crate::config::BrokerSettings> {
+        self.metadata.borrow().settings.clone()
+    }
+
     pub(crate) fn set_metadata(&self, snap: Arc<MetadataSnapshot>) -> bool {
         let mut m = self.metadata.borrow_mut();
         if snap.version > m.version {

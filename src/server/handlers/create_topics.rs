@@ -11,6 +11,7 @@ use kafka_protocol::messages::create_topics_response::{
 };
 
 use super::{HandlerError, Reply, Request};
+use crate::config::dynamic::Layers;
 use crate::metadata::TopicError;
 use crate::metadata::controller::{self, NewTopic};
 use crate::shard::ShardCtx;
@@ -18,10 +19,6 @@ use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 2;
 pub const MAX_VERSION: i16 = 7;
-
-/// DescribeConfigs/CreateTopics config sources.
-pub const SOURCE_TOPIC: i8 = 1;
-pub const SOURCE_DEFAULT: i8 = 5;
 
 /// Decodes, checks each topic, creates the ones that pass through the controller, answers per
 /// topic.
@@ -133,20 +130,21 @@ async fn create(
     let name = new.name.clone();
     match controller::create_topic(new, validate_only).await {
         Ok(meta) => {
-            let described = ctx
-                .info
-                .settings
-                .describe_topic(&meta.configs)
+            let snap = ctx.metadata();
+            let layers = Layers {
+                static_settings: &ctx.info.settings,
+                overrides: &snap.broker_configs,
+                node: ctx.info.node_id,
+            };
+            let described = layers
+                .describe_topic(&meta.configs, |_| true)
                 .into_iter()
-                .map(|(n, v, is_default)| {
+                .map(|d| {
                     CreatableTopicConfigs::default()
-                        .with_name(sb(&n))
-                        .with_value(Some(sb(&v)))
-                        .with_config_source(if is_default {
-                            SOURCE_DEFAULT
-                        } else {
-                            SOURCE_TOPIC
-                        })
+                        .with_name(sb(&d.name))
+                        .with_value(d.value.as_deref().map(sb))
+                        .with_read_only(d.read_only)
+                        .with_config_source(d.source.code())
                 })
                 .collect();
             result

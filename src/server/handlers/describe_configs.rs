@@ -1,30 +1,33 @@
-//! DescribeConfigs (key 32), v1–v4: topic configs (effective value, source TOPIC or DEFAULT) and
-//! broker configs (resource name "" or this broker's node id). Null or empty
-//! `configuration_keys` mean every config.
+//! DescribeConfigs (key 32), v1–v4: topic configs and broker configs (resource name `""` for the
+//! cluster-wide default layer or this broker's node id), each with its effective value, its source
+//! (topic override, per-broker or cluster-wide dynamic, config file, default), and when asked its
+//! synonyms (v1+) and type and documentation (v3+). Null or empty `configuration_keys` mean every
+//! config. The layers are resolved by [`crate::config::dynamic`].
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsRequest;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
+    DescribeConfigsSynonym,
 };
 
-use super::create_topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
 use super::{HandlerError, Reply, Request};
+use crate::config::dynamic::{Described, Layers};
+use crate::metadata::alter::{ConfigTarget, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 1;
 pub const MAX_VERSION: i16 = 4;
 
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-/// Config source STATIC_BROKER_CONFIG (server.properties / --config).
-const SOURCE_STATIC_BROKER: i8 = 4;
-
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: DescribeConfigsRequest = req.decode()?;
     let ctx = req.ctx.clone();
-    let settings = &ctx.info.settings;
     let snap = ctx.metadata();
+    let layers = Layers {
+        static_settings: &ctx.info.settings,
+        overrides: &snap.broker_configs,
+        node: ctx.info.node_id,
+    };
     let mut results = Vec::with_capacity(r.resources.len());
     for res in &r.resources {
         let name = res.resource_name.as_str();
@@ -36,53 +39,59 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         let base = DescribeConfigsResult::default()
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name.clone());
-        let entry = |n: &str, v: &str, source: i8| {
-            DescribeConfigsResourceResult::default()
-                .with_name(sb(n))
-                .with_value(Some(sb(v)))
-                .with_config_source(source)
-        };
-        let result = match res.resource_type {
+        let described = match res.resource_type {
             RESOURCE_TOPIC => match snap.topic(name) {
-                Some(t) => base.with_configs(
-                    settings
-                        .describe_topic(&t.configs)
-                        .into_iter()
-                        .filter(|(n, _, _)| wanted(n))
-                        .map(|(n, v, is_default)| {
-                            entry(
-                                &n,
-                                &v,
-                                if is_default {
-                                    SOURCE_DEFAULT
-                                } else {
-                                    SOURCE_TOPIC
-                                },
-                            )
-                        })
-                        .collect(),
-                ),
-                None => base
-                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                    .with_error_message(Some(sb(&format!("unknown topic '{name}'")))),
+                Some(t) => Ok(layers.describe_topic(&t.configs, wanted)),
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("unknown topic '{name}'"),
+                )),
             },
-            RESOURCE_BROKER if name.is_empty() || name == ctx.info.node_id.to_string() => base
-                .with_configs(
-                    settings
-                        .describe_broker()
-                        .into_iter()
-                        .filter(|(n, _)| wanted(n))
-                        .map(|(n, v)| entry(&n, &v, SOURCE_STATIC_BROKER).with_read_only(true))
-                        .collect(),
-                ),
-            RESOURCE_BROKER => base
-                .with_error_code(ResponseError::InvalidRequest.code())
-                .with_error_message(Some(sb(&format!("unknown broker '{name}'")))),
-            other => base
-                .with_error_code(ResponseError::InvalidRequest.code())
-                .with_error_message(Some(sb(&format!("unsupported resource type {other}")))),
+            RESOURCE_BROKER => match ConfigTarget::broker(name) {
+                Ok(_) => Ok(layers.describe_broker(wanted)),
+                Err(e) => Err((e.response_error(), e.to_string())),
+            },
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("unsupported resource type {other}"),
+            )),
         };
-        results.push(result);
+        results.push(match described {
+            Ok(configs) => base.with_configs(
+                configs
+                    .into_iter()
+                    .map(|d| entry(d, r.include_synonyms, r.include_documentation))
+                    .collect(),
+            ),
+            Err((code, msg)) => base
+                .with_error_code(code.code())
+                .with_error_message(Some(sb(&msg))),
+        });
     }
     req.respond(&DescribeConfigsResponse::default().with_results(results))
+}
+
+/// One config on the wire; synonyms and documentation only when the request asks for them.
+fn entry(d: Described, synonyms: bool, documentation: bool) -> DescribeConfigsResourceResult {
+    let synonyms = if synonyms {
+        d.synonyms
+            .iter()
+            .map(|(n, v, s)| {
+                DescribeConfigsSynonym::default()
+                    .with_name(sb(n))
+                    .with_value(v.as_deref().map(sb))
+                    .with_source(s.code())
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    DescribeConfigsResourceResult::default()
+        .with_name(sb(&d.name))
+        .with_value(d.value.as_deref().map(sb))
+        .with_read_only(d.read_only)
+        .with_config_source(d.source.code())
+        .with_synonyms(synonyms)
+        .with_config_type(d.ty.code())
+        .with_documentation(documentation.then(|| sb(d.doc)))
 }

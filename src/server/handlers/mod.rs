@@ -195,6 +195,9 @@ api_table! {
     DeleteGroups => delete_groups,
     OffsetDelete => offset_delete,
     InitProducerId => init_producer_id,
+    CreatePartitions => create_partitions,
+    AlterConfigs => alter_configs,
+    IncrementalAlterConfigs => incremental_alter_configs,
 }
 
 /// The supported version range of an API key, if the broker serves it.

@@ -185,7 +185,7 @@ async fn plan_appends(ctx: &Rc<ShardCtx>, r: &ProduceRequest) -> (Slots, Vec<(us
         let compression = topic.as_ref().map_or(TopicCompression::Producer, |t| {
             TopicCompression::effective(
                 t.configs.get("compression.type"),
-                &ctx.info.settings.compression_type,
+                &ctx.settings().compression_type,
             )
         });
         let mut row = Vec::with_capacity(td.partition_data.len());

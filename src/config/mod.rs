@@ -8,13 +8,17 @@
 //!
 //! Topic-level configs (`retention.ms`, `segment.bytes`, … as sent in CreateTopics) are overrides on
 //! top of the broker's `log.*` defaults; [`BrokerSettings::log_config`] merges them into the storage
-//! engine's [`LogConfig`] and [`BrokerSettings::describe_topic`] lists them for DescribeConfigs.
+//! engine's [`LogConfig`]. What each config is (type, documentation, whether it may change at
+//! runtime) is [`catalog`]; runtime changes and DescribeConfigs' view of the layers are [`dynamic`].
 
-use std::collections::BTreeMap;
+pub mod catalog;
+pub mod dynamic;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::format::compression::TopicCompression;
 use crate::storage::{LogConfig, TimestampType};
@@ -36,6 +40,8 @@ pub enum ConfigError {
     },
     #[error("unknown topic config `{0}`")]
     UnknownTopicConfig(String),
+    #[error("unknown broker config `{0}`")]
+    UnknownBrokerConfig(String),
     #[error("invalid value `{value}` for config `{name}`")]
     InvalidValue { name: String, value: String },
 }
@@ -80,9 +86,12 @@ impl BrokerConfig {
 }
 
 /// Broker settings under Kafka's names; `Default` gives Kafka's defaults.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerSettings {
+    /// The names set in the config file (DescribeConfigs' STATIC_BROKER_CONFIG source).
+    #[serde(skip)]
+    explicit: BTreeSet<String>,
     /// `listeners`: `PLAINTEXT://host:port` or `host:port` (the `--listen` flag wins).
     #[serde(rename = "listeners")]
     pub listeners: Option<String>,
@@ -162,12 +171,16 @@ pub struct BrokerSettings {
     /// `uncompressed`/`none`, `gzip`, `snappy`, `lz4`, `zstd` re-encode them on produce.
     #[serde(rename = "compression.type")]
     pub compression_type: String,
+    /// `log.cleanup.policy` (topic override `cleanup.policy`): `delete`, `compact` or both.
+    #[serde(rename = "log.cleanup.policy")]
+    pub log_cleanup_policy: String,
 }
 
 impl Default for BrokerSettings {
     fn default() -> Self {
         let log = LogConfig::default();
         BrokerSettings {
+            explicit: BTreeSet::new(),
             listeners: None,
             advertised_listeners: None,
             log_dirs: None,
@@ -193,6 +206,7 @@ impl Default for BrokerSettings {
             group_initial_rebalance_delay_ms: 3000,
             offsets_retention_minutes: 7 * 24 * 60,
             compression_type: "producer".into(),
+            log_cleanup_policy: "delete".into(),
         }
     }
 }
@@ -274,6 +288,18 @@ fn parse_compression(name: &str, v: &str) -> Result<TopicCompression, ConfigErro
     })
 }
 
+/// `cleanup.policy`: a non-empty list of `delete` and `compact`.
+fn parse_cleanup_policy(name: &str, v: &str) -> Result<(), ConfigError> {
+    let items: Vec<&str> = v.split(',').map(str::trim).collect();
+    if items.is_empty() || items.iter().any(|i| !matches!(*i, "delete" | "compact")) {
+        return Err(ConfigError::InvalidValue {
+            name: name.into(),
+            value: v.into(),
+        });
+    }
+    Ok(())
+}
+
 impl BrokerSettings {
     /// Parses a TOML config file (Kafka names, dotted keys quoted or bare).
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
@@ -282,11 +308,108 @@ impl BrokerSettings {
             .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
         let mut flat = toml::Table::new();
         flatten("", &table, &mut flat);
-        let settings: BrokerSettings = toml::Value::Table(flat)
+        let explicit = flat
+            .keys()
+            .map(|k| {
+                if k == "log.dir" {
+                    "log.dirs".into()
+                } else {
+                    k.clone()
+                }
+            })
+            .collect();
+        let mut settings: BrokerSettings = toml::Value::Table(flat)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        settings.explicit = explicit;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Whether the config file set `name`.
+    pub fn is_explicit(&self, name: &str) -> bool {
+        self.explicit.contains(name)
+    }
+
+    /// Every setting by its Kafka name, with its value as DescribeConfigs shows it (`None` for an
+    /// optional setting left unset).
+    pub fn values_with_unset(&self) -> BTreeMap<String, Option<String>> {
+        let serde_json::Value::Object(m) = serde_json::to_value(self).unwrap_or_default() else {
+            return BTreeMap::new();
+        };
+        m.into_iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(s) => Some(s),
+                    // "Never" is u64::MAX inside, Long.MAX_VALUE on the wire.
+                    serde_json::Value::Number(n)
+                        if n.as_u64().is_some_and(|u| u > i64::MAX as u64) =>
+                    {
+                        Some(i64::MAX.to_string())
+                    }
+                    other => Some(other.to_string()),
+                };
+                (k, s)
+            })
+            .collect()
+    }
+
+    /// These settings with dynamic override layers applied in order (later layers win), each value
+    /// parsed as its setting's type, and the result validated. Unknown names are refused.
+    pub fn with_overrides(
+        &self,
+        layers: &[&BTreeMap<String, String>],
+    ) -> Result<Self, ConfigError> {
+        if layers.iter().all(|l| l.is_empty()) {
+            return Ok(self.clone());
+        }
+        let serde_json::Value::Object(mut m) =
+            serde_json::to_value(self).map_err(|e| ConfigError::Parse(e.to_string()))?
+        else {
+            return Err(ConfigError::Parse("settings are not a map".into()));
+        };
+        let bad = |name: &str, value: &str| ConfigError::InvalidValue {
+            name: name.into(),
+            value: value.into(),
+        };
+        for layer in layers {
+            for (name, value) in layer.iter() {
+                let cur = m
+                    .get(name)
+                    .ok_or_else(|| ConfigError::UnknownBrokerConfig(name.clone()))?;
+                let v = value.trim();
+                let parsed = match cur {
+                    serde_json::Value::Bool(_) => match v.to_ascii_lowercase().as_str() {
+                        "true" => serde_json::Value::Bool(true),
+                        "false" => serde_json::Value::Bool(false),
+                        _ => return Err(bad(name, value)),
+                    },
+                    serde_json::Value::Number(n) if n.is_f64() => v
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                        .map(serde_json::Value::Number)
+                        .ok_or_else(|| bad(name, value))?,
+                    serde_json::Value::Number(_) => {
+                        if let Ok(i) = v.parse::<i64>() {
+                            serde_json::Value::from(i)
+                        } else if let Ok(u) = v.parse::<u64>() {
+                            serde_json::Value::from(u)
+                        } else {
+                            return Err(bad(name, value));
+                        }
+                    }
+                    _ => serde_json::Value::String(value.clone()),
+                };
+                m.insert(name.clone(), parsed);
+            }
+        }
+        let mut next: BrokerSettings = serde_json::from_value(serde_json::Value::Object(m))
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        next.explicit = self.explicit.clone();
+        next.validate()?;
+        Ok(next)
     }
 
     /// Reads and parses a TOML config file.
@@ -327,13 +450,16 @@ impl BrokerSettings {
             &self.log_message_timestamp_type,
         )?;
         parse_compression("compression.type", &self.compression_type)?;
+        parse_cleanup_policy("log.cleanup.policy", &self.log_cleanup_policy)?;
+        // The broker-wide topic defaults obey the topic configs' ranges.
+        self.log_config(&BTreeMap::new())?;
         Ok(())
     }
 
     /// The broker-level defaults for topic configs, as (topic config name, value).
     pub fn topic_defaults(&self) -> BTreeMap<&'static str, String> {
         let mut m = BTreeMap::new();
-        m.insert("cleanup.policy", "delete".to_string());
+        m.insert("cleanup.policy", self.log_cleanup_policy.clone());
         m.insert("retention.ms", self.log_retention_ms.to_string());
         m.insert("retention.bytes", self.log_retention_bytes.to_string());
         m.insert("segment.bytes", self.log_segment_bytes.to_string());
@@ -391,15 +517,7 @@ impl BrokerSettings {
         for (name, v) in overrides {
             let n = name.as_str();
             match n {
-                "cleanup.policy" => match v.as_str() {
-                    "delete" | "compact" | "compact,delete" | "delete,compact" => {}
-                    _ => {
-                        return Err(ConfigError::InvalidValue {
-                            name: name.clone(),
-                            value: v.clone(),
-                        });
-                    }
-                },
+                "cleanup.policy" => parse_cleanup_policy(n, v)?,
                 "retention.ms" => c.retention_ms = parse_num(n, v)?,
                 "retention.bytes" => c.retention_bytes = parse_num(n, v)?,
                 "segment.bytes" => c.segment_bytes = parse_num(n, v)?,
@@ -417,76 +535,37 @@ impl BrokerSettings {
                 _ => return Err(ConfigError::UnknownTopicConfig(name.clone())),
             }
         }
-        if c.segment_bytes < 1024 {
+        // Kafka's lower bounds (segment.bytes: Ringbolt's, so that a segment holds a batch).
+        let checks: [(&str, bool, String); 5] = [
+            (
+                "segment.bytes",
+                c.segment_bytes >= 1024,
+                c.segment_bytes.to_string(),
+            ),
+            (
+                "retention.ms",
+                c.retention_ms >= -1,
+                c.retention_ms.to_string(),
+            ),
+            ("segment.ms", c.segment_ms >= 1, c.segment_ms.to_string()),
+            (
+                "segment.index.bytes",
+                c.segment_index_bytes >= 4,
+                c.segment_index_bytes.to_string(),
+            ),
+            (
+                "flush.messages",
+                c.flush_messages >= 1,
+                c.flush_messages.to_string(),
+            ),
+        ];
+        if let Some((name, _, value)) = checks.into_iter().find(|(_, ok, _)| !ok) {
             return Err(ConfigError::InvalidValue {
-                name: "segment.bytes".into(),
-                value: c.segment_bytes.to_string(),
+                name: name.into(),
+                value,
             });
         }
         Ok(c)
-    }
-
-    /// Every topic config with its effective value and whether it is the broker default.
-    pub fn describe_topic(
-        &self,
-        overrides: &BTreeMap<String, String>,
-    ) -> Vec<(String, String, bool)> {
-        self.topic_defaults()
-            .into_iter()
-            .map(|(name, default)| match overrides.get(name) {
-                Some(v) => (name.to_string(), v.clone(), false),
-                None => (name.to_string(), default, true),
-            })
-            .collect()
-    }
-
-    /// Broker configs for DescribeConfigs (resource type BROKER), as (name, value).
-    pub fn describe_broker(&self) -> Vec<(String, String)> {
-        let mut v = vec![
-            ("num.partitions".into(), self.num_partitions.to_string()),
-            (
-                "auto.create.topics.enable".into(),
-                self.auto_create_topics_enable.to_string(),
-            ),
-            (
-                "message.max.bytes".into(),
-                self.message_max_bytes.to_string(),
-            ),
-            (
-                "socket.request.max.bytes".into(),
-                self.socket_request_max_bytes.to_string(),
-            ),
-            ("fetch.max.bytes".into(), self.fetch_max_bytes.to_string()),
-            ("log.retention.ms".into(), self.log_retention_ms.to_string()),
-            (
-                "log.retention.bytes".into(),
-                self.log_retention_bytes.to_string(),
-            ),
-            (
-                "log.segment.bytes".into(),
-                self.log_segment_bytes.to_string(),
-            ),
-            ("log.roll.ms".into(), self.log_roll_ms.to_string()),
-            (
-                "log.flush.interval.messages".into(),
-                flush_str(self.log_flush_interval_messages),
-            ),
-            (
-                "log.flush.interval.ms".into(),
-                flush_str(self.log_flush_interval_ms),
-            ),
-            (
-                "log.message.timestamp.type".into(),
-                self.log_message_timestamp_type.clone(),
-            ),
-            (
-                "default.replication.factor".into(),
-                self.default_replication_factor.to_string(),
-            ),
-            ("compression.type".into(), self.compression_type.clone()),
-        ];
-        v.sort();
-        v
     }
 }
 
@@ -525,10 +604,7 @@ mod tests {
     fn fetch_max_bytes_is_validated_like_kafka() {
         let s = BrokerSettings::from_toml_str("\"fetch.max.bytes\" = 1000000\n").unwrap();
         assert_eq!(s.fetch_max_bytes, 1_000_000);
-        assert!(
-            s.describe_broker()
-                .contains(&("fetch.max.bytes".into(), "1000000".into()))
-        );
+        assert!(s.values_with_unset()["fetch.max.bytes"].as_deref() == Some("1000000"));
         assert!(BrokerSettings::from_toml_str("\"fetch.max.bytes\" = 1023\n").is_err());
         assert!(BrokerSettings::from_toml_str("\"fetch.max.bytes\" = 3000000000\n").is_err());
         assert!(BrokerSettings::from_toml_str("\"fetch.max.bytes\" = -1\n").is_err());

@@ -1,0 +1,393 @@
+//! What each config is: its Kafka type, whether it can change at runtime, its broker synonym and a
+//! line of documentation — the metadata DescribeConfigs reports and AlterConfigs validates against.
+//!
+//! Values live elsewhere: broker settings in [`super::BrokerSettings`] (static file values plus the
+//! dynamic overrides of [`super::dynamic`]), topic overrides in the topic's metadata. Keeping the
+//! descriptions in one table rather than beside each field lets DescribeConfigs walk them by name,
+//! and the tests below check that the table and the settings struct name the same configs, so a
+//! new setting cannot be added without its description.
+//!
+//! "Dynamic" follows Kafka's update modes: the broker-wide defaults of topic configs (`log.*`,
+//! `message.max.bytes`, `compression.type`, the cleaner's settings) are cluster-wide dynamic;
+//! listeners, directories, thread/shard counts and the group coordinator's settings are read-only
+//! (a restart applies them), as in Kafka.
+
+/// A config's type as DescribeConfigs v3+ reports it (`config_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Short = 4,
+    Long = 5,
+    Double = 6,
+    List = 7,
+}
+
+impl ConfigType {
+    /// The wire code.
+    pub fn code(self) -> i8 {
+        self as i8
+    }
+
+    /// Whether `value` is well-formed for this type (range checks are the settings' job).
+    pub fn parses(self, value: &str) -> bool {
+        let v = value.trim();
+        match self {
+            ConfigType::Boolean => {
+                v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false")
+            }
+            ConfigType::String | ConfigType::List => true,
+            ConfigType::Int => v.parse::<i32>().is_ok(),
+            ConfigType::Short => v.parse::<i16>().is_ok(),
+            ConfigType::Long => v.parse::<i64>().is_ok(),
+            ConfigType::Double => v.parse::<f64>().is_ok_and(f64::is_finite),
+        }
+    }
+}
+
+/// A broker config.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerConfigDef {
+    pub name: &'static str,
+    pub ty: ConfigType,
+    /// Changeable with IncrementalAlterConfigs/AlterConfigs without a restart.
+    pub dynamic: bool,
+    pub doc: &'static str,
+}
+
+/// A topic config and the broker config that gives its default.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    /// The broker config whose value is the default (Kafka's synonym).
+    pub broker_synonym: &'static str,
+    pub ty: ConfigType,
+    pub doc: &'static str,
+}
+
+use ConfigType::*;
+
+const fn b(
+    name: &'static str,
+    ty: ConfigType,
+    dynamic: bool,
+    doc: &'static str,
+) -> BrokerConfigDef {
+    BrokerConfigDef {
+        name,
+        ty,
+        dynamic,
+        doc,
+    }
+}
+
+const fn t(
+    name: &'static str,
+    broker_synonym: &'static str,
+    ty: ConfigType,
+    doc: &'static str,
+) -> TopicConfigDef {
+    TopicConfigDef {
+        name,
+        broker_synonym,
+        ty,
+        doc,
+    }
+}
+
+/// Every broker config Ringbolt has, sorted by name.
+pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
+    b(
+        "advertised.listeners",
+        String,
+        false,
+        "The address given to clients in Metadata responses, if different from the listener.",
+    ),
+    b(
+        "auto.create.topics.enable",
+        Boolean,
+        false,
+        "Create a topic with the default settings when a client produces to or asks metadata for an unknown one.",
+    ),
+    b(
+        "compression.type",
+        String,
+        true,
+        "Default compression of topics: producer (keep what the producer sent), uncompressed, gzip, snappy, lz4 or zstd.",
+    ),
+    b(
+        "default.replication.factor",
+        Short,
+        false,
+        "Replication factor of automatically created topics; one broker holds one replica.",
+    ),
+    b(
+        "fetch.max.bytes",
+        Int,
+        false,
+        "Most record bytes one Fetch response carries, over the client's own limit.",
+    ),
+    b(
+        "fetch.zerocopy.enable",
+        Boolean,
+        false,
+        "Ringbolt: send fetched records from the file to the socket without copying them through user space.",
+    ),
+    b(
+        "group.initial.rebalance.delay.ms",
+        Int,
+        false,
+        "How long the first rebalance of an empty consumer group waits for more members to join.",
+    ),
+    b(
+        "listeners",
+        String,
+        false,
+        "The address the broker listens on, as PLAINTEXT://host:port.",
+    ),
+    b(
+        "log.cleanup.policy",
+        List,
+        true,
+        "Default cleanup policy of topics: delete, compact, or both.",
+    ),
+    b(
+        "log.dirs",
+        String,
+        false,
+        "The directory holding the partition logs and the broker's metadata.",
+    ),
+    b(
+        "log.flush.interval.messages",
+        Long,
+        true,
+        "Force an fdatasync of a partition after this many messages (acks=all always waits for one).",
+    ),
+    b(
+        "log.flush.interval.ms",
+        Long,
+        true,
+        "Force an fdatasync of a partition when data has been unsynced this long.",
+    ),
+    b(
+        "log.index.interval.bytes",
+        Int,
+        true,
+        "Bytes of log between two entries of the sparse offset index.",
+    ),
+    b(
+        "log.index.size.max.bytes",
+        Int,
+        true,
+        "Largest offset index of a segment; a full index rolls the segment.",
+    ),
+    b(
+        "log.message.timestamp.type",
+        String,
+        true,
+        "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's clock.",
+    ),
+    b(
+        "log.retention.bytes",
+        Long,
+        true,
+        "Delete the oldest segments of a partition once it is larger than this; -1 means no size limit.",
+    ),
+    b(
+        "log.retention.check.interval.ms",
+        Long,
+        false,
+        "How often each shard looks for segments to delete by retention.",
+    ),
+    b(
+        "log.retention.ms",
+        Long,
+        true,
+        "Delete segments whose newest record is older than this; -1 keeps them forever.",
+    ),
+    b(
+        "log.roll.ms",
+        Long,
+        true,
+        "Roll a new segment when the active one is this old.",
+    ),
+    b(
+        "log.segment.bytes",
+        Int,
+        true,
+        "Largest size of one segment file.",
+    ),
+    b(
+        "message.max.bytes",
+        Int,
+        true,
+        "Largest record batch the broker accepts.",
+    ),
+    b(
+        "num.partitions",
+        Int,
+        false,
+        "Number of partitions of an automatically created topic.",
+    ),
+    b(
+        "num.shards",
+        Int,
+        false,
+        "Ringbolt: number of shards (pinned executors); 0 means one per core.",
+    ),
+    b(
+        "offsets.retention.minutes",
+        Int,
+        false,
+        "Committed offsets of a group that has been empty this long are deleted.",
+    ),
+    b(
+        "queued.max.requests.per.connection",
+        Int,
+        false,
+        "Ringbolt: requests one connection may have in flight before the broker stops reading from it.",
+    ),
+    b(
+        "socket.request.max.bytes",
+        Int,
+        false,
+        "Largest request the broker reads; a larger frame closes the connection.",
+    ),
+];
+
+/// Every topic config Ringbolt has, sorted by name.
+pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    t(
+        "cleanup.policy",
+        "log.cleanup.policy",
+        List,
+        "delete removes old segments by retention; compact keeps the latest record of every key; both may be given.",
+    ),
+    t(
+        "compression.type",
+        "compression.type",
+        String,
+        "Compression of the topic's batches: producer (as sent), uncompressed, gzip, snappy, lz4 or zstd.",
+    ),
+    t(
+        "flush.messages",
+        "log.flush.interval.messages",
+        Long,
+        "Force an fdatasync after this many messages.",
+    ),
+    t(
+        "flush.ms",
+        "log.flush.interval.ms",
+        Long,
+        "Force an fdatasync when data has been unsynced this long.",
+    ),
+    t(
+        "index.interval.bytes",
+        "log.index.interval.bytes",
+        Int,
+        "Bytes of log between two offset index entries.",
+    ),
+    t(
+        "max.message.bytes",
+        "message.max.bytes",
+        Int,
+        "Largest record batch the topic accepts.",
+    ),
+    t(
+        "message.timestamp.type",
+        "log.message.timestamp.type",
+        String,
+        "CreateTime or LogAppendTime.",
+    ),
+    t(
+        "retention.bytes",
+        "log.retention.bytes",
+        Long,
+        "Delete the oldest segments of a partition once it is larger than this; -1 means no limit.",
+    ),
+    t(
+        "retention.ms",
+        "log.retention.ms",
+        Long,
+        "Delete segments whose newest record is older than this; -1 keeps them forever.",
+    ),
+    t(
+        "segment.bytes",
+        "log.segment.bytes",
+        Int,
+        "Largest size of one segment file.",
+    ),
+    t(
+        "segment.index.bytes",
+        "log.index.size.max.bytes",
+        Int,
+        "Largest offset index of a segment.",
+    ),
+    t(
+        "segment.ms",
+        "log.roll.ms",
+        Long,
+        "Roll a new segment when the active one is this old.",
+    ),
+];
+
+/// The description of broker config `name`.
+pub fn broker(name: &str) -> Option<&'static BrokerConfigDef> {
+    BROKER_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// The description of topic config `name`.
+pub fn topic(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BrokerSettings, TOPIC_CONFIG_NAMES};
+
+    #[test]
+    fn tables_are_sorted_and_unique() {
+        assert!(BROKER_CONFIGS.windows(2).all(|w| w[0].name < w[1].name));
+        assert!(TOPIC_CONFIGS.windows(2).all(|w| w[0].name < w[1].name));
+    }
+
+    #[test]
+    fn every_setting_is_described() {
+        let values = BrokerSettings::default().values_with_unset();
+        for name in values.keys() {
+            assert!(
+                broker(name).is_some(),
+                "broker config {name} has no description"
+            );
+        }
+        for d in BROKER_CONFIGS {
+            assert!(
+                values.contains_key(d.name),
+                "described {} is no setting",
+                d.name
+            );
+        }
+        for n in TOPIC_CONFIG_NAMES {
+            assert!(topic(n).is_some(), "topic config {n} has no description");
+        }
+        for d in TOPIC_CONFIGS {
+            assert!(TOPIC_CONFIG_NAMES.contains(&d.name), "{}", d.name);
+            assert!(
+                broker(d.broker_synonym).is_some_and(|s| s.dynamic),
+                "{}'s default {} must be a dynamic broker config",
+                d.name,
+                d.broker_synonym
+            );
+        }
+    }
+
+    #[test]
+    fn types_parse() {
+        assert!(Long.parses("-1") && !Long.parses("soon"));
+        assert!(Int.parses("1024") && !Int.parses("3000000000"));
+        assert!(Boolean.parses("TRUE") && !Boolean.parses("yes"));
+        assert!(Double.parses("0.5") && !Double.parses("NaN"));
+    }
+}

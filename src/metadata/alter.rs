@@ -1,0 +1,298 @@
+//! Controller operations that change what exists: topic configs, dynamic broker configs and
+//! partition counts.
+//!
+//! Each runs on the controller shard under the store's operation permit, so a read-modify-write
+//! (an incremental config change, a partition count check) never races another change. As with
+//! topic creation the order is validate → persist → publish, and the answer waits until every
+//! shard applied the new snapshot: after an AlterConfigs answer the partitions' running logs have
+//! the new config (`apply_snapshot` calls `PartitionLog::set_config`), and after a
+//! CreatePartitions answer the new partitions are open on their owners.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::controller::{MetadataStore, publish};
+use super::{MAX_PARTITIONS, NODE_ID, TopicError, TopicMeta};
+use crate::config::dynamic::{
+    AlterOp, CLUSTER_DEFAULT, Resource, apply_ops, effective_settings, validate_topic,
+};
+use crate::shard::{self, ShardCtx};
+
+/// How a resource's overrides change.
+#[derive(Debug, Clone)]
+pub enum ConfigChange {
+    /// IncrementalAlterConfigs: operations on the current overrides.
+    Incremental(Vec<AlterOp>),
+    /// AlterConfigs: the complete new set of overrides (anything not named goes back to default).
+    Replace(BTreeMap<String, String>),
+}
+
+/// Whose configs change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigTarget {
+    Topic(String),
+    /// The cluster-wide default layer ([`CLUSTER_DEFAULT`]) or a node id's layer.
+    Broker(String),
+}
+
+/// ConfigResource types on the wire.
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+impl ConfigTarget {
+    /// The target of an (Incremental)AlterConfigs resource; other resource types (broker loggers,
+    /// client metrics, groups) are refused with INVALID_REQUEST.
+    pub fn from_resource(resource_type: i8, name: &str) -> Result<Self, TopicError> {
+        match resource_type {
+            RESOURCE_TOPIC => Ok(ConfigTarget::Topic(name.to_string())),
+            RESOURCE_BROKER => Self::broker(name),
+            other => Err(TopicError::InvalidRequest(format!(
+                "unsupported resource type {other}"
+            ))),
+        }
+    }
+
+    /// The broker layer for DescribeConfigs/AlterConfigs' broker resource name: `""` is the
+    /// cluster-wide default, this node's id its own layer; other names are refused.
+    pub fn broker(resource_name: &str) -> Result<Self, TopicError> {
+        if resource_name.is_empty() || resource_name == NODE_ID.to_string() {
+            Ok(ConfigTarget::Broker(resource_name.to_string()))
+        } else if resource_name.parse::<i32>().is_ok() {
+            Err(TopicError::InvalidRequest(format!(
+                "broker {resource_name} is not this broker ({NODE_ID})"
+            )))
+        } else {
+            Err(TopicError::InvalidRequest(format!(
+                "invalid broker name '{resource_name}'"
+            )))
+        }
+    }
+}
+
+/// Changes (or with `validate_only` only checks) the configs of a topic or broker layer.
+pub async fn alter_configs(
+    target: ConfigTarget,
+    change: ConfigChange,
+    validate_only: bool,
+) -> Result<(), TopicError> {
+    shard::run_on(0, move |ctx| async move {
+        let store = ctx.controller.clone().ok_or(TopicError::ShuttingDown)?;
+        let _permit = store
+            .op
+            .acquire_permit(1)
+            .await
+            .map_err(|_| TopicError::ShuttingDown)?;
+        match target {
+            ConfigTarget::Topic(name) => {
+                alter_topic(&ctx, &store, name, change, validate_only).await
+            }
+            ConfigTarget::Broker(key) => {
+                alter_broker(&ctx, &store, key, change, validate_only).await
+            }
+        }
+    })
+    .await
+    .map_err(|_| TopicError::ShuttingDown)?
+}
+
+async fn alter_topic(
+    ctx: &Rc<ShardCtx>,
+    store: &MetadataStore,
+    name: String,
+    change: ConfigChange,
+    validate_only: bool,
+) -> Result<(), TopicError> {
+    let old = store
+        .topics
+        .borrow()
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| TopicError::UnknownTopic(name.clone()))?;
+    let settings = store.effective.borrow().clone();
+    let next = match change {
+        ConfigChange::Incremental(ops) => {
+            let defaults = settings.topic_defaults();
+            apply_ops(Resource::Topic, &old.configs, &ops, |n| {
+                defaults.get(n).cloned()
+            })?
+        }
+        ConfigChange::Replace(m) => m,
+    };
+    validate_topic(&settings, &next)?;
+    if validate_only || next == old.configs {
+        return Ok(());
+    }
+    let new = Arc::new(TopicMeta {
+        configs: next,
+        ..(*old).clone()
+    });
+    replace_topic(ctx, store, old, new).await?;
+    tracing::info!(topic = %name, "altered topic configs");
+    Ok(())
+}
+
+/// Installs `new` in place of `old`: persisted (rolled back if that fails), then published.
+async fn replace_topic(
+    ctx: &Rc<ShardCtx>,
+    store: &MetadataStore,
+    old: Arc<TopicMeta>,
+    new: Arc<TopicMeta>,
+) -> Result<(), TopicError> {
+    store
+        .topics
+        .borrow_mut()
+        .insert(new.name.clone(), new.clone());
+    store.bump();
+    if let Err(e) = store.persist() {
+        store.topics.borrow_mut().insert(old.name.clone(), old);
+        store.bump();
+        tracing::error!(topic = %new.name, error = %e, "persisting metadata failed");
+        return Err(TopicError::Storage(e.to_string()));
+    }
+    let failed = publish(ctx, store.snapshot()).await;
+    if let Some(first) = failed.first() {
+        // New partitions that could not be opened (out of descriptors, disk): the metadata
+        // stands, as in Kafka, and the owner retries at its next snapshot or restart.
+        tracing::error!(topic = %new.name, failed = failed.len(), first = %first, "partitions could not all be opened");
+        return Err(TopicError::Storage(format!(
+            "{} partitions could not be opened, first {first}",
+            failed.len()
+        )));
+    }
+    Ok(())
+}
+
+async fn alter_broker(
+    ctx: &Rc<ShardCtx>,
+    store: &MetadataStore,
+    key: String,
+    change: ConfigChange,
+    validate_only: bool,
+) -> Result<(), TopicError> {
+    let mut overrides = store.broker_configs.borrow().clone();
+    let current = overrides.get(&key).cloned().unwrap_or_default();
+    let next = match change {
+        ConfigChange::Incremental(ops) => {
+            let values = store.effective.borrow().values_with_unset();
+            apply_ops(Resource::Broker, &current, &ops, |n| {
+                values.get(n).cloned().flatten()
+            })?
+        }
+        ConfigChange::Replace(m) => m,
+    };
+    if next.is_empty() {
+        overrides.remove(&key);
+    } else {
+        overrides.insert(key.clone(), next.clone());
+    }
+    let effective = Arc::new(effective_settings(
+        &store.static_settings,
+        &overrides,
+        NODE_ID,
+    )?);
+    if validate_only || next == current {
+        return Ok(());
+    }
+    let old = store.broker_configs.replace(overrides);
+    let old_effective = store.effective.replace(effective);
+    store.bump();
+    if let Err(e) = store.persist() {
+        store.broker_configs.replace(old);
+        store.effective.replace(old_effective);
+        store.bump();
+        tracing::error!(error = %e, "persisting metadata failed");
+        return Err(TopicError::Storage(e.to_string()));
+    }
+    publish(ctx, store.snapshot()).await;
+    let layer = if key == CLUSTER_DEFAULT {
+        "cluster default"
+    } else {
+        key.as_str()
+    };
+    tracing::info!(layer, configs = ?next, "altered dynamic broker configs");
+    Ok(())
+}
+
+/// Raises a topic's partition count to `count` (or with `validate_only` only checks that it may).
+pub async fn create_partitions(
+    name: String,
+    count: i32,
+    validate_only: bool,
+) -> Result<(), TopicError> {
+    shard::run_on(0, move |ctx| async move {
+        let store = ctx.controller.clone().ok_or(TopicError::ShuttingDown)?;
+        let _permit = store
+            .op
+            .acquire_permit(1)
+            .await
+            .map_err(|_| TopicError::ShuttingDown)?;
+        let old = store
+            .topics
+            .borrow()
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| TopicError::UnknownTopic(name.clone()))?;
+        check_count(old.partitions, count)?;
+        if validate_only {
+            return Ok(());
+        }
+        let new = Arc::new(TopicMeta {
+            partitions: count,
+            ..(*old).clone()
+        });
+        replace_topic(&ctx, &store, old, new).await?;
+        tracing::info!(topic = %name, partitions = count, "increased partitions");
+        Ok(())
+    })
+    .await
+    .map_err(|_| TopicError::ShuttingDown)?
+}
+
+/// Kafka's rules: only an increase, and within the broker's limit.
+fn check_count(current: i32, count: i32) -> Result<(), TopicError> {
+    if count == current {
+        return Err(TopicError::PartitionsNotIncreased(format!(
+            "Topic already has {current} partitions."
+        )));
+    }
+    if count < current {
+        return Err(TopicError::PartitionsNotIncreased(format!(
+            "Topic currently has {current} partitions, which is higher than the requested {count}."
+        )));
+    }
+    if count > MAX_PARTITIONS {
+        return Err(TopicError::InvalidPartitions {
+            got: count,
+            max: MAX_PARTITIONS,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_counts_only_grow() {
+        assert!(check_count(3, 5).is_ok());
+        assert_eq!(check_count(3, 3).unwrap_err().error_code(), 37);
+        assert_eq!(check_count(3, 2).unwrap_err().error_code(), 37);
+        assert_eq!(
+            check_count(3, MAX_PARTITIONS + 1).unwrap_err().error_code(),
+            37
+        );
+    }
+
+    #[test]
+    fn broker_targets() {
+        assert_eq!(
+            ConfigTarget::broker("").unwrap(),
+            ConfigTarget::Broker(String::new())
+        );
+        assert!(ConfigTarget::broker(&NODE_ID.to_string()).is_ok());
+        assert_eq!(ConfigTarget::broker("7").unwrap_err().error_code(), 42);
+        assert_eq!(ConfigTarget::broker("x").unwrap_err().error_code(), 42);
+    }
+}

@@ -1,0 +1,91 @@
+//! CreatePartitions (key 37), v0–v3: raises a topic's partition count; the new partitions are open
+//! on their shards before the answer. Per topic: INVALID_PARTITIONS (not an increase, above the
+//! limit), INVALID_REPLICA_ASSIGNMENT (an assignment that does not give each new partition to
+//! this broker alone), UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST (topic named twice).
+//! `validate_only` checks without changing anything.
+
+use std::collections::HashSet;
+
+use kafka_protocol::messages::create_partitions_request::{
+    CreatePartitionsRequest, CreatePartitionsTopic,
+};
+use kafka_protocol::messages::create_partitions_response::{
+    CreatePartitionsResponse, CreatePartitionsTopicResult,
+};
+
+use super::{HandlerError, Reply, Request};
+use crate::metadata::{TopicError, alter};
+use crate::protocol::errors::NONE;
+use crate::util::sb;
+
+pub const MIN_VERSION: i16 = 0;
+pub const MAX_VERSION: i16 = 3;
+
+pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
+    let r: CreatePartitionsRequest = req.decode()?;
+    let node = req.ctx.info.node_id;
+    let mut seen = HashSet::new();
+    let dups: HashSet<&str> = r
+        .topics
+        .iter()
+        .map(|t| t.name.0.as_str())
+        .filter(|n| !seen.insert(*n))
+        .collect();
+    let mut results = Vec::with_capacity(r.topics.len());
+    for t in &r.topics {
+        let name = t.name.0.as_str();
+        let outcome = if dups.contains(name) {
+            Err(TopicError::InvalidRequest(format!(
+                "Duplicate topic in request: {name}"
+            )))
+        } else {
+            let current = req.ctx.metadata().topic(name).map(|m| m.partitions);
+            match check_assignments(t, node, current) {
+                Ok(()) => {
+                    alter::create_partitions(name.to_string(), t.count, r.validate_only).await
+                }
+                Err(e) => Err(e),
+            }
+        };
+        let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        results.push(match outcome {
+            Ok(()) => result.with_error_code(NONE),
+            Err(e) => {
+                tracing::info!(topic = %name, error = %e, "create partitions refused");
+                result
+                    .with_error_code(e.error_code())
+                    .with_error_message(Some(sb(&e.to_string())))
+            }
+        });
+    }
+    req.respond(&CreatePartitionsResponse::default().with_results(results))
+}
+
+/// A given assignment must have one entry per new partition, each naming this broker and only it
+/// (one broker holds one replica). An unknown topic is left to the controller's answer.
+fn check_assignments(
+    t: &CreatePartitionsTopic,
+    node: i32,
+    current: Option<i32>,
+) -> Result<(), TopicError> {
+    let (Some(assignments), Some(current)) = (&t.assignments, current) else {
+        return Ok(());
+    };
+    let added = t.count - current;
+    if added > 0 && assignments.len() as i32 != added {
+        return Err(TopicError::InvalidReplicaAssignment(format!(
+            "Increasing the number of partitions by {added} but {} assignments provided.",
+            assignments.len()
+        )));
+    }
+    if let Some(bad) = assignments
+        .iter()
+        .find(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node)
+    {
+        let ids: Vec<i32> = bad.broker_ids.iter().map(|b| b.0).collect();
+        return Err(TopicError::InvalidReplicaAssignment(format!(
+            "Replica assignment {ids:?} must be exactly this broker [{node}]"
+        )));
+    }
+    Ok(())
+}
