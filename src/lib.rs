@@ -36,6 +36,7 @@ pub mod format;
 pub mod group;
 pub mod metadata;
 pub mod protocol;
+pub mod quota;
 pub mod server;
 pub mod shard;
 pub mod storage;

@@ -32,11 +32,10 @@ const SET: i8 = 0;
 const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 
-fn inc(
-    c: &mut Client,
-    validate_only: bool,
-    resources: &[(i8, &str, &[(&str, i8, Option<&str>)])],
-) -> Vec<(i16, String)> {
+/// (config name, operation, value) of one IncrementalAlterConfigs entry.
+type Op<'a> = (&'a str, i8, Option<&'a str>);
+
+fn inc(c: &mut Client, validate_only: bool, resources: &[(i8, &str, &[Op])]) -> Vec<(i16, String)> {
     let req = IncrementalAlterConfigsRequest::default()
         .with_validate_only(validate_only)
         .with_resources(
@@ -175,7 +174,7 @@ fn bad_config_changes_are_refused_and_change_nothing() {
             .error_code,
         0
     );
-    let cases: &[(&[(&str, i8, Option<&str>)], i16)] = &[
+    let cases: &[(&[Op], i16)] = &[
         (&[("retention.ms", SET, Some("soon"))], 40), // wrong type
         (&[("segment.bytes", SET, Some("10"))], 40),  // out of range
         (&[("no.such.config", SET, Some("1"))], 40),  // unknown

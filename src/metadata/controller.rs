@@ -40,6 +40,15 @@ struct PersistedMetadata {
     /// Dynamic broker configs: `""` the cluster-wide default layer, a node id that broker's.
     #[serde(default)]
     broker_configs: BrokerOverrides,
+    #[serde(default)]
+    quotas: Vec<PersistedQuota>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PersistedQuota {
+    /// (entity type, name); a null name is the default entity (`<default>`).
+    entity: Vec<(String, Option<String>)>,
+    values: BTreeMap<String, f64>,
 }
 
 /// The one mutable copy of the topic table and the dynamic broker configs (lives on shard 0).
@@ -51,6 +60,7 @@ pub struct MetadataStore {
     pub(super) static_settings: Arc<BrokerSettings>,
     /// `static_settings` with `broker_configs` applied, recomputed when those change.
     pub(super) effective: RefCell<Arc<BrokerSettings>>,
+    pub(super) quotas: RefCell<Arc<crate::quota::Quotas>>,
     pub(super) version: Cell<u64>,
     cluster_id: String,
     /// Serialises controller operations (validate → persist → publish).
@@ -111,6 +121,7 @@ impl MetadataStore {
                 topics,
                 broker_configs,
                 settings: Arc::new(effective),
+                quotas: Arc::new(load_quotas(persisted.quotas, &path)?),
             }),
             cluster_id,
         ))
@@ -128,6 +139,7 @@ impl MetadataStore {
             broker_configs: RefCell::new(snap.broker_configs.clone()),
             static_settings,
             effective: RefCell::new(snap.settings.clone()),
+            quotas: RefCell::new(snap.quotas.clone()),
             version: Cell::new(snap.version),
             cluster_id,
             op: glommio::sync::Semaphore::new(1),
@@ -140,6 +152,7 @@ impl MetadataStore {
             topics: self.topics.borrow().clone(),
             broker_configs: self.broker_configs.borrow().clone(),
             settings: self.effective.borrow().clone(),
+            quotas: self.quotas.borrow().clone(),
         })
     }
 
@@ -167,6 +180,19 @@ impl MetadataStore {
                 })
                 .collect(),
             broker_configs: self.broker_configs.borrow().clone(),
+            quotas: self
+                .quotas
+                .borrow()
+                .iter()
+                .map(|(e, v)| PersistedQuota {
+                    entity: e
+                        .parts()
+                        .into_iter()
+                        .map(|(t, n)| (t.to_string(), n.map(String::from)))
+                        .collect(),
+                    values: v.clone(),
+                })
+                .collect(),
         };
         let bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
         let tmp = self.path.with_extension("json.tmp");
@@ -181,6 +207,22 @@ impl MetadataStore {
         }
         Ok(())
     }
+}
+
+fn load_quotas(
+    persisted: Vec<PersistedQuota>,
+    path: &Path,
+) -> anyhow::Result<crate::quota::Quotas> {
+    persisted
+        .into_iter()
+        .map(|q| {
+            let entity = crate::quota::Entity::from_parts(
+                q.entity.iter().map(|(t, n)| (t.as_str(), n.as_deref())),
+            )
+            .map_err(|e| anyhow::anyhow!("{}: quota entity {:?}: {e}", path.display(), q.entity))?;
+            Ok((entity, q.values))
+        })
+        .collect()
 }
 
 /// A request to create one topic.

@@ -18,6 +18,7 @@
 pub mod alter;
 pub mod controller;
 pub mod producer_ids;
+pub mod quotas;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct MetadataSnapshot {
     pub broker_configs: BrokerOverrides,
     /// The broker settings in effect: the static ones with `broker_configs` applied.
     pub settings: Arc<BrokerSettings>,
+    /// Client quotas ([`crate::quota`]).
+    pub quotas: Arc<crate::quota::Quotas>,
 }
 
 impl MetadataSnapshot {

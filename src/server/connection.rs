@@ -160,6 +160,7 @@ async fn read_loop(
     // The release event of the previous request (requests of one connection run in order).
     let mut prev = Rc::new(LocalEvent::default());
     prev.set();
+    let muted_until = Rc::new(std::cell::Cell::new(None));
     loop {
         let frame = match read_frame(&mut io, &mut buf, max).await {
             Ok(Some(f)) => f,
@@ -207,6 +208,7 @@ async fn read_loop(
                     body: parsed.body,
                     after: std::mem::replace(&mut prev, done.clone()),
                     done: handlers::Release(done),
+                    muted_until: muted_until.clone(),
                 };
                 glommio::spawn_local(handlers::dispatch(req)).detach()
             }

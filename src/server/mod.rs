@@ -364,6 +364,7 @@ struct ShardPlan {
     cfg: BrokerConfig,
     cluster_id: String,
     snapshot: Arc<MetadataSnapshot>,
+    quota_meters: Arc<crate::quota::QuotaTracker>,
     /// This shard's own copy of the mesh builder, made before any shard started (see
     /// [`mesh_copies`]); taken once, by the shard's `join`.
     mesh: Option<Mesh>,
@@ -410,6 +411,7 @@ pub fn spawn_broker_until(
     );
     let cpus = allowed_cpus();
     let mut meshes = mesh_copies(n);
+    let quota_meters = Arc::new(crate::quota::QuotaTracker::default());
     let open = Arc::new(AtomicBool::new(false));
     let drained = Arc::new(AtomicUsize::new(0));
     let statuses: Arc<[ShardStatus]> = (0..n).map(|_| ShardStatus::default()).collect();
@@ -428,6 +430,7 @@ pub fn spawn_broker_until(
         cfg: cfg.clone(),
         cluster_id: cluster_id.clone(),
         snapshot: snapshot.clone(),
+        quota_meters: quota_meters.clone(),
         mesh: meshes[id].take(),
         stop: stop.clone(),
         open: open.clone(),
@@ -552,7 +555,9 @@ fn allowed_cpus() -> Vec<usize> {
     if cpus.is_empty() { vec![0] } else { cpus }
 }
 
-fn broker_info(cfg: &BrokerConfig, bound: SocketAddr, cluster_id: String) -> BrokerInfo {
+fn broker_info(p: &ShardPlan, bound: SocketAddr) -> BrokerInfo {
+    let cfg = &p.cfg;
+    let cluster_id = p.cluster_id.clone();
     let (host, port) = match &cfg.advertised_listener {
         Some(a) => {
             let a = a.split_once("://").map(|(_, r)| r).unwrap_or(a);
@@ -581,6 +586,7 @@ fn broker_info(cfg: &BrokerConfig, bound: SocketAddr, cluster_id: String) -> Bro
         advertised_port: port,
         data_dir: cfg.data_dir.clone(),
         settings: cfg.settings.clone(),
+        quota_meters: p.quota_meters.clone(),
     }
 }
 
@@ -651,7 +657,7 @@ fn bind(p: &ShardPlan) -> Option<(Option<TcpListener>, SocketAddr)> {
 /// Makes this shard's context (shard 0's also owns the metadata store) and installs it on the
 /// thread.
 fn install_ctx(p: &ShardPlan, bound: SocketAddr) -> Rc<ShardCtx> {
-    let info = Arc::new(broker_info(&p.cfg, bound, p.cluster_id.clone()));
+    let info = Arc::new(broker_info(p, bound));
     let store = (p.id == 0).then(|| {
         Rc::new(MetadataStore::new(
             &p.cfg.data_dir,

@@ -32,6 +32,8 @@ pub struct BrokerInfo {
     pub advertised_port: i32,
     pub data_dir: std::path::PathBuf,
     pub settings: BrokerSettings,
+    /// Client quota meters, one table shared by every shard ([`crate::quota`]).
+    pub quota_meters: Arc<crate::quota::QuotaTracker>,
 }
 
 /// Per-shard state, reached through `Rc` on the shard's own thread only.

@@ -274,6 +274,7 @@ mod tests {
 
     fn test_info() -> Arc<BrokerInfo> {
         Arc::new(BrokerInfo {
+            quota_meters: Default::default(),
             node_id: 1,
             cluster_id: "test".into(),
             advertised_host: "127.0.0.1".into(),

@@ -39,6 +39,7 @@ use super::{HandlerError, Reply, Request, topic_name};
 use crate::metadata::MetadataSnapshot;
 use crate::protocol::errors;
 use crate::protocol::legacy_api;
+use crate::quota::CONSUMER_BYTE_RATE;
 use crate::server::fetch_response::{self, PartitionOut, TopicOut};
 use crate::server::partitions::on_owners;
 use crate::shard::{self, ShardCtx};
@@ -237,11 +238,28 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     )
     .await;
     let topics_out = assemble(&r, &snap, by_id, plan, results);
+    let record_bytes = topics_out
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .flat_map(|p| &p.records)
+        .map(|s| s.len as u64)
+        .sum();
+    let throttle_ms = req.meter_quota(CONSUMER_BYTE_RATE, record_bytes);
+    // KIP-219: Fetch v8+ clients wait out the throttle themselves.
+    req.delay_if_old(throttle_ms, req.version >= 8).await;
+    let throttle_ms = throttle_ms.min(i32::MAX as u64) as i32;
     let zerocopy = req.version >= 4 && ctx.info.settings.fetch_zerocopy_enable;
     if !zerocopy && let Err(e) = settle_for_copy(&topics_out).await {
         return Ok(Reply::Close(format!("reading fetched records failed: {e}")));
     }
-    respond(&req, &r, &topics_out, limits.max_bytes, zerocopy)
+    respond(
+        &req,
+        &r,
+        &topics_out,
+        limits.max_bytes,
+        zerocopy,
+        throttle_ms,
+    )
 }
 
 /// Encodes the answer: down-converted message sets for v0–v3, else the zero-copy response or
@@ -252,6 +270,7 @@ fn respond(
     topics_out: &[TopicOut],
     max_bytes: u32,
     zerocopy: bool,
+    throttle_ms: i32,
 ) -> Result<Reply, HandlerError> {
     if req.version < 4 {
         return Ok(crate::server::legacy_fetch::reply(
@@ -262,13 +281,13 @@ fn respond(
         Ok(Reply::Chunked(fetch_response::encode(
             req.header.correlation_id,
             req.version,
-            0,
+            throttle_ms,
             errors::NONE,
             0,
             topics_out,
         )))
     } else {
-        copying_response(req, topics_out)
+        copying_response(req, topics_out, throttle_ms)
     }
 }
 
@@ -463,7 +482,11 @@ async fn settle_for_copy(topics: &[TopicOut]) -> std::io::Result<()> {
 }
 
 /// The copying path: records read into memory, response encoded by kafka-protocol.
-fn copying_response(req: &Request, topics: &[TopicOut]) -> Result<Reply, HandlerError> {
+fn copying_response(
+    req: &Request,
+    topics: &[TopicOut],
+    throttle_ms: i32,
+) -> Result<Reply, HandlerError> {
     let mut responses = Vec::with_capacity(topics.len());
     for t in topics {
         let mut parts = Vec::with_capacity(t.partitions.len());
@@ -496,5 +519,9 @@ fn copying_response(req: &Request, topics: &[TopicOut]) -> Result<Reply, Handler
             topic.with_topic(topic_name(&t.name))
         });
     }
-    req.respond(&FetchResponse::default().with_responses(responses))
+    req.respond(
+        &FetchResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(throttle_ms),
+    )
 }

@@ -6,7 +6,9 @@
 //! To add an API: write `handlers/<api>.rs` with `MIN_VERSION`, `MAX_VERSION` and
 //! `async fn handle(req: Request) -> Result<Reply, HandlerError>`, and add one line to the list.
 
+use std::cell::Cell;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
@@ -29,6 +31,8 @@ pub struct Request {
     pub after: Rc<LocalEvent>,
     /// Released (set) when this request's effects are in place; see [`Request::release`].
     pub done: Release,
+    /// Until when the connection is muted by a quota throttle (shared by its requests).
+    pub muted_until: Rc<Cell<Option<Instant>>>,
 }
 
 /// Releases the next request of the same connection when set or dropped (so a cancelled or
@@ -94,6 +98,34 @@ impl Request {
     /// [`crate::server::authz`]).
     pub fn principal(&self) -> &crate::server::authz::Principal {
         &crate::server::authz::ANONYMOUS
+    }
+
+    /// Meters `bytes` against this client's quota `key` (see [`crate::quota`]) and returns the
+    /// throttle time in ms, 0 without a quota or within it. A throttled connection starts no
+    /// further request until the time has passed, as Kafka mutes the channel.
+    pub fn meter_quota(&self, key: &'static str, bytes: u64) -> u64 {
+        let snap = self.ctx.metadata();
+        let client_id = self.header.client_id.as_deref().unwrap_or("");
+        let Some((quota, meter)) =
+            crate::quota::resolve(&snap.quotas, key, &self.principal().name, client_id)
+        else {
+            return 0;
+        };
+        let now = crate::util::now_ms().max(0) as u64;
+        let ms = self.ctx.info.quota_meters.record(meter, quota, bytes, now);
+        if ms > 0 {
+            self.muted_until
+                .set(Some(Instant::now() + Duration::from_millis(ms)));
+        }
+        ms
+    }
+
+    /// For a client too old to throttle itself (`throttles_itself` false: before KIP-219's
+    /// versions), waits out `throttle_ms` before the answer, as Kafka delays it.
+    pub async fn delay_if_old(&self, throttle_ms: u64, throttles_itself: bool) {
+        if throttle_ms > 0 && !throttles_itself {
+            glommio::timer::sleep(Duration::from_millis(throttle_ms)).await;
+        }
     }
 
     /// Decodes the body as `T` at the request's version.
@@ -198,6 +230,8 @@ api_table! {
     CreatePartitions => create_partitions,
     AlterConfigs => alter_configs,
     IncrementalAlterConfigs => incremental_alter_configs,
+    DescribeClientQuotas => describe_client_quotas,
+    AlterClientQuotas => alter_client_quotas,
 }
 
 /// The supported version range of an API key, if the broker serves it.
@@ -213,6 +247,12 @@ pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
 pub async fn dispatch(req: Request) -> Reply {
     let after = req.after.clone();
     after.wait().await;
+    if let Some(until) = req.muted_until.get() {
+        let now = Instant::now();
+        if until > now {
+            glommio::timer::sleep(until - now).await;
+        }
+    }
     match dispatch_inner(req).await {
         Ok(r) => r,
         Err(e) => Reply::Close(e.to_string()),

@@ -36,6 +36,7 @@ use crate::format::compression::TopicCompression;
 use crate::metadata::{TopicMeta, validate_topic_name};
 use crate::protocol::errors;
 use crate::protocol::{ingest, legacy_api};
+use crate::quota::PRODUCER_BYTE_RATE;
 use crate::server::partitions::post_to_owners;
 use crate::shard::ShardCtx;
 use crate::util::sb;
@@ -150,6 +151,8 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         req.decode()?
     };
     let ctx = req.ctx.clone();
+    // Metered before the connection's next request may start, so a throttle mutes it.
+    let throttle_ms = req.meter_quota(PRODUCER_BYTE_RATE, req.body.len() as u64);
     let (slots, items) = plan_appends(&ctx, &r).await;
     // One mesh message per owner shard: the owner assigns offsets as the message arrives (in the
     // order this shard posted) and answers once the writes are done (acks=-1: durable). So the
@@ -166,7 +169,9 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     // Every ack level waits for the write (acks=0 too: a failed write closes the connection).
     let results = results.await;
     let (responses, any_error) = assemble(&r, slots, &results);
-    respond(&req, r.acks, responses, any_error)
+    // KIP-219: Produce v6+ clients wait out the throttle themselves.
+    req.delay_if_old(throttle_ms, req.version >= 6).await;
+    respond(&req, r.acks, responses, any_error, throttle_ms)
 }
 
 /// Per (topic, partition) in request order: an answer known before any append, or the index of
@@ -306,6 +311,7 @@ fn respond(
     acks: i16,
     responses: Vec<TopicProduceResponse>,
     any_error: Option<String>,
+    throttle_ms: u64,
 ) -> Result<Reply, HandlerError> {
     if acks == 0 {
         return Ok(match any_error {
@@ -313,7 +319,9 @@ fn respond(
             None => Reply::None,
         });
     }
-    let resp = ProduceResponse::default().with_responses(responses);
+    let resp = ProduceResponse::default()
+        .with_responses(responses)
+        .with_throttle_time_ms(throttle_ms.min(i32::MAX as u64) as i32);
     if req.version < 3 {
         return Ok(Reply::Frame(legacy_api::encode_produce_response(
             req.header.correlation_id,

@@ -1,0 +1,69 @@
+//! The broker's quota meters, shared by every shard.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::MeterKey;
+use super::rate::{Rate, SAMPLES, WINDOW_MS};
+
+/// Meters by quota key, behind one mutex: only requests of clients that have a quota reach it
+/// (see the module docs of [`crate::quota`]), so its contention is bounded by their request rate.
+#[derive(Debug, Default)]
+pub struct QuotaTracker {
+    meters: Mutex<HashMap<MeterKey, Rate>>,
+}
+
+/// The longest throttle one request gets: the whole measuring window.
+pub const MAX_THROTTLE_MS: u64 = SAMPLES as u64 * WINDOW_MS;
+
+impl QuotaTracker {
+    /// Counts `bytes` on `meter` and returns how long to throttle the request (0 = not at all):
+    /// Kafka's `(rate - quota) / quota * span`, at most [`MAX_THROTTLE_MS`].
+    pub fn record(&self, meter: MeterKey, quota: f64, bytes: u64, now_ms: u64) -> u64 {
+        let mut meters = self.meters.lock().unwrap_or_else(|p| p.into_inner());
+        let rate = meters.entry(meter).or_default();
+        rate.record(bytes as f64, now_ms);
+        let (observed, span) = rate.measure(now_ms);
+        throttle_ms(observed, quota, span)
+    }
+
+    /// Forgets the meters (quotas changed: usage under the old entities no longer applies).
+    pub fn clear(&self) {
+        self.meters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+fn throttle_ms(observed: f64, quota: f64, span_ms: u64) -> u64 {
+    if observed <= quota || quota <= 0.0 {
+        return 0;
+    }
+    (((observed - quota) / quota) * span_ms as f64)
+        .round()
+        .min(MAX_THROTTLE_MS as f64) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> MeterKey {
+        MeterKey {
+            key: super::super::PRODUCER_BYTE_RATE,
+            user: String::new(),
+            client_id: "c".into(),
+        }
+    }
+
+    #[test]
+    fn throttles_what_exceeds_the_quota() {
+        let t = QuotaTracker::default();
+        // 50 KB in a fresh 10 s span = 5 KB/s: under a 10 KB/s quota.
+        assert_eq!(t.record(key(), 10_000.0, 50_000, 0), 0);
+        // 200 KB → 20 KB/s: twice the quota → throttle (20-10)/10 * 10 s = 10 s.
+        assert_eq!(t.record(key(), 10_000.0, 150_000, 0), 10_000);
+        assert_eq!(throttle_ms(1e12, 1.0, 10_000), MAX_THROTTLE_MS);
+    }
+}

@@ -1,0 +1,307 @@
+//! AlterClientQuotas / DescribeClientQuotas and the enforcement of byte-rate quotas: throttle
+//! times in the answers, muted connections, delayed answers for old clients; persisted.
+
+mod server_util;
+
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::alter_client_quotas_request::{
+    AlterClientQuotasRequest, EntityData, EntryData, OpData,
+};
+use kafka_protocol::messages::alter_client_quotas_response::AlterClientQuotasResponse;
+use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
+use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
+use kafka_protocol::messages::describe_client_quotas_request::{
+    ComponentData, DescribeClientQuotasRequest,
+};
+use kafka_protocol::messages::describe_client_quotas_response::DescribeClientQuotasResponse;
+use kafka_protocol::messages::fetch_response::FetchResponse;
+use kafka_protocol::messages::produce_response::ProduceResponse;
+use server_util::*;
+
+/// (entity parts, (key, value or None to remove)) → error codes per entry.
+fn alter(
+    c: &mut Client,
+    entity: &[(&str, Option<&str>)],
+    ops: &[(&str, Option<f64>)],
+    validate_only: bool,
+) -> (i16, String) {
+    let req = AlterClientQuotasRequest::default()
+        .with_validate_only(validate_only)
+        .with_entries(vec![
+            EntryData::default()
+                .with_entity(
+                    entity
+                        .iter()
+                        .map(|(t, n)| {
+                            EntityData::default()
+                                .with_entity_type(sb(t))
+                                .with_entity_name(n.map(sb))
+                        })
+                        .collect(),
+                )
+                .with_ops(
+                    ops.iter()
+                        .map(|(k, v)| {
+                            OpData::default()
+                                .with_key(sb(k))
+                                .with_value(v.unwrap_or(0.0))
+                                .with_remove(v.is_none())
+                        })
+                        .collect(),
+                ),
+        ]);
+    let r: AlterClientQuotasResponse = c.call(ApiKey::AlterClientQuotas, 1, &req);
+    let e = &r.entries[0];
+    (
+        e.error_code,
+        e.error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+/// Every configured quota as (entity parts, key, value), sorted.
+fn describe_all(c: &mut Client) -> Vec<(Vec<(String, Option<String>)>, String, f64)> {
+    let req = DescribeClientQuotasRequest::default().with_components(vec![]);
+    let r: DescribeClientQuotasResponse = c.call(ApiKey::DescribeClientQuotas, 1, &req);
+    assert_eq!(r.error_code, 0);
+    let mut out = Vec::new();
+    for e in r.entries.unwrap_or_default() {
+        let parts: Vec<_> = e
+            .entity
+            .iter()
+            .map(|d| {
+                (
+                    d.entity_type.to_string(),
+                    d.entity_name.as_ref().map(|n| n.to_string()),
+                )
+            })
+            .collect();
+        for v in e.values {
+            out.push((parts.clone(), v.key.to_string(), v.value));
+        }
+    }
+    out.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    out
+}
+
+fn payload(tag: &str) -> bytes::Bytes {
+    // ~40 KB in one batch.
+    batch(&tag.repeat(400), 100, 1)
+}
+
+fn produce(c: &mut Client, version: i16, tag: &str) -> (i16, i32) {
+    let r: ProduceResponse = c.call(
+        ApiKey::Produce,
+        version,
+        &Client::produce_req("q", 0, 1, payload(tag)),
+    );
+    (
+        r.responses[0].partition_responses[0].error_code,
+        r.throttle_time_ms,
+    )
+}
+
+#[test]
+fn producer_quota_throttles_and_mutes() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 2);
+    let addr = broker.local_addr();
+    let mut admin = Client::connect(addr);
+    assert_eq!(admin.create_topic("q", 1, &[], 7).topics[0].error_code, 0);
+    // A 10 KB/s quota for client id "slow".
+    assert_eq!(
+        alter(
+            &mut admin,
+            &[("client-id", Some("slow"))],
+            &[("producer_byte_rate", Some(10_000.0))],
+            false
+        ),
+        (0, String::new())
+    );
+    let mut slow = Client::connect(addr).with_client_id("slow");
+    let mut fast = Client::connect(addr).with_client_id("fast");
+    // 40 KB over the 10 s minimum span is 4 KB/s: within the quota; the next two exceed it.
+    assert_eq!(produce(&mut slow, 9, "a"), (0, 0));
+    assert_eq!(produce(&mut slow, 9, "b"), (0, 0));
+    let (err, throttle) = produce(&mut slow, 9, "c");
+    assert_eq!(err, 0);
+    assert!(throttle > 1_000, "throttle {throttle}");
+    // The connection is muted: its next request waits out the throttle.
+    let t = Instant::now();
+    let r: ApiVersionsResponse = slow.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(r.error_code, 0);
+    assert!(
+        t.elapsed() >= Duration::from_millis(throttle as u64 - 50),
+        "{:?} < {throttle} ms",
+        t.elapsed()
+    );
+    // Another client id has no quota.
+    for tag in ["d", "e", "f", "g"] {
+        assert_eq!(produce(&mut fast, 9, tag), (0, 0));
+    }
+    // An old client (Produce v5, before KIP-219) gets its answer only after the throttle.
+    let mut old = Client::connect(addr).with_client_id("slow");
+    let t = Instant::now();
+    let (err, throttle) = produce(&mut old, 5, "h");
+    assert_eq!(err, 0);
+    assert!(throttle > 0);
+    assert!(t.elapsed() >= Duration::from_millis(throttle as u64 - 50));
+    broker.shutdown().unwrap();
+}
+
+#[test]
+fn consumer_quota_throttles_fetches() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 1);
+    let addr = broker.local_addr();
+    let mut c = Client::connect(addr);
+    assert_eq!(c.create_topic("q", 1, &[], 7).topics[0].error_code, 0);
+    for tag in ["a", "b", "c", "d"] {
+        assert_eq!(produce(&mut c, 9, tag).0, 0);
+    }
+    // The default client-id entity: every client id is metered on its own.
+    assert_eq!(
+        alter(
+            &mut c,
+            &[("client-id", None)],
+            &[("consumer_byte_rate", Some(5_000.0))],
+            false
+        )
+        .0,
+        0
+    );
+    let mut reader = Client::connect(addr).with_client_id("reader");
+    let req = Client::fetch_req("q", 0, 0, 100, 1);
+    let r: FetchResponse = reader.call(ApiKey::Fetch, 12, &req);
+    assert!(r.throttle_time_ms > 1_000, "{}", r.throttle_time_ms);
+    let records = r.responses[0].partitions[0].records.as_ref().unwrap();
+    assert!(
+        records.len() > 100_000,
+        "a throttled fetch still carries its records"
+    );
+    broker.shutdown().unwrap();
+}
+
+#[test]
+fn quotas_are_validated_described_and_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = start(dir.path(), 1);
+        let mut c = Client::connect(broker.local_addr());
+        let bad: &[(&[(&str, Option<&str>)], &[(&str, Option<f64>)])] = &[
+            (
+                &[("group", Some("g"))],
+                &[("producer_byte_rate", Some(1.0))],
+            ),
+            (
+                &[("user", Some("a")), ("user", Some("b"))],
+                &[("producer_byte_rate", Some(1.0))],
+            ),
+            (&[], &[("producer_byte_rate", Some(1.0))]),
+            (&[("user", Some("a"))], &[("no_such_rate", Some(1.0))]),
+            (
+                &[("user", Some("a"))],
+                &[("producer_byte_rate", Some(-5.0))],
+            ),
+            (&[("user", Some("a"))], &[("producer_byte_rate", Some(1.5))]),
+            (
+                &[("user", Some("a"))],
+                &[("request_percentage", Some(50.0))],
+            ),
+        ];
+        for (entity, ops) in bad {
+            let (code, msg) = alter(&mut c, entity, ops, false);
+            assert_eq!(code, 42, "{entity:?} {ops:?}");
+            assert!(!msg.is_empty());
+        }
+        assert_eq!(
+            alter(
+                &mut c,
+                &[("user", Some("alice")), ("client-id", None)],
+                &[("producer_byte_rate", Some(2048.0))],
+                true
+            )
+            .0,
+            0
+        );
+        assert!(
+            describe_all(&mut c).is_empty(),
+            "validate_only changed nothing"
+        );
+        for (entity, key, v) in [
+            (
+                &[("user", Some("alice")), ("client-id", None)][..],
+                "producer_byte_rate",
+                2048.0,
+            ),
+            (
+                &[("client-id", Some("app"))][..],
+                "consumer_byte_rate",
+                4096.0,
+            ),
+            (
+                &[("client-id", Some("app"))][..],
+                "producer_byte_rate",
+                1024.0,
+            ),
+        ] {
+            assert_eq!(alter(&mut c, entity, &[(key, Some(v))], false).0, 0);
+        }
+        // Remove one key.
+        assert_eq!(
+            alter(
+                &mut c,
+                &[("client-id", Some("app"))],
+                &[("producer_byte_rate", None)],
+                false
+            )
+            .0,
+            0
+        );
+        broker.shutdown().unwrap();
+    }
+    let broker = start(dir.path(), 2);
+    let mut c = Client::connect(broker.local_addr());
+    let all = describe_all(&mut c);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all.contains(&(
+        vec![("client-id".into(), Some("app".into()))],
+        "consumer_byte_rate".into(),
+        4096.0
+    )));
+    assert!(all.contains(&(
+        vec![
+            ("user".into(), Some("alice".into())),
+            ("client-id".into(), None)
+        ],
+        "producer_byte_rate".into(),
+        2048.0
+    )));
+    // Filters: exact user, default client id, strict.
+    let filtered = |c: &mut Client, comps: Vec<ComponentData>, strict: bool| {
+        let req = DescribeClientQuotasRequest::default()
+            .with_components(comps)
+            .with_strict(strict);
+        let r: DescribeClientQuotasResponse = c.call(ApiKey::DescribeClientQuotas, 1, &req);
+        (r.error_code, r.entries.map(|e| e.len()).unwrap_or(0))
+    };
+    let user_alice = ComponentData::default()
+        .with_entity_type(sb("user"))
+        .with_match_type(0)
+        .with_match(Some(sb("alice")));
+    assert_eq!(filtered(&mut c, vec![user_alice.clone()], false), (0, 1));
+    assert_eq!(filtered(&mut c, vec![user_alice.clone()], true), (0, 0));
+    let default_client = ComponentData::default()
+        .with_entity_type(sb("client-id"))
+        .with_match_type(1);
+    assert_eq!(filtered(&mut c, vec![default_client], false), (0, 1));
+    assert_eq!(
+        filtered(&mut c, vec![user_alice.clone(), user_alice], false).0,
+        42
+    );
+    broker.shutdown().unwrap();
+}
