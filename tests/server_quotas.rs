@@ -21,12 +21,7 @@ use kafka_protocol::messages::produce_response::ProduceResponse;
 use server_util::*;
 
 /// (entity parts, (key, value or None to remove)) → error codes per entry.
-fn alter(
-    c: &mut Client,
-    entity: &[(&str, Option<&str>)],
-    ops: &[(&str, Option<f64>)],
-    validate_only: bool,
-) -> (i16, String) {
+fn alter(c: &mut Client, entity: Parts, ops: Ops, validate_only: bool) -> (i16, String) {
     let req = AlterClientQuotasRequest::default()
         .with_validate_only(validate_only)
         .with_entries(vec![
@@ -64,7 +59,13 @@ fn alter(
 }
 
 /// Every configured quota as (entity parts, key, value), sorted.
-fn describe_all(c: &mut Client) -> Vec<(Vec<(String, Option<String>)>, String, f64)> {
+/// (entity parts, key, value) of one described quota.
+type Described = (Vec<(String, Option<String>)>, String, f64);
+/// An entity's (type, name) parts and (key, value or None to remove) operations.
+type Parts<'a> = &'a [(&'a str, Option<&'a str>)];
+type Ops<'a> = &'a [(&'a str, Option<f64>)];
+
+fn describe_all(c: &mut Client) -> Vec<Described> {
     let req = DescribeClientQuotasRequest::default().with_components(vec![]);
     let r: DescribeClientQuotasResponse = c.call(ApiKey::DescribeClientQuotas, 1, &req);
     assert_eq!(r.error_code, 0);
@@ -192,7 +193,7 @@ fn quotas_are_validated_described_and_persisted() {
     {
         let broker = start(dir.path(), 1);
         let mut c = Client::connect(broker.local_addr());
-        let bad: &[(&[(&str, Option<&str>)], &[(&str, Option<f64>)])] = &[
+        let bad: &[(Parts, Ops)] = &[
             (
                 &[("group", Some("g"))],
                 &[("producer_byte_rate", Some(1.0))],
