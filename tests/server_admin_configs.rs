@@ -394,3 +394,36 @@ fn create_partitions_grows_topics_only() {
     assert_eq!(c.produce("grow", 4, 1, batch("y", 1, 1), 9), (0, 0));
     broker.shutdown().unwrap();
 }
+
+#[test]
+fn list_config_resources_names_topics_and_the_broker() {
+    use kafka_protocol::messages::list_config_resources_request::ListConfigResourcesRequest;
+    use kafka_protocol::messages::list_config_resources_response::ListConfigResourcesResponse;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 1);
+    let mut c = Client::connect(broker.local_addr());
+    for t in ["la", "lb"] {
+        assert_eq!(c.create_topic(t, 1, &[], 7).topics[0].error_code, 0);
+    }
+    let list = |c: &mut Client, types: Vec<i8>| {
+        let r: ListConfigResourcesResponse = c.call(
+            ApiKey::ListConfigResources,
+            1,
+            &ListConfigResourcesRequest::default().with_resource_types(types),
+        );
+        let mut v: Vec<(i8, String)> = r
+            .config_resources
+            .iter()
+            .map(|x| (x.resource_type, x.resource_name.to_string()))
+            .collect();
+        v.sort();
+        (r.error_code, v)
+    };
+    assert_eq!(
+        list(&mut c, vec![]),
+        (0, vec![(2, "la".into()), (2, "lb".into()), (4, "1".into())])
+    );
+    assert_eq!(list(&mut c, vec![16, 32]), (0, vec![]));
+    assert_eq!(list(&mut c, vec![99]).0, 35);
+    broker.shutdown().unwrap();
+}

@@ -232,6 +232,7 @@ api_table! {
     IncrementalAlterConfigs => incremental_alter_configs,
     DescribeClientQuotas => describe_client_quotas,
     AlterClientQuotas => alter_client_quotas,
+    ListConfigResources => list_config_resources,
 }
 
 /// The supported version range of an API key, if the broker serves it.
