@@ -427,3 +427,39 @@ fn list_config_resources_names_topics_and_the_broker() {
     assert_eq!(list(&mut c, vec![99]).0, 35);
     broker.shutdown().unwrap();
 }
+
+#[test]
+fn min_insync_replicas_above_one_refuses_acks_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 1);
+    let mut c = Client::connect(broker.local_addr());
+    assert_eq!(
+        c.create_topic("isr", 1, &[("min.insync.replicas", "2")], 7)
+            .topics[0]
+            .error_code,
+        0
+    );
+    assert_eq!(c.produce("isr", 0, -1, batch("a", 1, 1), 9).0, 19); // NOT_ENOUGH_REPLICAS
+    assert_eq!(c.produce("isr", 0, 1, batch("a", 1, 1), 9), (0, 0));
+    let r = inc(
+        &mut c,
+        false,
+        &[(TOPIC, "isr", &[("min.insync.replicas", DELETE, None)])],
+    );
+    assert_eq!(r[0].0, 0);
+    assert_eq!(c.produce("isr", 0, -1, batch("b", 1, 1), 9), (0, 1));
+    let r = inc(
+        &mut c,
+        false,
+        &[(BROKER, "", &[("min.insync.replicas", SET, Some("2"))])],
+    );
+    assert_eq!(r[0].0, 0);
+    assert_eq!(c.produce("isr", 0, -1, batch("c", 1, 1), 9).0, 19);
+    let r = inc(
+        &mut c,
+        false,
+        &[(TOPIC, "isr", &[("min.insync.replicas", SET, Some("0"))])],
+    );
+    assert_eq!(r[0].0, 40);
+    broker.shutdown().unwrap();
+}

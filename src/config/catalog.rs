@@ -225,6 +225,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Largest record batch the broker accepts.",
     ),
     b(
+        "min.insync.replicas",
+        Int,
+        true,
+        "Replicas that must be in sync for an acks=all produce to succeed; one broker holds one.",
+    ),
+    b(
         "num.partitions",
         Int,
         false,
@@ -253,6 +259,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Int,
         false,
         "Largest request the broker reads; a larger frame closes the connection.",
+    ),
+    b(
+        "unclean.leader.election.enable",
+        Boolean,
+        true,
+        "Whether a replica that is not in sync may become leader (never needed on one broker).",
     ),
 ];
 
@@ -301,6 +313,12 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "CreateTime or LogAppendTime.",
     ),
     t(
+        "min.insync.replicas",
+        "min.insync.replicas",
+        Int,
+        "Replicas that must be in sync for an acks=all produce to succeed; more than one is refused on one broker (NOT_ENOUGH_REPLICAS).",
+    ),
+    t(
         "retention.bytes",
         "log.retention.bytes",
         Long,
@@ -329,6 +347,12 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "log.roll.ms",
         Long,
         "Roll a new segment when the active one is this old.",
+    ),
+    t(
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        Boolean,
+        "Whether a replica that is not in sync may become leader.",
     ),
 ];
 

@@ -174,6 +174,14 @@ pub struct BrokerSettings {
     /// `log.cleanup.policy` (topic override `cleanup.policy`): `delete`, `compact` or both.
     #[serde(rename = "log.cleanup.policy")]
     pub log_cleanup_policy: String,
+    /// `min.insync.replicas` (topic override of the same name): acks=all produces need this many
+    /// in-sync replicas; a single broker has one, so more refuses them (NOT_ENOUGH_REPLICAS).
+    #[serde(rename = "min.insync.replicas")]
+    pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable` (topic override of the same name): whether an out-of-sync
+    /// replica may become leader. A single broker never elects, so it holds either way.
+    #[serde(rename = "unclean.leader.election.enable")]
+    pub unclean_leader_election_enable: bool,
 }
 
 impl Default for BrokerSettings {
@@ -207,6 +215,8 @@ impl Default for BrokerSettings {
             offsets_retention_minutes: 7 * 24 * 60,
             compression_type: "producer".into(),
             log_cleanup_policy: "delete".into(),
+            min_insync_replicas: 1,
+            unclean_leader_election_enable: false,
         }
     }
 }
@@ -225,6 +235,8 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "flush.ms",
     "message.timestamp.type",
     "compression.type",
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
 ];
 
 fn flatten(prefix: &str, table: &toml::Table, out: &mut toml::Table) {
@@ -442,6 +454,12 @@ impl BrokerSettings {
         if !(1024..=i32::MAX as u32).contains(&self.fetch_max_bytes) {
             return Err(bad("fetch.max.bytes", self.fetch_max_bytes.to_string()));
         }
+        if self.min_insync_replicas < 1 {
+            return Err(bad(
+                "min.insync.replicas",
+                self.min_insync_replicas.to_string(),
+            ));
+        }
         if self.max_inflight_per_connection == 0 {
             return Err(bad("queued.max.requests.per.connection", "0".into()));
         }
@@ -483,6 +501,11 @@ impl BrokerSettings {
             self.log_message_timestamp_type.clone(),
         );
         m.insert("compression.type", self.compression_type.clone());
+        m.insert("min.insync.replicas", self.min_insync_replicas.to_string());
+        m.insert(
+            "unclean.leader.election.enable",
+            self.unclean_leader_election_enable.to_string(),
+        );
         m
     }
 
@@ -531,6 +554,19 @@ impl BrokerSettings {
                 // Applied by the Produce handler (protocol::ingest), not by the log.
                 "compression.type" => {
                     parse_compression(n, v)?;
+                }
+                // Applied by the Produce handler.
+                "min.insync.replicas" => {
+                    if parse_num::<i32>(n, v)? < 1 {
+                        return Err(ConfigError::InvalidValue {
+                            name: name.clone(),
+                            value: v.clone(),
+                        });
+                    }
+                }
+                // Holds trivially on one broker (see the setting).
+                "unclean.leader.election.enable" => {
+                    parse_num::<bool>(n, &v.to_ascii_lowercase())?;
                 }
                 _ => return Err(ConfigError::UnknownTopicConfig(name.clone())),
             }

@@ -186,7 +186,9 @@ async fn plan_appends(ctx: &Rc<ShardCtx>, r: &ProduceRequest) -> (Slots, Vec<(us
     let mut items: Vec<(usize, Item)> = Vec::new();
     for td in &r.topic_data {
         let name = td.name.0.as_str();
-        let topic = resolve_topic(ctx, name, valid_acks).await;
+        let topic = resolve_topic(ctx, name, valid_acks)
+            .await
+            .and_then(|t| enough_replicas(ctx, &t, r.acks).map(|()| t));
         let compression = topic.as_ref().map_or(TopicCompression::Producer, |t| {
             TopicCompression::effective(
                 t.configs.get("compression.type"),
@@ -207,6 +209,23 @@ async fn plan_appends(ctx: &Rc<ShardCtx>, r: &ProduceRequest) -> (Slots, Vec<(us
         slots.push(row);
     }
     (slots, items)
+}
+
+/// acks=all needs `min.insync.replicas` in-sync replicas; a single broker is one (Kafka answers a
+/// topic with replication factor 1 and a higher minimum the same way).
+fn enough_replicas(ctx: &ShardCtx, t: &TopicMeta, acks: i16) -> Result<(), i16> {
+    if acks != -1 {
+        return Ok(());
+    }
+    let min = t
+        .configs
+        .get("min.insync.replicas")
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .unwrap_or_else(|| ctx.settings().min_insync_replicas);
+    if min > 1 {
+        return Err(ResponseError::NotEnoughReplicas.code());
+    }
+    Ok(())
 }
 
 /// The topic a produce names, created first if it does not exist and `auto.create.topics.enable`
