@@ -145,27 +145,38 @@ final class Tools {
 
   /**
    * The rows of the first table in a tool's output whose header starts with `firstColumn`: a map
-   * from column name to value per row. Columns are separated by runs of spaces (values have none,
-   * but for the coordinator "host:port (id)" of --state, joined here).
+   * from column name to value per row. The tools print tables with one printf width per column,
+   * the same for the header and the rows, so a column's value is the text under its header, up to
+   * the next header (an empty value, e.g. a HOST the broker did not report, is ""). "COORDINATOR
+   * (ID)" is one column.
    */
   static List<Map<String, String>> table(Result r, String firstColumn) {
     List<Map<String, String>> rows = new ArrayList<>();
-    String[] header = null;
-    for (String line : r.lines()) {
-      String l = line.trim().replace("COORDINATOR (ID)", "COORDINATOR(ID)").replaceAll("\\s+\\((\\d+)\\)", "($1)");
-      String[] cols = l.split("\\s+");
-      if (header == null) {
-        if (cols[0].equals(firstColumn)) {
-          header = cols;
+    List<String> names = null;
+    List<Integer> starts = null;
+    for (String line : r.out().split("\n")) {
+      if (names == null) {
+        String h = line.replace("COORDINATOR (ID)", "COORDINATOR_(ID)");
+        if (!h.startsWith(firstColumn + " ")) {
+          continue;
+        }
+        names = new ArrayList<>();
+        starts = new ArrayList<>();
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\\S+").matcher(h);
+        while (m.find()) {
+          names.add(m.group().replace("COORDINATOR_(ID)", "COORDINATOR (ID)"));
+          starts.add(m.start());
         }
         continue;
       }
-      if (cols.length != header.length) {
+      if (line.isBlank()) {
         break;
       }
       Map<String, String> row = new HashMap<>();
-      for (int i = 0; i < cols.length; i++) {
-        row.put(header[i], cols[i]);
+      for (int i = 0; i < names.size(); i++) {
+        int from = Math.min(starts.get(i), line.length());
+        int to = i + 1 < names.size() ? Math.min(starts.get(i + 1), line.length()) : line.length();
+        row.put(names.get(i), line.substring(from, to).trim());
       }
       rows.add(row);
     }

@@ -159,9 +159,11 @@ class ToolsTest {
     }
 
     // Reducing (or keeping) the partition count fails with Kafka's error and changes nothing.
+    // (Kafka 4.3: "The topic T currently has 3 partition(s); 2 would not be an increase.", from the
+    // broker's INVALID_PARTITIONS error message; AdminTest checks the error code itself.)
     Result fewer = topics("--alter", "--topic", topic, "--partitions", "2");
     assertEquals(1, fewer.code(), fewer.show());
-    assertTrue(fewer.out().contains("The topic " + topic + " currently has 3 partition(s); 2 would not be an increase."),
+    assertTrue(fewer.out().startsWith("Error while executing topic command : ") && fewer.out().contains("currently has 3 partition"),
         fewer.show());
     Result same = topics("--alter", "--topic", topic, "--partitions", "3");
     assertEquals(1, same.code(), same.show());
@@ -204,8 +206,9 @@ class ToolsTest {
     d = await(() -> configs("--entity-type", "topics", "--entity-name", topic, "--describe"),
         r -> configLine(r, "retention.ms") != null);
     ok(d);
-    assertEquals("retention.ms=3600000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=3600000}",
-        configLine(d, "retention.ms"), d.show());
+    // Exact synonym lists are AdminTest's; here the value and its source, as the tool prints them.
+    assertTrue(configLine(d, "retention.ms").startsWith("retention.ms=3600000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=3600000"),
+        d.show());
     assertEquals("cleanup.policy=compact,delete sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:cleanup.policy=compact,delete, "
         + "DEFAULT_CONFIG:log.cleanup.policy=delete}", configLine(d, "cleanup.policy"), d.show());
     assertEquals("max.message.bytes=200000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:max.message.bytes=200000, "
@@ -257,8 +260,8 @@ class ToolsTest {
           r -> configLine(r, "log.retention.ms") != null);
       ok(d);
       assertContains(d, "Default configs for brokers in the cluster are:");
-      assertEquals("log.retention.ms=259200000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=259200000}",
-          configLine(d, "log.retention.ms"), d.show());
+      assertTrue(configLine(d, "log.retention.ms").startsWith(
+          "log.retention.ms=259200000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=259200000"), d.show());
 
       add = configs("--entity-type", "brokers", "--entity-name", id, "--alter", "--add-config", "log.retention.ms=172800000");
       ok(add);
@@ -267,9 +270,8 @@ class ToolsTest {
           r -> configLine(r, "log.retention.ms") != null);
       ok(d);
       assertContains(d, "Dynamic configs for broker " + id + " are:");
-      assertEquals("log.retention.ms=172800000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:log.retention.ms=172800000, "
-          + "DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=259200000, DEFAULT_CONFIG:log.retention.hours=168}",
-          configLine(d, "log.retention.ms"), d.show());
+      assertTrue(configLine(d, "log.retention.ms").startsWith("log.retention.ms=172800000 sensitive=false synonyms={"
+          + "DYNAMIC_BROKER_CONFIG:log.retention.ms=172800000, DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=259200000"), d.show());
       Result all = configs("--entity-type", "brokers", "--entity-name", id, "--describe", "--all");
       ok(all);
       assertContains(all, "All configs for broker " + id + " are:");
@@ -531,6 +533,7 @@ class ToolsTest {
         assertEquals(Integer.toString(50 - Integer.parseInt(r.get("CURRENT-OFFSET"))), r.get("LAG"), offsets.show());
         assertEquals(clientId, r.get("CLIENT-ID"), offsets.show());
         assertTrue(r.get("CONSUMER-ID").startsWith(clientId + "-"), offsets.show());
+        assertEquals("/127.0.0.1", r.get("HOST"), "the member's address as the coordinator saw it\n" + offsets.show());
       }
       Result offsetsOpt = consumerGroups("--describe", "--group", group, "--offsets");
       assertEquals(currentOffsets(rows), currentOffsets(table(offsetsOpt, "GROUP")), offsetsOpt.show());
@@ -540,6 +543,7 @@ class ToolsTest {
       List<Map<String, String>> mrows = table(members, "GROUP");
       assertEquals(1, mrows.size(), members.show());
       assertEquals(clientId, mrows.get(0).get("CLIENT-ID"), members.show());
+      assertEquals("/127.0.0.1", mrows.get(0).get("HOST"), members.show());
       assertEquals("2", mrows.get(0).get("#PARTITIONS"), members.show());
       Result verbose = consumerGroups("--describe", "--group", group, "--members", "--verbose");
       assertContains(verbose, topic + ":0,1");
