@@ -637,6 +637,27 @@ class AdminTest {
     }
   }
 
+  /**
+   * listConfigResources (ListConfigResources, KIP-1142; kafka-configs uses it for groups and client
+   * metrics): the topics and the broker are listed under their types.
+   */
+  @Test
+  void listConfigResources() throws Exception {
+    String topic = unique("admin-listcfg");
+    createTopic(topic, 1);
+    try (Admin a = admin()) {
+      String id = Integer.toString(nodeId(a));
+      Collection<ConfigResource> all = get(a.listConfigResources(Set.of(ConfigResource.Type.TOPIC, ConfigResource.Type.BROKER),
+          new org.apache.kafka.clients.admin.ListConfigResourcesOptions()).all());
+      assertTrue(all.contains(new ConfigResource(ConfigResource.Type.TOPIC, topic)), "topic " + topic + " in " + all);
+      assertTrue(all.contains(new ConfigResource(ConfigResource.Type.BROKER, id)), "broker " + id + " in " + all);
+      Collection<ConfigResource> topics = get(a.listConfigResources(Set.of(ConfigResource.Type.TOPIC),
+          new org.apache.kafka.clients.admin.ListConfigResourcesOptions()).all());
+      assertTrue(topics.stream().allMatch(r -> r.type() == ConfigResource.Type.TOPIC), topics.toString());
+      assertTrue(topics.contains(new ConfigResource(ConfigResource.Type.TOPIC, topic)));
+    }
+  }
+
   // ---- ElectLeaders / reassignments ------------------------------------------------------------
 
   @Test
