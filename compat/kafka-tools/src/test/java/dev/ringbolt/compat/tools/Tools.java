@@ -109,7 +109,8 @@ final class Tools {
       }
     }
     Result r = new Result(command, code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    out0.println(r.show());
+    // The command and its status only: a failed check shows the whole output in its message.
+    out0.println("$ " + command + "   [exit " + code + ", " + r.lines().size() + " lines]");
     return r;
   }
 
