@@ -10,6 +10,15 @@
 #   go-shopify    github.com/Shopify/sarama v1.38.1   the same, with the article's import path
 #   go-franz      github.com/twmb/franz-go             newest negotiated versions: round trip, ListOffsets, admin
 #   java          org.apache.kafka:kafka-clients 4.3   the reference client: admin, round trip, offsets by time
+#                                                      (compat/java ClientsTest)
+#   java-admin    kafka-clients 4.3 AdminClient        createPartitions, configs with sources/synonyms,
+#                                                      deleteRecords, log dirs, quotas with a measured
+#                                                      throttle, electLeaders (compat/java AdminTest, issue 17)
+#   kafka-tools   Kafka 4.3's CLI tools                kafka-topics/-configs/-delete-records/-get-offsets/
+#                                                      -log-dirs/-consumer-groups, their main classes in one
+#                                                      JVM (compat/kafka-tools ToolsTest, issue 17)
+#   connect       Kafka Connect 4.3 distributed worker compacted internal topics, a file source, resume
+#                                                      after a restart (compat/kafka-tools ConnectTest, issue 17)
 #   confluent     confluent-kafka (librdkafka)         round trips, admin, offsets
 #   kafka-python  kafka-python                         producer, consumer, admin
 #   wire          compat/python/test_wire.py           raw protocol: 50,000 requests on one connection, pipelining
@@ -17,7 +26,9 @@
 #                                                      (issue 5; all marked `groups`)
 #
 # Environment:
-#   COMPAT_CLIENTS="go-sarama go-shopify go-franz java confluent kafka-python wire python-groups"   which clients (default all)
+#   COMPAT_CLIENTS="go-sarama go-shopify go-franz java java-admin kafka-tools connect confluent kafka-python wire python-groups"
+#                                  which clients (default all). java-admin, kafka-tools and connect
+#                                  expect the broker's static num.partitions=1 (compat/java/broker.toml)
 #   RINGBOLT_COMPAT_GROUPS=1       also consumer-group tests (needs a group coordinator, issue 5)
 #   RINGBOLT_COMPAT_COMPRESSION=1  also compressed batches (issue 6)
 #   RINGBOLT_COMPAT_IDEMPOTENCE=1  also the idempotent producer (issue 6)
@@ -43,7 +54,7 @@ if [[ $# -ne 1 && -z ${COMPAT_SETUP_ONLY:-} ]]; then
   exit 2
 fi
 bootstrap=${1:-}
-clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-python wire python-groups}
+clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java java-admin kafka-tools connect confluent kafka-python wire python-groups}
 tmo=${COMPAT_TIMEOUT:-300}
 if [[ ${COMPAT_EXTRAS:-} == all ]]; then
   export RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1
@@ -91,6 +102,8 @@ setup_go() { # module dir
 
 setup_status=0
 need_python=0
+java_built=0
+tools_built=0
 for c in $clients; do
   case $c in
   go-sarama | go-shopify | go-franz)
@@ -100,11 +113,21 @@ for c in $clients; do
     setup_go "$c" || setup_status=1
     ;;
   confluent | kafka-python | wire | python-groups) need_python=1 ;;
-  java)
-    note "java: mvn test-compile (kafka-clients, JUnit from Maven Central)"
-    (cd compat/java && mvn -B -ntp -q test-compile) || setup_status=1
+  java | java-admin)
+    if [[ $java_built == 0 ]]; then
+      note "java: mvn test-compile (kafka-clients, JUnit from Maven Central)"
+      (cd compat/java && mvn -B -ntp -q test-compile) || setup_status=1
+      java_built=1
+    fi
     ;;
-  *) echo "compat: unknown client '$c' (go-sarama go-shopify go-franz java confluent kafka-python wire python-groups)" >&2; setup_status=1 ;;
+  kafka-tools | connect)
+    if [[ $tools_built == 0 ]]; then
+      note "kafka-tools: mvn test-compile (kafka-tools, kafka_2.13, connect-runtime, connect-file from Maven Central)"
+      (cd compat/kafka-tools && mvn -B -ntp -q test-compile) || setup_status=1
+      tools_built=1
+    fi
+    ;;
+  *) echo "compat: unknown client '$c' (go-sarama go-shopify go-franz java java-admin kafka-tools connect confluent kafka-python wire python-groups)" >&2; setup_status=1 ;;
   esac
 done
 if [[ $need_python == 1 ]]; then
@@ -147,7 +170,10 @@ run_go() { # module
 for c in $clients; do
   case $c in
   go-sarama | go-shopify | go-franz) run_go "$c" ;;
-  java) run java mvn -B -ntp -f compat/java/pom.xml surefire:test -Dbootstrap="$bootstrap" ;;
+  java) run java mvn -B -ntp -f compat/java/pom.xml surefire:test -Dtest=ClientsTest -Dbootstrap="$bootstrap" ;;
+  java-admin) run java-admin mvn -B -ntp -f compat/java/pom.xml surefire:test -Dtest=AdminTest -Dbootstrap="$bootstrap" ;;
+  kafka-tools) run kafka-tools mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest=ToolsTest -Dbootstrap="$bootstrap" ;;
+  connect) run connect mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest=ConnectTest -Dbootstrap="$bootstrap" ;;
   confluent) run confluent "$venv/bin/python" -m pytest compat/python/test_confluent.py -v -rs ;;
   kafka-python) run kafka-python "$venv/bin/python" -m pytest compat/python/test_kafka_python.py -v -rs ;;
   wire) run wire "$venv/bin/python" -m pytest compat/python/test_wire.py -v -rs ;;

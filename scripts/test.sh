@@ -10,8 +10,10 @@
 #              cargo build --release
 #   compat     the README quick start (README's `cargo run --release -- serve`, defaults, with
 #              the article's sarama producer/consumer; skipped if :9092 or ./data is taken), then
-#              for each client (go-sarama, go-shopify, go-franz, java, confluent, kafka-python, wire, python-groups): a fresh
-#              `ringbolt serve` on a free loopback port with a temporary data dir, then
+#              for each client (go-sarama, go-shopify, go-franz, java, java-admin, kafka-tools, connect, confluent,
+#              kafka-python, wire, python-groups): a fresh
+#              `ringbolt serve` on a free loopback port with a temporary data dir (for java-admin,
+#              kafka-tools and connect with `--config compat/java/broker.toml`), then
 #              scripts/compat.sh against it; then "librdkafka": librdkafka's own test suite
 #              (compat/librdkafka/run.sh, the fast set of compat/librdkafka/tests.list) on a fresh broker
 #   reference  the same client suite, every optional test enabled, and the same librdkafka test list
@@ -188,7 +190,13 @@ with_fresh_ringbolt() { # port dir-label what command...
 # One client against a fresh Ringbolt: scripts/compat.sh, with a restart command for the tests
 # that restart the broker.
 compat_client() { # client port
-  with_fresh_ringbolt "$2" "compat-$1" "the $1 run" compat_client_run "$1" "$2"
+  local args=${RINGBOLT_ARGS:-}
+  case $1 in
+  # The admin suites read the broker's static configs back (num.partitions=1, as the reference
+  # Kafka's server.properties has it).
+  java-admin | kafka-tools | connect) args+=" --config $root/compat/java/broker.toml" ;;
+  esac
+  RINGBOLT_ARGS=$args with_fresh_ringbolt "$2" "compat-$1" "the $1 run" compat_client_run "$1" "$2"
 }
 compat_client_run() { # client port; $broker_dir from with_fresh_ringbolt
   COMPAT_CLIENTS=$1 COMPAT_RESTART_CMD="scripts/broker.sh restart $2 $broker_dir" \
@@ -252,7 +260,7 @@ part_compat() {
     RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1 RINGBOLT_COMPAT_LEGACY=1
   fi
   echo "optional compat tests: groups=${RINGBOLT_COMPAT_GROUPS:-0} compression=${RINGBOLT_COMPAT_COMPRESSION:-0} idempotence=${RINGBOLT_COMPAT_IDEMPOTENCE:-0} legacy=${RINGBOLT_COMPAT_LEGACY:-0}"
-  local clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-python wire python-groups librdkafka}
+  local clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java java-admin kafka-tools connect confluent kafka-python wire python-groups librdkafka}
   local setup_clients=" $clients "
   setup_clients=${setup_clients// librdkafka / }
   [[ " $clients " == *" librdkafka "* && $setup_clients != *" confluent "* ]] && setup_clients+="confluent"
@@ -336,7 +344,7 @@ reference_librdkafka() {
 }
 
 part_reference() {
-  local clients=" ${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java confluent kafka-python wire python-groups librdkafka} "
+  local clients=" ${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java java-admin kafka-tools connect confluent kafka-python wire python-groups librdkafka} "
   local others=${clients// librdkafka / }
   if [[ -n ${others// /} ]]; then
     COMPAT_CLIENTS=$others step "compat vs Apache Kafka (reference)" reference_run
