@@ -106,13 +106,16 @@
 //! written end (equal to the high watermark); appends still queued are not counted.
 
 pub mod appender;
+pub mod checkpoint;
 pub mod config;
 pub mod dump;
 pub mod error;
 pub mod flush_anchor;
 pub mod index;
 pub mod iopoll;
+pub mod leader_epoch;
 pub mod log;
+pub mod log_start;
 pub mod page_cache;
 pub mod producer_state;
 pub mod read;
