@@ -372,6 +372,13 @@ impl PartitionLog {
         self.inner.config().clone()
     }
 
+    /// Bytes of the log's segments (readable data; Kafka's `UnifiedLog.size`, what
+    /// DescribeLogDirs reports): the `.log` files' sizes, without the active segment's
+    /// preallocated zeros past its data.
+    pub fn size_bytes(&self) -> u64 {
+        self.inner.state().segments().iter().map(|s| s.size).sum()
+    }
+
     /// Number of segments (tests, metrics).
     pub fn segment_count(&self) -> usize {
         self.inner.state().segments().len()
