@@ -89,10 +89,15 @@ func TestFranzPartitionAdmin(t *testing.T) {
 		t.Fatalf("ElectLeaders: %+v, want ELECTION_NOT_NEEDED", r)
 	}
 
-	// Reassignments: to this node (1) is a no-op; to another broker is invalid; none in progress.
+	// Reassignments: to the one broker is a no-op; to another id is invalid; none in progress.
+	brokers, err := adm.ListBrokers(ctx)
+	if err != nil || len(brokers) != 1 {
+		t.Fatalf("ListBrokers: %v %v", brokers, err)
+	}
+	node := brokers[0].NodeID
 	var ra kadm.AlterPartitionAssignmentsReq
-	ra.Assign(topic, 0, []int32{1})
-	ra.Assign(topic, 1, []int32{2})
+	ra.Assign(topic, 0, []int32{node})
+	ra.Assign(topic, 1, []int32{node + 1})
 	ar, err := adm.AlterPartitionAssignments(ctx, ra)
 	if err != nil {
 		t.Fatalf("AlterPartitionAssignments: %v", err)
@@ -101,7 +106,7 @@ func TestFranzPartitionAdmin(t *testing.T) {
 		t.Fatalf("reassign to this node: %+v", r)
 	}
 	if r := ar[topic][1]; !errors.Is(r.Err, kerr.InvalidReplicaAssignment) {
-		t.Fatalf("reassign to broker 2: %+v, want INVALID_REPLICA_ASSIGNMENT", r)
+		t.Fatalf("reassign to broker %d: %+v, want INVALID_REPLICA_ASSIGNMENT", node+1, r)
 	}
 	lr, err := adm.ListPartitionReassignments(ctx, nil)
 	if err != nil || len(lr) != 0 {
