@@ -116,7 +116,12 @@ fn delete_records_moves_the_log_start_and_survives_a_restart() {
             2,
             &[("dr", 0, 151), ("dr", 1, -2), ("dr", 2, 0), ("nope", 0, 0)]
         ),
-        vec![(OUT_OF_RANGE, -1), (OUT_OF_RANGE, -1), (UNKNOWN, -1), (UNKNOWN, -1)]
+        vec![
+            (OUT_OF_RANGE, -1),
+            (OUT_OF_RANGE, -1),
+            (UNKNOWN, -1),
+            (UNKNOWN, -1)
+        ]
     );
     assert_eq!(earliest(&mut c, "dr", 0), 0);
     assert_eq!(earliest(&mut c, "dr", 1), 0);

@@ -73,7 +73,10 @@ fn every_partition_of_every_shard_with_its_size() {
         );
         let (total, usable) = (r.results[0].total_bytes, r.results[0].usable_bytes);
         if v >= 4 {
-            assert!(total > 0 && usable > 0 && usable <= total, "{total} {usable}");
+            assert!(
+                total > 0 && usable > 0 && usable <= total,
+                "{total} {usable}"
+            );
         } else {
             assert_eq!((total, usable), (-1, -1), "not on the wire before v4");
         }

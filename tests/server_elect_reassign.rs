@@ -20,7 +20,12 @@ use kafka_protocol::messages::{ApiKey, BrokerId};
 use kafka_test_client::requests::metadata_request;
 use server_util::*;
 
-fn elect(c: &mut Client, v: i16, kind: i8, topics: Option<&[(&str, &[i32])]>) -> ElectLeadersResponse {
+fn elect(
+    c: &mut Client,
+    v: i16,
+    kind: i8,
+    topics: Option<&[(&str, &[i32])]>,
+) -> ElectLeadersResponse {
     let req = ElectLeadersRequest::default()
         .with_election_type(kind)
         .with_topic_partitions(topics.map(|ts| {
@@ -45,7 +50,10 @@ fn results(r: &ElectLeadersResponse) -> Vec<(String, i32, i16, String)> {
                     t.topic.0.as_str().to_string(),
                     p.partition_id,
                     p.error_code,
-                    p.error_message.as_ref().map_or("", |m| m.as_str()).to_string(),
+                    p.error_message
+                        .as_ref()
+                        .map_or("", |m| m.as_str())
+                        .to_string(),
                 )
             })
         })
@@ -67,8 +75,18 @@ fn no_election_is_ever_needed() {
         assert_eq!(
             results(&r),
             vec![
-                ("t".into(), 0, not_needed, "Leader election not needed for topic partition.".into()),
-                ("t".into(), 1, not_needed, "Leader election not needed for topic partition.".into()),
+                (
+                    "t".into(),
+                    0,
+                    not_needed,
+                    "Leader election not needed for topic partition.".into()
+                ),
+                (
+                    "t".into(),
+                    1,
+                    not_needed,
+                    "Leader election not needed for topic partition.".into()
+                ),
                 ("t".into(), 5, unknown, "No such partition as t-5".into()),
                 ("nope".into(), 0, unknown, "No such topic as nope".into()),
             ],
@@ -100,7 +118,11 @@ fn no_election_is_ever_needed() {
     broker.shutdown().unwrap();
 }
 
-fn reassign(c: &mut Client, v: i16, what: &[(&str, i32, Option<&[i32]>)]) -> Vec<(i16, Option<String>)> {
+fn reassign(
+    c: &mut Client,
+    v: i16,
+    what: &[(&str, i32, Option<&[i32]>)],
+) -> Vec<(i16, Option<String>)> {
     let topics = what
         .iter()
         .map(|&(t, p, replicas)| {
@@ -124,7 +146,10 @@ fn reassign(c: &mut Client, v: i16, what: &[(&str, i32, Option<&[i32]>)]) -> Vec
         .iter()
         .map(|t| {
             let p = &t.partitions[0];
-            (p.error_code, p.error_message.as_ref().map(|m| m.as_str().to_string()))
+            (
+                p.error_code,
+                p.error_message.as_ref().map(|m| m.as_str().to_string()),
+            )
         })
         .collect()
 }
@@ -157,10 +182,26 @@ fn reassignments_to_this_node_only_and_none_in_progress() {
             ),
             vec![
                 (0, None),
-                (invalid, s("The manual partition assignment includes broker 2, but no such broker is registered.")),
-                (invalid, s("The manual partition assignment includes broker 3, but no such broker is registered.")),
-                (invalid, s("The manual partition assignment includes the broker 1 more than once.")),
-                (invalid, s("The manual partition assignment includes an empty replica list.")),
+                (
+                    invalid,
+                    s(
+                        "The manual partition assignment includes broker 2, but no such broker is registered."
+                    )
+                ),
+                (
+                    invalid,
+                    s(
+                        "The manual partition assignment includes broker 3, but no such broker is registered."
+                    )
+                ),
+                (
+                    invalid,
+                    s("The manual partition assignment includes the broker 1 more than once.")
+                ),
+                (
+                    invalid,
+                    s("The manual partition assignment includes an empty replica list.")
+                ),
                 (none, s("No partition reassignment is in progress.")),
                 (unknown, s("Unable to find partition r:7.")),
                 (unknown, s("Unable to find a topic named nope.")),
@@ -188,7 +229,12 @@ fn reassignments_to_this_node_only_and_none_in_progress() {
     }
     // The replicas are what they were.
     let m: MetadataResponse = c.call(ApiKey::Metadata, 12, &metadata_request(&["r"]));
-    assert!(m.topics[0].partitions.iter().all(|p| p.replica_nodes == vec![BrokerId(1)]));
+    assert!(
+        m.topics[0]
+            .partitions
+            .iter()
+            .all(|p| p.replica_nodes == vec![BrokerId(1)])
+    );
     drop(c);
     broker.shutdown().unwrap();
 }

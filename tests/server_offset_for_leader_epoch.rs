@@ -7,6 +7,7 @@ mod server_util;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsRequest, DeleteRecordsTopic,
 };
@@ -16,7 +17,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderEpochRequest, OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::offset_for_leader_epoch_response::OffsetForLeaderEpochResponse;
-use kafka_protocol::messages::BrokerId;
 use kafka_protocol::records::RecordBatchDecoder;
 use kafka_test_client::requests::metadata_request;
 use server_util::*;

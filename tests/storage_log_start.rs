@@ -105,7 +105,10 @@ fn delete_records_moves_the_start_inside_a_segment_and_deletes_segments_below() 
         assert_eq!(log.log_start_offset(), 200);
         assert!(log.read(200, 1000).await.unwrap().slices.is_empty());
         // Appends go on after it.
-        assert_eq!(log.append(batch(1, 10, 5, 2)).await.unwrap().base_offset, 200);
+        assert_eq!(
+            log.append(batch(1, 10, 5, 2)).await.unwrap().base_offset,
+            200
+        );
         assert_eq!(log.end_offset_for_epoch(0), (0, 201));
         log.close().await.unwrap();
         drop(log);
@@ -148,12 +151,12 @@ fn a_crash_before_the_unlink_is_finished_on_open() {
         // empty there rather than reuse offsets clients were told are deleted.
         std::fs::write(dir.join(START_FILE), "0\n1\n500\n").unwrap();
         let log = PartitionLog::open(&dir, small_segments()).await.unwrap();
-        assert_eq!(
-            (log.log_start_offset(), log.high_watermark()),
-            (500, 500)
-        );
+        assert_eq!((log.log_start_offset(), log.high_watermark()), (500, 500));
         assert_eq!(log.segment_bases(), vec![500]);
-        assert_eq!(log.append(batch(2, 10, 5, 2)).await.unwrap().base_offset, 500);
+        assert_eq!(
+            log.append(batch(2, 10, 5, 2)).await.unwrap().base_offset,
+            500
+        );
         log.close().await.unwrap();
 
         // A garbled start file keeps the log closed rather than guess.
@@ -216,7 +219,12 @@ fn the_epoch_file_is_recovered_from_the_log() {
 
         // A file naming an epoch the log does not have (a later epoch whose first batch was lost
         // in a crash) is cut back to the log; a garbled one is rebuilt.
-        for stale in ["0\n2\n0 0\n3 80\n", "0\n2\n0 0\n3 500\n", "garbage", "0\n1\n7 0\n"] {
+        for stale in [
+            "0\n2\n0 0\n3 80\n",
+            "0\n2\n0 0\n3 500\n",
+            "garbage",
+            "0\n1\n7 0\n",
+        ] {
             std::fs::write(dir.join(EPOCH_FILE), stale).unwrap();
             let log = PartitionLog::open(&dir, small_segments()).await.unwrap();
             assert_eq!(read_file(&dir, EPOCH_FILE), "0\n1\n0 0\n", "{stale:?}");

@@ -36,7 +36,11 @@ pub fn encode(version: u32, entries: &[String]) -> Vec<u8> {
 }
 
 /// Parses a checkpoint file of `version`: the entry lines, each split into its fields.
-pub fn parse(file: &str, version: u32, bytes: &[u8]) -> Result<Vec<Vec<String>>, MalformedCheckpoint> {
+pub fn parse(
+    file: &str,
+    version: u32,
+    bytes: &[u8],
+) -> Result<Vec<Vec<String>>, MalformedCheckpoint> {
     let bad = |msg: String| MalformedCheckpoint {
         file: file.to_string(),
         msg,

@@ -119,8 +119,17 @@ impl LeaderEpochCache {
         }
         // Removing one entry that started at the same offset is expected (no data was written
         // in it); anything else truncated epochs that had data.
-        if removed.len() > 1 || removed.first().is_some_and(|r| r.start_offset != start_offset) {
-            tracing::warn!(?removed, epoch, start_offset, "a new leader epoch entry truncated conflicting ones");
+        if removed.len() > 1
+            || removed
+                .first()
+                .is_some_and(|r| r.start_offset != start_offset)
+        {
+            tracing::warn!(
+                ?removed,
+                epoch,
+                start_offset,
+                "a new leader epoch entry truncated conflicting ones"
+            );
         }
         self.entries.push(EpochEntry {
             epoch,
@@ -463,11 +472,10 @@ impl PartitionLog {
         let start = self.log_start_offset();
         let epochs = self.epoch_file();
         epochs.update(|c| c.truncate_from_start(start));
-        let answer = epochs
+        epochs
             .cache
             .borrow()
-            .end_offset_for(epoch, self.log_end_offset());
-        answer
+            .end_offset_for(epoch, self.log_end_offset())
     }
 
     /// The epoch cache's entries (tests, tools), truncated to the current log start.
@@ -475,8 +483,7 @@ impl PartitionLog {
         let start = self.log_start_offset();
         let epochs = self.epoch_file();
         epochs.update(|c| c.truncate_from_start(start));
-        let entries = epochs.cache.borrow().entries().to_vec();
-        entries
+        epochs.cache.borrow().entries().to_vec()
     }
 }
 
@@ -552,10 +559,7 @@ mod tests {
         assert_eq!(c.end_offset_for(0, leo), (0, 10));
         // Above the latest: unknown.
         assert_eq!(c.end_offset_for(7, leo), (-1, -1));
-        assert_eq!(
-            LeaderEpochCache::default().end_offset_for(0, leo),
-            (-1, -1)
-        );
+        assert_eq!(LeaderEpochCache::default().end_offset_for(0, leo), (-1, -1));
     }
 
     #[test]
@@ -577,7 +581,12 @@ mod tests {
             LeaderEpochCache::parse("f", b"0\n0\n").unwrap(),
             LeaderEpochCache::default()
         );
-        for bad in [&b"0\n1\n0\n"[..], b"0\n1\n0 x\n", b"1\n1\n0 0\n", b"0\n2\n0 0\n"] {
+        for bad in [
+            &b"0\n1\n0\n"[..],
+            b"0\n1\n0 x\n",
+            b"1\n1\n0 0\n",
+            b"0\n2\n0 0\n",
+        ] {
             assert!(LeaderEpochCache::parse("f", bad).is_err(), "{bad:?}");
         }
         // Out-of-order entries load as Kafka loads them: each assigned in turn.

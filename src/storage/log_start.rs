@@ -90,7 +90,12 @@ pub(crate) async fn read(dir: &Path) -> Result<Option<i64>, StorageError> {
 
 /// Persists `offset` as the log start of the partition in `dir`.
 pub(crate) async fn write(dir: &Path, offset: i64) -> Result<(), StorageError> {
-    checkpoint::write(dir, FILE_NAME, checkpoint::encode(VERSION, &[offset.to_string()])).await
+    checkpoint::write(
+        dir,
+        FILE_NAME,
+        checkpoint::encode(VERSION, &[offset.to_string()]),
+    )
+    .await
 }
 
 /// Unlinks the files of the segments at `bases` (already removed from the segment map) and syncs

@@ -271,7 +271,8 @@ impl PartitionLog {
             {
                 let st = self.inner().state();
                 match st.segments().get(base) {
-                    Some(s) if s.max_timestamp >= ts && s.size > 0 && s.next_offset > log_start => {}
+                    Some(s) if s.max_timestamp >= ts && s.size > 0 && s.next_offset > log_start => {
+                    }
                     _ => continue,
                 }
             }
@@ -353,7 +354,8 @@ impl PartitionLog {
             let mut pos = start;
             while let Some(h) = scanner.header_at_async(pos).await? {
                 if h.max_timestamp == max_ts {
-                    let found = first_record_where(&file, pos, &h, i64::MIN, |t| t == max_ts).await?;
+                    let found =
+                        first_record_where(&file, pos, &h, i64::MIN, |t| t == max_ts).await?;
                     return Ok(Some(found.unwrap_or_else(|| {
                         // Only a batch whose header disagrees with its records (Kafka rewrites
                         // the header from the records on append; this log stores the producer's).

@@ -140,10 +140,26 @@ mod tests {
     #[test]
     fn assignments_are_checked_as_kafka_checks_them() {
         assert_eq!(invalid_assignment(1, &[1]), None);
-        assert!(invalid_assignment(1, &[]).unwrap().contains("empty replica list"));
-        assert!(invalid_assignment(1, &[2]).unwrap().contains("broker 2, but no such broker"));
+        assert!(
+            invalid_assignment(1, &[])
+                .unwrap()
+                .contains("empty replica list")
+        );
+        assert!(
+            invalid_assignment(1, &[2])
+                .unwrap()
+                .contains("broker 2, but no such broker")
+        );
         // Ascending order: the unknown 0 is reported before the duplicate 1.
-        assert!(invalid_assignment(1, &[1, 1, 0]).unwrap().contains("broker 0,"));
-        assert!(invalid_assignment(1, &[1, 1]).unwrap().contains("broker 1 more than once"));
+        assert!(
+            invalid_assignment(1, &[1, 1, 0])
+                .unwrap()
+                .contains("broker 0,")
+        );
+        assert!(
+            invalid_assignment(1, &[1, 1])
+                .unwrap()
+                .contains("broker 1 more than once")
+        );
     }
 }

@@ -56,13 +56,15 @@ fn fence(current_leader_epoch: i32) -> Option<ResponseError> {
 async fn end_offsets_on_owner(ctx: Rc<ShardCtx>, items: Vec<(String, i32, i32)>) -> Vec<Answer> {
     items
         .into_iter()
-        .map(|(topic, partition, epoch)| match ctx.log(&topic, partition) {
-            Some(log) => {
-                let (e, o) = log.end_offset_for_epoch(epoch);
-                (0, e, o)
-            }
-            None => (ResponseError::UnknownTopicOrPartition.code(), -1, -1),
-        })
+        .map(
+            |(topic, partition, epoch)| match ctx.log(&topic, partition) {
+                Some(log) => {
+                    let (e, o) = log.end_offset_for_epoch(epoch);
+                    (0, e, o)
+                }
+                None => (ResponseError::UnknownTopicOrPartition.code(), -1, -1),
+            },
+        )
         .collect()
 }
 
@@ -151,7 +153,10 @@ mod tests {
     fn fencing_follows_kafka() {
         assert_eq!(fence(-1), None);
         assert_eq!(fence(LEADER_EPOCH), None);
-        assert_eq!(fence(LEADER_EPOCH + 1), Some(ResponseError::UnknownLeaderEpoch));
+        assert_eq!(
+            fence(LEADER_EPOCH + 1),
+            Some(ResponseError::UnknownLeaderEpoch)
+        );
         assert_eq!(fence(-5), Some(ResponseError::FencedLeaderEpoch));
     }
 }
