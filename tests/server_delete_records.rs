@@ -126,7 +126,34 @@ fn delete_records_moves_the_log_start_and_survives_a_restart() {
     assert_eq!(earliest(&mut c, "dr", 0), 0);
     assert_eq!(earliest(&mut c, "dr", 1), 0);
 
-    // Inside a segment on p0, the high watermark (-1) on p1 (possibly another shard).
+    // A partition listed twice is answered once, for its last offset (as Kafka): inside a
+    // segment on p0.
+    let twice = DeleteRecordsRequest::default().with_topics(vec![
+        DeleteRecordsTopic::default()
+            .with_name(tn("dr"))
+            .with_partitions(vec![
+                DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(151),
+            ]),
+        DeleteRecordsTopic::default()
+            .with_name(tn("dr"))
+            .with_partitions(vec![
+                DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(42),
+            ]),
+    ]);
+    let r: DeleteRecordsResponse = c.call(ApiKey::DeleteRecords, 2, &twice);
+    assert_eq!(r.topics.len(), 1);
+    assert_eq!(r.topics[0].partitions.len(), 1);
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(
+        (p.partition_index, p.error_code, p.low_watermark),
+        (0, 0, 42)
+    );
+
+    // Again (no change), and the high watermark (-1) on p1 (possibly another shard).
     assert_eq!(
         delete(&mut c, 2, &[("dr", 0, 42), ("dr", 1, -1)]),
         vec![(0, 42), (0, 5)]

@@ -202,7 +202,7 @@ fn reassignments_to_this_node_only_and_none_in_progress() {
                     invalid,
                     s("The manual partition assignment includes an empty replica list.")
                 ),
-                (none, s("No partition reassignment is in progress.")),
+                (none, None),
                 (unknown, s("Unable to find partition r:7.")),
                 (unknown, s("Unable to find a topic named nope.")),
             ],

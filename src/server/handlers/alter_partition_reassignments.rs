@@ -6,7 +6,7 @@
 //! .alterPartitionReassignment`, `validateManualPartitionAssignment`), with its messages:
 //! - unknown topic: UNKNOWN_TOPIC_OR_PARTITION ("Unable to find a topic named t."); unknown
 //!   partition: the same ("Unable to find partition t:9.");
-//! - replicas null (cancel): NO_REASSIGNMENT_IN_PROGRESS, as none ever is;
+//! - replicas null (cancel): NO_REASSIGNMENT_IN_PROGRESS (no message, as Kafka), as none ever is;
 //! - an empty list, a broker id other than this node's ("... includes broker 7, but no such
 //!   broker is registered."), or this node twice ("... includes the broker 1 more than once."):
 //!   INVALID_REPLICA_ASSIGNMENT. Ids are checked in ascending order, as Kafka does;
@@ -51,10 +51,8 @@ fn check(
         ));
     }
     let Some(replicas) = replicas else {
-        return Some((
-            ResponseError::NoReassignmentInProgress,
-            "No partition reassignment is in progress.".to_string(),
-        ));
+        // Kafka answers this one without a message.
+        return Some((ResponseError::NoReassignmentInProgress, String::new()));
     };
     invalid_assignment(node, replicas).map(|m| (ResponseError::InvalidReplicaAssignment, m))
 }

@@ -11,11 +11,13 @@
 //!   wholly below it and answers `low_watermark` = the log start afterwards, once the move is
 //!   durable (`storage::log_start`). Errors answer `low_watermark` -1.
 //!
-//! `timeout_ms` is for waiting on followers; a single node answers as soon as its own log is done.
+//! A partition listed twice is answered once, for its last offset, as Kafka does. `timeout_ms`
+//! is for waiting on followers; a single node answers as soon as its own log is done.
 
 use std::rc::Rc;
 
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::delete_records_request::DeleteRecordsRequest;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsResponse, DeleteRecordsTopicResult,
@@ -61,17 +63,40 @@ fn policy_allows_delete(topic: &TopicMeta) -> bool {
         .is_none_or(|p| p.split(',').any(|s| s.trim() == "delete"))
 }
 
+/// The request's partitions by topic, in first-seen order; a partition listed twice counts once,
+/// with its last offset (Kafka collects them into a map keyed by partition).
+fn dedup(r: &DeleteRecordsRequest) -> Vec<(TopicName, Vec<(i32, i64)>)> {
+    let mut out: Vec<(TopicName, Vec<(i32, i64)>)> = Vec::new();
+    for t in &r.topics {
+        let i = match out.iter().position(|(n, _)| *n == t.name) {
+            Some(i) => i,
+            None => {
+                out.push((t.name.clone(), Vec::new()));
+                out.len() - 1
+            }
+        };
+        let parts = &mut out[i].1;
+        for p in &t.partitions {
+            match parts.iter_mut().find(|(idx, _)| *idx == p.partition_index) {
+                Some(slot) => slot.1 = p.offset,
+                None => parts.push((p.partition_index, p.offset)),
+            }
+        }
+    }
+    out
+}
+
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: DeleteRecordsRequest = req.decode()?;
     let ctx = req.ctx.clone();
     let snap = ctx.metadata();
+    let wanted = dedup(&r);
     let mut items = Vec::new();
     // Per partition: the index of its work item, or its error.
-    let layout: Vec<Vec<Result<usize, i16>>> = r
-        .topics
+    let layout: Vec<Vec<Result<usize, i16>>> = wanted
         .iter()
-        .map(|t| {
-            let name = t.name.0.as_str();
+        .map(|(topic, parts)| {
+            let name = topic.0.as_str();
             let allowed = authz::authorize(
                 req.principal(),
                 AclOperation::Delete,
@@ -79,17 +104,17 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                 name,
             );
             let meta = snap.topic(name);
-            t.partitions
+            parts
                 .iter()
-                .map(|p| match meta {
+                .map(|&(partition, offset)| match meta {
                     _ if !allowed => Err(ResponseError::TopicAuthorizationFailed.code()),
-                    Some(m) if p.partition_index >= 0 && p.partition_index < m.partitions => {
+                    Some(m) if partition >= 0 && partition < m.partitions => {
                         if !policy_allows_delete(m) {
                             return Err(ResponseError::PolicyViolation.code());
                         }
                         items.push((
-                            ctx.owner_of(name, p.partition_index),
-                            (name.to_string(), p.partition_index, p.offset),
+                            ctx.owner_of(name, partition),
+                            (name.to_string(), partition, offset),
                         ));
                         Ok(items.len() - 1)
                     }
@@ -102,24 +127,23 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         (ResponseError::NotLeaderOrFollower.code(), -1)
     })
     .await;
-    let topics = r
-        .topics
-        .iter()
+    let topics = wanted
+        .into_iter()
         .zip(layout)
-        .map(|(t, row)| {
+        .map(|((name, parts), row)| {
             DeleteRecordsTopicResult::default()
-                .with_name(t.name.clone())
+                .with_name(name)
                 .with_partitions(
-                    t.partitions
+                    parts
                         .iter()
                         .zip(row)
-                        .map(|(p, slot)| {
+                        .map(|(&(partition, _), slot)| {
                             let (code, low) = match slot {
                                 Ok(i) => done[i],
                                 Err(code) => (code, -1),
                             };
                             DeleteRecordsPartitionResult::default()
-                                .with_partition_index(p.partition_index)
+                                .with_partition_index(partition)
                                 .with_low_watermark(low)
                                 .with_error_code(code)
                         })

@@ -2,9 +2,8 @@
 //! send): the broker's one log directory, the data dir, with the partitions in it.
 //!
 //! As Kafka's `ReplicaManager.describeLogDirs`:
-//! - `topics` null asks for every partition; otherwise for the listed ones. Every topic the
-//!   broker holds is listed, each with only the requested partitions it has (so a topic not asked
-//!   for appears with no partitions, and a partition the broker does not have is left out);
+//! - `topics` null asks for every partition; otherwise for the listed ones, of which those the
+//!   broker does not have are left out, and so is a topic left with none (as Kafka 4.3 answers);
 //! - `partition_size` is the log's size (its segments' bytes, `PartitionLog::size_bytes`),
 //!   `offset_lag` 0 (the log is the leader's own: nothing to catch up with), `is_future_key`
 //!   false (no replica is being moved between directories);
@@ -119,6 +118,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     }
     let topics = by_topic
         .into_iter()
+        .filter(|(_, parts)| !parts.is_empty())
         .map(|(name, mut parts)| {
             parts.sort_by_key(|p| p.partition_index);
             DescribeLogDirsTopic::default()
