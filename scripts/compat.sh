@@ -10,7 +10,7 @@
 #   go-shopify    github.com/Shopify/sarama v1.38.1   the same, with the article's import path
 #   go-franz      github.com/twmb/franz-go             newest negotiated versions: round trip, ListOffsets, admin
 #   java          org.apache.kafka:kafka-clients 4.3   the reference client: admin, round trip, offsets by time
-#                                                      (compat/java ClientsTest)
+#                                                      (compat/java ClientsTest, LeaderEpochTest)
 #   java-admin    kafka-clients 4.3 AdminClient        createPartitions, configs with sources/synonyms,
 #                                                      deleteRecords, log dirs, quotas with a measured
 #                                                      throttle, electLeaders (compat/java AdminTest, issue 17)
@@ -170,7 +170,7 @@ run_go() { # module
 for c in $clients; do
   case $c in
   go-sarama | go-shopify | go-franz) run_go "$c" ;;
-  java) run java mvn -B -ntp -f compat/java/pom.xml surefire:test -Dtest=ClientsTest -Dbootstrap="$bootstrap" ;;
+  java) run java mvn -B -ntp -f compat/java/pom.xml surefire:test -Dtest="ClientsTest,LeaderEpochTest" -Dbootstrap="$bootstrap" ;;
   java-admin) run java-admin mvn -B -ntp -f compat/java/pom.xml surefire:test -Dtest=AdminTest -Dbootstrap="$bootstrap" ;;
   kafka-tools) run kafka-tools mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest=ToolsTest -Dbootstrap="$bootstrap" ;;
   connect) run connect mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest=ConnectTest -Dbootstrap="$bootstrap" ;;

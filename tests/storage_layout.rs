@@ -153,6 +153,8 @@ fn roll_seals_indexes_and_names_segments() {
             "00000000000000000003.timeindex",
             // Producer-state snapshots (as Kafka writes them): at the roll and at close.
             "00000000000000000004.snapshot",
+            // The leader epoch cache (`storage::leader_epoch`), as Kafka's.
+            "leader-epoch-checkpoint",
         ]
     );
     // Sealed segment: log trimmed to its 3 batches (no direct-I/O padding), index trimmed to its

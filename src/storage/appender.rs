@@ -281,7 +281,7 @@ fn rebase(buf: &mut [u8], base: i64) {
     while pos < buf.len() {
         let b = &mut buf[pos..];
         set_base_offset(b, next);
-        set_partition_leader_epoch(b, 0);
+        set_partition_leader_epoch(b, super::leader_epoch::LEADER_EPOCH);
         // Validated in `append_assign`; a header that does not parse cannot occur.
         let Ok(h) = BatchHeader::parse(b) else { return };
         next = h.last_offset() + 1;

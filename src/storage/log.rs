@@ -20,6 +20,8 @@ use crate::util::now_ms;
 
 use super::config::{LogConfig, TimestampType};
 use super::error::StorageError;
+use super::leader_epoch::{EpochFile, LEADER_EPOCH};
+use super::log_start::{self, LogStartFile};
 use super::producer_state::{self, ProducerStates, Verdict};
 use super::recovery;
 use super::segment::{self, Segment, sync_dir};
@@ -30,6 +32,10 @@ use super::state::{ActiveFile, Inner, SegmentMap, State, SyncState, SyncStats, W
 /// `Rc<PartitionLog>`. Methods take `&self`; appends are serialised internally.
 pub struct PartitionLog {
     inner: Rc<Inner>,
+    /// The leader epoch cache and its file (`leader_epoch.rs`).
+    epochs: Rc<EpochFile>,
+    /// Serialises moves of the log start (`log_start.rs`).
+    log_start: LogStartFile,
 }
 
 impl PartitionLog {
@@ -37,8 +43,17 @@ impl PartitionLog {
     pub async fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<Self, StorageError> {
         let dir: PathBuf = dir.into();
         let now = now_ms();
-        let bases = list_segments(&dir).await?;
-        let segments = recover_segments(&dir, &bases, &config, now).await?;
+        let mut bases = list_segments(&dir).await?;
+        let mut segments = recover_segments(&dir, &bases, &config, now).await?;
+        let persisted_start = log_start::read(&dir).await?;
+        let end = segments.values().next_back().map_or(0, |s| s.next_offset);
+        if let Some(start) = persisted_start
+            && start > end
+        {
+            log_start::restart_empty_at(&dir, &bases, start).await?;
+            bases = vec![start];
+            segments = recover_segments(&dir, &bases, &config, now).await?;
+        }
         let (active_base, next, size) = {
             let a = segments.values().next_back().expect("newest segment");
             (a.base_offset, a.next_offset, a.size)
@@ -55,9 +70,28 @@ impl PartitionLog {
             ),
             producers,
         );
-        Ok(PartitionLog {
+        let log = PartitionLog {
             inner: Rc::new(Inner::new(dir, config, st)),
-        })
+            epochs: Rc::new(EpochFile::new()),
+            log_start: LogStartFile::new(),
+        };
+        log.apply_persisted_log_start(persisted_start).await?;
+        log.load_leader_epochs().await?;
+        Ok(log)
+    }
+
+    /// The leader epoch cache and its file.
+    pub(crate) fn epoch_file(&self) -> &EpochFile {
+        &self.epochs
+    }
+
+    pub(crate) fn epoch_file_rc(&self) -> Rc<EpochFile> {
+        self.epochs.clone()
+    }
+
+    /// What serialises moves of the log start.
+    pub(crate) fn log_start_state(&self) -> &LogStartFile {
+        &self.log_start
     }
 
     /// The state and notifiers shared with the log's tasks (for `read.rs` and `retention.rs`).
@@ -131,6 +165,7 @@ impl PartitionLog {
                 let (records, stored) =
                     stamp_and_index(&mut st, records, &headers, append_time, interval)?;
                 self.enqueue(&mut st, records, &stored, count, now);
+                self.note_epoch(LEADER_EPOCH, base);
                 (base, last, append_time)
             }
         };
@@ -335,6 +370,13 @@ impl PartitionLog {
 
     pub fn config(&self) -> LogConfig {
         self.inner.config().clone()
+    }
+
+    /// Bytes of the log's segments (readable data; Kafka's `UnifiedLog.size`, what
+    /// DescribeLogDirs reports): the `.log` files' sizes, without the active segment's
+    /// preallocated zeros past its data.
+    pub fn size_bytes(&self) -> u64 {
+        self.inner.state().segments().iter().map(|s| s.size).sum()
     }
 
     /// Number of segments (tests, metrics).
@@ -575,13 +617,13 @@ fn stamp_and_index(
             Some(copy) => {
                 let b = &mut copy[pos..pos + len];
                 record_batch::set_base_offset(b, next);
-                record_batch::set_partition_leader_epoch(b, 0);
+                record_batch::set_partition_leader_epoch(b, LEADER_EPOCH);
                 record_batch::set_log_append_time(b, append_time);
                 BatchHeader::parse(b)?
             }
             None => BatchHeader {
                 base_offset: next,
-                partition_leader_epoch: 0,
+                partition_leader_epoch: LEADER_EPOCH,
                 ..*h
             },
         };

@@ -12,6 +12,11 @@
 //! - `.timeindex`: 12-byte entries (timestamp i64 BE, relative offset u32 BE), appended only when
 //!   the segment's max timestamp grows ([`time_index`]).
 //!
+//! Next to them:
+//! - `leader-epoch-checkpoint`: where each leader epoch starts, Kafka's file ([`leader_epoch`]).
+//! - `log-start-offset`: the log start DeleteRecords moved, when it did ([`log_start`]; Kafka
+//!   keeps one file per log directory instead, see there why this is per partition).
+//!
 //! Sealed segments carry indexes trimmed to their entries (what Kafka leaves after a roll); the
 //! active segment's index files hold the entries for durable data, appended after each sync.
 //!
@@ -101,18 +106,22 @@
 //!
 //! # Deviations from the brief's contract
 //! None in signatures. Additions: `dir`, `config`, `is_closed`, `retention_loop`,
-//! `segment_count`, `segment_bases`, `heap_bytes`, `open_sealed_readers`,
+//! `segment_count`, `segment_bases`, `heap_bytes`, `open_sealed_readers`, `delete_records`,
+//! `size_bytes`, `end_offset_for_epoch`, `leader_epochs`,
 //! `ReadResult::{read_to_vec, total_len}`. `log_end_offset` is the
 //! written end (equal to the high watermark); appends still queued are not counted.
 
 pub mod appender;
+pub mod checkpoint;
 pub mod config;
 pub mod dump;
 pub mod error;
 pub mod flush_anchor;
 pub mod index;
 pub mod iopoll;
+pub mod leader_epoch;
 pub mod log;
+pub mod log_start;
 pub mod page_cache;
 pub mod producer_state;
 pub mod read;

@@ -259,18 +259,20 @@ impl PartitionLog {
         Ok(end)
     }
 
-    /// First offset whose timestamp is >= `ts`, with that record's timestamp (ListOffsets by
-    /// time); `None` if there is none. As Kafka's `FileRecords.searchForTimestamp`: the first
+    /// First offset at or after the log start whose timestamp is >= `ts`, with that record's
+    /// timestamp (ListOffsets by time); `None` if there is none. As Kafka's `FileRecords.searchForTimestamp`: the first
     /// batch whose max timestamp is >= `ts` is decoded (decompressed if needed; off the hot path,
     /// one batch) for its first record at or after `ts`. Under LogAppendTime every record of a
     /// batch has the batch's max timestamp, so that is the batch's first offset, with no read.
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
         let bases = self.inner().state().segments().bases();
         for base in bases {
+            let log_start = self.log_start_offset();
             {
                 let st = self.inner().state();
                 match st.segments().get(base) {
-                    Some(s) if s.max_timestamp >= ts && s.size > 0 => {}
+                    Some(s) if s.max_timestamp >= ts && s.size > 0 && s.next_offset > log_start => {
+                    }
                     _ => continue,
                 }
             }
@@ -297,7 +299,8 @@ impl PartitionLog {
             let mut scanner = HeaderScanner::new(&file, size);
             while let Some(h) = scanner.header_at_async(pos).await? {
                 if h.max_timestamp >= ts
-                    && let Some(found) = first_record_where(&file, pos, &h, |t| t >= ts).await?
+                    && let Some(found) =
+                        first_record_where(&file, pos, &h, log_start, |t| t >= ts).await?
                 {
                     return Ok(Some(found));
                 }
@@ -351,7 +354,8 @@ impl PartitionLog {
             let mut pos = start;
             while let Some(h) = scanner.header_at_async(pos).await? {
                 if h.max_timestamp == max_ts {
-                    let found = first_record_where(&file, pos, &h, |t| t == max_ts).await?;
+                    let found =
+                        first_record_where(&file, pos, &h, i64::MIN, |t| t == max_ts).await?;
                     return Ok(Some(found.unwrap_or_else(|| {
                         // Only a batch whose header disagrees with its records (Kafka rewrites
                         // the header from the records on append; this log stores the producer's).
@@ -419,26 +423,31 @@ async fn first_batch(
     }
 }
 
-/// The (offset, timestamp) of the first record of the batch at `pos` (header `h`) whose
-/// timestamp satisfies `want`, reading and decoding that one batch; `None` if no record does or
+/// The (offset, timestamp) of the first record at or after `min_offset` (the log start) of the
+/// batch at `pos` (header `h`) whose timestamp satisfies `want`, reading and decoding that one batch; `None` if no record does or
 /// the records cannot be decoded. Under `LogAppendTime` every record carries the batch's max
 /// timestamp, so the answer needs no read.
 async fn first_record_where(
     file: &std::fs::File,
     pos: u64,
     h: &record_batch::BatchHeader,
+    min_offset: i64,
     want: impl Fn(i64) -> bool,
 ) -> Result<Option<(i64, i64)>, StorageError> {
+    if h.last_offset() < min_offset {
+        return Ok(None);
+    }
     if h.is_log_append_time() {
-        return Ok(want(h.max_timestamp).then_some((h.base_offset, h.max_timestamp)));
+        let first = h.base_offset.max(min_offset);
+        return Ok(want(h.max_timestamp).then_some((first, h.max_timestamp)));
     }
     let mut batch = vec![0u8; h.total_len()];
     super::page_cache::read_exact_at(file, &mut batch, pos).await?;
     match compression::record_timestamps(&batch) {
         Ok(recs) => Ok(recs
             .into_iter()
-            .find(|&(_, t)| want(t))
-            .map(|(delta, t)| (h.base_offset + delta as i64, t))),
+            .map(|(delta, t)| (h.base_offset + delta as i64, t))
+            .find(|&(o, t)| o >= min_offset && want(t))),
         Err(e) => {
             warn!(batch = h.base_offset, error = %e, "cannot decode a batch's records");
             Ok(None)

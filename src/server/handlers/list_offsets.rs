@@ -23,6 +23,7 @@ use crate::protocol::errors;
 use crate::protocol::legacy_api;
 use crate::server::partitions::on_owners;
 use crate::shard::ShardCtx;
+use crate::storage::leader_epoch::LEADER_EPOCH;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 7;
@@ -167,7 +168,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                                 .with_offset(off)
                                 .with_leader_epoch(
                                     if version >= 4 && code == errors::NONE && off >= 0 {
-                                        0
+                                        LEADER_EPOCH
                                     } else {
                                         -1
                                     },

@@ -20,6 +20,7 @@ use crate::metadata::controller::{self, NewTopic};
 use crate::metadata::{TopicError, TopicMeta, validate_topic_name};
 use crate::server::authz::{self, ResourceType};
 use crate::shard::ShardCtx;
+use crate::storage::leader_epoch::LEADER_EPOCH;
 use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
@@ -38,7 +39,7 @@ fn topic_entry(ctx: &ShardCtx, t: &TopicMeta) -> MetadataResponseTopic {
                     MetadataResponsePartition::default()
                         .with_partition_index(p)
                         .with_leader_id(node)
-                        .with_leader_epoch(0)
+                        .with_leader_epoch(LEADER_EPOCH)
                         .with_replica_nodes(vec![node])
                         .with_isr_nodes(vec![node])
                 })

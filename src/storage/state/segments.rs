@@ -14,8 +14,10 @@ pub(crate) const WARM_SEALED_SEGMENTS: usize = 2;
 /// - Never empty. The newest segment is the one appends are assigned to; a queued roll inserts it
 ///   before the writer has switched files, so until then the writer's segment is the one before
 ///   (`ActiveFile::base`).
-/// - `log_start` is the first segment's base: retention deletes whole segments from the front
-///   ([`SegmentMap::remove_front`]) and moves it.
+/// - `log_start` is at least the first segment's base and never moves back: retention deletes
+///   whole segments from the front ([`SegmentMap::remove_front`]) and moves it to the first
+///   remaining base; DeleteRecords moves it anywhere up to the high watermark, inside a segment
+///   too ([`SegmentMap::advance_log_start`], `log_start.rs`).
 /// - `warm` lists sealed segments with loaded indexes, least recently used first, at most
 ///   [`WARM_SEALED_SEGMENTS`] of them after each change: a sealed segment that leaves it drops its
 ///   indexes and read descriptor (loaded again on use).
@@ -141,6 +143,20 @@ impl SegmentMap {
                 s.reader = None;
             }
         }
+    }
+
+    /// Moves the log start up to `offset` (never back) and returns the bases of the segments below
+    /// `sealed_limit` that lie wholly below it, oldest first: the caller removes them
+    /// ([`SegmentMap::remove_front`]) and deletes their files.
+    pub(crate) fn advance_log_start(&mut self, offset: i64, sealed_limit: i64) -> Vec<i64> {
+        if offset > self.log_start {
+            self.log_start = offset;
+        }
+        self.segments
+            .range(..sealed_limit)
+            .take_while(|(_, s)| s.next_offset <= self.log_start)
+            .map(|(b, _)| *b)
+            .collect()
     }
 
     /// Removes the segments at `bases` (retention: the oldest sealed ones) and moves the log
