@@ -235,13 +235,38 @@ fn bad_config_changes_are_refused_and_change_nothing() {
         false,
         &[(BROKER, "1", &[("num.partitions", SET, Some("3"))])],
     );
-    assert_eq!(r[0].0, 40, "{}", r[0].1);
+    // Kafka answers refused broker config changes with INVALID_REQUEST.
+    assert_eq!(r[0].0, 42, "{}", r[0].1);
     let r = inc(
         &mut c,
         false,
         &[(BROKER, "", &[("no.such", SET, Some("3"))])],
     );
+    assert_eq!(r[0].0, 42);
+    let r = inc(
+        &mut c,
+        false,
+        &[(BROKER, "1", &[("log.retention.ms", SET, Some("soon"))])],
+    );
+    assert_eq!(r[0].0, 42);
+    // Configs Kafka has whose feature Ringbolt lacks: only their default is accepted.
+    let r = inc(
+        &mut c,
+        false,
+        &[(
+            TOPIC,
+            "bad",
+            &[("remote.storage.enable", SET, Some("true"))],
+        )],
+    );
     assert_eq!(r[0].0, 40);
+    assert!(r[0].1.contains("not supported"), "{}", r[0].1);
+    let r = inc(
+        &mut c,
+        false,
+        &[(TOPIC, "bad", &[("segment.jitter.ms", SET, Some("0"))])],
+    );
+    assert_eq!(r[0].0, 0);
     let r = inc(
         &mut c,
         false,
@@ -293,8 +318,13 @@ fn dynamic_broker_configs_layer_and_apply() {
     let broker = start(dir.path(), 1);
     let mut c = Client::connect(broker.local_addr());
     assert_eq!(
-        value(&mut c, BROKER, "", "message.max.bytes"),
+        value(&mut c, BROKER, "1", "message.max.bytes"),
         (Some("2000000".into()), 2)
+    );
+    // The cluster-wide default resource lists only what that layer sets.
+    assert_eq!(
+        value(&mut c, BROKER, "", "message.max.bytes"),
+        (Some("400".into()), 3)
     );
     // AlterConfigs replaces the whole layer: the per-broker value goes, the default comes back.
     let req = AlterConfigsRequest::default().with_resources(vec![

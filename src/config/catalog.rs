@@ -60,8 +60,9 @@ pub struct BrokerConfigDef {
 #[derive(Debug, Clone, Copy)]
 pub struct TopicConfigDef {
     pub name: &'static str,
-    /// The broker config whose value is the default (Kafka's synonym).
-    pub broker_synonym: &'static str,
+    /// The broker config whose value is the default (Kafka's synonym); none for configs that only
+    /// exist per topic.
+    pub broker_synonym: Option<&'static str>,
     pub ty: ConfigType,
     pub doc: &'static str,
 }
@@ -84,7 +85,7 @@ const fn b(
 
 const fn t(
     name: &'static str,
-    broker_synonym: &'static str,
+    broker_synonym: Option<&'static str>,
     ty: ConfigType,
     doc: &'static str,
 ) -> TopicConfigDef {
@@ -111,10 +112,28 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Create a topic with the default settings when a client produces to or asks metadata for an unknown one.",
     ),
     b(
+        "compression.gzip.level",
+        Int,
+        true,
+        "gzip level when the broker compresses; Ringbolt supports only the default.",
+    ),
+    b(
+        "compression.lz4.level",
+        Int,
+        true,
+        "lz4 level when the broker compresses; Ringbolt supports only the default.",
+    ),
+    b(
         "compression.type",
         String,
         true,
         "Default compression of topics: producer (keep what the producer sent), uncompressed, gzip, snappy, lz4 or zstd.",
+    ),
+    b(
+        "compression.zstd.level",
+        Int,
+        true,
+        "zstd level when the broker compresses; Ringbolt supports only the default.",
     ),
     b(
         "default.replication.factor",
@@ -183,10 +202,40 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Largest offset index of a segment; a full index rolls the segment.",
     ),
     b(
+        "log.local.retention.bytes",
+        Long,
+        true,
+        "Local retention with tiered storage; not supported (only the default -2).",
+    ),
+    b(
+        "log.local.retention.ms",
+        Long,
+        true,
+        "Local retention with tiered storage; not supported (only the default -2).",
+    ),
+    b(
+        "log.message.timestamp.after.max.ms",
+        Long,
+        true,
+        "How far in the future a CreateTime timestamp may be; Ringbolt supports only no limit.",
+    ),
+    b(
+        "log.message.timestamp.before.max.ms",
+        Long,
+        true,
+        "How far in the past a CreateTime timestamp may be; Ringbolt supports only no limit.",
+    ),
+    b(
         "log.message.timestamp.type",
         String,
         true,
         "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's clock.",
+    ),
+    b(
+        "log.preallocate",
+        Boolean,
+        true,
+        "Preallocate segment files; Ringbolt always zero-fills ahead of its appends, so both values behave alike.",
     ),
     b(
         "log.retention.bytes",
@@ -201,10 +250,40 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "How often each shard looks for segments to delete by retention.",
     ),
     b(
+        "log.retention.hours",
+        Int,
+        true,
+        "Retention in hours, used when log.retention.ms and log.retention.minutes are unset.",
+    ),
+    b(
+        "log.retention.minutes",
+        Int,
+        true,
+        "Retention in minutes, used when log.retention.ms is unset.",
+    ),
+    b(
         "log.retention.ms",
         Long,
         true,
         "Delete segments whose newest record is older than this; -1 keeps them forever.",
+    ),
+    b(
+        "log.roll.hours",
+        Int,
+        true,
+        "Roll time in hours, used when log.roll.ms is unset.",
+    ),
+    b(
+        "log.roll.jitter.hours",
+        Int,
+        true,
+        "Roll jitter in hours, used when log.roll.jitter.ms is unset; Ringbolt supports only 0.",
+    ),
+    b(
+        "log.roll.jitter.ms",
+        Long,
+        true,
+        "Random jitter subtracted from the roll time; Ringbolt supports only 0.",
     ),
     b(
         "log.roll.ms",
@@ -219,6 +298,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Largest size of one segment file.",
     ),
     b(
+        "log.segment.delete.delay.ms",
+        Long,
+        true,
+        "Delay before a deleted segment's files go; Ringbolt's reads hold the files open, so it unlinks at once.",
+    ),
+    b(
         "message.max.bytes",
         Int,
         true,
@@ -229,6 +314,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Int,
         true,
         "Replicas that must be in sync for an acks=all produce to succeed; one broker holds one.",
+    ),
+    b(
+        "node.id",
+        Int,
+        false,
+        "This broker's id in Metadata and in broker config resources.",
     ),
     b(
         "num.partitions",
@@ -272,89 +363,181 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     t(
         "cleanup.policy",
-        "log.cleanup.policy",
+        Some("log.cleanup.policy"),
         List,
         "delete removes old segments by retention; compact keeps the latest record of every key; both may be given.",
     ),
     t(
+        "compression.gzip.level",
+        Some("compression.gzip.level"),
+        Int,
+        "gzip level when the broker compresses; Ringbolt supports only the default.",
+    ),
+    t(
+        "compression.lz4.level",
+        Some("compression.lz4.level"),
+        Int,
+        "lz4 level when the broker compresses; Ringbolt supports only the default.",
+    ),
+    t(
         "compression.type",
-        "compression.type",
+        Some("compression.type"),
         String,
         "Compression of the topic's batches: producer (as sent), uncompressed, gzip, snappy, lz4 or zstd.",
     ),
     t(
+        "compression.zstd.level",
+        Some("compression.zstd.level"),
+        Int,
+        "zstd level when the broker compresses; Ringbolt supports only the default.",
+    ),
+    t(
+        "file.delete.delay.ms",
+        Some("log.segment.delete.delay.ms"),
+        Long,
+        "Delay before a deleted segment's files go; Ringbolt unlinks at once, in-flight reads keep their descriptors.",
+    ),
+    t(
         "flush.messages",
-        "log.flush.interval.messages",
+        Some("log.flush.interval.messages"),
         Long,
         "Force an fdatasync after this many messages.",
     ),
     t(
         "flush.ms",
-        "log.flush.interval.ms",
+        Some("log.flush.interval.ms"),
         Long,
         "Force an fdatasync when data has been unsynced this long.",
     ),
     t(
         "index.interval.bytes",
-        "log.index.interval.bytes",
+        Some("log.index.interval.bytes"),
         Int,
         "Bytes of log between two offset index entries.",
     ),
     t(
+        "local.retention.bytes",
+        Some("log.local.retention.bytes"),
+        Long,
+        "Local retention with tiered storage; not supported (only the default -2).",
+    ),
+    t(
+        "local.retention.ms",
+        Some("log.local.retention.ms"),
+        Long,
+        "Local retention with tiered storage; not supported (only the default -2).",
+    ),
+    t(
         "max.message.bytes",
-        "message.max.bytes",
+        Some("message.max.bytes"),
         Int,
         "Largest record batch the topic accepts.",
     ),
     t(
+        "message.timestamp.after.max.ms",
+        Some("log.message.timestamp.after.max.ms"),
+        Long,
+        "How far in the future a CreateTime timestamp may be; Ringbolt supports only no limit.",
+    ),
+    t(
+        "message.timestamp.before.max.ms",
+        Some("log.message.timestamp.before.max.ms"),
+        Long,
+        "How far in the past a CreateTime timestamp may be; Ringbolt supports only no limit.",
+    ),
+    t(
         "message.timestamp.type",
-        "log.message.timestamp.type",
+        Some("log.message.timestamp.type"),
         String,
         "CreateTime or LogAppendTime.",
     ),
     t(
         "min.insync.replicas",
-        "min.insync.replicas",
+        Some("min.insync.replicas"),
         Int,
         "Replicas that must be in sync for an acks=all produce to succeed; more than one is refused on one broker (NOT_ENOUGH_REPLICAS).",
     ),
     t(
+        "preallocate",
+        Some("log.preallocate"),
+        Boolean,
+        "Preallocate segment files; Ringbolt always zero-fills ahead of its appends, so both values behave alike.",
+    ),
+    t(
+        "remote.log.copy.disable",
+        None,
+        Boolean,
+        "Tiered storage copying; not supported (only false).",
+    ),
+    t(
+        "remote.log.delete.on.disable",
+        None,
+        Boolean,
+        "Tiered storage deletion; not supported (only false).",
+    ),
+    t(
+        "remote.storage.enable",
+        None,
+        Boolean,
+        "Tiered storage for the topic; not supported (only false).",
+    ),
+    t(
         "retention.bytes",
-        "log.retention.bytes",
+        Some("log.retention.bytes"),
         Long,
         "Delete the oldest segments of a partition once it is larger than this; -1 means no limit.",
     ),
     t(
         "retention.ms",
-        "log.retention.ms",
+        Some("log.retention.ms"),
         Long,
         "Delete segments whose newest record is older than this; -1 keeps them forever.",
     ),
     t(
         "segment.bytes",
-        "log.segment.bytes",
+        Some("log.segment.bytes"),
         Int,
         "Largest size of one segment file.",
     ),
     t(
         "segment.index.bytes",
-        "log.index.size.max.bytes",
+        Some("log.index.size.max.bytes"),
         Int,
         "Largest offset index of a segment.",
     ),
     t(
+        "segment.jitter.ms",
+        Some("log.roll.jitter.ms"),
+        Long,
+        "Random jitter subtracted from segment.ms; Ringbolt supports only 0.",
+    ),
+    t(
         "segment.ms",
-        "log.roll.ms",
+        Some("log.roll.ms"),
         Long,
         "Roll a new segment when the active one is this old.",
     ),
     t(
         "unclean.leader.election.enable",
-        "unclean.leader.election.enable",
+        Some("unclean.leader.election.enable"),
         Boolean,
         "Whether a replica that is not in sync may become leader.",
     ),
 ];
+
+/// Kafka's names for broker config `name`, itself first: the less precise units it falls back to.
+pub fn synonym_names(name: &str) -> Vec<&'static str> {
+    match name {
+        "log.retention.ms" => vec![
+            "log.retention.ms",
+            "log.retention.minutes",
+            "log.retention.hours",
+        ],
+        "log.roll.ms" => vec!["log.roll.ms", "log.roll.hours"],
+        "log.roll.jitter.ms" => vec!["log.roll.jitter.ms", "log.roll.jitter.hours"],
+        _ => broker(name).map(|d| d.name).into_iter().collect(),
+    }
+}
 
 /// The description of broker config `name`.
 pub fn broker(name: &str) -> Option<&'static BrokerConfigDef> {
@@ -398,12 +581,13 @@ mod tests {
         }
         for d in TOPIC_CONFIGS {
             assert!(TOPIC_CONFIG_NAMES.contains(&d.name), "{}", d.name);
-            assert!(
-                broker(d.broker_synonym).is_some_and(|s| s.dynamic),
-                "{}'s default {} must be a dynamic broker config",
-                d.name,
-                d.broker_synonym
-            );
+            if let Some(b) = d.broker_synonym {
+                assert!(
+                    broker(b).is_some_and(|s| s.dynamic),
+                    "{}'s default {b} must be a dynamic broker config",
+                    d.name
+                );
+            }
         }
     }
 

@@ -247,71 +247,103 @@ pub struct Described {
     pub synonyms: Vec<(String, Option<String>, ConfigSource)>,
 }
 
-/// The layers of a broker's configs: static file, dynamic overrides, node id.
+/// The layers of a broker's configs: static file, dynamic overrides, node id, and the settings
+/// they add up to.
 #[derive(Debug, Clone, Copy)]
 pub struct Layers<'a> {
     pub static_settings: &'a BrokerSettings,
     pub overrides: &'a BrokerOverrides,
     pub node: i32,
+    /// `static_settings` with `overrides` applied (the snapshot's settings).
+    pub effective: &'a BrokerSettings,
 }
 
+/// One synonym: (config name, value, source).
+pub type Synonym = (String, Option<String>, ConfigSource);
+
 impl Layers<'_> {
-    /// The synonym chain of broker config `name`, most specific first; never empty.
-    fn broker_chain(&self, name: &str) -> Vec<(String, Option<String>, ConfigSource)> {
+    /// Every value any layer gives broker config `name` or its synonyms (Kafka's
+    /// `log.retention.ms` / `.minutes` / `.hours`), most specific first; unset ones left out.
+    fn broker_chain(&self, name: &'static str) -> Vec<Synonym> {
+        let statics = self.static_settings.values_with_unset();
+        let defaults = BrokerSettings::default().values_with_unset();
         let mut chain = Vec::new();
-        let layer = |key: &str| self.overrides.get(key).and_then(|l| l.get(name)).cloned();
-        if let Some(v) = layer(&self.node.to_string()) {
-            chain.push((name.to_string(), Some(v), ConfigSource::DynamicBrokerConfig));
-        }
-        if let Some(v) = layer(CLUSTER_DEFAULT) {
-            chain.push((
-                name.to_string(),
-                Some(v),
+        for syn in catalog::synonym_names(name) {
+            let layer = |key: &str| self.overrides.get(key).and_then(|l| l.get(syn)).cloned();
+            let mut push = |v: Option<String>, source| {
+                if v.is_some() {
+                    chain.push((syn.to_string(), v, source));
+                }
+            };
+            push(
+                layer(&self.node.to_string()),
+                ConfigSource::DynamicBrokerConfig,
+            );
+            push(
+                layer(CLUSTER_DEFAULT),
                 ConfigSource::DynamicDefaultBrokerConfig,
-            ));
+            );
+            if self.static_settings.is_explicit(syn) {
+                push(
+                    statics.get(syn).cloned().flatten(),
+                    ConfigSource::StaticBrokerConfig,
+                );
+            }
+            push(
+                defaults.get(syn).cloned().flatten(),
+                ConfigSource::DefaultConfig,
+            );
         }
-        if self.static_settings.is_explicit(name) {
-            let v = self
-                .static_settings
-                .values_with_unset()
-                .remove(name)
-                .flatten();
-            chain.push((name.to_string(), v, ConfigSource::StaticBrokerConfig));
-        }
-        let default = BrokerSettings::default()
-            .values_with_unset()
-            .remove(name)
-            .flatten();
-        chain.push((name.to_string(), default, ConfigSource::DefaultConfig));
         chain
     }
 
-    /// Every broker config (or those `wanted` accepts), with values as this node runs them.
-    pub fn describe_broker(&self, wanted: impl Fn(&str) -> bool) -> Vec<Described> {
+    /// Every broker config (or those `wanted` accepts) as this node runs them. For the
+    /// cluster-wide default resource (`default_resource`), only the configs that layer sets, as
+    /// Kafka lists them.
+    pub fn describe_broker(
+        &self,
+        default_resource: bool,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Vec<Described> {
+        let cluster = self.overrides.get(CLUSTER_DEFAULT);
         catalog::BROKER_CONFIGS
             .iter()
             .filter(|d| wanted(d.name))
-            .map(|d| {
-                let synonyms = self.broker_chain(d.name);
-                Described {
+            .filter_map(|d| {
+                let synonyms = if default_resource {
+                    let v = cluster.and_then(|l| l.get(d.name))?;
+                    vec![(
+                        d.name.to_string(),
+                        Some(v.clone()),
+                        ConfigSource::DynamicDefaultBrokerConfig,
+                    )]
+                } else {
+                    self.broker_chain(d.name)
+                };
+                let own = synonyms.iter().find(|s| s.0 == d.name);
+                Some(Described {
                     name: d.name.to_string(),
-                    value: synonyms[0].1.clone(),
-                    source: synonyms[0].2,
+                    value: own.and_then(|s| s.1.clone()),
+                    source: own.map_or(ConfigSource::DefaultConfig, |s| s.2),
                     read_only: !d.dynamic,
                     ty: d.ty,
                     doc: d.doc,
                     synonyms,
-                }
+                })
             })
             .collect()
     }
 
-    /// Every topic config of a topic with `overrides` (or those `wanted` accepts).
+    /// Every topic config of a topic with `overrides` (or those `wanted` accepts): the override,
+    /// else the value the broker settings give it. Synonyms as Kafka lists them: the override,
+    /// then the broker chain from its first entry for the topic config's own broker synonym (so
+    /// a retention that only `log.retention.hours`' default gives has no broker synonym).
     pub fn describe_topic(
         &self,
         overrides: &BTreeMap<String, String>,
         wanted: impl Fn(&str) -> bool,
     ) -> Vec<Described> {
+        let defaults = self.effective.topic_defaults();
         catalog::TOPIC_CONFIGS
             .iter()
             .filter(|d| wanted(d.name))
@@ -324,11 +356,19 @@ impl Layers<'_> {
                         ConfigSource::TopicConfig,
                     ));
                 }
-                synonyms.extend(self.broker_chain(d.broker_synonym));
+                if let Some(b) = d.broker_synonym {
+                    synonyms.extend(self.broker_chain(b).into_iter().skip_while(|s| s.0 != b));
+                }
+                let value = overrides
+                    .get(d.name)
+                    .cloned()
+                    .or_else(|| defaults.get(d.name).cloned());
                 Described {
                     name: d.name.to_string(),
-                    value: synonyms[0].1.clone(),
-                    source: synonyms[0].2,
+                    value,
+                    source: synonyms
+                        .first()
+                        .map_or(ConfigSource::DefaultConfig, |s| s.2),
                     read_only: false,
                     ty: d.ty,
                     doc: d.doc,
@@ -426,19 +466,18 @@ mod tests {
         );
         o.insert("1".into(), map(&[("log.retention.ms", "9000")]));
         let e = effective_settings(&s, &o, 1).unwrap();
-        assert_eq!(e.log_retention_ms, 9000);
+        assert_eq!(e.retention_ms(), 9000);
         assert_eq!(e.log_segment_bytes, 2048);
-        assert_eq!(
-            effective_settings(&s, &o, 2).unwrap().log_retention_ms,
-            7000
-        );
+        assert_eq!(effective_settings(&s, &o, 2).unwrap().retention_ms(), 7000);
 
+        let e = effective_settings(&s, &o, 1).unwrap();
         let l = Layers {
             static_settings: &s,
             overrides: &o,
             node: 1,
+            effective: &e,
         };
-        let d = &l.describe_broker(|n| n == "log.retention.ms")[0];
+        let d = &l.describe_broker(false, |n| n == "log.retention.ms")[0];
         assert_eq!(d.value.as_deref(), Some("9000"));
         let sources: Vec<_> = d.synonyms.iter().map(|x| x.2).collect();
         assert_eq!(
@@ -457,6 +496,22 @@ mod tests {
             (Some("4096"), ConfigSource::TopicConfig)
         );
         assert_eq!(seg.synonyms[1].0, "log.segment.bytes");
+        assert_eq!(d.synonyms.last().unwrap().0, "log.retention.hours");
+        // Only log.retention.hours' default behind a topic's retention: no broker synonym.
+        let plain = BrokerSettings::default();
+        let none = BrokerOverrides::new();
+        let l0 = Layers {
+            static_settings: &plain,
+            overrides: &none,
+            node: 1,
+            effective: &plain,
+        };
+        let r0 = &l0.describe_topic(&BTreeMap::new(), |n| n == "retention.ms")[0];
+        assert_eq!(
+            (r0.value.as_deref(), r0.source, r0.synonyms.len()),
+            (Some("604800000"), ConfigSource::DefaultConfig, 0)
+        );
+        assert!(l0.describe_broker(true, |_| true).is_empty());
         let ret = t.iter().find(|d| d.name == "retention.ms").unwrap();
         assert_eq!(
             (ret.value.as_deref(), ret.source),

@@ -42,6 +42,14 @@ pub enum ConfigError {
     UnknownTopicConfig(String),
     #[error("unknown broker config `{0}`")]
     UnknownBrokerConfig(String),
+    #[error(
+        "config `{name}` = `{value}` is not supported by Ringbolt yet (only its default `{default}`)"
+    )]
+    Unsupported {
+        name: String,
+        value: String,
+        default: String,
+    },
     #[error("invalid value `{value}` for config `{name}`")]
     InvalidValue { name: String, value: String },
 }
@@ -92,6 +100,9 @@ pub struct BrokerSettings {
     /// The names set in the config file (DescribeConfigs' STATIC_BROKER_CONFIG source).
     #[serde(skip)]
     explicit: BTreeSet<String>,
+    /// `node.id`: this broker's id in Metadata and broker config resources.
+    #[serde(rename = "node.id")]
+    pub node_id: i32,
     /// `listeners`: `PLAINTEXT://host:port` or `host:port` (the `--listen` flag wins).
     #[serde(rename = "listeners")]
     pub listeners: Option<String>,
@@ -120,18 +131,65 @@ pub struct BrokerSettings {
     /// `socket.request.max.bytes`: largest request frame; bigger frames close the connection.
     #[serde(rename = "socket.request.max.bytes")]
     pub socket_request_max_bytes: u32,
-    /// `log.retention.ms` (topic override `retention.ms`), -1 = forever.
+    /// `log.retention.ms` (topic override `retention.ms`), -1 = forever; unset, `log.retention.minutes`
+    /// and then `log.retention.hours` give it ([`BrokerSettings::retention_ms`]).
     #[serde(rename = "log.retention.ms")]
-    pub log_retention_ms: i64,
+    pub log_retention_ms: Option<i64>,
+    /// `log.retention.minutes`: retention when `log.retention.ms` is unset.
+    #[serde(rename = "log.retention.minutes")]
+    pub log_retention_minutes: Option<i32>,
+    /// `log.retention.hours`: retention when neither of the above is set (168).
+    #[serde(rename = "log.retention.hours")]
+    pub log_retention_hours: i32,
     /// `log.retention.bytes` (topic override `retention.bytes`), -1 = unlimited.
     #[serde(rename = "log.retention.bytes")]
     pub log_retention_bytes: i64,
     /// `log.segment.bytes` (topic override `segment.bytes`).
     #[serde(rename = "log.segment.bytes")]
     pub log_segment_bytes: u64,
-    /// `log.roll.ms` (topic override `segment.ms`).
+    /// `log.roll.ms` (topic override `segment.ms`); unset, `log.roll.hours` gives it.
     #[serde(rename = "log.roll.ms")]
-    pub log_roll_ms: i64,
+    pub log_roll_ms: Option<i64>,
+    /// `log.roll.hours`: roll time when `log.roll.ms` is unset (168).
+    #[serde(rename = "log.roll.hours")]
+    pub log_roll_hours: i32,
+    /// `log.roll.jitter.ms` (topic override `segment.jitter.ms`); only 0 (no jitter) is supported.
+    #[serde(rename = "log.roll.jitter.ms")]
+    pub log_roll_jitter_ms: Option<i64>,
+    /// `log.roll.jitter.hours`: only 0 is supported.
+    #[serde(rename = "log.roll.jitter.hours")]
+    pub log_roll_jitter_hours: i32,
+    /// `log.preallocate` (topic override `preallocate`). Ringbolt always zero-fills ahead of its
+    /// appends (the effect Kafka's preallocation has), so both values behave the same.
+    #[serde(rename = "log.preallocate")]
+    pub log_preallocate: bool,
+    /// `log.segment.delete.delay.ms` (topic override `file.delete.delay.ms`). Kafka renames deleted
+    /// segments and unlinks them after this delay so that in-flight reads finish; Ringbolt's reads
+    /// hold the segment's descriptor, so it unlinks at once and in-flight reads still complete.
+    #[serde(rename = "log.segment.delete.delay.ms")]
+    pub log_segment_delete_delay_ms: i64,
+    /// `log.message.timestamp.before.max.ms` (topic override `message.timestamp.before.max.ms`);
+    /// only the default (no limit) is supported.
+    #[serde(rename = "log.message.timestamp.before.max.ms")]
+    pub log_message_timestamp_before_max_ms: i64,
+    /// `log.message.timestamp.after.max.ms`; only the default (no limit) is supported.
+    #[serde(rename = "log.message.timestamp.after.max.ms")]
+    pub log_message_timestamp_after_max_ms: i64,
+    /// `log.local.retention.ms` (tiered storage; only the default -2 is supported).
+    #[serde(rename = "log.local.retention.ms")]
+    pub log_local_retention_ms: i64,
+    /// `log.local.retention.bytes` (tiered storage; only the default -2 is supported).
+    #[serde(rename = "log.local.retention.bytes")]
+    pub log_local_retention_bytes: i64,
+    /// `compression.gzip.level` (only the default, -1, is supported).
+    #[serde(rename = "compression.gzip.level")]
+    pub compression_gzip_level: i32,
+    /// `compression.lz4.level` (only the default, 9, is supported).
+    #[serde(rename = "compression.lz4.level")]
+    pub compression_lz4_level: i32,
+    /// `compression.zstd.level` (only the default, 3, is supported).
+    #[serde(rename = "compression.zstd.level")]
+    pub compression_zstd_level: i32,
     /// `log.index.interval.bytes` (topic override `index.interval.bytes`).
     #[serde(rename = "log.index.interval.bytes")]
     pub log_index_interval_bytes: u32,
@@ -198,10 +256,25 @@ impl Default for BrokerSettings {
             message_max_bytes: 1_048_588,
             fetch_max_bytes: 57_671_680,
             socket_request_max_bytes: 104_857_600,
-            log_retention_ms: 7 * 24 * 3600 * 1000,
+            node_id: 1,
+            log_retention_ms: None,
+            log_retention_minutes: None,
+            log_retention_hours: 168,
             log_retention_bytes: -1,
             log_segment_bytes: 1 << 30,
-            log_roll_ms: 7 * 24 * 3600 * 1000,
+            log_roll_ms: None,
+            log_roll_hours: 168,
+            log_roll_jitter_ms: None,
+            log_roll_jitter_hours: 0,
+            log_preallocate: false,
+            log_segment_delete_delay_ms: 60_000,
+            log_message_timestamp_before_max_ms: i64::MAX,
+            log_message_timestamp_after_max_ms: i64::MAX,
+            log_local_retention_ms: -2,
+            log_local_retention_bytes: -2,
+            compression_gzip_level: -1,
+            compression_lz4_level: 9,
+            compression_zstd_level: 3,
             log_index_interval_bytes: log.index_interval_bytes,
             log_index_size_max_bytes: log.segment_index_bytes,
             log_flush_interval_messages: u64::MAX,
@@ -237,6 +310,42 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "compression.type",
     "min.insync.replicas",
     "unclean.leader.election.enable",
+    "segment.jitter.ms",
+    "preallocate",
+    "file.delete.delay.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.after.max.ms",
+    "local.retention.ms",
+    "local.retention.bytes",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "remote.storage.enable",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+];
+
+/// Configs (topic and broker) Kafka has that Ringbolt accepts only at their default value: the
+/// feature behind them (roll jitter, timestamp bounds, compression levels, tiered storage) is not
+/// built yet, and a value it would silently ignore is refused instead.
+pub const DEFAULT_ONLY: &[&str] = &[
+    "segment.jitter.ms",
+    "log.roll.jitter.ms",
+    "log.roll.jitter.hours",
+    "message.timestamp.before.max.ms",
+    "log.message.timestamp.before.max.ms",
+    "message.timestamp.after.max.ms",
+    "log.message.timestamp.after.max.ms",
+    "local.retention.ms",
+    "log.local.retention.ms",
+    "local.retention.bytes",
+    "log.local.retention.bytes",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "remote.storage.enable",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
 ];
 
 fn flatten(prefix: &str, table: &toml::Table, out: &mut toml::Table) {
@@ -300,6 +409,14 @@ fn parse_compression(name: &str, v: &str) -> Result<TopicCompression, ConfigErro
     })
 }
 
+/// Whether two config values say the same (numbers and booleans compared by value).
+pub fn same_value(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    a == b
+        || a.eq_ignore_ascii_case(b)
+        || matches!((a.parse::<i128>(), b.parse::<i128>()), (Ok(x), Ok(y)) if x == y)
+}
+
 /// `cleanup.policy`: a non-empty list of `delete` and `compact`.
 fn parse_cleanup_policy(name: &str, v: &str) -> Result<(), ConfigError> {
     let items: Vec<&str> = v.split(',').map(str::trim).collect();
@@ -336,6 +453,26 @@ impl BrokerSettings {
         settings.explicit = explicit;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Effective `log.retention.ms`: itself, else `log.retention.minutes`, else `log.retention.hours`
+    /// (Kafka's precedence).
+    pub fn retention_ms(&self) -> i64 {
+        self.log_retention_ms
+            .or(self.log_retention_minutes.map(|m| m as i64 * 60_000))
+            .unwrap_or(self.log_retention_hours as i64 * 3_600_000)
+    }
+
+    /// Effective `log.roll.ms`: itself, else `log.roll.hours`.
+    pub fn roll_ms(&self) -> i64 {
+        self.log_roll_ms
+            .unwrap_or(self.log_roll_hours as i64 * 3_600_000)
+    }
+
+    /// Effective `log.roll.jitter.ms`: itself, else `log.roll.jitter.hours`.
+    pub fn roll_jitter_ms(&self) -> i64 {
+        self.log_roll_jitter_ms
+            .unwrap_or(self.log_roll_jitter_hours as i64 * 3_600_000)
     }
 
     /// Whether the config file set `name`.
@@ -391,6 +528,30 @@ impl BrokerSettings {
                     .get(name)
                     .ok_or_else(|| ConfigError::UnknownBrokerConfig(name.clone()))?;
                 let v = value.trim();
+                // An unset optional setting has no JSON type to go by: take the catalogue's.
+                let typed;
+                let cur = match (cur, catalog::broker(name).map(|d| d.ty)) {
+                    (serde_json::Value::Null, Some(catalog::ConfigType::Boolean)) => {
+                        typed = serde_json::Value::Bool(false);
+                        &typed
+                    }
+                    (
+                        serde_json::Value::Null,
+                        Some(
+                            catalog::ConfigType::Int
+                            | catalog::ConfigType::Long
+                            | catalog::ConfigType::Short,
+                        ),
+                    ) => {
+                        typed = serde_json::Value::from(0);
+                        &typed
+                    }
+                    (serde_json::Value::Null, Some(catalog::ConfigType::Double)) => {
+                        typed = serde_json::Value::from(0.5);
+                        &typed
+                    }
+                    (cur, _) => cur,
+                };
                 let parsed = match cur {
                     serde_json::Value::Bool(_) => match v.to_ascii_lowercase().as_str() {
                         "true" => serde_json::Value::Bool(true),
@@ -444,6 +605,29 @@ impl BrokerSettings {
         if self.num_partitions < 1 {
             return Err(bad("num.partitions", self.num_partitions.to_string()));
         }
+        if self.node_id < 0 {
+            return Err(bad("node.id", self.node_id.to_string()));
+        }
+        let defaults = BrokerSettings::default().values_with_unset();
+        for (name, value) in self.values_with_unset() {
+            if !DEFAULT_ONLY.contains(&name.as_str()) {
+                continue;
+            }
+            let default = defaults.get(&name).cloned().flatten();
+            let same = match (&value, &default) {
+                (Some(v), Some(d)) => same_value(v, d),
+                // An unset jitter equals a zero one.
+                (Some(v), None) | (None, Some(v)) => same_value(v, "0"),
+                (None, None) => true,
+            };
+            if !same {
+                return Err(ConfigError::Unsupported {
+                    name,
+                    value: value.unwrap_or_default(),
+                    default: default.unwrap_or_default(),
+                });
+            }
+        }
         if self.socket_request_max_bytes < 64 {
             return Err(bad(
                 "socket.request.max.bytes",
@@ -478,10 +662,47 @@ impl BrokerSettings {
     pub fn topic_defaults(&self) -> BTreeMap<&'static str, String> {
         let mut m = BTreeMap::new();
         m.insert("cleanup.policy", self.log_cleanup_policy.clone());
-        m.insert("retention.ms", self.log_retention_ms.to_string());
+        m.insert("retention.ms", self.retention_ms().to_string());
         m.insert("retention.bytes", self.log_retention_bytes.to_string());
         m.insert("segment.bytes", self.log_segment_bytes.to_string());
-        m.insert("segment.ms", self.log_roll_ms.to_string());
+        m.insert("segment.ms", self.roll_ms().to_string());
+        m.insert("segment.jitter.ms", self.roll_jitter_ms().to_string());
+        m.insert("preallocate", self.log_preallocate.to_string());
+        m.insert(
+            "file.delete.delay.ms",
+            self.log_segment_delete_delay_ms.to_string(),
+        );
+        m.insert(
+            "message.timestamp.before.max.ms",
+            self.log_message_timestamp_before_max_ms.to_string(),
+        );
+        m.insert(
+            "message.timestamp.after.max.ms",
+            self.log_message_timestamp_after_max_ms.to_string(),
+        );
+        m.insert(
+            "local.retention.ms",
+            self.log_local_retention_ms.to_string(),
+        );
+        m.insert(
+            "local.retention.bytes",
+            self.log_local_retention_bytes.to_string(),
+        );
+        m.insert(
+            "compression.gzip.level",
+            self.compression_gzip_level.to_string(),
+        );
+        m.insert(
+            "compression.lz4.level",
+            self.compression_lz4_level.to_string(),
+        );
+        m.insert(
+            "compression.zstd.level",
+            self.compression_zstd_level.to_string(),
+        );
+        m.insert("remote.storage.enable", "false".into());
+        m.insert("remote.log.copy.disable", "false".into());
+        m.insert("remote.log.delete.on.disable", "false".into());
         m.insert(
             "segment.index.bytes",
             self.log_index_size_max_bytes.to_string(),
@@ -524,11 +745,11 @@ impl BrokerSettings {
     ) -> Result<LogConfig, ConfigError> {
         let mut c = LogConfig {
             segment_bytes: self.log_segment_bytes,
-            segment_ms: self.log_roll_ms,
+            segment_ms: self.roll_ms(),
             index_interval_bytes: self.log_index_interval_bytes,
             segment_index_bytes: self.log_index_size_max_bytes,
             max_message_bytes: self.message_max_bytes,
-            retention_ms: self.log_retention_ms,
+            retention_ms: self.retention_ms(),
             retention_bytes: self.log_retention_bytes,
             flush_messages: self.log_flush_interval_messages,
             flush_ms: self.log_flush_interval_ms,
@@ -565,8 +786,26 @@ impl BrokerSettings {
                     }
                 }
                 // Holds trivially on one broker (see the setting).
-                "unclean.leader.election.enable" => {
+                "unclean.leader.election.enable" | "preallocate" => {
                     parse_num::<bool>(n, &v.to_ascii_lowercase())?;
+                }
+                "file.delete.delay.ms" => {
+                    if parse_num::<i64>(n, v)? < 0 {
+                        return Err(ConfigError::InvalidValue {
+                            name: name.clone(),
+                            value: v.clone(),
+                        });
+                    }
+                }
+                _ if DEFAULT_ONLY.contains(&n) => {
+                    let default = self.topic_defaults().get(n).cloned().unwrap_or_default();
+                    if !same_value(v, &default) {
+                        return Err(ConfigError::Unsupported {
+                            name: name.clone(),
+                            value: v.clone(),
+                            default,
+                        });
+                    }
                 }
                 _ => return Err(ConfigError::UnknownTopicConfig(name.clone())),
             }

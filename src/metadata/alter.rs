@@ -13,9 +13,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::controller::{MetadataStore, publish};
-use super::{MAX_PARTITIONS, NODE_ID, TopicError, TopicMeta};
+use super::{MAX_PARTITIONS, TopicError, TopicMeta};
 use crate::config::dynamic::{
-    AlterOp, CLUSTER_DEFAULT, Resource, apply_ops, effective_settings, validate_topic,
+    AlterError, AlterOp, CLUSTER_DEFAULT, Resource, apply_ops, effective_settings, validate_topic,
 };
 use crate::shard::{self, ShardCtx};
 
@@ -43,10 +43,10 @@ pub const RESOURCE_BROKER: i8 = 4;
 impl ConfigTarget {
     /// The target of an (Incremental)AlterConfigs resource; other resource types (broker loggers,
     /// client metrics, groups) are refused with INVALID_REQUEST.
-    pub fn from_resource(resource_type: i8, name: &str) -> Result<Self, TopicError> {
+    pub fn from_resource(resource_type: i8, name: &str, node: i32) -> Result<Self, TopicError> {
         match resource_type {
             RESOURCE_TOPIC => Ok(ConfigTarget::Topic(name.to_string())),
-            RESOURCE_BROKER => Self::broker(name),
+            RESOURCE_BROKER => Self::broker(name, node),
             other => Err(TopicError::InvalidRequest(format!(
                 "unsupported resource type {other}"
             ))),
@@ -55,12 +55,12 @@ impl ConfigTarget {
 
     /// The broker layer for DescribeConfigs/AlterConfigs' broker resource name: `""` is the
     /// cluster-wide default, this node's id its own layer; other names are refused.
-    pub fn broker(resource_name: &str) -> Result<Self, TopicError> {
-        if resource_name.is_empty() || resource_name == NODE_ID.to_string() {
+    pub fn broker(resource_name: &str, node: i32) -> Result<Self, TopicError> {
+        if resource_name.is_empty() || resource_name == node.to_string() {
             Ok(ConfigTarget::Broker(resource_name.to_string()))
         } else if resource_name.parse::<i32>().is_ok() {
             Err(TopicError::InvalidRequest(format!(
-                "broker {resource_name} is not this broker ({NODE_ID})"
+                "broker {resource_name} is not this broker ({node})"
             )))
         } else {
             Err(TopicError::InvalidRequest(format!(
@@ -177,7 +177,8 @@ async fn alter_broker(
             let values = store.effective.borrow().values_with_unset();
             apply_ops(Resource::Broker, &current, &ops, |n| {
                 values.get(n).cloned().flatten()
-            })?
+            })
+            .map_err(broker_error)?
         }
         ConfigChange::Replace(m) => m,
     };
@@ -186,11 +187,10 @@ async fn alter_broker(
     } else {
         overrides.insert(key.clone(), next.clone());
     }
-    let effective = Arc::new(effective_settings(
-        &store.static_settings,
-        &overrides,
-        NODE_ID,
-    )?);
+    let node = store.static_settings.node_id;
+    let effective = Arc::new(
+        effective_settings(&store.static_settings, &overrides, node).map_err(broker_error)?,
+    );
     if validate_only || next == current {
         return Ok(());
     }
@@ -212,6 +212,12 @@ async fn alter_broker(
     };
     tracing::info!(layer, configs = ?next, "altered dynamic broker configs");
     Ok(())
+}
+
+/// Kafka answers every refused broker config change with INVALID_REQUEST (a topic's bad values
+/// are INVALID_CONFIG).
+fn broker_error(e: AlterError) -> TopicError {
+    TopicError::InvalidRequest(e.to_string())
 }
 
 /// Raises a topic's partition count to `count` (or with `validate_only` only checks that it may).
@@ -288,11 +294,11 @@ mod tests {
     #[test]
     fn broker_targets() {
         assert_eq!(
-            ConfigTarget::broker("").unwrap(),
+            ConfigTarget::broker("", 1).unwrap(),
             ConfigTarget::Broker(String::new())
         );
-        assert!(ConfigTarget::broker(&NODE_ID.to_string()).is_ok());
-        assert_eq!(ConfigTarget::broker("7").unwrap_err().error_code(), 42);
-        assert_eq!(ConfigTarget::broker("x").unwrap_err().error_code(), 42);
+        assert!(ConfigTarget::broker("1", 1).is_ok());
+        assert_eq!(ConfigTarget::broker("7", 1).unwrap_err().error_code(), 42);
+        assert_eq!(ConfigTarget::broker("x", 1).unwrap_err().error_code(), 42);
     }
 }

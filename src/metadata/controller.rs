@@ -11,8 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    MAX_PARTITIONS, MetadataSnapshot, NODE_ID, TopicError, TopicMeta, partition_dir,
-    validate_topic_name,
+    MAX_PARTITIONS, MetadataSnapshot, TopicError, TopicMeta, partition_dir, validate_topic_name,
 };
 use crate::config::BrokerSettings;
 use crate::config::dynamic::{BrokerOverrides, effective_settings};
@@ -107,7 +106,7 @@ impl MetadataStore {
             None => random_uuid()?.simple().to_string(),
         };
         let mut broker_configs = persisted.broker_configs;
-        let effective = match effective_settings(settings, &broker_configs, NODE_ID) {
+        let effective = match effective_settings(settings, &broker_configs, settings.node_id) {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e, file = %path.display(), "dynamic broker configs do not validate; starting without them");

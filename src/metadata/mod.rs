@@ -40,9 +40,6 @@ pub struct TopicMeta {
     pub configs: BTreeMap<String, String>,
 }
 
-/// The node id of this (single) broker; issue 19's cluster makes it `node.id`.
-pub const NODE_ID: i32 = 1;
-
 /// An immutable view of all topics and the broker's dynamic configs; shards swap whole snapshots,
 /// never mutate one.
 #[derive(Debug, Default)]

@@ -580,7 +580,7 @@ fn broker_info(p: &ShardPlan, bound: SocketAddr) -> BrokerInfo {
         }
     };
     BrokerInfo {
-        node_id: crate::metadata::NODE_ID,
+        node_id: cfg.settings.node_id,
         cluster_id,
         advertised_host: host,
         advertised_port: port,

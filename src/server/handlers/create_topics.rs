@@ -135,6 +135,7 @@ async fn create(
                 static_settings: &ctx.info.settings,
                 overrides: &snap.broker_configs,
                 node: ctx.info.node_id,
+                effective: &snap.settings,
             };
             let described = layers
                 .describe_topic(&meta.configs, |_| true)

@@ -27,6 +27,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         static_settings: &ctx.info.settings,
         overrides: &snap.broker_configs,
         node: ctx.info.node_id,
+        effective: &snap.settings,
     };
     let mut results = Vec::with_capacity(r.resources.len());
     for res in &r.resources {
@@ -47,8 +48,8 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                     format!("unknown topic '{name}'"),
                 )),
             },
-            RESOURCE_BROKER => match ConfigTarget::broker(name) {
-                Ok(_) => Ok(layers.describe_broker(wanted)),
+            RESOURCE_BROKER => match ConfigTarget::broker(name, ctx.info.node_id) {
+                Ok(_) => Ok(layers.describe_broker(name.is_empty(), wanted)),
                 Err(e) => Err((e.response_error(), e.to_string())),
             },
             other => Err((

@@ -43,7 +43,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                 key.1, key.0
             )))
         } else {
-            alter_one(res, r.validate_only).await
+            alter_one(res, r.validate_only, req.ctx.info.node_id).await
         };
         let resp = AlterConfigsResourceResponse::default()
             .with_resource_type(res.resource_type)
@@ -60,8 +60,12 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     req.respond(&IncrementalAlterConfigsResponse::default().with_responses(responses))
 }
 
-async fn alter_one(res: &AlterConfigsResource, validate_only: bool) -> Result<(), TopicError> {
-    let target = ConfigTarget::from_resource(res.resource_type, res.resource_name.as_str())?;
+async fn alter_one(
+    res: &AlterConfigsResource,
+    validate_only: bool,
+    node: i32,
+) -> Result<(), TopicError> {
+    let target = ConfigTarget::from_resource(res.resource_type, res.resource_name.as_str(), node)?;
     let ops = res
         .configs
         .iter()
