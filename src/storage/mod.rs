@@ -106,6 +106,7 @@
 //! written end (equal to the high watermark); appends still queued are not counted.
 
 pub mod appender;
+pub mod cleaner;
 pub mod config;
 pub mod dump;
 pub mod error;
@@ -126,7 +127,7 @@ pub mod syncer;
 pub mod time_index;
 pub mod zero_fill;
 
-pub use config::{LogConfig, TimestampType};
+pub use config::{CleanupPolicy, LogConfig, TimestampType};
 pub use error::StorageError;
 pub use log::PartitionLog;
 pub use slice::{AppendInfo, FileSlice, ReadResult};
