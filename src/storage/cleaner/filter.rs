@@ -27,97 +27,15 @@ use std::collections::HashMap;
 
 use crate::format::compression::{self, Codec, CompressionError};
 use crate::format::record_batch::{
-    self, ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_TIMESTAMP_TYPE, ATTR_TRANSACTIONAL, BatchError,
+    self, ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_TIMESTAMP_TYPE, ATTR_TRANSACTIONAL,
     BatchHeader, HEADER_LEN, LOG_OVERHEAD,
 };
+pub use crate::format::records::{Record, decode, parse_records};
 
 use super::offset_map::OffsetMap;
 
 /// Attribute bit 6: the batch's base timestamp is its delete horizon (KIP-534).
 pub const ATTR_DELETE_HORIZON: i16 = 0x40;
-
-/// One record of a decoded records section, borrowed from it.
-#[derive(Debug, Clone, Copy)]
-pub struct Record<'a> {
-    pub attributes: u8,
-    /// The record's timestamp (the batch's max timestamp under `LogAppendTime`).
-    pub timestamp: i64,
-    pub offset_delta: i64,
-    pub key: Option<&'a [u8]>,
-    /// Null value: a delete marker.
-    pub tombstone: bool,
-    /// The record's bytes from its offset delta to its end (re-emitted as they are).
-    tail: &'a [u8],
-}
-
-fn bad(what: &str) -> BatchError {
-    BatchError::Invalid(format!("malformed record: {what}"))
-}
-
-/// Decodes the records of an uncompressed records section `raw` of the batch `h`.
-pub fn parse_records<'a>(h: &BatchHeader, raw: &'a [u8]) -> Result<Vec<Record<'a>>, BatchError> {
-    let mut out = Vec::with_capacity(h.records_count.clamp(0, 1 << 16) as usize);
-    let mut pos = 0usize;
-    let varlong =
-        |pos: &mut usize| record_batch::read_varlong(raw, pos).ok_or_else(|| bad("varint"));
-    for _ in 0..h.records_count.max(0) {
-        let len = varlong(&mut pos)?;
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|l| pos.checked_add(l))
-            .filter(|&e| e <= raw.len())
-            .ok_or_else(|| bad("length"))?;
-        let attributes = *raw.get(pos).ok_or_else(|| bad("attributes"))?;
-        pos += 1;
-        let ts_delta = varlong(&mut pos)?;
-        let tail_start = pos;
-        let offset_delta = varlong(&mut pos)?;
-        let key_len = varlong(&mut pos)?;
-        let key = if key_len >= 0 {
-            let k = raw
-                .get(pos..pos + key_len as usize)
-                .filter(|_| pos + key_len as usize <= end)
-                .ok_or_else(|| bad("key"))?;
-            pos += key_len as usize;
-            Some(k)
-        } else {
-            None
-        };
-        let value_len = varlong(&mut pos)?;
-        if pos > end {
-            return Err(bad("past its length"));
-        }
-        let timestamp = if h.is_log_append_time() {
-            h.max_timestamp
-        } else {
-            h.base_timestamp.wrapping_add(ts_delta)
-        };
-        out.push(Record {
-            attributes,
-            timestamp,
-            offset_delta,
-            key,
-            tombstone: value_len < 0,
-            tail: &raw[tail_start..end],
-        });
-        pos = end;
-    }
-    if pos != raw.len() {
-        return Err(bad("bytes after the last record"));
-    }
-    Ok(out)
-}
-
-/// The decoded records of a whole batch (decompressed if needed) and its header.
-pub fn decode(batch: &[u8]) -> Result<(BatchHeader, Vec<u8>), CompressionError> {
-    let h = BatchHeader::parse(batch)?;
-    let raw = if h.compression() == 0 {
-        batch[HEADER_LEN..h.total_len()].to_vec()
-    } else {
-        compression::batch_records(batch)?
-    };
-    Ok((h, raw))
-}
 
 /// What a pass knows when it filters.
 pub struct FilterCtx<'a> {
