@@ -10,7 +10,8 @@
 #   go-shopify    github.com/Shopify/sarama v1.38.1   the same, with the article's import path
 #   go-franz      github.com/twmb/franz-go             newest negotiated versions: round trip, ListOffsets, admin
 #   java          org.apache.kafka:kafka-clients 4.3   the reference client: admin, round trip, offsets by time
-#   confluent     confluent-kafka (librdkafka)         round trips, admin, offsets
+#   confluent     confluent-kafka (librdkafka)         round trips, admin, offsets; log compaction
+#                                                      (test_compaction.py, ~30 s: two cleaner rounds)
 #   kafka-python  kafka-python                         producer, consumer, admin
 #   wire          compat/python/test_wire.py           raw protocol: 50,000 requests on one connection, pipelining
 #   python-groups compat/python/test_groups.py         kafka-python and confluent-kafka group members
@@ -148,7 +149,7 @@ for c in $clients; do
   case $c in
   go-sarama | go-shopify | go-franz) run_go "$c" ;;
   java) run java mvn -B -ntp -f compat/java/pom.xml surefire:test -Dbootstrap="$bootstrap" ;;
-  confluent) run confluent "$venv/bin/python" -m pytest compat/python/test_confluent.py -v -rs ;;
+  confluent) run confluent "$venv/bin/python" -m pytest compat/python/test_confluent.py compat/python/test_compaction.py -v -rs ;;
   kafka-python) run kafka-python "$venv/bin/python" -m pytest compat/python/test_kafka_python.py -v -rs ;;
   wire) run wire "$venv/bin/python" -m pytest compat/python/test_wire.py -v -rs ;;
   python-groups)
