@@ -44,7 +44,7 @@ pub mod throttle;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use super::error::StorageError;
 use super::log::PartitionLog;
@@ -86,8 +86,10 @@ pub struct CleanReport {
 
 /// The cleaner's memory of one log.
 struct LogState {
-    /// The log this state belongs to (a recreated partition reloads its checkpoint).
-    log: *const PartitionLog,
+    /// The log this state belongs to: a recreated partition (same directory, new log) reloads
+    /// its checkpoint. Weak, so a dropped log's memory cannot be reused by a new one that would
+    /// then pass for it.
+    log: Weak<PartitionLog>,
     first_dirty: i64,
     tombstone_horizon: Option<i64>,
     /// No new attempt before this time (after a failure or a pass that changed nothing).
@@ -120,19 +122,18 @@ impl ShardCleaner {
         &self.cfg
     }
 
-    fn state_for(&mut self, log: &PartitionLog) -> &mut LogState {
-        let ptr = log as *const PartitionLog;
+    fn state_for(&mut self, log: &Rc<PartitionLog>) -> &mut LogState {
         let st = self
             .logs
             .entry(log.dir().to_path_buf())
             .or_insert_with(|| LogState {
-                log: std::ptr::null(),
+                log: Weak::new(),
                 first_dirty: 0,
                 tombstone_horizon: None,
                 retry_after: 0,
             });
-        if st.log != ptr {
-            st.log = ptr;
+        if !st.log.upgrade().is_some_and(|l| Rc::ptr_eq(&l, log)) {
+            st.log = Rc::downgrade(log);
             st.first_dirty = checkpoint::read(log.dir()).unwrap_or(0);
             st.tombstone_horizon = None;
             st.retry_after = 0;
@@ -147,6 +148,9 @@ impl ShardCleaner {
         logs: &[Rc<PartitionLog>],
         now: i64,
     ) -> Option<Result<CleanReport, (PathBuf, StorageError)>> {
+        // Forget logs that are gone (deleted topics, moved partitions).
+        self.logs
+            .retain(|_, st| st.log.upgrade().is_some_and(|l| !l.is_closed()));
         let mut best: Option<(f64, Rc<PartitionLog>, pass::Cleanable)> = None;
         for log in logs {
             let cfg = log.config();
