@@ -176,11 +176,11 @@ fn kill_9_of_the_broker_while_cleaning_loses_nothing() {
                 let recs: Vec<(String, Option<String>)> = (0..10)
                     .map(|i| {
                         let k = chunk * 10 + i;
-                        let v = (version == 1 && k % 9 == round % 9)
-                            .then_some(None)
-                            .unwrap_or_else(|| {
-                                Some(format!("r{round}v{version}-{k}-{}", "x".repeat(300)))
-                            });
+                        let v = if version == 1 && k % 9 == round % 9 {
+                            None
+                        } else {
+                            Some(format!("r{round}v{version}-{k}-{}", "x".repeat(300)))
+                        };
                         (format!("key-{k:03}"), v)
                     })
                     .collect();

@@ -593,8 +593,11 @@ fn dedupe_buffer_smaller_than_the_dirty_keys_cleans_in_several_passes() {
     });
 }
 
+/// A log directory's files: name → content.
+type Files = BTreeMap<String, Vec<u8>>;
+
 /// The files of a log directory, by name.
-fn snapshot_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+fn snapshot_dir(dir: &Path) -> Files {
     std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok())
@@ -607,7 +610,7 @@ fn snapshot_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-fn write_dir(dir: &Path, files: &BTreeMap<String, Vec<u8>>) {
+fn write_dir(dir: &Path, files: &Files) {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
     for (n, b) in files {
@@ -656,7 +659,7 @@ fn a_crash_at_every_step_of_a_swap_leaves_the_old_or_the_new_set() {
             .into_bytes();
         let newf = |ext: &str| new[&format!("{b0}.{ext}")].clone();
         // Each crash state: the files present, and which set must come back.
-        let mut states: Vec<(&str, BTreeMap<String, Vec<u8>>, bool)> = Vec::new();
+        let mut states: Vec<(&str, Files, bool)> = Vec::new();
         let mut s = old.clone();
         s.insert(
             format!("{b0}.log.cleaned"),
