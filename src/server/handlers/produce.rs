@@ -40,8 +40,8 @@ use crate::metadata::{TopicMeta, validate_topic_name};
 use crate::protocol::errors;
 use crate::protocol::{ingest, legacy_api};
 use crate::server::partitions::post_to_owners;
-use crate::storage::CleanupPolicy;
 use crate::shard::ShardCtx;
+use crate::storage::CleanupPolicy;
 use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;

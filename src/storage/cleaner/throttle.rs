@@ -28,7 +28,8 @@ impl Throttle {
         !(self.bytes_per_sec.is_finite() && self.bytes_per_sec > 0.0 && self.bytes_per_sec < 1e15)
     }
 
-    /// Charges `bytes`; sleeps while the charge is more than [`BURST`] ahead of the rate.
+    /// Charges `bytes`; sleeps while the charge is more than a short burst (20 ms) ahead of the
+    /// rate.
     pub async fn charge(&mut self, bytes: u64) {
         if self.unlimited() {
             return;
