@@ -32,8 +32,7 @@
 //! A pass reads the whole closed log (clean part included, as Kafka does: the map decides what
 //! of it survives) and writes what survives; records are decoded (and decompressed) once to
 //! build the map and once to filter. Memory: the map, one 1 MiB read window and one 1 MiB write
-//! buffer per shard. Throughput is measured by `cargo bench --bench cleaner` when present (see
-//! `docs/perf/`).
+//! buffer per shard. `cargo bench --bench cleaner` measures a pass (`docs/perf/compaction.md`).
 
 pub mod checkpoint;
 pub mod filter;
