@@ -824,3 +824,55 @@ fn kill_9_during_cleaning_loses_nothing() {
     }
     eprintln!("kills with cleaner files on disk: {mid_swap_files_seen} of 10");
 }
+
+#[test]
+fn retention_during_a_pass_stops_it_without_losing_dirty_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    run(move || async move {
+        let both = LogConfig {
+            cleanup_policy: CleanupPolicy {
+                delete: true,
+                compact: true,
+            },
+            ..config()
+        };
+        let log = Rc::new(PartitionLog::open(&dir, both.clone()).await.unwrap());
+        fill(&log, 40, 30, 100).await;
+        log.roll().await.unwrap();
+        let segs = log.segment_count();
+        assert!(segs >= 6, "{segs} segments");
+        // A slow pass (about 2 s); retention deletes the oldest segments 300 ms into it.
+        let l = log.clone();
+        let pass = glommio::spawn_local(async move {
+            let mut c = ShardCleaner::new(
+                CleanerConfig {
+                    backoff_ms: 0,
+                    io_max_bytes_per_second: 200_000.0,
+                    ..CleanerConfig::default()
+                },
+                1,
+            );
+            clean(&mut c, &l, now_ms()).await
+        });
+        glommio::timer::sleep(Duration::from_millis(300)).await;
+        log.set_config(LogConfig {
+            retention_bytes: 100_000,
+            ..both.clone()
+        });
+        assert!(log.enforce_retention(now_ms()).await.unwrap() > 0);
+        let r = pass.await.expect("the pass ran");
+        assert_eq!(r.stats.swaps, 0, "the pass stopped at its first group");
+        assert_eq!(r.stats.end_offset, 0, "nothing counts as clean");
+        assert!(temp_files(&dir).is_empty());
+        // What retention left is intact, and the next pass compacts all of it.
+        let left = view(&all_records(&log).await);
+        log.set_config(both);
+        let r = clean(&mut cleaner(), &log, now_ms()).await.unwrap();
+        assert!(r.stats.swaps > 0);
+        let after = all_records(&log).await;
+        assert_eq!(view(&after), left);
+        assert_eq!(after.len(), left.len(), "one record per key");
+        log.close().await.unwrap();
+    });
+}

@@ -65,6 +65,16 @@ pub struct CleanStats {
     pub tombstone_horizon: Option<i64>,
 }
 
+/// What writing a group's cleaned copy came to.
+enum Written {
+    /// The copy is ready to swap in.
+    Segment(Segment),
+    /// It would equal the one segment it replaces: nothing to swap.
+    Unchanged,
+    /// The log changed underneath (or closed): nothing written.
+    Aborted,
+}
+
 /// Whether the swap of a group could proceed.
 #[derive(Debug, PartialEq, Eq)]
 enum Swapped {
@@ -275,13 +285,19 @@ pub async fn clean(
         producer_last: &producer_last,
     };
     for group in group_segments(&to_clean, &cfg) {
-        if log.is_closed() {
-            break;
-        }
-        let Some(seg) = write_group(log, &group, &ctx, &cfg, throttle, &mut stats).await? else {
-            continue;
+        let swapped = if log.is_closed() {
+            Swapped::Aborted
+        } else {
+            match write_group(log, &group, &ctx, &cfg, throttle, &mut stats).await? {
+                Written::Unchanged => continue,
+                Written::Aborted => Swapped::Aborted,
+                Written::Segment(seg) => swap_in(log, &group, seg).await?,
+            }
         };
-        if swap_in(log, &group, seg).await? == Swapped::Aborted {
+        if swapped == Swapped::Aborted {
+            // What was not rewritten stays dirty: the next pass starts at this group at the
+            // latest (its map covers from there).
+            stats.end_offset = stats.end_offset.min(group[0].base).max(c.first_dirty);
             tracing::info!(dir = %log.dir().display(), "log changed during cleaning; pass stopped");
             break;
         }
@@ -370,8 +386,7 @@ fn group_segments(segs: &[SegInfo], cfg: &LogConfig) -> Vec<Vec<SegInfo>> {
     groups
 }
 
-/// Writes the cleaned copy of `group` as `.cleaned` files (and its `.replaces` list), durably;
-/// `None` when it would equal the one segment it replaces, or the log changed underneath.
+/// Writes the cleaned copy of `group` as `.cleaned` files (and its `.replaces` list), durably.
 async fn write_group(
     log: &PartitionLog,
     group: &[SegInfo],
@@ -379,7 +394,7 @@ async fn write_group(
     cfg: &LogConfig,
     throttle: &mut Throttle,
     stats: &mut CleanStats,
-) -> Result<Option<Segment>, StorageError> {
+) -> Result<Written, StorageError> {
     let dir = log.dir().to_path_buf();
     let base = group[0].base;
     swap::discard(&dir, base);
@@ -443,7 +458,11 @@ async fn write_group(
     out.close().await?;
     if !intact || !changed {
         swap::discard(&dir, base);
-        return Ok(None);
+        return Ok(if intact {
+            Written::Unchanged
+        } else {
+            Written::Aborted
+        });
     }
     stats.bytes_written += size;
     let last = group.last().expect("a group is never empty");
@@ -473,7 +492,7 @@ async fn write_group(
     let list: String = group.iter().map(|s| format!("{}\n", s.base)).collect();
     write_small_file(&swap::replaces_path(&dir, base), list.into_bytes()).await?;
     sync_dir(&dir).await?;
-    Ok(Some(seg))
+    Ok(Written::Segment(seg))
 }
 
 async fn write_all(
