@@ -876,3 +876,42 @@ fn retention_during_a_pass_stops_it_without_losing_dirty_data() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_dedupe_buffer_too_small_for_one_batch_is_an_error_not_a_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    run(move || async move {
+        let log = Rc::new(PartitionLog::open(&dir, config()).await.unwrap());
+        let recs: Vec<(Vec<u8>, Vec<u8>)> = (0..10)
+            .map(|i| (format!("k{i}").into_bytes(), b"v".to_vec()))
+            .collect();
+        let refs: Vec<(&[u8], Option<&[u8]>)> =
+            recs.iter().map(|(k, v)| (&k[..], Some(&v[..]))).collect();
+        for _ in 0..3 {
+            append(&log, kv_batch(&refs, now_ms(), -1, -1, -1)).await;
+        }
+        log.roll().await.unwrap();
+        let before = all_records(&log).await;
+        // Room for 2 keys: not even the first batch fits.
+        let mut c = ShardCleaner::new(
+            CleanerConfig {
+                dedupe_buffer_size: 2 * ringbolt::storage::cleaner::offset_map::BYTES_PER_ENTRY,
+                ..CleanerConfig::default()
+            },
+            1,
+        );
+        let r = c
+            .clean_filthiest(std::slice::from_ref(&log), now_ms())
+            .await;
+        assert!(matches!(r, Some(Err(_))), "{r:?}");
+        assert_eq!(all_records(&log).await, before);
+        // The failed log is left alone until the backoff has passed.
+        assert!(
+            c.clean_filthiest(std::slice::from_ref(&log), now_ms())
+                .await
+                .is_none()
+        );
+        log.close().await.unwrap();
+    });
+}

@@ -274,6 +274,14 @@ pub async fn clean(
     };
     build_map(log, &segs, c, map, throttle, &mut stats).await?;
     stats.keys = map.len();
+    if map.latest_offset() < c.first_dirty && c.dirty_bytes > 0 && !map.is_empty() {
+        // Kafka's answer too: no progress is possible until the buffer holds one batch's keys.
+        return Err(StorageError::Io(std::io::Error::other(format!(
+            "log cleaner: the offset map ({} keys, log.cleaner.dedupe.buffer.size split between \
+             shards) cannot hold the keys of the first dirty batch",
+            map.len()
+        ))));
+    }
     let end = map.latest_offset() + 1;
     stats.end_offset = end.max(c.first_dirty);
     let to_clean: Vec<SegInfo> = segs.into_iter().filter(|s| s.base < end).collect();
