@@ -53,7 +53,7 @@ fn bench_dir() -> PathBuf {
 
 /// A v2 batch of keyed records.
 fn kv_batch(keys: &[Vec<u8>], values: &[Vec<u8>], codec: Codec) -> Vec<u8> {
-    let recs: Vec<(i64, Option<&[u8]>, &[u8])> = keys
+    let recs: Vec<record_batch::SimpleRecord<'_>> = keys
         .iter()
         .zip(values)
         .map(|(k, v)| (1_700_000_000_000, Some(&k[..]), &v[..]))
