@@ -19,7 +19,8 @@
 #                                                      JVM (compat/kafka-tools ToolsTest, issue 17)
 #   connect       Kafka Connect 4.3 distributed worker compacted internal topics, a file source, resume
 #                                                      after a restart (compat/kafka-tools ConnectTest, issue 17)
-#   confluent     confluent-kafka (librdkafka)         round trips, admin, offsets
+#   confluent     confluent-kafka (librdkafka)         round trips, admin, offsets; log compaction
+#                                                      (test_compaction.py, ~30 s: two cleaner rounds)
 #   kafka-python  kafka-python                         producer, consumer, admin
 #   wire          compat/python/test_wire.py           raw protocol: 50,000 requests on one connection, pipelining
 #   python-groups compat/python/test_groups.py         kafka-python and confluent-kafka group members
@@ -174,7 +175,7 @@ for c in $clients; do
   java-admin) run java-admin mvn -B -ntp -f compat/java/pom.xml surefire:test -Dtest=AdminTest -Dbootstrap="$bootstrap" ;;
   kafka-tools) run kafka-tools mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest=ToolsTest -Dbootstrap="$bootstrap" ;;
   connect) run connect mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest=ConnectTest -Dbootstrap="$bootstrap" ;;
-  confluent) run confluent "$venv/bin/python" -m pytest compat/python/test_confluent.py -v -rs ;;
+  confluent) run confluent "$venv/bin/python" -m pytest compat/python/test_confluent.py compat/python/test_compaction.py -v -rs ;;
   kafka-python) run kafka-python "$venv/bin/python" -m pytest compat/python/test_kafka_python.py -v -rs ;;
   wire) run wire "$venv/bin/python" -m pytest compat/python/test_wire.py -v -rs ;;
   python-groups)

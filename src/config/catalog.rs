@@ -166,6 +166,60 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "The address the broker listens on, as PLAINTEXT://host:port.",
     ),
     b(
+        "log.cleaner.backoff.ms",
+        Long,
+        false,
+        "How long a shard's cleaner sleeps when no log needs cleaning.",
+    ),
+    b(
+        "log.cleaner.dedupe.buffer.size",
+        Long,
+        false,
+        "Memory for the cleaners' key to offset maps, all shards together.",
+    ),
+    b(
+        "log.cleaner.delete.retention.ms",
+        Long,
+        true,
+        "How long a tombstone survives after its log was cleaned.",
+    ),
+    b(
+        "log.cleaner.enable",
+        Boolean,
+        false,
+        "Run the log cleaner; compacted topics are not compacted without it.",
+    ),
+    b(
+        "log.cleaner.io.max.bytes.per.second",
+        Double,
+        false,
+        "The cleaners' read plus write budget, all shards together.",
+    ),
+    b(
+        "log.cleaner.max.compaction.lag.ms",
+        Long,
+        true,
+        "A record is compacted at the latest this long after it was written.",
+    ),
+    b(
+        "log.cleaner.min.cleanable.ratio",
+        Double,
+        true,
+        "Clean a log once this share of it is dirty.",
+    ),
+    b(
+        "log.cleaner.min.compaction.lag.ms",
+        Long,
+        true,
+        "A record stays uncompacted at least this long.",
+    ),
+    b(
+        "log.cleaner.threads",
+        Int,
+        false,
+        "Cleaner threads; Ringbolt runs one cleaner task per shard and accepts only the default.",
+    ),
+    b(
         "log.cleanup.policy",
         List,
         true,
@@ -392,6 +446,12 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "zstd level when the broker compresses; Ringbolt supports only the default.",
     ),
     t(
+        "delete.retention.ms",
+        Some("log.cleaner.delete.retention.ms"),
+        Long,
+        "How long a tombstone survives after its log was cleaned.",
+    ),
+    t(
         "file.delete.delay.ms",
         Some("log.segment.delete.delay.ms"),
         Long,
@@ -428,6 +488,12 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "Local retention with tiered storage; not supported (only the default -2).",
     ),
     t(
+        "max.compaction.lag.ms",
+        Some("log.cleaner.max.compaction.lag.ms"),
+        Long,
+        "A record is compacted at the latest this long after it was written.",
+    ),
+    t(
         "max.message.bytes",
         Some("message.max.bytes"),
         Int,
@@ -450,6 +516,18 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         Some("log.message.timestamp.type"),
         String,
         "CreateTime or LogAppendTime.",
+    ),
+    t(
+        "min.cleanable.dirty.ratio",
+        Some("log.cleaner.min.cleanable.ratio"),
+        Double,
+        "Clean the log once this share of it is dirty.",
+    ),
+    t(
+        "min.compaction.lag.ms",
+        Some("log.cleaner.min.compaction.lag.ms"),
+        Long,
+        "A record stays uncompacted at least this long.",
     ),
     t(
         "min.insync.replicas",

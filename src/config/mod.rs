@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::format::compression::TopicCompression;
-use crate::storage::{LogConfig, TimestampType};
+use crate::storage::cleaner::CleanerConfig;
+use crate::storage::{CleanupPolicy, LogConfig, TimestampType};
 
 /// Errors from reading or validating configuration.
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +241,36 @@ pub struct BrokerSettings {
     /// replica may become leader. A single broker never elects, so it holds either way.
     #[serde(rename = "unclean.leader.election.enable")]
     pub unclean_leader_election_enable: bool,
+    /// `log.cleaner.enable`: run the log cleaner (compacted topics are not compacted without it).
+    #[serde(rename = "log.cleaner.enable")]
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.threads`: Ringbolt runs one cleaner task per shard, so only Kafka's default
+    /// (1) is accepted.
+    #[serde(rename = "log.cleaner.threads")]
+    pub log_cleaner_threads: i32,
+    /// `log.cleaner.backoff.ms`: how long a shard's cleaner sleeps when no log needs cleaning.
+    #[serde(rename = "log.cleaner.backoff.ms")]
+    pub log_cleaner_backoff_ms: u64,
+    /// `log.cleaner.io.max.bytes.per.second`: the cleaners' read plus write budget (all shards
+    /// together, split evenly); Kafka's default `Double.MAX_VALUE` means unlimited.
+    #[serde(rename = "log.cleaner.io.max.bytes.per.second")]
+    pub log_cleaner_io_max_bytes_per_second: f64,
+    /// `log.cleaner.dedupe.buffer.size`: memory for the cleaners' key → offset maps (all shards
+    /// together, split evenly).
+    #[serde(rename = "log.cleaner.dedupe.buffer.size")]
+    pub log_cleaner_dedupe_buffer_size: u64,
+    /// `log.cleaner.delete.retention.ms` (topic override `delete.retention.ms`).
+    #[serde(rename = "log.cleaner.delete.retention.ms")]
+    pub log_cleaner_delete_retention_ms: i64,
+    /// `log.cleaner.min.compaction.lag.ms` (topic override `min.compaction.lag.ms`).
+    #[serde(rename = "log.cleaner.min.compaction.lag.ms")]
+    pub log_cleaner_min_compaction_lag_ms: i64,
+    /// `log.cleaner.max.compaction.lag.ms` (topic override `max.compaction.lag.ms`).
+    #[serde(rename = "log.cleaner.max.compaction.lag.ms")]
+    pub log_cleaner_max_compaction_lag_ms: i64,
+    /// `log.cleaner.min.cleanable.ratio` (topic override `min.cleanable.dirty.ratio`).
+    #[serde(rename = "log.cleaner.min.cleanable.ratio")]
+    pub log_cleaner_min_cleanable_ratio: f64,
 }
 
 impl Default for BrokerSettings {
@@ -290,6 +321,15 @@ impl Default for BrokerSettings {
             log_cleanup_policy: "delete".into(),
             min_insync_replicas: 1,
             unclean_leader_election_enable: false,
+            log_cleaner_enable: true,
+            log_cleaner_threads: 1,
+            log_cleaner_backoff_ms: 15_000,
+            log_cleaner_io_max_bytes_per_second: f64::MAX,
+            log_cleaner_dedupe_buffer_size: 128 << 20,
+            log_cleaner_delete_retention_ms: log.delete_retention_ms,
+            log_cleaner_min_compaction_lag_ms: log.min_compaction_lag_ms,
+            log_cleaner_max_compaction_lag_ms: log.max_compaction_lag_ms,
+            log_cleaner_min_cleanable_ratio: log.min_cleanable_dirty_ratio,
         }
     }
 }
@@ -308,6 +348,10 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "flush.ms",
     "message.timestamp.type",
     "compression.type",
+    "delete.retention.ms",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
+    "min.cleanable.dirty.ratio",
     "min.insync.replicas",
     "unclean.leader.election.enable",
     "segment.jitter.ms",
@@ -329,6 +373,7 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
 /// feature behind them (roll jitter, timestamp bounds, compression levels, tiered storage) is not
 /// built yet, and a value it would silently ignore is refused instead.
 pub const DEFAULT_ONLY: &[&str] = &[
+    "log.cleaner.threads",
     "segment.jitter.ms",
     "log.roll.jitter.ms",
     "log.roll.jitter.hours",
@@ -402,6 +447,37 @@ fn parse_ts_type(name: &str, v: &str) -> Result<TimestampType, ConfigError> {
     }
 }
 
+fn parse_policy(name: &str, v: &str) -> Result<CleanupPolicy, ConfigError> {
+    CleanupPolicy::parse(v).ok_or_else(|| ConfigError::InvalidValue {
+        name: name.into(),
+        value: v.into(),
+    })
+}
+
+/// A non-negative number of ms (`at_least` 1 for `max.compaction.lag.ms`, as Kafka).
+fn parse_ms(name: &str, v: &str, at_least: i64) -> Result<i64, ConfigError> {
+    let n: i64 = parse_num(name, v)?;
+    if n < at_least {
+        return Err(ConfigError::InvalidValue {
+            name: name.into(),
+            value: v.into(),
+        });
+    }
+    Ok(n)
+}
+
+/// A ratio in [0, 1] (`min.cleanable.dirty.ratio`).
+fn parse_ratio(name: &str, v: &str) -> Result<f64, ConfigError> {
+    let r: f64 = parse_num(name, v)?;
+    if !(0.0..=1.0).contains(&r) {
+        return Err(ConfigError::InvalidValue {
+            name: name.into(),
+            value: v.into(),
+        });
+    }
+    Ok(r)
+}
+
 fn parse_compression(name: &str, v: &str) -> Result<TopicCompression, ConfigError> {
     TopicCompression::parse(v).ok_or_else(|| ConfigError::InvalidValue {
         name: name.into(),
@@ -415,18 +491,6 @@ pub fn same_value(a: &str, b: &str) -> bool {
     a == b
         || a.eq_ignore_ascii_case(b)
         || matches!((a.parse::<i128>(), b.parse::<i128>()), (Ok(x), Ok(y)) if x == y)
-}
-
-/// `cleanup.policy`: a non-empty list of `delete` and `compact`.
-fn parse_cleanup_policy(name: &str, v: &str) -> Result<(), ConfigError> {
-    let items: Vec<&str> = v.split(',').map(str::trim).collect();
-    if items.is_empty() || items.iter().any(|i| !matches!(*i, "delete" | "compact")) {
-        return Err(ConfigError::InvalidValue {
-            name: name.into(),
-            value: v.into(),
-        });
-    }
-    Ok(())
 }
 
 impl BrokerSettings {
@@ -652,16 +716,77 @@ impl BrokerSettings {
             &self.log_message_timestamp_type,
         )?;
         parse_compression("compression.type", &self.compression_type)?;
-        parse_cleanup_policy("log.cleanup.policy", &self.log_cleanup_policy)?;
+        parse_policy("log.cleanup.policy", &self.log_cleanup_policy)?;
+        for (name, v, min) in [
+            (
+                "log.cleaner.delete.retention.ms",
+                self.log_cleaner_delete_retention_ms,
+                0,
+            ),
+            (
+                "log.cleaner.min.compaction.lag.ms",
+                self.log_cleaner_min_compaction_lag_ms,
+                0,
+            ),
+            (
+                "log.cleaner.max.compaction.lag.ms",
+                self.log_cleaner_max_compaction_lag_ms,
+                1,
+            ),
+        ] {
+            if v < min {
+                return Err(bad(name, v.to_string()));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.log_cleaner_min_cleanable_ratio) {
+            return Err(bad(
+                "log.cleaner.min.cleanable.ratio",
+                self.log_cleaner_min_cleanable_ratio.to_string(),
+            ));
+        }
+        if self.log_cleaner_io_max_bytes_per_second.is_nan()
+            || self.log_cleaner_io_max_bytes_per_second <= 0.0
+        {
+            return Err(bad(
+                "log.cleaner.io.max.bytes.per.second",
+                self.log_cleaner_io_max_bytes_per_second.to_string(),
+            ));
+        }
         // The broker-wide topic defaults obey the topic configs' ranges.
         self.log_config(&BTreeMap::new())?;
         Ok(())
+    }
+
+    /// The log cleaners' broker-wide settings (`log.cleaner.*`).
+    pub fn cleaner_config(&self) -> CleanerConfig {
+        CleanerConfig {
+            enable: self.log_cleaner_enable,
+            backoff_ms: self.log_cleaner_backoff_ms,
+            io_max_bytes_per_second: self.log_cleaner_io_max_bytes_per_second,
+            dedupe_buffer_size: self.log_cleaner_dedupe_buffer_size,
+        }
     }
 
     /// The broker-level defaults for topic configs, as (topic config name, value).
     pub fn topic_defaults(&self) -> BTreeMap<&'static str, String> {
         let mut m = BTreeMap::new();
         m.insert("cleanup.policy", self.log_cleanup_policy.clone());
+        m.insert(
+            "delete.retention.ms",
+            self.log_cleaner_delete_retention_ms.to_string(),
+        );
+        m.insert(
+            "min.compaction.lag.ms",
+            self.log_cleaner_min_compaction_lag_ms.to_string(),
+        );
+        m.insert(
+            "max.compaction.lag.ms",
+            self.log_cleaner_max_compaction_lag_ms.to_string(),
+        );
+        m.insert(
+            "min.cleanable.dirty.ratio",
+            self.log_cleaner_min_cleanable_ratio.to_string(),
+        );
         m.insert("retention.ms", self.retention_ms().to_string());
         m.insert("retention.bytes", self.log_retention_bytes.to_string());
         m.insert("segment.bytes", self.log_segment_bytes.to_string());
@@ -757,11 +882,20 @@ impl BrokerSettings {
                 "log.message.timestamp.type",
                 &self.log_message_timestamp_type,
             )?,
+            cleanup_policy: parse_policy("log.cleanup.policy", &self.log_cleanup_policy)?,
+            delete_retention_ms: self.log_cleaner_delete_retention_ms,
+            min_compaction_lag_ms: self.log_cleaner_min_compaction_lag_ms,
+            max_compaction_lag_ms: self.log_cleaner_max_compaction_lag_ms,
+            min_cleanable_dirty_ratio: self.log_cleaner_min_cleanable_ratio,
         };
         for (name, v) in overrides {
             let n = name.as_str();
             match n {
-                "cleanup.policy" => parse_cleanup_policy(n, v)?,
+                "cleanup.policy" => c.cleanup_policy = parse_policy(n, v)?,
+                "delete.retention.ms" => c.delete_retention_ms = parse_ms(n, v, 0)?,
+                "min.compaction.lag.ms" => c.min_compaction_lag_ms = parse_ms(n, v, 0)?,
+                "max.compaction.lag.ms" => c.max_compaction_lag_ms = parse_ms(n, v, 1)?,
+                "min.cleanable.dirty.ratio" => c.min_cleanable_dirty_ratio = parse_ratio(n, v)?,
                 "retention.ms" => c.retention_ms = parse_num(n, v)?,
                 "retention.bytes" => c.retention_bytes = parse_num(n, v)?,
                 "segment.bytes" => c.segment_bytes = parse_num(n, v)?,
@@ -809,6 +943,12 @@ impl BrokerSettings {
                 }
                 _ => return Err(ConfigError::UnknownTopicConfig(name.clone())),
             }
+        }
+        if c.min_compaction_lag_ms > c.max_compaction_lag_ms {
+            return Err(ConfigError::InvalidValue {
+                name: "min.compaction.lag.ms".into(),
+                value: c.min_compaction_lag_ms.to_string(),
+            });
         }
         // Kafka's lower bounds (segment.bytes: Ringbolt's, so that a segment holds a batch).
         let checks: [(&str, bool, String); 5] = [
@@ -921,6 +1061,41 @@ mod tests {
             s.log_config(&o),
             Err(ConfigError::UnknownTopicConfig(_))
         ));
+    }
+
+    #[test]
+    fn cleanup_policy_and_compaction_configs() {
+        let s = BrokerSettings::from_toml_str(
+            "\"log.cleanup.policy\" = \"compact\"\n\"log.cleaner.min.cleanable.ratio\" = 0.1\n",
+        )
+        .unwrap();
+        let c = s.log_config(&BTreeMap::new()).unwrap();
+        assert!(c.cleanup_policy.compact && !c.cleanup_policy.delete);
+        assert_eq!(c.min_cleanable_dirty_ratio, 0.1);
+        assert_eq!(s.topic_defaults()["cleanup.policy"], "compact");
+        let mut o = BTreeMap::new();
+        o.insert("cleanup.policy".to_string(), "delete, compact".to_string());
+        o.insert("delete.retention.ms".to_string(), "100".to_string());
+        o.insert("min.cleanable.dirty.ratio".to_string(), "0.01".to_string());
+        o.insert("max.compaction.lag.ms".to_string(), "5000".to_string());
+        o.insert("segment.ms".to_string(), "60000".to_string());
+        let c = s.log_config(&o).unwrap();
+        assert_eq!(c.cleanup_policy.name(), "compact,delete");
+        assert_eq!(c.delete_retention_ms, 100);
+        assert_eq!(c.min_cleanable_dirty_ratio, 0.01);
+        assert_eq!(c.roll_ms(), 5000, "max.compaction.lag.ms caps segment.ms");
+        for (name, bad) in [
+            ("cleanup.policy", "compact,compact"),
+            ("cleanup.policy", "shred"),
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("delete.retention.ms", "-1"),
+            ("max.compaction.lag.ms", "0"),
+        ] {
+            let mut o = BTreeMap::new();
+            o.insert(name.to_string(), bad.to_string());
+            assert!(s.log_config(&o).is_err(), "{name}={bad}");
+        }
+        assert!(BrokerSettings::from_toml_str("\"log.cleanup.policy\" = \"x\"\n").is_err());
     }
 
     #[test]

@@ -238,12 +238,28 @@ pub fn decompress(codec: Codec, data: &[u8], limit: usize) -> Result<Vec<u8>, Co
         Codec::Gzip => read_bounded(codec, flate2::read::MultiGzDecoder::new(data), limit),
         Codec::Snappy => snappy_decompress(data, limit),
         Codec::Lz4 => read_bounded(codec, lz4_flex::frame::FrameDecoder::new(data), limit),
-        Codec::Zstd => {
-            let dec =
-                zstd::stream::read::Decoder::with_buffer(data).map_err(|e| corrupt(codec, e))?;
-            read_bounded(codec, dec, limit)
-        }
+        Codec::Zstd => ZSTD_DECODER.with(|d| {
+            // One decompression context per thread, reset for each batch (a failed decode must
+            // not leak into the next): creating one costs more than decoding a small batch.
+            let mut d = d.borrow_mut();
+            let ctx = d.get_or_insert_with(zstd::zstd_safe::DCtx::create);
+            ctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly)
+                .map_err(|code| corrupt(codec, zstd::zstd_safe::get_error_name(code)))?;
+            read_bounded(
+                codec,
+                zstd::stream::read::Decoder::with_context(data, ctx),
+                limit,
+            )
+        }),
     }
+}
+
+thread_local! {
+    /// The zstd contexts of this thread (see `compress` and `decompress`).
+    static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static ZSTD_DECODER: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Compresses `data` with `codec` in the format Kafka's Java client writes.
@@ -269,7 +285,16 @@ pub fn compress(codec: Codec, data: &[u8]) -> Result<Vec<u8>, CompressionError> 
             e.write_all(data).map_err(|e| corrupt(codec, e))?;
             e.finish().map_err(|e| corrupt(codec, e))
         }
-        Codec::Zstd => zstd::bulk::compress(data, 3).map_err(|e| corrupt(codec, e)),
+        Codec::Zstd => ZSTD.with(|z| {
+            // One compression context per thread: creating one costs more than compressing a
+            // small batch (the log cleaner recompresses every rebuilt batch).
+            let mut z = z.borrow_mut();
+            if z.is_none() {
+                *z = Some(zstd::bulk::Compressor::new(3).map_err(|e| corrupt(codec, e))?);
+            }
+            let c = z.as_mut().expect("just set");
+            c.compress(data).map_err(|e| corrupt(codec, e))
+        }),
     }
 }
 
@@ -521,6 +546,33 @@ mod tests {
                 assert_eq!(batch_records(&out).unwrap(), raw);
             }
         }
+    }
+
+    #[test]
+    fn zstd_contexts_are_reused_safely() {
+        let data = text(100_000);
+        let good = compress(Codec::Zstd, &data).unwrap();
+        let mut garbled = good.clone();
+        let mid = garbled.len() / 2;
+        garbled[mid] ^= 0xff;
+        for bad in [&good[..good.len() / 2], &garbled[..]] {
+            let _ = decompress(Codec::Zstd, bad, MAX_DECOMPRESSED);
+            // A failed decode leaves nothing behind in the thread's context.
+            assert_eq!(
+                decompress(Codec::Zstd, &good, MAX_DECOMPRESSED).unwrap(),
+                data
+            );
+        }
+        assert!(decompress(Codec::Zstd, &good[..good.len() / 2], MAX_DECOMPRESSED).is_err());
+        assert!(
+            decompress(Codec::Zstd, &good, 1000).is_err(),
+            "the output bound still holds"
+        );
+        assert_eq!(
+            compress(Codec::Zstd, &data).unwrap(),
+            good,
+            "same frame as before"
+        );
     }
 
     #[test]

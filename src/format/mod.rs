@@ -5,6 +5,7 @@
 //!   validation, varints; a batch builder for tests and tools.
 //! - [`compression`]: gzip/snappy/lz4/zstd codecs, decoding a batch's records section, and
 //!   re-encoding a v2 batch in another codec (topic `compression.type`); never on the hot path.
+//! - [`records`]: decoding the records inside a batch (log cleaner, compacted topics' key check).
 //!
 //! # Why a module of its own
 //!
@@ -25,3 +26,4 @@
 
 pub mod compression;
 pub mod record_batch;
+pub mod records;

@@ -179,6 +179,27 @@ pub fn peek_total_len(buf: &[u8]) -> Option<usize> {
 /// more bytes after it. Checks: length, magic 2, CRC-32C, a known codec (0–4), record count vs
 /// lastOffsetDelta, timestamps (>= -1). Compressed records are not decompressed here.
 pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let h = validate_stored_batch(buf)?;
+    if h.records_count <= 0 {
+        return Err(BatchError::Invalid(format!(
+            "record count {} must be positive",
+            h.records_count
+        )));
+    }
+    if h.last_offset_delta as i64 + 1 != h.records_count as i64 {
+        return Err(BatchError::Invalid(format!(
+            "record count {} does not match lastOffsetDelta {}",
+            h.records_count, h.last_offset_delta
+        )));
+    }
+    Ok(h)
+}
+
+/// [`validate_batch`] for a batch already in the log: the log cleaner keeps a batch's offset
+/// range while dropping records from it (Kafka keeps the last offset so the producer's last
+/// sequence survives), and keeps empty batches (no records) for idempotent producers' state, so
+/// here the record count may be anything from 0 to `lastOffsetDelta + 1`.
+pub fn validate_stored_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     if buf.len() < LOG_OVERHEAD {
         return Err(BatchError::BadLength(format!(
             "{} trailing bytes, not a batch",
@@ -220,15 +241,12 @@ pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             h.compression()
         )));
     }
-    if h.records_count <= 0 {
+    if h.records_count < 0
+        || h.last_offset_delta < 0
+        || h.records_count as i64 > h.last_offset_delta as i64 + 1
+    {
         return Err(BatchError::Invalid(format!(
-            "record count {} must be positive",
-            h.records_count
-        )));
-    }
-    if h.last_offset_delta < 0 || h.last_offset_delta as i64 + 1 != h.records_count as i64 {
-        return Err(BatchError::Invalid(format!(
-            "record count {} does not match lastOffsetDelta {}",
+            "record count {} does not fit lastOffsetDelta {}",
             h.records_count, h.last_offset_delta
         )));
     }

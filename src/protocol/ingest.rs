@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 
 use crate::format::compression::{self, CompressionError, TopicCompression};
+use crate::format::{record_batch, records};
 use crate::protocol::legacy::{self, LegacyError};
 
 /// Why a record set was refused before the append.
@@ -47,6 +48,73 @@ pub fn prepare(records: &Bytes, target: TopicCompression) -> Result<Bytes, Inges
     convert(records, target).map(BytesMut::freeze)
 }
 
+/// Records refused by Kafka's per-record checks (`LogValidator`): the batch-relative index and
+/// message of each, and the partition's error message (`processRecordErrors`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordErrors {
+    pub errors: Vec<(i32, String)>,
+    pub message: String,
+}
+
+impl RecordErrors {
+    /// INVALID_RECORD (87), Kafka's answer for a keyless record in a compacted topic.
+    pub fn error_code(&self) -> i16 {
+        ResponseError::InvalidRecord.code()
+    }
+}
+
+/// Kafka's `LogValidator.validateKey` for a topic whose `cleanup.policy` includes `compact`:
+/// every record needs a key. The records are decoded (decompressed if needed), so this runs only
+/// for compacted topics, on the connection's shard. Like Kafka, the errors of the first batch
+/// that has any are reported (record index within that batch), and nothing of the partition's
+/// records is appended. Batches that do not even parse are left to the append's validation.
+pub fn check_keys(records: &[u8], topic: &str, partition: i32) -> Result<(), RecordErrors> {
+    let Ok(headers) = record_batch::validate_all(records) else {
+        return Ok(());
+    };
+    let mut pos = 0;
+    for h in headers {
+        let batch = &records[pos..pos + h.total_len()];
+        pos += h.total_len();
+        if h.is_control() {
+            continue;
+        }
+        let Ok((h, raw)) = records::decode(batch) else {
+            return Ok(());
+        };
+        let Ok(recs) = records::parse_records(&h, &raw) else {
+            return Ok(());
+        };
+        let errors: Vec<(i32, String)> = recs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.key.is_none())
+            .map(|(i, _)| {
+                (
+                    i as i32,
+                    format!(
+                        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
+                    ),
+                )
+            })
+            .collect();
+        if !errors.is_empty() {
+            let shown: Vec<String> = errors
+                .iter()
+                .take(3)
+                .map(|(i, m)| format!("RecordError(batchIndex={i}, message='{m}')"))
+                .collect();
+            let message = format!(
+                "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+                errors.len(),
+                shown.join(", ")
+            );
+            return Err(RecordErrors { errors, message });
+        }
+    }
+    Ok(())
+}
+
 #[cold]
 fn convert(records: &[u8], target: TopicCompression) -> Result<BytesMut, IngestError> {
     let converted;
@@ -68,6 +136,31 @@ fn convert(records: &[u8], target: TopicCompression) -> Result<BytesMut, IngestE
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn keyless_records_are_refused_with_kafkas_record_errors() {
+        use crate::format::record_batch::build_batch;
+        let good = build_batch(0, &[(1, Some(b"k"), b"v")], -1, -1, -1);
+        assert_eq!(super::check_keys(&good, "t", 0), Ok(()));
+        let mut two = good.clone();
+        two.extend_from_slice(&build_batch(
+            0,
+            &[(1, Some(b"k"), b"v"), (1, None, b"v")],
+            -1,
+            -1,
+            -1,
+        ));
+        let e = super::check_keys(&two, "t", 3).unwrap_err();
+        assert_eq!(e.error_code(), 87);
+        let m = "Compacted topic cannot accept message without key in topic partition t-3";
+        assert_eq!(e.errors, vec![(1, m.to_string())]);
+        assert_eq!(
+            e.message,
+            format!(
+                "One or more records have been rejected due to 1 record errors in total, and only showing the first three errors at most: [RecordError(batchIndex=1, message='{m}')]"
+            )
+        );
+    }
+
     use super::*;
     use crate::format::compression::Codec;
     use crate::format::record_batch::{build_batch, validate_all};

@@ -135,6 +135,11 @@ pub const CLOSE_CONCURRENCY: u64 = 64;
 /// Longest startup without any shard reporting progress (bound, ready or failed).
 const STARTUP_STALL: Duration = Duration::from_secs(60);
 
+/// The log cleaner's share of a shard's CPU when requests compete for it (the default task
+/// queue has 1000): the cleaner gets a tenth of the shard's time under load and all of it when
+/// idle.
+const CLEANER_SHARES: usize = 100;
+
 /// [`spawn_broker_until`] was asked to stop before the broker was ready; everything it had started
 /// was shut down cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -728,6 +733,7 @@ async fn recover(p: &ShardPlan, ctx: &Rc<ShardCtx>) {
     });
     status.set(Phase::Ready);
     spawn_retention(ctx);
+    spawn_cleaner(ctx);
 }
 
 /// Waits until every shard is ready (or the broker stops). Connections that arrive meanwhile wait
@@ -828,6 +834,60 @@ async fn close_logs(ctx: &Rc<ShardCtx>, status: &ShardStatus) {
         t.await;
         left -= 1;
         status.logs_left.store(left, Ordering::SeqCst);
+    }
+}
+
+/// Runs this shard's log cleaner (`storage::cleaner`) in its own low-share task queue until the
+/// broker stops.
+fn spawn_cleaner(ctx: &Rc<ShardCtx>) {
+    let cfg = ctx.info.settings.cleaner_config();
+    if !cfg.enable {
+        return;
+    }
+    let backoff = Duration::from_millis(cfg.backoff_ms.max(10));
+    let shard = ctx.id;
+    let ctx = ctx.clone();
+    let run = async move {
+        let mut cleaner = crate::storage::cleaner::ShardCleaner::new(cfg, ctx.n_shards);
+        while !ctx.stopping.is_set() {
+            let logs: Vec<_> = ctx.all_logs().into_iter().map(|(_, _, l)| l).collect();
+            match cleaner.clean_filthiest(&logs, now_ms()).await {
+                Some(Ok(r)) => {
+                    tracing::info!(
+                        dir = %r.dir.display(),
+                        dirty_ratio = r.dirty_ratio,
+                        read = r.stats.bytes_read,
+                        written = r.stats.bytes_written,
+                        records_kept = r.stats.records_kept,
+                        records_read = r.stats.records_read,
+                        segments_before = r.stats.segments_before,
+                        segments_after = r.stats.segments_after,
+                        "log cleaner cleaned a log"
+                    );
+                    continue;
+                }
+                Some(Err((dir, e))) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "log cleaner failed")
+                }
+                None => {}
+            }
+            let _ = async {
+                glommio::timer::sleep(backoff).await;
+            }
+            .or(ctx.stopping.wait())
+            .await;
+        }
+    };
+    let tq = glommio::executor().create_task_queue(
+        glommio::Shares::Static(CLEANER_SHARES),
+        glommio::Latency::NotImportant,
+        "log-cleaner",
+    );
+    match glommio::spawn_local_into(run, tq) {
+        Ok(t) => {
+            t.detach();
+        }
+        Err(e) => tracing::error!(shard, error = %e, "log cleaner not started"),
     }
 }
 

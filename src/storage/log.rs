@@ -43,6 +43,8 @@ impl PartitionLog {
     pub async fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<Self, StorageError> {
         let dir: PathBuf = dir.into();
         let now = now_ms();
+        // A log-cleaner swap cut short by a crash is finished or undone first.
+        super::cleaner::swap::recover_dir(&dir)?;
         let mut bases = list_segments(&dir).await?;
         let mut segments = recover_segments(&dir, &bases, &config, now).await?;
         let persisted_start = log_start::read(&dir).await?;
@@ -588,7 +590,7 @@ fn needs_roll(
     size > 0
         && (size + total > cfg.segment_bytes
             || size + total > u32::MAX as u64
-            || now - a.created_ms >= cfg.segment_ms
+            || now - a.created_ms >= cfg.roll_ms()
             || last - a.base_offset > i32::MAX as i64
             || idx_len + batches >= cfg.max_index_entries())
 }

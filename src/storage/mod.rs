@@ -77,6 +77,12 @@
 //! What is still read from the file goes through [`page_cache`], so a miss waits in io_uring, not
 //! on the shard thread.
 //!
+//! # Compaction ([`cleaner`])
+//! A log whose `cleanup.policy` includes `compact` is cleaned by its shard's log cleaner: closed
+//! segments are rewritten keeping the latest record per key (offsets kept, so gaps appear) and
+//! swapped in crash-safely; retention applies only when the policy includes `delete`. Readers
+//! hold `Arc`'d descriptors, so a fetch that located batches before a swap still reads them.
+//!
 //! # Footprint
 //! An idle partition holds its segment map, the active segment's indexes (8 + 12 bytes per
 //! entry, one entry per 4 KiB appended), one partial block (< 4 KiB) and two descriptors; one
@@ -113,6 +119,7 @@
 
 pub mod appender;
 pub mod checkpoint;
+pub mod cleaner;
 pub mod config;
 pub mod dump;
 pub mod error;
@@ -135,7 +142,7 @@ pub mod syncer;
 pub mod time_index;
 pub mod zero_fill;
 
-pub use config::{LogConfig, TimestampType};
+pub use config::{CleanupPolicy, LogConfig, TimestampType};
 pub use error::StorageError;
 pub use log::PartitionLog;
 pub use slice::{AppendInfo, FileSlice, ReadResult};

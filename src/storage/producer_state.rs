@@ -155,6 +155,15 @@ impl ProducerStates {
         self.producers.is_empty()
     }
 
+    /// Producer id → last offset of its newest batch, for every producer still tracked (the
+    /// batches the log cleaner must keep, even emptied, so this state survives a rebuild).
+    pub fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(pid, e)| e.batches.back().map(|b| (*pid, b.last_offset)))
+            .collect()
+    }
+
     pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }

@@ -55,10 +55,14 @@ use super::time_index::TimeIndex;
 impl PartitionLog {
     /// Loads a cold sealed segment's indexes (and marks it warm).
     pub(crate) async fn ensure_loaded(&self, base: i64) -> Result<(), StorageError> {
-        let (needs, size) = {
+        let (needs, size, generation) = {
             let st = self.inner().state();
             match st.segments().get(base) {
-                Some(s) => (s.index.is_none() || s.time_index.is_none(), s.size),
+                Some(s) => (
+                    s.index.is_none() || s.time_index.is_none(),
+                    s.size,
+                    s.generation,
+                ),
                 None => return Ok(()),
             }
         };
@@ -70,7 +74,12 @@ impl PartitionLog {
             let (idx, _) = OffsetIndex::parse(ib.as_deref().unwrap_or(&[]), size);
             let (tix, _) = TimeIndex::parse(tb.as_deref().unwrap_or(&[]));
             let mut st = self.inner().state_mut();
-            if let Some(s) = st.segments_mut().get_mut(base) {
+            // The log cleaner may have swapped in a rewritten segment at the same base while
+            // the files were read; indexes read from the old files would point into the wrong
+            // file.
+            if let Some(s) = st.segments_mut().get_mut(base)
+                && s.generation == generation
+            {
                 if s.index.is_none() {
                     s.index = Some(idx);
                 }
@@ -241,6 +250,14 @@ impl PartitionLog {
             let st = self.inner().state();
             st.segments()
                 .get(base)
+                // Only while the segment still reads the file this walk reads: the log cleaner
+                // may have swapped in a rewritten segment meanwhile, whose index positions are
+                // in another file.
+                .filter(|s| {
+                    s.reader
+                        .as_ref()
+                        .is_some_and(|r| std::ptr::eq(r.as_ref(), scanner.file()))
+                })
                 .and_then(|s| s.index.as_ref())
                 .and_then(|idx| idx.lookup_position(limit.min(u32::MAX as u64) as u32))
                 .map(|e| e.position as u64)

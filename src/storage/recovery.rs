@@ -104,7 +104,7 @@ fn scan(
                 break;
             }
         };
-        let h = match record_batch::validate_batch(batch) {
+        let h = match record_batch::validate_stored_batch(batch) {
             Ok(h) => h,
             Err(e) => {
                 stop_reason = Some(e.to_string());

@@ -33,9 +33,13 @@ impl PartitionLog {
     }
 
     /// Applies `retention.ms` and `retention.bytes` at wall-clock `now_ms`; returns how many
-    /// segments were deleted.
+    /// segments were deleted. A log whose `cleanup.policy` lacks `delete` (`compact` alone) keeps
+    /// every segment: only the cleaner shrinks it.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
         let cfg = self.config();
+        if !cfg.cleanup_policy.delete {
+            return Ok(0);
+        }
         let victims: Vec<i64> = {
             let mut st = self.inner().state_mut();
             // Sealed = older than the newest segment *and* than the segment the writer still

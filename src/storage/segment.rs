@@ -66,6 +66,9 @@ pub(crate) struct Segment {
     /// Index entries already persisted to the index files (active segment).
     pub persisted_index: usize,
     pub persisted_time_index: usize,
+    /// How many times the log cleaner rewrote the files at this base while the log was open: a
+    /// load of index files that started before a rewrite must not install them after it.
+    pub generation: u64,
 }
 
 impl Segment {
@@ -83,6 +86,7 @@ impl Segment {
             bytes_since_index: 0,
             persisted_index: 0,
             persisted_time_index: 0,
+            generation: 0,
         }
     }
 
@@ -161,6 +165,11 @@ impl<'a> HeaderScanner<'a> {
             buf_pos,
             end,
         }
+    }
+
+    /// The file this scanner reads.
+    pub(crate) fn file(&self) -> &'a File {
+        self.file
     }
 
     /// The bytes `[pos, pos + len)` if the window holds all of them (the window's buffer becomes

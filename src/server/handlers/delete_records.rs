@@ -55,12 +55,14 @@ async fn delete_on_owner(ctx: Rc<ShardCtx>, items: Vec<(String, i32, i64)>) -> V
     out
 }
 
-/// Whether the topic's cleanup policy allows deleting records (Kafka's `LogConfig.delete`).
-fn policy_allows_delete(topic: &TopicMeta) -> bool {
-    topic
+/// Whether the topic's effective cleanup policy (its own, else the broker's `log.cleanup.policy`)
+/// allows deleting records (Kafka's `LogConfig.delete`).
+fn policy_allows_delete(topic: &TopicMeta, settings: &crate::config::BrokerSettings) -> bool {
+    let policy = topic
         .configs
         .get("cleanup.policy")
-        .is_none_or(|p| p.split(',').any(|s| s.trim() == "delete"))
+        .unwrap_or(&settings.log_cleanup_policy);
+    crate::storage::CleanupPolicy::parse(policy).is_none_or(|p| p.delete)
 }
 
 /// The request's partitions by topic, in first-seen order; a partition listed twice counts once,
@@ -109,7 +111,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                 .map(|&(partition, offset)| match meta {
                     _ if !allowed => Err(ResponseError::TopicAuthorizationFailed.code()),
                     Some(m) if partition >= 0 && partition < m.partitions => {
-                        if !policy_allows_delete(m) {
+                        if !policy_allows_delete(m, &snap.settings) {
                             return Err(ResponseError::PolicyViolation.code());
                         }
                         items.push((

@@ -1,7 +1,10 @@
 //! Produce (key 0), v0–v9: acks 0/1/-1, many topics and partitions per request, per-partition
 //! errors, auto-creation of unknown topics with `num.partitions`. v0–v2 (legacy message sets) are
 //! decoded and answered by `protocol::legacy_api` and their records converted to v2 batches by
-//! `protocol::ingest`, which also applies a topic's `compression.type` (off the common path).
+//! `protocol::ingest`, which also applies a topic's `compression.type` (off the common path) and,
+//! for a topic whose `cleanup.policy` includes `compact`, refuses records without a key
+//! (INVALID_RECORD with Kafka's `record_errors` and message; nothing of the partition's records
+//! is appended).
 //!
 //! One mesh round trip per owner shard (all owners in parallel). The owner validates each
 //! partition's records and assigns their offsets (`append_assign`, synchronous: the write is only
@@ -27,7 +30,7 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest};
 use kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
 
 use super::metadata::auto_create;
@@ -39,6 +42,7 @@ use crate::protocol::{ingest, legacy_api};
 use crate::quota::PRODUCER_BYTE_RATE;
 use crate::server::partitions::post_to_owners;
 use crate::shard::ShardCtx;
+use crate::storage::CleanupPolicy;
 use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
@@ -59,6 +63,8 @@ struct Outcome {
     base_offset: i64,
     log_append_time: i64,
     log_start_offset: i64,
+    /// Kafka's per-record errors (batch index, message): a keyless record in a compacted topic.
+    record_errors: Vec<(i32, String)>,
 }
 
 impl Outcome {
@@ -70,6 +76,7 @@ impl Outcome {
             base_offset: -1,
             log_append_time: -1,
             log_start_offset: -1,
+            record_errors: Vec::new(),
         }
     }
 }
@@ -100,6 +107,7 @@ fn append_on_owner(
                     base_offset: info.base_offset,
                     log_append_time: info.log_append_time,
                     log_start_offset: info.log_start_offset,
+                    record_errors: Vec::new(),
                 },
                 Some((log, item.topic, item.partition)),
             )),
@@ -195,11 +203,18 @@ async fn plan_appends(ctx: &Rc<ShardCtx>, r: &ProduceRequest) -> (Slots, Vec<(us
                 &ctx.settings().compression_type,
             )
         });
+        let compacted = topic.as_ref().is_ok_and(|t| {
+            let policy = t
+                .configs
+                .get("cleanup.policy")
+                .unwrap_or(&ctx.info.settings.log_cleanup_policy);
+            CleanupPolicy::parse(policy).is_some_and(|p| p.compact)
+        });
         let mut row = Vec::with_capacity(td.partition_data.len());
         for pd in &td.partition_data {
             let slot = match &topic {
                 Err(code) => Err(Outcome::err(*code)),
-                Ok(t) => prepare_partition(t, pd, compression).map(|item| {
+                Ok(t) => prepare_partition(t, pd, compression, compacted).map(|item| {
                     items.push((ctx.owner_of(name, pd.index), item));
                     items.len() - 1
                 }),
@@ -254,6 +269,7 @@ fn prepare_partition(
     t: &TopicMeta,
     pd: &PartitionProduceData,
     compression: TopicCompression,
+    compacted: bool,
 ) -> Result<Item, Outcome> {
     if pd.index < 0 || pd.index >= t.partitions {
         return Err(Outcome::err(ResponseError::UnknownTopicOrPartition.code()));
@@ -265,6 +281,21 @@ fn prepare_partition(
     // its DMA buffer, patching the base offset as it goes. Legacy sets and topics with a
     // compression.type are converted here, on the connection's shard.
     match ingest::prepare(records, compression) {
+        Ok(records) if compacted => match ingest::check_keys(&records, &t.name, pd.index) {
+            Ok(()) => Ok(Item {
+                topic: t.name.clone(),
+                partition: pd.index,
+                records,
+            }),
+            Err(e) => {
+                tracing::debug!(topic = %t.name, partition = pd.index, error = %e.message, "keyless records refused");
+                Err(Outcome {
+                    error_message: Some(e.message.clone()),
+                    record_errors: e.errors.clone(),
+                    ..Outcome::err(e.error_code())
+                })
+            }
+        },
         Ok(records) => Ok(Item {
             topic: t.name.clone(),
             partition: pd.index,
@@ -311,7 +342,17 @@ fn assemble(
                     .with_base_offset(o.base_offset)
                     .with_log_append_time_ms(o.log_append_time)
                     .with_log_start_offset(o.log_start_offset)
-                    .with_error_message(o.error_message.as_deref().map(sb)),
+                    .with_error_message(o.error_message.as_deref().map(sb))
+                    .with_record_errors(
+                        o.record_errors
+                            .iter()
+                            .map(|(i, m)| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(*i)
+                                    .with_batch_index_error_message(Some(sb(m)))
+                            })
+                            .collect(),
+                    ),
             );
         }
         responses.push(

@@ -163,6 +163,10 @@ impl State {
         &mut self.sync
     }
 
+    pub(crate) fn producers(&self) -> &ProducerStates {
+        &self.producers
+    }
+
     pub(crate) fn producers_mut(&mut self) -> &mut ProducerStates {
         &mut self.producers
     }

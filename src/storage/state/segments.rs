@@ -159,6 +159,18 @@ impl SegmentMap {
             .collect()
     }
 
+    /// Replaces the sealed segments at `old` by `new` (the log cleaner's swap; `new` starts at
+    /// the first of them, so the log start does not move) and marks it warm.
+    pub(crate) fn replace(&mut self, old: &[i64], new: Segment) {
+        for b in old {
+            self.segments.remove(b);
+            self.warm.retain(|w| w != b);
+        }
+        let base = new.base_offset;
+        self.segments.insert(base, new);
+        self.touch_warm(base);
+    }
+
     /// Removes the segments at `bases` (retention: the oldest sealed ones) and moves the log
     /// start to the first remaining segment.
     pub(crate) fn remove_front(&mut self, bases: &[i64]) {
