@@ -142,6 +142,14 @@ fn topic_config_changes_reach_running_partitions_and_persist() {
             value(&mut c, TOPIC, "cfg", "cleanup.policy").0.as_deref(),
             Some("delete,compact")
         );
+        // A compacted topic refuses keyless records (INVALID_RECORD); back to delete only.
+        assert_eq!(c.produce("cfg", 0, 1, batch("k", 2, 1), 9).0, 87);
+        let r = inc(
+            &mut c,
+            false,
+            &[(TOPIC, "cfg", &[("cleanup.policy", DELETE, None)])],
+        );
+        assert_eq!(r[0].0, 0);
         broker.shutdown().unwrap();
     }
     let broker = start(dir.path(), 3);
