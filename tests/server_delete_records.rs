@@ -195,7 +195,11 @@ fn a_compacted_topic_refuses_delete_records() {
     let mut c = Client::connect(broker.local_addr());
     let created = c.create_topic("cmp", 1, &[("cleanup.policy", "compact")], 7);
     assert_eq!(created.topics[0].error_code, 0);
-    produce(&mut c, "cmp", 0, 2, -1);
+    // A compacted topic takes only keyed records: one-record batches (the first record is keyed).
+    for i in 0..5 {
+        let (e, _) = c.produce("cmp", 0, -1, batch(&format!("b{i}"), 1, 1_000), 9);
+        assert_eq!(e, 0);
+    }
     assert_eq!(
         delete(&mut c, 2, &[("cmp", 0, 3)]),
         vec![(ResponseError::PolicyViolation.code(), -1)]
