@@ -40,6 +40,9 @@ pub struct Request {
     pub done: Release,
     /// Until when the connection is muted by a quota throttle (shared by its requests).
     pub muted_until: Rc<Cell<Option<Instant>>>,
+    /// The connection's peer address as Kafka reports it (`/127.0.0.1`, see
+    /// `connection::java_inet_string`), made once per connection.
+    pub client_host: Rc<str>,
 }
 
 /// Releases the next request of the same connection when set or dropped (so a cancelled or
