@@ -1,5 +1,6 @@
-//! AlterClientQuotas / DescribeClientQuotas and the enforcement of byte-rate quotas: throttle
-//! times in the answers, muted connections, delayed answers for old clients; persisted.
+//! AlterClientQuotas / DescribeClientQuotas and the enforcement of byte-rate and request-time
+//! (`request_percentage`) quotas: throttle times in the answers, muted connections, delayed
+//! answers for old clients; persisted.
 
 mod server_util;
 
@@ -17,6 +18,8 @@ use kafka_protocol::messages::describe_client_quotas_request::{
 };
 use kafka_protocol::messages::describe_client_quotas_response::DescribeClientQuotasResponse;
 use kafka_protocol::messages::fetch_response::FetchResponse;
+use kafka_protocol::messages::metadata_request::MetadataRequest;
+use kafka_protocol::messages::metadata_response::MetadataResponse;
 use kafka_protocol::messages::produce_response::ProduceResponse;
 use server_util::*;
 
@@ -187,6 +190,86 @@ fn consumer_quota_throttles_fetches() {
     broker.shutdown().unwrap();
 }
 
+fn metadata(c: &mut Client, version: i16) -> MetadataResponse {
+    c.call(
+        ApiKey::Metadata,
+        version,
+        &MetadataRequest::default().with_topics(Some(vec![])),
+    )
+}
+
+/// A client with a tiny `request_percentage` quota (0.001 % of a core: 100 µs of request time per
+/// 10 s window) is throttled after a few requests: the answer carries the throttle time (at most
+/// one 1 s window, as Kafka bounds request throttles) and the connection is muted for it, also
+/// for an answer without the field. A client without a quota never is.
+#[test]
+fn request_quota_throttles_busy_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 2);
+    let addr = broker.local_addr();
+    let mut admin = Client::connect(addr);
+    assert_eq!(
+        alter(
+            &mut admin,
+            &[("client-id", Some("busy"))],
+            &[("request_percentage", Some(0.001))],
+            false
+        ),
+        (0, String::new())
+    );
+    let mut busy = Client::connect(addr).with_client_id("busy");
+    let mut idle = Client::connect(addr).with_client_id("idle");
+    let mut throttle = 0;
+    for _ in 0..200 {
+        throttle = metadata(&mut busy, 12).throttle_time_ms;
+        if throttle > 0 {
+            break;
+        }
+    }
+    assert!(
+        throttle > 0 && throttle <= 1000,
+        "busy client throttled: {throttle} ms"
+    );
+    // Muted: its next request starts after the throttle time.
+    let t = Instant::now();
+    let r: ApiVersionsResponse = busy.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(r.error_code, 0);
+    assert!(
+        t.elapsed() >= Duration::from_millis(throttle as u64 - 50),
+        "{:?} < {throttle} ms",
+        t.elapsed()
+    );
+    // ApiVersions has its throttle field last (not raised): the mute alone holds the client back.
+    let t = Instant::now();
+    let _ = metadata(&mut busy, 2);
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "muted after an ApiVersions over quota: {:?}",
+        t.elapsed()
+    );
+    // The same requests from a client without a quota are never throttled.
+    for _ in 0..200 {
+        assert_eq!(metadata(&mut idle, 12).throttle_time_ms, 0);
+    }
+    // Removing the quota lifts it.
+    assert_eq!(
+        alter(
+            &mut admin,
+            &[("client-id", Some("busy"))],
+            &[("request_percentage", None)],
+            false
+        )
+        .0,
+        0
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let _ = metadata(&mut busy, 12);
+    for _ in 0..50 {
+        assert_eq!(metadata(&mut busy, 12).throttle_time_ms, 0);
+    }
+    broker.shutdown().unwrap();
+}
+
 #[test]
 fn quotas_are_validated_described_and_persisted() {
     let dir = tempfile::tempdir().unwrap();
@@ -211,7 +294,12 @@ fn quotas_are_validated_described_and_persisted() {
             (&[("user", Some("a"))], &[("producer_byte_rate", Some(1.5))]),
             (
                 &[("user", Some("a"))],
-                &[("request_percentage", Some(50.0))],
+                &[("controller_mutation_rate", Some(50.0))],
+            ),
+            (&[("user", Some("a"))], &[("request_percentage", Some(0.0))]),
+            (
+                &[("user", Some("a"))],
+                &[("request_percentage", Some(-1.0))],
             ),
         ];
         for (entity, ops) in bad {
@@ -249,6 +337,12 @@ fn quotas_are_validated_described_and_persisted() {
                 "producer_byte_rate",
                 1024.0,
             ),
+            (
+                &[("client-id", Some("app"))][..],
+                "request_percentage",
+                12.5,
+            ),
+            (&[("user", Some("bob"))][..], "request_percentage", 50.0),
         ] {
             assert_eq!(alter(&mut c, entity, &[(key, Some(v))], false).0, 0);
         }
@@ -263,12 +357,27 @@ fn quotas_are_validated_described_and_persisted() {
             .0,
             0
         );
+        assert_eq!(
+            alter(
+                &mut c,
+                &[("user", Some("bob"))],
+                &[("request_percentage", None)],
+                false
+            )
+            .0,
+            0
+        );
         broker.shutdown().unwrap();
     }
     let broker = start(dir.path(), 2);
     let mut c = Client::connect(broker.local_addr());
     let all = describe_all(&mut c);
-    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all.contains(&(
+        vec![("client-id".into(), Some("app".into()))],
+        "request_percentage".into(),
+        12.5
+    )));
     assert!(all.contains(&(
         vec![("client-id".into(), Some("app".into()))],
         "consumer_byte_rate".into(),

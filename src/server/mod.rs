@@ -106,6 +106,7 @@ pub mod handlers;
 pub mod legacy_fetch;
 pub mod log_sink;
 pub mod partitions;
+pub mod request_quota;
 pub mod shared_stream;
 pub mod startup;
 pub mod zerocopy;

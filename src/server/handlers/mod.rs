@@ -270,9 +270,17 @@ pub async fn dispatch(req: Request) -> Reply {
             glommio::timer::sleep(until - now).await;
         }
     }
-    match dispatch_inner(req).await {
+    let finish = |r: Result<Reply, HandlerError>| match r {
         Ok(r) => r,
         Err(e) => Reply::Close(e.to_string()),
+    };
+    // Clients with a `request_percentage` quota have their handler's poll time metered.
+    match crate::server::request_quota::charge_for(&req) {
+        None => finish(dispatch_inner(req).await),
+        Some(charge) => {
+            let (r, busy) = crate::quota::request_time::PollTimed::new(dispatch_inner(req)).await;
+            charge.settle(finish(r), busy)
+        }
     }
 }
 
