@@ -184,7 +184,9 @@ fn two_members_join_sync_heartbeat_leave_rebalance() {
     );
     // Kafka reports each member's connection address as Java prints it.
     assert!(
-        d.members.iter().all(|m| m.client_host.as_str() == "/127.0.0.1"),
+        d.members
+            .iter()
+            .all(|m| m.client_host.as_str() == "/127.0.0.1"),
         "{:?}",
         d.members
     );

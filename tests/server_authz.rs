@@ -248,7 +248,11 @@ fn describe_groups_operations() {
             // An unknown group is described as Dead: without error before v6, so it gets the
             // field; with GROUP_ID_NOT_FOUND from v6 (KIP-1043), so it keeps the default.
             let code = if v >= 6 { 69 } else { 0 };
-            assert_eq!((g.error_code, g.group_state.as_str()), (code, "Dead"), "v{v}");
+            assert_eq!(
+                (g.error_code, g.group_state.as_str()),
+                (code, "Dead"),
+                "v{v}"
+            );
             let want = if v >= 3 && v < 6 && ask {
                 GROUP_OPS
             } else {

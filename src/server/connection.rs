@@ -281,7 +281,10 @@ mod tests {
     fn client_host_is_printed_as_java_does() {
         assert_eq!(java_inet_string("127.0.0.1".parse().unwrap()), "/127.0.0.1");
         assert_eq!(java_inet_string("::1".parse().unwrap()), "/0:0:0:0:0:0:0:1");
-        assert_eq!(java_inet_string("::ffff:10.0.0.7".parse().unwrap()), "/10.0.0.7");
+        assert_eq!(
+            java_inet_string("::ffff:10.0.0.7".parse().unwrap()),
+            "/10.0.0.7"
+        );
         assert_eq!(
             java_inet_string("fe80::ab:12".parse().unwrap()),
             "/fe80:0:0:0:0:0:ab:12"
