@@ -253,7 +253,7 @@ fn describe_groups_operations() {
                 (code, "Dead"),
                 "v{v}"
             );
-            let want = if v >= 3 && v < 6 && ask {
+            let want = if (3..6).contains(&v) && ask {
                 GROUP_OPS
             } else {
                 NOT_REQUESTED
