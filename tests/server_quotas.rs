@@ -1,6 +1,6 @@
-//! AlterClientQuotas / DescribeClientQuotas and the enforcement of byte-rate and request-time
-//! (`request_percentage`) quotas: throttle times in the answers, muted connections, delayed
-//! answers for old clients; persisted.
+//! AlterClientQuotas / DescribeClientQuotas and the enforcement of byte-rate, request-time
+//! (`request_percentage`) and topic-mutation (`controller_mutation_rate`) quotas: throttle times
+//! in the answers, muted connections, delayed answers for old clients, refused mutations; persisted.
 
 mod server_util;
 
@@ -13,6 +13,14 @@ use kafka_protocol::messages::alter_client_quotas_request::{
 use kafka_protocol::messages::alter_client_quotas_response::AlterClientQuotasResponse;
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
+use kafka_protocol::messages::create_partitions_request::{
+    CreatePartitionsRequest, CreatePartitionsTopic,
+};
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsResponse;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
+use kafka_protocol::messages::delete_topics_response::DeleteTopicsResponse;
 use kafka_protocol::messages::describe_client_quotas_request::{
     ComponentData, DescribeClientQuotasRequest,
 };
@@ -270,6 +278,107 @@ fn request_quota_throttles_busy_clients() {
     broker.shutdown().unwrap();
 }
 
+const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+
+/// CreateTopics of `(name, partitions)` at `version`: (per-topic error codes, throttle time).
+fn create_topics(c: &mut Client, version: i16, topics: &[(&str, i32)]) -> (Vec<i16>, i32) {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(
+            topics
+                .iter()
+                .map(|(n, p)| {
+                    CreatableTopic::default()
+                        .with_name(topic_name(n))
+                        .with_num_partitions(*p)
+                        .with_replication_factor(1)
+                })
+                .collect(),
+        );
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, version, &req);
+    let codes = r.topics.iter().map(|t| t.error_code).collect();
+    (codes, r.throttle_time_ms)
+}
+
+fn topic_name(n: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(sb(n))
+}
+
+/// `controller_mutation_rate` = 2 partitions/s for every client id (the default entity, so each is
+/// metered on its own): a bucket of 22 partitions, then strict versions refuse the next topic with
+/// THROTTLING_QUOTA_EXCEEDED and old versions are only throttled.
+#[test]
+fn mutation_quota_refuses_or_throttles_topic_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 2);
+    let addr = broker.local_addr();
+    let mut admin = Client::connect(addr);
+    assert_eq!(
+        alter(
+            &mut admin,
+            &[("client-id", None)],
+            &[("controller_mutation_rate", Some(2.0))],
+            false
+        ),
+        (0, String::new())
+    );
+    // Strict (v6+): 20 + 3 partitions take the bucket to -1; the third topic is refused.
+    let mut strict = Client::connect(addr).with_client_id("strict");
+    let (codes, throttle) = create_topics(&mut strict, 7, &[("a", 20), ("b", 3), ("c", 1)]);
+    assert_eq!(codes, vec![0, 0, THROTTLING_QUOTA_EXCEEDED]);
+    // -1 token at 2/s: about 500 ms until the bucket is back at zero.
+    assert!((400..=500).contains(&throttle), "throttle {throttle}");
+    let t = Instant::now();
+    let r: ApiVersionsResponse =
+        strict.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(r.error_code, 0);
+    assert!(
+        t.elapsed() >= Duration::from_millis(throttle as u64 - 50),
+        "muted: {:?}",
+        t.elapsed()
+    );
+    // Old versions (v5) are never refused, only throttled.
+    let mut old = Client::connect(addr).with_client_id("old");
+    let (codes, throttle) = create_topics(&mut old, 5, &[("d", 20), ("e", 3), ("f", 1)]);
+    assert_eq!(codes, vec![0, 0, 0]);
+    assert!(throttle > 500, "throttle {throttle}");
+    // DeleteTopics (strict from v5) and CreatePartitions (strict from v3) take their partitions.
+    let mut deleter = Client::connect(addr).with_client_id("deleter");
+    let del = |c: &mut Client, names: &[&str]| -> (Vec<i16>, i32) {
+        let req = DeleteTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topic_names(names.iter().map(|n| topic_name(n)).collect());
+        let r: DeleteTopicsResponse = c.call(ApiKey::DeleteTopics, 5, &req);
+        (
+            r.responses.iter().map(|t| t.error_code).collect(),
+            r.throttle_time_ms,
+        )
+    };
+    assert_eq!(del(&mut deleter, &["d"]), (vec![0], 0));
+    // "e" takes the bucket from 2 to -1; "f" is refused.
+    let (codes, throttle) = del(&mut deleter, &["e", "f"]);
+    assert_eq!(codes, vec![0, THROTTLING_QUOTA_EXCEEDED]);
+    assert!((400..=500).contains(&throttle), "throttle {throttle}");
+    let mut grower = Client::connect(addr).with_client_id("grower");
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            CreatePartitionsTopic::default()
+                .with_name(topic_name("a"))
+                .with_count(43)
+                .with_assignments(None),
+            CreatePartitionsTopic::default()
+                .with_name(topic_name("b"))
+                .with_count(4)
+                .with_assignments(None),
+        ]);
+    let r: CreatePartitionsResponse = grower.call(ApiKey::CreatePartitions, 3, &req);
+    let codes: Vec<i16> = r.results.iter().map(|t| t.error_code).collect();
+    assert_eq!(codes, vec![0, THROTTLING_QUOTA_EXCEEDED]);
+    assert!(r.throttle_time_ms > 0);
+    broker.shutdown().unwrap();
+}
+
 #[test]
 fn quotas_are_validated_described_and_persisted() {
     let dir = tempfile::tempdir().unwrap();
@@ -294,7 +403,11 @@ fn quotas_are_validated_described_and_persisted() {
             (&[("user", Some("a"))], &[("producer_byte_rate", Some(1.5))]),
             (
                 &[("user", Some("a"))],
-                &[("controller_mutation_rate", Some(50.0))],
+                &[("controller_mutation_rate", Some(0.0))],
+            ),
+            (
+                &[("ip", Some("127.0.0.1"))],
+                &[("connection_creation_rate", Some(5.0))],
             ),
             (&[("user", Some("a"))], &[("request_percentage", Some(0.0))]),
             (

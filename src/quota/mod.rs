@@ -49,12 +49,23 @@
 //! quota never touch it: with no quota configured the hot path is one empty check of the
 //! metadata snapshot.
 //!
-//! `controller_mutation_rate` and the `ip` entity's `connection_creation_rate` are not enforced:
-//! they are refused with INVALID_REQUEST and a message saying so, rather than stored and silently
-//! ignored.
+//! # Topic mutations (`controller_mutation_rate`, KIP-599)
+//! CreateTopics, CreatePartitions and DeleteTopics take one token per partition they create or
+//! delete from a [`token_bucket`] that refills at the quota (partitions per second), as Kafka's
+//! `ControllerMutationQuotaManager` meters them. From CreateTopics v6, DeleteTopics v5 and
+//! CreatePartitions v3 (clients that know THROTTLING_QUOTA_EXCEEDED) the check is strict: a topic
+//! asked for while the bucket is below zero is refused with THROTTLING_QUOTA_EXCEEDED, the ones
+//! before it are done (one topic may take the bucket below zero); older versions are never refused,
+//! only throttled. Either way the answer's `throttle_time_ms` says how long until the bucket is
+//! back at zero and the connection is muted for that long (`server::mutation_quota`). Like Kafka's
+//! controller, a `validate_only` request is metered as the real one would be.
+//!
+//! The `ip` entity's `connection_creation_rate` is not enforced: it is refused with
+//! INVALID_REQUEST and a message saying so, rather than stored and silently ignored.
 
 pub mod rate;
 pub mod request_time;
+pub mod token_bucket;
 pub mod tracker;
 
 use std::collections::BTreeMap;
@@ -70,9 +81,10 @@ pub const IP: &str = "ip";
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
 pub const REQUEST_PERCENTAGE: &str = "request_percentage";
+pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
 
 /// Keys Kafka knows that Ringbolt does not enforce (refused, see the module docs).
-const NOT_ENFORCED: &[&str] = &["controller_mutation_rate", "connection_creation_rate"];
+const NOT_ENFORCED: &[&str] = &["connection_creation_rate"];
 
 /// A quota entity: `user` and/or `client-id`, each a name or the default (`None`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -134,16 +146,17 @@ impl Entity {
 }
 
 /// Checks one quota value for `key`: an enforced key; a positive whole number of bytes/s for the
-/// byte rates, a positive percentage (a double, as Kafka's `request_percentage` is) for request time.
+/// byte rates, a positive double for request time (a percentage) and mutations (partitions/s), as
+/// Kafka types `request_percentage` and `controller_mutation_rate`.
 pub fn validate_value(key: &str, value: f64) -> Result<(), QuotaError> {
     if NOT_ENFORCED.contains(&key) {
         return Err(QuotaError(format!(
-            "quota {key} is not supported by Ringbolt yet (only {PRODUCER_BYTE_RATE}, {CONSUMER_BYTE_RATE} and {REQUEST_PERCENTAGE} are enforced)"
+            "quota {key} is not supported by Ringbolt yet (only {PRODUCER_BYTE_RATE}, {CONSUMER_BYTE_RATE}, {REQUEST_PERCENTAGE} and {CONTROLLER_MUTATION_RATE} are enforced)"
         )));
     }
-    if key == REQUEST_PERCENTAGE {
-        // Kafka: "Quota request_percentage must be greater than 0" (a DOUBLE key otherwise takes
-        // any value; Ringbolt also refuses NaN and infinity, which no quota can mean).
+    if key == REQUEST_PERCENTAGE || key == CONTROLLER_MUTATION_RATE {
+        // Kafka: "Quota <key> must be greater than 0" (a DOUBLE key otherwise takes any value;
+        // Ringbolt also refuses NaN and infinity, which no quota can mean).
         if !value.is_finite() || value <= 0.0 {
             return Err(QuotaError(format!("Quota {key} must be greater than 0")));
         }
@@ -285,7 +298,9 @@ mod tests {
         assert!(validate_value(REQUEST_PERCENTAGE, 0.0).is_err());
         assert!(validate_value(REQUEST_PERCENTAGE, -1.0).is_err());
         assert!(validate_value(REQUEST_PERCENTAGE, f64::NAN).is_err());
-        assert!(validate_value("controller_mutation_rate", 1.0).is_err());
+        assert!(validate_value(CONTROLLER_MUTATION_RATE, 0.5).is_ok());
+        assert!(validate_value(CONTROLLER_MUTATION_RATE, 0.0).is_err());
+        assert!(validate_value("connection_creation_rate", 1.0).is_err());
         assert!(validate_value("nope", 1.0).is_err());
     }
 }

@@ -5,12 +5,15 @@ use std::sync::Mutex;
 
 use super::MeterKey;
 use super::rate::{Rate, SAMPLES, WINDOW_MS};
+use super::token_bucket::TokenBucket;
 
 /// Meters by quota key, behind one mutex: only requests of clients that have a quota reach it
 /// (see the module docs of [`crate::quota`]), so its contention is bounded by their request rate.
 #[derive(Debug, Default)]
 pub struct QuotaTracker {
     meters: Mutex<HashMap<MeterKey, Rate>>,
+    /// `controller_mutation_rate` buckets.
+    buckets: Mutex<HashMap<MeterKey, TokenBucket>>,
 }
 
 /// The longest throttle one request gets: the whole measuring window.
@@ -40,9 +43,30 @@ impl QuotaTracker {
         throttle_ms(observed, quota, span).min(max_throttle_ms)
     }
 
+    /// The throttle time of a mutation meter now: > 0 while its bucket is below zero.
+    pub fn mutation_throttle_ms(&self, meter: &MeterKey, quota: f64, now_ms: u64) -> u64 {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        match buckets.get_mut(meter) {
+            Some(b) => b.throttle_ms(quota, now_ms),
+            None => 0,
+        }
+    }
+
+    /// Takes `permits` (partitions) from a mutation meter; returns its throttle time after that.
+    pub fn record_mutation(&self, meter: MeterKey, quota: f64, permits: f64, now_ms: u64) -> u64 {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = buckets.entry(meter).or_default();
+        b.record(quota, permits, now_ms);
+        b.throttle_ms(quota, now_ms)
+    }
+
     /// Forgets the meters (quotas changed: usage under the old entities no longer applies).
     pub fn clear(&self) {
         self.meters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.buckets
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();

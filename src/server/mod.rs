@@ -105,6 +105,7 @@ pub mod fetch_response;
 pub mod handlers;
 pub mod legacy_fetch;
 pub mod log_sink;
+pub mod mutation_quota;
 pub mod partitions;
 pub mod request_quota;
 pub mod shared_stream;
