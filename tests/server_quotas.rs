@@ -255,6 +255,50 @@ fn request_quota_throttles_busy_clients() {
         "muted after an ApiVersions over quota: {:?}",
         t.elapsed()
     );
+    // Produce (throttle time last in the body) and a zero-copy Fetch (in its first memory chunk)
+    // carry the request-time throttle too.
+    assert_eq!(admin.create_topic("q", 1, &[], 7).topics[0].error_code, 0);
+    for id in ["busy-p", "busy-f"] {
+        assert_eq!(
+            alter(
+                &mut admin,
+                &[("client-id", Some(id))],
+                &[("request_percentage", Some(0.001))],
+                false
+            )
+            .0,
+            0
+        );
+    }
+    let mut producer = Client::connect(addr).with_client_id("busy-p");
+    let mut throttle = 0;
+    for i in 0..200 {
+        let (err, t) = produce(&mut producer, 9, &format!("{i}"));
+        assert_eq!(err, 0);
+        if t > 0 {
+            throttle = t;
+            break;
+        }
+    }
+    assert!(
+        throttle > 0 && throttle <= 1000,
+        "produce throttle {throttle}"
+    );
+    let mut fetcher = Client::connect(addr).with_client_id("busy-f");
+    let mut throttle = 0;
+    for _ in 0..200 {
+        let r: FetchResponse =
+            fetcher.call(ApiKey::Fetch, 12, &Client::fetch_req("q", 0, 0, 100, 1));
+        assert_eq!(r.responses[0].partitions[0].error_code, 0);
+        if r.throttle_time_ms > 0 {
+            throttle = r.throttle_time_ms;
+            break;
+        }
+    }
+    assert!(
+        throttle > 0 && throttle <= 1000,
+        "fetch throttle {throttle}"
+    );
     // The same requests from a client without a quota are never throttled.
     for _ in 0..200 {
         assert_eq!(metadata(&mut idle, 12).throttle_time_ms, 0);

@@ -39,10 +39,11 @@
 //! The usage is known only when the handler has built its answer, so the throttle cannot be
 //! computed into the response like Kafka does. Instead the connection is muted for the throttle
 //! time (its next request starts after it, as Kafka mutes the channel) and the encoded answer's
-//! `throttle_time_ms` is raised to it where that field leads the response body, which is so for
-//! nearly every API at the versions current clients use (table and codec test in
-//! `server::request_quota`). Produce, OffsetDelete, ApiVersions and zero-copy Fetch answers keep
-//! their field; their clients are held back by the mute alone, like pre-KIP-219 clients were.
+//! `throttle_time_ms` is raised to it: the field leads the response body for nearly every API at
+//! the versions current clients use, and ends Produce's (table and codec test in
+//! `server::request_quota`; a zero-copy Fetch has it in its first memory chunk). OffsetDelete and
+//! ApiVersions answers keep their field; their clients are held back by the mute alone, like
+//! pre-KIP-219 clients were.
 //!
 //! Meters are shared by all shards (one mutex-protected table per broker), because a quota is per
 //! broker and a client's connections may land on different shards. Requests of clients without a

@@ -1,6 +1,6 @@
 //! Enforcing `request_percentage` quotas on one request: the handler's poll time is metered after
 //! it answered, the connection is muted for the throttle time and the answer's `throttle_time_ms`
-//! raised to it where the field leads the body (see [`crate::quota`] for the model and why).
+//! raised to it where the field's place is known (see [`crate::quota`] for the model and why).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 
+use super::fetch_response::Chunk;
 use super::handlers::{Reply, Request};
 use crate::quota::request_time::nanos_to_percentage;
 use crate::quota::{self, MeterKey, REQUEST_PERCENTAGE, rate::WINDOW_MS};
@@ -71,14 +72,21 @@ impl Charge {
         }
         match reply {
             Reply::Frame(frame) => Reply::Frame(raise_throttle(frame, self.api, self.version, ms)),
+            // A zero-copy Fetch: its header and throttle time are in the first (memory) chunk.
+            Reply::Chunked(mut frame) => {
+                if let Some(Chunk::Bytes(head)) = frame.chunks.first_mut() {
+                    *head = raise_throttle(head.clone(), self.api, self.version, ms);
+                }
+                Reply::Chunked(frame)
+            }
             other => other,
         }
     }
 }
 
 /// The lowest version from which `throttle_time_ms` is the first field of `api`'s response body,
-/// or `None` where it never is (Produce and ApiVersions have it last, OffsetDelete after its error
-/// code). Checked against kafka-protocol's codecs by the test below.
+/// or `None` where it never is (Produce has it last, ApiVersions after its key table, OffsetDelete
+/// after its error code). Checked against kafka-protocol's codecs by the test below.
 fn throttle_leads_from(api: ApiKey) -> Option<i16> {
     use ApiKey::*;
     Some(match api {
@@ -105,15 +113,37 @@ fn throttle_leads_from(api: ApiKey) -> Option<i16> {
     })
 }
 
-/// Sets the `throttle_time_ms` of an encoded response frame to at least `ms`, where it leads the
-/// body; other frames are returned unchanged.
+/// Where `throttle_time_ms` sits in an encoded frame of `api` at `version`, if it is known: after
+/// the header where it leads the body; for Produce (v1+), where it ends the body, before the
+/// body's tagged fields in flexible versions (only when there are none: Ringbolt sets no
+/// `node_endpoints`, so the frame ends with the empty count, one zero byte).
+fn throttle_offset(frame: &[u8], api: ApiKey, version: i16) -> Option<usize> {
+    let flexible = api.response_header_version(version) >= 1;
+    if throttle_leads_from(api).is_some_and(|min| version >= min) {
+        // Size prefix, correlation id, and for a flexible header its (empty) tagged fields:
+        // one byte, as `protocol::frame::start_frame` writes them.
+        return Some(8 + usize::from(flexible));
+    }
+    if api == ApiKey::Produce && version >= 1 {
+        return if flexible {
+            (frame.last() == Some(&0)).then(|| frame.len().checked_sub(5))?
+        } else {
+            frame.len().checked_sub(4)
+        };
+    }
+    None
+}
+
+/// Sets the `throttle_time_ms` of an encoded response frame to at least `ms`, where its place is
+/// known ([`throttle_offset`]); other frames are returned unchanged.
 fn raise_throttle(frame: Bytes, api: ApiKey, version: i16, ms: u64) -> Bytes {
-    if throttle_leads_from(api).is_none_or(|min| version < min) {
+    let Some(at) = throttle_offset(&frame, api, version) else {
+        return frame;
+    };
+    // A frame's header alone takes 8 bytes: a throttle time can never start before it.
+    if at < 8 {
         return frame;
     }
-    // Size prefix, correlation id, and for a flexible header its (empty) tagged fields: one byte,
-    // as `protocol::frame::start_frame` writes them.
-    let at = 8 + usize::from(api.response_header_version(version) >= 1);
     let Some(old) = frame.get(at..at + 4) else {
         return frame;
     };
@@ -173,38 +203,45 @@ mod tests {
         }
     }
 
-    /// For every API and version served, the table says "leads" exactly when the codec writes
-    /// `throttle_time_ms` first, and patching a zero-throttle frame writes the new value there.
+    /// For every API and version served, [`throttle_offset`] points at `throttle_time_ms` exactly
+    /// where the codec wrote it, and patching a frame writes the new value there.
     #[test]
-    fn table_matches_the_codecs() {
+    fn offsets_match_the_codecs() {
+        let mut patched = 0;
         for &(api, min, max) in SUPPORTED_APIS {
             let codec_min = api.valid_versions().min;
             for v in min.max(codec_min)..=max {
                 let Some(frame) = marked(api, v) else {
-                    // The codec refuses a set field the version lacks: it cannot lead there.
+                    // The codec refuses a set field the version lacks: no place can be known.
                     assert!(
-                        throttle_leads_from(api).is_none_or(|m| v < m),
+                        throttle_leads_from(api).is_none_or(|m| v < m) && api != ApiKey::Produce,
                         "{api:?} v{v}"
                     );
                     continue;
                 };
-                let at = 8 + usize::from(api.response_header_version(v) >= 1);
-                let first = frame
-                    .get(at..at + 4)
-                    .map(|b| i32::from_be_bytes(b.try_into().unwrap()));
-                let leads = throttle_leads_from(api).is_some_and(|m| v >= m);
-                assert_eq!(first == Some(MARK), leads, "{api:?} v{v}");
-                if leads {
-                    let raised = raise_throttle(frame.clone(), api, v, MARK as u64 + 5);
-                    let got = i32::from_be_bytes(raised[at..at + 4].try_into().unwrap());
-                    assert_eq!(got, MARK + 5, "{api:?} v{v}");
-                    assert_eq!(raised.len(), frame.len());
-                    // A smaller throttle keeps the larger one already there.
-                    assert_eq!(raise_throttle(frame.clone(), api, v, 1), frame);
-                } else {
-                    assert_eq!(raise_throttle(frame.clone(), api, v, 99_999), frame);
+                let read = |f: &Bytes, at: usize| {
+                    f.get(at..at + 4)
+                        .map(|b| i32::from_be_bytes(b.try_into().unwrap()))
+                };
+                match throttle_offset(&frame, api, v) {
+                    Some(at) => {
+                        assert_eq!(read(&frame, at), Some(MARK), "{api:?} v{v}");
+                        let raised = raise_throttle(frame.clone(), api, v, MARK as u64 + 5);
+                        assert_eq!(read(&raised, at), Some(MARK + 5), "{api:?} v{v}");
+                        assert_eq!(raised.len(), frame.len());
+                        // A smaller throttle keeps the larger one already there.
+                        assert_eq!(raise_throttle(frame.clone(), api, v, 1), frame);
+                        patched += 1;
+                    }
+                    None => {
+                        // Only where the field is neither first nor Produce's last.
+                        let head = 8 + usize::from(api.response_header_version(v) >= 1);
+                        assert_ne!(read(&frame, head), Some(MARK), "{api:?} v{v} leads");
+                        assert_eq!(raise_throttle(frame.clone(), api, v, 99_999), frame);
+                    }
                 }
             }
         }
+        assert!(patched > 100, "{patched}");
     }
 }
