@@ -32,6 +32,12 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.common.errors.ThrottlingQuotaExceededException;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.CreateTopicsResult;
+import org.apache.kafka.clients.admin.CreateTopicsOptions;
+import org.apache.kafka.clients.admin.CreatePartitionsOptions;
+import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.AlterConfigsOptions;
 import org.apache.kafka.clients.admin.Config;
@@ -754,6 +760,58 @@ class AdminTest {
       }
       awaitQuotas(a, ClientQuotaFilter.containsOnly(List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, producerId))),
           Map.of());
+    }
+  }
+
+  /**
+   * controller_mutation_rate (KIP-599): 2 partitions/s for one client id, so a bucket of 22
+   * partitions (11 one-second samples). Topics of 20, 3 and 1 partitions in one createTopics
+   * without retries: the first two are created (the second takes the bucket below zero), the third
+   * is refused with ThrottlingQuotaExceededException and the time until the bucket is back at zero;
+   * with the Admin's default retry it is created after that time. createPartitions is metered by
+   * the same bucket.
+   */
+  @Test
+  @Timeout(value = 120, unit = TimeUnit.SECONDS)
+  void controllerMutationQuotaRefusesTopicsOverIt() throws Exception {
+    String clientId = unique("mutation-quota");
+    String ta = unique("mq-a");
+    String tb = unique("mq-b");
+    String tc = unique("mq-c");
+    ClientQuotaEntity e = new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, clientId));
+    try (Admin a = admin()) {
+      get(a.alterClientQuotas(List.of(new ClientQuotaAlteration(e,
+          List.of(new ClientQuotaAlteration.Op("controller_mutation_rate", 2.0))))).all());
+      try {
+        awaitQuotas(a, ClientQuotaFilter.containsOnly(List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, clientId))),
+            Map.of(e, Map.of("controller_mutation_rate", 2.0)));
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP);
+        p.put(AdminClientConfig.CLIENT_ID_CONFIG, clientId);
+        try (Admin limited = Admin.create(p)) {
+          CreateTopicsResult r = limited.createTopics(List.of(new NewTopic(ta, 20, (short) 1),
+              new NewTopic(tb, 3, (short) 1), new NewTopic(tc, 1, (short) 1)),
+              new CreateTopicsOptions().retryOnQuotaViolation(false));
+          get(r.values().get(ta));
+          get(r.values().get(tb));
+          Throwable t = failure(r.values().get(tc));
+          assertTrue(t instanceof ThrottlingQuotaExceededException, "third topic: " + t);
+          int throttle = ((ThrottlingQuotaExceededException) t).throttleTimeMs();
+          assertTrue(throttle > 0 && throttle <= 500, "throttle " + throttle + " ms for one partition at 2/s");
+          long t0 = System.nanoTime();
+          get(limited.createTopics(List.of(new NewTopic(tc, 1, (short) 1))).all());
+          double waited = (System.nanoTime() - t0) / 1e6;
+          assertTrue(waited >= throttle / 2.0, "created after the throttle with the default retry, took " + waited + " ms");
+          Throwable grow = failure(limited.createPartitions(Map.of(ta, NewPartitions.increaseTo(21)),
+              new CreatePartitionsOptions().retryOnQuotaViolation(false)).all());
+          assertTrue(grow instanceof ThrottlingQuotaExceededException, "createPartitions over the quota: " + grow);
+          assertEquals(20, get(a.describeTopics(List.of(ta)).allTopicNames()).get(ta).partitions().size());
+        }
+      } finally {
+        get(a.alterClientQuotas(List.of(new ClientQuotaAlteration(e,
+            List.of(new ClientQuotaAlteration.Op("controller_mutation_rate", null))))).all());
+        a.deleteTopics(List.of(ta, tb, tc)).all().get(T, TimeUnit.SECONDS);
+      }
     }
   }
 
