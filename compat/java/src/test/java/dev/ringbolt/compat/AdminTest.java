@@ -764,6 +764,50 @@ class AdminTest {
   }
 
   /**
+   * request_percentage (KIP-124): a client id allowed 0.001 % of a request thread (10 µs of broker
+   * time per second) sends one record at a time; within a few requests the broker answers with a
+   * throttle time (at most one 1 s quota window), which the producer's throttle-time metric shows.
+   * A producer under another client id, without a quota, is never throttled.
+   */
+  @Test
+  @Timeout(value = 120, unit = TimeUnit.SECONDS)
+  void requestQuotaThrottlesABusyProducer() throws Exception {
+    String limitedId = unique("request-quota");
+    String freeId = unique("no-quota");
+    String topic = unique("admin-request-quota");
+    createTopic(topic, 1);
+    ClientQuotaEntity e = new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, limitedId));
+    try (Admin a = admin()) {
+      get(a.alterClientQuotas(List.of(new ClientQuotaAlteration(e,
+          List.of(new ClientQuotaAlteration.Op("request_percentage", 0.001))))).all());
+      try {
+        awaitQuotas(a, ClientQuotaFilter.containsOnly(List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, limitedId))),
+            Map.of(e, Map.of("request_percentage", 0.001)));
+        double limitedMax = sendUntilThrottled(limitedId, topic, 200);
+        assertTrue(limitedMax > 0 && limitedMax <= 1000, "throttle of the limited producer: " + limitedMax);
+        double freeMax = sendUntilThrottled(freeId, topic, 200);
+        assertEquals(0.0, freeMax, "a producer without a quota was throttled");
+      } finally {
+        get(a.alterClientQuotas(List.of(new ClientQuotaAlteration(e,
+            List.of(new ClientQuotaAlteration.Op("request_percentage", null))))).all());
+      }
+    }
+  }
+
+  /** Sends up to `n` records one at a time; returns produce-throttle-time-max once it is > 0. */
+  static double sendUntilThrottled(String clientId, String topic, int n) throws Exception {
+    try (KafkaProducer<byte[], byte[]> p = producer(Map.of(ProducerConfig.CLIENT_ID_CONFIG, clientId,
+        ProducerConfig.LINGER_MS_CONFIG, "0"))) {
+      double max = 0;
+      for (int i = 0; i < n && !(max > 0); i++) {
+        p.send(new ProducerRecord<>(topic, 0, null, value(i, 100))).get(30, TimeUnit.SECONDS);
+        max = metric(p.metrics(), "producer-metrics", "produce-throttle-time-max");
+      }
+      return Double.isNaN(max) ? 0 : max;
+    }
+  }
+
+  /**
    * controller_mutation_rate (KIP-599): 2 partitions/s for one client id, so a bucket of 22
    * partitions (11 one-second samples). Topics of 20, 3 and 1 partitions in one createTopics
    * without retries: the first two are created (the second takes the bucket below zero), the third
