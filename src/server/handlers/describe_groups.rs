@@ -1,6 +1,6 @@
-//! DescribeGroups (key 15), v0–v6. An unknown or deleted group is described as Dead: from v6 with
-//! GROUP_ID_NOT_FOUND and the message "Group <id> not found." (KIP-1043), before that with no error,
-//! as Kafka 4.x answers (`GroupMetadataManager.describeGroups`). Member metadata and assignments
+//! DescribeGroups (key 15), v0–v6. An unknown or deleted group is described as Dead: from v6
+//! with GROUP_ID_NOT_FOUND and the message `"Group <id> not found."` (KIP-1043), before that with
+//! no error, as Kafka 4.x answers (`GroupMetadataManager.describeGroups`). Member metadata and assignments
 //! are shown only while the group is Stable; `client_host` is the member's connection address as
 //! Kafka prints it (`/127.0.0.1`), taken when it (re)joined.
 //!
