@@ -45,6 +45,7 @@ const REBALANCE_IN_PROGRESS: i16 = 27;
 const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const NON_EMPTY_GROUP: i16 = 68;
+const GROUP_ID_NOT_FOUND: i16 = 69;
 const MEMBER_ID_REQUIRED: i16 = 79;
 const FENCED_INSTANCE_ID: i16 = 82;
 
@@ -181,7 +182,28 @@ fn two_members_join_sync_heartbeat_leave_rebalance() {
             .iter()
             .any(|m| &m.member_assignment[..] == b"p2p3")
     );
-    assert_eq!(r.groups[1].group_state.as_str(), "Dead");
+    // Kafka reports each member's connection address as Java prints it.
+    assert!(
+        d.members
+            .iter()
+            .all(|m| m.client_host.as_str() == "/127.0.0.1"),
+        "{:?}",
+        d.members
+    );
+    // An unknown group: Dead without an error before v6, GROUP_ID_NOT_FOUND from v6 (KIP-1043).
+    assert_eq!(
+        (r.groups[1].error_code, r.groups[1].group_state.as_str()),
+        (NONE, "Dead")
+    );
+    let r = describe_v6(&mut a, "nope");
+    assert_eq!(
+        (r.error_code, r.group_state.as_str()),
+        (GROUP_ID_NOT_FOUND, "Dead")
+    );
+    assert_eq!(r.error_message.as_deref(), Some("Group nope not found."));
+    let r = describe_v6(&mut a, group);
+    assert_eq!((r.error_code, r.group_state.as_str()), (NONE, "Stable"));
+    assert_eq!(r.error_message, None);
 
     let r: ListGroupsResponse = a.call(ApiKey::ListGroups, 4, &ListGroupsRequest::default());
     let g = r
@@ -232,7 +254,26 @@ fn two_members_join_sync_heartbeat_leave_rebalance() {
         &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb(group))]),
     );
     assert_eq!(r.results[0].error_code, NONE);
+    // A deleted group no longer exists.
+    let r = describe_v6(&mut a, group);
+    assert_eq!(
+        (r.error_code, r.group_state.as_str(), r.members.len()),
+        (GROUP_ID_NOT_FOUND, "Dead", 0)
+    );
     broker.shutdown().unwrap();
+}
+
+fn describe_v6(
+    c: &mut Client,
+    group: &str,
+) -> kafka_protocol::messages::describe_groups_response::DescribedGroup {
+    let mut r: DescribeGroupsResponse = c.call(
+        ApiKey::DescribeGroups,
+        6,
+        &DescribeGroupsRequest::default().with_groups(vec![GroupId(sb(group))]),
+    );
+    assert_eq!(r.groups.len(), 1);
+    r.groups.remove(0)
 }
 
 fn commit(

@@ -1,5 +1,6 @@
-//! AlterClientQuotas / DescribeClientQuotas and the enforcement of byte-rate quotas: throttle
-//! times in the answers, muted connections, delayed answers for old clients; persisted.
+//! AlterClientQuotas / DescribeClientQuotas and the enforcement of byte-rate, request-time
+//! (`request_percentage`) and topic-mutation (`controller_mutation_rate`) quotas: throttle times
+//! in the answers, muted connections, delayed answers for old clients, refused mutations; persisted.
 
 mod server_util;
 
@@ -12,11 +13,21 @@ use kafka_protocol::messages::alter_client_quotas_request::{
 use kafka_protocol::messages::alter_client_quotas_response::AlterClientQuotasResponse;
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
+use kafka_protocol::messages::create_partitions_request::{
+    CreatePartitionsRequest, CreatePartitionsTopic,
+};
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsResponse;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
+use kafka_protocol::messages::delete_topics_response::DeleteTopicsResponse;
 use kafka_protocol::messages::describe_client_quotas_request::{
     ComponentData, DescribeClientQuotasRequest,
 };
 use kafka_protocol::messages::describe_client_quotas_response::DescribeClientQuotasResponse;
 use kafka_protocol::messages::fetch_response::FetchResponse;
+use kafka_protocol::messages::metadata_request::MetadataRequest;
+use kafka_protocol::messages::metadata_response::MetadataResponse;
 use kafka_protocol::messages::produce_response::ProduceResponse;
 use server_util::*;
 
@@ -187,6 +198,231 @@ fn consumer_quota_throttles_fetches() {
     broker.shutdown().unwrap();
 }
 
+fn metadata(c: &mut Client, version: i16) -> MetadataResponse {
+    c.call(
+        ApiKey::Metadata,
+        version,
+        &MetadataRequest::default().with_topics(Some(vec![])),
+    )
+}
+
+/// A client with a tiny `request_percentage` quota (0.001 % of a core: 100 µs of request time per
+/// 10 s window) is throttled after a few requests: the answer carries the throttle time (at most
+/// one 1 s window, as Kafka bounds request throttles) and the connection is muted for it, also
+/// for an answer without the field. A client without a quota never is.
+#[test]
+fn request_quota_throttles_busy_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 2);
+    let addr = broker.local_addr();
+    let mut admin = Client::connect(addr);
+    assert_eq!(
+        alter(
+            &mut admin,
+            &[("client-id", Some("busy"))],
+            &[("request_percentage", Some(0.001))],
+            false
+        ),
+        (0, String::new())
+    );
+    let mut busy = Client::connect(addr).with_client_id("busy");
+    let mut idle = Client::connect(addr).with_client_id("idle");
+    let mut throttle = 0;
+    for _ in 0..200 {
+        throttle = metadata(&mut busy, 12).throttle_time_ms;
+        if throttle > 0 {
+            break;
+        }
+    }
+    assert!(
+        throttle > 0 && throttle <= 1000,
+        "busy client throttled: {throttle} ms"
+    );
+    // Muted: its next request starts after the throttle time.
+    let t = Instant::now();
+    let r: ApiVersionsResponse = busy.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(r.error_code, 0);
+    assert!(
+        t.elapsed() >= Duration::from_millis(throttle as u64 - 50),
+        "{:?} < {throttle} ms",
+        t.elapsed()
+    );
+    // ApiVersions has its throttle field last (not raised): the mute alone holds the client back.
+    let t = Instant::now();
+    let _ = metadata(&mut busy, 2);
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "muted after an ApiVersions over quota: {:?}",
+        t.elapsed()
+    );
+    // Produce (throttle time last in the body) and a zero-copy Fetch (in its first memory chunk)
+    // carry the request-time throttle too.
+    assert_eq!(admin.create_topic("q", 1, &[], 7).topics[0].error_code, 0);
+    for id in ["busy-p", "busy-f"] {
+        assert_eq!(
+            alter(
+                &mut admin,
+                &[("client-id", Some(id))],
+                &[("request_percentage", Some(0.001))],
+                false
+            )
+            .0,
+            0
+        );
+    }
+    let mut producer = Client::connect(addr).with_client_id("busy-p");
+    let mut throttle = 0;
+    for i in 0..200 {
+        let (err, t) = produce(&mut producer, 9, &format!("{i}"));
+        assert_eq!(err, 0);
+        if t > 0 {
+            throttle = t;
+            break;
+        }
+    }
+    assert!(
+        throttle > 0 && throttle <= 1000,
+        "produce throttle {throttle}"
+    );
+    let mut fetcher = Client::connect(addr).with_client_id("busy-f");
+    let mut throttle = 0;
+    for _ in 0..200 {
+        let r: FetchResponse =
+            fetcher.call(ApiKey::Fetch, 12, &Client::fetch_req("q", 0, 0, 100, 1));
+        assert_eq!(r.responses[0].partitions[0].error_code, 0);
+        if r.throttle_time_ms > 0 {
+            throttle = r.throttle_time_ms;
+            break;
+        }
+    }
+    assert!(
+        throttle > 0 && throttle <= 1000,
+        "fetch throttle {throttle}"
+    );
+    // The same requests from a client without a quota are never throttled.
+    for _ in 0..200 {
+        assert_eq!(metadata(&mut idle, 12).throttle_time_ms, 0);
+    }
+    // Removing the quota lifts it.
+    assert_eq!(
+        alter(
+            &mut admin,
+            &[("client-id", Some("busy"))],
+            &[("request_percentage", None)],
+            false
+        )
+        .0,
+        0
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let _ = metadata(&mut busy, 12);
+    for _ in 0..50 {
+        assert_eq!(metadata(&mut busy, 12).throttle_time_ms, 0);
+    }
+    broker.shutdown().unwrap();
+}
+
+const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+
+/// CreateTopics of `(name, partitions)` at `version`: (per-topic error codes, throttle time).
+fn create_topics(c: &mut Client, version: i16, topics: &[(&str, i32)]) -> (Vec<i16>, i32) {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(
+            topics
+                .iter()
+                .map(|(n, p)| {
+                    CreatableTopic::default()
+                        .with_name(topic_name(n))
+                        .with_num_partitions(*p)
+                        .with_replication_factor(1)
+                })
+                .collect(),
+        );
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, version, &req);
+    let codes = r.topics.iter().map(|t| t.error_code).collect();
+    (codes, r.throttle_time_ms)
+}
+
+fn topic_name(n: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(sb(n))
+}
+
+/// `controller_mutation_rate` = 2 partitions/s for every client id (the default entity, so each is
+/// metered on its own): a bucket of 22 partitions, then strict versions refuse the next topic with
+/// THROTTLING_QUOTA_EXCEEDED and old versions are only throttled.
+#[test]
+fn mutation_quota_refuses_or_throttles_topic_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), 2);
+    let addr = broker.local_addr();
+    let mut admin = Client::connect(addr);
+    assert_eq!(
+        alter(
+            &mut admin,
+            &[("client-id", None)],
+            &[("controller_mutation_rate", Some(2.0))],
+            false
+        ),
+        (0, String::new())
+    );
+    // Strict (v6+): 20 + 3 partitions take the bucket to -1; the third topic is refused.
+    let mut strict = Client::connect(addr).with_client_id("strict");
+    let (codes, throttle) = create_topics(&mut strict, 7, &[("a", 20), ("b", 3), ("c", 1)]);
+    assert_eq!(codes, vec![0, 0, THROTTLING_QUOTA_EXCEEDED]);
+    // -1 token at 2/s: about 500 ms until the bucket is back at zero.
+    assert!((400..=500).contains(&throttle), "throttle {throttle}");
+    let t = Instant::now();
+    let r: ApiVersionsResponse =
+        strict.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(r.error_code, 0);
+    assert!(
+        t.elapsed() >= Duration::from_millis(throttle as u64 - 50),
+        "muted: {:?}",
+        t.elapsed()
+    );
+    // Old versions (v5) are never refused, only throttled.
+    let mut old = Client::connect(addr).with_client_id("old");
+    let (codes, throttle) = create_topics(&mut old, 5, &[("d", 20), ("e", 3), ("f", 1)]);
+    assert_eq!(codes, vec![0, 0, 0]);
+    assert!(throttle > 500, "throttle {throttle}");
+    // DeleteTopics (strict from v5) and CreatePartitions (strict from v3) take their partitions.
+    let mut deleter = Client::connect(addr).with_client_id("deleter");
+    let del = |c: &mut Client, names: &[&str]| -> (Vec<i16>, i32) {
+        let req = DeleteTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topic_names(names.iter().map(|n| topic_name(n)).collect());
+        let r: DeleteTopicsResponse = c.call(ApiKey::DeleteTopics, 5, &req);
+        (
+            r.responses.iter().map(|t| t.error_code).collect(),
+            r.throttle_time_ms,
+        )
+    };
+    assert_eq!(del(&mut deleter, &["d"]), (vec![0], 0));
+    // "e" takes the bucket from 2 to -1; "f" is refused.
+    let (codes, throttle) = del(&mut deleter, &["e", "f"]);
+    assert_eq!(codes, vec![0, THROTTLING_QUOTA_EXCEEDED]);
+    assert!((400..=500).contains(&throttle), "throttle {throttle}");
+    let mut grower = Client::connect(addr).with_client_id("grower");
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            CreatePartitionsTopic::default()
+                .with_name(topic_name("a"))
+                .with_count(43)
+                .with_assignments(None),
+            CreatePartitionsTopic::default()
+                .with_name(topic_name("b"))
+                .with_count(4)
+                .with_assignments(None),
+        ]);
+    let r: CreatePartitionsResponse = grower.call(ApiKey::CreatePartitions, 3, &req);
+    let codes: Vec<i16> = r.results.iter().map(|t| t.error_code).collect();
+    assert_eq!(codes, vec![0, THROTTLING_QUOTA_EXCEEDED]);
+    assert!(r.throttle_time_ms > 0);
+    broker.shutdown().unwrap();
+}
+
 #[test]
 fn quotas_are_validated_described_and_persisted() {
     let dir = tempfile::tempdir().unwrap();
@@ -211,7 +447,16 @@ fn quotas_are_validated_described_and_persisted() {
             (&[("user", Some("a"))], &[("producer_byte_rate", Some(1.5))]),
             (
                 &[("user", Some("a"))],
-                &[("request_percentage", Some(50.0))],
+                &[("controller_mutation_rate", Some(0.0))],
+            ),
+            (
+                &[("ip", Some("127.0.0.1"))],
+                &[("connection_creation_rate", Some(5.0))],
+            ),
+            (&[("user", Some("a"))], &[("request_percentage", Some(0.0))]),
+            (
+                &[("user", Some("a"))],
+                &[("request_percentage", Some(-1.0))],
             ),
         ];
         for (entity, ops) in bad {
@@ -249,6 +494,12 @@ fn quotas_are_validated_described_and_persisted() {
                 "producer_byte_rate",
                 1024.0,
             ),
+            (
+                &[("client-id", Some("app"))][..],
+                "request_percentage",
+                12.5,
+            ),
+            (&[("user", Some("bob"))][..], "request_percentage", 50.0),
         ] {
             assert_eq!(alter(&mut c, entity, &[(key, Some(v))], false).0, 0);
         }
@@ -263,12 +514,27 @@ fn quotas_are_validated_described_and_persisted() {
             .0,
             0
         );
+        assert_eq!(
+            alter(
+                &mut c,
+                &[("user", Some("bob"))],
+                &[("request_percentage", None)],
+                false
+            )
+            .0,
+            0
+        );
         broker.shutdown().unwrap();
     }
     let broker = start(dir.path(), 2);
     let mut c = Client::connect(broker.local_addr());
     let all = describe_all(&mut c);
-    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all.contains(&(
+        vec![("client-id".into(), Some("app".into()))],
+        "request_percentage".into(),
+        12.5
+    )));
     assert!(all.contains(&(
         vec![("client-id".into(), Some("app".into()))],
         "consumer_byte_rate".into(),

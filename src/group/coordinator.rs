@@ -330,13 +330,16 @@ impl Coordinator {
         self.groups.borrow().contains_key(group_id) || self.offsets.table().has_group(group_id)
     }
 
-    /// DescribeGroups for one group. Unknown groups are described as Dead with no error, as
-    /// Kafka does; groups known only by their offsets (e.g. after a restart) as Empty.
+    /// DescribeGroups for one group. An unknown (or deleted) group is described as Dead with
+    /// GROUP_ID_NOT_FOUND; the handler drops the error for versions before v6, which answered it
+    /// without one (KIP-1043). Groups known only by their offsets (e.g. after a restart) are Empty.
     pub fn describe(&self, group_id: &str) -> (i16, GroupDescription) {
         if group_id.is_empty() {
             return (ResponseError::InvalidGroupId.code(), dead_description());
         }
-        if let Some(g) = self.groups.borrow().get(group_id) {
+        if let Some(g) = self.groups.borrow().get(group_id)
+            && g.state() != State::Dead
+        {
             return (errors::NONE, g.describe());
         }
         if self.offsets.table().has_group(group_id) {
@@ -344,7 +347,7 @@ impl Coordinator {
             d.state = State::Empty;
             return (errors::NONE, d);
         }
-        (errors::NONE, dead_description())
+        (ResponseError::GroupIdNotFound.code(), dead_description())
     }
 
     pub fn list(&self) -> Vec<ListedGroup> {

@@ -34,7 +34,6 @@
 //! - No separate "pending sync" timeout: a leader that never sends SyncGroup (or a static member
 //!   kept in the group while it was away) is removed by its session timeout, which restarts the
 //!   rebalance.
-//! - DescribeGroups reports an empty `client_host` (the request does not carry the peer address).
 //! - Transactional coordinators (FindCoordinator key type 1) and the KIP-848 consumer protocol
 //!   (ConsumerGroupHeartbeat) are not served.
 //!

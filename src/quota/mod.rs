@@ -1,5 +1,5 @@
-//! Client quotas (Kafka's KIP-13 / KIP-55 byte-rate quotas, configured with KIP-546's
-//! AlterClientQuotas): which quota applies to a request, and how long to throttle it.
+//! Client quotas (Kafka's KIP-13 / KIP-55 byte-rate quotas and KIP-124 request quotas, configured
+//! with KIP-546's AlterClientQuotas): which quota applies to a request, and how long to throttle it.
 //!
 //! # Model
 //! A quota entity is a set of (entity type, name) pairs, the name being a specific user or client
@@ -10,7 +10,7 @@
 //! Usage is metered per *quota key* as Kafka's default callback does: the parts of (user, client
 //! id) the matched entity names (a default entry meters every user or client id separately).
 //!
-//! # Enforcement
+//! # Byte rates
 //! `producer_byte_rate` meters the request bytes of Produce, `consumer_byte_rate` the record bytes
 //! of Fetch responses. Rates are measured over Kafka's sampled window (11 one-second samples, see
 //! [`rate`]) and a request that pushes the rate over the quota is throttled for
@@ -21,16 +21,52 @@
 //! its records (Kafka returns an empty one instead and does not meter it): both converge on the
 //! quota, and this keeps the zero-copy response path free of a second encoding.
 //!
+//! # Request time (`request_percentage`)
+//! Kafka meters the time a client's requests occupy its request-handler threads (and, unthrottled,
+//! its network threads), as a percentage of one thread: each request records
+//! `nanos * 100 / 1e9` on a [`rate::Rate`] over the same window, and a request that takes the rate
+//! over the quota is throttled by the same formula, at most one window (`quota.window.size.seconds`,
+//! Kafka's `ClientRequestQuotaManager`). Ringbolt has no request-handler pool: a request runs as a
+//! task on the shard (core) that read it, and between polls it is waiting (for the disk, the
+//! coordinator shard, a durability sync) while the core serves others. So the honest equivalent of
+//! Kafka's thread time is the time the request's task spends *being polled*: [`request_time`] wraps
+//! the handler future and sums the time inside each poll, which counts the CPU a request costs the
+//! core and none of its waits (Kafka likewise does not count purgatory time). The time the
+//! connection's writer spends sending the response (Kafka's network-thread share) is not counted.
+//! Only clients that have a `request_percentage` quota are wrapped (`server::request_quota`): the
+//! others pay one check of the metadata snapshot.
+//!
+//! The usage is known only when the handler has built its answer, so the throttle cannot be
+//! computed into the response like Kafka does. Instead the connection is muted for the throttle
+//! time (its next request starts after it, as Kafka mutes the channel) and the encoded answer's
+//! `throttle_time_ms` is raised to it: the field leads the response body for nearly every API at
+//! the versions current clients use, and ends Produce's (table and codec test in
+//! `server::request_quota`; a zero-copy Fetch has it in its first memory chunk). OffsetDelete and
+//! ApiVersions answers keep their field; their clients are held back by the mute alone, like
+//! pre-KIP-219 clients were.
+//!
 //! Meters are shared by all shards (one mutex-protected table per broker), because a quota is per
 //! broker and a client's connections may land on different shards. Requests of clients without a
 //! quota never touch it: with no quota configured the hot path is one empty check of the
 //! metadata snapshot.
 //!
-//! Only the byte rates are enforced. `request_percentage`, `controller_mutation_rate` and the `ip`
-//! entity's `connection_creation_rate` are refused with INVALID_REQUEST and a message saying so,
-//! rather than stored and silently ignored.
+//! # Topic mutations (`controller_mutation_rate`, KIP-599)
+//! CreateTopics, CreatePartitions and DeleteTopics take one token per partition they create or
+//! delete from a [`token_bucket`] that refills at the quota (partitions per second), as Kafka's
+//! `ControllerMutationQuotaManager` meters them. From CreateTopics v6, DeleteTopics v5 and
+//! CreatePartitions v3 (clients that know THROTTLING_QUOTA_EXCEEDED) the check is strict: a topic
+//! asked for while the bucket is below zero is refused with THROTTLING_QUOTA_EXCEEDED, the ones
+//! before it are done (one topic may take the bucket below zero); older versions are never refused,
+//! only throttled. Either way the answer's `throttle_time_ms` says how long until the bucket is
+//! back at zero and the connection is muted for that long (`server::mutation_quota`). Like Kafka's
+//! controller, a `validate_only` request is metered as the real one would be.
+//!
+//! The `ip` entity's `connection_creation_rate` is not enforced: it is refused with
+//! INVALID_REQUEST and a message saying so, rather than stored and silently ignored.
 
 pub mod rate;
+pub mod request_time;
+pub mod token_bucket;
 pub mod tracker;
 
 use std::collections::BTreeMap;
@@ -45,13 +81,11 @@ pub const IP: &str = "ip";
 /// Quota keys that are enforced.
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+pub const REQUEST_PERCENTAGE: &str = "request_percentage";
+pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
 
 /// Keys Kafka knows that Ringbolt does not enforce (refused, see the module docs).
-const NOT_ENFORCED: &[&str] = &[
-    "request_percentage",
-    "controller_mutation_rate",
-    "connection_creation_rate",
-];
+const NOT_ENFORCED: &[&str] = &["connection_creation_rate"];
 
 /// A quota entity: `user` and/or `client-id`, each a name or the default (`None`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -112,12 +146,22 @@ impl Entity {
     }
 }
 
-/// Checks one quota value for `key`: an enforced key, a positive whole number of bytes/s.
+/// Checks one quota value for `key`: an enforced key; a positive whole number of bytes/s for the
+/// byte rates, a positive double for request time (a percentage) and mutations (partitions/s), as
+/// Kafka types `request_percentage` and `controller_mutation_rate`.
 pub fn validate_value(key: &str, value: f64) -> Result<(), QuotaError> {
     if NOT_ENFORCED.contains(&key) {
         return Err(QuotaError(format!(
-            "quota {key} is not supported by Ringbolt yet (only {PRODUCER_BYTE_RATE} and {CONSUMER_BYTE_RATE} are enforced)"
+            "quota {key} is not supported by Ringbolt yet (only {PRODUCER_BYTE_RATE}, {CONSUMER_BYTE_RATE}, {REQUEST_PERCENTAGE} and {CONTROLLER_MUTATION_RATE} are enforced)"
         )));
+    }
+    if key == REQUEST_PERCENTAGE || key == CONTROLLER_MUTATION_RATE {
+        // Kafka: "Quota <key> must be greater than 0" (a DOUBLE key otherwise takes any value;
+        // Ringbolt also refuses NaN and infinity, which no quota can mean).
+        if !value.is_finite() || value <= 0.0 {
+            return Err(QuotaError(format!("Quota {key} must be greater than 0")));
+        }
+        return Ok(());
     }
     if key != PRODUCER_BYTE_RATE && key != CONSUMER_BYTE_RATE {
         return Err(QuotaError(format!("Invalid configuration key {key}")));
@@ -128,6 +172,11 @@ pub fn validate_value(key: &str, value: f64) -> Result<(), QuotaError> {
         )));
     }
     Ok(())
+}
+
+/// Whether any entity has a quota for `key`: the cheap test before [`resolve`], which allocates.
+pub fn any_has(quotas: &Quotas, key: &str) -> bool {
+    !quotas.is_empty() && quotas.values().any(|m| m.contains_key(key))
 }
 
 /// Every configured quota: entity → key → value.
@@ -245,7 +294,14 @@ mod tests {
         assert!(validate_value(PRODUCER_BYTE_RATE, 1024.0).is_ok());
         assert!(validate_value(PRODUCER_BYTE_RATE, 0.0).is_err());
         assert!(validate_value(PRODUCER_BYTE_RATE, 1.5).is_err());
-        assert!(validate_value("request_percentage", 50.0).is_err());
+        assert!(validate_value(REQUEST_PERCENTAGE, 50.0).is_ok());
+        assert!(validate_value(REQUEST_PERCENTAGE, 0.5).is_ok());
+        assert!(validate_value(REQUEST_PERCENTAGE, 0.0).is_err());
+        assert!(validate_value(REQUEST_PERCENTAGE, -1.0).is_err());
+        assert!(validate_value(REQUEST_PERCENTAGE, f64::NAN).is_err());
+        assert!(validate_value(CONTROLLER_MUTATION_RATE, 0.5).is_ok());
+        assert!(validate_value(CONTROLLER_MUTATION_RATE, 0.0).is_err());
+        assert!(validate_value("connection_creation_rate", 1.0).is_err());
         assert!(validate_value("nope", 1.0).is_err());
     }
 }

@@ -6,6 +6,7 @@
 //! Reader and writer share the socket as a [`SharedStream`] (see there why that is safe).
 
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
@@ -80,6 +81,22 @@ async fn read_frame(
     }
 }
 
+/// The peer address as Java's `InetAddress.toString()` prints an address it did not resolve
+/// (`/` + the literal): what Kafka reports as a group member's `client_host`. Java prints an IPv6
+/// address in full (`0:0:0:0:0:0:0:1`, no `::` compression) and an IPv4-mapped one as IPv4.
+fn java_inet_string(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("/{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("/{v4}"),
+            None => {
+                let groups: Vec<String> = v6.segments().iter().map(|s| format!("{s:x}")).collect();
+                format!("/{}", groups.join(":"))
+            }
+        },
+    }
+}
+
 fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor we own; no memory is passed.
     unsafe {
@@ -93,10 +110,14 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 
 /// Serves one accepted connection until EOF, error, protocol violation or broker shutdown.
 pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
-    let peer = stream
-        .peer_addr()
+    let peer_addr = stream.peer_addr().ok();
+    let peer = peer_addr
         .map(|a| a.to_string())
-        .unwrap_or_else(|_| "?".into());
+        .unwrap_or_else(|| "?".into());
+    let client_host: Rc<str> = peer_addr
+        .map(|a| java_inet_string(a.ip()))
+        .unwrap_or_default()
+        .into();
     let _ = stream.set_nodelay(true);
     // sendfile needs a non-blocking socket so a full send buffer returns EAGAIN instead of blocking
     // the executor thread; glommio's own reads/writes use MSG_DONTWAIT + io_uring polls either way.
@@ -117,7 +138,7 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
         peer.clone(),
     ));
 
-    let reader = read_loop(ctx.clone(), io.clone(), tx, peer.clone());
+    let reader = read_loop(ctx.clone(), io.clone(), tx, peer.clone(), client_host);
     let ended = async {
         reader.await;
     }
@@ -154,6 +175,7 @@ async fn read_loop(
     mut io: SharedStream,
     tx: local_channel::LocalSender<JoinHandle<Reply>>,
     peer: String,
+    client_host: Rc<str>,
 ) {
     let max = ctx.info.settings.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -209,6 +231,7 @@ async fn read_loop(
                     after: std::mem::replace(&mut prev, done.clone()),
                     done: handlers::Release(done),
                     muted_until: muted_until.clone(),
+                    client_host: client_host.clone(),
                 };
                 glommio::spawn_local(handlers::dispatch(req)).detach()
             }
@@ -248,4 +271,23 @@ async fn write_loop(
     }
     let _ = ctx;
     done.set();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_host_is_printed_as_java_does() {
+        assert_eq!(java_inet_string("127.0.0.1".parse().unwrap()), "/127.0.0.1");
+        assert_eq!(java_inet_string("::1".parse().unwrap()), "/0:0:0:0:0:0:0:1");
+        assert_eq!(
+            java_inet_string("::ffff:10.0.0.7".parse().unwrap()),
+            "/10.0.0.7"
+        );
+        assert_eq!(
+            java_inet_string("fe80::ab:12".parse().unwrap()),
+            "/fe80:0:0:0:0:0:ab:12"
+        );
+    }
 }

@@ -2,7 +2,8 @@
 //! on their shards before the answer. Per topic: INVALID_PARTITIONS (not an increase, above the
 //! limit), INVALID_REPLICA_ASSIGNMENT (an assignment that does not give each new partition to
 //! this broker alone), UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST (topic named twice).
-//! `validate_only` checks without changing anything.
+//! `validate_only` checks without changing anything. A client over its `controller_mutation_rate`
+//! gets THROTTLING_QUOTA_EXCEEDED from v3 (see [`crate::quota`]).
 
 use std::collections::HashSet;
 
@@ -16,6 +17,7 @@ use kafka_protocol::messages::create_partitions_response::{
 use super::{HandlerError, Reply, Request};
 use crate::metadata::{TopicError, alter};
 use crate::protocol::errors::NONE;
+use crate::server::mutation_quota::{EXCEEDED_MESSAGE, MutationQuota};
 use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
@@ -31,15 +33,24 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         .map(|t| t.name.0.as_str())
         .filter(|n| !seen.insert(*n))
         .collect();
+    let mut quota = MutationQuota::for_request(&req, 3);
     let mut results = Vec::with_capacity(r.topics.len());
     for t in &r.topics {
         let name = t.name.0.as_str();
+        let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        let current = req.ctx.metadata().topic(name).map(|m| m.partitions);
         let outcome = if dups.contains(name) {
             Err(TopicError::InvalidRequest(format!(
                 "Duplicate topic in request: {name}"
             )))
+        } else if let Err(code) = quota.admit() {
+            results.push(
+                result
+                    .with_error_code(code)
+                    .with_error_message(Some(sb(EXCEEDED_MESSAGE))),
+            );
+            continue;
         } else {
-            let current = req.ctx.metadata().topic(name).map(|m| m.partitions);
             match check_assignments(t, node, current) {
                 Ok(()) => {
                     alter::create_partitions(name.to_string(), t.count, r.validate_only).await
@@ -47,9 +58,11 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                 Err(e) => Err(e),
             }
         };
-        let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         results.push(match outcome {
-            Ok(()) => result.with_error_code(NONE),
+            Ok(()) => {
+                quota.record(t.count - current.unwrap_or(t.count));
+                result.with_error_code(NONE)
+            }
             Err(e) => {
                 tracing::info!(topic = %name, error = %e, "create partitions refused");
                 result
@@ -58,7 +71,12 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             }
         });
     }
-    req.respond(&CreatePartitionsResponse::default().with_results(results))
+    let throttle = quota.finish(&req);
+    req.respond(
+        &CreatePartitionsResponse::default()
+            .with_throttle_time_ms(throttle)
+            .with_results(results),
+    )
 }
 
 /// A given assignment must have one entry per new partition, each naming this broker and only it

@@ -1,6 +1,7 @@
 //! CreateTopics (key 19), v2–v7: partitions, replica assignments (single broker), configs,
 //! validate_only; TOPIC_ALREADY_EXISTS, INVALID_PARTITIONS, INVALID_TOPIC_EXCEPTION,
-//! INVALID_REPLICATION_FACTOR, INVALID_CONFIG per topic.
+//! INVALID_REPLICATION_FACTOR, INVALID_CONFIG per topic; THROTTLING_QUOTA_EXCEEDED from v6 for a
+//! client over its `controller_mutation_rate` (see [`crate::quota`]; older versions are throttled).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -14,6 +15,7 @@ use super::{HandlerError, Reply, Request};
 use crate::config::dynamic::Layers;
 use crate::metadata::TopicError;
 use crate::metadata::controller::{self, NewTopic};
+use crate::server::mutation_quota::{EXCEEDED_MESSAGE, MutationQuota};
 use crate::shard::ShardCtx;
 use crate::util::sb;
 
@@ -26,16 +28,31 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: CreateTopicsRequest = req.decode()?;
     let ctx = req.ctx.clone();
     let dups = duplicates(&r);
+    let mut quota = MutationQuota::for_request(&req, 6);
     let mut results = Vec::with_capacity(r.topics.len());
     for t in &r.topics {
         let result = CreatableTopicResult::default().with_name(t.name.clone());
         let answer = match new_topic(t, &dups, ctx.info.node_id) {
-            Ok(new) => create(&ctx, new, r.validate_only, result).await,
+            Ok(new) => match quota.admit() {
+                Ok(()) => {
+                    let res = create(&ctx, new, r.validate_only, result).await;
+                    if res.error_code == 0 {
+                        quota.record(res.num_partitions);
+                    }
+                    res
+                }
+                Err(code) => refused(result, code, EXCEEDED_MESSAGE.into()),
+            },
             Err((code, msg)) => refused(result, code, msg),
         };
         results.push(answer);
     }
-    req.respond(&CreateTopicsResponse::default().with_topics(results))
+    let throttle = quota.finish(&req);
+    req.respond(
+        &CreateTopicsResponse::default()
+            .with_throttle_time_ms(throttle)
+            .with_topics(results),
+    )
 }
 
 /// Why a topic is not created: its error code and message.

@@ -1,5 +1,8 @@
-//! DescribeGroups (key 15), v0–v5. Unknown groups are described as Dead with no error (as Kafka);
-//! member metadata and assignments are shown only while the group is Stable.
+//! DescribeGroups (key 15), v0–v6. An unknown or deleted group is described as Dead: from v6
+//! with GROUP_ID_NOT_FOUND and the message `"Group <id> not found."` (KIP-1043), before that with
+//! no error, as Kafka 4.x answers (`GroupMetadataManager.describeGroups`). Member metadata and assignments
+//! are shown only while the group is Stable; `client_host` is the member's connection address as
+//! Kafka prints it (`/127.0.0.1`), taken when it (re)joined.
 //!
 //! v3+ with `include_authorized_operations` reports the group's authorized operations
 //! ([`authz`]) for every group described without error, as Kafka does; a group answered with an
@@ -18,7 +21,7 @@ use crate::server::authz::{self, ResourceType};
 use crate::util::sb;
 
 pub const MIN_VERSION: i16 = 0;
-pub const MAX_VERSION: i16 = 5;
+pub const MAX_VERSION: i16 = 6;
 
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: DescribeGroupsRequest = req.decode()?;
@@ -29,10 +32,17 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
         let found =
             on_coordinator(&req.ctx, &g.clone(), move |c| async move { c.describe(&g) }).await;
         let mut d = DescribedGroup::default().with_group_id(gid.clone());
-        let Some((code, desc)) = found else {
+        let Some((mut code, desc)) = found else {
             out.push(d.with_error_code(ResponseError::CoordinatorNotAvailable.code()));
             continue;
         };
+        if code == ResponseError::GroupIdNotFound.code() {
+            if v >= 6 {
+                d = d.with_error_message(Some(sb(&format!("Group {} not found.", gid.0))));
+            } else {
+                code = errors::NONE;
+            }
+        }
         if v >= 3 && r.include_authorized_operations && code == errors::NONE {
             d = d.with_authorized_operations(authz::authorized_operations(
                 ResourceType::Group,

@@ -29,7 +29,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             .as_ref()
             .map(|s| s.to_string())
             .unwrap_or_default(),
-        client_host: String::new(),
+        client_host: req.client_host.to_string(),
         session_timeout_ms: r.session_timeout_ms,
         // v0 has no rebalance timeout; Kafka uses the session timeout.
         rebalance_timeout_ms: if v == 0 {

@@ -40,6 +40,9 @@ pub struct Request {
     pub done: Release,
     /// Until when the connection is muted by a quota throttle (shared by its requests).
     pub muted_until: Rc<Cell<Option<Instant>>>,
+    /// The connection's peer address as Kafka reports it (`/127.0.0.1`, see
+    /// `connection::java_inet_string`), made once per connection.
+    pub client_host: Rc<str>,
 }
 
 /// Releases the next request of the same connection when set or dropped (so a cancelled or
@@ -267,9 +270,17 @@ pub async fn dispatch(req: Request) -> Reply {
             glommio::timer::sleep(until - now).await;
         }
     }
-    match dispatch_inner(req).await {
+    let finish = |r: Result<Reply, HandlerError>| match r {
         Ok(r) => r,
         Err(e) => Reply::Close(e.to_string()),
+    };
+    // Clients with a `request_percentage` quota have their handler's poll time metered.
+    match crate::server::request_quota::charge_for(&req) {
+        None => finish(dispatch_inner(req).await),
+        Some(charge) => {
+            let (r, busy) = crate::quota::request_time::PollTimed::new(dispatch_inner(req)).await;
+            charge.settle(finish(r), busy)
+        }
     }
 }
 

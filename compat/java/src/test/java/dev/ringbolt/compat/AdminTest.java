@@ -32,6 +32,12 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.common.errors.ThrottlingQuotaExceededException;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.CreateTopicsResult;
+import org.apache.kafka.clients.admin.CreateTopicsOptions;
+import org.apache.kafka.clients.admin.CreatePartitionsOptions;
+import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.AlterConfigsOptions;
 import org.apache.kafka.clients.admin.Config;
@@ -754,6 +760,102 @@ class AdminTest {
       }
       awaitQuotas(a, ClientQuotaFilter.containsOnly(List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, producerId))),
           Map.of());
+    }
+  }
+
+  /**
+   * request_percentage (KIP-124): a client id allowed 0.001 % of a request thread (10 µs of broker
+   * time per second) sends one record at a time; within a few requests the broker answers with a
+   * throttle time (at most one 1 s quota window), which the producer's throttle-time metric shows.
+   * A producer under another client id, without a quota, is never throttled.
+   */
+  @Test
+  @Timeout(value = 120, unit = TimeUnit.SECONDS)
+  void requestQuotaThrottlesABusyProducer() throws Exception {
+    String limitedId = unique("request-quota");
+    String freeId = unique("no-quota");
+    String topic = unique("admin-request-quota");
+    createTopic(topic, 1);
+    ClientQuotaEntity e = new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, limitedId));
+    try (Admin a = admin()) {
+      get(a.alterClientQuotas(List.of(new ClientQuotaAlteration(e,
+          List.of(new ClientQuotaAlteration.Op("request_percentage", 0.001))))).all());
+      try {
+        awaitQuotas(a, ClientQuotaFilter.containsOnly(List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, limitedId))),
+            Map.of(e, Map.of("request_percentage", 0.001)));
+        double limitedMax = sendUntilThrottled(limitedId, topic, 200);
+        assertTrue(limitedMax > 0 && limitedMax <= 1000, "throttle of the limited producer: " + limitedMax);
+        double freeMax = sendUntilThrottled(freeId, topic, 200);
+        assertEquals(0.0, freeMax, "a producer without a quota was throttled");
+      } finally {
+        get(a.alterClientQuotas(List.of(new ClientQuotaAlteration(e,
+            List.of(new ClientQuotaAlteration.Op("request_percentage", null))))).all());
+      }
+    }
+  }
+
+  /** Sends up to `n` records one at a time; returns produce-throttle-time-max once it is > 0. */
+  static double sendUntilThrottled(String clientId, String topic, int n) throws Exception {
+    try (KafkaProducer<byte[], byte[]> p = producer(Map.of(ProducerConfig.CLIENT_ID_CONFIG, clientId,
+        ProducerConfig.LINGER_MS_CONFIG, "0"))) {
+      double max = 0;
+      for (int i = 0; i < n && !(max > 0); i++) {
+        p.send(new ProducerRecord<>(topic, 0, null, value(i, 100))).get(30, TimeUnit.SECONDS);
+        max = metric(p.metrics(), "producer-metrics", "produce-throttle-time-max");
+      }
+      return Double.isNaN(max) ? 0 : max;
+    }
+  }
+
+  /**
+   * controller_mutation_rate (KIP-599): 2 partitions/s for one client id, so a bucket of 22
+   * partitions (11 one-second samples). Topics of 20, 3 and 1 partitions in one createTopics
+   * without retries: the first two are created (the second takes the bucket below zero), the third
+   * is refused with ThrottlingQuotaExceededException and the time until the bucket is back at zero;
+   * with the Admin's default retry it is created after that time. createPartitions is metered by
+   * the same bucket.
+   */
+  @Test
+  @Timeout(value = 120, unit = TimeUnit.SECONDS)
+  void controllerMutationQuotaRefusesTopicsOverIt() throws Exception {
+    String clientId = unique("mutation-quota");
+    String ta = unique("mq-a");
+    String tb = unique("mq-b");
+    String tc = unique("mq-c");
+    ClientQuotaEntity e = new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, clientId));
+    try (Admin a = admin()) {
+      get(a.alterClientQuotas(List.of(new ClientQuotaAlteration(e,
+          List.of(new ClientQuotaAlteration.Op("controller_mutation_rate", 2.0))))).all());
+      try {
+        awaitQuotas(a, ClientQuotaFilter.containsOnly(List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, clientId))),
+            Map.of(e, Map.of("controller_mutation_rate", 2.0)));
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP);
+        p.put(AdminClientConfig.CLIENT_ID_CONFIG, clientId);
+        try (Admin limited = Admin.create(p)) {
+          CreateTopicsResult r = limited.createTopics(List.of(new NewTopic(ta, 20, (short) 1),
+              new NewTopic(tb, 3, (short) 1), new NewTopic(tc, 1, (short) 1)),
+              new CreateTopicsOptions().retryOnQuotaViolation(false));
+          get(r.values().get(ta));
+          get(r.values().get(tb));
+          Throwable t = failure(r.values().get(tc));
+          assertTrue(t instanceof ThrottlingQuotaExceededException, "third topic: " + t);
+          int throttle = ((ThrottlingQuotaExceededException) t).throttleTimeMs();
+          assertTrue(throttle > 0 && throttle <= 500, "throttle " + throttle + " ms for one partition at 2/s");
+          long t0 = System.nanoTime();
+          get(limited.createTopics(List.of(new NewTopic(tc, 1, (short) 1))).all());
+          double waited = (System.nanoTime() - t0) / 1e6;
+          assertTrue(waited >= throttle / 2.0, "created after the throttle with the default retry, took " + waited + " ms");
+          Throwable grow = failure(limited.createPartitions(Map.of(ta, NewPartitions.increaseTo(21)),
+              new CreatePartitionsOptions().retryOnQuotaViolation(false)).all());
+          assertTrue(grow instanceof ThrottlingQuotaExceededException, "createPartitions over the quota: " + grow);
+          assertEquals(20, get(a.describeTopics(List.of(ta)).allTopicNames()).get(ta).partitions().size());
+        }
+      } finally {
+        get(a.alterClientQuotas(List.of(new ClientQuotaAlteration(e,
+            List.of(new ClientQuotaAlteration.Op("controller_mutation_rate", null))))).all());
+        a.deleteTopics(List.of(ta, tb, tc)).all().get(T, TimeUnit.SECONDS);
+      }
     }
   }
 
