@@ -245,7 +245,11 @@ pub fn decompress(codec: Codec, data: &[u8], limit: usize) -> Result<Vec<u8>, Co
             let ctx = d.get_or_insert_with(zstd::zstd_safe::DCtx::create);
             ctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly)
                 .map_err(|code| corrupt(codec, zstd::zstd_safe::get_error_name(code)))?;
-            read_bounded(codec, zstd::stream::read::Decoder::with_context(data, ctx), limit)
+            read_bounded(
+                codec,
+                zstd::stream::read::Decoder::with_context(data, ctx),
+                limit,
+            )
         }),
     }
 }
@@ -554,11 +558,21 @@ mod tests {
         for bad in [&good[..good.len() / 2], &garbled[..]] {
             let _ = decompress(Codec::Zstd, bad, MAX_DECOMPRESSED);
             // A failed decode leaves nothing behind in the thread's context.
-            assert_eq!(decompress(Codec::Zstd, &good, MAX_DECOMPRESSED).unwrap(), data);
+            assert_eq!(
+                decompress(Codec::Zstd, &good, MAX_DECOMPRESSED).unwrap(),
+                data
+            );
         }
         assert!(decompress(Codec::Zstd, &good[..good.len() / 2], MAX_DECOMPRESSED).is_err());
-        assert!(decompress(Codec::Zstd, &good, 1000).is_err(), "the output bound still holds");
-        assert_eq!(compress(Codec::Zstd, &data).unwrap(), good, "same frame as before");
+        assert!(
+            decompress(Codec::Zstd, &good, 1000).is_err(),
+            "the output bound still holds"
+        );
+        assert_eq!(
+            compress(Codec::Zstd, &data).unwrap(),
+            good,
+            "same frame as before"
+        );
     }
 
     #[test]
