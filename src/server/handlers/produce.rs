@@ -203,11 +203,12 @@ async fn plan_appends(ctx: &Rc<ShardCtx>, r: &ProduceRequest) -> (Slots, Vec<(us
                 &ctx.settings().compression_type,
             )
         });
+        let settings = ctx.settings();
         let compacted = topic.as_ref().is_ok_and(|t| {
             let policy = t
                 .configs
                 .get("cleanup.policy")
-                .unwrap_or(&ctx.info.settings.log_cleanup_policy);
+                .unwrap_or(&settings.log_cleanup_policy);
             CleanupPolicy::parse(policy).is_some_and(|p| p.compact)
         });
         let mut row = Vec::with_capacity(td.partition_data.len());
