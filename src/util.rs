@@ -2,6 +2,17 @@
 
 use kafka_protocol::protocol::StrBytes;
 
+/// The items that occur more than once (a request naming a resource twice is refused for it).
+pub(crate) fn repeated<T: Eq + std::hash::Hash + Clone>(
+    items: impl IntoIterator<Item = T>,
+) -> std::collections::HashSet<T> {
+    let mut seen = std::collections::HashSet::new();
+    items
+        .into_iter()
+        .filter(|i| !seen.insert(i.clone()))
+        .collect()
+}
+
 /// Milliseconds since the Unix epoch by the wall clock (0 if the clock reads before 1970).
 ///
 /// Wall-clock, not monotonic: these are the timestamps Kafka puts on the wire and in files

@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::controller::{MetadataStore, publish};
+use super::controller::{MetadataStore, publish, serialized};
 use super::{MAX_PARTITIONS, TopicError, TopicMeta};
 use crate::config::dynamic::{
     AlterError, AlterOp, CLUSTER_DEFAULT, Resource, apply_ops, effective_settings, validate_topic,
 };
-use crate::shard::{self, ShardCtx};
+use crate::shard::ShardCtx;
 
 /// How a resource's overrides change.
 #[derive(Debug, Clone)]
@@ -76,13 +76,7 @@ pub async fn alter_configs(
     change: ConfigChange,
     validate_only: bool,
 ) -> Result<(), TopicError> {
-    shard::run_on(0, move |ctx| async move {
-        let store = ctx.controller.clone().ok_or(TopicError::ShuttingDown)?;
-        let _permit = store
-            .op
-            .acquire_permit(1)
-            .await
-            .map_err(|_| TopicError::ShuttingDown)?;
+    serialized(move |ctx, store| async move {
         match target {
             ConfigTarget::Topic(name) => {
                 alter_topic(&ctx, &store, name, change, validate_only).await
@@ -93,7 +87,6 @@ pub async fn alter_configs(
         }
     })
     .await
-    .map_err(|_| TopicError::ShuttingDown)?
 }
 
 async fn alter_topic(
@@ -226,13 +219,7 @@ pub async fn create_partitions(
     count: i32,
     validate_only: bool,
 ) -> Result<(), TopicError> {
-    shard::run_on(0, move |ctx| async move {
-        let store = ctx.controller.clone().ok_or(TopicError::ShuttingDown)?;
-        let _permit = store
-            .op
-            .acquire_permit(1)
-            .await
-            .map_err(|_| TopicError::ShuttingDown)?;
+    serialized(move |ctx, store| async move {
         let old = store
             .topics
             .borrow()
@@ -252,7 +239,6 @@ pub async fn create_partitions(
         Ok(())
     })
     .await
-    .map_err(|_| TopicError::ShuttingDown)?
 }
 
 /// Kafka's rules: only an increase, and within the broker's limit.

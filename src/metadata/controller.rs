@@ -338,6 +338,27 @@ async fn create_on_controller(
     Ok(meta)
 }
 
+/// Runs `op` on the controller shard with the store's operation permit held, so that controller
+/// operations that read the tables and then change them never interleave.
+pub(super) async fn serialized<T, F, Fut>(op: F) -> Result<T, TopicError>
+where
+    F: FnOnce(Rc<ShardCtx>, Rc<MetadataStore>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, TopicError>> + 'static,
+    T: Send + 'static,
+{
+    shard::run_on(0, move |ctx| async move {
+        let store = ctx.controller.clone().ok_or(TopicError::ShuttingDown)?;
+        let _permit = store
+            .op
+            .acquire_permit(1)
+            .await
+            .map_err(|_| TopicError::ShuttingDown)?;
+        op(ctx, store.clone()).await
+    })
+    .await
+    .map_err(|_| TopicError::ShuttingDown)?
+}
+
 /// Which topic to delete.
 #[derive(Debug, Clone)]
 pub enum TopicRef {
@@ -348,13 +369,7 @@ pub enum TopicRef {
 /// Deletes a topic: metadata first (persisted), then every owner closes and removes its partition
 /// directories. Returns the deleted topic.
 pub async fn delete_topic(topic: TopicRef) -> Result<Arc<TopicMeta>, TopicError> {
-    shard::run_on(0, move |ctx| async move {
-        let store = ctx.controller.clone().ok_or(TopicError::ShuttingDown)?;
-        let _permit = store
-            .op
-            .acquire_permit(1)
-            .await
-            .map_err(|_| TopicError::ShuttingDown)?;
+    serialized(move |ctx, store| async move {
         let name = match &topic {
             TopicRef::Name(n) => n.clone(),
             TopicRef::Id(id) => store
@@ -382,7 +397,6 @@ pub async fn delete_topic(topic: TopicRef) -> Result<Arc<TopicMeta>, TopicError>
         Ok(removed)
     })
     .await
-    .map_err(|_| TopicError::ShuttingDown)?
 }
 
 /// Sends `snap` to every shard and waits until each applied it; returns the partitions that

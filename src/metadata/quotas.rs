@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::TopicError;
-use super::controller::publish;
+use super::controller::{publish, serialized};
 use crate::quota::{self, Entity, QuotaError};
-use crate::shard;
 
 /// One entity's changes: key → new value, or `None` to remove the key.
 #[derive(Debug, Clone)]
@@ -23,13 +22,7 @@ pub async fn alter_quotas(
     alterations: Vec<QuotaAlteration>,
     validate_only: bool,
 ) -> Result<Vec<Result<(), QuotaError>>, TopicError> {
-    shard::run_on(0, move |ctx| async move {
-        let store = ctx.controller.clone().ok_or(TopicError::ShuttingDown)?;
-        let _permit = store
-            .op
-            .acquire_permit(1)
-            .await
-            .map_err(|_| TopicError::ShuttingDown)?;
+    serialized(move |ctx, store| async move {
         let old = store.quotas.borrow().clone();
         let mut next = (*old).clone();
         let results: Vec<Result<(), QuotaError>> =
@@ -52,7 +45,6 @@ pub async fn alter_quotas(
         Ok(results)
     })
     .await
-    .map_err(|_| TopicError::ShuttingDown)?
 }
 
 /// Checks one alteration and, if it is valid, applies it to `quotas`.

@@ -29,17 +29,18 @@ pub struct Charge {
 /// The request quota that governs `req`'s client, if any. Without any `request_percentage` quota
 /// configured this is one scan of the (usually empty) quota table, no allocation.
 pub fn charge_for(req: &Request) -> Option<Charge> {
-    let snap = req.ctx.metadata();
-    if !quota::any_has(&snap.quotas, REQUEST_PERCENTAGE) {
-        return None;
-    }
     let client_id = req.header.client_id.as_deref().unwrap_or("");
-    let (quota, meter) = quota::resolve(
-        &snap.quotas,
-        REQUEST_PERCENTAGE,
-        &req.principal().name,
-        client_id,
-    )?;
+    let (quota, meter) = req.ctx.with_metadata(|snap| {
+        if !quota::any_has(&snap.quotas, REQUEST_PERCENTAGE) {
+            return None;
+        }
+        quota::resolve(
+            &snap.quotas,
+            REQUEST_PERCENTAGE,
+            &req.principal().name,
+            client_id,
+        )
+    })?;
     Some(Charge {
         ctx: req.ctx.clone(),
         quota,

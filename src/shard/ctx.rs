@@ -97,6 +97,12 @@ impl ShardCtx {
         self.metadata.borrow().clone()
     }
 
+    /// Runs `f` on the current metadata snapshot without cloning its `Arc` (whose count every
+    /// shard shares: a clone per request is a cross-core cache-line write).
+    pub fn with_metadata<R>(&self, f: impl FnOnce(&MetadataSnapshot) -> R) -> R {
+        f(&self.metadata.borrow())
+    }
+
     /// The broker settings in effect now: the static ones with the dynamic broker configs applied.
     pub fn settings(&self) -> Arc<crate::config::BrokerSettings> {
         self.metadata.borrow().settings.clone()

@@ -7,7 +7,7 @@
 //! null value, unknown resource type),
 //! UNKNOWN_TOPIC_OR_PARTITION. A refused resource changes nothing.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsRequest, AlterConfigsResource};
 use kafka_protocol::messages::alter_configs_response::{
@@ -25,13 +25,11 @@ pub const MAX_VERSION: i16 = 2;
 
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: AlterConfigsRequest = req.decode()?;
-    let mut seen = HashSet::new();
-    let dups: HashSet<(i8, String)> = r
-        .resources
-        .iter()
-        .map(|res| (res.resource_type, res.resource_name.to_string()))
-        .filter(|k| !seen.insert(k.clone()))
-        .collect();
+    let dups = crate::util::repeated(
+        r.resources
+            .iter()
+            .map(|res| (res.resource_type, res.resource_name.to_string())),
+    );
     let mut responses = Vec::with_capacity(r.resources.len());
     for res in &r.resources {
         let key = (res.resource_type, res.resource_name.to_string());

@@ -5,8 +5,6 @@
 //! `validate_only` checks without changing anything. A client over its `controller_mutation_rate`
 //! gets THROTTLING_QUOTA_EXCEEDED from v3 (see [`crate::quota`]).
 
-use std::collections::HashSet;
-
 use kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsRequest, CreatePartitionsTopic,
 };
@@ -26,13 +24,7 @@ pub const MAX_VERSION: i16 = 3;
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: CreatePartitionsRequest = req.decode()?;
     let node = req.ctx.info.node_id;
-    let mut seen = HashSet::new();
-    let dups: HashSet<&str> = r
-        .topics
-        .iter()
-        .map(|t| t.name.0.as_str())
-        .filter(|n| !seen.insert(*n))
-        .collect();
+    let dups = crate::util::repeated(r.topics.iter().map(|t| t.name.0.as_str()));
     let mut quota = MutationQuota::for_request(&req, 3);
     let mut results = Vec::with_capacity(r.topics.len());
     for t in &r.topics {

@@ -60,12 +60,7 @@ type Refusal = (i16, String);
 
 /// The names that appear more than once in the request (each such topic is refused).
 fn duplicates(r: &CreateTopicsRequest) -> HashSet<String> {
-    let mut seen = HashSet::new();
-    r.topics
-        .iter()
-        .filter(|t| !seen.insert(t.name.0.as_str().to_string()))
-        .map(|t| t.name.0.as_str().to_string())
-        .collect()
+    crate::util::repeated(r.topics.iter().map(|t| t.name.0.as_str().to_string()))
 }
 
 /// Checks one requested topic, in this order: named once, its size, its configs.

@@ -6,8 +6,6 @@
 //! resource or key, null value, unknown operation or resource type),
 //! UNKNOWN_TOPIC_OR_PARTITION. A refused resource changes nothing.
 
-use std::collections::HashSet;
-
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, IncrementalAlterConfigsRequest,
 };
@@ -27,13 +25,11 @@ pub const MAX_VERSION: i16 = 1;
 
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: IncrementalAlterConfigsRequest = req.decode()?;
-    let mut seen = HashSet::new();
-    let dups: HashSet<(i8, String)> = r
-        .resources
-        .iter()
-        .map(|res| (res.resource_type, res.resource_name.to_string()))
-        .filter(|k| !seen.insert(k.clone()))
-        .collect();
+    let dups = crate::util::repeated(
+        r.resources
+            .iter()
+            .map(|res| (res.resource_type, res.resource_name.to_string())),
+    );
     let mut responses = Vec::with_capacity(r.resources.len());
     for res in &r.resources {
         let key = (res.resource_type, res.resource_name.to_string());

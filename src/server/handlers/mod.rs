@@ -114,11 +114,10 @@ impl Request {
     /// throttle time in ms, 0 without a quota or within it. A throttled connection starts no
     /// further request until the time has passed, as Kafka mutes the channel.
     pub fn meter_quota(&self, key: &'static str, bytes: u64) -> u64 {
-        let snap = self.ctx.metadata();
         let client_id = self.header.client_id.as_deref().unwrap_or("");
-        let Some((quota, meter)) =
+        let Some((quota, meter)) = self.ctx.with_metadata(|snap| {
             crate::quota::resolve(&snap.quotas, key, &self.principal().name, client_id)
-        else {
+        }) else {
             return 0;
         };
         let now = crate::util::now_ms().max(0) as u64;

@@ -35,6 +35,7 @@ use kafka_protocol::messages::produce_response::{
 
 use super::metadata::auto_create;
 use super::{HandlerError, Reply, Request};
+use crate::config::BrokerSettings;
 use crate::format::compression::TopicCompression;
 use crate::metadata::{TopicMeta, validate_topic_name};
 use crate::protocol::errors;
@@ -192,18 +193,19 @@ async fn plan_appends(ctx: &Rc<ShardCtx>, r: &ProduceRequest) -> (Slots, Vec<(us
     let valid_acks = (-1..=1).contains(&r.acks);
     let mut slots: Slots = Vec::with_capacity(r.topic_data.len());
     let mut items: Vec<(usize, Item)> = Vec::new();
+    // One snapshot of the effective (static + dynamic) settings for the whole request.
+    let settings = ctx.settings();
     for td in &r.topic_data {
         let name = td.name.0.as_str();
         let topic = resolve_topic(ctx, name, valid_acks)
             .await
-            .and_then(|t| enough_replicas(ctx, &t, r.acks).map(|()| t));
+            .and_then(|t| enough_replicas(&settings, &t, r.acks).map(|()| t));
         let compression = topic.as_ref().map_or(TopicCompression::Producer, |t| {
             TopicCompression::effective(
                 t.configs.get("compression.type"),
-                &ctx.settings().compression_type,
+                &settings.compression_type,
             )
         });
-        let settings = ctx.settings();
         let compacted = topic.as_ref().is_ok_and(|t| {
             let policy = t
                 .configs
@@ -229,7 +231,7 @@ async fn plan_appends(ctx: &Rc<ShardCtx>, r: &ProduceRequest) -> (Slots, Vec<(us
 
 /// acks=all needs `min.insync.replicas` in-sync replicas; a single broker is one (Kafka answers a
 /// topic with replication factor 1 and a higher minimum the same way).
-fn enough_replicas(ctx: &ShardCtx, t: &TopicMeta, acks: i16) -> Result<(), i16> {
+fn enough_replicas(settings: &BrokerSettings, t: &TopicMeta, acks: i16) -> Result<(), i16> {
     if acks != -1 {
         return Ok(());
     }
@@ -237,7 +239,7 @@ fn enough_replicas(ctx: &ShardCtx, t: &TopicMeta, acks: i16) -> Result<(), i16> 
         .configs
         .get("min.insync.replicas")
         .and_then(|v| v.trim().parse::<i32>().ok())
-        .unwrap_or_else(|| ctx.settings().min_insync_replicas);
+        .unwrap_or(settings.min_insync_replicas);
     if min > 1 {
         return Err(ResponseError::NotEnoughReplicas.code());
     }
