@@ -27,6 +27,7 @@ use super::recovery;
 use super::segment::{self, Segment, sync_dir};
 use super::slice::AppendInfo;
 use super::state::{ActiveFile, Inner, SegmentMap, State, SyncState, SyncStats, WriteQueue};
+use super::txn::{AbortedTxn, ProducerInfo, TxnMarker};
 
 /// One partition's log. Lives on its owner shard (not `Send`); share it there as
 /// `Rc<PartitionLog>`. Methods take `&self`; appends are serialised internally.
@@ -199,6 +200,35 @@ impl PartitionLog {
             st.queue_mut().push_snapshot(bytes);
         }
         self.ensure_writer(st);
+    }
+
+    /// Writes a transaction marker (control batch) for `marker.producer_id`, ending its ongoing
+    /// transaction on this partition, and returns its offset (assigned synchronously, like
+    /// [`PartitionLog::append_assign`]; wait with [`PartitionLog::wait_written`] /
+    /// [`PartitionLog::wait_durable`]).
+    pub fn append_marker(&self, marker: TxnMarker) -> Result<AppendInfo, StorageError> {
+        let _ = marker;
+        Err(StorageError::InvalidRecord(
+            "transaction markers are not built yet".into(),
+        ))
+    }
+
+    /// The last stable offset: the first offset of the oldest ongoing transaction, or the high
+    /// watermark when none is ongoing. read_committed readers see offsets below it only.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.high_watermark()
+    }
+
+    /// Aborted transactions whose data overlaps `[from, upper)` (Fetch's `aborted_transactions`
+    /// for a read_committed fetch of that range), oldest first.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        let _ = (from, upper);
+        Vec::new()
+    }
+
+    /// Every producer tracked on this partition (DescribeProducers).
+    pub fn producers(&self) -> Vec<ProducerInfo> {
+        Vec::new()
     }
 
     /// Resolves once every offset <= `offset` is written to the file (readable; durable only per

@@ -140,6 +140,7 @@ pub mod slice;
 mod state;
 pub mod syncer;
 pub mod time_index;
+pub mod txn;
 pub mod zero_fill;
 
 pub use config::{CleanupPolicy, LogConfig, TimestampType};
