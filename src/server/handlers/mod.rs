@@ -248,6 +248,7 @@ api_table! {
     ElectLeaders => elect_leaders,
     AlterPartitionReassignments => alter_partition_reassignments,
     ListPartitionReassignments => list_partition_reassignments,
+    DescribeProducers => describe_producers,
 }
 
 /// The supported version range of an API key, if the broker serves it.
