@@ -33,6 +33,7 @@ use kafka_protocol::messages::add_partitions_to_txn_request::{
 use kafka_protocol::messages::end_txn_request::EndTxnRequest;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::{ProducerId, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 use kafka_test_client::requests::produce_request;
@@ -231,19 +232,7 @@ fn producer_loop(
                     .clone()
                     .map(|id| TransactionalId(StrBytes::from_string(id))),
             );
-            let v = s.conn.api.produce;
-            let r = s.conn.call(v, &req)?;
-            for t in &r.responses {
-                for p in &t.partition_responses {
-                    if p.error_code != 0 {
-                        bail!(
-                            "produce to partition {}: error code {}",
-                            p.index,
-                            p.error_code
-                        );
-                    }
-                }
-            }
+            produce(&mut s.conn, &req)?;
         }
         if transactional {
             end_txn(s)?;
@@ -256,6 +245,30 @@ fn producer_loop(
         }
     }
     Ok((txns, records))
+}
+
+/// Sends one Produce request, again (same batches, same sequences) while it gets an error that
+/// goes away by itself (a fresh topic's leadership settling).
+fn produce(conn: &mut Conn, req: &ProduceRequest) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = conn.api.produce;
+        let r = conn.call(v, req)?;
+        let code = r
+            .responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+            .map(|p| p.error_code)
+            .find(|&c| c != 0)
+            .unwrap_or(0);
+        if code == 0 {
+            return Ok(());
+        }
+        if !crate::client::is_retriable(code) || Instant::now() > deadline {
+            bail!("produce: error code {code}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn add_partitions(s: &mut Session, topic: &str, parts: Vec<i32>) -> Result<()> {
