@@ -40,7 +40,7 @@ def main(report):
             vs = f"{rb['records_per_sec'] / s['records_per_sec']:.2f}" if rb and s["records_per_sec"] else ""
             lines.append(f"| {n} | {system} | {mode} | {s['records_per_sec']:,.0f} | {s['txn_per_sec']:,.1f} "
                          f"| {s['txn_latency_us_p50'] / 1000:.1f} | {s['txn_latency_us_p99'] / 1000:.1f} | {own} | {vs} |")
-            out.append(dict(system=system, mode=mode, **s))
+            out.append(dict(s, system=system))
     rc = ["| system | workload | catch-up consume msg/s read_uncommitted | read_committed | ratio |", "|---|---|---:|---:|---:|"]
     for d in sorted(glob.glob(os.path.join(report, "*", "consume-rc"))):
         base = os.path.dirname(d)

@@ -396,3 +396,29 @@ pub fn report(s: &TxnSummary, dir: &Path) -> Result<()> {
     std::fs::write(dir.join("txn.json"), serde_json::to_vec_pretty(s)?)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::Compression;
+    use ringbolt::protocol::record_batch::validate_batch;
+
+    #[test]
+    fn stamped_batches_carry_the_producer_and_a_valid_crc() {
+        let mut b = BatchBuilder::new(Compression::None, 1024);
+        for i in 0..3 {
+            b.append(1000 + i, None, &[b"value"]);
+        }
+        let batch = b.finish().unwrap().unwrap();
+        for transactional in [false, true] {
+            let s = stamp(&batch, 42, 3, 17, transactional);
+            let h = validate_batch(&s).expect("valid batch, CRC included");
+            assert_eq!(
+                (h.producer_id, h.producer_epoch, h.base_sequence),
+                (42, 3, 17)
+            );
+            assert_eq!(h.is_transactional(), transactional);
+            assert!(!h.is_control());
+        }
+    }
+}

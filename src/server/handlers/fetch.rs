@@ -112,22 +112,22 @@ impl Got {
 /// One partition's read on its owner: everything up to the high watermark, or for a
 /// read_committed fetch the whole batches below the last stable offset with the aborted
 /// transactions overlapping `[offset, end of the data)` (Kafka's `upperBoundOffset`). The LSO is
-/// taken before the read: it only grows, and data below it never changes, so the answer is
-/// consistent even if a marker lands meanwhile.
+/// taken before the read (so it never exceeds the high watermark read): it only grows, and data
+/// below it never changes, so the answer is consistent even if a marker lands meanwhile.
 async fn read_one(log: &PartitionLog, w: &Want) -> Result<Got, StorageError> {
+    let lso = log.last_stable_offset();
     if !w.read_committed {
         let r = log.read(w.offset, w.max_bytes).await?;
         return Ok(Got {
             error_code: errors::NONE,
             high_watermark: r.high_watermark,
-            last_stable_offset: log.last_stable_offset(),
+            last_stable_offset: lso,
             log_start_offset: r.log_start_offset,
             slices: r.slices,
             first_batch_len: r.first_batch_len,
             aborted: None,
         });
     }
-    let lso = log.last_stable_offset();
     let (r, upper) = log.read_below(w.offset, w.max_bytes, lso).await?;
     let aborted = if r.slices.is_empty() {
         Vec::new()
