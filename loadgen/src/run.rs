@@ -633,6 +633,14 @@ impl<'a> Progress<'a> {
     }
 }
 
+/// The consumers' Fetch `isolation_level` (`--isolation`).
+fn isolation_level(args: &Args) -> i8 {
+    match args.isolation {
+        crate::args::Isolation::ReadUncommitted => 0,
+        crate::args::Isolation::ReadCommitted => 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -739,13 +747,5 @@ mod tests {
         assert!(find(&verdict(&a, &produced(3_000_000, 0)), "produce schedule").is_none());
         let a = args(&["--mode", "consume"]);
         assert!(find(&verdict(&a, &produced(3_000_000, 0)), "produce schedule").is_none());
-    }
-}
-
-/// The consumers' Fetch `isolation_level` (`--isolation`).
-fn isolation_level(args: &Args) -> i8 {
-    match args.isolation {
-        crate::args::Isolation::ReadUncommitted => 0,
-        crate::args::Isolation::ReadCommitted => 1,
     }
 }
