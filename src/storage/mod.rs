@@ -141,6 +141,8 @@ mod state;
 pub mod syncer;
 pub mod time_index;
 pub mod txn;
+pub mod txn_index;
+mod txn_log;
 pub mod zero_fill;
 
 pub use config::{CleanupPolicy, LogConfig, TimestampType};
