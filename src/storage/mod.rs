@@ -126,6 +126,7 @@ pub mod error;
 pub mod flush_anchor;
 pub mod index;
 pub mod iopoll;
+pub mod keyed_log;
 pub mod leader_epoch;
 pub mod log;
 pub mod log_start;
