@@ -235,6 +235,7 @@ api_table! {
     DescribeCluster => describe_cluster,
     DeleteGroups => delete_groups,
     OffsetDelete => offset_delete,
+    TxnOffsetCommit => txn_offset_commit,
     InitProducerId => init_producer_id,
     CreatePartitions => create_partitions,
     AlterConfigs => alter_configs,
