@@ -101,7 +101,7 @@ class TransactionsCrashTest {
     for (TopicPartition tp : Txn.partitions(topic, parts)) {
       assertEquals(22L, end.get(tp), tp + ": 10 committed records, their marker, 10 open ones, the abort marker");
     }
-    assertEquals(expected(parts, "before"), Txn.values(Txn.readAll(topic, parts, true)),
+    assertEquals(expected(parts, "before"), Txn.values(Txn.readStable(topic, parts)),
         "read_committed after the crash: the committed transaction only");
     assertEquals(expected(parts, "before", "open"), Txn.values(Txn.readAll(topic, parts, false)),
         "read_uncommitted: every acknowledged record survived the crash");
@@ -112,7 +112,7 @@ class TransactionsCrashTest {
       TransactionsTest.send(again, topic, parts, "after", 30);
       again.commitTransaction();
     }
-    assertEquals(expected(parts, "before", "after"), Txn.values(Txn.readAll(topic, parts, true)),
+    assertEquals(expected(parts, "before", "after"), Txn.values(Txn.readStable(topic, parts)),
         "read_committed after a new producer's commit");
   }
 
@@ -149,14 +149,14 @@ class TransactionsCrashTest {
         // commit marker a second time.
         assertTrue(end.get(tp) == 22L || end.get(tp) == 23L, tp + " high watermark " + end.get(tp));
       }
-      assertEquals(expected(parts, "first", "inflight"), Txn.values(Txn.readAll(topic, parts, true)),
+      assertEquals(expected(parts, "first", "inflight"), Txn.values(Txn.readStable(topic, parts)),
           "read_committed after the crash: both transactions, whole, once");
 
       p.beginTransaction();
       TransactionsTest.send(p, topic, parts, "later", 30);
       p.commitTransaction();
     }
-    assertEquals(expected(parts, "first", "inflight", "later"), Txn.values(Txn.readAll(topic, parts, true)),
+    assertEquals(expected(parts, "first", "inflight", "later"), Txn.values(Txn.readStable(topic, parts)),
         "the same producer goes on after the crash");
   }
 }

@@ -114,6 +114,17 @@ final class Txn {
     return got;
   }
 
+  /**
+   * What a read_committed consumer sees once no transaction is open: waits (up to 30 s) until the
+   * last stable offsets reach the high watermarks, then reads. Kafka answers EndTxn once the
+   * PrepareCommit/PrepareAbort is durable and writes the markers after, so a commit that returned
+   * is not yet visible; a reader must wait for the LSO to move, as this does.
+   */
+  static Map<Integer, List<ConsumerRecord<String, String>>> readStable(String topic, int n) throws InterruptedException {
+    awaitStable(topic, n, 30);
+    return readAll(topic, n, true);
+  }
+
   static Map<Integer, Integer> counts(Map<Integer, List<ConsumerRecord<String, String>>> got) {
     Map<Integer, Integer> m = new HashMap<>();
     got.forEach((p, rs) -> m.put(p, rs.size()));
