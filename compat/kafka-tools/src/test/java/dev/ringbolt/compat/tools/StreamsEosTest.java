@@ -20,13 +20,16 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ListOffsetsOptions;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.IsolationLevel;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.LongDeserializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
@@ -172,18 +175,27 @@ class StreamsEosTest {
     }
   }
 
-  static Map<TopicPartition, Long> endOffsets(String topic, String isolation) {
-    Properties p = new Properties();
-    p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP);
-    p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
-    try (KafkaConsumer<String, Long> c = new KafkaConsumer<>(p, new StringDeserializer(), new LongDeserializer())) {
-      return c.endOffsets(List.of(new TopicPartition(topic, 0), new TopicPartition(topic, 1)), Duration.ofSeconds(10));
+  /** The partitions' end offsets for a consumer of that isolation level: LSO (read_committed) or high watermark. */
+  static Map<TopicPartition, Long> endOffsets(String topic, IsolationLevel isolation) throws Exception {
+    Map<TopicPartition, OffsetSpec> spec = Map.of(new TopicPartition(topic, 0), OffsetSpec.latest(),
+        new TopicPartition(topic, 1), OffsetSpec.latest());
+    try (Admin a = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP))) {
+      Map<TopicPartition, Long> out = new TreeMap<>((x, y) -> Integer.compare(x.partition(), y.partition()));
+      a.listOffsets(spec, new ListOffsetsOptions(isolation)).all().get(30, TimeUnit.SECONDS)
+          .forEach((tp, info) -> out.put(tp, info.offset()));
+      return out;
     }
   }
 
   static boolean openTransaction(String topic) {
-    Map<TopicPartition, Long> lso = endOffsets(topic, "read_committed");
-    Map<TopicPartition, Long> hw = endOffsets(topic, "read_uncommitted");
+    Map<TopicPartition, Long> lso;
+    Map<TopicPartition, Long> hw;
+    try {
+      lso = endOffsets(topic, IsolationLevel.READ_COMMITTED);
+      hw = endOffsets(topic, IsolationLevel.READ_UNCOMMITTED);
+    } catch (Exception e) {
+      throw new RuntimeException(e);
+    }
     return lso.entrySet().stream().anyMatch(e -> e.getValue() < hw.get(e.getKey()));
   }
 
@@ -251,7 +263,7 @@ class StreamsEosTest {
       while (System.currentTimeMillis() < until) {
         reader.poll();
       }
-      long all = endOffsets(out, "read_uncommitted").values().stream().mapToLong(Long::longValue).sum();
+      long all = endOffsets(out, IsolationLevel.READ_UNCOMMITTED).values().stream().mapToLong(Long::longValue).sum();
       System.out.println("output: " + reader.records + " records (read_committed), " + all
           + " offsets in the log (aborted output of the killed instance and markers included)");
       for (Map.Entry<String, Long> e : want.entrySet()) {

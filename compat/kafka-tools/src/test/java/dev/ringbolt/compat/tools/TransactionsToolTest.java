@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.ringbolt.compat.tools.Tools.Result;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -18,15 +17,15 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ListOffsetsOptions;
 import org.apache.kafka.clients.admin.NewTopic;
-import org.apache.kafka.clients.consumer.ConsumerConfig;
-import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.IsolationLevel;
 import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -139,31 +138,26 @@ class TransactionsToolTest {
 
   /** Waits until no transaction is open on the partitions (the markers are written after EndTxn's answer). */
   static void awaitStable(String topic, int partitions) throws Exception {
-    Properties p = new Properties();
-    p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP);
-    List<TopicPartition> tps = new ArrayList<>();
+    Map<TopicPartition, OffsetSpec> spec = new java.util.HashMap<>();
     for (int i = 0; i < partitions; i++) {
-      tps.add(new TopicPartition(topic, i));
+      spec.put(new TopicPartition(topic, i), OffsetSpec.latest());
     }
     long deadline = System.currentTimeMillis() + 30_000;
-    while (true) {
-      p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
-      Map<TopicPartition, Long> lso;
-      try (KafkaConsumer<String, String> c = new KafkaConsumer<>(p, new StringDeserializer(), new StringDeserializer())) {
-        lso = c.endOffsets(tps, Duration.ofSeconds(30));
+    try (Admin a = admin()) {
+      while (true) {
+        Map<TopicPartition, Long> lso = new java.util.HashMap<>();
+        a.listOffsets(spec, new ListOffsetsOptions(IsolationLevel.READ_COMMITTED)).all().get(30, TimeUnit.SECONDS)
+            .forEach((tp, info) -> lso.put(tp, info.offset()));
+        Map<TopicPartition, Long> hw = new java.util.HashMap<>();
+        a.listOffsets(spec).all().get(30, TimeUnit.SECONDS).forEach((tp, info) -> hw.put(tp, info.offset()));
+        if (lso.equals(hw)) {
+          return;
+        }
+        if (System.currentTimeMillis() > deadline) {
+          fail("LSO " + lso + " did not reach the high watermark " + hw + " in 30 s");
+        }
+        Thread.sleep(200);
       }
-      p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_uncommitted");
-      Map<TopicPartition, Long> hw;
-      try (KafkaConsumer<String, String> c = new KafkaConsumer<>(p, new StringDeserializer(), new StringDeserializer())) {
-        hw = c.endOffsets(tps, Duration.ofSeconds(30));
-      }
-      if (lso.equals(hw)) {
-        return;
-      }
-      if (System.currentTimeMillis() > deadline) {
-        fail("LSO " + lso + " did not reach the high watermark " + hw + " in 30 s");
-      }
-      Thread.sleep(200);
     }
   }
 
