@@ -20,7 +20,8 @@
 #   connect       Kafka Connect 4.3 distributed worker compacted internal topics, a file source, resume
 #                                                      after a restart (compat/kafka-tools ConnectTest, issue 17)
 #   confluent     confluent-kafka (librdkafka)         round trips, admin, offsets; log compaction
-#                                                      (test_compaction.py, ~30 s: two cleaner rounds)
+#                                                      (test_compaction.py, ~30 s: two cleaner rounds);
+#                                                      transactions (test_transactions.py)
 #   kafka-python  kafka-python                         producer, consumer, admin
 #   wire          compat/python/test_wire.py           raw protocol: 50,000 requests on one connection, pipelining
 #   python-groups compat/python/test_groups.py         kafka-python and confluent-kafka group members
@@ -39,7 +40,9 @@
 #                                  consumer group with its default config, which commits with
 #                                  OffsetCommit v1 (issue 15); Kafka 4 removed these versions, so
 #                                  the reference run sets RINGBOLT_COMPAT_LEGACY=0
-#   COMPAT_EXTRAS=all              sets the four above (an explicit RINGBOLT_COMPAT_LEGACY wins)
+#   RINGBOLT_COMPAT_TRANSACTIONS=1 also transactions: transactional producers, consume-transform-produce,
+#                                  read_committed consumers, fencing (issue 18)
+#   COMPAT_EXTRAS=all              sets the five above (an explicit RINGBOLT_COMPAT_LEGACY wins)
 #   COMPAT_RESTART_CMD='...'       a shell command that restarts the broker on the same data; with
 #                                  RINGBOLT_COMPAT_GROUPS=1 the sarama suites then check that a group
 #                                  resumes from its committed offsets after a broker restart
@@ -58,7 +61,7 @@ bootstrap=${1:-}
 clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java java-admin kafka-tools connect confluent kafka-python wire python-groups}
 tmo=${COMPAT_TIMEOUT:-300}
 if [[ ${COMPAT_EXTRAS:-} == all ]]; then
-  export RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1
+  export RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1 RINGBOLT_COMPAT_TRANSACTIONS=1
   export RINGBOLT_COMPAT_LEGACY=${RINGBOLT_COMPAT_LEGACY-1}
 fi
 export RINGBOLT_BOOTSTRAP=$bootstrap
@@ -175,7 +178,7 @@ for c in $clients; do
   java-admin) run java-admin mvn -B -ntp -f compat/java/pom.xml surefire:test -Dtest=AdminTest -Dbootstrap="$bootstrap" ;;
   kafka-tools) run kafka-tools mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest=ToolsTest -Dbootstrap="$bootstrap" ;;
   connect) run connect mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest=ConnectTest -Dbootstrap="$bootstrap" ;;
-  confluent) run confluent "$venv/bin/python" -m pytest compat/python/test_confluent.py compat/python/test_compaction.py -v -rs ;;
+  confluent) run confluent "$venv/bin/python" -m pytest compat/python/test_confluent.py compat/python/test_compaction.py compat/python/test_transactions.py -v -rs ;;
   kafka-python) run kafka-python "$venv/bin/python" -m pytest compat/python/test_kafka_python.py -v -rs ;;
   wire) run wire "$venv/bin/python" -m pytest compat/python/test_wire.py -v -rs ;;
   python-groups)

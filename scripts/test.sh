@@ -21,7 +21,7 @@
 #              Maven Central) -- proves the tests themselves right
 #
 # Environment: SKIP_RUST=1, SKIP_COMPAT=1 (drop a default part); COMPAT_CLIENTS (subset of clients);
-# RINGBOLT_COMPAT_GROUPS / _COMPRESSION / _IDEMPOTENCE / _LEGACY=1|"" or COMPAT_EXTRAS=all (optional compat
+# RINGBOLT_COMPAT_GROUPS / _COMPRESSION / _IDEMPOTENCE / _LEGACY / _TRANSACTIONS=1|"" or COMPAT_EXTRAS=all (optional compat
 # tests that need features of other issues; by default those listed in compat/extras run);
 # COMPAT_PORT (first port tried, default 19200); LIBRDKAFKA_TESTS=full (every listed librdkafka test,
 # not only the fast set; compat/librdkafka/known-failures lists those failing for a tracked gap);
@@ -204,7 +204,7 @@ compat_client_run() { # client port; $broker_dir from with_fresh_ringbolt
 }
 
 # compat/extras names the optional compat tests that Ringbolt is expected to pass (one of groups,
-# compression, idempotence, legacy per line); an environment variable set by the caller wins.
+# compression, idempotence, legacy, transactions per line); an environment variable set by the caller wins.
 extra_enabled() { # name -> 1 or empty
   [[ -f compat/extras ]] && grep -qx "[[:space:]]*$1[[:space:]]*" compat/extras && echo 1
 }
@@ -256,10 +256,11 @@ part_compat() {
   export RINGBOLT_COMPAT_COMPRESSION=${RINGBOLT_COMPAT_COMPRESSION-$(extra_enabled compression)}
   export RINGBOLT_COMPAT_IDEMPOTENCE=${RINGBOLT_COMPAT_IDEMPOTENCE-$(extra_enabled idempotence)}
   export RINGBOLT_COMPAT_LEGACY=${RINGBOLT_COMPAT_LEGACY-$(extra_enabled legacy)}
+  export RINGBOLT_COMPAT_TRANSACTIONS=${RINGBOLT_COMPAT_TRANSACTIONS-$(extra_enabled transactions)}
   if [[ ${COMPAT_EXTRAS:-} == all ]]; then
-    RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1 RINGBOLT_COMPAT_LEGACY=1
+    RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1 RINGBOLT_COMPAT_LEGACY=1 RINGBOLT_COMPAT_TRANSACTIONS=1
   fi
-  echo "optional compat tests: groups=${RINGBOLT_COMPAT_GROUPS:-0} compression=${RINGBOLT_COMPAT_COMPRESSION:-0} idempotence=${RINGBOLT_COMPAT_IDEMPOTENCE:-0} legacy=${RINGBOLT_COMPAT_LEGACY:-0}"
+  echo "optional compat tests: groups=${RINGBOLT_COMPAT_GROUPS:-0} compression=${RINGBOLT_COMPAT_COMPRESSION:-0} idempotence=${RINGBOLT_COMPAT_IDEMPOTENCE:-0} legacy=${RINGBOLT_COMPAT_LEGACY:-0} transactions=${RINGBOLT_COMPAT_TRANSACTIONS:-0}"
   local clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java java-admin kafka-tools connect confluent kafka-python wire python-groups librdkafka}
   local setup_clients=" $clients "
   setup_clients=${setup_clients// librdkafka / }
