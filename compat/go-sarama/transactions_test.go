@@ -60,6 +60,9 @@ func readExact(t *testing.T, topic string, parts []int32, level sarama.Isolation
 func sendTxn(t *testing.T, p sarama.SyncProducer, msgs []*sarama.ProducerMessage) []sent {
 	t.Helper()
 	if err := p.SendMessages(msgs); err != nil {
+		if errs, ok := err.(sarama.ProducerErrors); ok && len(errs) > 0 {
+			t.Fatalf("SendMessages in a transaction: %v; the first: %s/%d: %v", err, errs[0].Msg.Topic, errs[0].Msg.Partition, errs[0].Err)
+		}
 		t.Fatalf("SendMessages in a transaction: %v", err)
 	}
 	var out []sent
@@ -100,11 +103,9 @@ func TestTransactions(t *testing.T) {
 	topic := uniqueName("sarama-txn")
 	createTopic(t, sarama.NewConfig(), topic, partitions)
 	parts := waitPartitions(t, topic, partitions, 20*time.Second)
+	waitServed(t, topic, parts)
 
-	producer, err := sarama.NewSyncProducer(brokers(), txnConfig())
-	if err != nil {
-		t.Fatalf("transactional producer: %v", err)
-	}
+	producer := newProducerWithPID(t, txnConfig())
 	defer producer.Close()
 	if !producer.IsTransactional() {
 		t.Fatalf("producer with Producer.Transaction.ID is not transactional")
@@ -121,6 +122,7 @@ func TestTransactions(t *testing.T) {
 				Value: sarama.StringEncoder(fmt.Sprintf("txn %d message %d commit=%v", i, j, commit))})
 		}
 		acks := sendTxn(t, producer, msgs)
+		var err error
 		if commit {
 			err = producer.CommitTxn()
 			committed = append(committed, acks...)
@@ -162,6 +164,8 @@ func TestTransactionOffsets(t *testing.T) {
 	createTopic(t, sarama.NewConfig(), dst, partitions)
 	parts := waitPartitions(t, src, partitions, 20*time.Second)
 	waitPartitions(t, dst, partitions, 20*time.Second)
+	waitServed(t, src, parts)
+	waitServed(t, dst, parts)
 	plain := articleConfig()
 	plain.Producer.Partitioner = sarama.NewManualPartitioner
 	var inputs []*sarama.ProducerMessage
@@ -195,10 +199,7 @@ func TestTransactionOffsets(t *testing.T) {
 	}
 	consumer.Close()
 
-	producer, err := sarama.NewSyncProducer(brokers(), txnConfig())
-	if err != nil {
-		t.Fatalf("transactional producer: %v", err)
-	}
+	producer := newProducerWithPID(t, txnConfig())
 	defer producer.Close()
 	transform := func(batch []*sarama.ConsumerMessage) []sent {
 		var msgs []*sarama.ProducerMessage
