@@ -19,32 +19,24 @@
 //! flight, so throughput grows with concurrency rather than being one fsync per commit. With `durable_ack = false` commits are answered once
 //! written (survives kill -9, not power loss), as Kafka's own single-replica behaviour.
 //!
-//! # Compaction: snapshot by rewrite
-//! Storage retention is switched off for these logs (deleting an old segment could drop the
-//! only record of a live offset). Instead, when a partition's log holds more than
-//! `compact_min_records` records and over twice its live entries, the writer rewrites it: the
-//! live table of that partition goes into a fresh log in `<dir>.compact`, which is synced and
-//! closed; then `<dir>` → `<dir>.old`, `<dir>.compact` → `<dir>`, `<dir>.old` is removed.
-//! [`recover_dirs`] finishes or discards an interrupted rewrite at start. Commits to the
-//! partition wait during a rewrite (it is as fast as writing the live set once).
-//!
-//! # Reload
-//! At start every existing partition of the shard is read front to back and applied to the
-//! table (tombstones delete). This reads through `FileSlice::read_to_vec` (a blocking pread) —
-//! acceptable before the shard serves traffic, and bounded by compaction.
+//! # Compaction and reload
+//! When a partition's log holds more than `compact_min_records` records and over twice its live
+//! entries, the writer rewrites it with the live table of that partition (snapshot by rewrite,
+//! [`crate::storage::keyed_log`]). Commits to the partition wait during a rewrite (it is as fast
+//! as writing the live set once). At start every existing partition of the shard is read front to
+//! back and applied to the table (tombstones delete).
 
 use super::offsets::{
     CommittedOffset, OffsetKey, OffsetTable, decode_key, decode_value, encode_key, encode_value,
     partition_for,
 };
+use crate::storage::keyed_log;
+pub use crate::storage::keyed_log::recover_dirs;
 use crate::storage::{LogConfig, PartitionLog, StorageError};
 use crate::sync::oneshot;
 use crate::util::now_ms;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -111,92 +103,21 @@ pub struct OffsetStore {
     parts: RefCell<HashMap<u32, Rc<Partition>>>,
 }
 
-const BATCH_TARGET_BYTES: usize = 256 * 1024;
-
 fn log_config(cfg: &OffsetStoreConfig) -> LogConfig {
-    LogConfig {
-        segment_bytes: cfg.segment_bytes,
-        retention_ms: -1,
-        retention_bytes: -1,
-        max_message_bytes: 4 * BATCH_TARGET_BYTES as u32,
-        ..LogConfig::default()
-    }
+    keyed_log::log_config(cfg.segment_bytes)
 }
 
 pub fn partition_dir(data_dir: &Path, p: u32) -> PathBuf {
     data_dir.join(format!("__consumer_offsets-{p}"))
 }
 
-fn with_suffix(dir: &Path, suffix: &str) -> PathBuf {
-    let mut s = dir.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-/// Finishes or discards an interrupted rewrite of `dir` (see the module docs). Blocking fs
-/// calls: start-up only.
-pub fn recover_dirs(dir: &Path) -> std::io::Result<()> {
-    let compact = with_suffix(dir, ".compact");
-    let old = with_suffix(dir, ".old");
-    if dir.exists() {
-        if compact.exists() {
-            std::fs::remove_dir_all(&compact)?;
-        }
-    } else if compact.exists() && old.exists() {
-        tracing::warn!(dir = %dir.display(), "finishing interrupted offsets-log rewrite");
-        std::fs::rename(&compact, dir)?;
-    } else if compact.exists() {
-        std::fs::remove_dir_all(&compact)?;
-    }
-    if old.exists() && dir.exists() {
-        std::fs::remove_dir_all(&old)?;
-    }
-    Ok(())
-}
-
-/// Encodes entries as v2 record batches of about `BATCH_TARGET_BYTES` each, concatenated.
+/// Encodes entries as v2 record batches, concatenated.
 fn encode_batches(entries: &[&Entry], now: i64) -> BytesMut {
-    let mut out = BytesMut::new();
-    let mut records: Vec<Record> = Vec::new();
-    let mut size = 0usize;
-    let flush = |records: &mut Vec<Record>, out: &mut BytesMut| {
-        if records.is_empty() {
-            return;
-        }
-        let opts = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        // Encoding plain records into a BytesMut cannot fail.
-        RecordBatchEncoder::encode(out, records.iter(), &opts).expect("encode offsets batch");
-        records.clear();
-    };
-    for (key, value) in entries {
-        let k = encode_key(key);
-        let v = value.as_ref().map(encode_value);
-        size += k.len() + v.as_ref().map_or(0, Bytes::len) + 16;
-        records.push(Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: records.len() as i64,
-            sequence: -1,
-            timestamp: now,
-            key: Some(k),
-            value: v,
-            headers: Default::default(),
-            delete_horizon: false,
-        });
-        if size >= BATCH_TARGET_BYTES {
-            flush(&mut records, &mut out);
-            size = 0;
-        }
-    }
-    flush(&mut records, &mut out);
-    out
+    let kvs: Vec<(Bytes, Option<Bytes>)> = entries
+        .iter()
+        .map(|(k, v)| (encode_key(k), v.as_ref().map(encode_value)))
+        .collect();
+    keyed_log::encode_records(&kvs, now)
 }
 
 fn storage_err(e: StorageError) -> i16 {
@@ -274,52 +195,26 @@ impl OffsetStore {
 
     /// Applies the whole log to the table; returns the number of records read.
     async fn reload(&self, log: &PartitionLog) -> Result<u64, StorageError> {
-        let mut offset = log.log_start_offset();
-        let mut count = 0u64;
-        while offset < log.high_watermark() {
-            let res = log.read(offset, 1 << 20).await?;
-            let mut next = offset;
-            for slice in &res.slices {
-                let bytes = slice.read_to_vec()?;
-                let mut buf = Bytes::from(bytes);
-                let sets = match RecordBatchDecoder::decode_all(&mut buf) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(error = %e, "undecodable offsets batch; stopping reload");
-                        return Ok(count);
-                    }
-                };
-                for set in sets {
-                    for r in set.records {
-                        next = next.max(r.offset + 1);
-                        count += 1;
-                        let Some(kb) = r.key else { continue };
-                        let key = match decode_key(&kb) {
-                            Ok(Some(k)) => k,
-                            Ok(None) => continue,
-                            Err(e) => {
-                                tracing::warn!(error = %e, offset = r.offset, "bad offsets key");
-                                continue;
-                            }
-                        };
-                        let value = match r.value.as_deref().map(decode_value) {
-                            None => None,
-                            Some(Ok(v)) => Some(v),
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, offset = r.offset, "bad offsets value");
-                                continue;
-                            }
-                        };
-                        self.table.borrow_mut().apply(key, value);
-                    }
+        keyed_log::for_each_record(log, |offset, kb, value| {
+            let key = match decode_key(&kb) {
+                Ok(Some(k)) => k,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, offset, "bad offsets key");
+                    return;
                 }
-            }
-            if next <= offset {
-                break;
-            }
-            offset = next;
-        }
-        Ok(count)
+            };
+            let value = match value.as_deref().map(decode_value) {
+                None => None,
+                Some(Ok(v)) => Some(v),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, offset, "bad offsets value");
+                    return;
+                }
+            };
+            self.table.borrow_mut().apply(key, value);
+        })
+        .await
     }
 
     /// Writes commits/deletions of one group durably (per the configured policy), then applies
@@ -462,26 +357,15 @@ impl OffsetStore {
 
     /// Snapshot-by-rewrite compaction (module docs).
     async fn rewrite(&self, part: &Partition, live: &[Entry]) -> Result<(), StorageError> {
-        let compact = with_suffix(&part.dir, ".compact");
-        let old = with_suffix(&part.dir, ".old");
-        if compact.exists() {
-            std::fs::remove_dir_all(&compact)?;
-        }
-        let fresh = PartitionLog::open(compact.clone(), log_config(&self.cfg)).await?;
         let refs: Vec<&Entry> = live.iter().collect();
-        if !refs.is_empty() {
-            let info = fresh.append(encode_batches(&refs, now_ms())).await?;
-            fresh.wait_durable(info.last_offset).await?;
-        }
-        fresh.close().await?;
         let current = part.log.borrow_mut().take();
-        if let Some(l) = current {
-            l.close().await?;
-        }
-        glommio::io::rename(&part.dir, &old).await?;
-        glommio::io::rename(&compact, &part.dir).await?;
-        std::fs::remove_dir_all(&old)?;
-        let log = PartitionLog::open(part.dir.clone(), log_config(&self.cfg)).await?;
+        let log = keyed_log::rewrite(
+            &part.dir,
+            &log_config(&self.cfg),
+            current,
+            encode_batches(&refs, now_ms()),
+        )
+        .await?;
         *part.log.borrow_mut() = Some(Rc::new(log));
         tracing::info!(
             partition = part.id,

@@ -2,6 +2,7 @@
 //! recovery of an interrupted rewrite.
 
 use super::*;
+use crate::storage::keyed_log::with_suffix;
 
 fn key(g: &str, t: &str, p: i32) -> OffsetKey {
     OffsetKey {
