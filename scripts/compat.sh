@@ -25,7 +25,8 @@
 #                                                      mid-stream and restarted: exact counts (compat/kafka-tools
 #                                                      StreamsEosTest, issue 18, `transactions`)
 #   confluent     confluent-kafka (librdkafka)         round trips, admin, offsets; log compaction
-#                                                      (test_compaction.py, ~30 s: two cleaner rounds)
+#                                                      (test_compaction.py, ~30 s: two cleaner rounds);
+#                                                      transactions (test_transactions.py)
 #   kafka-python  kafka-python                         producer, consumer, admin
 #   wire          compat/python/test_wire.py           raw protocol: 50,000 requests on one connection, pipelining
 #   python-groups compat/python/test_groups.py         kafka-python and confluent-kafka group members
@@ -44,8 +45,9 @@
 #                                  consumer group with its default config, which commits with
 #                                  OffsetCommit v1 (issue 15); Kafka 4 removed these versions, so
 #                                  the reference run sets RINGBOLT_COMPAT_LEGACY=0
-#   RINGBOLT_COMPAT_TRANSACTIONS=1 also transactions and exactly-once (issue 18): the java, kafka-tools
-#                                  and streams suites' transactional tests
+#   RINGBOLT_COMPAT_TRANSACTIONS=1 also transactions and exactly-once (issue 18): transactional producers,
+#                                  consume-transform-produce, read_committed consumers, fencing (java,
+#                                  kafka-tools, streams, confluent, go-franz, go-sarama, go-shopify)
 #   COMPAT_EXTRAS=all              sets the five above (an explicit RINGBOLT_COMPAT_LEGACY wins)
 #   COMPAT_RESTART_CMD='...'       a shell command that restarts the broker on the same data; with
 #                                  RINGBOLT_COMPAT_GROUPS=1 the sarama suites then check that a group
@@ -189,7 +191,7 @@ for c in $clients; do
   kafka-tools) run kafka-tools mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest="ToolsTest,TransactionsToolTest" -Dbootstrap="$bootstrap" ;;
   connect) run connect mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest=ConnectTest -Dbootstrap="$bootstrap" ;;
   streams) run streams mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest=StreamsEosTest -Dbootstrap="$bootstrap" ;;
-  confluent) run confluent "$venv/bin/python" -m pytest compat/python/test_confluent.py compat/python/test_compaction.py -v -rs ;;
+  confluent) run confluent "$venv/bin/python" -m pytest compat/python/test_confluent.py compat/python/test_compaction.py compat/python/test_transactions.py -v -rs ;;
   kafka-python) run kafka-python "$venv/bin/python" -m pytest compat/python/test_kafka_python.py -v -rs ;;
   wire) run wire "$venv/bin/python" -m pytest compat/python/test_wire.py -v -rs ;;
   python-groups)
