@@ -596,3 +596,56 @@ fn the_cleaner_drops_aborted_data_keeps_markers_and_stops_at_the_lso() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn the_periodic_snapshot_writes_the_active_index_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let cfg = LogConfig {
+        max_message_bytes: 2 << 20,
+        ..LogConfig::default()
+    };
+    let (d, c) = (dir.clone(), cfg.clone());
+    let first = run(move || async move {
+        let log = PartitionLog::open(&d, c).await.unwrap();
+        let first = log.append(txn(1, 0, 2)).await.unwrap().base_offset;
+        write_marker(&log, marker(1, false)).await;
+        // 65 MiB more: a periodic snapshot (every 64 MiB) is written at the crossing.
+        let big = vec![1u8; 1 << 20];
+        for _ in 0..65 {
+            let b = build_batch(0, &[(1_000, None, &big[..])], -1, -1, -1);
+            log.append(b).await.unwrap();
+        }
+        // One more aborted transaction after the snapshot, then an unclean stop.
+        log.append(txn(1, 2, 1)).await.unwrap();
+        write_marker(&log, marker(1, false)).await;
+        std::mem::forget(log);
+        first
+    });
+    let snaps = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".snapshot")
+        })
+        .count();
+    assert_eq!(snaps, 1);
+    // The entry below the snapshot is on disk; the one after it is not (yet).
+    let files = txn_index_files(&dir);
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].1.len(), 1);
+    assert_eq!(files[0].1[0].first_offset, first);
+    run(move || async move {
+        let log = PartitionLog::open(&dir, cfg).await.unwrap();
+        let hw = log.high_watermark();
+        let all = log.aborted_transactions(0, hw);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0], aborted(1, first));
+        assert_eq!(all[1].first_offset, hw - 2);
+        assert_eq!(txn_index_files(&dir)[0].1.len(), 2);
+        log.close().await.unwrap();
+    });
+}
