@@ -235,6 +235,7 @@ api_table! {
     DescribeCluster => describe_cluster,
     DeleteGroups => delete_groups,
     OffsetDelete => offset_delete,
+    TxnOffsetCommit => txn_offset_commit,
     InitProducerId => init_producer_id,
     CreatePartitions => create_partitions,
     AlterConfigs => alter_configs,
@@ -248,6 +249,11 @@ api_table! {
     ElectLeaders => elect_leaders,
     AlterPartitionReassignments => alter_partition_reassignments,
     ListPartitionReassignments => list_partition_reassignments,
+    AddPartitionsToTxn => add_partitions_to_txn,
+    AddOffsetsToTxn => add_offsets_to_txn,
+    EndTxn => end_txn,
+    DescribeTransactions => describe_transactions,
+    ListTransactions => list_transactions,
     DescribeProducers => describe_producers,
 }
 
