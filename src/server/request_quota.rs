@@ -109,7 +109,12 @@ fn throttle_leads_from(api: ApiKey) -> Option<i16> {
         | DescribeClientQuotas
         | AlterClientQuotas
         | DescribeCluster
-        | ListConfigResources => 0,
+        | ListConfigResources
+        | AddPartitionsToTxn
+        | AddOffsetsToTxn
+        | EndTxn
+        | DescribeTransactions
+        | ListTransactions => 0,
         _ => return None,
     })
 }
@@ -201,6 +206,10 @@ mod tests {
             AlterClientQuotas => AlterClientQuotasResponse,
             DescribeCluster => DescribeClusterResponse,
             ListConfigResources => ListConfigResourcesResponse,
+            AddPartitionsToTxn => AddPartitionsToTxnResponse,
+            AddOffsetsToTxn => AddOffsetsToTxnResponse, EndTxn => EndTxnResponse,
+            DescribeTransactions => DescribeTransactionsResponse,
+            ListTransactions => ListTransactionsResponse,
         }
     }
 

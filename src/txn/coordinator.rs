@@ -317,6 +317,15 @@ impl Coordinator {
         for w in writes {
             w.await?;
         }
+        // Produce verification starts again with the next transaction (see `super::verify`).
+        let pid = m.producer_id;
+        for s in 0..self.n_shards {
+            let _ = run_on(
+                s,
+                move |ctx| async move { super::verify::forget(&ctx, pid) },
+            )
+            .await;
+        }
         for group in &m.groups {
             let (pid, e, g) = (m.producer_id, m.producer_epoch, group.clone());
             retry(&self.stopped, || complete_group(g.clone(), pid, e, commit)).await?;
