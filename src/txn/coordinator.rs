@@ -189,6 +189,11 @@ impl Coordinator {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
     ) -> TxnResult<(i64, i16)> {
+        // The log key holds the id as an i16-length string (Kafka's format); flexible request
+        // versions could carry a longer one.
+        if id.len() > i16::MAX as usize {
+            return Err(ResponseError::InvalidRequest);
+        }
         if timeout_ms <= 0 || timeout_ms > self.cfg.max_timeout_ms {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
