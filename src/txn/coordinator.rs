@@ -415,7 +415,13 @@ async fn write_marker(
     let target = owner(&topic, p, n_shards);
     run_on(target, move |ctx| async move {
         let Some(log) = ctx.log(&topic, p) else {
-            return Ok(());
+            // Deleted: nothing to mark. Known but not open (yet, at start): try again.
+            let known = ctx.with_metadata(|m| m.topic(&topic).is_some_and(|t| p < t.partitions));
+            return if known {
+                Err(format!("{topic}-{p} is not open"))
+            } else {
+                Ok(())
+            };
         };
         let info = log.append_marker(marker).map_err(|e| e.to_string())?;
         log.wait_durable(info.last_offset)
