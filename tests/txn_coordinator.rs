@@ -344,7 +344,6 @@ fn init_add_end_and_fencing() {
 }
 
 #[test]
-#[ignore = "needs the storage side's PartitionLog::append_marker (branch i18-store)"]
 fn commit_and_abort_write_markers_on_every_partition() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start(dir.path());
@@ -630,7 +629,6 @@ fn state_survives_restart_and_ongoing_keeps_its_timeout() {
 }
 
 #[test]
-#[ignore = "needs the storage side's PartitionLog::append_marker (branch i18-store)"]
 fn prepared_commit_found_at_start_is_completed() {
     let dir = tempfile::tempdir().unwrap();
     let pid = {
