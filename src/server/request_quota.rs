@@ -114,7 +114,9 @@ fn throttle_leads_from(api: ApiKey) -> Option<i16> {
         | AddOffsetsToTxn
         | EndTxn
         | DescribeTransactions
-        | ListTransactions => 0,
+        | ListTransactions
+        | TxnOffsetCommit
+        | DescribeProducers => 0,
         _ => return None,
     })
 }
@@ -210,6 +212,8 @@ mod tests {
             AddOffsetsToTxn => AddOffsetsToTxnResponse, EndTxn => EndTxnResponse,
             DescribeTransactions => DescribeTransactionsResponse,
             ListTransactions => ListTransactionsResponse,
+            TxnOffsetCommit => TxnOffsetCommitResponse,
+            DescribeProducers => DescribeProducersResponse,
         }
     }
 
