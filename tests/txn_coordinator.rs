@@ -28,6 +28,7 @@ use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 use kafka_protocol::messages::list_transactions_request::ListTransactionsRequest;
 use kafka_protocol::messages::list_transactions_response::ListTransactionsResponse;
+use kafka_protocol::messages::produce_response::ProduceResponse;
 use kafka_protocol::messages::{ApiKey, GroupId, ProducerId, TransactionalId};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -343,7 +344,6 @@ fn init_add_end_and_fencing() {
 }
 
 #[test]
-#[ignore = "needs the storage side's PartitionLog::append_marker (branch i18-store)"]
 fn commit_and_abort_write_markers_on_every_partition() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start(dir.path());
@@ -375,6 +375,53 @@ fn commit_and_abort_write_markers_on_every_partition() {
         vec![(pid, 0, true), (pid, 0, false)]
     );
     assert_eq!(markers(&mut c, "m", 0), vec![(pid, 0, true)]);
+    broker.shutdown().unwrap();
+}
+
+/// Produces `records` to `topic`-`p` as transactional producer `id`; returns the error code.
+fn txn_produce(c: &mut Client, id: &str, topic: &str, p: i32, records: Bytes) -> i16 {
+    let req = Client::produce_req(topic, p, -1, records).with_transactional_id(Some(tid(id)));
+    let r: ProduceResponse = c.call(ApiKey::Produce, 9, &req);
+    r.responses[0].partition_responses[0].error_code
+}
+
+#[test]
+fn produce_verifies_the_partition_is_in_the_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let mut c = Client::connect(broker.local_addr());
+    assert_eq!(c.create_topic("pv", 2, &[], 7).topics[0].error_code, NONE);
+    let (_, pid, _) = init(&mut c, "tx-pv", 60_000, 4);
+    // Not added: refused, nothing written.
+    assert_eq!(
+        txn_produce(&mut c, "tx-pv", "pv", 0, txn_batch(pid, 0, 0, 2)),
+        INVALID_TXN_STATE
+    );
+    assert_eq!(c.fetch("pv", 0, 0, 12).1, 0, "high watermark");
+    // Added: accepted, and the next batch needs no verification.
+    assert_eq!(
+        add_parts(&mut c, "tx-pv", pid, 0, &[("pv", 0)], 3)[0].2,
+        NONE
+    );
+    assert_eq!(
+        txn_produce(&mut c, "tx-pv", "pv", 0, txn_batch(pid, 0, 0, 2)),
+        NONE
+    );
+    assert_eq!(
+        txn_produce(&mut c, "tx-pv", "pv", 0, txn_batch(pid, 0, 2, 1)),
+        NONE
+    );
+    assert_eq!(c.fetch("pv", 0, 0, 12).1, 3);
+    // Another partition of the same transaction is still unverified.
+    assert_eq!(
+        txn_produce(&mut c, "tx-pv", "pv", 1, txn_batch(pid, 0, 0, 1)),
+        INVALID_TXN_STATE
+    );
+    // A fenced epoch is refused as Produce refuses it.
+    assert_eq!(
+        txn_produce(&mut c, "tx-pv", "pv", 1, txn_batch(pid, 7, 0, 1)),
+        INVALID_PRODUCER_EPOCH
+    );
     broker.shutdown().unwrap();
 }
 
@@ -582,7 +629,6 @@ fn state_survives_restart_and_ongoing_keeps_its_timeout() {
 }
 
 #[test]
-#[ignore = "needs the storage side's PartitionLog::append_marker (branch i18-store)"]
 fn prepared_commit_found_at_start_is_completed() {
     let dir = tempfile::tempdir().unwrap();
     let pid = {

@@ -418,6 +418,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "The longest transaction.timeout.ms a producer may ask for (INVALID_TRANSACTION_TIMEOUT above).",
     ),
     b(
+        "transaction.partition.verification.enable",
+        Boolean,
+        false,
+        "Produce verifies a transaction's first batch on a partition with the transaction coordinator.",
+    ),
+    b(
         "transaction.remove.expired.transaction.cleanup.interval.ms",
         Int,
         false,

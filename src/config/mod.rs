@@ -240,6 +240,10 @@ pub struct BrokerSettings {
     /// transactional ids are looked for.
     #[serde(rename = "transaction.remove.expired.transaction.cleanup.interval.ms")]
     pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
+    /// `transaction.partition.verification.enable`: Produce checks with the transaction
+    /// coordinator that a transaction's first batch on a partition belongs to it (KIP-890).
+    #[serde(rename = "transaction.partition.verification.enable")]
+    pub transaction_partition_verification_enable: bool,
     /// `transaction.state.log.segment.bytes`: segment size of `__transaction_state`.
     #[serde(rename = "transaction.state.log.segment.bytes")]
     pub transaction_state_log_segment_bytes: u64,
@@ -338,6 +342,7 @@ impl Default for BrokerSettings {
             transactional_id_expiration_ms: 7 * 24 * 3600 * 1000,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
             transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
+            transaction_partition_verification_enable: true,
             transaction_state_log_segment_bytes: 100 * 1024 * 1024,
             compression_type: "producer".into(),
             log_cleanup_policy: "delete".into(),

@@ -34,8 +34,9 @@
 //! - No separate "pending sync" timeout: a leader that never sends SyncGroup (or a static member
 //!   kept in the group while it was away) is removed by its session timeout, which restarts the
 //!   rebalance.
-//! - Transactional coordinators (FindCoordinator key type 1) and the KIP-848 consumer protocol
-//!   (ConsumerGroupHeartbeat) are not served.
+//! - The KIP-848 consumer protocol (ConsumerGroupHeartbeat) is not served. Transaction
+//!   coordinators (FindCoordinator key type 1) are the [`crate::txn`] module's, placed the same
+//!   way on their own `__transaction_state` partitions.
 //!
 //! # Figures
 //! `cargo bench --bench group` (see that file's docs for the exact loads) measures rebalance time

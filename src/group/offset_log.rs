@@ -865,14 +865,13 @@ impl OffsetStore {
 
     /// Flushes and closes every open offsets log (clean shutdown).
     pub async fn close(&self) -> Result<(), StorageError> {
-        let parts: Vec<Rc<Partition>> = self.parts.borrow().values().cloned().collect();
-        for p in parts {
-            let log = p.log.borrow_mut().take();
-            if let Some(l) = log {
-                l.close().await?;
-            }
-        }
-        Ok(())
+        let logs: Vec<_> = self
+            .parts
+            .borrow()
+            .values()
+            .map(|p| p.log.borrow_mut().take())
+            .collect();
+        keyed_log::close_all(logs).await
     }
 
     /// Records currently in partition `p`'s log (tests, metrics).

@@ -50,13 +50,13 @@ pub enum DecodeError {
     Version(i16),
 }
 
-fn put_str(buf: &mut BytesMut, s: &str) {
+pub(crate) fn put_str(buf: &mut BytesMut, s: &str) {
     let len = s.len().min(i16::MAX as usize);
     buf.put_i16(len as i16);
     buf.put_slice(&s.as_bytes()[..len]);
 }
 
-fn get_str(buf: &mut &[u8]) -> Result<String, DecodeError> {
+pub(crate) fn get_str(buf: &mut &[u8]) -> Result<String, DecodeError> {
     if buf.remaining() < 2 {
         return Err(DecodeError::Truncated);
     }
@@ -74,7 +74,7 @@ fn get_str(buf: &mut &[u8]) -> Result<String, DecodeError> {
     Ok(s)
 }
 
-fn need(buf: &[u8], n: usize) -> Result<(), DecodeError> {
+pub(crate) fn need(buf: &[u8], n: usize) -> Result<(), DecodeError> {
     if buf.len() < n {
         Err(DecodeError::Truncated)
     } else {

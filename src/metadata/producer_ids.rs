@@ -78,26 +78,6 @@ impl ProducerIdAllocator {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_unique_across_restarts() {
-        let dir = std::env::temp_dir().join(format!("ringbolt-pids-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let a = ProducerIdAllocator::new(&dir);
-        let first: Vec<i64> = (0..1500).map(|_| a.allocate().unwrap()).collect();
-        assert_eq!(first, (0..1500).collect::<Vec<_>>());
-        // "Restart": a new allocator on the same dir continues after the persisted block.
-        let b = ProducerIdAllocator::new(&dir);
-        let next = b.allocate().unwrap();
-        assert_eq!(next, 2000);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
-
 /// Shard that owns the allocator.
 pub const ALLOCATOR_SHARD: usize = 0;
 
@@ -121,5 +101,25 @@ pub async fn allocate_remote() -> Result<i64, kafka_protocol::ResponseError> {
             tracing::warn!(error = %e, "producer-id allocator unreachable");
             Err(kafka_protocol::ResponseError::CoordinatorNotAvailable)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_across_restarts() {
+        let dir = std::env::temp_dir().join(format!("ringbolt-pids-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = ProducerIdAllocator::new(&dir);
+        let first: Vec<i64> = (0..1500).map(|_| a.allocate().unwrap()).collect();
+        assert_eq!(first, (0..1500).collect::<Vec<_>>());
+        // "Restart": a new allocator on the same dir continues after the persisted block.
+        let b = ProducerIdAllocator::new(&dir);
+        let next = b.allocate().unwrap();
+        assert_eq!(next, 2000);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -109,7 +109,14 @@ fn throttle_leads_from(api: ApiKey) -> Option<i16> {
         | DescribeClientQuotas
         | AlterClientQuotas
         | DescribeCluster
-        | ListConfigResources => 0,
+        | ListConfigResources
+        | AddPartitionsToTxn
+        | AddOffsetsToTxn
+        | EndTxn
+        | DescribeTransactions
+        | ListTransactions
+        | TxnOffsetCommit
+        | DescribeProducers => 0,
         _ => return None,
     })
 }
@@ -201,6 +208,12 @@ mod tests {
             AlterClientQuotas => AlterClientQuotasResponse,
             DescribeCluster => DescribeClusterResponse,
             ListConfigResources => ListConfigResourcesResponse,
+            AddPartitionsToTxn => AddPartitionsToTxnResponse,
+            AddOffsetsToTxn => AddOffsetsToTxnResponse, EndTxn => EndTxnResponse,
+            DescribeTransactions => DescribeTransactionsResponse,
+            ListTransactions => ListTransactionsResponse,
+            TxnOffsetCommit => TxnOffsetCommitResponse,
+            DescribeProducers => DescribeProducersResponse,
         }
     }
 

@@ -187,3 +187,13 @@ pub async fn rewrite(
     std::fs::remove_dir_all(&old)?;
     PartitionLog::open(dir.to_path_buf(), cfg.clone()).await
 }
+
+/// Flushes and closes every log taken out of `slots` (clean shutdown).
+pub async fn close_all(
+    slots: impl IntoIterator<Item = Option<Rc<PartitionLog>>>,
+) -> Result<(), StorageError> {
+    for log in slots.into_iter().flatten() {
+        log.close().await?;
+    }
+    Ok(())
+}

@@ -189,6 +189,11 @@ impl Coordinator {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
     ) -> TxnResult<(i64, i16)> {
+        // The log key holds the id as an i16-length string (Kafka's format); flexible request
+        // versions could carry a longer one.
+        if id.len() > i16::MAX as usize {
+            return Err(ResponseError::InvalidRequest);
+        }
         if timeout_ms <= 0 || timeout_ms > self.cfg.max_timeout_ms {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
@@ -317,6 +322,15 @@ impl Coordinator {
         for w in writes {
             w.await?;
         }
+        // Produce verification starts again with the next transaction (see `super::verify`).
+        let pid = m.producer_id;
+        for s in 0..self.n_shards {
+            let _ = run_on(
+                s,
+                move |ctx| async move { super::verify::forget(&ctx, pid) },
+            )
+            .await;
+        }
         for group in &m.groups {
             let (pid, e, g) = (m.producer_id, m.producer_epoch, group.clone());
             retry(&self.stopped, || complete_group(g.clone(), pid, e, commit)).await?;
@@ -401,7 +415,13 @@ async fn write_marker(
     let target = owner(&topic, p, n_shards);
     run_on(target, move |ctx| async move {
         let Some(log) = ctx.log(&topic, p) else {
-            return Ok(());
+            // Deleted: nothing to mark. Known but not open (yet, at start): try again.
+            let known = ctx.with_metadata(|m| m.topic(&topic).is_some_and(|t| p < t.partitions));
+            return if known {
+                Err(format!("{topic}-{p} is not open"))
+            } else {
+                Ok(())
+            };
         };
         let info = log.append_marker(marker).map_err(|e| e.to_string())?;
         log.wait_durable(info.last_offset)

@@ -34,6 +34,7 @@
 //! rewrite the write lock, so a rewrite never misses a record that is being written.
 
 use super::state::{TxnMetadata, TxnState};
+use crate::group::offsets;
 use crate::storage::{PartitionLog, StorageError, keyed_log};
 use crate::util::now_ms;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -62,12 +63,20 @@ pub enum DecodeError {
     State(i8),
 }
 
+/// The key and value strings are the offsets records' (`i16` length, UTF-8).
+impl From<offsets::DecodeError> for DecodeError {
+    fn from(e: offsets::DecodeError) -> Self {
+        match e {
+            offsets::DecodeError::Utf8 => DecodeError::Utf8,
+            _ => DecodeError::Truncated,
+        }
+    }
+}
+
 pub fn encode_key(transactional_id: &str) -> Bytes {
     let mut b = BytesMut::with_capacity(4 + transactional_id.len());
     b.put_i16(KEY_VERSION);
-    let len = transactional_id.len().min(i16::MAX as usize);
-    b.put_i16(len as i16);
-    b.put_slice(&transactional_id.as_bytes()[..len]);
+    offsets::put_str(&mut b, transactional_id);
     b.freeze()
 }
 
@@ -79,8 +88,7 @@ pub fn decode_key(mut buf: &[u8]) -> Result<Option<String>, DecodeError> {
     if buf.get_i16() != KEY_VERSION {
         return Ok(None);
     }
-    let len = usize::try_from(buf.get_i16()).map_err(|_| DecodeError::Truncated)?;
-    get_str(&mut buf, len).map(Some)
+    Ok(Some(offsets::get_str(&mut buf)?))
 }
 
 // kafka-protocol keeps its primitive codecs (varints, compact strings) private, hence these.
@@ -173,25 +181,17 @@ fn get_uvarint(buf: &mut &[u8]) -> Result<usize, DecodeError> {
     Err(DecodeError::Truncated)
 }
 
-fn get_str(buf: &mut &[u8], len: usize) -> Result<String, DecodeError> {
+fn need(buf: &[u8], n: usize) -> Result<(), DecodeError> {
+    Ok(offsets::need(buf, n)?)
+}
+
+fn get_compact_str(buf: &mut &[u8]) -> Result<String, DecodeError> {
+    let len = get_uvarint(buf)?.saturating_sub(1);
     need(buf, len)?;
     let s = std::str::from_utf8(&buf[..len]).map_err(|_| DecodeError::Utf8)?;
     let s = s.to_string();
     buf.advance(len);
     Ok(s)
-}
-
-fn need(buf: &[u8], n: usize) -> Result<(), DecodeError> {
-    if buf.len() < n {
-        Err(DecodeError::Truncated)
-    } else {
-        Ok(())
-    }
-}
-
-fn get_compact_str(buf: &mut &[u8]) -> Result<String, DecodeError> {
-    let len = get_uvarint(buf)?.saturating_sub(1);
-    get_str(buf, len)
 }
 
 /// Skips a tagged-field section, handing each field to `f(tag, body)`.
@@ -242,9 +242,7 @@ pub fn decode_value(transactional_id: &str, mut buf: &[u8]) -> Result<TxnMetadat
         let topic = if flexible {
             get_compact_str(&mut buf)?
         } else {
-            need(buf, 2)?;
-            let len = usize::try_from(buf.get_i16()).map_err(|_| DecodeError::Truncated)?;
-            get_str(&mut buf, len)?
+            offsets::get_str(&mut buf)?
         };
         let n = if flexible {
             get_uvarint(&mut buf)?.saturating_sub(1)
@@ -494,14 +492,13 @@ impl TxnLog {
 
     /// Flushes and closes every open log (clean shutdown).
     pub async fn close(&self) -> Result<(), StorageError> {
-        let parts: Vec<Rc<Partition>> = self.parts.borrow().values().cloned().collect();
-        for p in parts {
-            let log = p.log.borrow_mut().take();
-            if let Some(l) = log {
-                l.close().await?;
-            }
-        }
-        Ok(())
+        let logs: Vec<_> = self
+            .parts
+            .borrow()
+            .values()
+            .map(|p| p.log.borrow_mut().take())
+            .collect();
+        keyed_log::close_all(logs).await
     }
 }
 

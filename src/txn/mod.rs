@@ -9,6 +9,7 @@
 //! - [`coordinator`]: one shard's coordinator: ids, the two-phase end of a transaction (markers,
 //!   group offsets), timeouts and expiry.
 //! - [`shard`]: wiring into the broker: per-shard start/stop, cross-shard calls.
+//! - [`verify`]: Produce's check that a transactional batch's partition is in its transaction.
 //!
 //! # Placement
 //! A transactional id lives on `__transaction_state` partition `abs(javaHash(id)) % 50` (Kafka's
@@ -47,6 +48,7 @@ pub mod coordinator;
 pub mod log;
 pub mod shard;
 pub mod state;
+pub mod verify;
 
 /// The `__transaction_state` partition of a transactional id.
 pub fn log_partition(transactional_id: &str, partitions: u32) -> u32 {

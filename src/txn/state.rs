@@ -249,17 +249,13 @@ impl TxnMetadata {
                     }
                     Some(_) => return Err(ResponseError::ProducerFenced),
                 };
-                Ok(InitPlan::Bump(TxnMetadata {
-                    producer_epoch: epoch,
-                    last_producer_epoch: last,
+                Ok(InitPlan::Bump(self.fresh(
+                    self.producer_id,
+                    epoch,
+                    last,
                     timeout_ms,
-                    state: TxnState::Empty,
-                    partitions: BTreeSet::new(),
-                    groups: BTreeSet::new(),
-                    start_ms: -1,
-                    last_update_ms: now,
-                    ..self.clone()
-                }))
+                    now,
+                )))
             }
         }
     }
@@ -274,15 +270,23 @@ impl TxnMetadata {
         retriable: bool,
         now: i64,
     ) -> TxnMetadata {
+        let last = if retriable {
+            self.producer_epoch
+        } else {
+            NO_PRODUCER_EPOCH
+        };
         TxnMetadata {
             prev_producer_id: self.producer_id,
-            producer_id: new_producer_id,
-            producer_epoch: 0,
-            last_producer_epoch: if retriable {
-                self.producer_epoch
-            } else {
-                NO_PRODUCER_EPOCH
-            },
+            ..self.fresh(new_producer_id, 0, last, timeout_ms, now)
+        }
+    }
+
+    /// An Empty state of this id for `producer_id`/`epoch` (InitProducerId's answer).
+    fn fresh(&self, producer_id: i64, epoch: i16, last: i16, timeout_ms: i32, now: i64) -> Self {
+        TxnMetadata {
+            producer_id,
+            producer_epoch: epoch,
+            last_producer_epoch: last,
             timeout_ms,
             state: TxnState::Empty,
             partitions: BTreeSet::new(),

@@ -4,7 +4,8 @@
 //! `protocol::ingest`, which also applies a topic's `compression.type` (off the common path) and,
 //! for a topic whose `cleanup.policy` includes `compact`, refuses records without a key
 //! (INVALID_RECORD with Kafka's `record_errors` and message; nothing of the partition's records
-//! is appended).
+//! is appended). A transaction's first batch on a partition is verified with its transaction
+//! coordinator first (KIP-890, `txn::verify`; later batches need no hop).
 //!
 //! One mesh round trip per owner shard (all owners in parallel). The owner validates each
 //! partition's records and assigns their offsets (`append_assign`, synchronous: the write is only
@@ -217,16 +218,40 @@ async fn plan_appends(ctx: &Rc<ShardCtx>, r: &ProduceRequest) -> (Slots, Vec<(us
         for pd in &td.partition_data {
             let slot = match &topic {
                 Err(code) => Err(Outcome::err(*code)),
-                Ok(t) => prepare_partition(t, pd, compression, compacted).map(|item| {
-                    items.push((ctx.owner_of(name, pd.index), item));
-                    items.len() - 1
-                }),
+                Ok(t) => match prepare_partition(t, pd, compression, compacted) {
+                    Ok(item) => match verify_txn(ctx, &settings, r, &item).await {
+                        Ok(()) => {
+                            items.push((ctx.owner_of(name, pd.index), item));
+                            Ok(items.len() - 1)
+                        }
+                        Err(code) => Err(Outcome::err(code)),
+                    },
+                    Err(o) => Err(o),
+                },
             };
             row.push(slot);
         }
         slots.push(row);
     }
     (slots, items)
+}
+
+/// KIP-890's verification of a transactional batch (see `txn::verify`); Ok for all others.
+async fn verify_txn(
+    ctx: &ShardCtx,
+    settings: &BrokerSettings,
+    r: &ProduceRequest,
+    item: &Item,
+) -> Result<(), i16> {
+    let Some(id) = r.transactional_id.as_ref().filter(|t| !t.0.is_empty()) else {
+        return Ok(());
+    };
+    match crate::txn::verify::transactional_producer(&item.records) {
+        Some(producer) if settings.transaction_partition_verification_enable => {
+            crate::txn::verify::check(ctx, id, producer, &item.topic, item.partition).await
+        }
+        _ => Ok(()),
+    }
 }
 
 /// acks=all needs `min.insync.replicas` in-sync replicas; a single broker is one (Kafka answers a
