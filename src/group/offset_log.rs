@@ -144,6 +144,10 @@ struct Inflight {
     items: Vec<(Pending, i64)>,
 }
 
+/// A live offset of a partition being rewritten: (record offset, key, value, the producer
+/// (id, epoch) of a pending transactional one).
+type LiveRecord = (i64, OffsetKey, CommittedOffset, Option<(i64, i16)>);
+
 struct Partition {
     id: u32,
     dir: PathBuf,
@@ -690,7 +694,7 @@ impl OffsetStore {
                 producer_epoch,
                 entries,
             } => {
-                let first = self.sequence_for(part, log, *producer_id, *producer_epoch);
+                let first = self.sequence_for(part, *producer_id, *producer_epoch);
                 let mut seq = first;
                 let recs: Vec<Rec<'_>> = entries
                     .iter()
@@ -734,18 +738,12 @@ impl OffsetStore {
         Ok((info.base_offset, info.last_offset))
     }
 
-    /// The base sequence of `producer_id`'s next transactional batch: what the log's producer
-    /// state expects when it lists the producer (its epoch, its last sequence), else this
-    /// store's own count (same epoch: continue; a new epoch starts at 0).
-    fn sequence_for(&self, part: &Partition, log: &PartitionLog, pid: i64, epoch: i16) -> i32 {
-        if let Some(info) = log.producers().iter().find(|i| i.producer_id == pid) {
-            if info.producer_epoch != epoch {
-                return 0;
-            }
-            if info.last_sequence >= 0 {
-                return next_seq(info.last_sequence);
-            }
-        }
+    /// The base sequence of `producer_id`'s next transactional batch, as the partition log's
+    /// producer state expects it: the same epoch continues after its last batch (also across a
+    /// marker), a new epoch starts at 0 (a marker with a new epoch resets it too). Counted here
+    /// from this log's own batches (rebuilt by reload and rewrite) rather than asked of the log
+    /// per write.
+    fn sequence_for(&self, part: &Partition, pid: i64, epoch: i16) -> i32 {
         match part.sequences.borrow().get(&pid) {
             Some((e, next)) if *e == epoch => *next,
             _ => 0,
@@ -821,7 +819,7 @@ impl OffsetStore {
     /// The live records of partition `p`, in their log order: committed offsets (plain) and
     /// pending transactional ones (with their producer), so a rewrite keeps which of a plain
     /// and a transactional commit of one partition came later.
-    fn live_records(&self, p: u32) -> Vec<(i64, OffsetKey, CommittedOffset, Option<(i64, i16)>)> {
+    fn live_records(&self, p: u32) -> Vec<LiveRecord> {
         let table = self.table.borrow();
         let mut out = Vec::new();
         for g in table.group_ids() {
@@ -878,11 +876,7 @@ impl OffsetStore {
     /// their original order among the plain ones; completed markers and superseded records are
     /// dropped. The table's entries of the partition are then reloaded from the new log, so
     /// their record offsets are the new ones.
-    async fn rewrite(
-        &self,
-        part: &Partition,
-        live: &[(i64, OffsetKey, CommittedOffset, Option<(i64, i16)>)],
-    ) -> Result<(), StorageError> {
+    async fn rewrite(&self, part: &Partition, live: &[LiveRecord]) -> Result<(), StorageError> {
         let compact = with_suffix(&part.dir, ".compact");
         let old = with_suffix(&part.dir, ".old");
         if compact.exists() {
