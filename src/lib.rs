@@ -24,6 +24,7 @@
 //! - [`metadata`]: topics, partitions and configs; persisted in the data dir, published to shards.
 //! - [`server`]: listener, connections (in-order responses), dispatch, one handler file per API key.
 //! - [`group`]: consumer-group coordinator and committed offsets.
+//! - [`txn`]: the transaction coordinator and its durable log.
 //! - [`sync`]: shard-local wait/wake primitives (latch, notifier, one-shot channel, join/select)
 //!   and when to use which.
 //! - [`tune`]: `ringbolt tune check|apply`, the host settings (see `tuning/README.md`).
@@ -41,6 +42,7 @@ pub mod server;
 pub mod shard;
 pub mod storage;
 pub mod sync;
+pub mod txn;
 // `ringbolt tune` needs nothing of the broker: its own crate, `crates/ringbolt-tune`.
 pub use ringbolt_tune as tune;
 pub(crate) mod util;

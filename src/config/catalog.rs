@@ -406,6 +406,36 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Largest request the broker reads; a larger frame closes the connection.",
     ),
     b(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        Int,
+        false,
+        "How often the transaction coordinator aborts transactions past their timeout.",
+    ),
+    b(
+        "transaction.max.timeout.ms",
+        Int,
+        false,
+        "The longest transaction.timeout.ms a producer may ask for (INVALID_TRANSACTION_TIMEOUT above).",
+    ),
+    b(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        Int,
+        false,
+        "How often transactional ids idle past transactional.id.expiration.ms are removed.",
+    ),
+    b(
+        "transaction.state.log.segment.bytes",
+        Int,
+        false,
+        "Segment size of the transaction state log (__transaction_state).",
+    ),
+    b(
+        "transactional.id.expiration.ms",
+        Int,
+        false,
+        "A transactional id without a transaction for this long is removed.",
+    ),
+    b(
         "unclean.leader.election.enable",
         Boolean,
         true,

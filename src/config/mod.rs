@@ -226,6 +226,23 @@ pub struct BrokerSettings {
     /// `offsets.retention.minutes`: committed offsets of empty groups expire after this.
     #[serde(rename = "offsets.retention.minutes")]
     pub offsets_retention_minutes: i64,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask for.
+    #[serde(rename = "transaction.max.timeout.ms")]
+    pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: an idle transactional id is removed after this.
+    #[serde(rename = "transactional.id.expiration.ms")]
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often timed-out
+    /// transactions are looked for and aborted.
+    #[serde(rename = "transaction.abort.timed.out.transaction.cleanup.interval.ms")]
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often expired
+    /// transactional ids are looked for.
+    #[serde(rename = "transaction.remove.expired.transaction.cleanup.interval.ms")]
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
+    /// `transaction.state.log.segment.bytes`: segment size of `__transaction_state`.
+    #[serde(rename = "transaction.state.log.segment.bytes")]
+    pub transaction_state_log_segment_bytes: u64,
     /// `compression.type` (topic override of the same name): `producer` keeps batches as sent;
     /// `uncompressed`/`none`, `gzip`, `snappy`, `lz4`, `zstd` re-encode them on produce.
     #[serde(rename = "compression.type")]
@@ -317,6 +334,11 @@ impl Default for BrokerSettings {
             default_replication_factor: 1,
             group_initial_rebalance_delay_ms: 3000,
             offsets_retention_minutes: 7 * 24 * 60,
+            transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 7 * 24 * 3600 * 1000,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
+            transaction_state_log_segment_bytes: 100 * 1024 * 1024,
             compression_type: "producer".into(),
             log_cleanup_policy: "delete".into(),
             min_insync_replicas: 1,

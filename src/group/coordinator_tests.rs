@@ -584,3 +584,70 @@ fn shard_placement_is_stable_and_spread() {
     }
     assert_eq!(seen.len(), 4);
 }
+
+#[test]
+fn complete_txn_commits_or_aborts_durably_and_is_idempotent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    run(move || async move {
+        let t = Rc::new(Cell::new(1_000));
+        let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
+            .await
+            .unwrap();
+        let ok = vec![errors::NONE];
+        let stable = |c: &Coordinator, g: &str| {
+            c.fetch(g, Some(vec![("t".to_string(), vec![0, 1])]), true)
+                .1
+                .iter()
+                .map(|r| (r.offset, r.error_code))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            c.txn_commit("g", "", None, -1, 1, 0, vec![part("t", 0, 10, "a")])
+                .await,
+            ok
+        );
+        assert_eq!(
+            c.txn_commit("h", "", None, -1, 2, 0, vec![part("t", 1, 20, "b")])
+                .await,
+            ok
+        );
+        assert_eq!(c.complete_txn("g", 1, 0, true).await, Ok(()));
+        assert_eq!(c.complete_txn("h", 2, 0, false).await, Ok(()));
+        assert_eq!(stable(&c, "g"), vec![(10, errors::NONE), (-1, errors::NONE)]);
+        assert_eq!(stable(&c, "h"), vec![(-1, errors::NONE), (-1, errors::NONE)]);
+        assert_eq!(c.fetch("g", None, false).1[0].metadata, "a");
+        // Retried completions (e.g. by a restarted transaction coordinator) change nothing.
+        assert_eq!(c.complete_txn("g", 1, 0, true).await, Ok(()));
+        assert_eq!(c.complete_txn("h", 2, 0, true).await, Ok(()));
+        assert_eq!(stable(&c, "h"), vec![(-1, errors::NONE), (-1, errors::NONE)]);
+        // A transaction left pending at shutdown is completed after the restart.
+        assert_eq!(
+            c.txn_commit("g", "", None, -1, 1, 0, vec![part("t", 1, 11, "")])
+                .await,
+            ok
+        );
+        c.shutdown().await.unwrap();
+        drop(c);
+        let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
+            .await
+            .unwrap();
+        assert_eq!(
+            stable(&c, "g"),
+            vec![
+                (10, errors::NONE),
+                (-1, ResponseError::UnstableOffsetCommit.code())
+            ]
+        );
+        assert_eq!(c.complete_txn("g", 1, 0, true).await, Ok(()));
+        assert_eq!(stable(&c, "g"), vec![(10, errors::NONE), (11, errors::NONE)]);
+        c.shutdown().await.unwrap();
+        drop(c);
+        let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
+            .await
+            .unwrap();
+        assert_eq!(stable(&c, "g"), vec![(10, errors::NONE), (11, errors::NONE)]);
+        assert!(c.fetch("h", None, false).1.is_empty());
+        c.shutdown().await.unwrap();
+    });
+}

@@ -41,10 +41,9 @@
 //! while idle (no append in flight): its committed offsets and its pending transactional ones,
 //! in their original log order (so which of a plain and a transactional commit came later is
 //! kept), go into a fresh log in `<dir>.compact`; pending ones stay transactional batches of
-//! their producer, completed markers and superseded records are dropped. It is synced and
-//! closed; then `<dir>` → `<dir>.old`, `<dir>.compact` → `<dir>`, `<dir>.old` is removed, and
-//! the partition's table entries are reloaded from the new log (their record offsets change).
-//! [`recover_dirs`] finishes or discards an interrupted rewrite at start. Writes to the
+//! their producer, completed markers and superseded records are dropped (the swap and its crash
+//! recovery are [`crate::storage::keyed_log`]'s). The partition's table entries are then
+//! reloaded from the new log (their record offsets change). Writes to the
 //! partition wait during a rewrite (it is as fast as writing the live set once).
 //!
 //! # Reload
@@ -54,12 +53,15 @@
 //! stay pending — the transaction coordinator completes them after its own reload (calling
 //! [`OffsetStore::write_marker`] again through `group::shard::complete_txn`). This reads through
 //! `FileSlice::read_to_vec` (a blocking pread) — acceptable before the shard serves traffic, and
-//! bounded by compaction.
+//! bounded by compaction. (Not `keyed_log::for_each_record`: replay needs each record's batch
+//! attributes — transactional, control, producer.)
 
 use super::offsets::{
     CommittedOffset, OffsetKey, OffsetTable, decode_key, decode_value, encode_key, encode_value,
     partition_for,
 };
+use crate::storage::keyed_log::{self, BATCH_TARGET_BYTES};
+pub use crate::storage::keyed_log::recover_dirs;
 use crate::storage::txn::TxnMarker;
 use crate::storage::{LogConfig, PartitionLog, StorageError};
 use crate::sync::oneshot;
@@ -174,47 +176,12 @@ pub struct OffsetStore {
     parts: RefCell<HashMap<u32, Rc<Partition>>>,
 }
 
-const BATCH_TARGET_BYTES: usize = 256 * 1024;
-
 fn log_config(cfg: &OffsetStoreConfig) -> LogConfig {
-    LogConfig {
-        segment_bytes: cfg.segment_bytes,
-        retention_ms: -1,
-        retention_bytes: -1,
-        max_message_bytes: 4 * BATCH_TARGET_BYTES as u32,
-        ..LogConfig::default()
-    }
+    keyed_log::log_config(cfg.segment_bytes)
 }
 
 pub fn partition_dir(data_dir: &Path, p: u32) -> PathBuf {
     data_dir.join(format!("__consumer_offsets-{p}"))
-}
-
-fn with_suffix(dir: &Path, suffix: &str) -> PathBuf {
-    let mut s = dir.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-/// Finishes or discards an interrupted rewrite of `dir` (see the module docs). Blocking fs
-/// calls: start-up only.
-pub fn recover_dirs(dir: &Path) -> std::io::Result<()> {
-    let compact = with_suffix(dir, ".compact");
-    let old = with_suffix(dir, ".old");
-    if dir.exists() {
-        if compact.exists() {
-            std::fs::remove_dir_all(&compact)?;
-        }
-    } else if compact.exists() && old.exists() {
-        tracing::warn!(dir = %dir.display(), "finishing interrupted offsets-log rewrite");
-        std::fs::rename(&compact, dir)?;
-    } else if compact.exists() {
-        std::fs::remove_dir_all(&compact)?;
-    }
-    if old.exists() && dir.exists() {
-        std::fs::remove_dir_all(&old)?;
-    }
-    Ok(())
 }
 
 /// One record to encode: a plain one (`producer` None) or one of a transactional batch
@@ -877,12 +844,6 @@ impl OffsetStore {
     /// dropped. The table's entries of the partition are then reloaded from the new log, so
     /// their record offsets are the new ones.
     async fn rewrite(&self, part: &Partition, live: &[LiveRecord]) -> Result<(), StorageError> {
-        let compact = with_suffix(&part.dir, ".compact");
-        let old = with_suffix(&part.dir, ".old");
-        if compact.exists() {
-            std::fs::remove_dir_all(&compact)?;
-        }
-        let fresh = PartitionLog::open(compact.clone(), log_config(&self.cfg)).await?;
         let mut seqs: HashMap<i64, i32> = HashMap::new();
         let recs: Vec<Rec<'_>> = live
             .iter()
@@ -897,19 +858,15 @@ impl OffsetStore {
                 }),
             })
             .collect();
-        if !recs.is_empty() {
-            let info = fresh.append(encode_records(&recs, now_ms())).await?;
-            fresh.wait_durable(info.last_offset).await?;
-        }
-        fresh.close().await?;
+        let snapshot = if recs.is_empty() {
+            BytesMut::new()
+        } else {
+            encode_records(&recs, now_ms())
+        };
         let current = part.log.borrow_mut().take();
-        if let Some(l) = current {
-            l.close().await?;
-        }
-        glommio::io::rename(&part.dir, &old).await?;
-        glommio::io::rename(&compact, &part.dir).await?;
-        std::fs::remove_dir_all(&old)?;
-        let log = Rc::new(PartitionLog::open(part.dir.clone(), log_config(&self.cfg)).await?);
+        let log = Rc::new(
+            keyed_log::rewrite(&part.dir, &log_config(&self.cfg), current, snapshot).await?,
+        );
         *part.log.borrow_mut() = Some(log.clone());
         let n = self.cfg.num_partitions;
         self.table

@@ -97,3 +97,29 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// Shard that owns the allocator.
+pub const ALLOCATOR_SHARD: usize = 0;
+
+/// A new producer id from the allocator on [`ALLOCATOR_SHARD`], from any shard. Errors are the
+/// Kafka error to answer.
+pub async fn allocate_remote() -> Result<i64, kafka_protocol::ResponseError> {
+    let allocated = crate::shard::run_on(ALLOCATOR_SHARD, |ctx| async move {
+        let data_dir = ctx.info.data_dir.clone();
+        ctx.local_state(|| ProducerIdAllocator::new(&data_dir))
+            .allocate()
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match allocated {
+        Ok(Ok(id)) => Ok(id),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "allocating a producer id failed");
+            Err(kafka_protocol::ResponseError::UnknownServerError)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "producer-id allocator unreachable");
+            Err(kafka_protocol::ResponseError::CoordinatorNotAvailable)
+        }
+    }
+}

@@ -722,6 +722,7 @@ async fn recover(p: &ShardPlan, ctx: &Rc<ShardCtx>) {
     let failed = controller::apply_snapshot(ctx, p.snapshot.clone()).await;
     if !ctx.stopping.is_set() {
         crate::group::shard::start_shard(ctx).await;
+        crate::txn::shard::start_shard(ctx).await;
     }
     // A failed shard still goes through the shutdown sequence (the others wait for it there);
     // `spawn_broker` stops the broker when it reads the failure.
@@ -799,6 +800,7 @@ async fn shutdown_shard(p: &ShardPlan, ctx: &Rc<ShardCtx>) {
     }
     status.set(Phase::Closing);
     close_logs(ctx, status).await;
+    crate::txn::shard::stop_shard(ctx).await;
     crate::group::shard::stop_shard(ctx).await;
     // Wait until every shard closed its logs before tearing down the mesh.
     p.drained.fetch_add(1, Ordering::SeqCst);

@@ -61,18 +61,14 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
             let Some(Op::Roll {
                 old_base,
                 new_base,
-                index,
-                time_index,
+                indexes,
                 producers,
                 seq,
             }) = work.into_iter().next()
             else {
                 unreachable!("checked above")
             };
-            do_roll(
-                &inner, old_base, new_base, index, time_index, producers, seq,
-            )
-            .await
+            do_roll(&inner, old_base, new_base, indexes, producers, seq).await
         } else {
             do_write(&inner, work).await
         };
@@ -289,11 +285,16 @@ fn rebase(buf: &mut [u8], base: i64) {
     }
 }
 
-/// Writes a periodic producer-state snapshot. A failure only costs a longer replay after a
-/// crash, so it is logged, not fatal.
+/// Writes a periodic producer-state snapshot, after the active segment's `.txnindex` entries
+/// below it (`txn_index.rs`: a snapshot is never on disk before the index entries it implies).
+/// A failure only costs a longer replay after a crash, so it is logged, not fatal.
 async fn do_snapshot(inner: &Rc<Inner>, offset: i64, bytes: Vec<u8>, seq: u64) {
     let dir = inner.dir().to_path_buf();
     let res = async {
+        if !super::txn_log::persist_writer_txn_index(inner, offset).await? {
+            // A queued roll sealed the segment: its own snapshot follows with the index file.
+            return Ok(());
+        }
         super::producer_state::write_snapshot(&dir, offset, bytes).await?;
         sync_dir(&dir).await?;
         super::producer_state::remove_older_snapshots(&dir);
@@ -316,11 +317,11 @@ async fn do_roll(
     inner: &Rc<Inner>,
     old_base: i64,
     new_base: i64,
-    index: Vec<u8>,
-    time_index: Vec<u8>,
+    indexes: [Vec<u8>; 3],
     producers: Vec<u8>,
     seq: u64,
 ) -> Result<(), StorageError> {
+    let [index, time_index, txn_index] = indexes;
     let dir = inner.dir().to_path_buf();
     let (old_dma, old_written, align) = {
         let st = inner.state();
@@ -335,6 +336,9 @@ async fn do_roll(
     old_dma.fdatasync().await?;
     segment::write_small_file(&segment::index_path(&dir, old_base), index).await?;
     segment::write_small_file(&segment::time_index_path(&dir, old_base), time_index).await?;
+    if !txn_index.is_empty() {
+        segment::write_small_file(&super::txn_index::path(&dir, old_base), txn_index).await?;
+    }
     let f = OpenOptions::new()
         .read(true)
         .write(true)

@@ -31,6 +31,15 @@ pub enum StorageError {
     /// An idempotent producer's epoch is older than the partition's (`INVALID_PRODUCER_EPOCH`, 47).
     #[error("invalid producer epoch: {0}")]
     InvalidProducerEpoch(String),
+    /// A producer with an ongoing transaction sent a non-transactional batch (Kafka's
+    /// `InvalidTxnStateException`, `INVALID_TXN_STATE`, 48).
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    /// A marker from a transaction coordinator older than the one that last wrote a marker for
+    /// the producer (Kafka's `TransactionCoordinatorFencedException`,
+    /// `TRANSACTION_COORDINATOR_FENCED`, 52).
+    #[error("transaction coordinator fenced: {0}")]
+    CoordinatorFenced(String),
     /// (`INVALID_TIMESTAMP`, 32).
     #[error("invalid timestamp: {0}")]
     InvalidTimestamp(i64),
@@ -56,6 +65,8 @@ impl StorageError {
             StorageError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
             StorageError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
             StorageError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+            StorageError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+            StorageError::CoordinatorFenced(_) => ResponseError::TransactionCoordinatorFenced,
             StorageError::Closed => ResponseError::NotLeaderOrFollower,
             StorageError::Offline(_) | StorageError::Io(_) => ResponseError::KafkaStorageError,
         }

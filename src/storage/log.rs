@@ -22,12 +22,12 @@ use super::config::{LogConfig, TimestampType};
 use super::error::StorageError;
 use super::leader_epoch::{EpochFile, LEADER_EPOCH};
 use super::log_start::{self, LogStartFile};
-use super::producer_state::{self, ProducerStates, Verdict};
+use super::producer_state::{self, Verdict};
 use super::recovery;
 use super::segment::{self, Segment, sync_dir};
 use super::slice::AppendInfo;
 use super::state::{ActiveFile, Inner, SegmentMap, State, SyncState, SyncStats, WriteQueue};
-use super::txn::{AbortedTxn, ProducerInfo, TxnMarker};
+use super::txn::TxnMarker;
 
 /// One partition's log. Lives on its owner shard (not `Send`); share it there as
 /// `Rc<PartitionLog>`. Methods take `&self`; appends are serialised internally.
@@ -62,7 +62,10 @@ impl PartitionLog {
             (a.base_offset, a.next_offset, a.size)
         };
         let active = open_active_file(&dir, active_base, size).await?;
-        let producers = rebuild_producers(&dir, &segments, next, now)?;
+        let rebuilt = rebuild_producers(&dir, &segments, next, now)?;
+        super::txn_log::load_txn_indexes(&dir, &mut segments, rebuilt.from, &rebuilt.aborted)
+            .await?;
+        let producers = rebuilt.state;
         let st = State::new(
             SegmentMap::new(segments),
             active,
@@ -135,15 +138,41 @@ impl PartitionLog {
     /// The produce path uses it to release a connection's next request as soon as this one's
     /// offsets are assigned, so pipelined requests queue behind each other in the log (and their
     /// writes coalesce) instead of each waiting for the previous one's disk write.
+    ///
+    /// Control batches are refused (`INVALID_RECORD`, as Kafka refuses them from clients):
+    /// only [`PartitionLog::append_marker`] writes them.
     pub fn append_assign(&self, records: impl Into<Bytes>) -> Result<AppendInfo, StorageError> {
-        let records: Bytes = records.into();
+        self.assign(records.into(), None)
+    }
+
+    /// [`PartitionLog::append_assign`] for client batches (`marker` = `None`) and for the
+    /// control batch of a transaction marker (`records` = that batch).
+    pub(crate) fn assign(
+        &self,
+        records: Bytes,
+        marker: Option<TxnMarker>,
+    ) -> Result<AppendInfo, StorageError> {
         let inner = &self.inner;
         let (base, last, append_time) = {
             let mut st = inner.state_mut();
             st.check_usable()?;
             let cfg = inner.config();
             let headers = validate(&records, &cfg)?;
-            if let Verdict::Duplicate(dup) = st.producers_mut().check(&headers)? {
+            let verdict = match &marker {
+                None => {
+                    if headers.iter().any(|h| h.is_control()) {
+                        return Err(StorageError::InvalidRecord(
+                            "clients may not write control batches".into(),
+                        ));
+                    }
+                    st.producers_mut().check(&headers)?
+                }
+                Some(m) => {
+                    st.producers().check_marker(m)?;
+                    Verdict::Append
+                }
+            };
+            if let Verdict::Duplicate(dup) = verdict {
                 // A retry of a batch already in the log (or being written): nothing is
                 // written; answer with the original offsets once they are readable.
                 let append_time = match cfg.timestamp_type {
@@ -167,7 +196,7 @@ impl PartitionLog {
                 drop(cfg);
                 let (records, stored) =
                     stamp_and_index(&mut st, records, &headers, append_time, interval)?;
-                self.enqueue(&mut st, records, &stored, count, now);
+                self.enqueue(&mut st, records, &stored, count, now, marker);
                 self.note_epoch(LEADER_EPOCH, base);
                 (base, last, append_time)
             }
@@ -180,7 +209,8 @@ impl PartitionLog {
         })
     }
 
-    /// Append, last phase: records the batches in the producer state, queues their write (and a
+    /// Append, last phase: records the batches in the producer state (a marker's aborted
+    /// transaction also in the active segment's `.txnindex`), queues their write (and a
     /// producer-state snapshot when one is due) and wakes the writer.
     fn enqueue(
         &self,
@@ -189,9 +219,21 @@ impl PartitionLog {
         stored: &[BatchHeader],
         count: i64,
         now: i64,
+        marker: Option<TxnMarker>,
     ) {
         for h in stored {
-            st.producers_mut().apply(h, now);
+            match &marker {
+                Some(m) => {
+                    let hw = st.hw();
+                    let done =
+                        st.producers_mut()
+                            .apply_marker(m, h.base_offset, h.max_timestamp, now, hw);
+                    if let Some(e) = done.and_then(|d| d.index_entry()) {
+                        st.segments_mut().active_mut().txns.push(e);
+                    }
+                }
+                None => st.producers_mut().apply(h, now),
+            }
         }
         st.producers_mut().maybe_expire(now);
         if st.queue_mut().push_write(records, count) {
@@ -200,35 +242,6 @@ impl PartitionLog {
             st.queue_mut().push_snapshot(bytes);
         }
         self.ensure_writer(st);
-    }
-
-    /// Writes a transaction marker (control batch) for `marker.producer_id`, ending its ongoing
-    /// transaction on this partition, and returns its offset (assigned synchronously, like
-    /// [`PartitionLog::append_assign`]; wait with [`PartitionLog::wait_written`] /
-    /// [`PartitionLog::wait_durable`]).
-    pub fn append_marker(&self, marker: TxnMarker) -> Result<AppendInfo, StorageError> {
-        let _ = marker;
-        Err(StorageError::InvalidRecord(
-            "transaction markers are not built yet".into(),
-        ))
-    }
-
-    /// The last stable offset: the first offset of the oldest ongoing transaction, or the high
-    /// watermark when none is ongoing. read_committed readers see offsets below it only.
-    pub fn last_stable_offset(&self) -> i64 {
-        self.high_watermark()
-    }
-
-    /// Aborted transactions whose data overlaps `[from, upper)` (Fetch's `aborted_transactions`
-    /// for a read_committed fetch of that range), oldest first.
-    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
-        let _ = (from, upper);
-        Vec::new()
-    }
-
-    /// Every producer tracked on this partition (DescribeProducers).
-    pub fn producers(&self) -> Vec<ProducerInfo> {
-        Vec::new()
     }
 
     /// Resolves once every offset <= `offset` is written to the file (readable; durable only per
@@ -371,6 +384,7 @@ impl PartitionLog {
         }
         super::syncer::wait_persist_idle(&self.inner).await;
         super::syncer::persist_active_indexes(&self.inner, true).await?;
+        super::txn_log::persist_writer_txn_index(&self.inner, i64::MAX).await?;
         let (end, snapshot) = {
             let mut st = self.inner.state_mut();
             st.producers_mut()
@@ -469,7 +483,9 @@ async fn list_segments(dir: &Path) -> Result<Vec<i64>, StorageError> {
     // Index files whose log is gone (interrupted deletion) are removed.
     for name in others {
         let stem = name.split('.').next().unwrap_or("");
-        let orphan_index = (name.ends_with(".index") || name.ends_with(".timeindex"))
+        let orphan_index = (name.ends_with(".index")
+            || name.ends_with(".timeindex")
+            || name.ends_with(".txnindex"))
             && stem.len() == 20
             && stem
                 .parse::<i64>()
@@ -520,6 +536,7 @@ async fn recover_segments(
                 segment::log_path(dir, base),
                 segment::index_path(dir, base),
                 segment::time_index_path(dir, base),
+                super::txn_index::path(dir, base),
             ] {
                 let _ = std::fs::remove_file(p);
             }
@@ -555,14 +572,15 @@ async fn open_active_file(dir: &Path, base: i64, size: u64) -> Result<ActiveFile
     Ok(ActiveFile::new(base, Rc::new(dma), align, tail, size))
 }
 
-/// Open, last phase: the idempotent producers' state as of the log end `next`, from the newest
-/// snapshot plus the batch headers after it (`producer_state::rebuild`).
+/// Open, fourth phase: the producers' state as of the log end `next`, from the newest snapshot
+/// plus the batch headers after it (`producer_state::rebuild`), with the aborted transactions
+/// the replay met.
 fn rebuild_producers(
     dir: &Path,
     segments: &BTreeMap<i64, Segment>,
     next: i64,
     now: i64,
-) -> Result<ProducerStates, StorageError> {
+) -> Result<producer_state::Rebuilt, StorageError> {
     let extents: Vec<producer_state::SegmentExtent> = segments
         .values()
         .map(|s| producer_state::SegmentExtent {

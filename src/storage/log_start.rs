@@ -109,6 +109,7 @@ pub(crate) async fn delete_segment_files(dir: &Path, bases: &[i64]) -> Result<()
             segment::log_path(dir, b),
             segment::index_path(dir, b),
             segment::time_index_path(dir, b),
+            super::txn_index::path(dir, b),
         ] {
             if let Err(e) = std::fs::remove_file(&p)
                 && e.kind() != std::io::ErrorKind::NotFound

@@ -126,6 +126,7 @@ pub mod error;
 pub mod flush_anchor;
 pub mod index;
 pub mod iopoll;
+pub mod keyed_log;
 pub mod leader_epoch;
 pub mod log;
 pub mod log_start;
@@ -141,6 +142,8 @@ mod state;
 pub mod syncer;
 pub mod time_index;
 pub mod txn;
+pub mod txn_index;
+mod txn_log;
 pub mod zero_fill;
 
 pub use config::{CleanupPolicy, LogConfig, TimestampType};

@@ -17,6 +17,7 @@ use crate::format::record_batch::{self, BatchHeader, HEADER_LEN};
 use super::error::StorageError;
 use super::index::OffsetIndex;
 use super::time_index::TimeIndex;
+use super::txn_index::SegmentTxns;
 
 /// Kafka's 20-digit zero-padded file name for a segment base offset.
 pub fn file_name(base_offset: i64, suffix: &str) -> String {
@@ -59,6 +60,9 @@ pub(crate) struct Segment {
     /// Offset and time indexes; `None` for a cold sealed segment.
     pub index: Option<OffsetIndex>,
     pub time_index: Option<TimeIndex>,
+    /// The aborted transactions whose ABORT marker lies here: entries for the active segment,
+    /// a summary for a sealed one (`txn_index.rs`).
+    pub txns: SegmentTxns,
     /// Read-only buffered descriptor for pread/sendfile; opened lazily.
     pub reader: Option<Arc<File>>,
     /// Bytes appended since the last offset-index entry (Kafka's `bytesSinceLastIndexEntry`).
@@ -82,6 +86,7 @@ impl Segment {
             created_ms: now_ms,
             index: Some(OffsetIndex::new()),
             time_index: Some(TimeIndex::new()),
+            txns: SegmentTxns::active(Vec::new()),
             reader: None,
             bytes_since_index: 0,
             persisted_index: 0,
@@ -134,6 +139,7 @@ impl Segment {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.index.as_ref().map_or(0, |i| i.heap_bytes())
             + self.time_index.as_ref().map_or(0, |t| t.heap_bytes())
+            + self.txns.heap_bytes()
     }
 }
 

@@ -1,6 +1,6 @@
-//! FindCoordinator (key 10), v0–v4. This broker coordinates every group (inside it, the group's
-//! shard is chosen by hash, see `group::shard`); v4 answers a batch of keys. Transaction
-//! coordinators (key type 1) are not served: COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator (key 10), v0–v4. This broker coordinates every group (key type 0) and every
+//! transactional id (key type 1); inside it, the shard is chosen by hash (`group::shard`,
+//! `txn::shard`). v4 answers a batch of keys. Another key type is INVALID_REQUEST, as in Kafka.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::BrokerId;
@@ -15,16 +15,17 @@ pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 4;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: FindCoordinatorRequest = req.decode()?;
     let info = &req.ctx.info;
-    let (code, msg) = if r.key_type == KEY_TYPE_GROUP {
+    let (code, msg) = if r.key_type == KEY_TYPE_GROUP || r.key_type == KEY_TYPE_TRANSACTION {
         (errors::NONE, None)
     } else {
         (
-            ResponseError::CoordinatorNotAvailable.code(),
-            Some(sb("transactions are not supported")),
+            ResponseError::InvalidRequest.code(),
+            Some(sb("unknown coordinator key type")),
         )
     };
     let (node, host, port) = if code == errors::NONE {

@@ -1,4 +1,4 @@
-//! InitProducerId (key 22), v0–v5: producer ids for idempotent producers.
+//! InitProducerId (key 22), v0–v5: producer ids for idempotent and transactional producers.
 //!
 //! Without a transactional id Kafka "blindly accepts" the request and returns a fresh producer id
 //! with epoch 0 — also when the producer passes its current id and epoch (KIP-360, v3+: the
@@ -8,12 +8,12 @@
 //! across restarts. The sequence and epoch checks themselves happen per partition on append
 //! ([`crate::storage::producer_state`]).
 //!
-//! Transactions are not supported. A transactional id gets COORDINATOR_NOT_AVAILABLE, the same
-//! answer FindCoordinator gives for key type 1 (which real clients ask first, and then retry until
-//! their `max.block.ms`/`transaction.timeout`): it tells a client there is no transaction
-//! coordinator, rather than the misleading TRANSACTIONAL_ID_AUTHORIZATION_FAILED. An empty
-//! transactional id is INVALID_REQUEST, and a producer id without an epoch (or the reverse) is
-//! INVALID_REQUEST, both as in Kafka.
+//! With a transactional id the request goes to the id's transaction coordinator (`txn`), which
+//! checks `transaction.timeout.ms` against `transaction.max.timeout.ms`, gives a new id its
+//! producer id, bumps the epoch of a known one (fencing the previous producer instance, whose
+//! ongoing transaction it aborts first) and answers once the new epoch is durable. PRODUCER_FENCED
+//! is INVALID_PRODUCER_EPOCH before v4 (KIP-588). An empty transactional id is INVALID_REQUEST,
+//! and a producer id without an epoch (or the reverse) is INVALID_REQUEST, both as in Kafka.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ProducerId;
@@ -21,15 +21,13 @@ use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 
 use super::{HandlerError, Reply, Request};
-use crate::metadata::producer_ids::ProducerIdAllocator;
+use crate::metadata::producer_ids::allocate_remote;
 use crate::protocol::errors;
-use crate::shard;
+use crate::txn::client_error;
+use crate::txn::shard::on_coordinator;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 5;
-
-/// Shard that owns the producer-id allocator.
-const ALLOCATOR_SHARD: usize = 0;
 
 pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let r: InitProducerIdRequest = req.decode()?;
@@ -39,39 +37,34 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if let Some(t) = &r.transactional_id {
-        let code = if t.0.is_empty() {
-            ResponseError::InvalidRequest.code()
-        } else {
-            tracing::debug!(transactional_id = %t.0.as_str(), "InitProducerId for a transactional producer: not supported");
-            ResponseError::CoordinatorNotAvailable.code()
-        };
-        return req.respond(&error(code));
-    }
     // v3+ (KIP-360) may name the producer's current id and epoch: both or neither.
     if req.version >= 3 && (r.producer_id.0 == -1) != (r.producer_epoch == -1) {
         return req.respond(&error(ResponseError::InvalidRequest.code()));
     }
-    let allocated = shard::run_on(ALLOCATOR_SHARD, |ctx| async move {
-        let data_dir = ctx.info.data_dir.clone();
-        ctx.local_state(|| ProducerIdAllocator::new(&data_dir))
-            .allocate()
-            .map_err(|e| e.to_string())
-    })
-    .await;
-    let resp = match allocated {
-        Ok(Ok(id)) => InitProducerIdResponse::default()
+    let expected = (r.producer_id.0 != -1).then_some((r.producer_id.0, r.producer_epoch));
+    let answer = match r.transactional_id.as_ref().map(|t| t.0.to_string()) {
+        Some(t) if t.is_empty() => Err(ResponseError::InvalidRequest.code()),
+        Some(id) => {
+            let timeout = r.transaction_timeout_ms;
+            let key = id.clone();
+            on_coordinator(&req.ctx, &key, move |c| async move {
+                c.init_producer_id(&id, timeout, expected).await
+            })
+            .await
+            .unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
+            .map_err(|e| client_error(e, req.version, 4))
+        }
+        None => allocate_remote()
+            .await
+            .map(|id| (id, 0))
+            .map_err(|e| e.code()),
+    };
+    let resp = match answer {
+        Ok((id, epoch)) => InitProducerIdResponse::default()
             .with_error_code(errors::NONE)
             .with_producer_id(ProducerId(id))
-            .with_producer_epoch(0),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "allocating a producer id failed");
-            error(ResponseError::UnknownServerError.code())
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "producer-id allocator unreachable");
-            error(ResponseError::CoordinatorNotAvailable.code())
-        }
+            .with_producer_epoch(epoch),
+        Err(code) => error(code),
     };
     req.respond(&resp)
 }

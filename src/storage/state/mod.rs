@@ -183,11 +183,11 @@ impl State {
     /// Queues a roll to a new segment starting at the assigned end; returns its sequence number.
     pub(crate) fn push_roll(&mut self, now: i64) -> u64 {
         let new_base = self.queue.assigned();
-        let (old_base, index, time_index) = self.segments.roll(new_base, now);
+        let (old_base, indexes) = self.segments.roll(new_base, now);
         self.producers
             .expire(now, producer_state::PRODUCER_ID_EXPIRATION_MS);
         let producers = self.producers.encode(new_base);
-        self.queue.push_roll(old_base, index, time_index, producers)
+        self.queue.push_roll(old_base, indexes, producers)
     }
 }
 

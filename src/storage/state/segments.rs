@@ -93,9 +93,15 @@ impl SegmentMap {
         }
     }
 
+    /// The segments from the one at `base` on, oldest first.
+    pub(crate) fn starting_at(&self, base: i64) -> impl Iterator<Item = &Segment> {
+        self.segments.range(base..).map(|(_, s)| s)
+    }
+
     /// Seals the newest segment's indexes and adds an empty segment at `new_base` (created at
-    /// `now`); returns the sealed segment's base and its final index files.
-    pub(crate) fn roll(&mut self, new_base: i64, now: i64) -> (i64, Vec<u8>, Vec<u8>) {
+    /// `now`); returns the sealed segment's base and its final index files (offset, time and
+    /// aborted-transaction index; the last empty when it has no entry).
+    pub(crate) fn roll(&mut self, new_base: i64, now: i64) -> (i64, [Vec<u8>; 3]) {
         let old = self.active_mut();
         old.seal_time_index();
         if let Some(i) = old.index.as_mut() {
@@ -111,11 +117,12 @@ impl SegmentMap {
             .as_ref()
             .map(|t| t.encode())
             .unwrap_or_default();
+        let txn_index = old.txns.seal();
         self.segments
             .insert(new_base, Segment::new_empty(new_base, now));
         self.warm.push_back(old_base);
         self.evict_cold();
-        (old_base, index, time_index)
+        (old_base, [index, time_index, txn_index])
     }
 
     /// Marks the sealed segment at `base` as just used (its indexes were loaded).

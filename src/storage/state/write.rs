@@ -18,9 +18,9 @@ pub(crate) enum Op {
     Roll {
         old_base: i64,
         new_base: i64,
-        /// The sealed segment's final index files, encoded at enqueue time.
-        index: Vec<u8>,
-        time_index: Vec<u8>,
+        /// The sealed segment's final index files, encoded at enqueue time: offset, time and
+        /// aborted-transaction index (empty: no file).
+        indexes: [Vec<u8>; 3],
         /// The producer-state snapshot as of `new_base` (`producer_state`).
         producers: Vec<u8>,
         seq: u64,
@@ -156,8 +156,7 @@ impl WriteQueue {
     pub(crate) fn push_roll(
         &mut self,
         old_base: i64,
-        index: Vec<u8>,
-        time_index: Vec<u8>,
+        indexes: [Vec<u8>; 3],
         producers: Vec<u8>,
     ) -> u64 {
         self.proj_size = 0;
@@ -166,8 +165,7 @@ impl WriteQueue {
         self.pending.push_back(Op::Roll {
             old_base,
             new_base: self.assigned,
-            index,
-            time_index,
+            indexes,
             producers,
             seq,
         });
