@@ -227,8 +227,13 @@ fn txn_offset_commit_is_fenced_pending_and_unstable_until_completed() {
 
     // The member's commit (v3, flexible): pending. Unknown partitions are refused alone.
     assert_eq!(
-        txn_commit(&mut c, 3, &tx, "in", &[(0, 10), (1, 11), (7, 1)]),
-        vec![NONE, NONE, UNKNOWN_TOPIC_OR_PARTITION]
+        txn_commit(&mut c, 3, &tx, "in", &[(0, 10), (1, 11), (7, 1), (-1, 1)]),
+        vec![
+            NONE,
+            NONE,
+            UNKNOWN_TOPIC_OR_PARTITION,
+            UNKNOWN_TOPIC_OR_PARTITION
+        ]
     );
     assert_eq!(
         txn_commit(&mut c, 4, &tx, "nope", &[(0, 1)]),

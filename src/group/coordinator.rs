@@ -521,7 +521,9 @@ impl Coordinator {
         let now = self.now();
         let check = if group_id.is_empty() {
             ResponseError::InvalidGroupId.code()
-        } else if producer_id < 0 || producer_epoch < 0 {
+        } else if producer_id < 0 {
+            ResponseError::InvalidProducerIdMapping.code()
+        } else if producer_epoch < 0 {
             ResponseError::InvalidProducerEpoch.code()
         } else if self
             .offsets

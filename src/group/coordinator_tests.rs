@@ -443,6 +443,12 @@ fn txn_offset_commit_fencing_pending_and_require_stable() {
                 .await,
             vec![ResponseError::InvalidProducerEpoch.code()]
         );
+        // No producer at all: nothing is written.
+        assert_eq!(
+            c.txn_commit("solo", "", None, -1, -1, -1, vec![part("t", 1, 1, "")])
+                .await,
+            vec![ResponseError::InvalidProducerIdMapping.code()]
+        );
         // Metadata size is checked per partition.
         let big = "x".repeat(5000);
         assert_eq!(
@@ -614,13 +620,22 @@ fn complete_txn_commits_or_aborts_durably_and_is_idempotent() {
         );
         assert_eq!(c.complete_txn("g", 1, 0, true).await, Ok(()));
         assert_eq!(c.complete_txn("h", 2, 0, false).await, Ok(()));
-        assert_eq!(stable(&c, "g"), vec![(10, errors::NONE), (-1, errors::NONE)]);
-        assert_eq!(stable(&c, "h"), vec![(-1, errors::NONE), (-1, errors::NONE)]);
+        assert_eq!(
+            stable(&c, "g"),
+            vec![(10, errors::NONE), (-1, errors::NONE)]
+        );
+        assert_eq!(
+            stable(&c, "h"),
+            vec![(-1, errors::NONE), (-1, errors::NONE)]
+        );
         assert_eq!(c.fetch("g", None, false).1[0].metadata, "a");
         // Retried completions (e.g. by a restarted transaction coordinator) change nothing.
         assert_eq!(c.complete_txn("g", 1, 0, true).await, Ok(()));
         assert_eq!(c.complete_txn("h", 2, 0, true).await, Ok(()));
-        assert_eq!(stable(&c, "h"), vec![(-1, errors::NONE), (-1, errors::NONE)]);
+        assert_eq!(
+            stable(&c, "h"),
+            vec![(-1, errors::NONE), (-1, errors::NONE)]
+        );
         // A transaction left pending at shutdown is completed after the restart.
         assert_eq!(
             c.txn_commit("g", "", None, -1, 1, 0, vec![part("t", 1, 11, "")])
@@ -640,13 +655,19 @@ fn complete_txn_commits_or_aborts_durably_and_is_idempotent() {
             ]
         );
         assert_eq!(c.complete_txn("g", 1, 0, true).await, Ok(()));
-        assert_eq!(stable(&c, "g"), vec![(10, errors::NONE), (11, errors::NONE)]);
+        assert_eq!(
+            stable(&c, "g"),
+            vec![(10, errors::NONE), (11, errors::NONE)]
+        );
         c.shutdown().await.unwrap();
         drop(c);
         let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
             .await
             .unwrap();
-        assert_eq!(stable(&c, "g"), vec![(10, errors::NONE), (11, errors::NONE)]);
+        assert_eq!(
+            stable(&c, "g"),
+            vec![(10, errors::NONE), (11, errors::NONE)]
+        );
         assert!(c.fetch("h", None, false).1.is_empty());
         c.shutdown().await.unwrap();
     });

@@ -60,8 +60,8 @@ use super::offsets::{
     CommittedOffset, OffsetKey, OffsetTable, decode_key, decode_value, encode_key, encode_value,
     partition_for,
 };
-use crate::storage::keyed_log::{self, BATCH_TARGET_BYTES};
 pub use crate::storage::keyed_log::recover_dirs;
+use crate::storage::keyed_log::{self, BATCH_TARGET_BYTES};
 use crate::storage::txn::TxnMarker;
 use crate::storage::{LogConfig, PartitionLog, StorageError};
 use crate::sync::oneshot;
