@@ -42,12 +42,10 @@ func TestIdempotentProducer(t *testing.T) {
 			// in older sarama).
 			createTopic(t, sarama.NewConfig(), topic, partitions)
 			parts := waitPartitions(t, topic, partitions, 20*time.Second)
+			waitServed(t, topic, parts)
 
 			config := idempotentConfig(v.version)
-			client, err := sarama.NewSyncProducer(brokers(), config)
-			if err != nil {
-				t.Fatalf("idempotent producer: %v", err)
-			}
+			client := newProducerWithPID(t, config)
 			var acks []sent
 			for i := 0; i < 30; i++ {
 				msg := &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(fmt.Sprintf("k%d", i%7)), Value: sarama.StringEncoder(fmt.Sprintf("one %d", i))}

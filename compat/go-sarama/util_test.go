@@ -1,6 +1,7 @@
 package compat
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand"
@@ -310,5 +311,50 @@ func createTopic(t *testing.T, config *sarama.Config, topic string, partitions i
 	defer admin.Close()
 	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
 		t.Fatalf("CreateTopic %s (%d partitions): %v", topic, partitions, err)
+	}
+}
+
+// waitServed waits until the leader of each partition answers ListOffsets. Kafka may answer the
+// first requests for a just-created topic with NOT_LEADER_OR_FOLLOWER although Metadata already
+// names the leader: github.com/Shopify/sarama v1.38.1's idempotent and transactional producers
+// then fail (NOT_LEADER_OR_FOLLOWER at V0_11_0_0, or OUT_OF_ORDER_SEQUENCE_NUMBER on the retried
+// batch), a client's problem, not the broker's under test.
+func waitServed(t *testing.T, topic string, parts []int32) {
+	t.Helper()
+	client, err := sarama.NewClient(brokers(), sarama.NewConfig())
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	defer client.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, p := range parts {
+		for {
+			_, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ListOffsets %s/%d within 20 s: %v", topic, p, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// newProducerWithPID creates a SyncProducer whose InitProducerId (idempotent or transactional)
+// may meet COORDINATOR_LOAD_IN_PROGRESS: Kafka answers so until, after a start or restart, its
+// producer-id block or transaction log is loaded, and sarama gives up at once.
+func newProducerWithPID(t *testing.T, config *sarama.Config) sarama.SyncProducer {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p, err := sarama.NewSyncProducer(brokers(), config)
+		if err == nil {
+			return p
+		}
+		if !errors.Is(err, sarama.ErrOffsetsLoadInProgress) || time.Now().After(deadline) {
+			t.Fatalf("producer (InitProducerId): %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -17,6 +17,7 @@ GATES = {
     "compression": "RINGBOLT_COMPAT_COMPRESSION",
     "idempotence": "RINGBOLT_COMPAT_IDEMPOTENCE",
     "legacy": "RINGBOLT_COMPAT_LEGACY",
+    "transactions": "RINGBOLT_COMPAT_TRANSACTIONS",
 }
 
 

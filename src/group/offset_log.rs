@@ -53,8 +53,7 @@
 //! stay pending — the transaction coordinator completes them after its own reload (calling
 //! [`OffsetStore::write_marker`] again through `group::shard::complete_txn`). This reads through
 //! `FileSlice::read_to_vec` (a blocking pread) — acceptable before the shard serves traffic, and
-//! bounded by compaction. (Not `keyed_log::for_each_record`: replay needs each record's batch
-//! attributes — transactional, control, producer.)
+//! bounded by compaction.
 
 use super::offsets::{
     CommittedOffset, OffsetKey, OffsetTable, decode_key, decode_value, encode_key, encode_value,
@@ -69,7 +68,7 @@ use crate::util::now_ms;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -368,35 +367,7 @@ impl OffsetStore {
     /// Applies the whole log to the table in log order (plain records, transactional records
     /// held per producer, markers completing them); returns the number of records read.
     async fn reload(&self, part: &Partition, log: &PartitionLog) -> Result<u64, StorageError> {
-        let mut offset = log.log_start_offset();
-        let mut count = 0u64;
-        while offset < log.high_watermark() {
-            let res = log.read(offset, 1 << 20).await?;
-            let mut next = offset;
-            for slice in &res.slices {
-                let bytes = slice.read_to_vec()?;
-                let mut buf = Bytes::from(bytes);
-                let sets = match RecordBatchDecoder::decode_all(&mut buf) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(error = %e, "undecodable offsets batch; stopping reload");
-                        return Ok(count);
-                    }
-                };
-                for set in sets {
-                    for r in set.records {
-                        next = next.max(r.offset + 1);
-                        count += 1;
-                        self.replay(part, r);
-                    }
-                }
-            }
-            if next <= offset {
-                break;
-            }
-            offset = next;
-        }
-        Ok(count)
+        keyed_log::for_each_raw_record(log, |r| self.replay(part, r)).await
     }
 
     /// Applies one record read back from the log.

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::storage::keyed_log::with_suffix;
+use kafka_protocol::records::RecordBatchDecoder;
 
 fn key(g: &str, t: &str, p: i32) -> OffsetKey {
     OffsetKey {

@@ -254,6 +254,7 @@ api_table! {
     EndTxn => end_txn,
     DescribeTransactions => describe_transactions,
     ListTransactions => list_transactions,
+    DescribeProducers => describe_producers,
 }
 
 /// The supported version range of an API key, if the broker serves it.
