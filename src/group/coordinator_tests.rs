@@ -499,6 +499,8 @@ fn txn_offset_commit_fencing_pending_and_require_stable() {
         assert_eq!(c.delete_group("solo").await, errors::NONE);
         let (_, rows) = c.fetch("solo", asked(), true);
         assert_eq!(rows[0].error_code, errors::NONE, "tombstone drops pending");
+        assert_eq!(c.describe("solo").0, ResponseError::GroupIdNotFound.code());
+        assert!(!c.list().iter().any(|g| g.group_id == "solo"));
         c.shutdown().await.unwrap();
     });
 }
