@@ -556,6 +556,12 @@ impl OffsetStore {
                 let p = part.clone();
                 glommio::spawn_local(async move { me.run_completer(p).await }).detach();
             }
+            // Drain again once this round is written (not synced): commits arriving meanwhile
+            // accumulate into the next append. A write error is the completer's to report.
+            let last = part.inflight.borrow().back().map(|f| f.last_offset);
+            if let Some(last) = last {
+                let _ = log.wait_written(last).await;
+            }
         }
     }
 
