@@ -2,12 +2,25 @@
 //! requests against `spawn_broker` (2 shards, so the group's coordinator is reached across
 //! shards): KIP-447 generation fencing, pending offsets invisible to OffsetFetch and reported
 //! UNSTABLE_OFFSET_COMMIT to `require_stable` fetches, kept pending across a restart (no marker
-//! yet), unknown partitions and v0 requests.
+//! yet), unknown partitions and v0 requests; then the whole KIP-98 flow through the transaction
+//! coordinator (InitProducerId, AddOffsetsToTxn, TxnOffsetCommit, EndTxn): committed offsets
+//! appear, aborted ones never do, a plain OffsetCommit after the commit wins, and a zombie of
+//! the previous epoch is fenced.
 
 mod server_util;
 
 use bytes::Bytes;
+use kafka_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnRequest;
+use kafka_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
+use kafka_protocol::messages::end_txn_request::EndTxnRequest;
+use kafka_protocol::messages::end_txn_response::EndTxnResponse;
+use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 use kafka_protocol::messages::join_group_response::JoinGroupResponse;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_commit_response::OffsetCommitResponse;
 use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
@@ -27,6 +40,7 @@ const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
+const PRODUCER_FENCED: i16 = 90;
 const MEMBER_ID_REQUIRED: i16 = 79;
 const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 
@@ -213,8 +227,13 @@ fn txn_offset_commit_is_fenced_pending_and_unstable_until_completed() {
 
     // The member's commit (v3, flexible): pending. Unknown partitions are refused alone.
     assert_eq!(
-        txn_commit(&mut c, 3, &tx, "in", &[(0, 10), (1, 11), (7, 1)]),
-        vec![NONE, NONE, UNKNOWN_TOPIC_OR_PARTITION]
+        txn_commit(&mut c, 3, &tx, "in", &[(0, 10), (1, 11), (7, 1), (-1, 1)]),
+        vec![
+            NONE,
+            NONE,
+            UNKNOWN_TOPIC_OR_PARTITION,
+            UNKNOWN_TOPIC_OR_PARTITION
+        ]
     );
     assert_eq!(
         txn_commit(&mut c, 4, &tx, "nope", &[(0, 1)]),
@@ -269,6 +288,144 @@ fn txn_offset_commit_is_fenced_pending_and_unstable_until_completed() {
     assert_eq!(
         fetch7(&mut c, "solo", "in", &[2], true),
         vec![(-1, UNSTABLE_OFFSET_COMMIT)]
+    );
+    broker.shutdown().unwrap();
+}
+
+/// InitProducerId v4 for transactional id `id`: (producer id, epoch).
+fn init_producer(c: &mut Client, id: &str) -> (i64, i16) {
+    let r: InitProducerIdResponse = c.call(
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(sb(id))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
+    assert_eq!(r.error_code, NONE);
+    (r.producer_id.0, r.producer_epoch)
+}
+
+fn add_offsets(c: &mut Client, id: &str, pid: i64, epoch: i16, group: &str) -> i16 {
+    let r: AddOffsetsToTxnResponse = c.call(
+        ApiKey::AddOffsetsToTxn,
+        3,
+        &AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(sb(id)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_group_id(GroupId(sb(group))),
+    );
+    r.error_code
+}
+
+fn end_txn(c: &mut Client, id: &str, pid: i64, epoch: i16, commit: bool) -> i16 {
+    let r: EndTxnResponse = c.call(
+        ApiKey::EndTxn,
+        3,
+        &EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(sb(id)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(commit),
+    );
+    r.error_code
+}
+
+/// A plain OffsetCommit v8 of one partition by a standalone consumer.
+fn plain_commit(c: &mut Client, group: &str, topic: &str, p: i32, offset: i64) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(sb(topic)))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(offset),
+                ]),
+        ]);
+    let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &req);
+    r.topics[0].partitions[0].error_code
+}
+
+#[test]
+fn end_txn_commits_or_aborts_transactional_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let mut c = Client::connect(broker.local_addr());
+    let r = c.create_topic("src", 2, &[], 4);
+    assert_eq!(r.topics[0].error_code, NONE);
+    let group = "eos-app";
+    let id = "eos-app-tx";
+    let (pid, epoch) = init_producer(&mut c, id);
+    let tx = Txn {
+        group,
+        producer_id: pid,
+        epoch,
+        member: "",
+        generation: -1,
+    };
+
+    // Transaction 1: offsets committed by EndTxn(commit).
+    assert_eq!(add_offsets(&mut c, id, pid, epoch, group), NONE);
+    assert_eq!(
+        txn_commit(&mut c, 3, &tx, "src", &[(0, 100), (1, 200)]),
+        vec![NONE, NONE]
+    );
+    assert_eq!(
+        fetch7(&mut c, group, "src", &[0, 1], true),
+        vec![(-1, UNSTABLE_OFFSET_COMMIT), (-1, UNSTABLE_OFFSET_COMMIT)]
+    );
+    assert_eq!(end_txn(&mut c, id, pid, epoch, true), NONE);
+    // EndTxn is answered once the markers are durable: visible at once, stable.
+    assert_eq!(
+        fetch7(&mut c, group, "src", &[0, 1], true),
+        vec![(100, NONE), (200, NONE)]
+    );
+
+    // Transaction 2: aborted; the committed offsets stay.
+    assert_eq!(add_offsets(&mut c, id, pid, epoch, group), NONE);
+    assert_eq!(txn_commit(&mut c, 3, &tx, "src", &[(0, 150)]), vec![NONE]);
+    assert_eq!(end_txn(&mut c, id, pid, epoch, false), NONE);
+    assert_eq!(
+        fetch8(&mut c, group, "src", &[0, 1], true),
+        vec![(100, NONE), (200, NONE)]
+    );
+
+    // Transaction 3: committed, then a plain commit of partition 1 after it wins.
+    assert_eq!(add_offsets(&mut c, id, pid, epoch, group), NONE);
+    assert_eq!(txn_commit(&mut c, 3, &tx, "src", &[(1, 300)]), vec![NONE]);
+    assert_eq!(end_txn(&mut c, id, pid, epoch, true), NONE);
+    assert_eq!(plain_commit(&mut c, group, "src", 1, 301), NONE);
+
+    // Transaction 4 left open; a new producer instance (same transactional id) bumps the epoch,
+    // which aborts it; the zombie's offsets never appear and its later commits are fenced.
+    assert_eq!(add_offsets(&mut c, id, pid, epoch, group), NONE);
+    assert_eq!(txn_commit(&mut c, 3, &tx, "src", &[(0, 999)]), vec![NONE]);
+    let (pid2, epoch2) = init_producer(&mut c, id);
+    assert_eq!(pid2, pid);
+    assert!(epoch2 > epoch);
+    assert_eq!(
+        fetch7(&mut c, group, "src", &[0, 1], true),
+        vec![(100, NONE), (301, NONE)]
+    );
+    let code = txn_commit(&mut c, 3, &tx, "src", &[(0, 998)])[0];
+    assert!(
+        code == INVALID_PRODUCER_EPOCH || code == PRODUCER_FENCED,
+        "zombie commit answered {code}"
+    );
+    assert_eq!(end_txn(&mut c, id, pid, epoch, true), PRODUCER_FENCED);
+    broker.shutdown().unwrap();
+
+    // All of it from the log after a restart.
+    let broker = start(dir.path());
+    let mut c = Client::connect(broker.local_addr());
+    assert_eq!(
+        fetch7(&mut c, group, "src", &[0, 1], true),
+        vec![(100, NONE), (301, NONE)]
     );
     broker.shutdown().unwrap();
 }

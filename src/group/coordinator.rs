@@ -521,7 +521,9 @@ impl Coordinator {
         let now = self.now();
         let check = if group_id.is_empty() {
             ResponseError::InvalidGroupId.code()
-        } else if producer_id < 0 || producer_epoch < 0 {
+        } else if producer_id < 0 {
+            ResponseError::InvalidProducerIdMapping.code()
+        } else if producer_epoch < 0 {
             ResponseError::InvalidProducerEpoch.code()
         } else if self
             .offsets
@@ -752,9 +754,13 @@ impl Coordinator {
             }
         }
         let table = self.offsets.table();
-        self.groups
-            .borrow_mut()
-            .retain(|id, g| !(g.state() == State::Empty && g.is_empty() && !table.has_group(id)));
+        self.groups.borrow_mut().retain(|id, g| {
+            // A group with an open transaction stays (Kafka's `cleanupExpiredOffsets`).
+            !(g.state() == State::Empty
+                && g.is_empty()
+                && !table.has_group(id)
+                && !table.has_open_txns(id))
+        });
     }
 
     /// Closes the offsets logs (clean shutdown).

@@ -443,6 +443,12 @@ fn txn_offset_commit_fencing_pending_and_require_stable() {
                 .await,
             vec![ResponseError::InvalidProducerEpoch.code()]
         );
+        // No producer at all: nothing is written.
+        assert_eq!(
+            c.txn_commit("solo", "", None, -1, -1, -1, vec![part("t", 1, 1, "")])
+                .await,
+            vec![ResponseError::InvalidProducerIdMapping.code()]
+        );
         // Metadata size is checked per partition.
         let big = "x".repeat(5000);
         assert_eq!(
@@ -493,6 +499,8 @@ fn txn_offset_commit_fencing_pending_and_require_stable() {
         assert_eq!(c.delete_group("solo").await, errors::NONE);
         let (_, rows) = c.fetch("solo", asked(), true);
         assert_eq!(rows[0].error_code, errors::NONE, "tombstone drops pending");
+        assert_eq!(c.describe("solo").0, ResponseError::GroupIdNotFound.code());
+        assert!(!c.list().iter().any(|g| g.group_id == "solo"));
         c.shutdown().await.unwrap();
     });
 }
@@ -583,4 +591,86 @@ fn shard_placement_is_stable_and_spread() {
         seen.insert(s);
     }
     assert_eq!(seen.len(), 4);
+}
+
+#[test]
+fn complete_txn_commits_or_aborts_durably_and_is_idempotent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    run(move || async move {
+        let t = Rc::new(Cell::new(1_000));
+        let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
+            .await
+            .unwrap();
+        let ok = vec![errors::NONE];
+        let stable = |c: &Coordinator, g: &str| {
+            c.fetch(g, Some(vec![("t".to_string(), vec![0, 1])]), true)
+                .1
+                .iter()
+                .map(|r| (r.offset, r.error_code))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            c.txn_commit("g", "", None, -1, 1, 0, vec![part("t", 0, 10, "a")])
+                .await,
+            ok
+        );
+        assert_eq!(
+            c.txn_commit("h", "", None, -1, 2, 0, vec![part("t", 1, 20, "b")])
+                .await,
+            ok
+        );
+        assert_eq!(c.complete_txn("g", 1, 0, true).await, Ok(()));
+        assert_eq!(c.complete_txn("h", 2, 0, false).await, Ok(()));
+        assert_eq!(
+            stable(&c, "g"),
+            vec![(10, errors::NONE), (-1, errors::NONE)]
+        );
+        assert_eq!(
+            stable(&c, "h"),
+            vec![(-1, errors::NONE), (-1, errors::NONE)]
+        );
+        assert_eq!(c.fetch("g", None, false).1[0].metadata, "a");
+        // Retried completions (e.g. by a restarted transaction coordinator) change nothing.
+        assert_eq!(c.complete_txn("g", 1, 0, true).await, Ok(()));
+        assert_eq!(c.complete_txn("h", 2, 0, true).await, Ok(()));
+        assert_eq!(
+            stable(&c, "h"),
+            vec![(-1, errors::NONE), (-1, errors::NONE)]
+        );
+        // A transaction left pending at shutdown is completed after the restart.
+        assert_eq!(
+            c.txn_commit("g", "", None, -1, 1, 0, vec![part("t", 1, 11, "")])
+                .await,
+            ok
+        );
+        c.shutdown().await.unwrap();
+        drop(c);
+        let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
+            .await
+            .unwrap();
+        assert_eq!(
+            stable(&c, "g"),
+            vec![
+                (10, errors::NONE),
+                (-1, ResponseError::UnstableOffsetCommit.code())
+            ]
+        );
+        assert_eq!(c.complete_txn("g", 1, 0, true).await, Ok(()));
+        assert_eq!(
+            stable(&c, "g"),
+            vec![(10, errors::NONE), (11, errors::NONE)]
+        );
+        c.shutdown().await.unwrap();
+        drop(c);
+        let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
+            .await
+            .unwrap();
+        assert_eq!(
+            stable(&c, "g"),
+            vec![(10, errors::NONE), (11, errors::NONE)]
+        );
+        assert!(c.fetch("h", None, false).1.is_empty());
+        c.shutdown().await.unwrap();
+    });
 }

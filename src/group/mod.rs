@@ -26,6 +26,22 @@
 //! partition's live set (snapshot compaction), not by segment retention, which could delete the
 //! only record of a live offset. `offsets.retention.minutes` expires offsets of empty groups.
 //!
+//! # Transactional offsets (KIP-98, KIP-447)
+//! TxnOffsetCommit (`sendOffsetsToTransaction`) is validated like a member's OffsetCommit
+//! (generation, member id, instance id: a consumer of an old generation cannot commit into a
+//! transaction) and written into the group's offsets partition as a *transactional* batch of the
+//! producer, Kafka's record format. Its offsets are then pending: OffsetFetch does not show them,
+//! and answers UNSTABLE_OFFSET_COMMIT for their partitions to `require_stable` fetches
+//! (read_committed consumers), which retry. When the transaction ends, the transaction
+//! coordinator calls [`shard::complete_txn`]: a COMMIT or ABORT marker (control batch) goes into
+//! the same partition, and once it is durable the offsets are committed or dropped. Everything is
+//! applied in log order, so the table always equals a replay of the log: after a restart,
+//! transactional batches without a marker are pending again and the coordinator, which completes
+//! unfinished transactions after its own reload, calls `complete_txn` again (idempotent).
+//! Deleting a group or an offset, and offset expiry, treat pending offsets as Kafka does:
+//! tombstones delete them too; expiry skips partitions with pending offsets and keeps a group
+//! with open transactions.
+//!
 //! # Trade-offs and deviations from Kafka
 //! - Timeouts are met exactly (a member is gone `session.timeout.ms` after its last request, as
 //!   with Kafka's per-member timers; clients such as librdkafka's test suite delete a group right

@@ -41,10 +41,9 @@
 //! while idle (no append in flight): its committed offsets and its pending transactional ones,
 //! in their original log order (so which of a plain and a transactional commit came later is
 //! kept), go into a fresh log in `<dir>.compact`; pending ones stay transactional batches of
-//! their producer, completed markers and superseded records are dropped. It is synced and
-//! closed; then `<dir>` → `<dir>.old`, `<dir>.compact` → `<dir>`, `<dir>.old` is removed, and
-//! the partition's table entries are reloaded from the new log (their record offsets change).
-//! [`recover_dirs`] finishes or discards an interrupted rewrite at start. Writes to the
+//! their producer, completed markers and superseded records are dropped (the swap and its crash
+//! recovery are [`crate::storage::keyed_log`]'s). The partition's table entries are then
+//! reloaded from the new log (their record offsets change). Writes to the
 //! partition wait during a rewrite (it is as fast as writing the live set once).
 //!
 //! # Reload
@@ -60,8 +59,8 @@ use super::offsets::{
     CommittedOffset, OffsetKey, OffsetTable, decode_key, decode_value, encode_key, encode_value,
     partition_for,
 };
-use crate::storage::keyed_log;
 pub use crate::storage::keyed_log::recover_dirs;
+use crate::storage::keyed_log::{self, BATCH_TARGET_BYTES};
 use crate::storage::txn::TxnMarker;
 use crate::storage::{LogConfig, PartitionLog, StorageError};
 use crate::sync::oneshot;
@@ -146,6 +145,10 @@ struct Inflight {
     items: Vec<(Pending, i64)>,
 }
 
+/// A live offset of a partition being rewritten: (record offset, key, value, the producer
+/// (id, epoch) of a pending transactional one).
+type LiveRecord = (i64, OffsetKey, CommittedOffset, Option<(i64, i16)>);
+
 struct Partition {
     id: u32,
     dir: PathBuf,
@@ -171,8 +174,6 @@ pub struct OffsetStore {
     table: RefCell<OffsetTable>,
     parts: RefCell<HashMap<u32, Rc<Partition>>>,
 }
-
-use crate::storage::keyed_log::BATCH_TARGET_BYTES;
 
 fn log_config(cfg: &OffsetStoreConfig) -> LogConfig {
     keyed_log::log_config(cfg.segment_bytes)
@@ -555,6 +556,12 @@ impl OffsetStore {
                 let p = part.clone();
                 glommio::spawn_local(async move { me.run_completer(p).await }).detach();
             }
+            // Drain again once this round is written (not synced): commits arriving meanwhile
+            // accumulate into the next append. A write error is the completer's to report.
+            let last = part.inflight.borrow().back().map(|f| f.last_offset);
+            if let Some(last) = last {
+                let _ = log.wait_written(last).await;
+            }
         }
     }
 
@@ -631,7 +638,7 @@ impl OffsetStore {
                 producer_epoch,
                 entries,
             } => {
-                let first = self.sequence_for(part, log, *producer_id, *producer_epoch);
+                let first = self.sequence_for(part, *producer_id, *producer_epoch);
                 let mut seq = first;
                 let recs: Vec<Rec<'_>> = entries
                     .iter()
@@ -675,18 +682,12 @@ impl OffsetStore {
         Ok((info.base_offset, info.last_offset))
     }
 
-    /// The base sequence of `producer_id`'s next transactional batch: what the log's producer
-    /// state expects when it lists the producer (its epoch, its last sequence), else this
-    /// store's own count (same epoch: continue; a new epoch starts at 0).
-    fn sequence_for(&self, part: &Partition, log: &PartitionLog, pid: i64, epoch: i16) -> i32 {
-        if let Some(info) = log.producers().iter().find(|i| i.producer_id == pid) {
-            if info.producer_epoch != epoch {
-                return 0;
-            }
-            if info.last_sequence >= 0 {
-                return next_seq(info.last_sequence);
-            }
-        }
+    /// The base sequence of `producer_id`'s next transactional batch, as the partition log's
+    /// producer state expects it: the same epoch continues after its last batch (also across a
+    /// marker), a new epoch starts at 0 (a marker with a new epoch resets it too). Counted here
+    /// from this log's own batches (rebuilt by reload and rewrite) rather than asked of the log
+    /// per write.
+    fn sequence_for(&self, part: &Partition, pid: i64, epoch: i16) -> i32 {
         match part.sequences.borrow().get(&pid) {
             Some((e, next)) if *e == epoch => *next,
             _ => 0,
@@ -762,7 +763,7 @@ impl OffsetStore {
     /// The live records of partition `p`, in their log order: committed offsets (plain) and
     /// pending transactional ones (with their producer), so a rewrite keeps which of a plain
     /// and a transactional commit of one partition came later.
-    fn live_records(&self, p: u32) -> Vec<(i64, OffsetKey, CommittedOffset, Option<(i64, i16)>)> {
+    fn live_records(&self, p: u32) -> Vec<LiveRecord> {
         let table = self.table.borrow();
         let mut out = Vec::new();
         for g in table.group_ids() {
@@ -819,11 +820,7 @@ impl OffsetStore {
     /// their original order among the plain ones; completed markers and superseded records are
     /// dropped. The table's entries of the partition are then reloaded from the new log, so
     /// their record offsets are the new ones.
-    async fn rewrite(
-        &self,
-        part: &Partition,
-        live: &[(i64, OffsetKey, CommittedOffset, Option<(i64, i16)>)],
-    ) -> Result<(), StorageError> {
+    async fn rewrite(&self, part: &Partition, live: &[LiveRecord]) -> Result<(), StorageError> {
         let mut seqs: HashMap<i64, i32> = HashMap::new();
         let recs: Vec<Rec<'_>> = live
             .iter()
@@ -838,15 +835,15 @@ impl OffsetStore {
                 }),
             })
             .collect();
+        let snapshot = if recs.is_empty() {
+            BytesMut::new()
+        } else {
+            encode_records(&recs, now_ms())
+        };
         let current = part.log.borrow_mut().take();
-        let log = keyed_log::rewrite(
-            &part.dir,
-            &log_config(&self.cfg),
-            current,
-            encode_records(&recs, now_ms()),
-        )
-        .await?;
-        let log = Rc::new(log);
+        let log = Rc::new(
+            keyed_log::rewrite(&part.dir, &log_config(&self.cfg), current, snapshot).await?,
+        );
         *part.log.borrow_mut() = Some(log.clone());
         let n = self.cfg.num_partitions;
         self.table

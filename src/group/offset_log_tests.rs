@@ -164,68 +164,21 @@ fn txn_val(o: i64) -> CommittedOffset {
     }
 }
 
-/// Appends a Kafka end-transaction marker to `group`'s offsets partition directly in its log
-/// (not through the store), to exercise the reload of markers: through
-/// `PartitionLog::append_marker`, or, where the partition log cannot write markers, as a
-/// hand-built control batch of the same layout.
+/// Writes an end-transaction marker into `group`'s offsets partition directly through
+/// `PartitionLog::append_marker` (not through the store), to exercise the reload of markers.
 async fn append_raw_marker(dir: &Path, group: &str, pid: i64, epoch: i16, commit: bool) {
     let p = partition_for(group, 4);
     let log = PartitionLog::open(partition_dir(dir, p), log_config(&cfg(dir)))
         .await
         .unwrap();
-    let marker = TxnMarker {
-        producer_id: pid,
-        producer_epoch: epoch,
-        commit,
-        coordinator_epoch: 0,
-    };
-    let info = match log.append_marker(marker) {
-        Ok(info) => info,
-        Err(_) => {
-            // Sequenced like a data batch of the producer (the only check a log without
-            // marker support applies to it).
-            let res = log.read(log.log_start_offset(), 1 << 20).await.unwrap();
-            let mut seq = 0;
-            for slice in &res.slices {
-                let mut buf = Bytes::from(slice.read_to_vec().unwrap());
-                for set in RecordBatchDecoder::decode_all(&mut buf).unwrap() {
-                    for r in set.records {
-                        if r.producer_id == pid && r.producer_epoch == epoch {
-                            seq = r.sequence + 1;
-                        }
-                    }
-                }
-            }
-            let mut key = BytesMut::new();
-            key.extend_from_slice(&0i16.to_be_bytes());
-            key.extend_from_slice(&(commit as i16).to_be_bytes());
-            let mut value = BytesMut::new();
-            value.extend_from_slice(&0i16.to_be_bytes());
-            value.extend_from_slice(&0i32.to_be_bytes());
-            let rec = Record {
-                transactional: true,
-                control: true,
-                partition_leader_epoch: 0,
-                producer_id: pid,
-                producer_epoch: epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: 0,
-                sequence: seq,
-                timestamp: 1,
-                key: Some(key.freeze()),
-                value: Some(value.freeze()),
-                headers: Default::default(),
-                delete_horizon: false,
-            };
-            let mut out = BytesMut::new();
-            let opts = RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            };
-            RecordBatchEncoder::encode(&mut out, [rec].iter(), &opts).unwrap();
-            log.append(out.freeze()).await.unwrap()
-        }
-    };
+    let info = log
+        .append_marker(TxnMarker {
+            producer_id: pid,
+            producer_epoch: epoch,
+            commit,
+            coordinator_epoch: 0,
+        })
+        .unwrap();
     log.wait_durable(info.last_offset).await.unwrap();
     log.close().await.unwrap();
 }
@@ -411,6 +364,38 @@ fn compaction_keeps_pending_transactional_offsets_pending() {
         let again = OffsetStore::load(c, |_| true).await.unwrap();
         assert_eq!(again.table().get("g", "t", 9).unwrap().offset, 90);
         assert!(again.table().get("g", "t", 8).is_none());
+        assert_eq!(again.table().pending_len(), 0);
+        again.close().await.unwrap();
+    });
+}
+#[test]
+fn markers_complete_pending_offsets_live() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    run(move || async move {
+        let store = OffsetStore::load(cfg(&dir), |_| true).await.unwrap();
+        store
+            .write_txn("g", 1, 0, vec![(key("g", "t", 0), txn_val(10))])
+            .await
+            .unwrap();
+        store
+            .write_txn("g", 2, 0, vec![(key("g", "t", 1), txn_val(20))])
+            .await
+            .unwrap();
+        store.write_marker("g", 1, 0, true).await.unwrap();
+        store.write_marker("g", 2, 0, false).await.unwrap();
+        assert_eq!(store.table().get("g", "t", 0).unwrap().offset, 10);
+        assert!(store.table().get("g", "t", 1).is_none());
+        assert_eq!(store.table().pending_len(), 0);
+        // A plain commit after the transaction's commit wins by log order.
+        store
+            .write("g", vec![(key("g", "t", 0), val(11, ""))])
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+        let again = OffsetStore::load(cfg(&dir), |_| true).await.unwrap();
+        assert_eq!(again.table().get("g", "t", 0).unwrap().offset, 11);
+        assert!(again.table().get("g", "t", 1).is_none());
         assert_eq!(again.table().pending_len(), 0);
         again.close().await.unwrap();
     });

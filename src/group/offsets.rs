@@ -427,18 +427,29 @@ impl OffsetTable {
         v
     }
 
-    /// A group with committed offsets or an open transaction.
+    /// A group with committed or pending offsets.
     pub fn has_group(&self, group: &str) -> bool {
-        self.groups.contains_key(group) || self.open_by_group.contains_key(group)
+        self.groups.contains_key(group) || self.has_pending_offsets(group)
     }
 
-    /// Groups with committed offsets or an open transaction.
+    fn has_pending_offsets(&self, group: &str) -> bool {
+        self.open_by_group.get(group).is_some_and(|open| {
+            open.iter().any(|id| {
+                self.pending
+                    .get(id)
+                    .and_then(|t| t.groups.get(group))
+                    .is_some_and(|g| !g.is_empty())
+            })
+        })
+    }
+
+    /// Groups with committed or pending offsets.
     pub fn group_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.groups.keys().cloned().collect();
         ids.extend(
             self.open_by_group
                 .keys()
-                .filter(|g| !self.groups.contains_key(*g))
+                .filter(|g| !self.groups.contains_key(*g) && self.has_pending_offsets(g))
                 .cloned(),
         );
         ids
@@ -672,15 +683,16 @@ mod tests {
         // Expired by age, but partition 0 has a pending offset: only partition 1 expires.
         let e = t.expired(10_000, 1000, |_| GroupActivity::Unknown);
         assert_eq!(e, vec![key("g", 1)]);
-        // A tombstone (DeleteGroups) removes the committed and the pending offset; the
-        // transaction stays open for the group until its marker, as in Kafka.
+        // A tombstone (DeleteGroups) removes the committed and the pending offset: the group
+        // has no offsets left, but the transaction stays open for it until its marker, as in
+        // Kafka (so the group is not forgotten by expiry meanwhile).
         t.apply(3, key("g", 0), None);
         t.apply(4, key("g", 1), None);
         assert!(!t.has_pending("g", "t", 0));
-        assert!(t.has_group("g") && t.has_open_txns("g"));
-        assert_eq!(t.group_ids(), vec!["g".to_string()]);
+        assert!(!t.has_group("g") && t.has_open_txns("g"));
+        assert!(t.group_ids().is_empty());
         t.apply_marker(0, 9, true);
         assert!(t.get("g", "t", 0).is_none());
-        assert!(!t.has_group("g"));
+        assert!(!t.has_group("g") && !t.has_open_txns("g"));
     }
 }
