@@ -18,8 +18,16 @@
 #   2. loadgen --mode produce (warmup + duration), then loadgen --mode consume (catch-up read of
 #      everything produced), sampling the broker's utime+stime (/proc/PID/stat) around each;
 #   3. VmHWM / VmRSS of the broker (/proc/PID/status) after both; stop it.
+#   4. a second catch-up consume with --isolation read-committed (the cost of read_committed
+#      fetch on the same data; no transactions in it, so the LSO is the high watermark).
+# Then the transactional workloads (skip with TXN=0), alternating systems for each size N in
+# TXN_SIZES (default "100 1000"): loadgen --txn-records N, a closed loop of transactions of N
+# records (AddPartitionsToTxn, produce, EndTxn commit; see loadgen/src/txn.rs) with TXN_PRODUCERS
+# producers (default 4), against ringbolt, kafka and kafka-fsync, and the same loop with an
+# idempotent producer and no transactions against ringbolt and kafka (the baseline the
+# transactions' cost is measured against). Written to REPORT_DIR/transactions.md.
 # Writes REPORT_DIR/compare.md and compare.json, plus each loadgen report under
-# REPORT_DIR/<system>-<workload>/{produce,consume}/.
+# REPORT_DIR/<system>-<workload>/{produce,consume,consume-rc}/ and REPORT_DIR/txn-*/.
 #
 # Environment: DURATION (s, default 8), WARMUP (s, default 2), RATE (default 250000),
 #   RB_PORT (21520), KAFKA_PORT (21510; controller +1), BENCH_TMP (/tmp), KAFKA_FSYNC (1),
@@ -93,6 +101,10 @@ run_one() {
   "$loadgen" --bootstrap "127.0.0.1:$port" --mode consume --topic bench --partitions 8 \
     --report-dir "$out/consume" >"$out/consume.txt" 2>"$out/consume.err" || rc_c=$?
   c2=$(cpu_ticks "$pid")
+  echo "== $system $workload: catch-up consume, read_committed" >&2
+  "$loadgen" --bootstrap "127.0.0.1:$port" --mode consume --topic bench --partitions 8 \
+    --isolation read-committed \
+    --report-dir "$out/consume-rc" >"$out/consume-rc.txt" 2>"$out/consume-rc.err" || true
   local rss hwm memlock
   memlock=$(awk '/^Max locked memory/ {print $4 "/" $5}' "/proc/$pid/limits")
   rss=$(status_kib "$pid" VmRSS)
@@ -125,6 +137,40 @@ for wl in "${workloads[@]}"; do
     run_one "$system" "$name" "$r" "$acks"
   done
 done
+
+# Transactional produce: one fresh broker per (size, system, mode), systems alternating.
+run_txn() {
+  local system=$1 n=$2 mode=$3
+  local dir=$tmp/txn-$system-$mode-$n out=$report/txn-$system-$mode-$n port
+  mkdir -p "$out"
+  current_dir=$dir current_system=$system
+  case $system in
+    ringbolt) port=$rb_port; rb_start "$port" "$dir" ;;
+    kafka) port=$kafka_port; KAFKA_EXTRA_PROPS= kafka_start "$port" "$dir" ;;
+    kafka-fsync) port=$kafka_port; KAFKA_EXTRA_PROPS=log.flush.interval.messages=1 kafka_start "$port" "$dir" ;;
+  esac
+  sleep 2
+  echo "== txn $system $mode: $n records per transaction" >&2
+  "$loadgen" --bootstrap "127.0.0.1:$port" --mode produce --txn-records "$n" --txn-mode "$mode" \
+    --duration "$duration" --warmup "$warmup" --partitions 8 --message-size 200 --topic bench \
+    --producers "${TXN_PRODUCERS:-4}" --report-dir "$out" >"$out/produce.txt" 2>"$out/produce.err" || true
+  tail -1 "$out/produce.txt" >&2 || true
+  case $system in
+    ringbolt) rb_stop "$dir" ;;
+    *) kafka_stop "$dir" ;;
+  esac
+  current_dir=
+  rm -rf "$dir"
+}
+if [[ ${TXN:-1} == 1 ]]; then
+  for n in ${TXN_SIZES:-100 1000}; do
+    for sm in ringbolt:transactional kafka:transactional ringbolt:idempotent kafka:idempotent; do
+      run_txn "${sm%%:*}" "$n" "${sm#*:}"
+    done
+    [[ ${KAFKA_FSYNC:-1} == 1 ]] && run_txn kafka-fsync "$n" transactional
+  done
+  python3 "$root/benches/compare_txn.py" "$report"
+fi
 
 echo "$(hardware_line "$tmp"); 16 KiB O_DSYNC write $probe_before before, $(fsync_probe "$tmp") after the runs" >"$report/hardware.txt"
 echo "$started" >"$report/started.txt"

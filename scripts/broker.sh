@@ -6,6 +6,9 @@
 #   scripts/broker.sh stop DATADIR           SIGTERM (clean shutdown), SIGKILL after 20 s
 #   scripts/broker.sh restart PORT DATADIR   stop, then start on the same data (restart tests)
 #
+# STOP_SIGNAL=KILL makes stop (and restart) a crash: SIGKILL at once, no clean shutdown (kill -9
+# recovery tests, COMPAT_CRASH_RESTART_CMD in scripts/test.sh).
+#
 # Writes DATADIR/ringbolt.pid and appends the broker's output to DATADIR/ringbolt.log.
 # Environment: RINGBOLT_BIN (default target/release/ringbolt), RINGBOLT_ARGS (extra serve args),
 # RUST_LOG (default info), START_TIMEOUT (seconds, default 30).
@@ -44,7 +47,7 @@ stop() {
   [[ -f $dir/ringbolt.pid ]] || return 0
   pid=$(cat "$dir/ringbolt.pid")
   if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
+    kill -s "${STOP_SIGNAL:-TERM}" "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + 20))
     while kill -0 "$pid" 2>/dev/null; do
       if ((SECONDS > deadline)); then

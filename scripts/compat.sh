@@ -10,15 +10,20 @@
 #   go-shopify    github.com/Shopify/sarama v1.38.1   the same, with the article's import path
 #   go-franz      github.com/twmb/franz-go             newest negotiated versions: round trip, ListOffsets, admin
 #   java          org.apache.kafka:kafka-clients 4.3   the reference client: admin, round trip, offsets by time
-#                                                      (compat/java ClientsTest, LeaderEpochTest)
+#                                                      (compat/java ClientsTest, LeaderEpochTest); transactions
+#                                                      (TransactionsTest, TransactionsCrashTest: `transactions`)
 #   java-admin    kafka-clients 4.3 AdminClient        createPartitions, configs with sources/synonyms,
 #                                                      deleteRecords, log dirs, quotas with a measured
 #                                                      throttle, electLeaders (compat/java AdminTest, issue 17)
 #   kafka-tools   Kafka 4.3's CLI tools                kafka-topics/-configs/-delete-records/-get-offsets/
 #                                                      -log-dirs/-consumer-groups, their main classes in one
-#                                                      JVM (compat/kafka-tools ToolsTest, issue 17)
+#                                                      JVM (compat/kafka-tools ToolsTest, issue 17);
+#                                                      kafka-transactions (TransactionsToolTest, `transactions`)
 #   connect       Kafka Connect 4.3 distributed worker compacted internal topics, a file source, resume
 #                                                      after a restart (compat/kafka-tools ConnectTest, issue 17)
+#   streams       Kafka Streams 4.3, exactly_once_v2   a word count application in a child JVM, killed -9
+#                                                      mid-stream and restarted: exact counts (compat/kafka-tools
+#                                                      StreamsEosTest, issue 18, `transactions`)
 #   confluent     confluent-kafka (librdkafka)         round trips, admin, offsets; log compaction
 #                                                      (test_compaction.py, ~30 s: two cleaner rounds);
 #                                                      transactions (test_transactions.py)
@@ -28,7 +33,7 @@
 #                                                      (issue 5; all marked `groups`)
 #
 # Environment:
-#   COMPAT_CLIENTS="go-sarama go-shopify go-franz java java-admin kafka-tools connect confluent kafka-python wire python-groups"
+#   COMPAT_CLIENTS="go-sarama go-shopify go-franz java java-admin kafka-tools connect streams confluent kafka-python wire python-groups"
 #                                  which clients (default all). java-admin, kafka-tools and connect
 #                                  expect the broker's static num.partitions=1 (compat/java/broker.toml)
 #   RINGBOLT_COMPAT_GROUPS=1       also consumer-group tests (needs a group coordinator, issue 5)
@@ -40,12 +45,17 @@
 #                                  consumer group with its default config, which commits with
 #                                  OffsetCommit v1 (issue 15); Kafka 4 removed these versions, so
 #                                  the reference run sets RINGBOLT_COMPAT_LEGACY=0
-#   RINGBOLT_COMPAT_TRANSACTIONS=1 also transactions: transactional producers, consume-transform-produce,
-#                                  read_committed consumers, fencing (issue 18)
+#   RINGBOLT_COMPAT_TRANSACTIONS=1 also transactions and exactly-once (issue 18): transactional producers,
+#                                  consume-transform-produce, read_committed consumers, fencing (java,
+#                                  kafka-tools, streams, confluent, go-franz, go-sarama, go-shopify)
 #   COMPAT_EXTRAS=all              sets the five above (an explicit RINGBOLT_COMPAT_LEGACY wins)
 #   COMPAT_RESTART_CMD='...'       a shell command that restarts the broker on the same data; with
 #                                  RINGBOLT_COMPAT_GROUPS=1 the sarama suites then check that a group
 #                                  resumes from its committed offsets after a broker restart
+#   COMPAT_CRASH_RESTART_CMD='...' a shell command (run from the repository root) that kills the broker
+#                                  with SIGKILL and starts it again on the same data dir and port; with
+#                                  RINGBOLT_COMPAT_TRANSACTIONS=1 the java suite's TransactionsCrashTest
+#                                  then kills the broker mid-transaction (skipped without it)
 #   COMPAT_TIMEOUT=300             seconds per client run
 #   COMPAT_SETUP_ONLY=1            install and build, run nothing
 # Exit status: non-zero if any client run failed. Last line: "compat: N passed, N failed".
@@ -58,13 +68,15 @@ if [[ $# -ne 1 && -z ${COMPAT_SETUP_ONLY:-} ]]; then
   exit 2
 fi
 bootstrap=${1:-}
-clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java java-admin kafka-tools connect confluent kafka-python wire python-groups}
+clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java java-admin kafka-tools connect streams confluent kafka-python wire python-groups}
 tmo=${COMPAT_TIMEOUT:-300}
 if [[ ${COMPAT_EXTRAS:-} == all ]]; then
   export RINGBOLT_COMPAT_GROUPS=1 RINGBOLT_COMPAT_COMPRESSION=1 RINGBOLT_COMPAT_IDEMPOTENCE=1 RINGBOLT_COMPAT_TRANSACTIONS=1
   export RINGBOLT_COMPAT_LEGACY=${RINGBOLT_COMPAT_LEGACY-1}
 fi
 export RINGBOLT_BOOTSTRAP=$bootstrap
+# The Java tests run in their module's directory; the crash hook's command runs from here.
+export COMPAT_ROOT=$root
 unset RINGBOLT_COMPAT_STATE
 
 passed=0
@@ -124,14 +136,14 @@ for c in $clients; do
       java_built=1
     fi
     ;;
-  kafka-tools | connect)
+  kafka-tools | connect | streams)
     if [[ $tools_built == 0 ]]; then
-      note "kafka-tools: mvn test-compile (kafka-tools, kafka_2.13, connect-runtime, connect-file from Maven Central)"
+      note "kafka-tools: mvn test-compile (kafka-tools, kafka_2.13, connect-runtime, connect-file, kafka-streams from Maven Central)"
       (cd compat/kafka-tools && mvn -B -ntp -q test-compile) || setup_status=1
       tools_built=1
     fi
     ;;
-  *) echo "compat: unknown client '$c' (go-sarama go-shopify go-franz java java-admin kafka-tools connect confluent kafka-python wire python-groups)" >&2; setup_status=1 ;;
+  *) echo "compat: unknown client '$c' (go-sarama go-shopify go-franz java java-admin kafka-tools connect streams confluent kafka-python wire python-groups)" >&2; setup_status=1 ;;
   esac
 done
 if [[ $need_python == 1 ]]; then
@@ -174,10 +186,11 @@ run_go() { # module
 for c in $clients; do
   case $c in
   go-sarama | go-shopify | go-franz) run_go "$c" ;;
-  java) run java mvn -B -ntp -f compat/java/pom.xml surefire:test -Dtest="ClientsTest,LeaderEpochTest" -Dbootstrap="$bootstrap" ;;
+  java) run java mvn -B -ntp -f compat/java/pom.xml surefire:test -Dtest="ClientsTest,LeaderEpochTest,TransactionsTest,TransactionsCrashTest" -Dbootstrap="$bootstrap" ;;
   java-admin) run java-admin mvn -B -ntp -f compat/java/pom.xml surefire:test -Dtest=AdminTest -Dbootstrap="$bootstrap" ;;
-  kafka-tools) run kafka-tools mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest=ToolsTest -Dbootstrap="$bootstrap" ;;
+  kafka-tools) run kafka-tools mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest="ToolsTest,TransactionsToolTest" -Dbootstrap="$bootstrap" ;;
   connect) run connect mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest=ConnectTest -Dbootstrap="$bootstrap" ;;
+  streams) run streams mvn -B -ntp -f compat/kafka-tools/pom.xml surefire:test -Dtest=StreamsEosTest -Dbootstrap="$bootstrap" ;;
   confluent) run confluent "$venv/bin/python" -m pytest compat/python/test_confluent.py compat/python/test_compaction.py compat/python/test_transactions.py -v -rs ;;
   kafka-python) run kafka-python "$venv/bin/python" -m pytest compat/python/test_kafka_python.py -v -rs ;;
   wire) run wire "$venv/bin/python" -m pytest compat/python/test_wire.py -v -rs ;;

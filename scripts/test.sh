@@ -10,7 +10,7 @@
 #              cargo build --release
 #   compat     the README quick start (README's `cargo run --release -- serve`, defaults, with
 #              the article's sarama producer/consumer; skipped if :9092 or ./data is taken), then
-#              for each client (go-sarama, go-shopify, go-franz, java, java-admin, kafka-tools, connect, confluent,
+#              for each client (go-sarama, go-shopify, go-franz, java, java-admin, kafka-tools, connect, streams, confluent,
 #              kafka-python, wire, python-groups): a fresh
 #              `ringbolt serve` on a free loopback port with a temporary data dir (for java-admin,
 #              kafka-tools and connect with `--config compat/java/broker.toml`), then
@@ -188,7 +188,8 @@ with_fresh_ringbolt() { # port dir-label what command...
 }
 
 # One client against a fresh Ringbolt: scripts/compat.sh, with a restart command for the tests
-# that restart the broker.
+# that restart the broker and a crash-restart one (SIGKILL, same data dir and port) for the kill -9
+# tests.
 compat_client() { # client port
   local args=${RINGBOLT_ARGS:-}
   case $1 in
@@ -200,6 +201,7 @@ compat_client() { # client port
 }
 compat_client_run() { # client port; $broker_dir from with_fresh_ringbolt
   COMPAT_CLIENTS=$1 COMPAT_RESTART_CMD="scripts/broker.sh restart $2 $broker_dir" \
+    COMPAT_CRASH_RESTART_CMD="STOP_SIGNAL=KILL scripts/broker.sh restart $2 $broker_dir" \
     scripts/compat.sh "127.0.0.1:$2"
 }
 
@@ -262,7 +264,7 @@ part_compat() {
     RINGBOLT_COMPAT_TRANSACTIONS=1
   fi
   echo "optional compat tests: groups=${RINGBOLT_COMPAT_GROUPS:-0} compression=${RINGBOLT_COMPAT_COMPRESSION:-0} idempotence=${RINGBOLT_COMPAT_IDEMPOTENCE:-0} legacy=${RINGBOLT_COMPAT_LEGACY:-0} transactions=${RINGBOLT_COMPAT_TRANSACTIONS:-0}"
-  local clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java java-admin kafka-tools connect confluent kafka-python wire python-groups librdkafka}
+  local clients=${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java java-admin kafka-tools connect streams confluent kafka-python wire python-groups librdkafka}
   local setup_clients=" $clients "
   setup_clients=${setup_clients// librdkafka / }
   [[ " $clients " == *" librdkafka "* && $setup_clients != *" confluent "* ]] && setup_clients+="confluent"
@@ -320,6 +322,7 @@ reference_run() {
   # Kafka 4 removed message formats v0/v1 and the requests that carry them, and OffsetCommit
   # v0-v1 / OffsetFetch v0 (KIP-896).
   COMPAT_EXTRAS=all RINGBOLT_COMPAT_LEGACY=0 COMPAT_RESTART_CMD="benches/kafka/stop.sh $dir && benches/kafka/start.sh $port $dir" \
+    COMPAT_CRASH_RESTART_CMD="STOP_SIGNAL=KILL benches/kafka/stop.sh $dir && benches/kafka/start.sh $port $dir" \
     scripts/compat.sh "127.0.0.1:$port"
   status=$?
   benches/kafka/stop.sh "$dir"
@@ -346,7 +349,7 @@ reference_librdkafka() {
 }
 
 part_reference() {
-  local clients=" ${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java java-admin kafka-tools connect confluent kafka-python wire python-groups librdkafka} "
+  local clients=" ${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java java-admin kafka-tools connect streams confluent kafka-python wire python-groups librdkafka} "
   local others=${clients// librdkafka / }
   if [[ -n ${others// /} ]]; then
     COMPAT_CLIENTS=$others step "compat vs Apache Kafka (reference)" reference_run

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop the reference Kafka broker started by start.sh: SIGTERM (controlled shutdown), SIGKILL after
 # STOP_TIMEOUT seconds (default 30).    benches/kafka/stop.sh DATADIR
+# STOP_SIGNAL=KILL: a crash instead (SIGKILL at once), for the compat suite's kill -9 tests.
 set -euo pipefail
 if [[ $# -ne 1 ]]; then
   echo "usage: $0 DATADIR" >&2
@@ -10,7 +11,7 @@ pidfile=$1/kafka.pid
 [[ -f $pidfile ]] || { echo "kafka: no $pidfile" >&2; exit 0; }
 pid=$(cat "$pidfile")
 if kill -0 "$pid" 2>/dev/null; then
-  kill "$pid"
+  kill -s "${STOP_SIGNAL:-TERM}" "$pid"
   deadline=$((SECONDS + ${STOP_TIMEOUT:-30}))
   while kill -0 "$pid" 2>/dev/null; do
     if ((SECONDS > deadline)); then

@@ -15,6 +15,24 @@ pub enum Mode {
     Both,
 }
 
+/// What `--txn-records` measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxnMode {
+    /// Transactions: AddPartitionsToTxn, produce, EndTxn(commit).
+    Transactional,
+    /// The same loop with an idempotent producer and no transactions (the baseline).
+    Idempotent,
+}
+
+/// Fetch isolation level of the consumers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    ReadUncommitted,
+    ReadCommitted,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 pub enum Acks {
     #[value(name = "0")]
@@ -121,6 +139,16 @@ pub struct Args {
     /// Shards of the embedded broker (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub embedded_shards: usize,
+    /// Records per transaction: with `--mode produce`, runs the closed-loop transactional
+    /// producer (`txn.rs`) instead of the open-loop one (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub txn_records: usize,
+    /// With `--txn-records`: real transactions, or the idempotent baseline of the same loop.
+    #[arg(long, value_enum, default_value = "transactional")]
+    pub txn_mode: TxnMode,
+    /// Consumers' isolation level (read-committed: data below the last stable offset only).
+    #[arg(long, value_enum, default_value = "read-uncommitted")]
+    pub isolation: Isolation,
 }
 
 /// Size of the loadgen header at the start of every value (see `producer.rs`).
@@ -148,6 +176,9 @@ impl Args {
         }
         if !self.linger_ms.is_finite() || self.linger_ms < 0.0 {
             bail!("--linger-ms must be >= 0");
+        }
+        if self.txn_records > 0 && self.mode != Mode::Produce {
+            bail!("--txn-records runs with --mode produce only");
         }
         Ok(())
     }

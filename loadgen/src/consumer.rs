@@ -48,6 +48,8 @@ pub struct ConsumerConfig {
     pub record_e2e: bool,
     pub max_wait_ms: i32,
     pub partition_max_bytes: i32,
+    /// Fetch `isolation_level`: 0 read_uncommitted, 1 read_committed.
+    pub isolation_level: i8,
 }
 
 pub struct ConsumerResult {
@@ -102,7 +104,8 @@ fn run(cfg: ConsumerConfig, targets: &Targets, live: &Live) -> Result<ConsumerRe
             break;
         }
         let req =
-            crate::client::fetch_request(&topic, &wanted, cfg.max_wait_ms, cfg.partition_max_bytes);
+            crate::client::fetch_request(&topic, &wanted, cfg.max_wait_ms, cfg.partition_max_bytes)
+                .with_isolation_level(cfg.isolation_level);
         let resp = conn.call(version, &req)?;
         if resp.error_code != 0 {
             bail!("Fetch failed with error code {}", resp.error_code);

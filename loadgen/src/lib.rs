@@ -15,6 +15,7 @@ pub mod producer;
 pub mod report;
 pub mod run;
 pub mod stats;
+pub mod txn;
 pub mod verify;
 
 use anyhow::Result;
@@ -32,6 +33,18 @@ pub fn main_with(args: args::Args) -> Result<bool> {
             (Some(e), addr, d)
         }
     };
+    if args.txn_records > 0 {
+        let result = txn::run(&args, &bootstrap);
+        if let Ok(s) = &result {
+            txn::report(s, &args.report_dir)?;
+        }
+        if let Some(e) = embedded
+            && let Err(err) = e.shutdown()
+        {
+            eprintln!("loadgen: warning: {err:#}");
+        }
+        return result.map(|s| s.transactions > 0);
+    }
     let result = run::run(&args, &bootstrap, broker);
     // Report first: the broker's shutdown must not stand between the user and the figures.
     if let Ok(outcome) = &result {

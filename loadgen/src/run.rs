@@ -198,6 +198,7 @@ fn spawn_live_consumers(
                     record_e2e: true,
                     max_wait_ms: 100,
                     partition_max_bytes: 1 << 20,
+                    isolation_level: isolation_level(run.args),
                 },
                 targets.clone(),
                 run.live.clone(),
@@ -293,6 +294,7 @@ fn catch_up(
                     record_e2e: false,
                     max_wait_ms: 100,
                     partition_max_bytes: 8 << 20,
+                    isolation_level: isolation_level(args),
                 },
                 targets.clone(),
                 run.live.clone(),
@@ -737,5 +739,13 @@ mod tests {
         assert!(find(&verdict(&a, &produced(3_000_000, 0)), "produce schedule").is_none());
         let a = args(&["--mode", "consume"]);
         assert!(find(&verdict(&a, &produced(3_000_000, 0)), "produce schedule").is_none());
+    }
+}
+
+/// The consumers' Fetch `isolation_level` (`--isolation`).
+fn isolation_level(args: &Args) -> i8 {
+    match args.isolation {
+        crate::args::Isolation::ReadUncommitted => 0,
+        crate::args::Isolation::ReadCommitted => 1,
     }
 }

@@ -94,6 +94,9 @@ pub struct FetchedOffset {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: String,
+    /// UNSTABLE_OFFSET_COMMIT when `require_stable` asked and a transaction holds a pending
+    /// offset for the partition; else NONE.
+    pub error_code: i16,
 }
 
 #[derive(Debug, Clone)]
@@ -389,22 +392,34 @@ impl Coordinator {
         {
             return ResponseError::NonEmptyGroup.code();
         }
-        let entries: Vec<Entry> = self
-            .offsets
-            .table()
-            .group(group_id)
-            .into_iter()
-            .map(|(topic, partition, _)| {
-                (
-                    OffsetKey {
-                        group: group_id.to_string(),
-                        topic,
-                        partition,
-                    },
-                    None,
-                )
-            })
-            .collect();
+        // Tombstones for the committed offsets and for the partitions only a pending
+        // transactional offset has (Kafka's `deleteAllOffsets`): a tombstone also deletes the
+        // pending offsets of its partition, so a later COMMIT of that transaction restores none.
+        let entries: Vec<Entry> = {
+            let table = self.offsets.table();
+            let mut keys: Vec<(String, i32)> = table
+                .group(group_id)
+                .into_iter()
+                .map(|(t, p, _)| (t, p))
+                .collect();
+            for k in table.pending_keys(group_id) {
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+            keys.into_iter()
+                .map(|(topic, partition)| {
+                    (
+                        OffsetKey {
+                            group: group_id.to_string(),
+                            topic,
+                            partition,
+                        },
+                        None,
+                    )
+                })
+                .collect()
+        };
         if let Err(e) = self.offsets.write(group_id, entries).await {
             return e;
         }
@@ -487,44 +502,166 @@ impl Coordinator {
         codes
     }
 
+    /// TxnOffsetCommit: one code per partition, in order. Validated as Kafka validates
+    /// transactional commits (KIP-447 generation fencing, [`Group::validate_txn_commit`]; an
+    /// unknown group is created Empty for generation < 0, else ILLEGAL_GENERATION), then
+    /// written as a transactional batch of the producer: pending, not visible to OffsetFetch,
+    /// until [`Coordinator::complete_txn`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn txn_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        parts: Vec<CommitPartition>,
+    ) -> Vec<i16> {
+        let now = self.now();
+        let check = if group_id.is_empty() {
+            ResponseError::InvalidGroupId.code()
+        } else if producer_id < 0 || producer_epoch < 0 {
+            ResponseError::InvalidProducerEpoch.code()
+        } else if self
+            .offsets
+            .table()
+            .open_txn_epoch(self.offsets.partition_of(group_id), producer_id)
+            .is_some_and(|e| e > producer_epoch)
+        {
+            // A zombie of a producer whose newer epoch already wrote here.
+            ResponseError::InvalidProducerEpoch.code()
+        } else {
+            let mut groups = self.groups.borrow_mut();
+            match groups.get(group_id) {
+                Some(g) => g.validate_txn_commit(member_id, instance, generation),
+                None if generation < 0 => {
+                    groups.insert(
+                        group_id.to_string(),
+                        Group::new(group_id, self.cfg.group.clone(), now),
+                    );
+                    errors::NONE
+                }
+                None => ResponseError::IllegalGeneration.code(),
+            }
+        };
+        if check != errors::NONE {
+            return vec![check; parts.len()];
+        }
+        let mut codes = vec![errors::NONE; parts.len()];
+        let mut entries = Vec::with_capacity(parts.len());
+        for (i, p) in parts.into_iter().enumerate() {
+            let metadata = p.metadata.unwrap_or_default();
+            if metadata.len() > self.cfg.offset_metadata_max_bytes {
+                codes[i] = ResponseError::OffsetMetadataTooLarge.code();
+                continue;
+            }
+            entries.push((
+                OffsetKey {
+                    group: group_id.to_string(),
+                    topic: p.topic,
+                    partition: p.partition,
+                },
+                CommittedOffset {
+                    offset: p.offset,
+                    leader_epoch: p.leader_epoch,
+                    metadata,
+                    commit_timestamp: now,
+                    expire_timestamp: None,
+                },
+            ));
+        }
+        if let Err(e) = self
+            .offsets
+            .write_txn(group_id, producer_id, producer_epoch, entries)
+            .await
+        {
+            for c in codes.iter_mut().filter(|c| **c == errors::NONE) {
+                *c = e;
+            }
+        }
+        codes
+    }
+
+    /// Ends `producer_id`'s transaction for `group_id` (see `group::shard::complete_txn`):
+    /// writes the COMMIT/ABORT marker into the group's offsets partition and, once durable,
+    /// materialises or drops the pending offsets. Idempotent: without pending or queued
+    /// transactional offsets of the producer there (already completed, e.g. a retry after a
+    /// restart, or none were sent) nothing is written.
+    pub async fn complete_txn(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<(), i16> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId.code());
+        }
+        if !self.offsets.txn_open(group_id, producer_id) {
+            return Ok(());
+        }
+        self.offsets
+            .write_marker(group_id, producer_id, producer_epoch, commit)
+            .await
+    }
+
     /// OffsetFetch: `topics` None = every committed partition of the group. Partitions without
-    /// a commit get offset -1 and empty metadata.
+    /// a commit get offset -1 and empty metadata. With `require_stable` (v7+, read_committed
+    /// consumers) a partition with a pending transactional offset answers
+    /// UNSTABLE_OFFSET_COMMIT instead (per partition, as Kafka), so the client retries until the
+    /// transaction is complete.
     pub fn fetch(
         &self,
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
     ) -> (i16, Vec<FetchedOffset>) {
         if group_id.is_empty() {
             return (ResponseError::InvalidGroupId.code(), Vec::new());
         }
         let table = self.offsets.table();
-        let found = |o: &CommittedOffset, topic: &str, partition: i32| FetchedOffset {
-            topic: topic.to_string(),
-            partition,
-            offset: o.offset,
-            leader_epoch: o.leader_epoch,
-            metadata: o.metadata.clone(),
+        let row = |o: Option<&CommittedOffset>, topic: &str, partition: i32| {
+            if require_stable && table.has_pending(group_id, topic, partition) {
+                return FetchedOffset {
+                    topic: topic.to_string(),
+                    partition,
+                    offset: -1,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    error_code: ResponseError::UnstableOffsetCommit.code(),
+                };
+            }
+            match o {
+                Some(o) => FetchedOffset {
+                    topic: topic.to_string(),
+                    partition,
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata: o.metadata.clone(),
+                    error_code: errors::NONE,
+                },
+                None => FetchedOffset {
+                    topic: topic.to_string(),
+                    partition,
+                    offset: -1,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    error_code: errors::NONE,
+                },
+            }
         };
         let out = match topics {
             None => table
                 .group(group_id)
                 .iter()
-                .map(|(t, p, o)| found(o, t, *p))
+                .map(|(t, p, o)| row(Some(o), t, *p))
                 .collect(),
             Some(topics) => {
                 let mut out = Vec::new();
                 for (t, parts) in topics {
                     for p in parts {
-                        out.push(match table.get(group_id, &t, p) {
-                            Some(o) => found(o, &t, p),
-                            None => FetchedOffset {
-                                topic: t.clone(),
-                                partition: p,
-                                offset: -1,
-                                leader_epoch: -1,
-                                metadata: String::new(),
-                            },
-                        });
+                        out.push(row(table.get(group_id, &t, p), &t, p));
                     }
                 }
                 out
@@ -564,12 +701,13 @@ impl Coordinator {
                 continue;
             }
             codes.push(errors::NONE);
-            if self
-                .offsets
-                .table()
-                .get(group_id, &topic, partition)
-                .is_some()
-            {
+            // A tombstone when there is a committed or a pending transactional offset (Kafka).
+            let present = {
+                let table = self.offsets.table();
+                table.get(group_id, &topic, partition).is_some()
+                    || table.has_pending(group_id, &topic, partition)
+            };
+            if present {
                 entries.push((
                     OffsetKey {
                         group: group_id.to_string(),

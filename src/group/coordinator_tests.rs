@@ -239,14 +239,14 @@ fn offsets_survive_restart_and_validation_applies() {
         let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
             .await
             .unwrap();
-        let (e, got) = c.fetch("solo", Some(vec![("t".into(), vec![0, 1, 2])]));
+        let (e, got) = c.fetch("solo", Some(vec![("t".into(), vec![0, 1, 2])]), false);
         assert_eq!(e, errors::NONE);
         assert_eq!(got[0].offset, 10);
         assert_eq!(got[0].metadata, "hello");
         assert_eq!(got[0].leader_epoch, 3);
         assert_eq!(got[1].offset, 20);
         assert_eq!((got[2].offset, got[2].metadata.as_str()), (-1, ""));
-        let (_, all) = c.fetch("g", None);
+        let (_, all) = c.fetch("g", None, false);
         assert_eq!(all.len(), 1);
         assert_eq!(
             (all[0].topic.as_str(), all[0].partition, all[0].offset),
@@ -283,16 +283,16 @@ fn offsets_expire_after_retention_durably() {
             .await;
         t.set(60_000);
         c.expire_offsets().await;
-        assert_eq!(c.fetch("a", None).1.len(), 0);
-        assert_eq!(c.fetch("b", None).1.len(), 1);
-        assert_eq!(c.fetch("c", None).1.len(), 0);
+        assert_eq!(c.fetch("a", None, false).1.len(), 0);
+        assert_eq!(c.fetch("b", None, false).1.len(), 1);
+        assert_eq!(c.fetch("c", None, false).1.len(), 0);
         assert!(!c.list().iter().any(|g| g.group_id == "a"));
         c.shutdown().await.unwrap();
         let c = Coordinator::start(0, 1, conf, manual_clock(&t))
             .await
             .unwrap();
-        assert_eq!(c.fetch("a", None).1.len(), 0);
-        assert_eq!(c.fetch("b", None).1[0].offset, 2);
+        assert_eq!(c.fetch("a", None, false).1.len(), 0);
+        assert_eq!(c.fetch("b", None, false).1[0].offset, 2);
         c.shutdown().await.unwrap();
     });
 }
@@ -333,7 +333,7 @@ fn client_commit_timestamp_starts_retention() {
         let left = |c: &Coordinator| {
             ["old", "clock", "future", "min", "max"]
                 .into_iter()
-                .filter(|g| !c.fetch(g, None).1.is_empty())
+                .filter(|g| !c.fetch(g, None, false).1.is_empty())
                 .collect::<Vec<_>>()
         };
         assert_eq!(left(&c), vec!["clock", "future", "max"]);
@@ -382,18 +382,117 @@ fn delete_group_and_offset_delete_rules() {
             codes,
             vec![ResponseError::GroupSubscribedToTopic.code(), errors::NONE]
         );
-        let (_, left) = c.fetch("g", None);
+        let (_, left) = c.fetch("g", None, false);
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].topic, "sub");
         assert_eq!(c.leave("g", &[(a.clone(), None)]), Ok(vec![errors::NONE]));
         assert_eq!(c.describe("g").1.state, State::Empty);
         assert_eq!(c.delete_group("g").await, errors::NONE);
         assert_eq!(c.describe("g").1.state, State::Dead);
-        assert!(c.fetch("g", None).1.is_empty());
+        assert!(c.fetch("g", None, false).1.is_empty());
         assert_eq!(
             c.offset_delete("g", vec![("sub".into(), 0)]).await.0,
             ResponseError::GroupIdNotFound.code()
         );
+        c.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn txn_offset_commit_fencing_pending_and_require_stable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    run(move || async move {
+        let t = Rc::new(Cell::new(1_000));
+        let c = Coordinator::start(0, 1, cfg(&dir), manual_clock(&t))
+            .await
+            .unwrap();
+        let ok = vec![errors::NONE];
+        // An unknown group: created (Empty) for generation -1, ILLEGAL_GENERATION otherwise.
+        assert_eq!(
+            c.txn_commit("nogroup", "m", None, 2, 1, 0, vec![part("t", 0, 1, "")])
+                .await,
+            vec![ResponseError::IllegalGeneration.code()]
+        );
+        assert_eq!(
+            c.txn_commit("", "", None, -1, 1, 0, vec![part("t", 0, 1, "")])
+                .await,
+            vec![ResponseError::InvalidGroupId.code()]
+        );
+        assert_eq!(
+            c.txn_commit("solo", "", None, -1, 1, 0, vec![part("t", 0, 7, "x")])
+                .await,
+            ok
+        );
+        assert_eq!(c.describe("solo").1.state, State::Empty);
+        // Pending: invisible to OffsetFetch, UNSTABLE_OFFSET_COMMIT with require_stable.
+        let asked = || Some(vec![("t".to_string(), vec![0, 1])]);
+        let (_, rows) = c.fetch("solo", asked(), false);
+        assert_eq!((rows[0].offset, rows[0].error_code), (-1, errors::NONE));
+        let (_, rows) = c.fetch("solo", asked(), true);
+        assert_eq!(
+            rows[0].error_code,
+            ResponseError::UnstableOffsetCommit.code()
+        );
+        assert_eq!((rows[1].offset, rows[1].error_code), (-1, errors::NONE));
+        // A zombie of the producer (older epoch than the pending transaction's).
+        c.txn_commit("solo", "", None, -1, 1, 3, vec![part("t", 1, 1, "")])
+            .await;
+        assert_eq!(
+            c.txn_commit("solo", "", None, -1, 1, 2, vec![part("t", 1, 1, "")])
+                .await,
+            vec![ResponseError::InvalidProducerEpoch.code()]
+        );
+        // Metadata size is checked per partition.
+        let big = "x".repeat(5000);
+        assert_eq!(
+            c.txn_commit(
+                "solo",
+                "",
+                None,
+                -1,
+                4,
+                0,
+                vec![part("t", 2, 1, &big), part("t", 3, 1, "")]
+            )
+            .await,
+            vec![ResponseError::OffsetMetadataTooLarge.code(), errors::NONE]
+        );
+
+        // KIP-447: a member commits with its generation; anything else is fenced.
+        let a = member_id(&c, "g").await;
+        let j = c.join("g", join_req(&a, &["t"])).await;
+        let g1 = j.generation_id;
+        // Unlike OffsetCommit, no REBALANCE_IN_PROGRESS while the assignment is distributed.
+        assert_eq!(
+            c.txn_commit("g", &a, None, g1, 9, 0, vec![part("t", 0, 1, "")])
+                .await,
+            ok
+        );
+        c.sync("g", sync_req(&a, g1, vec![])).await;
+        assert_eq!(
+            c.txn_commit("g", &a, None, g1 - 1, 9, 0, vec![part("t", 0, 1, "")])
+                .await,
+            vec![ResponseError::IllegalGeneration.code()]
+        );
+        assert_eq!(
+            c.txn_commit("g", "stranger", None, g1, 9, 0, vec![part("t", 0, 1, "")])
+                .await,
+            vec![ResponseError::UnknownMemberId.code()]
+        );
+        assert_eq!(
+            c.txn_commit("g", "", None, -1, 9, 0, vec![part("t", 1, 5, "")])
+                .await,
+            ok,
+            "v0-v2 requests name no member"
+        );
+        // Nothing pending for producer 77: completing its transaction writes nothing.
+        assert_eq!(c.complete_txn("g", 77, 0, true).await, Ok(()));
+        // The group with only pending offsets exists and is deleted with them.
+        assert!(c.fetch("solo", None, false).1.is_empty());
+        assert_eq!(c.delete_group("solo").await, errors::NONE);
+        let (_, rows) = c.fetch("solo", asked(), true);
+        assert_eq!(rows[0].error_code, errors::NONE, "tombstone drops pending");
         c.shutdown().await.unwrap();
     });
 }

@@ -102,7 +102,11 @@ where
 /// Completes the transactional offset commits (TxnOffsetCommit) of producer `producer_id` in
 /// `group`: on commit they become the group's committed offsets, on abort they are dropped. The
 /// transaction coordinator calls it for every group of a transaction (AddOffsetsToTxn) when the
-/// transaction ends; it returns once the outcome is durable. `Err` carries a Kafka error code.
+/// transaction ends; it returns once the outcome is durable (the marker in the group's offsets
+/// partition is synced and applied). Idempotent: calling it again (a retry, or the coordinator
+/// completing the transaction after a restart) writes nothing when nothing is pending. `Err`
+/// carries a Kafka error code (COORDINATOR_NOT_AVAILABLE when the group's coordinator is down or
+/// its log failed; retry).
 pub async fn complete_txn(
     ctx: &ShardCtx,
     group: &str,
@@ -110,6 +114,13 @@ pub async fn complete_txn(
     producer_epoch: i16,
     commit: bool,
 ) -> Result<(), i16> {
-    let _ = (ctx, group, producer_id, producer_epoch, commit);
-    Ok(())
+    let g = group.to_string();
+    on_coordinator(ctx, group, move |c| async move {
+        c.complete_txn(&g, producer_id, producer_epoch, commit)
+            .await
+    })
+    .await
+    .unwrap_or(Err(
+        kafka_protocol::ResponseError::CoordinatorNotAvailable.code()
+    ))
 }

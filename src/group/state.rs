@@ -1089,6 +1089,32 @@ impl Group {
         errors::NONE
     }
 
+    /// May this TxnOffsetCommit go ahead? Kafka's `validateOffsetCommit` for transactional
+    /// commits (KIP-447): a standalone producer (generation < 0) may commit to an Empty group;
+    /// a request naming a member (id, instance id or generation >= 0) must be that member of the
+    /// current generation (UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, ILLEGAL_GENERATION). Unlike
+    /// OffsetCommit, an anonymous request (TxnOffsetCommit v0–v2 carry no member) is accepted
+    /// whatever the state, and there is no REBALANCE_IN_PROGRESS: the transaction either commits
+    /// with the generation it was validated against or is aborted.
+    pub fn validate_txn_commit(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> i16 {
+        match self.state {
+            State::Dead => return ResponseError::CoordinatorNotAvailable.code(),
+            State::Empty if generation < 0 => return errors::NONE,
+            _ => {}
+        }
+        if (generation >= 0 || !member_id.is_empty() || instance.is_some())
+            && let Err(e) = self.check_member(member_id, instance, generation)
+        {
+            return e.code();
+        }
+        errors::NONE
+    }
+
     // ---------------------------------------------------------------- LeaveGroup
 
     /// Removes members (`(member id, group.instance.id)`), as Kafka's LeaveGroup: an empty member

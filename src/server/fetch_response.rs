@@ -10,7 +10,10 @@
 //!
 //! Supported: v4–v16; topics by name up to v12, by topic id from v13. Fields this broker never sets
 //! (diverging epoch, current leader, snapshot id, node endpoints; all tagged) are left out, which
-//! the schema allows; aborted transactions are an empty array; preferred read replica is -1.
+//! the schema allows; preferred read replica is -1. Aborted transactions are null for
+//! read_uncommitted reads and failed partitions and a list (possibly empty) for read_committed
+//! ones, as Kafka sends them (`FetchDataInfo.abortedTransactions` is empty unless the read was
+//! read_committed, and KafkaApis writes an empty one as null).
 //!
 //! It lives here, next to [`super::zerocopy`] that sends its output, rather than in
 //! [`crate::protocol`]: its holes are [`FileSlice`]s of the partition log, and the protocol module
@@ -19,6 +22,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::storage::FileSlice;
+use crate::storage::txn::AbortedTxn;
 
 /// One partition of a Fetch response.
 #[derive(Debug, Clone)]
@@ -28,6 +32,8 @@ pub struct PartitionOut {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// `None` is written as a null array.
+    pub aborted: Option<Vec<AbortedTxn>>,
     /// Whole record batches, in order.
     pub records: Vec<FileSlice>,
 }
@@ -69,6 +75,15 @@ fn put_array_len(buf: &mut BytesMut, flexible: bool, n: usize) {
         put_uvarint(buf, n as u64 + 1);
     } else {
         buf.put_i32(n as i32);
+    }
+}
+
+/// A nullable array's length: null is 0 (compact) or -1.
+fn put_null_array(buf: &mut BytesMut, flexible: bool) {
+    if flexible {
+        put_uvarint(buf, 0);
+    } else {
+        buf.put_i32(-1);
     }
 }
 
@@ -118,7 +133,19 @@ pub fn encode(
             if version >= 5 {
                 buf.put_i64(p.log_start_offset);
             }
-            put_array_len(&mut buf, flexible, 0); // aborted transactions: empty
+            match &p.aborted {
+                None => put_null_array(&mut buf, flexible),
+                Some(list) => {
+                    put_array_len(&mut buf, flexible, list.len());
+                    for a in list {
+                        buf.put_i64(a.producer_id);
+                        buf.put_i64(a.first_offset);
+                        if flexible {
+                            buf.put_u8(0); // aborted transaction tagged fields
+                        }
+                    }
+                }
+            }
             if version >= 11 {
                 buf.put_i32(-1); // preferred read replica
             }
@@ -184,7 +211,7 @@ mod tests {
     use crate::protocol::frame;
     use kafka_protocol::messages::TopicName;
     use kafka_protocol::messages::fetch_response::{
-        FetchResponse, FetchableTopicResponse, PartitionData,
+        AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
     };
     use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
     use std::io::Write;
@@ -209,8 +236,18 @@ mod tests {
                         partition: 0,
                         error_code: 0,
                         high_watermark: 42,
-                        last_stable_offset: 42,
+                        last_stable_offset: 40,
                         log_start_offset: 3,
+                        aborted: Some(vec![
+                            AbortedTxn {
+                                producer_id: 7,
+                                first_offset: 12,
+                            },
+                            AbortedTxn {
+                                producer_id: 9,
+                                first_offset: 30,
+                            },
+                        ]),
                         records: vec![
                             FileSlice::in_file(file.clone(), 10, 100),
                             FileSlice::in_file(file.clone(), 150, 50),
@@ -222,6 +259,7 @@ mod tests {
                         high_watermark: 7,
                         last_stable_offset: 7,
                         log_start_offset: 0,
+                        aborted: None,
                         records: vec![],
                     },
                 ],
@@ -235,6 +273,7 @@ mod tests {
                     high_watermark: 1,
                     last_stable_offset: 1,
                     log_start_offset: 0,
+                    aborted: Some(vec![]),
                     records: vec![FileSlice::in_file(file, 0, 1)],
                 }],
             },
@@ -265,7 +304,19 @@ mod tests {
                                         .with_high_watermark(p.high_watermark)
                                         .with_last_stable_offset(p.last_stable_offset)
                                         .with_log_start_offset(p.log_start_offset)
-                                        .with_aborted_transactions(Some(vec![]))
+                                        .with_aborted_transactions(p.aborted.as_ref().map(|list| {
+                                            list.iter()
+                                                .map(|a| {
+                                                    AbortedTransaction::default()
+                                                        .with_producer_id(
+                                                            kafka_protocol::messages::ProducerId(
+                                                                a.producer_id,
+                                                            ),
+                                                        )
+                                                        .with_first_offset(a.first_offset)
+                                                })
+                                                .collect()
+                                        }))
                                         .with_preferred_read_replica(
                                             kafka_protocol::messages::BrokerId(-1),
                                         )

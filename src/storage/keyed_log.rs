@@ -107,11 +107,12 @@ pub fn encode_records(entries: &[(Bytes, Option<Bytes>)], now: i64) -> BytesMut 
     out
 }
 
-/// Calls `f(key, value)` for every keyed record of `log`, in order; returns the number of records
-/// read. An undecodable batch ends the reload with a log line (what follows it cannot be trusted).
-pub async fn for_each_record(
+/// Calls `f(record)` for every record of `log` (control records included), in log order;
+/// returns the number of records read. An undecodable batch ends the reload with a log line (what
+/// follows it cannot be trusted).
+pub async fn for_each_raw_record(
     log: &PartitionLog,
-    mut f: impl FnMut(i64, Bytes, Option<Bytes>),
+    mut f: impl FnMut(Record),
 ) -> Result<u64, StorageError> {
     let mut offset = log.log_start_offset();
     let mut count = 0u64;
@@ -131,9 +132,7 @@ pub async fn for_each_record(
                 for r in set.records {
                     next = next.max(r.offset + 1);
                     count += 1;
-                    if let Some(k) = r.key {
-                        f(r.offset, k, r.value);
-                    }
+                    f(r);
                 }
             }
         }
@@ -143,6 +142,22 @@ pub async fn for_each_record(
         offset = next;
     }
     Ok(count)
+}
+
+/// Calls `f(offset, key, value)` for every keyed data record of `log`, in order (see
+/// [`for_each_raw_record`]).
+pub async fn for_each_record(
+    log: &PartitionLog,
+    mut f: impl FnMut(i64, Bytes, Option<Bytes>),
+) -> Result<u64, StorageError> {
+    for_each_raw_record(log, |r| {
+        if !r.control
+            && let Some(k) = r.key
+        {
+            f(r.offset, k, r.value);
+        }
+    })
+    .await
 }
 
 /// Snapshot-by-rewrite compaction (module docs): replaces the log in `dir` (closing `current`)

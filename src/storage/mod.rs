@@ -11,11 +11,15 @@
 //!   `index.interval.bytes` ([`index`]).
 //! - `.timeindex`: 12-byte entries (timestamp i64 BE, relative offset u32 BE), appended only when
 //!   the segment's max timestamp grows ([`time_index`]).
+//! - `.txnindex`: the aborted transactions whose ABORT marker lies in the segment, Kafka's 34-byte
+//!   entries (version, producer id, first offset, last offset, last stable offset); present only
+//!   when there is one ([`txn_index`]).
 //!
 //! Next to them:
 //! - `leader-epoch-checkpoint`: where each leader epoch starts, Kafka's file ([`leader_epoch`]).
 //! - `log-start-offset`: the log start DeleteRecords moved, when it did ([`log_start`]; Kafka
 //!   keeps one file per log directory instead, see there why this is per partition).
+//! - `<offset>.snapshot`: the producer state as of that offset ([`producer_state`]).
 //!
 //! Sealed segments carry indexes trimmed to their entries (what Kafka leaves after a roll); the
 //! active segment's index files hold the entries for durable data, appended after each sync.
@@ -59,6 +63,25 @@
 //! its original offsets and not written again; sequence gaps and stale epochs are refused. The state
 //! is snapshotted to `<offset>.snapshot` at roll and close and rebuilt on open from the newest
 //! snapshot plus the batch headers after it.
+//!
+//! # Transactions ([`txn`], [`txn_index`], [`producer_state`])
+//! The same producer state machine carries transactions (KIP-98). A transactional batch starts
+//! its producer's transaction at its base offset; a non-transactional batch of a producer in a
+//! transaction is refused (`INVALID_TXN_STATE`), and so is any control batch a client sends
+//! (`INVALID_RECORD`). [`PartitionLog::append_marker`] writes the transaction coordinator's
+//! COMMIT/ABORT marker as Kafka's control batch through the same synchronous append step
+//! (offset assigned at once, fenced by producer epoch and coordinator epoch), ending the
+//! transaction. [`PartitionLog::last_stable_offset`] is the first offset of the oldest
+//! transaction still open (or whose marker is not written yet), else the high watermark. An
+//! ABORT adds an entry to the active segment's `.txnindex`; [`PartitionLog::aborted_transactions`]
+//! answers a read_committed fetch's range from the entries (active segment) and per-segment
+//! summaries (sealed ones, whose files are read only when they may hold a match). Recovery
+//! replays markers with the producer state (it reads the marker's record, not just the header)
+//! and rebuilds the ongoing transactions, the LSO and the index entries of the replayed range;
+//! the index files are written before each producer snapshot, so entries below a snapshot are
+//! always on disk. Retention, DeleteRecords and open delete a segment's `.txnindex` with it; the
+//! cleaner never cleans past the LSO, drops aborted data (keeping every marker) and merges the
+//! indexes of the segments it merges.
 //!
 //! # Read path ([`read`])
 //! `read` maps (offset, max_bytes) to `FileSlice`s — (Arc'd buffered fd, position, length) of
@@ -113,7 +136,8 @@
 //! # Deviations from the brief's contract
 //! None in signatures. Additions: `dir`, `config`, `is_closed`, `retention_loop`,
 //! `segment_count`, `segment_bases`, `heap_bytes`, `open_sealed_readers`, `delete_records`,
-//! `size_bytes`, `end_offset_for_epoch`, `leader_epochs`,
+//! `size_bytes`, `end_offset_for_epoch`, `leader_epochs`, `ongoing_transactions`,
+//! `aborted_entries`,
 //! `ReadResult::{read_to_vec, total_len}`. `log_end_offset` is the
 //! written end (equal to the high watermark); appends still queued are not counted.
 

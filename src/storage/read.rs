@@ -13,6 +13,11 @@
 //! to be sent from the page cache anyway; routing a 16 KiB cached read through io_uring costs more
 //! than the syscall. Reads never touch the writer's DMA file.
 //!
+//! A read_committed fetch reads with [`PartitionLog::read_below`]: the same walk, stopped at
+//! the position of the batch holding the last stable offset (found by one more index lookup and
+//! header walk), and reporting the base offset of the batch after the data, which the walk has
+//! usually just read, so the aborted transactions sent with the data cover exactly its range.
+//!
 //! # Max timestamp (ListOffsets `MAX_TIMESTAMP`, KIP-734)
 //! The answer is the offset of the *record* carrying the log's largest timestamp (the first such
 //! record on a tie), with that timestamp; a batch header only carries its max timestamp, not
@@ -98,6 +103,32 @@ impl PartitionLog {
     /// if larger), possibly continuing into following segments. Empty at the high watermark;
     /// `OffsetOutOfRange` below the log start or above the high watermark.
     pub async fn read(&self, offset: i64, max_bytes: u32) -> Result<ReadResult, StorageError> {
+        Ok(self.read_bounded(offset, max_bytes, None).await?.0)
+    }
+
+    /// [`PartitionLog::read`] that stops before `upper` (a read_committed fetch's last stable
+    /// offset): only batches whose last offset is below it, so a batch straddling it is left
+    /// out, as Kafka's `LocalLog.read` with `maxOffset` does (its position in its segment caps
+    /// the read there). Also returns the offset just past the data returned (the base offset of
+    /// the next batch, or where the read started when it returned nothing): the range whose
+    /// aborted transactions go with the data (Kafka's `upperBoundOffset`), found from the header
+    /// the read's walk stopped on, so it costs no extra pread in the common case. Reading from an
+    /// offset between `upper` and the high watermark is not an error: it returns nothing.
+    pub async fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        upper: i64,
+    ) -> Result<(ReadResult, i64), StorageError> {
+        self.read_bounded(offset, max_bytes, Some(upper)).await
+    }
+
+    async fn read_bounded(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        upper: Option<i64>,
+    ) -> Result<(ReadResult, i64), StorageError> {
         let (log_start, hw) = {
             let st = self.inner().state();
             (st.segments().log_start(), st.hw())
@@ -115,13 +146,30 @@ impl PartitionLog {
             log_start_offset: log_start,
             first_batch_len: 0,
         };
+        let end_offset = upper.map_or(hw, |u| u.min(hw));
+        // Where the batch holding `end_offset` starts: nothing at or past it is returned.
+        let stop = match upper {
+            Some(_) if end_offset < hw && end_offset > offset => {
+                self.batch_start(end_offset).await?
+            }
+            _ => None,
+        };
+        let mut next = offset;
         let mut cur = offset;
         let mut remaining = max_bytes as u64;
-        while cur < hw {
+        while cur < end_offset {
             // The segment holding `cur` (or the next one, across a gap).
             let Some(base) = self.inner().state().segments().holding_or_after(cur) else {
                 break;
             };
+            if stop.is_some_and(|(stop_base, _)| base > stop_base) {
+                break;
+            }
+            // Bounded reads: the position the read stops at in this segment.
+            let bound = upper.map(|_| match stop {
+                Some((stop_base, pos)) if stop_base == base => pos,
+                _ => u64::MAX,
+            });
             cur = cur.max(base);
             self.ensure_loaded(base).await?;
             let at = match self.locate(base, cur)? {
@@ -130,10 +178,10 @@ impl PartitionLog {
                 Located::Evicted => continue, // indexes evicted meanwhile: load them again
             };
             let (size, seg_next) = (at.size, at.next_offset);
-            let slice = match self
-                .read_in(base, cur, at, remaining, out.slices.is_empty())
-                .await?
-            {
+            let read = self
+                .read_in(base, cur, at, remaining, out.slices.is_empty(), bound)
+                .await?;
+            let slice = match read {
                 InSegment::Slice(slice) => slice,
                 InSegment::Nothing => {
                     // Nothing at or after `cur` in this segment: go on with the next.
@@ -148,6 +196,7 @@ impl PartitionLog {
             if out.slices.is_empty() {
                 out.first_batch_len = slice.first_batch_len;
             }
+            next = slice.next_offset.unwrap_or(seg_next);
             let end = slice.slice.position + u64::from(slice.slice.len);
             remaining = remaining.saturating_sub(u64::from(slice.slice.len));
             out.slices.push(slice.slice);
@@ -156,7 +205,31 @@ impl PartitionLog {
             }
             cur = seg_next;
         }
-        Ok(out)
+        Ok((out, next))
+    }
+
+    /// The segment holding `offset` and the position there of the batch that contains it (or of
+    /// the first batch after it); `None` when no segment holds it or anything after it.
+    async fn batch_start(&self, offset: i64) -> Result<Option<(i64, u64)>, StorageError> {
+        loop {
+            let Some(base) = self.inner().state().segments().holding_or_after(offset) else {
+                return Ok(None);
+            };
+            self.ensure_loaded(base).await?;
+            let at = match self.locate(base, offset.max(base))? {
+                Located::At(at) => at,
+                Located::Gone | Located::Evicted => continue,
+            };
+            let size = at.size;
+            let mut scanner = match at.cached {
+                Some(bytes) => HeaderScanner::with_window(&at.file, size, bytes, at.pos),
+                None => HeaderScanner::new(&at.file, size),
+            };
+            let pos = first_batch(&mut scanner, at.pos, offset)
+                .await?
+                .map_or(size, |(pos, _)| pos);
+            return Ok(Some((base, pos)));
+        }
     }
 
     /// Read, first phase in a segment: where the header walk for `cur` starts in the segment at
@@ -190,7 +263,8 @@ impl PartitionLog {
 
     /// Read, second phase in a segment: the whole batches of the segment at `base` from the one
     /// holding `cur`, up to `remaining` bytes, or the first batch alone if it is larger and
-    /// nothing was read before (`first`).
+    /// nothing was read before (`first`). A bounded read (`bound`) stops at that position and
+    /// also returns the base offset of the batch after the slice.
     async fn read_in(
         &self,
         base: i64,
@@ -198,6 +272,7 @@ impl PartitionLog {
         at: WalkStart,
         remaining: u64,
         first: bool,
+        bound: Option<u64>,
     ) -> Result<InSegment, StorageError> {
         let WalkStart {
             file,
@@ -214,14 +289,21 @@ impl PartitionLog {
         let Some((start, first_len)) = first_batch(&mut scanner, pos, cur).await? else {
             return Ok(InSegment::Nothing);
         };
-        if !first && first_len > remaining {
+        // At the cap (the batch holding a bounded read's upper offset) or past it.
+        let cap = bound.unwrap_or(u64::MAX);
+        if start + first_len > cap || (!first && first_len > remaining) {
             return Ok(InSegment::DoesNotFit);
         }
-        let limit = (start + remaining.max(first_len)).min(size);
+        let limit = (start + remaining.max(first_len)).min(size).min(cap);
         let end = self
             .batches_end(&mut scanner, base, start + first_len, limit)
             .await?;
         let len = end - start;
+        // The base offset of the batch after the data (the walk above read its header).
+        let next_offset = match bound.is_some() && end < size {
+            true => scanner.header_at_async(end).await?.map(|h| h.base_offset),
+            false => None,
+        };
         let mem = if from_memory {
             scanner.into_window(start, len)
         } else {
@@ -233,6 +315,7 @@ impl PartitionLog {
                 ..FileSlice::in_file(file, start, len as u32)
             },
             first_batch_len: first_len as u32,
+            next_offset,
         }))
     }
 
@@ -423,6 +506,9 @@ enum InSegment {
 struct SegmentSlice {
     slice: FileSlice,
     first_batch_len: u32,
+    /// The base offset of the batch right after the slice (when asked for and not at the end of
+    /// the segment).
+    next_offset: Option<i64>,
 }
 
 /// The first batch from `pos` on that holds offsets at or after `cur`: its position and length.

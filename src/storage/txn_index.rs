@@ -28,8 +28,6 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::txn::AbortedTxn;
-
 /// Bytes per entry.
 pub const ENTRY_LEN: usize = 34;
 /// The entry format version Kafka writes.
@@ -100,14 +98,11 @@ pub fn collect(
     entries: &[TxnIndexEntry],
     from: i64,
     upper: i64,
-    out: &mut Vec<AbortedTxn>,
+    out: &mut Vec<TxnIndexEntry>,
 ) -> bool {
     for e in entries {
         if e.last_offset >= from && e.first_offset < upper {
-            out.push(AbortedTxn {
-                producer_id: e.producer_id,
-                first_offset: e.first_offset,
-            });
+            out.push(*e);
         }
         if e.last_stable_offset >= upper {
             return true;

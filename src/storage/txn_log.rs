@@ -50,6 +50,18 @@ impl PartitionLog {
     /// reaches `upper`. Sealed segments answer from their summaries, reading their `.txnindex`
     /// only when it may hold a match (a small blocking read, see `txn_index.rs`).
     pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.aborted_entries(from, upper)
+            .into_iter()
+            .map(|e| AbortedTxn {
+                producer_id: e.producer_id,
+                first_offset: e.first_offset,
+            })
+            .collect()
+    }
+
+    /// [`PartitionLog::aborted_transactions`] with whole index entries (the log cleaner needs
+    /// their last offsets).
+    pub fn aborted_entries(&self, from: i64, upper: i64) -> Vec<TxnIndexEntry> {
         let mut out = Vec::new();
         if upper <= from {
             return out;

@@ -16,6 +16,14 @@
 //!   at a time); every later one gets only the whole batches that fit in what is left, or none
 //!   (its high watermark and error still go back). See `apply_limits` for how this works with
 //!   reads that run in parallel on the owner shards.
+//! - Isolation (v4+): read_committed (`isolation_level = 1`) reads whole batches below the
+//!   partition's last stable offset only (`PartitionLog::read_below`: a batch straddling it waits
+//!   for the marker that ends its transaction) and answers the aborted transactions overlapping
+//!   `[fetch offset, end of the data)`; its long poll waits for the LSO, not the high watermark, to
+//!   pass what it saw (the marker that moves the LSO is an append, so it wakes the waiters). The
+//!   bytes are file slices like any read: read_committed keeps the zero-copy path, since the
+//!   consumer, not the broker, drops aborted records using that list. Every response carries
+//!   the real LSO; read_uncommitted ones a null aborted list, as Kafka's.
 //! - Fetch sessions (KIP-227) are answered sessionless: session id 0 and every requested partition
 //!   in every response, which all clients accept (a session id of 0 tells them none was created).
 //! - The response is encoded by `server::fetch_response` with record bytes as file slices sent by
@@ -29,11 +37,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::fetch_request::FetchRequest;
+use kafka_protocol::messages::fetch_response::AbortedTransaction;
 use kafka_protocol::messages::fetch_response::{
     FetchResponse, FetchableTopicResponse, PartitionData,
 };
+use kafka_protocol::messages::{BrokerId, ProducerId};
 
 use super::{HandlerError, Reply, Request, topic_name};
 use crate::metadata::MetadataSnapshot;
@@ -43,7 +52,8 @@ use crate::quota::CONSUMER_BYTE_RATE;
 use crate::server::fetch_response::{self, PartitionOut, TopicOut};
 use crate::server::partitions::on_owners;
 use crate::shard::{self, ShardCtx};
-use crate::storage::{FileSlice, StorageError, page_cache};
+use crate::storage::txn::AbortedTxn;
+use crate::storage::{FileSlice, PartitionLog, StorageError, page_cache};
 use crate::sync::select_any;
 
 pub const MIN_VERSION: i16 = 0;
@@ -52,7 +62,8 @@ pub const MAX_VERSION: i16 = 16;
 /// Upper bound on a long poll, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
 
-/// (topic, partition, high watermark seen by the last read)
+/// (topic, partition, end of what the last read could see: the high watermark, or the last
+/// stable offset for a read_committed read)
 type Seen = (String, i32, i64);
 
 #[derive(Clone)]
@@ -63,16 +74,22 @@ struct Want {
     max_bytes: u32,
     /// The request's `max_bytes` or this partition's `partition_max_bytes` was negative.
     negative_limit: bool,
+    /// `isolation_level = 1` (v4+): data below the last stable offset only, with the aborted
+    /// transactions of the range.
+    read_committed: bool,
 }
 
 #[derive(Clone)]
 struct Got {
     error_code: i16,
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
     slices: Vec<FileSlice>,
     /// Bytes of the first batch of `slices` (0 when none).
     first_batch_len: u32,
+    /// read_committed reads only (null in the response otherwise, as Kafka sends).
+    aborted: Option<Vec<AbortedTxn>>,
 }
 
 impl Got {
@@ -80,14 +97,52 @@ impl Got {
         Got {
             error_code: code,
             high_watermark: -1,
+            last_stable_offset: -1,
             log_start_offset: -1,
             slices: Vec::new(),
             first_batch_len: 0,
+            aborted: None,
         }
     }
     fn bytes(&self) -> usize {
         self.slices.iter().map(|s| s.len as usize).sum()
     }
+}
+
+/// One partition's read on its owner: everything up to the high watermark, or for a
+/// read_committed fetch the whole batches below the last stable offset with the aborted
+/// transactions overlapping `[offset, end of the data)` (Kafka's `upperBoundOffset`). The LSO is
+/// taken before the read: it only grows, and data below it never changes, so the answer is
+/// consistent even if a marker lands meanwhile.
+async fn read_one(log: &PartitionLog, w: &Want) -> Result<Got, StorageError> {
+    if !w.read_committed {
+        let r = log.read(w.offset, w.max_bytes).await?;
+        return Ok(Got {
+            error_code: errors::NONE,
+            high_watermark: r.high_watermark,
+            last_stable_offset: log.last_stable_offset(),
+            log_start_offset: r.log_start_offset,
+            slices: r.slices,
+            first_batch_len: r.first_batch_len,
+            aborted: None,
+        });
+    }
+    let lso = log.last_stable_offset();
+    let (r, upper) = log.read_below(w.offset, w.max_bytes, lso).await?;
+    let aborted = if r.slices.is_empty() {
+        Vec::new()
+    } else {
+        log.aborted_transactions(w.offset, upper)
+    };
+    Ok(Got {
+        error_code: errors::NONE,
+        high_watermark: r.high_watermark,
+        last_stable_offset: lso,
+        log_start_offset: r.log_start_offset,
+        slices: r.slices,
+        first_batch_len: r.first_batch_len,
+        aborted: Some(aborted),
+    })
 }
 
 async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
@@ -97,23 +152,17 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
             out.push(Got::err(ResponseError::UnknownTopicOrPartition.code()));
             continue;
         };
-        match log.read(w.offset, w.max_bytes).await {
+        match read_one(&log, &w).await {
             // Kafka's log refuses a negative size (IllegalArgumentException) where there is
             // something to read: UNKNOWN_SERVER_ERROR and unknown offsets.
-            Ok(r) if w.negative_limit && !r.slices.is_empty() => {
+            Ok(g) if w.negative_limit && !g.slices.is_empty() => {
                 tracing::warn!(topic = %w.topic, partition = w.partition,
                     "fetch with a negative max_bytes or partition_max_bytes");
                 out.push(Got::err(ResponseError::UnknownServerError.code()));
             }
-            Ok(r) => {
-                page_cache::prefetch(&r.slices, w.max_bytes);
-                out.push(Got {
-                    error_code: errors::NONE,
-                    high_watermark: r.high_watermark,
-                    log_start_offset: r.log_start_offset,
-                    slices: r.slices,
-                    first_batch_len: r.first_batch_len,
-                });
+            Ok(g) => {
+                page_cache::prefetch(&g.slices, w.max_bytes);
+                out.push(g);
             }
             Err(e) => {
                 if !matches!(e, StorageError::OffsetOutOfRange { .. }) {
@@ -122,9 +171,11 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
                 out.push(Got {
                     error_code: e.error_code(),
                     high_watermark: log.high_watermark(),
+                    last_stable_offset: log.last_stable_offset(),
                     log_start_offset: log.log_start_offset(),
                     slices: Vec::new(),
                     first_batch_len: 0,
+                    aborted: None,
                 });
             }
         }
@@ -132,13 +183,19 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
     out
 }
 
-/// On an owner shard: returns when one of `parts` grows past the high watermark seen, or at the
-/// deadline, or when the broker stops.
-async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<Seen>, deadline: Instant) {
+/// On an owner shard: returns when one of `parts` grows past what the last read saw (its high
+/// watermark, or for read_committed its last stable offset: a transaction marker is an append,
+/// so it wakes the waiters that way too), or at the deadline, or when the broker stops.
+async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<(Seen, bool)>, deadline: Instant) {
     let mut futs: Vec<Pin<Box<dyn Future<Output = ()>>>> = Vec::new();
-    for (topic, p, seen) in &parts {
+    for ((topic, p, seen), read_committed) in &parts {
         if let Some(log) = ctx.log(topic, *p) {
-            if log.high_watermark() > *seen {
+            let end = if *read_committed {
+                log.last_stable_offset()
+            } else {
+                log.high_watermark()
+            };
+            if end > *seen {
                 return;
             }
             futs.push(Box::pin(log.wait_for_append()));
@@ -339,6 +396,8 @@ fn plan_reads(
     let mut layout: Vec<Vec<Option<usize>>> = Vec::with_capacity(r.topics.len());
     let mut names: Vec<String> = Vec::with_capacity(r.topics.len());
     let mut wants: Vec<(usize, Want)> = Vec::new();
+    // v0–v3 have no isolation level (decoded as 0, read_uncommitted).
+    let read_committed = r.isolation_level == 1;
     for (ti, t) in r.topics.iter().enumerate() {
         let meta = if by_id {
             snap.topic_by_id(t.topic_id)
@@ -369,6 +428,7 @@ fn plan_reads(
                             // the first partition, so only that one sees a negative max_bytes.
                             negative_limit: (ti == 0 && pi == 0 && r.max_bytes < 0)
                                 || p.partition_max_bytes < 0,
+                            read_committed,
                         },
                     ));
                 }
@@ -408,11 +468,16 @@ async fn read_until_ready(ctx: &ShardCtx, wants: &[(usize, Want)], limits: &Limi
 }
 
 /// The long poll: waits on every owner concurrently until the first reports a partition grown
-/// past the high watermark of `got`, the deadline passes or the broker stops.
+/// past what `got` saw, the deadline passes or the broker stops.
 async fn wait_for_appends(wants: &[(usize, Want)], got: &[Got], deadline: Instant) {
-    let mut by_owner: Vec<(usize, Vec<Seen>)> = Vec::new();
+    let mut by_owner: Vec<(usize, Vec<(Seen, bool)>)> = Vec::new();
     for ((owner, w), g) in wants.iter().zip(got) {
-        let entry = (w.topic.clone(), w.partition, g.high_watermark);
+        let seen = if w.read_committed {
+            g.last_stable_offset
+        } else {
+            g.high_watermark
+        };
+        let entry = ((w.topic.clone(), w.partition, seen), w.read_committed);
         match by_owner.iter_mut().find(|(o, _)| o == owner) {
             Some((_, v)) => v.push(entry),
             None => by_owner.push((*owner, vec![entry])),
@@ -453,8 +518,9 @@ fn assemble(
                 partition: p.partition,
                 error_code: g.error_code,
                 high_watermark: g.high_watermark,
-                last_stable_offset: g.high_watermark,
+                last_stable_offset: g.last_stable_offset,
                 log_start_offset: g.log_start_offset,
+                aborted: g.aborted,
                 records: g.slices,
             });
         }
@@ -507,7 +573,15 @@ fn copying_response(
                     .with_high_watermark(p.high_watermark)
                     .with_last_stable_offset(p.last_stable_offset)
                     .with_log_start_offset(p.log_start_offset)
-                    .with_aborted_transactions(Some(Vec::new()))
+                    .with_aborted_transactions(p.aborted.as_ref().map(|list| {
+                        list.iter()
+                            .map(|a| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(a.producer_id))
+                                    .with_first_offset(a.first_offset)
+                            })
+                            .collect()
+                    }))
                     .with_preferred_read_replica(BrokerId(-1))
                     .with_records(Some(Bytes::from(records))),
             );

@@ -7,8 +7,10 @@
 //! v0 (old clients: sarama before 0.10.1) is decoded by `protocol::legacy_api`; its answer is
 //! an offsets array of at most `max_num_offsets` entries holding the one offset found (Kafka's
 //! v0 could list several segment base offsets; clients read the first).
-//! The isolation level is ignored: with no transactions the last stable offset is the high
-//! watermark.
+//! Isolation level (v2+): read_committed (1) answers LATEST with the last stable offset, and a
+//! timestamp lookup only finds offsets below it (none, -1, when the first record at or after the
+//! timestamp is at or past it), as Kafka's `Partition.fetchOffsetForTimestamp` filters every
+//! answer but EARLIEST by the isolation level's last fetchable offset; MAX_TIMESTAMP too.
 
 use std::rc::Rc;
 
@@ -47,24 +49,35 @@ fn timestamp_supported(ts: i64, version: i16) -> bool {
     }
 }
 
-async fn lookup_on_owner(ctx: Rc<ShardCtx>, items: Vec<(String, i32, i64)>) -> Vec<Found> {
+/// (topic, partition, timestamp, read_committed)
+type Item = (String, i32, i64, bool);
+
+async fn lookup_on_owner(ctx: Rc<ShardCtx>, items: Vec<Item>) -> Vec<Found> {
     let mut out = Vec::with_capacity(items.len());
-    for (topic, p, ts) in items {
+    for (topic, p, ts, read_committed) in items {
         let Some(log) = ctx.log(&topic, p) else {
             out.push((ResponseError::UnknownTopicOrPartition.code(), -1, -1));
             continue;
         };
+        // What the isolation level lets the client see; taken before the lookup (it only grows).
+        let upper = if read_committed {
+            log.last_stable_offset()
+        } else {
+            log.high_watermark()
+        };
         let found = match ts {
-            LATEST => (errors::NONE, -1, log.high_watermark()),
+            LATEST => (errors::NONE, -1, upper),
             EARLIEST => (errors::NONE, -1, log.log_start_offset()),
             MAX_TIMESTAMP => match log.offset_of_max_timestamp().await {
-                Ok(Some((o, t))) => (errors::NONE, t, o),
+                Ok(Some((o, t))) if o < upper => (errors::NONE, t, o),
+                Ok(Some(_)) => (errors::NONE, -1, -1),
                 Ok(None) => (errors::NONE, -1, -1),
                 Err(e) => (e.error_code(), -1, -1),
             },
             ts if ts < 0 => (ResponseError::UnsupportedVersion.code(), -1, -1),
             ts => match log.offset_for_timestamp(ts).await {
-                Ok(Some((o, t))) => (errors::NONE, t, o),
+                Ok(Some((o, t))) if o < upper => (errors::NONE, t, o),
+                Ok(Some(_)) => (errors::NONE, -1, -1),
                 Ok(None) => (errors::NONE, -1, -1),
                 Err(e) => (e.error_code(), -1, -1),
             },
@@ -83,6 +96,8 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let ctx = req.ctx.clone();
     let snap = ctx.metadata();
     let mut layout = Vec::with_capacity(r.topics.len());
+    // v0 and v1 have no isolation level (decoded as 0).
+    let read_committed = r.isolation_level == 1;
     let mut items = Vec::new();
     for t in &r.topics {
         let name = t.name.0.as_str();
@@ -97,7 +112,12 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                 Some(m) if p.partition_index >= 0 && p.partition_index < m.partitions => {
                     items.push((
                         ctx.owner_of(name, p.partition_index),
-                        (name.to_string(), p.partition_index, p.timestamp),
+                        (
+                            name.to_string(),
+                            p.partition_index,
+                            p.timestamp,
+                            read_committed,
+                        ),
                     ));
                     Ok(items.len() - 1)
                 }

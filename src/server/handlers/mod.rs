@@ -235,6 +235,7 @@ api_table! {
     DescribeCluster => describe_cluster,
     DeleteGroups => delete_groups,
     OffsetDelete => offset_delete,
+    TxnOffsetCommit => txn_offset_commit,
     InitProducerId => init_producer_id,
     CreatePartitions => create_partitions,
     AlterConfigs => alter_configs,
@@ -253,6 +254,7 @@ api_table! {
     EndTxn => end_txn,
     DescribeTransactions => describe_transactions,
     ListTransactions => list_transactions,
+    DescribeProducers => describe_producers,
 }
 
 /// The supported version range of an API key, if the broker serves it.

@@ -1,6 +1,8 @@
 //! OffsetFetch (key 9), v0–v8: one group (v0–v7; all partitions when topics is null, v2+) or
-//! several groups in one request (v8). Partitions without a commit answer offset -1. With no
-//! transactions there is never an unstable offset, so `require_stable` (v7+) changes nothing.
+//! several groups in one request (v8). Partitions without a commit answer offset -1. With
+//! `require_stable` (v7+, sent by read_committed consumers) a partition for which an open
+//! transaction holds a pending TxnOffsetCommit answers UNSTABLE_OFFSET_COMMIT (per partition,
+//! offset -1, as Kafka), and the consumer retries until the transaction is complete.
 //!
 //! v0 (removed in Kafka 4, KIP-896) read the offsets Kafka kept in ZooKeeper for OffsetCommit v0;
 //! here every version's commits share one store, so v0 answers exactly like v1, whose request and
@@ -26,10 +28,19 @@ pub const MAX_VERSION: i16 = 8;
 
 type Topics = Option<Vec<(String, Vec<i32>)>>;
 
-async fn fetch_group(ctx: &ShardCtx, group: &str, topics: Topics) -> (i16, Vec<FetchedOffset>) {
+async fn fetch_group(
+    ctx: &ShardCtx,
+    group: &str,
+    topics: Topics,
+    require_stable: bool,
+) -> (i16, Vec<FetchedOffset>) {
     let g = group.to_string();
     let asked = topics.clone();
-    match on_coordinator(ctx, group, move |c| async move { c.fetch(&g, asked) }).await {
+    match on_coordinator(ctx, group, move |c| async move {
+        c.fetch(&g, asked, require_stable)
+    })
+    .await
+    {
         Some(r) => r,
         None => (ResponseError::CoordinatorNotAvailable.code(), Vec::new()),
     }
@@ -61,7 +72,8 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                     .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                     .collect()
             });
-            let (code, rows) = fetch_group(&req.ctx, g.group_id.0.as_str(), topics).await;
+            let (code, rows) =
+                fetch_group(&req.ctx, g.group_id.0.as_str(), topics, r.require_stable).await;
             let topics = by_topic(rows)
                 .into_iter()
                 .map(|(t, rows)| {
@@ -75,6 +87,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                                         .with_committed_offset(o.offset)
                                         .with_committed_leader_epoch(epoch(o.leader_epoch))
                                         .with_metadata(Some(sb(&o.metadata)))
+                                        .with_error_code(o.error_code)
                                 })
                                 .collect(),
                         )
@@ -95,7 +108,8 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             .collect()
     });
     let asked = topics.clone();
-    let (code, rows) = fetch_group(&req.ctx, r.group_id.0.as_str(), topics).await;
+    let require_stable = v >= 7 && r.require_stable;
+    let (code, rows) = fetch_group(&req.ctx, r.group_id.0.as_str(), topics, require_stable).await;
     // v0–v1 have no top-level error code: report a group error on every requested partition.
     let rows = if code != errors::NONE && v < 2 {
         asked
@@ -108,13 +122,13 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                     offset: -1,
                     leader_epoch: -1,
                     metadata: String::new(),
+                    error_code: code,
                 })
             })
             .collect()
     } else {
         rows
     };
-    let part_code = if v < 2 { code } else { errors::NONE };
     let topics = by_topic(rows)
         .into_iter()
         .map(|(t, rows)| {
@@ -128,7 +142,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                                 .with_committed_offset(o.offset)
                                 .with_committed_leader_epoch(epoch(o.leader_epoch))
                                 .with_metadata(Some(sb(&o.metadata)))
-                                .with_error_code(part_code)
+                                .with_error_code(o.error_code)
                         })
                         .collect(),
                 )

@@ -21,7 +21,13 @@
 //!   producer the log still tracks: then an empty batch (header only, record count 0) with its
 //!   offsets, producer id, epoch and sequence is kept, so the producer state rebuilt from the log
 //!   after a restart still knows the producer's last sequence.
-//! - Control batches are kept as they are (no transactions exist yet, so none is ever aborted).
+//! - Control batches (transaction markers) are kept as they are. Kafka drops a marker once no
+//!   data of its transaction is left and `delete.retention.ms` passed; this cleaner keeps every
+//!   marker (a few dozen bytes per transaction and partition).
+//! - A batch of an aborted transaction (`pass.rs` tells, from the aborted-transaction index) is
+//!   dropped whole ([`aborted_batch`]), except that the newest batch of a producer the log still
+//!   tracks stays as an empty batch, as above. Its records never enter the offset map either, so
+//!   an aborted value never shadows a committed one.
 
 use std::collections::HashMap;
 
@@ -122,6 +128,23 @@ pub fn filter_batch(batch: &[u8], ctx: &FilterCtx<'_>) -> Result<Filtered, Compr
         records_in: records.len(),
         records_kept: kept.len(),
         tombstone_horizon: new_horizon.filter(|_| has_tombstones),
+    })
+}
+
+/// The outcome for a batch of an aborted transaction (module docs).
+pub fn aborted_batch(batch: &[u8], ctx: &FilterCtx<'_>) -> Result<Filtered, CompressionError> {
+    let h = BatchHeader::parse(batch)?;
+    let kept =
+        if h.producer_id >= 0 && ctx.producer_last.get(&h.producer_id) == Some(&h.last_offset()) {
+            Kept::Rewritten(empty_batch(&h))
+        } else {
+            Kept::Dropped
+        };
+    Ok(Filtered {
+        kept,
+        records_in: h.records_count.max(0) as usize,
+        records_kept: 0,
+        tombstone_horizon: None,
     })
 }
 

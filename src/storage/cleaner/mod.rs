@@ -34,6 +34,7 @@
 //! build the map and once to filter. Memory: the map, one 1 MiB read window and one 1 MiB write
 //! buffer per shard. `cargo bench --bench cleaner` measures a pass (`docs/perf/compaction.md`).
 
+mod aborted;
 pub mod checkpoint;
 pub mod filter;
 pub mod offset_map;

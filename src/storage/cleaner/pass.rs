@@ -12,10 +12,12 @@ use crate::storage::page_cache;
 use crate::storage::segment::{self, Segment, sync_dir, write_small_file};
 use crate::storage::state::State;
 
+use super::aborted::AbortedTracker;
 use super::filter::{self, FilterCtx, Kept};
 use super::offset_map::OffsetMap;
 use super::swap::{self, CLEANED, with_suffix};
 use super::throttle::Throttle;
+use crate::storage::txn_index::{self, SegmentTxns, TxnIndexEntry};
 
 /// Bytes read (and written) per I/O.
 const CHUNK: usize = 1 << 20;
@@ -199,6 +201,12 @@ pub async fn cleanable(
     }
     let first_dirty = checkpoint.max(log.log_start_offset()).min(limit);
     let mut first_uncleanable = limit;
+    // Kafka never cleans past the last stable offset: whether an ongoing transaction's data is
+    // aborted is not known yet. Segment-wise here: the segment holding it stays dirty.
+    let lso = log.last_stable_offset();
+    if let Some(s) = segs.iter().find(|s| s.next_offset > lso) {
+        first_uncleanable = first_uncleanable.min(s.base.max(first_dirty));
+    }
     if cfg.min_compaction_lag_ms > 0 {
         for s in segs.iter().filter(|s| s.next_offset > first_dirty) {
             let ts = if s.max_timestamp >= 0 {
@@ -272,7 +280,9 @@ pub async fn clean(
         segments_before: log.segment_count(),
         ..CleanStats::default()
     };
-    build_map(log, &segs, c, map, throttle, &mut stats).await?;
+    // The aborted transactions with data in the sealed range (their markers may lie later).
+    let aborted = log.aborted_entries(log.log_start_offset(), c.first_uncleanable);
+    build_map(log, &segs, c, &aborted, map, throttle, &mut stats).await?;
     stats.keys = map.len();
     if map.latest_offset() < c.first_dirty && c.dirty_bytes > 0 && !map.is_empty() {
         // Kafka's answer too: no progress is possible until the buffer holds one batch's keys.
@@ -296,7 +306,7 @@ pub async fn clean(
         let swapped = if log.is_closed() {
             Swapped::Aborted
         } else {
-            match write_group(log, &group, &ctx, &cfg, throttle, &mut stats).await? {
+            match write_group(log, &group, &ctx, &aborted, &cfg, throttle, &mut stats).await? {
                 Written::Unchanged => continue,
                 Written::Aborted => Swapped::Aborted,
                 Written::Segment(seg) => swap_in(log, &group, seg).await?,
@@ -321,11 +331,13 @@ async fn build_map(
     log: &PartitionLog,
     segs: &[SegInfo],
     c: &Cleanable,
+    aborted: &[TxnIndexEntry],
     map: &mut OffsetMap,
     throttle: &mut Throttle,
     stats: &mut CleanStats,
 ) -> Result<(), StorageError> {
     map.clear();
+    let mut tracker: Option<AbortedTracker> = None;
     // The clean part holds one record per key already: it counts as covered.
     map.update_latest_offset(c.first_dirty - 1);
     for s in segs
@@ -335,15 +347,17 @@ async fn build_map(
         let Some(file) = reader_of(log, s)? else {
             return Ok(());
         };
+        let tracker = tracker.get_or_insert_with(|| AbortedTracker::new(aborted, s.base));
         let mut reader = BatchReader::new(file, s.size);
         while let Some((at, len)) = reader.next(throttle).await? {
             stats.bytes_read += len as u64;
             let batch = reader.bytes(at, len);
             let h = BatchHeader::parse(batch).map_err(corrupt)?;
+            let is_aborted = tracker.on_batch(&h);
             if h.last_offset() < c.first_dirty {
                 continue;
             }
-            if !h.is_control() {
+            if !h.is_control() && !is_aborted {
                 let (h, raw) = filter::decode(batch).map_err(corrupt)?;
                 let records = filter::parse_records(&h, &raw).map_err(corrupt)?;
                 for r in &records {
@@ -399,10 +413,18 @@ async fn write_group(
     log: &PartitionLog,
     group: &[SegInfo],
     ctx: &FilterCtx<'_>,
+    aborted: &[TxnIndexEntry],
     cfg: &LogConfig,
     throttle: &mut Throttle,
     stats: &mut CleanStats,
 ) -> Result<Written, StorageError> {
+    let mut tracker = AbortedTracker::new(aborted, group[0].base);
+    // The group's aborted-transaction entries, in marker order: every marker is kept, so they
+    // all stay valid for the merged segment.
+    let mut txn_entries = Vec::new();
+    for s in group {
+        txn_entries.extend(txn_index::read(log.dir(), s.base)?);
+    }
     let dir = log.dir().to_path_buf();
     let base = group[0].base;
     swap::discard(&dir, base);
@@ -427,7 +449,13 @@ async fn write_group(
             }
             stats.bytes_read += len as u64;
             let batch = reader.bytes(at, len);
-            let f = filter::filter_batch(batch, ctx).map_err(corrupt)?;
+            let h = BatchHeader::parse(batch).map_err(corrupt)?;
+            let f = if tracker.on_batch(&h) {
+                filter::aborted_batch(batch, ctx)
+            } else {
+                filter::filter_batch(batch, ctx)
+            }
+            .map_err(corrupt)?;
             stats.records_read += f.records_in as u64;
             stats.records_kept += f.records_kept as u64;
             if let Some(hz) = f.tombstone_horizon {
@@ -497,6 +525,14 @@ async fn write_group(
         tb,
     )
     .await?;
+    if !txn_entries.is_empty() {
+        write_small_file(
+            &with_suffix(&txn_index::path(&dir, base), CLEANED),
+            txn_index::encode(&txn_entries),
+        )
+        .await?;
+    }
+    seg.txns = SegmentTxns::summary(&txn_entries);
     let list: String = group.iter().map(|s| format!("{}\n", s.base)).collect();
     write_small_file(&swap::replaces_path(&dir, base), list.into_bytes()).await?;
     sync_dir(&dir).await?;

@@ -2,12 +2,13 @@
 //! finishing or undoing an interrupted swap when a log opens.
 //!
 //! A group of old segments `b1 < b2 < … < bk` is replaced by one new segment at `b1`:
-//! 1. The pass writes `b1.log.cleaned`, `b1.index.cleaned`, `b1.timeindex.cleaned` and
+//! 1. The pass writes `b1.log.cleaned`, `b1.index.cleaned`, `b1.timeindex.cleaned` (and
+//!    `b1.txnindex.cleaned`, the group's aborted-transaction entries, when there are any) and
 //!    `b1.replaces` (the old bases, one per line), fdatasyncs them and syncs the directory.
 //! 2. Commit: `.index.cleaned` and `.timeindex.cleaned` are renamed to `.swap`, then
 //!    `b1.log.cleaned` to `b1.log.swap` — the commit point — and the directory is synced.
 //! 3. Install, in one synchronous step on the shard (no reader can see a half-done state): the
-//!    old segments' files `b2…bk` are unlinked, the three `.swap` files are renamed over `b1`'s
+//!    old segments' files `b2…bk` are unlinked, the `.swap` files are renamed over `b1`'s
 //!    files (rename replaces atomically), and the in-memory segment map swaps the old segments for
 //!    the new one. The directory is synced, then `b1.replaces` removed.
 //!
@@ -43,11 +44,13 @@ pub const SWAP: &str = ".swap";
 /// The suffix of the file listing the old segments a swap replaces.
 pub const REPLACES: &str = "replaces";
 
-/// The three files of segment `base`, final names.
-pub fn final_paths(dir: &Path, base: i64) -> [PathBuf; 3] {
+/// The files of segment `base`, final names, the log last (its rename is the commit). The
+/// `.txnindex` exists only when the segment has aborted transactions.
+pub fn final_paths(dir: &Path, base: i64) -> [PathBuf; 4] {
     [
         segment::index_path(dir, base),
         segment::time_index_path(dir, base),
+        crate::storage::txn_index::path(dir, base),
         segment::log_path(dir, base),
     ]
 }
@@ -72,8 +75,13 @@ fn remove_if_present(p: &Path) -> io::Result<()> {
 
 /// Step 2: renames the `.cleaned` files of the new segment at `base` to `.swap`, the log last.
 pub fn commit(dir: &Path, base: i64) -> io::Result<()> {
+    let txn_index = crate::storage::txn_index::path(dir, base);
     for p in final_paths(dir, base) {
-        std::fs::rename(with_suffix(&p, CLEANED), with_suffix(&p, SWAP))?;
+        let cleaned = with_suffix(&p, CLEANED);
+        if p == txn_index && !cleaned.exists() {
+            continue;
+        }
+        std::fs::rename(cleaned, with_suffix(&p, SWAP))?;
     }
     Ok(())
 }
@@ -145,6 +153,7 @@ pub fn recover_dir(dir: &Path) -> io::Result<()> {
         let leftover = n.ends_with(CLEANED)
             || n.ends_with(".index.swap")
             || n.ends_with(".timeindex.swap")
+            || n.ends_with(".txnindex.swap")
             || n.ends_with(&format!(".{REPLACES}"));
         if leftover && stem_base(n).is_some() {
             remove_if_present(&dir.join(n))?;

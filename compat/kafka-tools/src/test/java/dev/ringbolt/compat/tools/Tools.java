@@ -139,6 +139,10 @@ final class Tools {
     return run("kafka-get-offsets.sh", org.apache.kafka.tools.GetOffsetShell::main, withBootstrap(args));
   }
 
+  static Result transactions(String... args) {
+    return run("kafka-transactions.sh", org.apache.kafka.tools.TransactionsCommand::main, withBootstrap(args));
+  }
+
   static String[] withBootstrap(String... args) {
     List<String> all = new ArrayList<>(List.of("--bootstrap-server", BOOTSTRAP));
     all.addAll(List.of(args));
