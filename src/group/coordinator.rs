@@ -756,10 +756,10 @@ impl Coordinator {
         let table = self.offsets.table();
         self.groups.borrow_mut().retain(|id, g| {
             // A group with an open transaction stays (Kafka's `cleanupExpiredOffsets`).
-            !(g.state() == State::Empty
-                && g.is_empty()
-                && !table.has_group(id)
-                && !table.has_open_txns(id))
+            g.state() != State::Empty
+                || !g.is_empty()
+                || table.has_group(id)
+                || table.has_open_txns(id)
         });
     }
 
