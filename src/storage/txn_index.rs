@@ -9,7 +9,7 @@
 //! # Memory: summaries for sealed segments, entries for the active one
 //! The active segment keeps its entries in memory (markers append to it synchronously). A sealed
 //! segment keeps only a summary — count, least first offset, greatest last offset, last LSO —
-//! and its entries stay in the file. [`SegmentTxns::may_match`] and [`SegmentTxns::completes`]
+//! and its entries stay in the file. `SegmentTxns::may_match` and `SegmentTxns::completes`
 //! answer most lookups from the summaries alone (a partition without aborts never opens a
 //! file); a lookup that needs a sealed segment's entries reads its file, as Kafka does on every
 //! read_committed fetch that reaches such a segment. Why not cache them: the summaries keep an
