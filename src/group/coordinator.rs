@@ -471,6 +471,26 @@ impl Coordinator {
         if check != errors::NONE {
             return vec![check; parts.len()];
         }
+        let (mut codes, entries) = self.commit_entries(group_id, parts, now, retention_ms);
+        let entries = entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        if let Err(e) = self.offsets.write(group_id, entries).await {
+            for c in codes.iter_mut().filter(|c| **c == errors::NONE) {
+                *c = e;
+            }
+        }
+        codes
+    }
+
+    /// The offsets of one commit request as log entries, with one code per partition (NONE, or
+    /// OFFSET_METADATA_TOO_LARGE for a partition left out). Shared by OffsetCommit and
+    /// TxnOffsetCommit, which differ only in how the entries are written.
+    fn commit_entries(
+        &self,
+        group_id: &str,
+        parts: Vec<CommitPartition>,
+        now: i64,
+        retention_ms: i64,
+    ) -> (Vec<i16>, Vec<(OffsetKey, CommittedOffset)>) {
         let mut codes = vec![errors::NONE; parts.len()];
         let mut entries = Vec::with_capacity(parts.len());
         for (i, p) in parts.into_iter().enumerate() {
@@ -485,21 +505,16 @@ impl Coordinator {
                     topic: p.topic,
                     partition: p.partition,
                 },
-                Some(CommittedOffset {
+                CommittedOffset {
                     offset: p.offset,
                     leader_epoch: p.leader_epoch,
                     metadata,
                     commit_timestamp: p.commit_timestamp.unwrap_or(now),
                     expire_timestamp: (retention_ms >= 0).then_some(now + retention_ms),
-                }),
+                },
             ));
         }
-        if let Err(e) = self.offsets.write(group_id, entries).await {
-            for c in codes.iter_mut().filter(|c| **c == errors::NONE) {
-                *c = e;
-            }
-        }
-        codes
+        (codes, entries)
     }
 
     /// TxnOffsetCommit: one code per partition, in order. Validated as Kafka validates
@@ -550,29 +565,8 @@ impl Coordinator {
         if check != errors::NONE {
             return vec![check; parts.len()];
         }
-        let mut codes = vec![errors::NONE; parts.len()];
-        let mut entries = Vec::with_capacity(parts.len());
-        for (i, p) in parts.into_iter().enumerate() {
-            let metadata = p.metadata.unwrap_or_default();
-            if metadata.len() > self.cfg.offset_metadata_max_bytes {
-                codes[i] = ResponseError::OffsetMetadataTooLarge.code();
-                continue;
-            }
-            entries.push((
-                OffsetKey {
-                    group: group_id.to_string(),
-                    topic: p.topic,
-                    partition: p.partition,
-                },
-                CommittedOffset {
-                    offset: p.offset,
-                    leader_epoch: p.leader_epoch,
-                    metadata,
-                    commit_timestamp: now,
-                    expire_timestamp: None,
-                },
-            ));
-        }
+        // TxnOffsetCommit carries no retention: the offsets never expire by their own time.
+        let (mut codes, entries) = self.commit_entries(group_id, parts, now, -1);
         if let Err(e) = self
             .offsets
             .write_txn(group_id, producer_id, producer_epoch, entries)
