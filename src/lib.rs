@@ -13,6 +13,10 @@
 //!                  S encodes the response; responses on one connection leave in request order
 //! ```
 //!
+//! - [`cluster`]: brokers, the Raft metadata quorum (openraft, on its own thread), the
+//!   replicated metadata image and the active controller's decisions.
+//! - [`replica`]: data replication: partition leaders, followers fetching from them, ISR, high
+//!   watermark, `acks=all` across replicas.
 //! - [`config`]: typed broker and topic configuration (Kafka's names), defaults, validation.
 //! - [`format`](mod@format): no I/O, no other module of the crate. The v2 record-batch format
 //!   shared by the wire and the log: header views and validation, CRC-32C, compression codecs.
@@ -32,12 +36,14 @@
 //! The data flow end to end is in `docs/architecture.md`; each module's own docs keep the reasoning
 //! and trade-offs of its part, and `docs/perf/` the measurements behind them.
 
+pub mod cluster;
 pub mod config;
 pub mod format;
 pub mod group;
 pub mod metadata;
 pub mod protocol;
 pub mod quota;
+pub mod replica;
 pub mod server;
 pub mod shard;
 pub mod storage;

@@ -121,6 +121,7 @@ impl MetadataStore {
                 broker_configs,
                 settings: Arc::new(effective),
                 quotas: Arc::new(load_quotas(persisted.quotas, &path)?),
+                cluster: None,
             }),
             cluster_id,
         ))
@@ -152,6 +153,7 @@ impl MetadataStore {
             broker_configs: self.broker_configs.borrow().clone(),
             settings: self.effective.borrow().clone(),
             quotas: self.quotas.borrow().clone(),
+            cluster: None,
         })
     }
 
@@ -498,5 +500,6 @@ pub(crate) async fn apply_snapshot(
             }
         }
     }
+    crate::replica::apply_roles(ctx, &snap).await;
     failed
 }

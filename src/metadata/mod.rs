@@ -53,6 +53,9 @@ pub struct MetadataSnapshot {
     pub settings: Arc<BrokerSettings>,
     /// Client quotas ([`crate::quota`]).
     pub quotas: Arc<crate::quota::Quotas>,
+    /// In a cluster, the replicated image this snapshot was built from (brokers, partition
+    /// leaders, replicas, ISR, epochs); `None` on a single node, which leads every partition.
+    pub cluster: Option<Arc<crate::cluster::ClusterImage>>,
 }
 
 impl MetadataSnapshot {

@@ -594,6 +594,7 @@ fn broker_info(p: &ShardPlan, bound: SocketAddr) -> BrokerInfo {
         data_dir: cfg.data_dir.clone(),
         settings: cfg.settings.clone(),
         quota_meters: p.quota_meters.clone(),
+        quorum: None,
     }
 }
 

@@ -34,6 +34,8 @@ pub struct BrokerInfo {
     pub settings: BrokerSettings,
     /// Client quota meters, one table shared by every shard ([`crate::quota`]).
     pub quota_meters: Arc<crate::quota::QuotaTracker>,
+    /// The metadata quorum, in a cluster ([`crate::cluster::quorum`]); `None` on a single node.
+    pub quorum: Option<crate::cluster::QuorumHandle>,
 }
 
 /// Per-shard state, reached through `Rc` on the shard's own thread only.

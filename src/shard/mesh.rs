@@ -275,6 +275,7 @@ mod tests {
     fn test_info() -> Arc<BrokerInfo> {
         Arc::new(BrokerInfo {
             quota_meters: Default::default(),
+            quorum: None,
             node_id: 1,
             cluster_id: "test".into(),
             advertised_host: "127.0.0.1".into(),

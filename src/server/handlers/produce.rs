@@ -85,14 +85,20 @@ impl Outcome {
 
 /// On the owner shard: validates and assigns offsets for every item synchronously (this runs in
 /// the mesh receive loop, in the order the connection's shard posted, see `shard::post`), then
-/// returns the future that waits for each write (`durable`: for the fdatasync covering it).
+/// returns the future that waits for each write (acks=-1: for the fdatasync covering it and, in a
+/// cluster, for the ISR to have it: [`crate::replica::wait_acks_all`]).
 fn append_on_owner(
     ctx: Rc<ShardCtx>,
     items: Vec<Item>,
-    durable: bool,
+    acks: i16,
 ) -> impl Future<Output = Vec<Outcome>> {
+    let durable = acks == -1;
     let mut assigned = Vec::with_capacity(items.len());
     for item in items {
+        if let Err(e) = crate::replica::check_produce(&ctx, &item.topic, item.partition, acks) {
+            assigned.push((Outcome::err(e.code()), None));
+            continue;
+        }
         let Some(log) = ctx.log(&item.topic, item.partition) else {
             assigned.push((
                 Outcome::err(ResponseError::UnknownTopicOrPartition.code()),
@@ -133,17 +139,21 @@ fn append_on_owner(
                 continue;
             };
             let waited = if durable {
-                log.wait_durable(outcome.last_offset).await
+                crate::replica::wait_acks_all(&ctx, &topic, partition, &log, outcome.last_offset)
+                    .await
+                    .map_err(|e| (e.code(), None))
             } else {
-                log.wait_written(outcome.last_offset).await
+                log.wait_written(outcome.last_offset)
+                    .await
+                    .map_err(|e| (e.error_code(), Some(e.to_string())))
             };
             match waited {
                 Ok(()) => out.push(outcome),
-                Err(e) => {
-                    tracing::error!(%topic, partition, error = %e, "waiting for the write failed");
+                Err((code, message)) => {
+                    tracing::error!(%topic, partition, code, ?message, "waiting for the write failed");
                     out.push(Outcome {
-                        error_message: Some(e.to_string()),
-                        ..Outcome::err(e.error_code())
+                        error_message: message,
+                        ..Outcome::err(code)
                     });
                 }
             }
@@ -168,10 +178,10 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     // order this shard posted) and answers once the writes are done (acks=-1: durable). So the
     // connection's next request may start as soon as every owner has its message queued: its
     // appends take offsets after these and may share their disk write.
-    let durable = r.acks == -1;
+    let acks = r.acks;
     let results = post_to_owners(
         items,
-        move |ctx, items| append_on_owner(ctx, items, durable),
+        move |ctx, items| append_on_owner(ctx, items, acks),
         || Outcome::err(ResponseError::NotLeaderOrFollower.code()),
     )
     .await;

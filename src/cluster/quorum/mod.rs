@@ -1,0 +1,141 @@
+//! The metadata quorum: Raft (openraft) over the [`MetaCommand`] log, on a thread of its own.
+//!
+//! Everything async here runs on one OS thread with a tokio current-thread runtime that this
+//! module starts and stops; shards never run tokio. They talk to it through [`QuorumHandle`],
+//! which is `Send + Sync` and whose futures are plain channel receives that any executor (glommio)
+//! can await.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::controller::SessionTimeouts;
+use super::image::{ClusterImage, MetaCommand, MetaResponse};
+
+/// How to start this node's quorum participation.
+#[derive(Debug, Clone)]
+pub struct QuorumConfig {
+    pub node_id: i32,
+    /// `controller.quorum.voters`: id → controller listener address.
+    pub voters: Vec<(i32, SocketAddr)>,
+    /// This node's controller listener (bound when it is a voter).
+    pub controller_listen: Option<SocketAddr>,
+    /// `process.roles` contains `controller`.
+    pub is_controller: bool,
+    /// `process.roles` contains `broker`: registers and heartbeats as a broker.
+    pub is_broker: bool,
+    /// Where the Raft log, vote and snapshots live (`<data-dir>/__cluster_metadata-0/`).
+    pub dir: PathBuf,
+    /// The advertised client listener and rack this broker registers with.
+    pub broker_host: String,
+    pub broker_port: i32,
+    pub rack: Option<String>,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval: Duration,
+    pub session: SessionTimeouts,
+    /// `controller.quorum.election.timeout.ms` (the minimum; Raft randomises up to twice it).
+    pub election_timeout: Duration,
+    /// Take a metadata snapshot (and drop the log below it) every this many applied entries.
+    pub snapshot_every: u64,
+}
+
+/// Why a quorum call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum QuorumError {
+    /// No leader known right now (election in progress, or no majority reachable). Kafka clients
+    /// see this as a retriable error (NOT_CONTROLLER / REQUEST_TIMED_OUT).
+    #[error("no metadata quorum leader reachable: {0}")]
+    NoLeader(String),
+    #[error("metadata quorum timed out")]
+    Timeout,
+    #[error("metadata quorum is shut down")]
+    Shutdown,
+    #[error("metadata quorum: {0}")]
+    Other(String),
+}
+
+/// What DescribeQuorum reports (Kafka's `kafka-metadata-quorum describe --status/--replication`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub leader_id: i32,
+    /// Raft term (KRaft's epoch).
+    pub leader_epoch: i32,
+    /// Committed log index (KRaft's high watermark).
+    pub high_watermark: i64,
+    /// Per voter: (id, log end offset, last fetch/ack time in ms since epoch, -1 unknown).
+    pub voters: Vec<ReplicaStatus>,
+    /// Learners (broker-only nodes).
+    pub observers: Vec<ReplicaStatus>,
+}
+
+/// One replica of the metadata log in [`QuorumStatus`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    pub id: i32,
+    pub log_end_offset: i64,
+    pub last_fetch_ms: i64,
+    pub last_caught_up_ms: i64,
+}
+
+/// The shards' handle on the quorum thread. Cheap to clone.
+#[derive(Clone)]
+pub struct QuorumHandle {
+    inner: Arc<()>,
+}
+
+impl std::fmt::Debug for QuorumHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QuorumHandle")
+    }
+}
+
+impl QuorumHandle {
+    /// Starts the quorum thread (binds the controller listener, loads the log and snapshot,
+    /// joins the quorum, and for a broker starts registering and heartbeating). Returns once the
+    /// thread runs; the first image arrives through [`QuorumHandle::watch`].
+    pub fn start(cfg: QuorumConfig) -> anyhow::Result<QuorumHandle> {
+        let _ = cfg;
+        todo!("issue 19: quorum start")
+    }
+
+    /// Proposes `cmd` (forwarded to the Raft leader if this node is not it) and resolves once it
+    /// is committed and applied on the leader, with its log index and result. The caller waits
+    /// for its own node's image to reach that index when it needs to see the effect.
+    pub async fn propose(&self, cmd: MetaCommand) -> Result<(u64, MetaResponse), QuorumError> {
+        let _ = (cmd, &self.inner);
+        todo!("issue 19: quorum propose")
+    }
+
+    /// The latest image this node has applied.
+    pub fn image(&self) -> Arc<ClusterImage> {
+        todo!("issue 19: quorum image")
+    }
+
+    /// Every newly applied image (tokio's watch channel: runtime-agnostic, awaitable on a shard).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<Arc<ClusterImage>> {
+        todo!("issue 19: quorum watch")
+    }
+
+    /// Leader, term, commit index and replica progress for DescribeQuorum.
+    pub fn status(&self) -> QuorumStatus {
+        todo!("issue 19: quorum status")
+    }
+
+    /// The broker epoch this node registered with (`None` before its registration committed).
+    pub fn broker_epoch(&self) -> Option<u64> {
+        todo!("issue 19: broker epoch")
+    }
+
+    /// Begins a controlled shutdown (heartbeats ask for it) and resolves when the controller says
+    /// this broker leads nothing any more, or after `timeout`.
+    pub async fn controlled_shutdown(&self, timeout: Duration) {
+        let _ = timeout;
+        todo!("issue 19: controlled shutdown")
+    }
+
+    /// Stops the quorum thread (sends nothing more; the log is already durable) and joins it.
+    pub fn shutdown(&self) {
+        todo!("issue 19: quorum shutdown")
+    }
+}
