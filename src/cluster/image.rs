@@ -43,7 +43,7 @@
 //!   [`MetaResponse::Partition`] with the new state.
 //! - ElectLeader: preferred → replicas[0] if eligible and in the ISR (ELECTION_NOT_NEEDED if it
 //!   leads, else PREFERRED_LEADER_NOT_AVAILABLE), `unclean` is ignored. Otherwise only for a
-//!   partition without an eligible leader (else ELECTION_NOT_NEEDED): the first eligible ISR
+//!   partition without a leader (else ELECTION_NOT_NEEDED): the first eligible ISR
 //!   member, else with `unclean` the first eligible replica with ISR = [it] (records it never had
 //!   may be lost: the caller decides), else ELIGIBLE_LEADERS_NOT_AVAILABLE.
 //! - AllocateProducerIds: the broker must be registered; blocks are consecutive from
@@ -819,7 +819,7 @@ impl ClusterImage {
             }
             (p.isr.clone(), first)
         } else {
-            if p.leader != NO_LEADER && self.is_eligible(p.leader) {
+            if p.leader != NO_LEADER {
                 return Err(error(
                     ResponseError::ElectionNotNeeded,
                     format!("{topic}-{partition}: broker {} leads already", p.leader),
