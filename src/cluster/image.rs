@@ -33,7 +33,8 @@
 //! - Topic creation (manual assignment, as Kafka checks it): at least one partition, each with the
 //!   same non-zero number of distinct registered brokers; leader = first eligible replica, ISR =
 //!   the eligible replicas, epochs 0; no eligible replica → INVALID_REPLICATION_FACTOR. New
-//!   partitions must keep the topic's replication factor.
+//!   partitions must keep the topic's replication factor. At most `MAX_PARTITIONS` partitions
+//!   per topic (INVALID_PARTITIONS), as on a single node.
 //! - AlterPartition, in Kafka's order: unknown partition → UNKNOWN_TOPIC_OR_PARTITION; another
 //!   leader epoch → FENCED_LEADER_EPOCH; another leader → NOT_LEADER_OR_FOLLOWER; another partition
 //!   epoch → INVALID_UPDATE_VERSION (95); an ISR that is not a set of replicas containing the
@@ -55,6 +56,7 @@ use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 
 use crate::config::dynamic::BrokerOverrides;
+use crate::metadata::MAX_PARTITIONS;
 
 /// Kafka's "no leader" id.
 pub const NO_LEADER: i32 = -1;
@@ -675,6 +677,7 @@ impl ClusterImage {
                 format!("topic id {id} is nil or already used"),
             ));
         }
+        check_partition_count(assignments.len())?;
         let partitions = self.new_partitions(assignments, None)?;
         self.topics.insert(
             name.to_string(),
@@ -693,12 +696,7 @@ impl ClusterImage {
             return Err(unknown_topic(name));
         };
         let rf = topic.partitions.first().map(|p| p.replicas.len());
-        if topic.partitions.len() + assignments.len() > i32::MAX as usize {
-            return Err(error(
-                ResponseError::InvalidPartitions,
-                "too many partitions",
-            ));
-        }
+        check_partition_count(topic.partitions.len() + assignments.len())?;
         let new = self.new_partitions(assignments, rf)?;
         if let Some(topic) = self.topics.get_mut(name) {
             topic.partitions.extend(new);
@@ -875,6 +873,17 @@ impl ClusterImage {
         self.next_producer_id = next;
         Ok(MetaResponse::ProducerIds { first })
     }
+}
+
+/// A topic has at most [`MAX_PARTITIONS`] partitions (as on a single node).
+fn check_partition_count(count: usize) -> Result<(), MetaResponse> {
+    if count > MAX_PARTITIONS as usize {
+        return Err(error(
+            ResponseError::InvalidPartitions,
+            format!("{count} partitions, at most {MAX_PARTITIONS} allowed"),
+        ));
+    }
+    Ok(())
 }
 
 fn unknown_topic(name: &str) -> MetaResponse {
