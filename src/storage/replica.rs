@@ -37,7 +37,7 @@
 //! them: each is validated as a stored batch (length, magic, CRC; a compacted batch may hold
 //! fewer records than its offset range), nothing is rewritten, and the bytes reach the file as
 //! they are, so the follower's segments are byte-identical to the leader's when both roll at the
-//! same points. The first batch must start at or after the log end and offsets must increase;
+//! same points (below). The first batch must start at or after the log end and offsets must increase;
 //! a gap is accepted (a compacted leader log has gaps, and Kafka's followers accept them too),
 //! an overlap is refused with [`StorageError::UnexpectedAppendOffset`] (the fetcher then
 //! truncates or resets). A trailing partial batch is ignored, as Kafka's follower does.
@@ -46,7 +46,10 @@
 //! the follower must end with the same state so that, once leader, it answers a retry as a
 //! duplicate), markers end transactions and add `.txnindex` entries, index entries and roll
 //! decisions are made as for a client append, in the same synchronous step, queued to the same
-//! writer.
+//! writer. Rolls are decided batch by batch (each batch is its own queued write; the writer
+//! coalesces them), so a follower's segments start where a leader that appended one batch per
+//! request (what clients send) started them, whatever the fetch size; after multi-batch
+//! requests the boundaries may differ, as Kafka's do.
 //!
 //! # Truncation: an offline rebuild of the internals
 //! [`PartitionLog::truncate_to`] cuts a follower's divergent tail. Rather than editing every part
@@ -163,24 +166,24 @@ impl PartitionLog {
             }
             let last = next - 1;
             let now = now_ms();
-            // A gap (compaction on the leader) moves the log end to the first batch, so a roll
-            // starts the new segment there, as Kafka's does.
-            st.queue_mut().skip_to(first);
             let cfg = inner.config();
-            if needs_roll(&st, &cfg, records.len() as u64, last, headers.len(), now) {
-                st.push_roll(now);
-            }
             let interval = cfg.index_interval_bytes;
-            drop(cfg);
-            let position = st.queue().projected_size();
             let hw = st.hw();
             let mut at = 0usize;
-            let mut messages = 0u64;
             for h in &headers {
                 let len = h.total_len();
+                // Batch by batch: a gap (compaction on the leader) moves the log end to the
+                // batch, so a roll starts the new segment there, as Kafka's does; and rolling
+                // per batch puts the follower's segment boundaries where a leader that appended
+                // one batch at a time put them (what clients send), whatever the fetch size.
+                st.queue_mut().skip_to(h.base_offset);
+                if needs_roll(&st, &cfg, len as u64, h.last_offset(), 1, now) {
+                    st.push_roll(now);
+                }
+                let position = st.queue().projected_size();
                 st.segments_mut()
                     .active_mut()
-                    .index_batch(h, position + at as u64, interval);
+                    .index_batch(h, position, interval);
                 if h.is_control() {
                     if let Some((commit, coordinator_epoch)) =
                         txn::decode_marker(&records[at..at + len])
@@ -205,18 +208,20 @@ impl PartitionLog {
                 } else {
                     st.producers_mut().apply(h, now);
                 }
-                messages += h.last_offset_delta as u64 + 1;
+                let bytes = records.slice(at..at + len);
+                let messages = h.last_offset_delta as u64 + 1;
+                if st
+                    .queue_mut()
+                    .push_write_verbatim(bytes, h.last_offset() + 1, messages)
+                {
+                    let end = st.queue().assigned();
+                    let snapshot = st.producers_mut().encode(end);
+                    st.queue_mut().push_snapshot(snapshot);
+                }
                 at += len;
             }
+            drop(cfg);
             st.producers_mut().maybe_expire(now);
-            if st
-                .queue_mut()
-                .push_write_verbatim(records, last + 1, messages)
-            {
-                let end = st.queue().assigned();
-                let bytes = st.producers_mut().encode(end);
-                st.queue_mut().push_snapshot(bytes);
-            }
             self.ensure_writer(&mut st);
             (headers, first, last)
         };
