@@ -479,7 +479,10 @@ impl PartitionLog {
     /// Truncation: drops the epochs starting at or after `end` (all of them for `None`: the log
     /// restarts empty) and persists the cache before the log is cut, as Kafka's `truncateTo`
     /// does (a crash in between leaves epochs the reopened log recovers from its batches).
-    pub(crate) async fn truncate_epochs_from_end(&self, end: Option<i64>) -> Result<(), StorageError> {
+    pub(crate) async fn truncate_epochs_from_end(
+        &self,
+        end: Option<i64>,
+    ) -> Result<(), StorageError> {
         let epochs = self.epoch_file();
         if epochs.update(|c| c.truncate_from_end(end.unwrap_or(0).max(0))) {
             epochs.persist(self.dir()).await?;
