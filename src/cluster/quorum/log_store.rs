@@ -424,3 +424,155 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         lock(&self.inner).purge(log_id).map_err(|e| io_err(&e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::storage::RaftLogStorageExt;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+
+    fn lid(term: u64, index: u64) -> LogId {
+        LogId::new(CommittedLeaderId::new(term, 1), index)
+    }
+
+    fn blank(term: u64, index: u64) -> Entry {
+        Entry {
+            log_id: lid(term, index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn cmd(term: u64, index: u64) -> Entry {
+        Entry {
+            log_id: lid(term, index),
+            payload: EntryPayload::Normal(crate::cluster::image::MetaCommand::DeleteTopic {
+                name: format!("t{index}"),
+            }),
+        }
+    }
+
+    async fn indexes(store: &mut LogStore) -> Vec<(u64, u64)> {
+        store
+            .try_get_log_entries(0..)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| (e.log_id.leader_id.term, e.log_id.index))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn entries_vote_and_committed_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = LogStore::open(dir.path()).unwrap();
+        assert!(s.is_pristine());
+        s.blocking_append(vec![blank(1, 1), cmd(1, 2), cmd(1, 3)])
+            .await
+            .unwrap();
+        let vote = Vote::new_committed(1, 2);
+        s.save_vote(&vote).await.unwrap();
+        s.save_committed(Some(lid(1, 2))).await.unwrap();
+        drop(s);
+
+        let mut s = LogStore::open(dir.path()).unwrap();
+        assert!(!s.is_pristine());
+        assert_eq!(indexes(&mut s).await, vec![(1, 1), (1, 2), (1, 3)]);
+        assert_eq!(s.read_vote().await.unwrap(), Some(vote));
+        assert_eq!(s.read_committed().await.unwrap(), Some(lid(1, 2)));
+        let state = s.get_log_state().await.unwrap();
+        assert_eq!(state.last_log_id, Some(lid(1, 3)));
+        assert_eq!(state.last_purged_log_id, None);
+        let e = s.try_get_log_entries(2..3).await.unwrap();
+        assert!(matches!(e[0].payload, EntryPayload::Normal(_)));
+    }
+
+    #[tokio::test]
+    async fn a_torn_or_corrupt_tail_is_cut_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = LogStore::open(dir.path()).unwrap();
+        s.blocking_append(vec![blank(1, 1), cmd(1, 2), cmd(1, 3)])
+            .await
+            .unwrap();
+        drop(s);
+        let path = dir.path().join(LOG_FILE);
+        let good = std::fs::metadata(&path).unwrap().len();
+
+        // A half-written frame after the last good one.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&frame(&cmd(1, 4)).unwrap()[..10]).unwrap();
+        drop(f);
+        let mut s = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut s).await, vec![(1, 1), (1, 2), (1, 3)]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), good);
+        // Appending after the cut continues the log cleanly.
+        s.blocking_append(vec![cmd(1, 4)]).await.unwrap();
+        drop(s);
+
+        // A flipped byte inside the last frame: its CRC fails, it goes.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 3] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+        let mut s = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut s).await, vec![(1, 1), (1, 2), (1, 3)]);
+        assert_eq!(s.last_index(), 3);
+    }
+
+    #[tokio::test]
+    async fn truncate_drops_the_conflicting_suffix_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = LogStore::open(dir.path()).unwrap();
+        s.blocking_append((1..=5).map(|i| cmd(1, i))).await.unwrap();
+        s.truncate(lid(1, 3)).await.unwrap();
+        assert_eq!(indexes(&mut s).await, vec![(1, 1), (1, 2)]);
+        s.blocking_append(vec![cmd(2, 3), cmd(2, 4)]).await.unwrap();
+        drop(s);
+        let mut s = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut s).await, vec![(1, 1), (1, 2), (2, 3), (2, 4)]);
+        // Truncating past the end changes nothing.
+        s.truncate(lid(2, 9)).await.unwrap();
+        assert_eq!(s.last_index(), 4);
+    }
+
+    #[tokio::test]
+    async fn purge_keeps_the_rest_and_the_purge_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = LogStore::open(dir.path()).unwrap();
+        s.blocking_append((1..=5).map(|i| cmd(1, i))).await.unwrap();
+        s.purge(lid(1, 3)).await.unwrap();
+        assert_eq!(indexes(&mut s).await, vec![(1, 4), (1, 5)]);
+        s.blocking_append(vec![cmd(1, 6)]).await.unwrap();
+        drop(s);
+        let mut s = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut s).await, vec![(1, 4), (1, 5), (1, 6)]);
+        let state = s.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id, Some(lid(1, 3)));
+        assert_eq!(state.last_log_id, Some(lid(1, 6)));
+        // Purging past the end (a snapshot was installed): the purge point is the last log id.
+        s.purge(lid(2, 9)).await.unwrap();
+        assert!(indexes(&mut s).await.is_empty());
+        drop(s);
+        let mut s = LogStore::open(dir.path()).unwrap();
+        let state = s.get_log_state().await.unwrap();
+        assert_eq!(state.last_log_id, Some(lid(2, 9)));
+        s.blocking_append(vec![cmd(2, 10)]).await.unwrap();
+        assert_eq!(indexes(&mut s).await, vec![(2, 10)]);
+    }
+
+    #[tokio::test]
+    async fn a_crash_between_purge_marker_and_rewrite_skips_purged_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = LogStore::open(dir.path()).unwrap();
+        s.blocking_append((1..=4).map(|i| cmd(1, i))).await.unwrap();
+        drop(s);
+        // The marker says 2 is purged but the file still holds 1..=4.
+        let state = StateFile {
+            purged: Some(lid(1, 2)),
+            committed: None,
+        };
+        write_atomic(dir.path(), STATE_FILE, &serde_json::to_vec(&state).unwrap()).unwrap();
+        let mut s = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut s).await, vec![(1, 3), (1, 4)]);
+    }
+}
