@@ -181,6 +181,17 @@ pub fn apply(ctx: &Rc<ShardCtx>, image: &ClusterImage) {
                         }
                     }
                 }
+                if let Some(l) = s.leading.as_mut() {
+                    // Reassignment: replicas added at the same leader epoch start untracked.
+                    let now = Instant::now();
+                    let me = ctx.info.node_id;
+                    for id in w.replicas.iter().filter(|id| **id != me) {
+                        l.followers
+                            .entry(*id)
+                            .or_insert_with(|| FollowerState::new(now, w.isr.contains(id)));
+                    }
+                    l.followers.retain(|id, _| w.replicas.contains(id));
+                }
                 s.partition_epoch = w.partition_epoch;
                 s.replicas = w.replicas;
                 s.isr = w.isr;
