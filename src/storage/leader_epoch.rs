@@ -323,7 +323,11 @@ impl PartitionLog {
                 self.recover_epochs(&mut cache, &last, start).await?;
             }
         }
-        cache.assign(LEADER_EPOCH, end);
+        // A single node's epoch; a replica's cache keeps the epochs its leaders stamped (the role
+        // notes its own epoch when it becomes leader, `replica.rs`).
+        if cache.latest().is_none_or(|l| l.epoch <= LEADER_EPOCH) {
+            cache.assign(LEADER_EPOCH, end);
+        }
         let epochs = self.epoch_file();
         let changed = cache != loaded;
         *epochs.cache.borrow_mut() = cache;
@@ -400,7 +404,7 @@ impl PartitionLog {
     ) -> Result<(), StorageError> {
         let mut cur = from;
         loop {
-            let hw = self.high_watermark();
+            let hw = self.log_end_offset();
             if cur >= hw {
                 return Ok(());
             }
@@ -455,6 +459,32 @@ impl PartitionLog {
             })
             .detach();
         }
+    }
+
+    /// A follower's append: a batch of the leader stamped with `epoch` starts at `base_offset`;
+    /// recorded only when `epoch` is newer than the latest known (Kafka's `appendAsFollower`).
+    pub(crate) fn note_epoch_if_newer(&self, epoch: i32, base_offset: i64) {
+        let newer = epoch >= 0
+            && self
+                .epoch_file()
+                .cache
+                .borrow()
+                .latest()
+                .is_none_or(|l| epoch > l.epoch);
+        if newer {
+            self.note_epoch(epoch, base_offset);
+        }
+    }
+
+    /// Truncation: drops the epochs starting at or after `end` (all of them for `None`: the log
+    /// restarts empty) and persists the cache before the log is cut, as Kafka's `truncateTo`
+    /// does (a crash in between leaves epochs the reopened log recovers from its batches).
+    pub(crate) async fn truncate_epochs_from_end(&self, end: Option<i64>) -> Result<(), StorageError> {
+        let epochs = self.epoch_file();
+        if epochs.update(|c| c.truncate_from_end(end.unwrap_or(0).max(0))) {
+            epochs.persist(self.dir()).await?;
+        }
+        Ok(())
     }
 
     /// DeleteRecords: truncates the cache to the new log start and persists it.
