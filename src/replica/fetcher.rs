@@ -438,7 +438,7 @@ pub enum Action {
     Nothing,
     /// Redo the truncation (the leader's log is shorter than ours).
     Retruncate,
-    /// Sit out for a while (error, or a gap the follower cannot fill).
+    /// Sit out for a while (the leader refused: not leading at this epoch, or another error).
     Pause(i16),
 }
 
@@ -483,10 +483,7 @@ pub fn decide(error_code: i16, records: &[u8], leo: i64) -> Action {
         return Action::Nothing;
     };
     let (start, end) = (first.2, last.3);
-    if first.0 > leo {
-        // A hole: the leader no longer has what we need next (its log start moved past us).
-        return Action::Pause(ResponseError::OffsetOutOfRange.code());
-    }
+    // A first batch past our end is a gap a compacted leader log has: appended as it is.
     if first.0 < leo {
         return Action::TruncateThenAppend {
             to: first.0,
@@ -524,11 +521,18 @@ async fn on_partition(
                 leader_start = pd.log_start_offset, leader_hw = pd.high_watermark,
                 "fetch offset out of range on the leader; truncating again");
             if pd.log_start_offset > leo {
-                // TODO(issue 19): Kafka truncates fully and restarts at the leader's log start.
-                tracing::error!(topic = %tp.0, partition = tp.1, leo,
-                    leader_start = pd.log_start_offset,
-                    "follower is below the leader's log start; not supported yet");
-                f.pause(tp, epoch);
+                // Behind the leader's log start (retention or DeleteRecords there): Kafka's
+                // `truncateFullyAndStartAt(leaderLogStartOffset)`.
+                if f.still(tp, epoch) {
+                    tracing::info!(topic = %tp.0, partition = tp.1, leo,
+                        leader_start = pd.log_start_offset,
+                        "follower behind the leader's log start; restarting the log there");
+                    if let Err(e) = log.truncate_fully_and_start_at(pd.log_start_offset).await {
+                        tracing::error!(topic = %tp.0, partition = tp.1, error = %e,
+                            "restarting the follower's log failed");
+                        f.pause(tp, epoch);
+                    }
+                }
             } else {
                 f.update(tp, epoch, |p| p.truncated = false);
             }
@@ -639,11 +643,8 @@ mod tests {
         );
         assert_eq!(decide(0, &bytes, 15), Action::Nothing);
         assert_eq!(decide(0, &[], 15), Action::Nothing);
-        // A hole in front of the data.
-        assert_eq!(
-            decide(0, &bytes, 5),
-            Action::Pause(ResponseError::OffsetOutOfRange.code())
-        );
+        // A gap in front of the data (compaction on the leader): appended as it is.
+        assert_eq!(decide(0, &bytes, 5), Action::Append { start: 0, end: all });
         assert_eq!(
             decide(ResponseError::OffsetOutOfRange.code(), &[], 5),
             Action::Retruncate

@@ -175,7 +175,7 @@ pub fn update_hw(ctx: &ShardCtx, tp: &Tp, log: &PartitionLog) {
     }
 }
 
-/// One per led partition and term: advances the HW after every local append (an ISR of the leader
+/// One per led partition and term: advances the HW after every local write (an ISR of the leader
 /// alone has nothing else to wait for) and every change of the partition's state; ends with the
 /// term.
 pub async fn hw_task(ctx: Rc<ShardCtx>, tp: Tp, epoch: i32, log: Rc<PartitionLog>) {
@@ -191,8 +191,9 @@ pub async fn hw_task(ctx: Rc<ShardCtx>, tp: Tp, epoch: i32, log: Rc<PartitionLog
         if ctx.stopping.is_set() || log.is_closed() {
             return;
         }
-        // Both waits are registered before the check, so nothing between is missed.
-        let appended = log.wait_for_append();
+        // Both waits are registered before the check, so nothing between is missed. A write
+        // moves the leader's own log end (its part of the ISR minimum).
+        let appended = log.wait_for_write();
         let woken = changed.wait();
         update_hw(&ctx, &tp, &log);
         let c = ctx.clone();

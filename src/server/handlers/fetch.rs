@@ -262,7 +262,12 @@ async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<(Seen, Bound)>, deadline: I
             if end > *seen {
                 return;
             }
-            futs.push(Box::pin(log.wait_for_append()));
+            // A follower reads to the log end: every write wakes it, not only a HW advance.
+            if *bound == Bound::LogEnd {
+                futs.push(Box::pin(log.wait_for_write()));
+            } else {
+                futs.push(Box::pin(log.wait_for_append()));
+            }
         }
     }
     let left = deadline.saturating_duration_since(Instant::now());
