@@ -16,8 +16,9 @@
 #              kafka-tools and connect with `--config compat/java/broker.toml`), then
 #              scripts/compat.sh against it; then "librdkafka": librdkafka's own test suite
 #              (compat/librdkafka/run.sh, the fast set of compat/librdkafka/tests.list) on a fresh broker
-#   cluster    the 3-node failover test (compat/cluster/run.sh: scripts/cluster.sh, franz-go acks=all
-#              producers, CYCLES kill -9 cycles, default 5; zero acknowledged loss, no duplicates)
+#   cluster    the 3-node failover test (compat/cluster/run.sh: scripts/cluster.sh, idempotent acks=all
+#              producers through kill -9 cycles; zero acknowledged loss, no duplicates, order kept):
+#              franz-go (CYCLES, default 5), then confluent-kafka (3 cycles)
 #   reference  the same client suite, every optional test enabled, and the same librdkafka test list
 #              (each must pass), against a real Apache Kafka (benches/kafka/start.sh; jars from
 #              Maven Central) -- proves the tests themselves right; and the cluster failover test
@@ -356,7 +357,9 @@ reference_librdkafka() {
 part_cluster() {
   build_release || return
   step "cluster failover (franz-go, ${CYCLES:-5} kill -9 cycles) vs ringbolt" \
-    env CYCLES="${CYCLES:-5}" compat/cluster/run.sh ringbolt
+    env CYCLES="${CYCLES:-5}" compat/cluster/run.sh ringbolt franz
+  step "cluster failover (confluent-kafka, 3 kill -9 cycles) vs ringbolt" \
+    env CYCLES=3 compat/cluster/run.sh ringbolt confluent
 }
 
 part_reference() {
@@ -370,7 +373,9 @@ part_reference() {
   fi
   if [[ -z ${SKIP_CLUSTER:-} ]]; then
     step "cluster failover (franz-go, ${CYCLES:-5} kill -9 cycles) vs Apache Kafka (reference)" \
-      env CYCLES="${CYCLES:-5}" compat/cluster/run.sh kafka
+      env CYCLES="${CYCLES:-5}" compat/cluster/run.sh kafka franz
+    step "cluster failover (confluent-kafka, 3 kill -9 cycles) vs Apache Kafka (reference)" \
+      env CYCLES=3 compat/cluster/run.sh kafka confluent
   fi
 }
 
