@@ -226,55 +226,25 @@ func TestFailover(t *testing.T) {
 	}
 
 	// Check.
-	var acked, lost, dups, disorder, misplaced, moved, present int
+	var v verdict
 	for p := int32(0); p < numPartitions; p++ {
-		recs := consumed[p]
-		where := make(map[int64]int64, len(recs)) // seq -> offset
-		last := int64(-1)
-		for _, r := range recs {
-			rp, seq, ok := parseValue(r.Value)
-			if !ok || rp != p {
-				misplaced++
-				if misplaced <= 5 {
-					t.Errorf("partition %d offset %d: unexpected value %q", p, r.Offset, r.Value)
-				}
-				continue
-			}
-			present++
-			if _, seen := where[seq]; seen {
-				dups++
-				if dups <= 5 {
-					t.Errorf("partition %d: seq %d at offsets %d and %d (duplicate)", p, seq, where[seq], r.Offset)
-				}
-				continue
-			}
-			where[seq] = r.Offset
-			if seq <= last {
-				disorder++
-				if disorder <= 5 {
-					t.Errorf("partition %d offset %d: seq %d after seq %d (out of order)", p, r.Offset, seq, last)
-				}
-			}
-			last = seq
+		read := make([]stored, 0, len(consumed[p]))
+		for _, r := range consumed[p] {
+			read = append(read, stored{offset: r.Offset, value: r.Value})
 		}
 		logs[p].mu.Lock()
+		acks := make([]ackedRecord, 0, len(logs[p].acks))
 		for _, a := range logs[p].acks {
-			acked++
-			off, ok := where[a.seq]
-			switch {
-			case !ok:
-				lost++
-				if lost <= 5 {
-					t.Errorf("partition %d: acknowledged seq %d (offset %d) is missing (LOST)", p, a.seq, a.offset)
-				}
-			case off != a.offset:
-				moved++
-				if moved <= 5 {
-					t.Errorf("partition %d: acknowledged seq %d at offset %d is now at offset %d", p, a.seq, a.offset, off)
-				}
-			}
+			acks = append(acks, ackedRecord{seq: a.seq, offset: a.offset})
 		}
 		logs[p].mu.Unlock()
+		v.check(p, read, acks)
+	}
+	for _, s := range v.violations {
+		t.Errorf("VIOLATION %s", s)
+	}
+	if v.failed() {
+		t.Errorf("%d acknowledged records lost, %d moved, %d duplicates, %d out of order, %d misplaced", v.lost, v.moved, v.dups, v.disorder, v.misplaced)
 	}
 
 	// Failover times.
@@ -295,7 +265,7 @@ func TestFailover(t *testing.T) {
 		maxFo = fo[len(fo)-1].Round(time.Millisecond).String()
 	}
 	summary := fmt.Sprintf("failover summary: cycles=%d produced=%d acked=%d failed=%d present=%d lost=%d moved=%d duplicates=%d out_of_order=%d misplaced=%d failover_p50=%s failover_max=%s",
-		len(done), produced.Load(), acked, failed.Load(), present, lost, moved, dups, disorder, misplaced, p50, maxFo)
+		len(done), produced.Load(), v.acked, failed.Load(), v.present, v.lost, v.moved, v.dups, v.disorder, v.misplaced, p50, maxFo)
 	t.Log(summary)
 	firstErrs.Range(func(k, v any) bool {
 		t.Logf("produce error seen (not a violation by itself): %v x%d", k, v.(*atomic.Int64).Load())
@@ -313,7 +283,7 @@ func TestFailover(t *testing.T) {
 	if len(done) < cycles {
 		t.Errorf("only %d of %d kill cycles ran", len(done), cycles)
 	}
-	if acked == 0 {
+	if v.acked == 0 {
 		t.Errorf("no record was acknowledged")
 	}
 	if len(fo) == 0 && len(done) > 0 {
@@ -361,15 +331,6 @@ func errKey(err error) string {
 		s = s[:120]
 	}
 	return s
-}
-
-func parseValue(v []byte) (p int32, seq int64, ok bool) {
-	var pp int
-	var ss int64
-	if n, err := fmt.Sscanf(string(v), "p=%d seq=%d", &pp, &ss); err != nil || n != 2 {
-		return 0, 0, false
-	}
-	return int32(pp), ss, true
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
