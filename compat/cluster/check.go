@@ -1,5 +1,6 @@
 // The failover test's checker, kept apart from the cluster driving so that TestCheck can prove it
 // counts each kind of damage (failover_test.go has the package documentation).
+
 package cluster
 
 import "fmt"
