@@ -43,7 +43,6 @@ const CREATE_TOPICS_V: i16 = 7;
 const METADATA_V: i16 = 12;
 const PRODUCE_V: i16 = 9;
 const FETCH_V: i16 = 12;
-const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 
 /// The cluster of this test: scripts/cluster.sh with this test's directory and ports.
 struct Cluster {
@@ -130,7 +129,10 @@ fn free_base() -> u16 {
 /// (leader, isr) per partition, from one node's Metadata; None if it cannot answer now.
 fn partitions(c: &mut Client) -> Option<BTreeMap<i32, (i32, Vec<i32>)>> {
     let r: MetadataResponse = c
-        .try_call(METADATA_V, &metadata_request(&[TOPIC]).with_allow_auto_topic_creation(false))
+        .try_call(
+            METADATA_V,
+            &metadata_request(&[TOPIC]).with_allow_auto_topic_creation(false),
+        )
         .ok()?;
     let t = r.topics.first()?;
     if t.error_code != 0 {
@@ -233,17 +235,30 @@ fn verify(cl: &Cluster, acked: &[Acked], avoid: Option<i32>, label: &str) {
         let mut seen: HashMap<String, i64> = HashMap::new();
         let mut offset = 0;
         loop {
-            let req = fetch_request(tn(TOPIC), [fetch_partition(p, offset, 1 << 20)], 0, 0, 8 << 20);
+            let req = fetch_request(
+                tn(TOPIC),
+                [fetch_partition(p, offset, 1 << 20)],
+                0,
+                0,
+                8 << 20,
+            );
             let r: FetchResponse = c.call(ApiKey::Fetch, FETCH_V, &req);
             let pr = &r.responses[0].partitions[0];
-            assert_eq!(pr.error_code, 0, "{label}: fetch of partition {p} from leader {leader}");
+            assert_eq!(
+                pr.error_code, 0,
+                "{label}: fetch of partition {p} from leader {leader}"
+            );
             let mut buf = pr.records.clone().unwrap_or_default();
             let sets = RecordBatchDecoder::decode_all(&mut buf).expect("batches decode");
             let before = offset;
             for r in sets.iter().flat_map(|s| s.records.iter()) {
-                let v = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+                let v =
+                    String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
                 if let Some(prev) = seen.insert(v.clone(), r.offset) {
-                    panic!("{label}: partition {p}: {v} at offsets {prev} and {} (duplicate)", r.offset);
+                    panic!(
+                        "{label}: partition {p}: {v} at offsets {prev} and {} (duplicate)",
+                        r.offset
+                    );
                 }
                 at.insert(r.offset, v);
                 offset = r.offset + 1;
@@ -276,7 +291,10 @@ fn acked_writes_survive_leader_kill() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ringbolt")));
     if !bin.is_file() {
-        eprintln!("SKIP cluster_failover: no ringbolt binary at {}", bin.display());
+        eprintln!(
+            "SKIP cluster_failover: no ringbolt binary at {}",
+            bin.display()
+        );
         return;
     }
     let dir = std::env::temp_dir().join(format!(
@@ -298,9 +316,22 @@ fn acked_writes_survive_leader_kill() {
         .with_timeout_ms(30_000);
     req.topics[0].replication_factor = NODES as i16;
     let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, CREATE_TOPICS_V, &req);
-    assert_eq!(r.topics[0].error_code, 0, "CreateTopics RF=3: {:?}", r.topics[0].error_message);
-    let full = |p: &BTreeMap<i32, (i32, Vec<i32>)>| p.values().all(|(l, isr)| *l > 0 && isr.len() == NODES as usize);
-    wait_for(&cluster, None, 60, "every partition led with a full ISR", full);
+    assert_eq!(
+        r.topics[0].error_code, 0,
+        "CreateTopics RF=3: {:?}",
+        r.topics[0].error_message
+    );
+    let full = |p: &BTreeMap<i32, (i32, Vec<i32>)>| {
+        p.values()
+            .all(|(l, isr)| *l > 0 && isr.len() == NODES as usize)
+    };
+    wait_for(
+        &cluster,
+        None,
+        60,
+        "every partition led with a full ISR",
+        full,
+    );
 
     let mut acked = Vec::new();
     for round in 0..4 {
@@ -317,10 +348,18 @@ fn acked_writes_survive_leader_kill() {
     wait_for(&cluster, Some(victim), 30, "led by another node", |p| {
         p.values().all(|(l, _)| *l > 0 && *l != victim)
     });
-    eprintln!("node {victim} killed: partition leadership moved in {:?}", t0.elapsed());
+    eprintln!(
+        "node {victim} killed: partition leadership moved in {:?}",
+        t0.elapsed()
+    );
     for round in 0..4 {
         for p in 0..PARTITIONS {
-            acked.push(produce(&cluster, p, &format!("after-{round}"), Some(victim)));
+            acked.push(produce(
+                &cluster,
+                p,
+                &format!("after-{round}"),
+                Some(victim),
+            ));
         }
     }
     verify(&cluster, &acked, Some(victim), "after the kill");
