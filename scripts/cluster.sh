@@ -41,12 +41,14 @@ step=${CLUSTER_PORT_STEP:-100}
 client_port() { echo $((base + ($1 - 1) * step)); }
 controller_port() { echo $((base + ($1 - 1) * step + 1)); }
 node_dir() { echo "$dir/node-$1"; }
+# A process that exited but was not reaped yet (a zombie) answers kill -0: not alive.
+alive() { kill -0 "$1" 2>/dev/null && [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
 node_pid() { # node -> pid of a running node, or nothing (status 1)
   local f pid
   f=$(node_dir "$1")/ringbolt.pid
   [[ -f $f ]] || return 1
   pid=$(cat "$f")
-  kill -0 "$pid" 2>/dev/null || return 1
+  alive "$pid" || return 1
   echo "$pid"
 }
 check_node() {
@@ -91,6 +93,11 @@ launch() { # node: start the process, no waiting
     echo "cluster: no ringbolt binary at $bin (cargo build --release, or set RINGBOLT_BIN)" >&2
     exit 1
   fi
+  # Someone else's listener on our port would look like a ready node.
+  if port_open "$(client_port "$i")" || port_open "$(controller_port "$i")"; then
+    echo "cluster: port $(client_port "$i") or $(controller_port "$i") of node $i is already in use" >&2
+    exit 1
+  fi
   write_config "$i"
   ulimit -l unlimited 2>/dev/null || true # glommio's io_uring rings need locked memory
   echo "---- $(date -u +%FT%TZ) scripts/cluster.sh start node $i" >>"$d/ringbolt.log"
@@ -132,7 +139,7 @@ stop_node() { # node signal
   pid=$(node_pid "$i") || return 0
   kill -s "$sig" "$pid" 2>/dev/null || true
   deadline=$((SECONDS + 30))
-  while kill -0 "$pid" 2>/dev/null; do
+  while alive "$pid"; do
     if ((SECONDS > deadline)); then
       if ((killed)); then
         echo "cluster: node $i (pid $pid) survives SIGKILL; giving up" >&2

@@ -34,12 +34,14 @@ step=${CLUSTER_PORT_STEP:-100}
 client_port() { echo $((base + ($1 - 1) * step)); }
 controller_port() { echo $((base + ($1 - 1) * step + 1)); }
 node_dir() { echo "$dir/node-$1"; }
+# A process that exited but was not reaped yet (a zombie) answers kill -0: not alive.
+alive() { kill -0 "$1" 2>/dev/null && [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
 node_pid() {
   local f pid
   f=$(node_dir "$1")/kafka.pid
   [[ -f $f ]] || return 1
   pid=$(cat "$f")
-  kill -0 "$pid" 2>/dev/null || return 1
+  alive "$pid" || return 1
   echo "$pid"
 }
 check_node() {
@@ -125,6 +127,11 @@ launch() {
     echo "kafka-cluster: node $i already running (pid $pid)" >&2
     return 0
   fi
+  # Someone else's listener on our port would look like a ready node.
+  if port_open "$(client_port "$i")" || port_open "$(controller_port "$i")"; then
+    echo "kafka-cluster: port $(client_port "$i") or $(controller_port "$i") of node $i is already in use" >&2
+    exit 1
+  fi
   echo "---- $(date -u +%FT%TZ) benches/kafka/cluster.sh start node $i" >>"$d/kafka.out"
   nohup java -cp "$lib/*" "${java_opts[@]}" kafka.Kafka "$d/server.properties" >>"$d/kafka.out" 2>&1 </dev/null &
   echo $! >"$d/kafka.pid"
@@ -159,7 +166,7 @@ stop_node() { # node signal
   pid=$(node_pid "$i") || return 0
   kill -s "$sig" "$pid" 2>/dev/null || true
   deadline=$((SECONDS + 30))
-  while kill -0 "$pid" 2>/dev/null; do
+  while alive "$pid"; do
     if ((SECONDS > deadline)); then
       if ((killed)); then
         echo "kafka-cluster: node $i (pid $pid) survives SIGKILL; giving up" >&2
