@@ -249,6 +249,42 @@ fn snapshot(version: u64, leader: i32, epoch: i32, isr: Vec<i32>) -> Arc<Metadat
     })
 }
 
+/// What a consumer sees from the broker on `port` (over a socket, through the real handlers):
+/// Fetch v12 at offset 0 with `current_leader_epoch` (error, high watermark, record bytes) and
+/// ListOffsets v7 latest (error, offset).
+fn consumer_view(port: u16, current_leader_epoch: i32) -> ((i16, i64, usize), (i16, i64)) {
+    use kafka_protocol::messages::ApiKey;
+    use kafka_protocol::messages::fetch_response::FetchResponse;
+    use kafka_protocol::messages::list_offsets_response::ListOffsetsResponse;
+    use kafka_test_client::requests::{fetch_partition, fetch_request, list_offsets_request};
+    use kafka_test_client::{Client, tn};
+    let mut c = Client::connect(format!("127.0.0.1:{port}"));
+    let f: FetchResponse = c.call(
+        ApiKey::Fetch,
+        12,
+        &fetch_request(
+            tn(TOPIC),
+            [fetch_partition(0, 0, 1 << 20).with_current_leader_epoch(current_leader_epoch)],
+            0,
+            0,
+            1 << 20,
+        ),
+    );
+    let p = &f.responses[0].partitions[0];
+    let fetched = (
+        p.error_code,
+        p.high_watermark,
+        p.records.as_ref().map_or(0, |r| r.len()),
+    );
+    let l: ListOffsetsResponse = c.call(
+        ApiKey::ListOffsets,
+        7,
+        &list_offsets_request(tn(TOPIC), [(0, -1)]),
+    );
+    let p = &l.topics[0].partitions[0];
+    (fetched, (p.error_code, p.offset))
+}
+
 /// Polls `f` until it holds (replication is asynchronous) or fails after 20 s.
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
@@ -289,6 +325,13 @@ fn replicates_and_fails_over_without_losing_acknowledged_records() {
     });
     // The follower's HW follows the leader's.
     eventually("follower HW", || n2.state().1 == 25);
+    // Consumers: the leader serves up to the HW; the follower sends them to the leader.
+    let not_leader = ResponseError::NotLeaderOrFollower.code();
+    let ((err, hw, bytes), (lerr, latest)) = consumer_view(PORTS[0], -1);
+    assert_eq!((err, hw, lerr, latest), (0, 25, 0, 25));
+    assert_eq!(bytes, n1.state().2.len());
+    let ((err, _, bytes), (lerr, _)) = consumer_view(PORTS[1], -1);
+    assert_eq!((err, bytes, lerr), (not_leader, 0, not_leader));
 
     // A write the old leader takes but never gets acknowledged by the ISR (acks=1): it is not
     // on the follower when broker 1 is fenced (here: before the follower fetches it is moved
@@ -320,6 +363,13 @@ fn replicates_and_fails_over_without_losing_acknowledged_records() {
     );
     let (_, _, b1) = n1.state();
     assert!(b1.starts_with(&acked), "an acknowledged record was lost");
+    // Consumers follow the leadership, and a client still on epoch 1 is fenced.
+    let ((err, hw, _), (lerr, latest)) = consumer_view(PORTS[1], 2);
+    assert_eq!((err, hw, lerr, latest), (0, 29, 0, 29));
+    let ((err, _, _), _) = consumer_view(PORTS[1], 1);
+    assert_eq!(err, ResponseError::FencedLeaderEpoch.code());
+    let ((err, _, _), (lerr, _)) = consumer_view(PORTS[0], -1);
+    assert_eq!((err, lerr), (not_leader, not_leader));
     // And it is refused produces now.
     assert_eq!(
         n1.produce(1, 1, "y"),
