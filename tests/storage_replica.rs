@@ -32,7 +32,9 @@ fn small_segments() -> LogConfig {
 /// producer), transactional when `txn`.
 fn produced(pid: i64, seq: i32, n: usize, txn: bool) -> Bytes {
     let value = [0x6bu8; 200];
-    let recs: Vec<_> = (0..n).map(|i| (5_000 + i as i64, None, &value[..])).collect();
+    let recs: Vec<_> = (0..n)
+        .map(|i| (5_000 + i as i64, None, &value[..]))
+        .collect();
     let (epoch, seq) = if pid < 0 { (-1, -1) } else { (0, seq) };
     let mut b = BytesMut::from(&build_batch(0, &recs, pid, epoch, seq)[..]);
     if txn {
@@ -48,7 +50,9 @@ fn produced(pid: i64, seq: i32, n: usize, txn: bool) -> Bytes {
 /// A batch as a leader stored it: `n` records at `base`, stamped with `epoch`.
 fn stored(base: i64, n: usize, epoch: i32) -> Bytes {
     let value = [0x11u8; 100];
-    let recs: Vec<_> = (0..n).map(|i| (7_000 + i as i64, None, &value[..])).collect();
+    let recs: Vec<_> = (0..n)
+        .map(|i| (7_000 + i as i64, None, &value[..]))
+        .collect();
     let mut b = build_batch(base, &recs, -1, -1, -1);
     set_partition_leader_epoch(&mut b, epoch);
     Bytes::from(b)
@@ -72,7 +76,10 @@ async fn replicate(leader: &PartitionLog, follower: &PartitionLog, max_bytes: u3
             .await
             .unwrap();
         let bytes = Bytes::from(r.read_to_vec().unwrap());
-        assert!(!bytes.is_empty(), "the leader returned nothing below its log end");
+        assert!(
+            !bytes.is_empty(),
+            "the leader returned nothing below its log end"
+        );
         let info = follower.append_replica(bytes).unwrap();
         follower.wait_written(info.last_offset).await.unwrap();
     }
@@ -124,12 +131,18 @@ fn a_follower_stores_the_leaders_batches_byte_for_byte() {
         leader.set_role(ReplicaRole::Leader { epoch: 3 });
         follower.set_role(ReplicaRole::Follower { epoch: 3 });
         for i in 0..40 {
-            leader.append(produced(-1, 0, 1 + i % 4, false)).await.unwrap();
+            leader
+                .append(produced(-1, 0, 1 + i % 4, false))
+                .await
+                .unwrap();
         }
         leader.set_role(ReplicaRole::Leader { epoch: 5 });
         let epoch5_start = leader.log_end_offset();
         for i in 0..30 {
-            leader.append(produced(-1, 0, 1 + i % 3, false)).await.unwrap();
+            leader
+                .append(produced(-1, 0, 1 + i % 3, false))
+                .await
+                .unwrap();
         }
         leader.advance_high_watermark(leader.log_end_offset());
         // Small fetches: many appends, several rolls on both sides at the same points.
@@ -147,8 +160,18 @@ fn a_follower_stores_the_leaders_batches_byte_for_byte() {
         assert_eq!(leader.leader_epochs(), vec![e(3, 0), e(5, epoch5_start)]);
         assert_eq!(follower.leader_epochs(), leader.leader_epochs());
         // Consumers read the same bytes from both.
-        let a = leader.read(0, u32::MAX).await.unwrap().read_to_vec().unwrap();
-        let b = follower.read(0, u32::MAX).await.unwrap().read_to_vec().unwrap();
+        let a = leader
+            .read(0, u32::MAX)
+            .await
+            .unwrap()
+            .read_to_vec()
+            .unwrap();
+        let b = follower
+            .read(0, u32::MAX)
+            .await
+            .unwrap()
+            .read_to_vec()
+            .unwrap();
         assert_eq!(a, b);
         leader.close().await.unwrap();
         follower.close().await.unwrap();
@@ -166,7 +189,11 @@ fn the_high_watermark_bounds_consumer_reads_and_the_lso() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
     run(move || async move {
-        let log = Rc::new(PartitionLog::open(&dir, LogConfig::default()).await.unwrap());
+        let log = Rc::new(
+            PartitionLog::open(&dir, LogConfig::default())
+                .await
+                .unwrap(),
+        );
         log.set_role(ReplicaRole::Leader { epoch: 1 });
         let a = log.append(produced(-1, 0, 3, false)).await.unwrap();
         log.append(produced(-1, 0, 3, false)).await.unwrap();
@@ -198,15 +225,21 @@ fn the_high_watermark_bounds_consumer_reads_and_the_lso() {
         log.advance_high_watermark(3);
         waiter.await;
         assert_eq!(log.high_watermark(), 3);
-        let hs = validate_all(&log.read(0, u32::MAX).await.unwrap().read_to_vec().unwrap())
-            .unwrap();
+        let hs =
+            validate_all(&log.read(0, u32::MAX).await.unwrap().read_to_vec().unwrap()).unwrap();
         assert_eq!(hs.len(), 1);
         assert_eq!(hs[0].last_offset(), 2);
         assert_eq!(log.offset_for_timestamp(0).await.unwrap(), Some((0, 5_000)));
-        assert_eq!(log.offset_for_timestamp(5_002).await.unwrap(), Some((2, 5_002)));
+        assert_eq!(
+            log.offset_for_timestamp(5_002).await.unwrap(),
+            Some((2, 5_002))
+        );
         assert_eq!(log.offset_for_timestamp(5_003).await.unwrap(), None);
         // read_committed stops at the LSO = HW here.
-        let (r, _) = log.read_below(0, u32::MAX, log.last_stable_offset()).await.unwrap();
+        let (r, _) = log
+            .read_below(0, u32::MAX, log.last_stable_offset())
+            .await
+            .unwrap();
         assert_eq!(validate_all(&r.read_to_vec().unwrap()).unwrap().len(), 1);
         // Monotonic, clamped to the log end; the open transaction holds the LSO at its start.
         log.advance_high_watermark(1);
@@ -232,7 +265,9 @@ fn a_follower_refuses_client_appends_and_a_leader_replica_appends() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
     run(move || async move {
-        let log = PartitionLog::open(&dir, LogConfig::default()).await.unwrap();
+        let log = PartitionLog::open(&dir, LogConfig::default())
+            .await
+            .unwrap();
         log.set_role(ReplicaRole::Follower { epoch: 2 });
         assert_eq!(log.role(), ReplicaRole::Follower { epoch: 2 });
         let err = log.append_assign(batch(2, 10, 0, 1)).unwrap_err();
@@ -260,7 +295,9 @@ fn replica_appends_check_offsets_and_accept_a_compaction_gap() {
     let dir = tmp.path().join("t-0");
     let dir2 = dir.clone();
     run(move || async move {
-        let log = PartitionLog::open(&dir, LogConfig::default()).await.unwrap();
+        let log = PartitionLog::open(&dir, LogConfig::default())
+            .await
+            .unwrap();
         log.set_role(ReplicaRole::Follower { epoch: 0 });
         let mut two = BytesMut::from(&stored(0, 3, 0)[..]);
         two.extend_from_slice(&stored(3, 2, 0));
@@ -279,7 +316,10 @@ fn replica_appends_check_offsets_and_accept_a_compaction_gap() {
         backwards.extend_from_slice(&stored(11, 1, 0));
         assert!(matches!(
             log.append_replica(backwards.freeze()),
-            Err(StorageError::UnexpectedAppendOffset { first: 11, log_end: 13 })
+            Err(StorageError::UnexpectedAppendOffset {
+                first: 11,
+                log_end: 13
+            })
         ));
         // A corrupt batch is refused; a trailing partial batch is left for the next fetch.
         let mut corrupt = BytesMut::from(&stored(5, 1, 0)[..]);
@@ -299,11 +339,16 @@ fn replica_appends_check_offsets_and_accept_a_compaction_gap() {
         assert_eq!(log.log_end_offset(), 102);
         assert_eq!(log.leader_epochs(), vec![e(0, 0), e(1, 100)]);
         let hs = headers(&log, 5).await;
-        assert_eq!(hs.iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![100]);
+        assert_eq!(
+            hs.iter().map(|h| h.base_offset).collect::<Vec<_>>(),
+            vec![100]
+        );
         log.close().await.unwrap();
     });
     run(move || async move {
-        let log = PartitionLog::open(&dir2, LogConfig::default()).await.unwrap();
+        let log = PartitionLog::open(&dir2, LogConfig::default())
+            .await
+            .unwrap();
         assert_eq!(log.log_end_offset(), 102);
         assert_eq!(log.leader_epochs(), vec![e(0, 0), e(1, 100)]);
     });
@@ -334,7 +379,10 @@ fn a_divergent_tail_is_truncated_and_replaced() {
         // segments' worth), from the same producer and a new one.
         stale.set_role(ReplicaRole::Leader { epoch: 2 });
         for i in 0..15 {
-            stale.append(produced(7, 40 + i * 2, 2, false)).await.unwrap();
+            stale
+                .append(produced(7, 40 + i * 2, 2, false))
+                .await
+                .unwrap();
             stale.append(produced(8, i, 1, false)).await.unwrap();
         }
         let durable = stale.log_end_offset();
@@ -343,7 +391,10 @@ fn a_divergent_tail_is_truncated_and_replaced() {
         // Meanwhile the old leader is re-elected at epoch 3 and takes other data.
         leader.set_role(ReplicaRole::Leader { epoch: 3 });
         for i in 0..10 {
-            leader.append(produced(7, 40 + i * 3, 3, false)).await.unwrap();
+            leader
+                .append(produced(7, 40 + i * 3, 3, false))
+                .await
+                .unwrap();
         }
         leader.advance_high_watermark(leader.log_end_offset());
 
@@ -356,11 +407,17 @@ fn a_divergent_tail_is_truncated_and_replaced() {
         assert_eq!(stale.log_end_offset(), common);
         assert_eq!(stale.high_watermark(), common);
         assert_eq!(stale.leader_epochs(), vec![e(1, 0)]);
-        assert_eq!(stale.segment_bases(), leader.segment_bases()[..stale.segment_count()]);
+        assert_eq!(
+            stale.segment_bases(),
+            leader.segment_bases()[..stale.segment_count()]
+        );
         // The divergent producer is gone; producer 7's state is back at sequence 39.
         let producers = stale.producers();
         assert_eq!(producers.len(), 1);
-        assert_eq!((producers[0].producer_id, producers[0].last_sequence), (7, 39));
+        assert_eq!(
+            (producers[0].producer_id, producers[0].last_sequence),
+            (7, 39)
+        );
         // Truncating at or past the end changes nothing.
         stale.truncate_to(common + 10).await.unwrap();
         assert_eq!(stale.log_end_offset(), common);
@@ -382,7 +439,10 @@ fn a_divergent_tail_is_truncated_and_replaced() {
         assert_eq!(log.log_end_offset(), 70);
         assert_eq!(log.leader_epochs(), vec![e(1, 0), e(3, 40)]);
         let producers = log.producers();
-        assert_eq!((producers[0].producer_id, producers[0].last_sequence), (7, 69));
+        assert_eq!(
+            (producers[0].producer_id, producers[0].last_sequence),
+            (7, 69)
+        );
     });
 }
 
@@ -428,7 +488,11 @@ fn truncation_inside_a_batch_cuts_before_it_and_appends_resume() {
         assert_eq!(log.log_end_offset(), 19);
         log.wait_durable(18).await.unwrap();
         assert_eq!(log.leader_epochs(), vec![e(0, 0), e(4, 16)]);
-        let bases: Vec<i64> = headers(&log, 0).await.iter().map(|h| h.base_offset).collect();
+        let bases: Vec<i64> = headers(&log, 0)
+            .await
+            .iter()
+            .map(|h| h.base_offset)
+            .collect();
         assert_eq!(bases, vec![0, 1, 3, 6, 10, 15, 16]);
         // A crash now (no close) reopens as this log.
         std::mem::forget(Rc::try_unwrap(log).ok().unwrap());
@@ -437,7 +501,11 @@ fn truncation_inside_a_batch_cuts_before_it_and_appends_resume() {
         let log = PartitionLog::open(&dir2, small_segments()).await.unwrap();
         assert_eq!(log.log_end_offset(), 19);
         assert_eq!(log.leader_epochs(), vec![e(0, 0), e(4, 16)]);
-        let bases: Vec<i64> = headers(&log, 0).await.iter().map(|h| h.base_offset).collect();
+        let bases: Vec<i64> = headers(&log, 0)
+            .await
+            .iter()
+            .map(|h| h.base_offset)
+            .collect();
         assert_eq!(bases, vec![0, 1, 3, 6, 10, 15, 16]);
     });
 }
@@ -458,7 +526,11 @@ fn truncating_fully_restarts_the_log_at_an_offset() {
         log.wait_written(next - 1).await.unwrap();
         log.truncate_fully_and_start_at(500).await.unwrap();
         assert_eq!(
-            (log.log_start_offset(), log.log_end_offset(), log.high_watermark()),
+            (
+                log.log_start_offset(),
+                log.log_end_offset(),
+                log.high_watermark()
+            ),
             (500, 500, 500)
         );
         assert!(log.leader_epochs().is_empty());
@@ -541,7 +613,10 @@ fn markers_replicate_with_their_transaction_state() {
         let commit = leader.append_marker(marker(10, true)).unwrap();
         leader.wait_written(commit.last_offset).await.unwrap();
         for i in 0..10 {
-            leader.append(produced(-1, 0, 1 + i % 2, false)).await.unwrap();
+            leader
+                .append(produced(-1, 0, 1 + i % 2, false))
+                .await
+                .unwrap();
         }
         let open = leader.append(produced(11, 0, 2, true)).await.unwrap();
         // The leader's HW stops before the markers at first: the transactions stay unstable.
@@ -561,7 +636,10 @@ fn markers_replicate_with_their_transaction_state() {
         let hw = follower.high_watermark();
         assert_eq!(follower.aborted_transactions(0, hw), want);
         assert_eq!(leader.aborted_transactions(0, hw), want);
-        assert_eq!(follower.ongoing_transactions(), vec![(11, open.base_offset)]);
+        assert_eq!(
+            follower.ongoing_transactions(),
+            vec![(11, open.base_offset)]
+        );
         assert_eq!(follower.producers(), leader.producers());
         // Control batches went through verbatim, with the leader's epoch.
         let hs = headers(&follower, abort.last_offset).await;
@@ -590,7 +668,11 @@ fn wait_high_watermark_ends_with_the_role() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
     run(move || async move {
-        let log = Rc::new(PartitionLog::open(&dir, LogConfig::default()).await.unwrap());
+        let log = Rc::new(
+            PartitionLog::open(&dir, LogConfig::default())
+                .await
+                .unwrap(),
+        );
         log.set_role(ReplicaRole::Leader { epoch: 4 });
         let a = log.append(batch(3, 10, 0, 1)).await.unwrap();
         let l = log.clone();
@@ -615,7 +697,10 @@ fn wait_high_watermark_ends_with_the_role() {
         let fails = glommio::spawn_local(async move { l.wait_high_watermark(b.last_offset).await });
         glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
         log.set_role(ReplicaRole::Follower { epoch: 6 });
-        assert_eq!(fails.await.unwrap_err().error_code(), NOT_LEADER_OR_FOLLOWER);
+        assert_eq!(
+            fails.await.unwrap_err().error_code(),
+            NOT_LEADER_OR_FOLLOWER
+        );
         // Already past: no wait, whatever the role.
         log.advance_high_watermark(5);
         log.wait_high_watermark(4).await.unwrap();
@@ -632,17 +717,27 @@ fn wait_for_write_wakes_on_every_write() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
     run(move || async move {
-        let log = Rc::new(PartitionLog::open(&dir, LogConfig::default()).await.unwrap());
+        let log = Rc::new(
+            PartitionLog::open(&dir, LogConfig::default())
+                .await
+                .unwrap(),
+        );
         log.set_role(ReplicaRole::Leader { epoch: 0 });
         let written = glommio::spawn_local(log.wait_for_write());
         let readable = log.wait_for_append();
         log.append(batch(1, 10, 0, 1)).await.unwrap();
         written.await;
         // The high watermark did not move: consumer long-polls still wait.
-        let res = futures_lite::future::or(async { readable.await; true }, async {
-            glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
-            false
-        })
+        let res = futures_lite::future::or(
+            async {
+                readable.await;
+                true
+            },
+            async {
+                glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+                false
+            },
+        )
         .await;
         assert!(!res);
     });

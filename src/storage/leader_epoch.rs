@@ -17,6 +17,12 @@
 //! assigns the leader epoch at the log end, so a fresh partition's file holds `0 0` (and after
 //! DeleteRecords, `0 <log start>`).
 //!
+//! # Replicated partitions (issue 19)
+//! A leader's epoch comes from the cluster metadata: `set_role(Leader { epoch })` assigns it at
+//! the log end and client appends are stamped with it; a follower adds the epochs of the
+//! leader's batches as they arrive, and a truncation cuts the cache back with the log
+//! (`replica.rs`). Opening a log only assigns epoch 0 when the cache knows no later epoch.
+//!
 //! # Semantics (Kafka's `LeaderEpochFileCache`)
 //! Entries are strictly increasing in both epoch and start offset. `assign(epoch, offset)` is a
 //! no-op for the latest epoch at or after its start; otherwise it first removes the entries it
@@ -479,7 +485,10 @@ impl PartitionLog {
     /// Truncation: drops the epochs starting at or after `end` (all of them for `None`: the log
     /// restarts empty) and persists the cache before the log is cut, as Kafka's `truncateTo`
     /// does (a crash in between leaves epochs the reopened log recovers from its batches).
-    pub(crate) async fn truncate_epochs_from_end(&self, end: Option<i64>) -> Result<(), StorageError> {
+    pub(crate) async fn truncate_epochs_from_end(
+        &self,
+        end: Option<i64>,
+    ) -> Result<(), StorageError> {
         let epochs = self.epoch_file();
         if epochs.update(|c| c.truncate_from_end(end.unwrap_or(0).max(0))) {
             epochs.persist(self.dir()).await?;

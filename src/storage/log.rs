@@ -24,7 +24,6 @@ use super::leader_epoch::{EpochFile, LEADER_EPOCH};
 use super::log_start::{self, LogStartFile};
 use super::producer_state::{self, Verdict};
 use super::recovery;
-use super::replica::ReplicaRole;
 use super::segment::{self, Segment, sync_dir};
 use super::slice::AppendInfo;
 use super::state::{ActiveFile, Inner, SegmentMap, State, SyncState, SyncStats, WriteQueue};
@@ -127,14 +126,11 @@ impl PartitionLog {
         let (base, last, append_time) = {
             let mut st = inner.state_mut();
             st.check_usable()?;
-            let epoch = match st.role() {
-                ReplicaRole::Single => LEADER_EPOCH,
-                ReplicaRole::Leader { epoch } => epoch,
-                ReplicaRole::Follower { epoch } => {
-                    return Err(StorageError::NotLeaderOrFollower(format!(
-                        "this replica follows the leader of epoch {epoch}"
-                    )));
-                }
+            let Some(epoch) = st.role().append_epoch() else {
+                return Err(StorageError::NotLeaderOrFollower(format!(
+                    "this replica is a {:?}",
+                    st.role()
+                )));
             };
             let cfg = inner.config();
             let headers = validate(&records, &cfg)?;
@@ -176,7 +172,7 @@ impl PartitionLog {
                 drop(cfg);
                 let (records, stored) =
                     stamp_and_index(&mut st, records, &headers, append_time, interval, epoch)?;
-                self.enqueue(&mut st, records, &stored, count, now, marker, epoch);
+                self.enqueue(&mut st, records, &stored, count, now, marker);
                 self.note_epoch(epoch, base);
                 (base, last, append_time)
             }
@@ -200,8 +196,8 @@ impl PartitionLog {
         count: i64,
         now: i64,
         marker: Option<TxnMarker>,
-        epoch: i32,
     ) {
+        let epoch = st.role().append_epoch().unwrap_or(LEADER_EPOCH);
         for h in stored {
             match &marker {
                 Some(m) => {

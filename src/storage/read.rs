@@ -185,7 +185,7 @@ impl PartitionLog {
                 break;
             }
             // Bounded reads: the position the read stops at in this segment.
-            let bound = capped.then(|| match stop {
+            let bound = capped.then_some(match stop {
                 Some((stop_base, pos)) if stop_base == base => pos,
                 _ => u64::MAX,
             });

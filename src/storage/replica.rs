@@ -106,6 +106,18 @@ pub enum ReplicaRole {
     Follower { epoch: i32 },
 }
 
+impl ReplicaRole {
+    /// The partition leader epoch client appends are stamped with (`LEADER_EPOCH`, 0, on a
+    /// single node); `None` on a follower, which takes no client appends.
+    pub fn append_epoch(&self) -> Option<i32> {
+        match *self {
+            ReplicaRole::Single => Some(super::leader_epoch::LEADER_EPOCH),
+            ReplicaRole::Leader { epoch } => Some(epoch),
+            ReplicaRole::Follower { .. } => None,
+        }
+    }
+}
+
 impl PartitionLog {
     /// Switches the role. Becoming leader at a new epoch records the epoch's start at the log
     /// end in the leader-epoch cache. Wakes `wait_high_watermark` waiters (which fail unless
@@ -433,7 +445,11 @@ impl PartitionLog {
     /// Full truncation: the log restarts empty at `offset` (steps as `cut_and_reload`, with the
     /// persisted log start moved first so a crash cannot reopen the old segments at a start
     /// that no longer matches).
-    async fn restart_and_reload(&self, offset: i64, active: ActiveFile) -> Result<(), StorageError> {
+    async fn restart_and_reload(
+        &self,
+        offset: i64,
+        active: ActiveFile,
+    ) -> Result<(), StorageError> {
         close_active(active).await?;
         let dir = self.dir().to_path_buf();
         tracing::info!(dir = %dir.display(), offset, log_end = self.log_end_offset(), "truncating the log fully");
