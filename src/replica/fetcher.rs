@@ -502,6 +502,10 @@ async fn on_partition(
     fetched_at: i64,
     pd: PartitionData,
 ) {
+    // Followed elsewhere or led here since the request went out: the answer is stale.
+    if !f.still(tp, epoch) {
+        return;
+    }
     let Some(log) = ctx.log(&tp.0, tp.1) else {
         return;
     };

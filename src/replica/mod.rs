@@ -34,6 +34,9 @@ pub mod leader;
 pub mod state;
 pub mod truncate;
 
+#[cfg(test)]
+mod cluster_tests;
+
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
