@@ -75,12 +75,13 @@ impl Default for ReplicaSettings {
 
 impl ReplicaSettings {
     /// The settings in effect on this broker.
-    // TODO(i19-broker): read `replica.lag.time.max.ms`, `replica.fetch.wait.max.ms` and
-    // `replica.fetch.max.bytes` from `BrokerSettings` once the broker config carries them; until
-    // then Kafka's defaults apply.
     pub fn of(ctx: &ShardCtx) -> Self {
-        let _ = ctx;
-        ReplicaSettings::default()
+        let s = &ctx.info.settings;
+        ReplicaSettings {
+            lag_time_max: Duration::from_millis(s.replica_lag_time_max_ms),
+            fetch_wait_max_ms: s.replica_fetch_wait_max_ms.min(i32::MAX as u64) as i32,
+            fetch_max_bytes: s.replica_fetch_max_bytes.min(i32::MAX as u32) as i32,
+        }
     }
 }
 
