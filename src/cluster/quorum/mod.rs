@@ -5,10 +5,29 @@
 //! which is `Send + Sync` and whose futures are plain channel receives that any executor (glommio)
 //! can await.
 
+mod active;
+mod broker;
+mod log_store;
+mod net;
+mod node;
+mod server;
+mod state_machine;
+mod status;
+mod thread;
+mod types;
+mod wire;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use broker::BrokerState;
+use thread::Cmd;
+use types::RaftMetricsOf;
 
 use super::controller::SessionTimeouts;
 use super::image::{ClusterImage, MetaCommand, MetaResponse};
@@ -81,7 +100,16 @@ pub struct ReplicaStatus {
 /// The shards' handle on the quorum thread. Cheap to clone.
 #[derive(Clone)]
 pub struct QuorumHandle {
-    inner: Arc<()>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node_id: i32,
+    cmds: mpsc::UnboundedSender<Cmd>,
+    image: watch::Receiver<Arc<ClusterImage>>,
+    metrics: watch::Receiver<RaftMetricsOf>,
+    broker: Arc<BrokerState>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for QuorumHandle {
@@ -95,47 +123,105 @@ impl QuorumHandle {
     /// joins the quorum, and for a broker starts registering and heartbeating). Returns once the
     /// thread runs; the first image arrives through [`QuorumHandle::watch`].
     pub fn start(cfg: QuorumConfig) -> anyhow::Result<QuorumHandle> {
-        let _ = cfg;
-        todo!("issue 19: quorum start")
+        let node_id = cfg.node_id;
+        if node_id < 0 {
+            anyhow::bail!("node.id must not be negative (got {node_id})");
+        }
+        let (image_tx, image) = watch::channel(Arc::new(ClusterImage::default()));
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let broker = Arc::new(BrokerState::default());
+        let thread = {
+            let broker = broker.clone();
+            std::thread::Builder::new()
+                .name("ringbolt-quorum".into())
+                .spawn(move || thread::run(cfg, image_tx, broker, cmd_rx, started_tx))?
+        };
+        let started = match started_rx.recv() {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                anyhow::bail!("metadata quorum thread ended during start");
+            }
+        };
+        Ok(QuorumHandle {
+            inner: Arc::new(Inner {
+                node_id,
+                cmds: cmd_tx,
+                image,
+                metrics: started.metrics,
+                broker,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
     }
 
     /// Proposes `cmd` (forwarded to the Raft leader if this node is not it) and resolves once it
     /// is committed and applied on the leader, with its log index and result. The caller waits
     /// for its own node's image to reach that index when it needs to see the effect.
     pub async fn propose(&self, cmd: MetaCommand) -> Result<(u64, MetaResponse), QuorumError> {
-        let _ = (cmd, &self.inner);
-        todo!("issue 19: quorum propose")
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .cmds
+            .send(Cmd::Propose(cmd, tx))
+            .map_err(|_| QuorumError::Shutdown)?;
+        rx.await.map_err(|_| QuorumError::Shutdown)?
     }
 
     /// The latest image this node has applied.
     pub fn image(&self) -> Arc<ClusterImage> {
-        todo!("issue 19: quorum image")
+        self.inner.image.borrow().clone()
     }
 
     /// Every newly applied image (tokio's watch channel: runtime-agnostic, awaitable on a shard).
     pub fn watch(&self) -> tokio::sync::watch::Receiver<Arc<ClusterImage>> {
-        todo!("issue 19: quorum watch")
+        self.inner.image.clone()
     }
 
     /// Leader, term, commit index and replica progress for DescribeQuorum.
     pub fn status(&self) -> QuorumStatus {
-        todo!("issue 19: quorum status")
+        status::from_metrics(self.inner.node_id, &self.inner.metrics.borrow())
     }
 
     /// The broker epoch this node registered with (`None` before its registration committed).
     pub fn broker_epoch(&self) -> Option<u64> {
-        todo!("issue 19: broker epoch")
+        match self.inner.broker.epoch.load(Ordering::Acquire) {
+            0 => None,
+            e => Some(e),
+        }
     }
 
     /// Begins a controlled shutdown (heartbeats ask for it) and resolves when the controller says
     /// this broker leads nothing any more, or after `timeout`.
     pub async fn controlled_shutdown(&self, timeout: Duration) {
-        let _ = timeout;
-        todo!("issue 19: controlled shutdown")
+        let (tx, rx) = oneshot::channel();
+        if self
+            .inner
+            .cmds
+            .send(Cmd::ControlledShutdown(timeout, tx))
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
     }
 
     /// Stops the quorum thread (sends nothing more; the log is already durable) and joins it.
     pub fn shutdown(&self) {
-        todo!("issue 19: quorum shutdown")
+        let _ = self.inner.cmds.send(Cmd::Shutdown);
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = thread
+            && t.join().is_err()
+        {
+            tracing::error!("metadata quorum thread panicked");
+        }
     }
 }
