@@ -56,6 +56,22 @@ const (
 	inflightPerP  = 32
 )
 
+// clientLog: franz-go's own log on stderr at FRANZ_LOG=debug|info|warn (default: none).
+func clientLog() kgo.Opt {
+	var level kgo.LogLevel
+	switch os.Getenv("FRANZ_LOG") {
+	case "debug":
+		level = kgo.LogLevelDebug
+	case "info":
+		level = kgo.LogLevelInfo
+	case "warn":
+		level = kgo.LogLevelWarn
+	default:
+		level = kgo.LogLevelNone
+	}
+	return kgo.WithLogger(kgo.BasicLogger(os.Stderr, level, nil))
+}
+
 func envInt(name string, def int) int {
 	if v := os.Getenv(name); v != "" {
 		n, err := strconv.Atoi(v)
@@ -153,6 +169,7 @@ func TestFailover(t *testing.T) {
 			kgo.ProducerLinger(2*time.Millisecond),
 			kgo.RecordDeliveryTimeout(60*time.Second),
 			kgo.MetadataMinAge(250*time.Millisecond),
+			clientLog(),
 		)
 		if err != nil {
 			t.Fatal(err)
