@@ -136,11 +136,20 @@ func TestFailover(t *testing.T) {
 
 	topic := fmt.Sprintf("failover-%d", time.Now().UnixMilli())
 	minISR := "2"
-	cctx, ccancel := context.WithTimeout(ctx, 60*time.Second)
-	resp, err := adm.CreateTopic(cctx, numPartitions, replication, map[string]*string{"min.insync.replicas": &minISR}, topic)
-	ccancel()
-	if err == nil {
-		err = resp.Err
+	// Until every broker is registered and unfenced, a just-started cluster answers
+	// INVALID_REPLICATION_FACTOR (Kafka too): retry for a while.
+	createUntil := time.Now().Add(60 * time.Second)
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+		resp, cerr := adm.CreateTopic(cctx, numPartitions, replication, map[string]*string{"min.insync.replicas": &minISR}, topic)
+		ccancel()
+		if err = cerr; err == nil {
+			err = resp.Err
+		}
+		if err == nil || time.Now().After(createUntil) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	if err != nil {
 		t.Fatalf("CreateTopic %s (RF=%d): %v", topic, replication, err)
