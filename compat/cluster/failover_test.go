@@ -27,7 +27,7 @@
 // default 3000), KILL_INTERVAL_MS (healthy time between cycles, default 2000), HEAL_TIMEOUT_S
 // (default 90), DEADLINE_S (the whole test, default 120 + 45 per cycle), PRODUCE_INTERVAL_MS
 // (per-partition pause between records, default 2), FAILOVER_REPORT (a file the summary line is
-// appended to).
+// appended to), FRANZ_LOG (debug, info or warn: the client's own log on stderr).
 package cluster
 
 import (
