@@ -41,8 +41,12 @@ step=${CLUSTER_PORT_STEP:-100}
 client_port() { echo $((base + ($1 - 1) * step)); }
 controller_port() { echo $((base + ($1 - 1) * step + 1)); }
 node_dir() { echo "$dir/node-$1"; }
-# A process that exited but was not reaped yet (a zombie) answers kill -0: not alive.
-alive() { kill -0 "$1" 2>/dev/null && [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+# A process that exited but was not reaped yet (a zombie) answers kill -0: not alive. A zombie
+# thread-group leader whose other threads are still exiting (and closing sockets) is alive.
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]] || (($(ls "/proc/$1/task" 2>/dev/null | wc -l) > 1))
+}
 node_pid() { # node -> pid of a running node, or nothing (status 1)
   local f pid
   f=$(node_dir "$1")/ringbolt.pid
@@ -93,11 +97,16 @@ launch() { # node: start the process, no waiting
     echo "cluster: no ringbolt binary at $bin (cargo build --release, or set RINGBOLT_BIN)" >&2
     exit 1
   fi
-  # Someone else's listener on our port would look like a ready node.
-  if port_open "$(client_port "$i")" || port_open "$(controller_port "$i")"; then
-    echo "cluster: port $(client_port "$i") or $(controller_port "$i") of node $i is already in use" >&2
-    exit 1
-  fi
+  # Someone else's listener on our port would look like a ready node (a few seconds' grace for
+  # a node of ours that is still going away).
+  local t=0
+  while port_open "$(client_port "$i")" || port_open "$(controller_port "$i")"; do
+    if ((t++ > 100)); then
+      echo "cluster: port $(client_port "$i") or $(controller_port "$i") of node $i is already in use" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
   write_config "$i"
   ulimit -l unlimited 2>/dev/null || true # glommio's io_uring rings need locked memory
   echo "---- $(date -u +%FT%TZ) scripts/cluster.sh start node $i" >>"$d/ringbolt.log"

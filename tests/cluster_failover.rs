@@ -43,6 +43,7 @@ const CREATE_TOPICS_V: i16 = 7;
 const METADATA_V: i16 = 12;
 const PRODUCE_V: i16 = 9;
 const FETCH_V: i16 = 12;
+const INVALID_REPLICATION_FACTOR: i16 = 38;
 
 /// The cluster of this test: scripts/cluster.sh with this test's directory and ports.
 struct Cluster {
@@ -311,16 +312,27 @@ fn acked_writes_survive_leader_kill() {
     };
     cluster.run(&["start"]);
 
-    let mut c = cluster.connect_any(1, None);
     let mut req = create_topic_request(TOPIC, PARTITIONS, &[("min.insync.replicas", "2")])
         .with_timeout_ms(30_000);
     req.topics[0].replication_factor = NODES as i16;
-    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, CREATE_TOPICS_V, &req);
-    assert_eq!(
-        r.topics[0].error_code, 0,
-        "CreateTopics RF=3: {:?}",
-        r.topics[0].error_message
-    );
+    // A node serves clients before every other broker has registered: until then RF=3 is
+    // INVALID_REPLICATION_FACTOR (Kafka answers a fresh cluster the same way).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut c = cluster.connect_any(1, None);
+        let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, CREATE_TOPICS_V, &req);
+        let t = &r.topics[0];
+        if t.error_code == 0 {
+            break;
+        }
+        assert!(
+            t.error_code == INVALID_REPLICATION_FACTOR && Instant::now() < deadline,
+            "CreateTopics RF=3: error {} {:?}",
+            t.error_code,
+            t.error_message
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let full = |p: &BTreeMap<i32, (i32, Vec<i32>)>| {
         p.values()
             .all(|(l, isr)| *l > 0 && isr.len() == NODES as usize)

@@ -34,8 +34,12 @@ step=${CLUSTER_PORT_STEP:-100}
 client_port() { echo $((base + ($1 - 1) * step)); }
 controller_port() { echo $((base + ($1 - 1) * step + 1)); }
 node_dir() { echo "$dir/node-$1"; }
-# A process that exited but was not reaped yet (a zombie) answers kill -0: not alive.
-alive() { kill -0 "$1" 2>/dev/null && [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+# A process that exited but was not reaped yet (a zombie) answers kill -0: not alive. A zombie
+# thread-group leader whose other threads are still exiting (and closing sockets) is alive.
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]] || (($(ls "/proc/$1/task" 2>/dev/null | wc -l) > 1))
+}
 node_pid() {
   local f pid
   f=$(node_dir "$1")/kafka.pid
@@ -127,11 +131,16 @@ launch() {
     echo "kafka-cluster: node $i already running (pid $pid)" >&2
     return 0
   fi
-  # Someone else's listener on our port would look like a ready node.
-  if port_open "$(client_port "$i")" || port_open "$(controller_port "$i")"; then
-    echo "kafka-cluster: port $(client_port "$i") or $(controller_port "$i") of node $i is already in use" >&2
-    exit 1
-  fi
+  # Someone else's listener on our port would look like a ready node (a few seconds' grace for
+  # a node of ours that is still going away).
+  local t=0
+  while port_open "$(client_port "$i")" || port_open "$(controller_port "$i")"; do
+    if ((t++ > 100)); then
+      echo "kafka-cluster: port $(client_port "$i") or $(controller_port "$i") of node $i is already in use" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
   echo "---- $(date -u +%FT%TZ) benches/kafka/cluster.sh start node $i" >>"$d/kafka.out"
   nohup java -cp "$lib/*" "${java_opts[@]}" kafka.Kafka "$d/server.properties" >>"$d/kafka.out" 2>&1 </dev/null &
   echo $! >"$d/kafka.pid"

@@ -70,9 +70,18 @@ def main():
     boot = cluster("bootstrap")
     admin = AdminClient({"bootstrap.servers": boot})
     topic = f"failover-confluent-{int(time.time() * 1000)}"
-    fs = admin.create_topics([NewTopic(topic, PARTITIONS, RF, config={"min.insync.replicas": "2"})],
-                             request_timeout=60)
-    fs[topic].result(timeout=60)
+    # Until every broker is registered and unfenced a fresh cluster refuses RF=3: retry a while.
+    until = time.monotonic() + 60
+    while True:
+        fs = admin.create_topics([NewTopic(topic, PARTITIONS, RF, config={"min.insync.replicas": "2"})],
+                                 request_timeout=30)
+        try:
+            fs[topic].result(timeout=40)
+            break
+        except KafkaException:
+            if time.monotonic() > until:
+                raise
+            time.sleep(0.5)
     wait_healthy(admin, topic, 60)
     log(f"topic {topic}: {PARTITIONS} partitions, RF={RF}, min.insync.replicas=2, bootstrap {boot}")
 

@@ -27,7 +27,7 @@
 // default 3000), KILL_INTERVAL_MS (healthy time between cycles, default 2000), HEAL_TIMEOUT_S
 // (default 90), DEADLINE_S (the whole test, default 120 + 45 per cycle), PRODUCE_INTERVAL_MS
 // (per-partition pause between records, default 2), FAILOVER_REPORT (a file the summary line is
-// appended to).
+// appended to), FRANZ_LOG (debug, info or warn: the client's own log on stderr).
 package cluster
 
 import (
@@ -55,6 +55,22 @@ const (
 	replication   = 3
 	inflightPerP  = 32
 )
+
+// clientLog: franz-go's own log on stderr at FRANZ_LOG=debug|info|warn (default: none).
+func clientLog() kgo.Opt {
+	var level kgo.LogLevel
+	switch os.Getenv("FRANZ_LOG") {
+	case "debug":
+		level = kgo.LogLevelDebug
+	case "info":
+		level = kgo.LogLevelInfo
+	case "warn":
+		level = kgo.LogLevelWarn
+	default:
+		level = kgo.LogLevelNone
+	}
+	return kgo.WithLogger(kgo.BasicLogger(os.Stderr, level, nil))
+}
 
 func envInt(name string, def int) int {
 	if v := os.Getenv(name); v != "" {
@@ -120,11 +136,20 @@ func TestFailover(t *testing.T) {
 
 	topic := fmt.Sprintf("failover-%d", time.Now().UnixMilli())
 	minISR := "2"
-	cctx, ccancel := context.WithTimeout(ctx, 60*time.Second)
-	resp, err := adm.CreateTopic(cctx, numPartitions, replication, map[string]*string{"min.insync.replicas": &minISR}, topic)
-	ccancel()
-	if err == nil {
-		err = resp.Err
+	// Until every broker is registered and unfenced, a just-started cluster answers
+	// INVALID_REPLICATION_FACTOR (Kafka too): retry for a while.
+	createUntil := time.Now().Add(60 * time.Second)
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+		resp, cerr := adm.CreateTopic(cctx, numPartitions, replication, map[string]*string{"min.insync.replicas": &minISR}, topic)
+		ccancel()
+		if err = cerr; err == nil {
+			err = resp.Err
+		}
+		if err == nil || time.Now().After(createUntil) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	if err != nil {
 		t.Fatalf("CreateTopic %s (RF=%d): %v", topic, replication, err)
@@ -153,6 +178,7 @@ func TestFailover(t *testing.T) {
 			kgo.ProducerLinger(2*time.Millisecond),
 			kgo.RecordDeliveryTimeout(60*time.Second),
 			kgo.MetadataMinAge(250*time.Millisecond),
+			clientLog(),
 		)
 		if err != nil {
 			t.Fatal(err)

@@ -206,11 +206,16 @@ async fn plan_appends(ctx: &Rc<ShardCtx>, r: &ProduceRequest) -> (Slots, Vec<(us
     let mut items: Vec<(usize, Item)> = Vec::new();
     // One snapshot of the effective (static + dynamic) settings for the whole request.
     let settings = ctx.settings();
+    // In a cluster the ISR decides (replica::check_produce, per partition).
+    let single = ctx.info.quorum.is_none();
     for td in &r.topic_data {
         let name = td.name.0.as_str();
-        let topic = resolve_topic(ctx, name, valid_acks)
-            .await
-            .and_then(|t| enough_replicas(&settings, &t, r.acks).map(|()| t));
+        let topic = resolve_topic(ctx, name, valid_acks).await.and_then(|t| {
+            if single {
+                enough_replicas(&settings, &t, r.acks)?;
+            }
+            Ok(t)
+        });
         let compression = topic.as_ref().map_or(TopicCompression::Producer, |t| {
             TopicCompression::effective(
                 t.configs.get("compression.type"),
@@ -265,7 +270,7 @@ async fn verify_txn(
 }
 
 /// acks=all needs `min.insync.replicas` in-sync replicas; a single broker is one (Kafka answers a
-/// topic with replication factor 1 and a higher minimum the same way).
+/// topic with replication factor 1 and a higher minimum the same way). Single node only.
 fn enough_replicas(settings: &BrokerSettings, t: &TopicMeta, acks: i16) -> Result<(), i16> {
     if acks != -1 {
         return Ok(());
