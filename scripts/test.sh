@@ -4,7 +4,7 @@
 #
 #   scripts/test.sh [PART...]
 #
-# PARTs (default: rust compat):
+# PARTs (default: rust compat cluster):
 #   rust       cargo fmt --check, cargo clippy --all-targets -D warnings, cargo doc -D warnings,
 #              cargo deny check (installs cargo-deny if missing), cargo test --workspace,
 #              cargo build --release
@@ -16,11 +16,15 @@
 #              kafka-tools and connect with `--config compat/java/broker.toml`), then
 #              scripts/compat.sh against it; then "librdkafka": librdkafka's own test suite
 #              (compat/librdkafka/run.sh, the fast set of compat/librdkafka/tests.list) on a fresh broker
+#   cluster    the 3-node failover test (compat/cluster/run.sh: scripts/cluster.sh, idempotent acks=all
+#              producers through kill -9 cycles; zero acknowledged loss, no duplicates, order kept):
+#              franz-go (CYCLES, default 5), then confluent-kafka (3 cycles)
 #   reference  the same client suite, every optional test enabled, and the same librdkafka test list
 #              (each must pass), against a real Apache Kafka (benches/kafka/start.sh; jars from
-#              Maven Central) -- proves the tests themselves right
+#              Maven Central) -- proves the tests themselves right; and the cluster failover test
+#              against a 3-node Apache Kafka (benches/kafka/cluster.sh)
 #
-# Environment: SKIP_RUST=1, SKIP_COMPAT=1 (drop a default part); COMPAT_CLIENTS (subset of clients);
+# Environment: SKIP_RUST=1, SKIP_COMPAT=1, SKIP_CLUSTER=1 (drop a default part); CYCLES (cluster); COMPAT_CLIENTS (subset of clients);
 # RINGBOLT_COMPAT_GROUPS / _COMPRESSION / _IDEMPOTENCE / _LEGACY / _TRANSACTIONS=1|"" or COMPAT_EXTRAS=all (optional compat
 # tests that need features of other issues; by default those listed in compat/extras run);
 # COMPAT_PORT (first port tried, default 19200); LIBRDKAFKA_TESTS=full (every listed librdkafka test,
@@ -39,6 +43,7 @@ if [[ ${#parts[@]} -eq 0 ]]; then
   parts=()
   [[ -z ${SKIP_RUST:-} ]] && parts+=(rust)
   [[ -z ${SKIP_COMPAT:-} ]] && parts+=(compat)
+  [[ -z ${SKIP_CLUSTER:-} ]] && parts+=(cluster)
 fi
 
 passed=0
@@ -348,6 +353,15 @@ reference_librdkafka() {
   return $status
 }
 
+# The failover test against a fresh 3-node cluster; run.sh starts, kills, restarts and stops it.
+part_cluster() {
+  build_release || return
+  step "cluster failover (franz-go, ${CYCLES:-5} kill -9 cycles) vs ringbolt" \
+    env CYCLES="${CYCLES:-5}" compat/cluster/run.sh ringbolt franz
+  step "cluster failover (confluent-kafka, 3 kill -9 cycles) vs ringbolt" \
+    env CYCLES=3 compat/cluster/run.sh ringbolt confluent
+}
+
 part_reference() {
   local clients=" ${COMPAT_CLIENTS:-go-sarama go-shopify go-franz java java-admin kafka-tools connect streams confluent kafka-python wire python-groups librdkafka} "
   local others=${clients// librdkafka / }
@@ -357,14 +371,21 @@ part_reference() {
   if [[ $clients == *" librdkafka "* ]]; then
     step "librdkafka test suite (${LIBRDKAFKA_TESTS:-fast}) vs Apache Kafka (reference)" reference_librdkafka
   fi
+  if [[ -z ${SKIP_CLUSTER:-} ]]; then
+    step "cluster failover (franz-go, ${CYCLES:-5} kill -9 cycles) vs Apache Kafka (reference)" \
+      env CYCLES="${CYCLES:-5}" compat/cluster/run.sh kafka franz
+    step "cluster failover (confluent-kafka, 3 kill -9 cycles) vs Apache Kafka (reference)" \
+      env CYCLES=3 compat/cluster/run.sh kafka confluent
+  fi
 }
 
 for p in "${parts[@]}"; do
   case $p in
   rust) part_rust ;;
   compat) part_compat ;;
+  cluster) part_cluster ;;
   reference) part_reference ;;
-  *) echo "unknown part '$p' (rust compat reference)" >&2; exit 2 ;;
+  *) echo "unknown part '$p' (rust compat cluster reference)" >&2; exit 2 ;;
   esac
 done
 

@@ -112,6 +112,24 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Create a topic with the default settings when a client produces to or asks metadata for an unknown one.",
     ),
     b(
+        "broker.heartbeat.interval.ms",
+        Int,
+        false,
+        "How often a broker heartbeats to the active controller.",
+    ),
+    b(
+        "broker.rack",
+        String,
+        false,
+        "The rack of this broker; replica placement spreads a partition's replicas over racks.",
+    ),
+    b(
+        "broker.session.timeout.ms",
+        Int,
+        false,
+        "A broker that has not heartbeated for this long is fenced and its leaderships move.",
+    ),
+    b(
         "compression.gzip.level",
         Int,
         true,
@@ -136,10 +154,28 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "zstd level when the broker compresses; Ringbolt supports only the default.",
     ),
     b(
+        "controller.listener.names",
+        List,
+        false,
+        "The name of the controller listener in listeners (CONTROLLER when unset).",
+    ),
+    b(
+        "controller.quorum.election.timeout.ms",
+        Int,
+        false,
+        "How long a controller waits without a leader before it starts an election.",
+    ),
+    b(
+        "controller.quorum.voters",
+        List,
+        false,
+        "The controller quorum: id@host:port of every voter, comma-separated.",
+    ),
+    b(
         "default.replication.factor",
         Short,
         false,
-        "Replication factor of automatically created topics; one broker holds one replica.",
+        "Replication factor of topics created without one (and of automatically created topics); a single node holds one replica.",
     ),
     b(
         "fetch.max.bytes",
@@ -163,7 +199,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "listeners",
         String,
         false,
-        "The address the broker listens on, as PLAINTEXT://host:port.",
+        "The addresses the node listens on: PLAINTEXT://host:port for clients, in a cluster also the controller listener.",
     ),
     b(
         "log.cleaner.backoff.ms",
@@ -367,7 +403,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "min.insync.replicas",
         Int,
         true,
-        "Replicas that must be in sync for an acks=all produce to succeed; one broker holds one.",
+        "Replicas that must be in sync for an acks=all produce to succeed; a single node holds one.",
     ),
     b(
         "node.id",
@@ -394,10 +430,34 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Committed offsets of a group that has been empty this long are deleted.",
     ),
     b(
+        "process.roles",
+        List,
+        false,
+        "broker, controller or both; unset runs a single node that is its own controller.",
+    ),
+    b(
         "queued.max.requests.per.connection",
         Int,
         false,
         "Ringbolt: requests one connection may have in flight before the broker stops reading from it.",
+    ),
+    b(
+        "replica.fetch.max.bytes",
+        Int,
+        false,
+        "Bytes a follower asks for per partition in one fetch from the leader.",
+    ),
+    b(
+        "replica.fetch.wait.max.ms",
+        Int,
+        false,
+        "The longest a follower's fetch waits at the leader for new data.",
+    ),
+    b(
+        "replica.lag.time.max.ms",
+        Long,
+        false,
+        "A follower that has not caught up with the leader for this long leaves the ISR.",
     ),
     b(
         "socket.request.max.bytes",
@@ -445,7 +505,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "unclean.leader.election.enable",
         Boolean,
         true,
-        "Whether a replica that is not in sync may become leader (never needed on one broker).",
+        "Whether a replica that is not in sync may become leader (data loss; never needed on a single node).",
     ),
 ];
 

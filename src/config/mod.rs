@@ -12,6 +12,7 @@
 //! runtime) is [`catalog`]; runtime changes and DescribeConfigs' view of the layers are [`dynamic`].
 
 pub mod catalog;
+pub mod cluster;
 pub mod dynamic;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,6 +54,9 @@ pub enum ConfigError {
     },
     #[error("invalid value `{value}` for config `{name}`")]
     InvalidValue { name: String, value: String },
+    /// Cluster settings that do not fit together ([`cluster`]).
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// Everything needed to start a broker. Build with [`BrokerConfig::new`] or from the CLI.
@@ -104,9 +108,44 @@ pub struct BrokerSettings {
     /// `node.id`: this broker's id in Metadata and broker config resources.
     #[serde(rename = "node.id")]
     pub node_id: i32,
-    /// `listeners`: `PLAINTEXT://host:port` or `host:port` (the `--listen` flag wins).
+    /// `listeners`: `PLAINTEXT://host:port` or `host:port`, in a cluster also the controller
+    /// listener (`CONTROLLER://host:port`); the `--listen` flag replaces the client one.
     #[serde(rename = "listeners")]
     pub listeners: Option<String>,
+    /// `process.roles`: `broker`, `controller` or both; unset = a single node ([`cluster`]).
+    #[serde(rename = "process.roles")]
+    pub process_roles: Option<String>,
+    /// `controller.quorum.voters`: `id@host:port` of every controller, comma-separated.
+    #[serde(rename = "controller.quorum.voters")]
+    pub controller_quorum_voters: Option<String>,
+    /// `controller.listener.names`: the name of the controller listener in `listeners`
+    /// (`CONTROLLER` when unset).
+    #[serde(rename = "controller.listener.names")]
+    pub controller_listener_names: Option<String>,
+    /// `broker.rack`: the rack this broker registers with (rack-aware replica placement).
+    #[serde(rename = "broker.rack")]
+    pub broker_rack: Option<String>,
+    /// `broker.heartbeat.interval.ms`: how often a broker heartbeats to the active controller
+    /// (Ringbolt's default 250, Kafka's 2000: failover is detected within the session timeout).
+    #[serde(rename = "broker.heartbeat.interval.ms")]
+    pub broker_heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`: a broker without a heartbeat this long is fenced (Ringbolt's
+    /// default 1500, Kafka's 9000).
+    #[serde(rename = "broker.session.timeout.ms")]
+    pub broker_session_timeout_ms: u64,
+    /// `controller.quorum.election.timeout.ms`: the Raft election timeout's lower bound
+    /// (Ringbolt's default 500, Kafka's 1000).
+    #[serde(rename = "controller.quorum.election.timeout.ms")]
+    pub controller_quorum_election_timeout_ms: u64,
+    /// `replica.lag.time.max.ms`: a follower that has not caught up for this long leaves the ISR.
+    #[serde(rename = "replica.lag.time.max.ms")]
+    pub replica_lag_time_max_ms: u64,
+    /// `replica.fetch.wait.max.ms`: the longest a follower's fetch waits at the leader.
+    #[serde(rename = "replica.fetch.wait.max.ms")]
+    pub replica_fetch_wait_max_ms: u64,
+    /// `replica.fetch.max.bytes`: bytes a follower asks for per partition and fetch.
+    #[serde(rename = "replica.fetch.max.bytes")]
+    pub replica_fetch_max_bytes: u32,
     /// `advertised.listeners` (the `--advertised-listener` flag wins).
     #[serde(rename = "advertised.listeners")]
     pub advertised_listeners: Option<String>,
@@ -217,7 +256,8 @@ pub struct BrokerSettings {
     /// copying them through user space. Kept switchable for the comparison bench.
     #[serde(rename = "fetch.zerocopy.enable")]
     pub fetch_zerocopy_enable: bool,
-    /// `default.replication.factor`: accepted for compatibility; only 1 is meaningful.
+    /// `default.replication.factor`: replicas of a topic created without one (-1); a single
+    /// node accepts only 1.
     #[serde(rename = "default.replication.factor")]
     pub default_replication_factor: i16,
     /// `group.initial.rebalance.delay.ms`: first rebalance of an empty group waits for joiners.
@@ -300,6 +340,16 @@ impl Default for BrokerSettings {
         BrokerSettings {
             explicit: BTreeSet::new(),
             listeners: None,
+            process_roles: None,
+            controller_quorum_voters: None,
+            controller_listener_names: None,
+            broker_rack: None,
+            broker_heartbeat_interval_ms: 250,
+            broker_session_timeout_ms: 1500,
+            controller_quorum_election_timeout_ms: 500,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_max_bytes: 1_048_576,
             advertised_listeners: None,
             log_dirs: None,
             num_shards: None,
@@ -738,6 +788,39 @@ impl BrokerSettings {
         if self.max_inflight_per_connection == 0 {
             return Err(bad("queued.max.requests.per.connection", "0".into()));
         }
+        if self.default_replication_factor < 1 {
+            return Err(bad(
+                "default.replication.factor",
+                self.default_replication_factor.to_string(),
+            ));
+        }
+        for (name, v) in [
+            (
+                "broker.heartbeat.interval.ms",
+                self.broker_heartbeat_interval_ms,
+            ),
+            ("broker.session.timeout.ms", self.broker_session_timeout_ms),
+            (
+                "controller.quorum.election.timeout.ms",
+                self.controller_quorum_election_timeout_ms,
+            ),
+            ("replica.lag.time.max.ms", self.replica_lag_time_max_ms),
+            (
+                "replica.fetch.max.bytes",
+                u64::from(self.replica_fetch_max_bytes),
+            ),
+        ] {
+            if v == 0 || v > i32::MAX as u64 {
+                return Err(bad(name, v.to_string()));
+            }
+        }
+        if self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms {
+            return Err(ConfigError::Cluster(format!(
+                "broker.session.timeout.ms ({}) must be larger than broker.heartbeat.interval.ms ({})",
+                self.broker_session_timeout_ms, self.broker_heartbeat_interval_ms
+            )));
+        }
+        self.cluster()?;
         parse_ts_type(
             "log.message.timestamp.type",
             &self.log_message_timestamp_type,

@@ -82,6 +82,15 @@ where
     Fut: Future<Output = T> + 'static,
     T: Send + 'static,
 {
+    // In a cluster another broker may coordinate the group (see `handlers::find_coordinator`).
+    if ctx.info.quorum.is_some()
+        && !crate::metadata::cluster::coordinates_locally(
+            ctx,
+            crate::group::offsets::partition_for(group, OFFSETS_PARTITIONS),
+        )
+    {
+        return None;
+    }
     let target = coordinator_shard(ctx, group);
     let res = run_on(target, move |tctx| async move {
         match coordinator(&tctx) {

@@ -116,6 +116,15 @@ async fn alter_topic(
     if validate_only || next == old.configs {
         return Ok(());
     }
+    if let Some(quorum) = ctx.info.quorum.clone() {
+        let cmd = crate::cluster::MetaCommand::SetTopicConfigs {
+            name: name.clone(),
+            configs: next,
+        };
+        super::cluster::propose(&quorum, cmd).await?;
+        tracing::info!(topic = %name, "altered topic configs in the cluster");
+        return Ok(());
+    }
     let new = Arc::new(TopicMeta {
         configs: next,
         ..(*old).clone()
@@ -187,6 +196,12 @@ async fn alter_broker(
     if validate_only || next == current {
         return Ok(());
     }
+    if let Some(quorum) = ctx.info.quorum.clone() {
+        let cmd = crate::cluster::MetaCommand::SetBrokerConfigs { configs: overrides };
+        super::cluster::propose(&quorum, cmd).await?;
+        tracing::info!(layer = %key, configs = ?next, "altered dynamic broker configs in the cluster");
+        return Ok(());
+    }
     let old = store.broker_configs.replace(overrides);
     let old_effective = store.effective.replace(effective);
     store.bump();
@@ -219,6 +234,30 @@ pub async fn create_partitions(
     count: i32,
     validate_only: bool,
 ) -> Result<(), TopicError> {
+    create_partitions_assigned(name, count, None, validate_only).await
+}
+
+/// [`create_partitions`] with the new partitions' replicas given (cluster mode; a single node's
+/// handler checks that an assignment names only itself).
+pub async fn create_partitions_assigned(
+    name: String,
+    count: i32,
+    assignments: Option<Vec<Vec<i32>>>,
+    validate_only: bool,
+) -> Result<(), TopicError> {
+    if let Some(ctx) = crate::shard::current()
+        && let Some(quorum) = ctx.info.quorum.clone()
+    {
+        return create_partitions_in_cluster(
+            &ctx,
+            &quorum,
+            name,
+            count,
+            assignments,
+            validate_only,
+        )
+        .await;
+    }
     serialized(move |ctx, store| async move {
         let old = store
             .topics
@@ -239,6 +278,50 @@ pub async fn create_partitions(
         Ok(())
     })
     .await
+}
+
+/// Cluster mode: checks the count, places the new partitions' replicas (as many as the topic's
+/// first partition has) or checks the given ones, and proposes them.
+async fn create_partitions_in_cluster(
+    ctx: &ShardCtx,
+    quorum: &crate::cluster::QuorumHandle,
+    name: String,
+    count: i32,
+    assignments: Option<Vec<Vec<i32>>>,
+    validate_only: bool,
+) -> Result<(), TopicError> {
+    let image = quorum.image();
+    let _ = ctx;
+    let topic = image
+        .topics
+        .get(&name)
+        .ok_or_else(|| TopicError::UnknownTopic(name.clone()))?;
+    let current = topic.partitions.len() as i32;
+    check_count(current, count)?;
+    let assignments = match assignments {
+        Some(a) => {
+            super::cluster::check_assignment(&image, &a)?;
+            a
+        }
+        None => {
+            let rf = topic
+                .partitions
+                .first()
+                .map(|p| p.replicas.len())
+                .unwrap_or(1) as i16;
+            super::cluster::place(&image, current, count - current, rf)?
+        }
+    };
+    if validate_only {
+        return Ok(());
+    }
+    let cmd = crate::cluster::MetaCommand::CreatePartitions {
+        name: name.clone(),
+        assignments,
+    };
+    super::cluster::propose(quorum, cmd).await?;
+    tracing::info!(topic = %name, partitions = count, "increased partitions in the cluster");
+    Ok(())
 }
 
 /// Kafka's rules: only an increase, and within the broker's limit.

@@ -232,9 +232,12 @@ pub struct NewTopic {
     pub name: String,
     /// -1 = broker default (`num.partitions`).
     pub partitions: i32,
-    /// -1 or 1 (single broker).
+    /// -1 = broker default (`default.replication.factor`); a single node accepts only 1.
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
+    /// Cluster mode: the replicas of each partition, preferred leader first (CreateTopics'
+    /// `assignments`); `None` lets the placement policy choose.
+    pub assignments: Option<Vec<Vec<i32>>>,
 }
 
 /// Creates a topic (or only validates it). Runs on the controller shard; returns after every shard
@@ -243,6 +246,11 @@ pub async fn create_topic(
     topic: NewTopic,
     validate_only: bool,
 ) -> Result<Arc<TopicMeta>, TopicError> {
+    if let Some(ctx) = shard::current()
+        && let Some(quorum) = ctx.info.quorum.clone()
+    {
+        return create_in_cluster(&ctx, &quorum, topic, validate_only).await;
+    }
     shard::run_on(0, move |ctx| async move {
         let store = ctx.controller.clone().ok_or(TopicError::ShuttingDown)?;
         create_on_controller(&ctx, &store, topic, validate_only).await
@@ -340,6 +348,81 @@ async fn create_on_controller(
     Ok(meta)
 }
 
+/// Cluster mode: validates as [`create_on_controller`] does, places the replicas (or checks the
+/// given assignment) and proposes the topic to the metadata quorum (see [`super::cluster`]).
+async fn create_in_cluster(
+    ctx: &Rc<ShardCtx>,
+    quorum: &crate::cluster::QuorumHandle,
+    topic: NewTopic,
+    validate_only: bool,
+) -> Result<Arc<TopicMeta>, TopicError> {
+    use super::cluster;
+    validate_topic_name(&topic.name)?;
+    let settings = ctx.settings();
+    let image = quorum.image();
+    let assignments = match topic.assignments {
+        Some(a) => {
+            cluster::check_assignment(&image, &a)?;
+            a
+        }
+        None => {
+            let partitions = if topic.partitions == -1 {
+                settings.num_partitions
+            } else {
+                topic.partitions
+            };
+            if !(1..=MAX_PARTITIONS).contains(&partitions) {
+                return Err(TopicError::InvalidPartitions {
+                    got: partitions,
+                    max: MAX_PARTITIONS,
+                });
+            }
+            let rf = if topic.replication_factor == -1 {
+                settings.default_replication_factor
+            } else {
+                topic.replication_factor
+            };
+            cluster::place(&image, 0, partitions, rf)?
+        }
+    };
+    if assignments.len() as i32 > MAX_PARTITIONS {
+        return Err(TopicError::InvalidPartitions {
+            got: assignments.len() as i32,
+            max: MAX_PARTITIONS,
+        });
+    }
+    settings
+        .validate_topic_configs(&topic.configs)
+        .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+    if image.topics.contains_key(&topic.name) {
+        return Err(TopicError::AlreadyExists(topic.name));
+    }
+    let meta = Arc::new(TopicMeta {
+        id: random_uuid().map_err(|e| TopicError::Storage(e.to_string()))?,
+        name: topic.name,
+        partitions: assignments.len() as i32,
+        configs: topic.configs,
+    });
+    if validate_only {
+        return Ok(meta);
+    }
+    let cmd = crate::cluster::MetaCommand::CreateTopic {
+        name: meta.name.clone(),
+        id: meta.id,
+        assignments,
+        configs: meta.configs.clone(),
+    };
+    cluster::propose(quorum, cmd).await.map_err(|e| match e {
+        // The image's own check: someone else created it first.
+        TopicError::Cluster(kafka_protocol::ResponseError::TopicAlreadyExists, _) => {
+            TopicError::AlreadyExists(meta.name.clone())
+        }
+        e => e,
+    })?;
+    tracing::info!(topic = %meta.name, partitions = meta.partitions, id = %meta.id, "created topic in the cluster");
+    Ok(meta)
+}
+
 /// Runs `op` on the controller shard with the store's operation permit held, so that controller
 /// operations that read the tables and then change them never interleave.
 pub(super) async fn serialized<T, F, Fut>(op: F) -> Result<T, TopicError>
@@ -371,6 +454,27 @@ pub enum TopicRef {
 /// Deletes a topic: metadata first (persisted), then every owner closes and removes its partition
 /// directories. Returns the deleted topic.
 pub async fn delete_topic(topic: TopicRef) -> Result<Arc<TopicMeta>, TopicError> {
+    if let Some(ctx) = shard::current()
+        && let Some(quorum) = ctx.info.quorum.clone()
+    {
+        let snap = ctx.metadata();
+        let removed = match &topic {
+            TopicRef::Name(n) => snap
+                .topic(n)
+                .cloned()
+                .ok_or_else(|| TopicError::UnknownTopic(n.clone()))?,
+            TopicRef::Id(id) => snap
+                .topic_by_id(*id)
+                .cloned()
+                .ok_or(TopicError::UnknownTopicId(*id))?,
+        };
+        let cmd = crate::cluster::MetaCommand::DeleteTopic {
+            name: removed.name.clone(),
+        };
+        super::cluster::propose(&quorum, cmd).await?;
+        tracing::info!(topic = %removed.name, "deleted topic in the cluster");
+        return Ok(removed);
+    }
     serialized(move |ctx, store| async move {
         let name = match &topic {
             TopicRef::Name(n) => n.clone(),
@@ -442,24 +546,20 @@ pub(crate) async fn apply_snapshot(
     snap: Arc<MetadataSnapshot>,
 ) -> Vec<OpenFailure> {
     let mut failed = Vec::new();
+    let previous = ctx.metadata();
     if !ctx.set_metadata(snap.clone()) {
         return failed;
     }
     let data_dir = ctx.info.data_dir.clone();
+    // In a cluster a topic deleted and created again under its name between two snapshots has a
+    // new id: its old logs go as if it had been deleted.
     let open_topics: Vec<String> = ctx.all_logs().into_iter().map(|(t, _, _)| t).collect();
     for topic in open_topics {
-        if snap.topic(&topic).is_some() {
+        if snap.topic(&topic).is_some() && !recreated(&previous, &snap, &topic) {
             continue;
         }
         for (p, log) in ctx.remove_topic_logs(&topic) {
-            if let Err(e) = log.close().await {
-                tracing::warn!(topic = %topic, partition = p, error = %e, "closing log failed");
-            }
-            drop(log);
-            let dir = partition_dir(&data_dir, &topic, p);
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "removing partition dir failed");
-            }
+            close_and_remove(ctx, &topic, p, log).await;
         }
     }
     for t in snap.topics.values() {
@@ -475,6 +575,18 @@ pub(crate) async fn apply_snapshot(
         for p in 0..t.partitions {
             if ctx.owner_of(&t.name, p) != ctx.id {
                 continue;
+            }
+            if let Some(image) = &snap.cluster {
+                let here = image
+                    .partition(&t.name, p)
+                    .is_some_and(|s| s.replicas.contains(&ctx.info.node_id));
+                if !here {
+                    // No replica here (any more): a reassignment moved it away.
+                    if let Some(log) = ctx.remove_log(&t.name, p) {
+                        close_and_remove(ctx, &t.name, p, log).await;
+                    }
+                    continue;
+                }
             }
             if let Some(log) = ctx.log(&t.name, p) {
                 // A dynamic topic or broker config change reaches the running log here.
@@ -502,4 +614,25 @@ pub(crate) async fn apply_snapshot(
     }
     crate::replica::apply_roles(ctx, &snap).await;
     failed
+}
+
+/// Whether `topic` has another id in `snap` than in `previous` (cluster mode: deleted and created
+/// again between two snapshots; a single node's ids never change under open logs).
+fn recreated(previous: &MetadataSnapshot, snap: &MetadataSnapshot, topic: &str) -> bool {
+    match (previous.topic(topic), snap.topic(topic)) {
+        (Some(a), Some(b)) => a.id != b.id,
+        _ => false,
+    }
+}
+
+/// Closes a partition log that is no longer here and deletes its directory.
+async fn close_and_remove(ctx: &ShardCtx, topic: &str, p: i32, log: Rc<PartitionLog>) {
+    if let Err(e) = log.close().await {
+        tracing::warn!(topic = %topic, partition = p, error = %e, "closing log failed");
+    }
+    drop(log);
+    let dir = partition_dir(&ctx.info.data_dir, topic, p);
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "removing partition dir failed");
+    }
 }

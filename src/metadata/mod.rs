@@ -16,6 +16,7 @@
 //! whole-file atomic replace is simpler to reason about for crash safety than a replayed log.
 
 pub mod alter;
+pub mod cluster;
 pub mod controller;
 pub mod producer_ids;
 pub mod quotas;
@@ -95,6 +96,9 @@ pub enum TopicError {
     Storage(String),
     #[error("broker is shutting down")]
     ShuttingDown,
+    /// Cluster mode: an error from the metadata quorum or the image's validation, with its code.
+    #[error("{1}")]
+    Cluster(ResponseError, String),
 }
 
 impl TopicError {
@@ -114,6 +118,7 @@ impl TopicError {
             TopicError::Storage(_) => ResponseError::UnknownServerError,
             // Clients retry elsewhere or later.
             TopicError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+            TopicError::Cluster(e, _) => *e,
         }
     }
 

@@ -7,10 +7,14 @@
 //! restart allocation resumes at that end, so an id is never handed out twice; at most one block
 //! per restart is skipped. The file write is blocking I/O on shard 0's thread, deliberately (as for
 //! the metadata file): once per thousand producers, a few bytes.
+//!
+//! In a cluster the blocks come from the metadata quorum instead (`ClusterBlock`), so ids are
+//! unique across brokers.
 
 use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// Name of the high-water file inside the data dir.
 pub const PRODUCER_IDS_FILE: &str = "ringbolt-producer-ids";
@@ -84,6 +88,13 @@ pub const ALLOCATOR_SHARD: usize = 0;
 /// A new producer id from the allocator on [`ALLOCATOR_SHARD`], from any shard. Errors are the
 /// Kafka error to answer.
 pub async fn allocate_remote() -> Result<i64, kafka_protocol::ResponseError> {
+    if crate::shard::current().is_some_and(|c| c.info.quorum.is_some()) {
+        return crate::shard::run_on(ALLOCATOR_SHARD, |ctx| async move {
+            ctx.local_state(ClusterBlock::default).allocate(&ctx).await
+        })
+        .await
+        .unwrap_or(Err(kafka_protocol::ResponseError::CoordinatorNotAvailable));
+    }
     let allocated = crate::shard::run_on(ALLOCATOR_SHARD, |ctx| async move {
         let data_dir = ctx.info.data_dir.clone();
         ctx.local_state(|| ProducerIdAllocator::new(&data_dir))
@@ -100,6 +111,75 @@ pub async fn allocate_remote() -> Result<i64, kafka_protocol::ResponseError> {
         Err(e) => {
             tracing::warn!(error = %e, "producer-id allocator unreachable");
             Err(kafka_protocol::ResponseError::CoordinatorNotAvailable)
+        }
+    }
+}
+
+/// Cluster mode: ids from blocks of [`BLOCK_SIZE`] that the metadata quorum hands this broker
+/// (Kafka's AllocateProducerIds), so no two brokers ever hand out the same id; a restart takes a
+/// new block (the rest of the old one is skipped, as on a single node).
+#[derive(Default)]
+struct ClusterBlock {
+    next: Cell<i64>,
+    limit: Cell<i64>,
+    /// One block request at a time.
+    fetching: std::cell::RefCell<Option<Rc<crate::sync::LocalEvent>>>,
+}
+
+impl ClusterBlock {
+    async fn allocate(
+        &self,
+        ctx: &crate::shard::ShardCtx,
+    ) -> Result<i64, kafka_protocol::ResponseError> {
+        use kafka_protocol::ResponseError;
+        loop {
+            let id = self.next.get();
+            if id < self.limit.get() {
+                self.next.set(id + 1);
+                return Ok(id);
+            }
+            let pending = self.fetching.borrow().clone();
+            if let Some(ev) = pending {
+                ev.wait().await;
+                continue;
+            }
+            let ev = Rc::new(crate::sync::LocalEvent::default());
+            *self.fetching.borrow_mut() = Some(ev.clone());
+            let quorum = ctx
+                .info
+                .quorum
+                .clone()
+                .ok_or(ResponseError::UnknownServerError);
+            let res = match quorum {
+                Ok(q) => {
+                    q.propose(crate::cluster::MetaCommand::AllocateProducerIds {
+                        broker: ctx.info.node_id,
+                        count: BLOCK_SIZE,
+                    })
+                    .await
+                }
+                Err(e) => {
+                    self.fetching.borrow_mut().take();
+                    ev.set();
+                    return Err(e);
+                }
+            };
+            self.fetching.borrow_mut().take();
+            ev.set();
+            match res {
+                Ok((_, crate::cluster::MetaResponse::ProducerIds { first })) => {
+                    self.next.set(first);
+                    self.limit.set(first + BLOCK_SIZE);
+                }
+                Ok((_, other)) => {
+                    tracing::error!(?other, "allocating a producer-id block failed");
+                    return Err(ResponseError::UnknownServerError);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "allocating a producer-id block failed");
+                    return Err(ResponseError::CoordinatorNotAvailable);
+                }
+            }
         }
     }
 }

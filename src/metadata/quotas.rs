@@ -30,6 +30,14 @@ pub async fn alter_quotas(
         if validate_only || next == *old {
             return Ok(results);
         }
+        if let Some(quorum) = ctx.info.quorum.clone() {
+            let cmd = crate::cluster::MetaCommand::SetQuotas {
+                quotas: super::cluster::quota_entries(&next),
+            };
+            super::cluster::propose(&quorum, cmd).await?;
+            tracing::info!("altered client quotas in the cluster");
+            return Ok(results);
+        }
         store.quotas.replace(Arc::new(next));
         store.bump();
         if let Err(e) = store.persist() {

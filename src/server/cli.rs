@@ -35,12 +35,21 @@ impl ServeArgs {
             Some(p) => BrokerSettings::from_file(p)?,
             None => BrokerSettings::default(),
         };
-        let listen = match (&self.listen, &settings.listeners, &self.config) {
+        // `listeners` may also name the controller listener (cluster mode): the client one is
+        // its PLAINTEXT entry.
+        let from_file = settings
+            .client_listener()
+            .with_context(|| match &self.config {
+                Some(file) => format!("config file {}", file.display()),
+                None => "listeners".into(),
+            })?;
+        let listen = match (&self.listen, from_file, &self.config) {
             (Some(l), _, _) => parse_listener(l).context("--listen")?,
-            (None, Some(l), Some(file)) => {
-                parse_listener(l).with_context(|| format!("config file {}", file.display()))?
-            }
-            (None, Some(l), None) => parse_listener(l)?,
+            (None, Some(a), _) => a,
+            (None, None, Some(file)) if settings.listeners.is_some() => anyhow::bail!(
+                "config file {}: listeners has no PLAINTEXT:// client listener",
+                file.display()
+            ),
             (None, None, _) => parse_listener("127.0.0.1:9092")?,
         };
         let data_dir = self

@@ -100,6 +100,7 @@
 pub mod alloc;
 pub mod authz;
 pub mod cli;
+pub mod cluster_mode;
 pub mod connection;
 pub mod fetch_response;
 pub mod handlers;
@@ -270,6 +271,8 @@ pub struct BrokerHandle {
     statuses: Arc<[ShardStatus]>,
     /// Held until the shards are joined (fields drop after `Drop::drop`).
     data_dir: Option<startup::DataDir>,
+    /// Cluster mode: the quorum thread, shut down after the shards ([`cluster_mode`]).
+    quorum: Option<crate::cluster::QuorumHandle>,
 }
 
 impl BrokerHandle {
@@ -293,6 +296,16 @@ impl BrokerHandle {
     }
 
     fn stop_and_join(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let joined = self.stop_and_join_shards(timeout);
+        if joined.is_ok()
+            && let Some(q) = self.quorum.take()
+        {
+            q.shutdown();
+        }
+        joined
+    }
+
+    fn stop_and_join_shards(&mut self, timeout: Duration) -> anyhow::Result<()> {
         self.stop.store(true, Ordering::SeqCst);
         if self.shards.is_empty() {
             return Ok(());
@@ -350,7 +363,7 @@ impl BrokerHandle {
 
 impl Drop for BrokerHandle {
     fn drop(&mut self) {
-        if !self.shards.is_empty()
+        if (!self.shards.is_empty() || self.quorum.is_some())
             && let Err(e) = self.stop_and_join(SHUTDOWN_TIMEOUT)
         {
             tracing::error!(error = %e, "broker shutdown on drop failed");
@@ -372,6 +385,8 @@ struct ShardPlan {
     cluster_id: String,
     snapshot: Arc<MetadataSnapshot>,
     quota_meters: Arc<crate::quota::QuotaTracker>,
+    /// Cluster mode: the metadata quorum ([`cluster_mode`]).
+    quorum: Option<crate::cluster::QuorumHandle>,
     /// This shard's own copy of the mesh builder, made before any shard started (see
     /// [`mesh_copies`]); taken once, by the shard's `join`.
     mesh: Option<Mesh>,
@@ -408,7 +423,18 @@ pub fn spawn_broker_until(
     let data_dir = startup::lock_data_dir(&cfg.data_dir)?;
     cfg.data_dir = data_dir.path().to_owned();
     let n = cfg.shard_count();
-    let (snapshot, cluster_id) = MetadataStore::load_snapshot(&cfg.data_dir, &cfg.settings)?;
+    let cluster = cfg.settings.cluster()?;
+    let (snapshot, cluster_id) = match &cluster {
+        // Shards start empty; shard 0 publishes the quorum's images (`cluster_mode`).
+        Some(cs) => (
+            Arc::new(MetadataSnapshot {
+                settings: Arc::new(cfg.settings.clone()),
+                ..MetadataSnapshot::default()
+            }),
+            cs.derived_cluster_id(),
+        ),
+        None => MetadataStore::load_snapshot(&cfg.data_dir, &cfg.settings)?,
+    };
     startup::warn_if_few_descriptors(
         snapshot
             .topics
@@ -429,7 +455,20 @@ pub fn spawn_broker_until(
         shards: Vec::with_capacity(n),
         statuses: statuses.clone(),
         data_dir: Some(data_dir),
+        quorum: None,
     };
+    // In cluster mode the shards stop on their own flag, set after a controlled shutdown.
+    let shard_stop = match &cluster {
+        Some(cs) => {
+            let quorum = cluster_mode::start_quorum(&cfg, cs)?;
+            handle.quorum = Some(quorum.clone());
+            let shard_stop = Arc::new(AtomicBool::new(false));
+            cluster_mode::spawn_stop_relay(stop.clone(), shard_stop.clone(), open.clone(), quorum)?;
+            shard_stop
+        }
+        None => stop.clone(),
+    };
+    let quorum = handle.quorum.clone();
     let mut plan = |id: usize, listen: SocketAddr| ShardPlan {
         id,
         n,
@@ -438,8 +477,9 @@ pub fn spawn_broker_until(
         cluster_id: cluster_id.clone(),
         snapshot: snapshot.clone(),
         quota_meters: quota_meters.clone(),
+        quorum: quorum.clone(),
         mesh: meshes[id].take(),
-        stop: stop.clone(),
+        stop: shard_stop.clone(),
         open: open.clone(),
         drained: drained.clone(),
         statuses: statuses.clone(),
@@ -565,27 +605,7 @@ fn allowed_cpus() -> Vec<usize> {
 fn broker_info(p: &ShardPlan, bound: SocketAddr) -> BrokerInfo {
     let cfg = &p.cfg;
     let cluster_id = p.cluster_id.clone();
-    let (host, port) = match &cfg.advertised_listener {
-        Some(a) => {
-            let a = a.split_once("://").map(|(_, r)| r).unwrap_or(a);
-            match a.rsplit_once(':') {
-                Some((h, p)) => (
-                    h.trim_matches(|c| c == '[' || c == ']').to_string(),
-                    p.parse().unwrap_or(bound.port() as i32),
-                ),
-                None => (a.to_string(), bound.port() as i32),
-            }
-        }
-        None => {
-            let ip = bound.ip();
-            let host = if ip.is_unspecified() {
-                "127.0.0.1".to_string()
-            } else {
-                ip.to_string()
-            };
-            (host, bound.port() as i32)
-        }
-    };
+    let (host, port) = cluster_mode::advertised(cfg, bound);
     BrokerInfo {
         node_id: cfg.settings.node_id,
         cluster_id,
@@ -594,7 +614,7 @@ fn broker_info(p: &ShardPlan, bound: SocketAddr) -> BrokerInfo {
         data_dir: cfg.data_dir.clone(),
         settings: cfg.settings.clone(),
         quota_meters: p.quota_meters.clone(),
-        quorum: None,
+        quorum: p.quorum.clone(),
     }
 }
 
@@ -721,6 +741,11 @@ async fn recover(p: &ShardPlan, ctx: &Rc<ShardCtx>) {
     let status = &p.statuses[p.id];
     status.set(Phase::Recovering);
     let failed = controller::apply_snapshot(ctx, p.snapshot.clone()).await;
+    let joined = if p.id == 0 {
+        cluster_mode::follow_and_wait_registered(ctx, &p.stop).await
+    } else {
+        Ok(())
+    };
     if !ctx.stopping.is_set() {
         crate::group::shard::start_shard(ctx).await;
         crate::txn::shard::start_shard(ctx).await;
@@ -728,6 +753,9 @@ async fn recover(p: &ShardPlan, ctx: &Rc<ShardCtx>) {
     // A failed shard still goes through the shutdown sequence (the others wait for it there);
     // `spawn_broker` stops the broker when it reads the failure.
     let _ = p.report.send(match failed.first() {
+        None if joined.is_err() => {
+            Startup::Failed(format!("cluster: {}", joined.err().unwrap_or_default()))
+        }
         None => Startup::Ready,
         Some(first) => Startup::Failed(format!(
             "shard {}: {} partition log(s) could not be opened, first {first}",

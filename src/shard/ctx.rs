@@ -137,6 +137,16 @@ impl ShardCtx {
             .insert(partition, log);
     }
 
+    pub(crate) fn remove_log(&self, topic: &str, partition: i32) -> Option<Rc<PartitionLog>> {
+        let mut logs = self.logs.borrow_mut();
+        let parts = logs.get_mut(topic)?;
+        let log = parts.remove(&partition);
+        if parts.is_empty() {
+            logs.remove(topic);
+        }
+        log
+    }
+
     pub(crate) fn remove_topic_logs(&self, topic: &str) -> Vec<(i32, Rc<PartitionLog>)> {
         self.logs
             .borrow_mut()

@@ -27,6 +27,7 @@ use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 
 use super::error::StorageError;
 use super::recent::RecentWrites;
+use super::replica::ReplicaRole;
 use super::segment::{self, sync_dir};
 use super::state::{ActiveFile, Inner, Op};
 use super::{syncer, zero_fill};
@@ -44,11 +45,17 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
             let mut st = inner.state_mut();
             if st.is_failed() {
                 st.queue_mut().stop();
+                drop(st);
+                inner.idle().notify();
                 return;
             }
             match st.queue_mut().take_work(MAX_COALESCED_WRITE) {
                 Some(work) => work,
-                None => return,
+                None => {
+                    drop(st);
+                    inner.idle().notify();
+                    return;
+                }
             }
         };
         let res = if let Some(Op::Snapshot { .. }) = work.first() {
@@ -75,6 +82,7 @@ pub(crate) async fn writer_loop(inner: Rc<Inner>) {
         if let Err(e) = res {
             inner.fail(&e);
             inner.state_mut().queue_mut().stop();
+            inner.idle().notify();
             return;
         }
     }
@@ -146,7 +154,12 @@ async fn do_write(inner: &Rc<Inner>, ops: Vec<Op>) -> Result<(), StorageError> {
         syncer::start_flush_timer(inner, flush_ms);
     }
     inner.progress().notify();
-    inner.appended().notify();
+    inner.written().notify();
+    // A single replica's high watermark is the written end; a replica's moves only when the
+    // replication layer advances it (`replica.rs`), which wakes the readers then.
+    if inner.state().role() == ReplicaRole::Single {
+        inner.appended().notify();
+    }
     Ok(())
 }
 
@@ -187,6 +200,7 @@ fn stage(end: &FileEnd, ops: &[Op]) -> (DmaBuffer, Staged) {
         if let Op::Write {
             bytes,
             base_offset,
+            epoch,
             position,
             next_offset: n,
             messages: m,
@@ -195,7 +209,9 @@ fn stage(end: &FileEnd, ops: &[Op]) -> (DmaBuffer, Staged) {
         {
             debug_assert_eq!(*position, end.written + (at - tail.len()) as u64);
             out[at..at + bytes.len()].copy_from_slice(bytes);
-            rebase(&mut out[at..at + bytes.len()], *base_offset);
+            if let Some(epoch) = epoch {
+                rebase(&mut out[at..at + bytes.len()], *base_offset, *epoch);
+            }
             at += bytes.len();
             next_offset = *n;
             messages += *m;
@@ -268,16 +284,17 @@ fn publish(
 }
 
 /// Sets the broker-owned header fields of the validated batches in `buf` (see `Op::Write`):
-/// consecutive base offsets from `base`, partition leader epoch 0. This is where the produced
-/// bytes are copied anyway (into the DMA buffer), so the request's bytes need no copy of their own.
-fn rebase(buf: &mut [u8], base: i64) {
+/// consecutive base offsets from `base`, partition leader epoch `epoch`. This is where the
+/// produced bytes are copied anyway (into the DMA buffer), so the request's bytes need no copy of
+/// their own.
+fn rebase(buf: &mut [u8], base: i64, epoch: i32) {
     use crate::format::record_batch::{BatchHeader, set_base_offset, set_partition_leader_epoch};
     let mut pos = 0;
     let mut next = base;
     while pos < buf.len() {
         let b = &mut buf[pos..];
         set_base_offset(b, next);
-        set_partition_leader_epoch(b, super::leader_epoch::LEADER_EPOCH);
+        set_partition_leader_epoch(b, epoch);
         // Validated in `append_assign`; a header that does not parse cannot occur.
         let Ok(h) = BatchHeader::parse(b) else { return };
         next = h.last_offset() + 1;

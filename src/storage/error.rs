@@ -43,6 +43,18 @@ pub enum StorageError {
     /// (`INVALID_TIMESTAMP`, 32).
     #[error("invalid timestamp: {0}")]
     InvalidTimestamp(i64),
+    /// A client append or marker on a follower's log, or any append while a truncation rebuilds
+    /// the log (`NOT_LEADER_OR_FOLLOWER`, 6); also what `wait_high_watermark` ends with when
+    /// the role it waited under is gone.
+    #[error("not the leader: {0}")]
+    NotLeaderOrFollower(String),
+    /// A follower's append that does not continue its log: the leader's batches start below the
+    /// log end offset, or their offsets go backwards (Kafka's `UnexpectedAppendOffsetException`;
+    /// the fetcher truncates or resets; `UNKNOWN_SERVER_ERROR` should it ever reach a client).
+    #[error(
+        "replica append at offset {first} does not continue the log ending at {log_end} (batch offsets must increase from the log end)"
+    )]
+    UnexpectedAppendOffset { first: i64, log_end: i64 },
     /// The log was closed (`NOT_LEADER_OR_FOLLOWER`, 6, so clients refresh metadata and retry).
     #[error("log is closed")]
     Closed,
@@ -67,7 +79,10 @@ impl StorageError {
             StorageError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
             StorageError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
             StorageError::CoordinatorFenced(_) => ResponseError::TransactionCoordinatorFenced,
-            StorageError::Closed => ResponseError::NotLeaderOrFollower,
+            StorageError::Closed | StorageError::NotLeaderOrFollower(_) => {
+                ResponseError::NotLeaderOrFollower
+            }
+            StorageError::UnexpectedAppendOffset { .. } => ResponseError::UnknownServerError,
             StorageError::Offline(_) | StorageError::Io(_) => ResponseError::KafkaStorageError,
         }
     }

@@ -17,6 +17,12 @@
 //! assigns the leader epoch at the log end, so a fresh partition's file holds `0 0` (and after
 //! DeleteRecords, `0 <log start>`).
 //!
+//! # Replicated partitions (issue 19)
+//! A leader's epoch comes from the cluster metadata: `set_role(Leader { epoch })` assigns it at
+//! the log end and client appends are stamped with it; a follower adds the epochs of the
+//! leader's batches as they arrive, and a truncation cuts the cache back with the log
+//! (`replica.rs`). Opening a log only assigns epoch 0 when the cache knows no later epoch.
+//!
 //! # Semantics (Kafka's `LeaderEpochFileCache`)
 //! Entries are strictly increasing in both epoch and start offset. `assign(epoch, offset)` is a
 //! no-op for the latest epoch at or after its start; otherwise it first removes the entries it
@@ -323,7 +329,11 @@ impl PartitionLog {
                 self.recover_epochs(&mut cache, &last, start).await?;
             }
         }
-        cache.assign(LEADER_EPOCH, end);
+        // A single node's epoch; a replica's cache keeps the epochs its leaders stamped (the role
+        // notes its own epoch when it becomes leader, `replica.rs`).
+        if cache.latest().is_none_or(|l| l.epoch <= LEADER_EPOCH) {
+            cache.assign(LEADER_EPOCH, end);
+        }
         let epochs = self.epoch_file();
         let changed = cache != loaded;
         *epochs.cache.borrow_mut() = cache;
@@ -400,7 +410,7 @@ impl PartitionLog {
     ) -> Result<(), StorageError> {
         let mut cur = from;
         loop {
-            let hw = self.high_watermark();
+            let hw = self.log_end_offset();
             if cur >= hw {
                 return Ok(());
             }
@@ -455,6 +465,35 @@ impl PartitionLog {
             })
             .detach();
         }
+    }
+
+    /// A follower's append: a batch of the leader stamped with `epoch` starts at `base_offset`;
+    /// recorded only when `epoch` is newer than the latest known (Kafka's `appendAsFollower`).
+    pub(crate) fn note_epoch_if_newer(&self, epoch: i32, base_offset: i64) {
+        let newer = epoch >= 0
+            && self
+                .epoch_file()
+                .cache
+                .borrow()
+                .latest()
+                .is_none_or(|l| epoch > l.epoch);
+        if newer {
+            self.note_epoch(epoch, base_offset);
+        }
+    }
+
+    /// Truncation: drops the epochs starting at or after `end` (all of them for `None`: the log
+    /// restarts empty) and persists the cache before the log is cut, as Kafka's `truncateTo`
+    /// does (a crash in between leaves epochs the reopened log recovers from its batches).
+    pub(crate) async fn truncate_epochs_from_end(
+        &self,
+        end: Option<i64>,
+    ) -> Result<(), StorageError> {
+        let epochs = self.epoch_file();
+        if epochs.update(|c| c.truncate_from_end(end.unwrap_or(0).max(0))) {
+            epochs.persist(self.dir()).await?;
+        }
+        Ok(())
     }
 
     /// DeleteRecords: truncates the cache to the new log start and persists it.

@@ -43,39 +43,9 @@ impl PartitionLog {
     /// Opens (recovering if needed) or creates the log in `dir`.
     pub async fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<Self, StorageError> {
         let dir: PathBuf = dir.into();
-        let now = now_ms();
         // A log-cleaner swap cut short by a crash is finished or undone first.
         super::cleaner::swap::recover_dir(&dir)?;
-        let mut bases = list_segments(&dir).await?;
-        let mut segments = recover_segments(&dir, &bases, &config, now).await?;
-        let persisted_start = log_start::read(&dir).await?;
-        let end = segments.values().next_back().map_or(0, |s| s.next_offset);
-        if let Some(start) = persisted_start
-            && start > end
-        {
-            log_start::restart_empty_at(&dir, &bases, start).await?;
-            bases = vec![start];
-            segments = recover_segments(&dir, &bases, &config, now).await?;
-        }
-        let (active_base, next, size) = {
-            let a = segments.values().next_back().expect("newest segment");
-            (a.base_offset, a.next_offset, a.size)
-        };
-        let active = open_active_file(&dir, active_base, size).await?;
-        let rebuilt = rebuild_producers(&dir, &segments, next, now)?;
-        super::txn_log::load_txn_indexes(&dir, &mut segments, rebuilt.from, &rebuilt.aborted)
-            .await?;
-        let producers = rebuilt.state;
-        let st = State::new(
-            SegmentMap::new(segments),
-            active,
-            WriteQueue::new(next, size),
-            SyncState::new(
-                next,
-                config.flush_messages != u64::MAX || config.flush_ms != u64::MAX,
-            ),
-            producers,
-        );
+        let (st, persisted_start) = load_state(&dir, &config).await?;
         let log = PartitionLog {
             inner: Rc::new(Inner::new(dir, config, st)),
             epochs: Rc::new(EpochFile::new()),
@@ -156,6 +126,12 @@ impl PartitionLog {
         let (base, last, append_time) = {
             let mut st = inner.state_mut();
             st.check_usable()?;
+            let Some(epoch) = st.role().append_epoch() else {
+                return Err(StorageError::NotLeaderOrFollower(format!(
+                    "this replica is a {:?}",
+                    st.role()
+                )));
+            };
             let cfg = inner.config();
             let headers = validate(&records, &cfg)?;
             let verdict = match &marker {
@@ -195,9 +171,9 @@ impl PartitionLog {
                 let interval = cfg.index_interval_bytes;
                 drop(cfg);
                 let (records, stored) =
-                    stamp_and_index(&mut st, records, &headers, append_time, interval)?;
+                    stamp_and_index(&mut st, records, &headers, append_time, interval, epoch)?;
                 self.enqueue(&mut st, records, &stored, count, now, marker);
-                self.note_epoch(LEADER_EPOCH, base);
+                self.note_epoch(epoch, base);
                 (base, last, append_time)
             }
         };
@@ -221,6 +197,7 @@ impl PartitionLog {
         now: i64,
         marker: Option<TxnMarker>,
     ) {
+        let epoch = st.role().append_epoch().unwrap_or(LEADER_EPOCH);
         for h in stored {
             match &marker {
                 Some(m) => {
@@ -236,7 +213,7 @@ impl PartitionLog {
             }
         }
         st.producers_mut().maybe_expire(now);
-        if st.queue_mut().push_write(records, count) {
+        if st.queue_mut().push_write(records, count, epoch) {
             let end = st.queue().assigned();
             let bytes = st.producers_mut().encode(end);
             st.queue_mut().push_snapshot(bytes);
@@ -251,7 +228,7 @@ impl PartitionLog {
         loop {
             {
                 let st = inner.state();
-                if st.hw() > offset {
+                if st.written_end() > offset {
                     return Ok(());
                 }
                 st.check_online()?;
@@ -261,7 +238,7 @@ impl PartitionLog {
     }
 
     /// Starts the writer task when work is queued and none runs.
-    fn ensure_writer(&self, st: &mut State) {
+    pub(crate) fn ensure_writer(&self, st: &mut State) {
         if st.queue_mut().try_start_writer() {
             glommio::spawn_local(super::appender::writer_loop(self.inner.clone())).detach();
         }
@@ -277,7 +254,7 @@ impl PartitionLog {
                 let mut st = inner.state_mut();
                 st.check_online()?;
                 let n = offset.min(st.queue().assigned() - 1);
-                let hw = st.hw();
+                let hw = st.written_end();
                 if st.sync().durable() > n {
                     return Ok(());
                 }
@@ -304,10 +281,13 @@ impl PartitionLog {
     pub fn log_start_offset(&self) -> i64 {
         self.inner.state().segments().log_start()
     }
-    /// One past the last written offset (equals the high watermark: single replica).
+    /// One past the last written offset (the log end offset; appends still queued are not
+    /// counted).
     pub fn log_end_offset(&self) -> i64 {
-        self.inner.state().hw()
+        self.inner.state().written_end()
     }
+    /// What consumers may read up to: the written end for [`super::ReplicaRole::Single`], the
+    /// replicated high watermark otherwise (`replica.rs`).
     pub fn high_watermark(&self) -> i64 {
         self.inner.state().hw()
     }
@@ -315,10 +295,17 @@ impl PartitionLog {
     pub fn durable_offset(&self) -> i64 {
         self.inner.state().sync().durable()
     }
-    /// Resolves after the next append becomes readable (or the log closes); cheap to create and
-    /// to drop.
+    /// Resolves after the next append becomes readable, i.e. the high watermark moves (or the
+    /// role changes, or the log closes); cheap to create and to drop.
     pub fn wait_for_append(&self) -> impl Future<Output = ()> + 'static {
         self.inner.appended().wait()
+    }
+
+    /// Resolves after the next write completes, i.e. the log end offset moves (or the log
+    /// closes): what a follower's fetch on the leader waits for, as it reads up to the log end
+    /// ([`PartitionLog::read_replica`]). Cheap to create and to drop.
+    pub fn wait_for_write(&self) -> impl Future<Output = ()> + 'static {
+        self.inner.written().wait()
     }
 
     /// Seals the active segment and starts a new one (no-op when the active segment is empty).
@@ -366,6 +353,9 @@ impl PartitionLog {
     /// Drains queued appends, syncs, writes the indexes, trims the active file to its logical size
     /// and closes it. Later appends fail with [`StorageError::Closed`]; reads keep working.
     pub async fn close(&self) -> Result<(), StorageError> {
+        while self.inner.state().is_truncating() {
+            self.inner.progress().wait().await;
+        }
         let target = {
             let mut st = self.inner.state_mut();
             if st.is_closed() {
@@ -457,6 +447,45 @@ impl PartitionLog {
             .filter(|s| s.reader.is_some())
             .count()
     }
+}
+
+/// Open (and the reload after a truncation, `replica.rs`): the state of the log in `dir` as
+/// its files are, recovered, with the persisted log start still to apply
+/// (`PartitionLog::apply_persisted_log_start`).
+pub(crate) async fn load_state(
+    dir: &Path,
+    config: &LogConfig,
+) -> Result<(State, Option<i64>), StorageError> {
+    let now = now_ms();
+    let mut bases = list_segments(dir).await?;
+    let mut segments = recover_segments(dir, &bases, config, now).await?;
+    let persisted_start = log_start::read(dir).await?;
+    let end = segments.values().next_back().map_or(0, |s| s.next_offset);
+    if let Some(start) = persisted_start
+        && start > end
+    {
+        log_start::restart_empty_at(dir, &bases, start).await?;
+        bases = vec![start];
+        segments = recover_segments(dir, &bases, config, now).await?;
+    }
+    let (active_base, next, size) = {
+        let a = segments.values().next_back().expect("newest segment");
+        (a.base_offset, a.next_offset, a.size)
+    };
+    let active = open_active_file(dir, active_base, size).await?;
+    let rebuilt = rebuild_producers(dir, &segments, next, now)?;
+    super::txn_log::load_txn_indexes(dir, &mut segments, rebuilt.from, &rebuilt.aborted).await?;
+    let st = State::new(
+        SegmentMap::new(segments),
+        active,
+        WriteQueue::new(next, size),
+        SyncState::new(
+            next,
+            config.flush_messages != u64::MAX || config.flush_ms != u64::MAX,
+        ),
+        rebuilt.state,
+    );
+    Ok((st, persisted_start))
 }
 
 /// Open, first phase: creates `dir` if needed, removes index files whose log is gone and
@@ -624,7 +653,7 @@ fn record_count(headers: &[BatchHeader]) -> Result<i64, StorageError> {
 /// Append, second phase: whether `total` bytes in `batches` batches ending at offset `last` must
 /// start a new segment (`segment.bytes`, `segment.ms`, and what the segment's u32 positions,
 /// relative offsets and index can hold).
-fn needs_roll(
+pub(crate) fn needs_roll(
     st: &State,
     cfg: &LogConfig,
     total: u64,
@@ -644,7 +673,7 @@ fn needs_roll(
 }
 
 /// Append, third phase: the batches' headers as stored (offsets from the assigned end, partition
-/// leader epoch 0, and under `LogAppendTime` the append time), indexed in the active segment at
+/// leader epoch `epoch` (the role's: 0 on a single node), and under `LogAppendTime` the append time), indexed in the active segment at
 /// the projected end. Under `LogAppendTime` the records become a patched copy, since that
 /// rewrites CRC-covered fields; otherwise they are appended as the request carried them (see
 /// `Op::Write`).
@@ -654,6 +683,7 @@ fn stamp_and_index(
     headers: &[BatchHeader],
     append_time: i64,
     interval: u32,
+    epoch: i32,
 ) -> Result<(Bytes, Vec<BatchHeader>), StorageError> {
     let position = st.queue().projected_size();
     let mut next = st.queue().assigned();
@@ -667,13 +697,13 @@ fn stamp_and_index(
             Some(copy) => {
                 let b = &mut copy[pos..pos + len];
                 record_batch::set_base_offset(b, next);
-                record_batch::set_partition_leader_epoch(b, LEADER_EPOCH);
+                record_batch::set_partition_leader_epoch(b, epoch);
                 record_batch::set_log_append_time(b, append_time);
                 BatchHeader::parse(b)?
             }
             None => BatchHeader {
                 base_offset: next,
-                partition_leader_epoch: LEADER_EPOCH,
+                partition_leader_epoch: epoch,
                 ..*h
             },
         };

@@ -64,6 +64,14 @@ impl LogStartFile {
             lock: Semaphore::new(1),
         }
     }
+
+    /// Takes the partition's turn to move its log start (a truncation takes it too).
+    pub(crate) async fn turn(&self) -> Result<glommio::sync::Permit<'_>, StorageError> {
+        self.lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)
+    }
 }
 
 /// The persisted log start of the partition in `dir`, if one was written.

@@ -5,7 +5,8 @@
 //! `<data-dir>/<topic>-<partition>/` holds segments named by their 20-digit base offset, exactly
 //! as Apache Kafka writes them:
 //! - `.log`: v2 record batches as the producer sent them; only the broker-owned header fields are
-//!   rewritten (base offset, partition leader epoch = 0, and for `LogAppendTime` the timestamp-type
+//!   rewritten (base offset, partition leader epoch = 0 on a single node, the leader's epoch on
+//!   a replicated partition, and for `LogAppendTime` the timestamp-type
 //!   bit plus maxTimestamp, with the CRC recomputed).
 //! - `.index`: sparse, 8-byte entries (relative offset u32 BE, position u32 BE), one per
 //!   `index.interval.bytes` ([`index`]).
@@ -138,8 +139,11 @@
 //! `segment_count`, `segment_bases`, `heap_bytes`, `open_sealed_readers`, `delete_records`,
 //! `size_bytes`, `end_offset_for_epoch`, `leader_epochs`, `ongoing_transactions`,
 //! `aborted_entries`,
-//! `ReadResult::{read_to_vec, total_len}`. `log_end_offset` is the
-//! written end (equal to the high watermark); appends still queued are not counted.
+//! `ReadResult::{read_to_vec, total_len}`, and for replication (issue 19, [`replica`]):
+//! `wait_for_write`, `truncate_fully_and_start_at`, `ReplicaRole::append_epoch`.
+//! `log_end_offset` is the written end (appends still queued are not counted); the high
+//! watermark equals it for a single node ([`ReplicaRole::Single`]) and is the replicated one for
+//! a leader or follower ([`replica`]).
 
 pub mod appender;
 pub mod checkpoint;

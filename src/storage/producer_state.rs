@@ -662,6 +662,17 @@ pub(crate) fn remove_older_snapshots(dir: &Path) {
     }
 }
 
+/// Removes the snapshots past `offset` (a truncation cut the log there: they describe data that
+/// is gone, and later appends would make them look valid again); blocking unlinks, rare.
+pub(crate) fn remove_snapshots_after(dir: &Path, offset: i64) -> std::io::Result<()> {
+    for (o, p) in list_snapshots(dir) {
+        if o > offset {
+            std::fs::remove_file(p)?;
+        }
+    }
+    Ok(())
+}
+
 /// A segment's extent, for the replay.
 pub(crate) struct SegmentExtent {
     pub base: i64,

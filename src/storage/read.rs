@@ -5,8 +5,9 @@
 //! and walks batch headers forward (one or two preads of a 16 KiB window: the entries are at most
 //! `index.interval.bytes` apart). The end of the slice is found the same way from the index entry
 //! at or below `position + max_bytes`, so a large fetch costs a couple of preads regardless of how
-//! many batches it spans. Everything returned lies below the high watermark, and bytes below the
-//! high watermark never change, so the connection's shard can `sendfile` them at leisure.
+//! many batches it spans. Everything returned lies below the high watermark (a follower's read on
+//! the leader, `read_replica`: below the log end, which a leader never truncates), and those bytes
+//! never change, so the connection's shard can `sendfile` them at leisure.
 //!
 //! Header preads are plain `pread(2)` on a buffered descriptor: the pages were just written (the
 //! direct write invalidated any stale cached range, so buffered reads are coherent) or are about
@@ -129,11 +130,26 @@ impl PartitionLog {
         max_bytes: u32,
         upper: Option<i64>,
     ) -> Result<(ReadResult, i64), StorageError> {
-        let (log_start, hw) = {
+        self.read_up_to(offset, max_bytes, upper, false).await
+    }
+
+    /// The read behind [`PartitionLog::read`], [`PartitionLog::read_below`] and
+    /// [`PartitionLog::read_replica`]: up to the high watermark, or for a follower's fetch
+    /// (`replica`) up to the log end. An offset above the log end (or below the log start) is
+    /// `OffsetOutOfRange`; one between the high watermark and the log end reads nothing (a
+    /// replica's consumers wait for replication there, as Kafka's do).
+    pub(crate) async fn read_up_to(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        upper: Option<i64>,
+        replica: bool,
+    ) -> Result<(ReadResult, i64), StorageError> {
+        let (log_start, hw, end) = {
             let st = self.inner().state();
-            (st.segments().log_start(), st.hw())
+            (st.segments().log_start(), st.hw(), st.written_end())
         };
-        if offset < log_start || offset > hw {
+        if offset < log_start || offset > end {
             return Err(StorageError::OffsetOutOfRange {
                 offset,
                 log_start,
@@ -146,13 +162,16 @@ impl PartitionLog {
             log_start_offset: log_start,
             first_batch_len: 0,
         };
-        let end_offset = upper.map_or(hw, |u| u.min(hw));
+        // What the reader may see: a consumer up to the high watermark, which on a replica may
+        // lie below the written data, so the walk is capped there like a bounded read.
+        let limit = if replica { end } else { hw };
+        let capped = upper.is_some() || limit < end;
+        let end_offset = upper.map_or(limit, |u| u.min(limit));
         // Where the batch holding `end_offset` starts: nothing at or past it is returned.
-        let stop = match upper {
-            Some(_) if end_offset < hw && end_offset > offset => {
-                self.batch_start(end_offset).await?
-            }
-            _ => None,
+        let stop = if capped && end_offset < end && end_offset > offset {
+            self.batch_start(end_offset).await?
+        } else {
+            None
         };
         let mut next = offset;
         let mut cur = offset;
@@ -166,7 +185,7 @@ impl PartitionLog {
                 break;
             }
             // Bounded reads: the position the read stops at in this segment.
-            let bound = upper.map(|_| match stop {
+            let bound = capped.then_some(match stop {
                 Some((stop_base, pos)) if stop_base == base => pos,
                 _ => u64::MAX,
             });
@@ -179,7 +198,15 @@ impl PartitionLog {
             };
             let (size, seg_next) = (at.size, at.next_offset);
             let read = self
-                .read_in(base, cur, at, remaining, out.slices.is_empty(), bound)
+                .read_in(
+                    base,
+                    cur,
+                    at,
+                    remaining,
+                    out.slices.is_empty(),
+                    bound,
+                    upper.is_some(),
+                )
                 .await?;
             let slice = match read {
                 InSegment::Slice(slice) => slice,
@@ -210,7 +237,10 @@ impl PartitionLog {
 
     /// The segment holding `offset` and the position there of the batch that contains it (or of
     /// the first batch after it); `None` when no segment holds it or anything after it.
-    async fn batch_start(&self, offset: i64) -> Result<Option<(i64, u64)>, StorageError> {
+    pub(crate) async fn batch_start(
+        &self,
+        offset: i64,
+    ) -> Result<Option<(i64, u64)>, StorageError> {
         loop {
             let Some(base) = self.inner().state().segments().holding_or_after(offset) else {
                 return Ok(None);
@@ -263,8 +293,9 @@ impl PartitionLog {
 
     /// Read, second phase in a segment: the whole batches of the segment at `base` from the one
     /// holding `cur`, up to `remaining` bytes, or the first batch alone if it is larger and
-    /// nothing was read before (`first`). A bounded read (`bound`) stops at that position and
-    /// also returns the base offset of the batch after the slice.
+    /// nothing was read before (`first`). A bounded read (`bound`) stops at that position; with
+    /// `want_next` it also returns the base offset of the batch after the slice.
+    #[allow(clippy::too_many_arguments)]
     async fn read_in(
         &self,
         base: i64,
@@ -273,6 +304,7 @@ impl PartitionLog {
         remaining: u64,
         first: bool,
         bound: Option<u64>,
+        want_next: bool,
     ) -> Result<InSegment, StorageError> {
         let WalkStart {
             file,
@@ -300,7 +332,7 @@ impl PartitionLog {
             .await?;
         let len = end - start;
         // The base offset of the batch after the data (the walk above read its header).
-        let next_offset = match bound.is_some() && end < size {
+        let next_offset = match want_next && end < size {
             true => scanner.header_at_async(end).await?.map(|h| h.base_offset),
             false => None,
         };
@@ -365,6 +397,18 @@ impl PartitionLog {
     /// one batch) for its first record at or after `ts`. Under LogAppendTime every record of a
     /// batch has the batch's max timestamp, so that is the batch's first offset, with no read.
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        // A replica's data above the high watermark is not visible to clients yet.
+        let hw = self.high_watermark();
+        Ok(self
+            .offset_for_timestamp_in_log(ts)
+            .await?
+            .filter(|&(o, _)| o < hw))
+    }
+
+    async fn offset_for_timestamp_in_log(
+        &self,
+        ts: i64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
         let bases = self.inner().state().segments().bases();
         for base in bases {
             let log_start = self.log_start_offset();

@@ -42,6 +42,12 @@ impl PartitionLog {
         }
         let victims: Vec<i64> = {
             let mut st = self.inner().state_mut();
+            if st.is_truncating() {
+                return Ok(0);
+            }
+            // Only what is below the high watermark (Kafka's `deletableSegments`): on a replica
+            // the data above it is not committed yet. A single replica's sealed segments all are.
+            let hw = st.hw();
             // Sealed = older than the newest segment *and* than the segment the writer still
             // writes or seals (a queued roll already inserted the newer one).
             let writer_base = st.active().map_or(i64::MAX, |a| a.base());
@@ -50,6 +56,7 @@ impl PartitionLog {
             let sealed: Vec<(i64, u64, i64)> = {
                 st.segments()
                     .before(limit)
+                    .take_while(|s| s.next_offset <= hw)
                     .map(|s| {
                         let ts = if s.max_timestamp >= 0 {
                             s.max_timestamp

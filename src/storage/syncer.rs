@@ -2,7 +2,7 @@
 //! index entries for synced data.
 //!
 //! `wait_durable(n)` records the wish and starts the syncer if it is idle. The syncer loops: note
-//! the high watermark `h` and the active file, `fdatasync` (or, when every written block's
+//! the written end `h` and the active file, `fdatasync` (or, when every written block's
 //! metadata is committed, a device flush shared with the shard's partitions, `flush_anchor.rs`),
 //! then `durable = h`. Every append whose
 //! write completed before a sync started is covered by that sync; those that completed while it
@@ -42,7 +42,7 @@ pub(crate) fn ensure_syncer(inner: &Rc<Inner>, st: &mut State) {
 
 /// Asks for everything written so far to become durable (the `flush.*` policies).
 pub(crate) fn request_sync_of_written(inner: &Rc<Inner>, st: &mut State) {
-    let target = st.hw() - 1;
+    let target = st.written_end() - 1;
     st.sync_mut().request(target);
     ensure_syncer(inner, st);
 }
@@ -69,10 +69,12 @@ async fn sync_loop(inner: Rc<Inner>) {
     loop {
         let (target, dma, flush_only, changes) = {
             let mut st = inner.state_mut();
-            let hw = st.hw();
+            let hw = st.written_end();
             let idle = st.is_failed() || st.sync().is_idle(hw) || st.active().is_none();
             if idle {
                 st.sync_mut().stop();
+                drop(st);
+                inner.idle().notify();
                 return;
             }
             st.sync_mut().begin();
@@ -107,6 +109,7 @@ async fn sync_loop(inner: Rc<Inner>) {
         if let Err(e) = synced {
             inner.fail(&e);
             inner.state_mut().sync_mut().stop();
+            inner.idle().notify();
             return;
         }
         inner.state_mut().sync_mut().advance(target);

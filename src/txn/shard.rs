@@ -80,6 +80,15 @@ where
     Fut: Future<Output = T> + 'static,
     T: Send + 'static,
 {
+    // In a cluster another broker may coordinate the id (see `handlers::find_coordinator`).
+    if ctx.info.quorum.is_some()
+        && !crate::metadata::cluster::coordinates_locally(
+            ctx,
+            super::log_partition(transactional_id, TXN_LOG_PARTITIONS),
+        )
+    {
+        return None;
+    }
     let target = shard_for(transactional_id, ctx.n_shards, TXN_LOG_PARTITIONS);
     let called = run_on(target, move |tctx| async move {
         let c = coordinator(&tctx)?;

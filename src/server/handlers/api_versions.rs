@@ -12,8 +12,10 @@ pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 4;
 
 fn table() -> Vec<ApiVersion> {
+    let cluster = crate::shard::current().is_some_and(|c| c.info.quorum.is_some());
     SUPPORTED_APIS
         .iter()
+        .filter(|(k, _, _)| super::advertised(*k, cluster))
         .map(|&(k, min, max)| {
             ApiVersion::default()
                 .with_api_key(k as i16)

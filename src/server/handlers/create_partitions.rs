@@ -4,6 +4,9 @@
 //! this broker alone), UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST (topic named twice).
 //! `validate_only` checks without changing anything. A client over its `controller_mutation_rate`
 //! gets THROTTLING_QUOTA_EXCEEDED from v3 (see [`crate::quota`]).
+//!
+//! In a cluster an assignment names any registered brokers (one list per new partition, all as
+//! long as the topic's replication factor); without one the placement policy chooses.
 
 use kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsRequest, CreatePartitionsTopic,
@@ -43,11 +46,27 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             );
             continue;
         } else {
-            match check_assignments(t, node, current) {
-                Ok(()) => {
-                    alter::create_partitions(name.to_string(), t.count, r.validate_only).await
+            if req.ctx.info.quorum.is_some() {
+                // The controller checks the brokers of a given assignment (`metadata::cluster`).
+                match cluster_assignments(t, current) {
+                    Ok(a) => {
+                        alter::create_partitions_assigned(
+                            name.to_string(),
+                            t.count,
+                            a,
+                            r.validate_only,
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
+            } else {
+                match check_assignments(t, node, current) {
+                    Ok(()) => {
+                        alter::create_partitions(name.to_string(), t.count, r.validate_only).await
+                    }
+                    Err(e) => Err(e),
+                }
             }
         };
         results.push(match outcome {
@@ -69,6 +88,29 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
             .with_throttle_time_ms(throttle)
             .with_results(results),
     )
+}
+
+/// Cluster mode: the given assignment as replica lists, one per new partition.
+fn cluster_assignments(
+    t: &CreatePartitionsTopic,
+    current: Option<i32>,
+) -> Result<Option<Vec<Vec<i32>>>, TopicError> {
+    let (Some(assignments), Some(current)) = (&t.assignments, current) else {
+        return Ok(None);
+    };
+    let added = t.count - current;
+    if added > 0 && assignments.len() as i32 != added {
+        return Err(TopicError::InvalidReplicaAssignment(format!(
+            "Increasing the number of partitions by {added} but {} assignments provided.",
+            assignments.len()
+        )));
+    }
+    Ok(Some(
+        assignments
+            .iter()
+            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+            .collect(),
+    ))
 }
 
 /// A given assignment must have one entry per new partition, each naming this broker and only it

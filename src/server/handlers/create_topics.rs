@@ -1,7 +1,12 @@
-//! CreateTopics (key 19), v2–v7: partitions, replica assignments (single broker), configs,
+//! CreateTopics (key 19), v2–v7: partitions, replica assignments, replication factor, configs,
 //! validate_only; TOPIC_ALREADY_EXISTS, INVALID_PARTITIONS, INVALID_TOPIC_EXCEPTION,
 //! INVALID_REPLICATION_FACTOR, INVALID_CONFIG per topic; THROTTLING_QUOTA_EXCEEDED from v6 for a
 //! client over its `controller_mutation_rate` (see [`crate::quota`]; older versions are throttled).
+//!
+//! On a single node the replication factor is 1 (or -1) and an assignment gives every partition
+//! to this broker. In a cluster -1 means `default.replication.factor`, a factor above the live
+//! brokers is INVALID_REPLICATION_FACTOR, and an assignment names any registered brokers
+//! (`metadata::cluster`).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -32,7 +37,7 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     let mut results = Vec::with_capacity(r.topics.len());
     for t in &r.topics {
         let result = CreatableTopicResult::default().with_name(t.name.clone());
-        let answer = match new_topic(t, &dups, ctx.info.node_id) {
+        let answer = match new_topic(t, &dups, ctx.info.node_id, ctx.info.quorum.is_some()) {
             Ok(new) => match quota.admit() {
                 Ok(()) => {
                     let res = create(&ctx, new, r.validate_only, result).await;
@@ -64,7 +69,12 @@ fn duplicates(r: &CreateTopicsRequest) -> HashSet<String> {
 }
 
 /// Checks one requested topic, in this order: named once, its size, its configs.
-fn new_topic(t: &CreatableTopic, dups: &HashSet<String>, node: i32) -> Result<NewTopic, Refusal> {
+fn new_topic(
+    t: &CreatableTopic,
+    dups: &HashSet<String>,
+    node: i32,
+    cluster: bool,
+) -> Result<NewTopic, Refusal> {
     let name = t.name.0.as_str().to_string();
     if dups.contains(&name) {
         return Err((
@@ -72,14 +82,53 @@ fn new_topic(t: &CreatableTopic, dups: &HashSet<String>, node: i32) -> Result<Ne
             format!("topic '{name}' appears more than once in the request"),
         ));
     }
-    let (partitions, replication_factor) = size(t, node)?;
+    let (partitions, replication_factor, assignments) = if cluster {
+        cluster_size(t)?
+    } else {
+        let (p, rf) = size(t, node)?;
+        (p, rf, None)
+    };
     let configs = configs(t)?;
     Ok(NewTopic {
         name,
         partitions,
         replication_factor,
         configs,
+        assignments,
     })
+}
+
+/// Cluster mode: as requested (the controller places the replicas and checks the factor against
+/// the live brokers), or the given replica assignment, which must number the partitions 0..n; the
+/// controller checks its brokers.
+fn cluster_size(t: &CreatableTopic) -> Result<(i32, i16, Option<Vec<Vec<i32>>>), Refusal> {
+    if t.assignments.is_empty() {
+        return Ok((t.num_partitions, t.replication_factor, None));
+    }
+    if t.num_partitions != -1 || t.replication_factor != -1 {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            "both assignments and partitions/replication factor given".into(),
+        ));
+    }
+    let mut by_index: Vec<_> = t.assignments.iter().collect();
+    by_index.sort_by_key(|a| a.partition_index);
+    if by_index
+        .iter()
+        .enumerate()
+        .any(|(i, a)| a.partition_index != i as i32)
+    {
+        return Err((
+            ResponseError::InvalidReplicaAssignment.code(),
+            "replica assignment must number the partitions 0..n".into(),
+        ));
+    }
+    let lists: Vec<Vec<i32>> = by_index
+        .iter()
+        .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+        .collect();
+    let rf = lists.first().map(|l| l.len()).unwrap_or(0) as i16;
+    Ok((lists.len() as i32, rf, Some(lists)))
 }
 
 /// (partitions, replication factor): as requested (the controller checks them), or from a
@@ -140,6 +189,11 @@ async fn create(
     result: CreatableTopicResult,
 ) -> CreatableTopicResult {
     let name = new.name.clone();
+    let rf = match &new.assignments {
+        Some(a) => a.first().map(|l| l.len() as i16).unwrap_or(-1),
+        None if new.replication_factor == -1 => ctx.settings().default_replication_factor,
+        None => new.replication_factor,
+    };
     match controller::create_topic(new, validate_only).await {
         Ok(meta) => {
             let snap = ctx.metadata();
@@ -167,7 +221,7 @@ async fn create(
                     meta.id
                 })
                 .with_num_partitions(meta.partitions)
-                .with_replication_factor(1)
+                .with_replication_factor(replication_factor(ctx, &meta.name, rf))
                 .with_configs(Some(described))
         }
         Err(e) => {
@@ -177,6 +231,21 @@ async fn create(
             refused(result, e.error_code(), e.to_string())
         }
     }
+}
+
+/// The replication factor to report: 1 on a single node; in a cluster the created topic's (its
+/// first partition's replica count), or the requested one for `validate_only`.
+fn replication_factor(ctx: &ShardCtx, topic: &str, requested: i16) -> i16 {
+    if ctx.info.quorum.is_none() {
+        return 1;
+    }
+    ctx.with_metadata(|m| {
+        m.cluster
+            .as_ref()
+            .and_then(|i| i.partition(topic, 0))
+            .map(|p| p.replicas.len() as i16)
+    })
+    .unwrap_or(requested)
 }
 
 /// A topic's answer when it is not created.

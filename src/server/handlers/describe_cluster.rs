@@ -10,6 +10,10 @@
 //! decoder gives it the default, BROKER). As in Kafka's KRaft broker,
 //! the controller id reported is an alive broker's: this node's. v2's `include_fenced_brokers`
 //! changes nothing, as this broker is never fenced.
+//!
+//! In a cluster the brokers are those of the replicated image (fenced ones only with v2's
+//! `include_fenced_brokers`, marked `is_fenced`) and the controller is the metadata quorum's
+//! leader.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::BrokerId;
@@ -56,18 +60,41 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     } else {
         authz::NOT_REQUESTED
     };
+    let image = req.ctx.with_metadata(|m| m.cluster.clone());
+    let (controller, brokers) = match (image, &info.quorum) {
+        (Some(image), Some(quorum)) => (
+            BrokerId(quorum.status().leader_id),
+            image
+                .brokers
+                .values()
+                .filter(|b| !b.fenced || r.include_fenced_brokers)
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.id))
+                        .with_host(sb(&b.host))
+                        .with_port(b.port)
+                        .with_rack(b.rack.as_deref().map(sb))
+                        .with_is_fenced(b.fenced)
+                })
+                .collect(),
+        ),
+        _ => (
+            node,
+            vec![
+                DescribeClusterBroker::default()
+                    .with_broker_id(node)
+                    .with_host(sb(&info.advertised_host))
+                    .with_port(info.advertised_port)
+                    .with_rack(None)
+                    .with_is_fenced(false),
+            ],
+        ),
+    };
     let resp = DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKER)
         .with_cluster_id(sb(&info.cluster_id))
-        .with_controller_id(node)
-        .with_brokers(vec![
-            DescribeClusterBroker::default()
-                .with_broker_id(node)
-                .with_host(sb(&info.advertised_host))
-                .with_port(info.advertised_port)
-                .with_rack(None)
-                .with_is_fenced(false),
-        ])
+        .with_controller_id(controller)
+        .with_brokers(brokers)
         .with_cluster_authorized_operations(ops);
     req.respond(&resp)
 }

@@ -77,6 +77,32 @@ struct Want {
     /// `isolation_level = 1` (v4+): data below the last stable offset only, with the aborted
     /// transactions of the range.
     read_committed: bool,
+    /// In a cluster, the fetching follower's broker id (`replica_id`): the read goes up to the
+    /// log end, and the leader records the follower's progress ([`crate::replica`]).
+    replica: Option<i32>,
+    /// The client's `current_leader_epoch` (v9+; -1 = no check).
+    current_leader_epoch: i32,
+}
+
+/// What a long poll waits to see grow past what the last read saw.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    HighWatermark,
+    LastStable,
+    /// A follower's fetch: the log end.
+    LogEnd,
+}
+
+impl Want {
+    fn bound(&self) -> Bound {
+        if self.replica.is_some() {
+            Bound::LogEnd
+        } else if self.read_committed {
+            Bound::LastStable
+        } else {
+            Bound::HighWatermark
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -116,6 +142,18 @@ impl Got {
 /// below it never changes, so the answer is consistent even if a marker lands meanwhile.
 async fn read_one(log: &PartitionLog, w: &Want) -> Result<Got, StorageError> {
     let lso = log.last_stable_offset();
+    if w.replica.is_some() {
+        let r = log.read_replica(w.offset, w.max_bytes).await?;
+        return Ok(Got {
+            error_code: errors::NONE,
+            high_watermark: r.high_watermark,
+            last_stable_offset: lso,
+            log_start_offset: r.log_start_offset,
+            slices: r.slices,
+            first_batch_len: r.first_batch_len,
+            aborted: None,
+        });
+    }
     if !w.read_committed {
         let r = log.read(w.offset, w.max_bytes).await?;
         return Ok(Got {
@@ -152,6 +190,32 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
             out.push(Got::err(ResponseError::UnknownTopicOrPartition.code()));
             continue;
         };
+        // In a cluster: only the leader serves, and a follower's fetch reports its progress.
+        let allowed = match w.replica {
+            Some(id) => crate::replica::leader::on_follower_fetch(
+                &ctx,
+                &log,
+                &(w.topic.clone(), w.partition),
+                id,
+                w.current_leader_epoch,
+                w.offset,
+            ),
+            None => {
+                crate::replica::check_leader(&ctx, &w.topic, w.partition, w.current_leader_epoch)
+            }
+        };
+        if let Err(e) = allowed {
+            out.push(Got {
+                error_code: e.code(),
+                high_watermark: log.high_watermark(),
+                last_stable_offset: log.last_stable_offset(),
+                log_start_offset: log.log_start_offset(),
+                slices: Vec::new(),
+                first_batch_len: 0,
+                aborted: None,
+            });
+            continue;
+        }
         match read_one(&log, &w).await {
             // Kafka's log refuses a negative size (IllegalArgumentException) where there is
             // something to read: UNKNOWN_SERVER_ERROR and unknown offsets.
@@ -186,19 +250,24 @@ async fn read_on_owner(ctx: Rc<ShardCtx>, wants: Vec<Want>) -> Vec<Got> {
 /// On an owner shard: returns when one of `parts` grows past what the last read saw (its high
 /// watermark, or for read_committed its last stable offset: a transaction marker is an append,
 /// so it wakes the waiters that way too), or at the deadline, or when the broker stops.
-async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<(Seen, bool)>, deadline: Instant) {
+async fn wait_on_owner(ctx: Rc<ShardCtx>, parts: Vec<(Seen, Bound)>, deadline: Instant) {
     let mut futs: Vec<Pin<Box<dyn Future<Output = ()>>>> = Vec::new();
-    for ((topic, p, seen), read_committed) in &parts {
+    for ((topic, p, seen), bound) in &parts {
         if let Some(log) = ctx.log(topic, *p) {
-            let end = if *read_committed {
-                log.last_stable_offset()
-            } else {
-                log.high_watermark()
+            let end = match bound {
+                Bound::LastStable => log.last_stable_offset(),
+                Bound::HighWatermark => log.high_watermark(),
+                Bound::LogEnd => log.log_end_offset(),
             };
             if end > *seen {
                 return;
             }
-            futs.push(Box::pin(log.wait_for_append()));
+            // A follower reads to the log end: every write wakes it, not only a HW advance.
+            if *bound == Bound::LogEnd {
+                futs.push(Box::pin(log.wait_for_write()));
+            } else {
+                futs.push(Box::pin(log.wait_for_append()));
+            }
         }
     }
     let left = deadline.saturating_duration_since(Instant::now());
@@ -398,6 +467,10 @@ fn plan_reads(
     let mut wants: Vec<(usize, Want)> = Vec::new();
     // v0–v3 have no isolation level (decoded as 0, read_uncommitted).
     let read_committed = r.isolation_level == 1;
+    // A follower: `replica_id` up to v14, `replica_state.replica_id` from v15 (the other is -1).
+    // Only in a cluster; a single node answers every fetch as a consumer's, as it always has.
+    let replica_id = r.replica_id.0.max(r.replica_state.replica_id.0);
+    let replica = (snap.cluster.is_some() && replica_id >= 0).then_some(replica_id);
     for (ti, t) in r.topics.iter().enumerate() {
         let meta = if by_id {
             snap.topic_by_id(t.topic_id)
@@ -428,7 +501,9 @@ fn plan_reads(
                             // the first partition, so only that one sees a negative max_bytes.
                             negative_limit: (ti == 0 && pi == 0 && r.max_bytes < 0)
                                 || p.partition_max_bytes < 0,
-                            read_committed,
+                            read_committed: read_committed && replica.is_none(),
+                            replica,
+                            current_leader_epoch: p.current_leader_epoch,
                         },
                     ));
                 }
@@ -470,14 +545,15 @@ async fn read_until_ready(ctx: &ShardCtx, wants: &[(usize, Want)], limits: &Limi
 /// The long poll: waits on every owner concurrently until the first reports a partition grown
 /// past what `got` saw, the deadline passes or the broker stops.
 async fn wait_for_appends(wants: &[(usize, Want)], got: &[Got], deadline: Instant) {
-    let mut by_owner: Vec<(usize, Vec<(Seen, bool)>)> = Vec::new();
+    let mut by_owner: Vec<(usize, Vec<(Seen, Bound)>)> = Vec::new();
     for ((owner, w), g) in wants.iter().zip(got) {
-        let seen = if w.read_committed {
-            g.last_stable_offset
-        } else {
-            g.high_watermark
+        let seen = match w.bound() {
+            Bound::LastStable => g.last_stable_offset,
+            Bound::HighWatermark => g.high_watermark,
+            // Nothing came back: the follower is at the leader's end (the fetch offset).
+            Bound::LogEnd => w.offset,
         };
-        let entry = ((w.topic.clone(), w.partition, seen), w.read_committed);
+        let entry = ((w.topic.clone(), w.partition, seen), w.bound());
         match by_owner.iter_mut().find(|(o, _)| o == owner) {
             Some((_, v)) => v.push(entry),
             None => by_owner.push((*owner, vec![entry])),

@@ -41,6 +41,9 @@ type Found = (i16, i64, i64);
 /// that introduced it (max timestamp: v7); any other negative value is unsupported at every
 /// version we serve. Kafka answers `UNSUPPORTED_VERSION` for the partition, before looking the
 /// topic up. Earliest and latest are also served at v0, for the old clients that use it.
+/// Kafka's `ListOffsetsRequest.DEBUGGING_REPLICA_ID`: may read from a follower.
+const DEBUGGING_REPLICA_ID: i32 = -2;
+
 fn timestamp_supported(ts: i64, version: i16) -> bool {
     match ts {
         LATEST | EARLIEST => true,
@@ -110,6 +113,18 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                     Err(ResponseError::UnsupportedVersion.code())
                 }
                 Some(m) if p.partition_index >= 0 && p.partition_index < m.partitions => {
+                    // In a cluster only the leader answers (a debugging tool, replica id -2,
+                    // may ask any replica), at the client's leader epoch.
+                    if r.replica_id.0 != DEBUGGING_REPLICA_ID
+                        && let Err(e) = crate::replica::check_leader(
+                            &ctx,
+                            name,
+                            p.partition_index,
+                            p.current_leader_epoch,
+                        )
+                    {
+                        return Err(e.code());
+                    }
                     items.push((
                         ctx.owner_of(name, p.partition_index),
                         (

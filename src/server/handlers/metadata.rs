@@ -1,5 +1,11 @@
 //! Metadata (key 3), v0–v12: this broker, its topics, auto-creation of requested unknown topics.
 //!
+//! In a cluster the brokers are every live (unfenced) registered broker with its advertised
+//! address and rack, the controller is the metadata quorum's leader, and each partition has its
+//! leader, leader epoch, replicas, ISR and offline replicas from the replicated image
+//! (LEADER_NOT_AVAILABLE while it has no leader), so clients send each partition's requests to
+//! its leader.
+//!
 //! Authorized operations ([`authz`]): v8+ reports each topic's when
 //! `include_topic_authorized_operations` is set — as Kafka, for every topic answered by name, found
 //! or not, but not for an unknown topic id; v8–v10 report the cluster's when
@@ -16,6 +22,8 @@ use kafka_protocol::messages::metadata_response::{
 };
 
 use super::{HandlerError, Reply, Request, topic_name};
+use crate::cluster::ClusterImage;
+use crate::cluster::image::NO_LEADER;
 use crate::metadata::controller::{self, NewTopic};
 use crate::metadata::{TopicError, TopicMeta, validate_topic_name};
 use crate::server::authz::{self, ResourceType};
@@ -27,6 +35,9 @@ pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 12;
 
 fn topic_entry(ctx: &ShardCtx, t: &TopicMeta) -> MetadataResponseTopic {
+    if let Some(image) = ctx.with_metadata(|m| m.cluster.clone()) {
+        return cluster_topic_entry(&image, t);
+    }
     let node = BrokerId(ctx.info.node_id);
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&t.name)))
@@ -47,6 +58,72 @@ fn topic_entry(ctx: &ShardCtx, t: &TopicMeta) -> MetadataResponseTopic {
         )
 }
 
+/// Cluster mode: each partition's leader, epoch, replicas, ISR and offline replicas from the
+/// image; LEADER_NOT_AVAILABLE for a partition without a leader.
+fn cluster_topic_entry(image: &ClusterImage, t: &TopicMeta) -> MetadataResponseTopic {
+    let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
+    let live = |b: &i32| image.brokers.get(b).is_some_and(|r| !r.fenced);
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&t.name)))
+        .with_topic_id(t.id)
+        .with_is_internal(false)
+        .with_topic_authorized_operations(authz::NOT_REQUESTED)
+        .with_partitions(
+            (0..t.partitions)
+                .filter_map(|p| image.partition(&t.name, p).map(|s| (p, s)))
+                .map(|(p, s)| {
+                    let offline: Vec<i32> =
+                        s.replicas.iter().copied().filter(|b| !live(b)).collect();
+                    let code = if s.leader == NO_LEADER {
+                        ResponseError::LeaderNotAvailable.code()
+                    } else {
+                        0
+                    };
+                    MetadataResponsePartition::default()
+                        .with_error_code(code)
+                        .with_partition_index(p)
+                        .with_leader_id(BrokerId(s.leader))
+                        .with_leader_epoch(s.leader_epoch)
+                        .with_replica_nodes(ids(&s.replicas))
+                        .with_isr_nodes(ids(&s.isr))
+                        .with_offline_replicas(ids(&offline))
+                })
+                .collect(),
+        )
+}
+
+/// The brokers and the controller id to report: cluster mode, every live (unfenced) broker and
+/// the quorum leader (KRaft brokers report a random alive broker; the real one is more useful
+/// to operators and equally opaque to clients); a single node, itself.
+fn brokers(ctx: &ShardCtx) -> (Vec<MetadataResponseBroker>, BrokerId) {
+    let node = BrokerId(ctx.info.node_id);
+    let image = ctx.with_metadata(|m| m.cluster.clone());
+    match (image, &ctx.info.quorum) {
+        (Some(image), Some(quorum)) => {
+            let brokers = image
+                .live_brokers()
+                .map(|b| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(b.id))
+                        .with_host(sb(&b.host))
+                        .with_port(b.port)
+                        .with_rack(b.rack.as_deref().map(sb))
+                })
+                .collect();
+            (brokers, BrokerId(quorum.status().leader_id))
+        }
+        _ => (
+            vec![
+                MetadataResponseBroker::default()
+                    .with_node_id(node)
+                    .with_host(sb(&ctx.info.advertised_host))
+                    .with_port(ctx.info.advertised_port),
+            ],
+            node,
+        ),
+    }
+}
+
 fn error_entry(name: Option<&str>, id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_error_code(code)
@@ -65,6 +142,7 @@ pub async fn auto_create(ctx: &ShardCtx, name: &str) -> Result<Arc<TopicMeta>, T
             partitions: ctx.info.settings.num_partitions,
             replication_factor: -1,
             configs: Default::default(),
+            assignments: None,
         },
         false,
     )
@@ -158,16 +236,11 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     } else {
         authz::NOT_REQUESTED
     };
-    let node = BrokerId(ctx.info.node_id);
+    let (brokers, controller) = brokers(&ctx);
     let resp = MetadataResponse::default()
-        .with_brokers(vec![
-            MetadataResponseBroker::default()
-                .with_node_id(node)
-                .with_host(sb(&ctx.info.advertised_host))
-                .with_port(ctx.info.advertised_port),
-        ])
+        .with_brokers(brokers)
         .with_cluster_id(Some(sb(&ctx.info.cluster_id)))
-        .with_controller_id(node)
+        .with_controller_id(controller)
         .with_cluster_authorized_operations(cluster_ops)
         .with_topics(topics);
     req.respond(&resp)

@@ -6,12 +6,13 @@
 //! To add an API: write `handlers/<api>.rs` with `MIN_VERSION`, `MAX_VERSION` and
 //! `async fn handle(req: Request) -> Result<Reply, HandlerError>`, and add one line to the list.
 //!
-//! # Left unadvertised on purpose
-//! DescribeQuorum (key 55) describes the KRaft metadata quorum, and this broker has none (its
+//! # Advertised only in a cluster
+//! DescribeQuorum (key 55) describes the KRaft metadata quorum, and a single node has none (its
 //! metadata is a file on one node, `metadata`). A Kafka broker without KRaft (ZooKeeper mode) did
 //! not advertise the API either, so `Admin.describeMetadataQuorum` (`kafka-metadata-quorum`) fails
-//! at once with `UnsupportedVersionException` on the client, without a request; Ringbolt gives the
-//! same answer until it has a quorum to describe.
+//! at once with `UnsupportedVersionException` on the client, without a request; a single Ringbolt
+//! node gives the same answer ([`advertised`] leaves it out of ApiVersions). A cluster node
+//! ([`crate::cluster`]) advertises and serves it.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -255,6 +256,13 @@ api_table! {
     DescribeTransactions => describe_transactions,
     ListTransactions => list_transactions,
     DescribeProducers => describe_producers,
+    DescribeQuorum => describe_quorum,
+}
+
+/// Whether ApiVersions lists `key` on this node: everything in the table, except the APIs only a
+/// cluster node serves (see the module docs) on a single node.
+pub fn advertised(key: ApiKey, cluster: bool) -> bool {
+    cluster || key != ApiKey::DescribeQuorum
 }
 
 /// The supported version range of an API key, if the broker serves it.

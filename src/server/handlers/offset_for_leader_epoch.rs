@@ -15,7 +15,9 @@
 //! Every partition's leader epoch is [`LEADER_EPOCH`] on this single node, the same epoch Metadata
 //! and ListOffsets report and every stored batch carries. `replica_id` (v3+) tells a follower
 //! (>= 0) from a consumer (-1) or a debugging tool (-2); a single node answers them alike, as its
-//! own log is the leader's.
+//! own log is the leader's. In a cluster the image's leader epoch is the one fenced against, and a
+//! broker that does not lead the partition answers NOT_LEADER_OR_FOLLOWER to everyone (followers
+//! truncate with this request, against the leader).
 
 use std::rc::Rc;
 
@@ -98,7 +100,18 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
                 .map(|p| match meta {
                     _ if !allowed => Err(ResponseError::TopicAuthorizationFailed.code()),
                     Some(m) if p.partition >= 0 && p.partition < m.partitions => {
-                        if let Some(e) = fence(p.current_leader_epoch) {
+                        // In a cluster: the leader only, fenced by the image's leader epoch.
+                        let refused = match crate::replica::leader_epoch(&ctx, name, p.partition) {
+                            Some(_) => crate::replica::check_leader(
+                                &ctx,
+                                name,
+                                p.partition,
+                                p.current_leader_epoch,
+                            )
+                            .err(),
+                            None => fence(p.current_leader_epoch),
+                        };
+                        if let Some(e) = refused {
                             return Err(e.code());
                         }
                         items.push((

@@ -563,6 +563,7 @@ fn still_intact(st: &State, group: &[SegInfo]) -> bool {
     let (_, limit) = sealed_segments(st);
     !st.is_closed()
         && !st.is_failed()
+        && !st.is_truncating()
         && group.iter().all(|g| {
             g.base < limit
                 && st.segments().get(g.base).is_some_and(|s| {

@@ -30,6 +30,7 @@ use tracing::error;
 use super::config::LogConfig;
 use super::error::StorageError;
 use super::producer_state::{self, ProducerStates};
+use super::replica::ReplicaRole;
 use crate::sync::notify::Notify;
 
 mod fill;
@@ -46,8 +47,13 @@ pub(crate) use write::{ActiveFile, Op, WriteQueue};
 /// One partition's mutable state: its parts, plus the producer state and the log's lifecycle.
 ///
 /// Invariants across the parts:
-/// - `log_start <= durable <= hw <= assigned` (log start: `SegmentMap`; durable: `SyncState`;
-///   high watermark and assigned: `WriteQueue`).
+/// - `log_start <= durable <= written <= assigned` (log start: `SegmentMap`; durable:
+///   `SyncState`; written and assigned: `WriteQueue`).
+/// - The high watermark ([`State::hw`]) is the written end for [`ReplicaRole::Single`];
+///   otherwise `replicated_hw`, with `log_start <= replicated_hw <= written` (it only grows,
+///   clamped to the written end, except when a truncation cuts the log below it).
+/// - `truncating` is true exactly while `truncate_to` rebuilds the state (`replica.rs`): no
+///   append, roll or marker is taken and no writer or syncer task runs meanwhile.
 /// - `active` is the file of the segment the writer writes, the newest one in the map or, while
 ///   a roll is queued, the one before; `None` only once the log is closed.
 /// - `producers` reflects every batch assigned an offset, queued ones included (`append_assign`
@@ -62,6 +68,9 @@ pub(crate) struct State {
     producers: ProducerStates,
     failed: Option<String>,
     closed: bool,
+    role: ReplicaRole,
+    replicated_hw: i64,
+    truncating: bool,
 }
 
 impl State {
@@ -81,14 +90,83 @@ impl State {
             producers,
             failed: None,
             closed: false,
+            role: ReplicaRole::Single,
+            replicated_hw: 0,
+            truncating: false,
         }
     }
 
-    /// `Offline` if the log failed, `Closed` if it was closed.
+    /// What this broker is for the partition.
+    pub(crate) fn role(&self) -> ReplicaRole {
+        self.role
+    }
+
+    /// Switches the role. Leaving [`ReplicaRole::Single`] starts the replicated high watermark at
+    /// the log start: nothing is known to be replicated until the replication layer says so
+    /// (`replica.rs` explains why).
+    pub(crate) fn set_role(&mut self, role: ReplicaRole) {
+        if self.role == ReplicaRole::Single && role != ReplicaRole::Single {
+            self.replicated_hw = self.segments.log_start();
+        }
+        self.role = role;
+    }
+
+    /// Moves the replicated high watermark up to `hw`, clamped to the written end; true if it
+    /// moved. No-op for [`ReplicaRole::Single`] (the written end is the high watermark).
+    pub(crate) fn advance_hw(&mut self, hw: i64) -> bool {
+        if self.role == ReplicaRole::Single {
+            return false;
+        }
+        let hw = hw.min(self.queue.written_end());
+        if hw > self.replicated_hw {
+            self.replicated_hw = hw;
+            return true;
+        }
+        false
+    }
+
+    /// Whether a truncation is rebuilding the state.
+    pub(crate) fn is_truncating(&self) -> bool {
+        self.truncating
+    }
+
+    pub(crate) fn set_truncating(&mut self, on: bool) {
+        self.truncating = on;
+    }
+
+    /// Replaces the parts with those of the log reloaded after a truncation, keeping the role,
+    /// the high watermark (cut to the new end, or set to `hw_floor` when the log restarted
+    /// there), whether durability was ever asked for, and the failure/close flags.
+    pub(crate) fn replace_after_truncation(&mut self, mut new: State, hw_floor: Option<i64>) {
+        let end = new.queue.written_end();
+        new.role = self.role;
+        new.replicated_hw = match hw_floor {
+            Some(f) => f,
+            None => self
+                .replicated_hw
+                .min(end)
+                .max(new.segments.log_start().min(end)),
+        };
+        if self.sync.wanted() {
+            new.sync.want();
+        }
+        new.failed = self.failed.take();
+        new.closed = self.closed;
+        new.truncating = self.truncating;
+        *self = new;
+    }
+
+    /// `Offline` if the log failed, `Closed` if it was closed, `NotLeaderOrFollower` while a
+    /// truncation rebuilds it.
     pub(crate) fn check_usable(&self) -> Result<(), StorageError> {
         self.check_online()?;
         if self.closed {
             return Err(StorageError::Closed);
+        }
+        if self.truncating {
+            return Err(StorageError::NotLeaderOrFollower(
+                "the log is being truncated".into(),
+            ));
         }
         Ok(())
     }
@@ -131,9 +209,18 @@ impl State {
         &mut self.queue
     }
 
-    /// One past the last written offset: the high watermark (single replica).
+    /// The high watermark: what consumers may read (module docs of `replica.rs`). The written
+    /// end for a single replica.
     pub(crate) fn hw(&self) -> i64 {
-        self.queue.high_watermark()
+        match self.role {
+            ReplicaRole::Single => self.queue.written_end(),
+            _ => self.replicated_hw,
+        }
+    }
+
+    /// One past the last written offset (the log end offset).
+    pub(crate) fn written_end(&self) -> i64 {
+        self.queue.written_end()
     }
 
     /// The active segment's file; `None` once closed.
@@ -202,8 +289,14 @@ pub(crate) struct Inner {
     /// Woken when the durable offset advances, on failure and close (`wait_durable` waits here,
     /// so durability waiters are not woken by every write).
     synced: Rc<Notify>,
-    /// Woken when new data becomes readable (and on close), for Fetch long-polls.
+    /// Woken when new data becomes readable (the high watermark moved), on role changes and on
+    /// close, for Fetch long-polls and `wait_high_watermark`.
     appended: Rc<Notify>,
+    /// Woken on every completed write (the written end moved), for followers' fetches on a
+    /// leader, which read up to it; and on close.
+    written: Rc<Notify>,
+    /// Woken when the writer or syncer task ends (a truncation waits for both to be gone).
+    idle: Rc<Notify>,
 }
 
 impl Inner {
@@ -215,6 +308,8 @@ impl Inner {
             progress: Notify::new(),
             synced: Notify::new(),
             appended: Notify::new(),
+            written: Notify::new(),
+            idle: Notify::new(),
         }
     }
 
@@ -256,11 +351,23 @@ impl Inner {
         &self.appended
     }
 
+    /// Woken on every completed write, and on close.
+    pub(crate) fn written(&self) -> &Rc<Notify> {
+        &self.written
+    }
+
+    /// Woken when the writer or syncer task ends.
+    pub(crate) fn idle(&self) -> &Rc<Notify> {
+        &self.idle
+    }
+
     /// Wakes every waiter (a failure, or close).
     pub(crate) fn notify_all(&self) {
         self.progress.notify();
         self.synced.notify();
         self.appended.notify();
+        self.written.notify();
+        self.idle.notify();
     }
 
     /// Marks the log offline after an I/O error: every waiter gets `Offline`.

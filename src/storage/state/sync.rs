@@ -16,7 +16,7 @@ pub struct SyncStats {
 /// Invariants:
 /// - Every offset below `durable` is on stable storage: a sync (fdatasync or shared device
 ///   flush) that started after it was written has completed, or the roll that sealed its segment
-///   synced it. `durable` never passes the high watermark and never moves back.
+///   synced it. `durable` never passes the written end and never moves back.
 /// - `running` is true exactly while a sync task exists (at most one per partition, one sync in
 ///   flight); the task ends once nothing written waits to become durable (`requested < durable`
 ///   or everything written is durable).
@@ -83,9 +83,14 @@ impl SyncState {
         !std::mem::replace(&mut self.running, true)
     }
 
-    /// Whether the sync task has nothing to do with `hw` the high watermark.
+    /// Whether the sync task has nothing to do with `hw` the written end.
     pub(crate) fn is_idle(&self, hw: i64) -> bool {
         self.requested < self.durable || hw <= self.durable
+    }
+
+    /// Whether a sync task exists.
+    pub(crate) fn running(&self) -> bool {
+        self.running
     }
 
     /// Marks the sync task as ended.

@@ -35,10 +35,12 @@ pub(crate) enum Op {
     Write {
         /// The batches as the producer sent them (shared with the request frame), except under
         /// `LogAppendTime`, where they are a patched copy. The writer sets each batch's base
-        /// offset (from `base_offset` on) and partition leader epoch (0) as it copies them into
-        /// its DMA buffer: both lie outside the CRC'd range.
+        /// offset (from `base_offset` on) and partition leader epoch (`epoch`) as it copies them
+        /// into its DMA buffer: both lie outside the CRC'd range. A follower's write
+        /// (`epoch` = `None`) is the leader's batches, copied verbatim.
         bytes: Bytes,
         base_offset: i64,
+        epoch: Option<i32>,
         position: u64,
         next_offset: i64,
         messages: u64,
@@ -50,8 +52,9 @@ pub(crate) enum Op {
 /// positions here synchronously, in call order; the writer task works the queue in that order.
 ///
 /// Invariants:
-/// - Offsets below `hw` (the high watermark, single replica) are written; offsets in
-///   `[hw, assigned)` belong to queued or in-flight writes, assigned contiguously, so `hw <=
+/// - Offsets below `written` are written; offsets in `[written, assigned)` belong to queued or
+///   in-flight writes, assigned in increasing order (contiguously for client appends; a
+///   follower's append may leave the gaps a compacted leader log has), so `written <=
 ///   assigned`. `proj_size` is the active segment's size once everything queued is written (0
 ///   right after a roll is queued: the next write starts the new segment).
 /// - Every op carries a sequence number below `next_seq`, increasing in queue order; the writer
@@ -66,7 +69,7 @@ pub(crate) struct WriteQueue {
     done_seq: u64,
     running: bool,
     assigned: i64,
-    hw: i64,
+    written: i64,
     proj_size: u64,
     unsnapshotted: u64,
 }
@@ -80,7 +83,7 @@ impl WriteQueue {
             done_seq: 0,
             running: false,
             assigned: next_offset,
-            hw: next_offset,
+            written: next_offset,
             proj_size: size,
             unsnapshotted: 0,
         }
@@ -92,8 +95,8 @@ impl WriteQueue {
     }
 
     /// One past the last written offset.
-    pub(crate) fn high_watermark(&self) -> i64 {
-        self.hw
+    pub(crate) fn written_end(&self) -> i64 {
+        self.written
     }
 
     /// The active segment's size once everything queued is written.
@@ -104,6 +107,11 @@ impl WriteQueue {
     /// The sequence number of the last op queued.
     pub(crate) fn last_seq(&self) -> u64 {
         self.next_seq - 1
+    }
+
+    /// Whether a writer task exists.
+    pub(crate) fn writer_running(&self) -> bool {
+        self.running
     }
 
     /// Whether the op numbered `seq` (and every one before it) is complete.
@@ -120,19 +128,45 @@ impl WriteQueue {
     /// Queues a write of `bytes` holding the next `count` offsets at the end of the active
     /// segment. True when a producer-state snapshot is due: the caller queues it next
     /// ([`WriteQueue::push_snapshot`]).
-    pub(crate) fn push_write(&mut self, bytes: Bytes, count: i64) -> bool {
+    pub(crate) fn push_write(&mut self, bytes: Bytes, count: i64, epoch: i32) -> bool {
+        let next = self.assigned + count;
+        self.push(bytes, Some(epoch), next, count as u64)
+    }
+
+    /// A follower's write: the leader's batches verbatim, ending at `next_offset` (past any gap
+    /// they leave), holding `messages` records. True when a snapshot is due, as
+    /// [`WriteQueue::push_write`].
+    pub(crate) fn push_write_verbatim(
+        &mut self,
+        bytes: Bytes,
+        next_offset: i64,
+        messages: u64,
+    ) -> bool {
+        self.push(bytes, None, next_offset, messages)
+    }
+
+    /// Moves the next offset to assign up to `offset` (a follower's append starting past a gap
+    /// the leader's compaction left); never back.
+    pub(crate) fn skip_to(&mut self, offset: i64) {
+        if offset > self.assigned {
+            self.assigned = offset;
+        }
+    }
+
+    fn push(&mut self, bytes: Bytes, epoch: Option<i32>, next_offset: i64, messages: u64) -> bool {
         let total = bytes.len() as u64;
         let seq = self.take_seq();
         self.pending.push_back(Op::Write {
             bytes,
             base_offset: self.assigned,
+            epoch,
             position: self.proj_size,
-            next_offset: self.assigned + count,
-            messages: count as u64,
+            next_offset,
+            messages,
             seq,
         });
         self.proj_size += total;
-        self.assigned += count;
+        self.assigned = next_offset;
         self.unsnapshotted += total;
         let due = self.unsnapshotted >= producer_state::SNAPSHOT_EVERY_BYTES;
         if due {
@@ -217,7 +251,7 @@ impl WriteQueue {
     /// The writes up to the one numbered `seq` are written: offsets below `next_offset` are
     /// readable.
     pub(crate) fn written(&mut self, next_offset: i64, seq: u64) {
-        self.hw = next_offset;
+        self.written = next_offset;
         self.done_seq = seq;
     }
 
