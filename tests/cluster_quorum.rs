@@ -296,3 +296,74 @@ fn brokers_register_unfence_after_heartbeats_and_are_fenced_when_silent() {
             .is_some_and(|b| !b.fenced && b.epoch > epoch)
     });
 }
+
+#[test]
+fn controlled_shutdown_is_acknowledged_by_the_controller() {
+    let c = Cluster::start(19430, true, 1000);
+    c.wait_leader(SOON);
+    c.wait_images(SOON, "three unfenced brokers", |img| {
+        IDS.iter()
+            .all(|id| img.brokers.get(id).is_some_and(|b| !b.fenced))
+    });
+    let timeout = Duration::from_secs(20);
+    let started = Instant::now();
+    block_on(c.node(2).controlled_shutdown(timeout));
+    assert!(
+        started.elapsed() < timeout,
+        "the controller never answered shutdown_ready"
+    );
+    c.wait_images(SOON, "broker 2 in controlled shutdown", |img| {
+        img.brokers
+            .get(&2)
+            .is_some_and(|b| b.in_controlled_shutdown)
+    });
+}
+
+#[test]
+fn a_broker_only_node_follows_the_log_as_a_learner() {
+    let c = Cluster::start(19440, false, 1000);
+    let leader = c.wait_leader(SOON);
+    let mut cfg = config(1, 19440, c.dir.path(), true, 1000);
+    cfg.node_id = 4;
+    cfg.is_controller = false;
+    cfg.controller_listen = Some("127.0.0.1:19444".parse().unwrap());
+    cfg.dir = c.dir.path().join("node-4");
+    let learner = QuorumHandle::start(cfg).expect("broker-only node starts");
+    // It registers through the voters and receives the log (its own registration included).
+    wait_until(
+        SOON,
+        "the broker-only node registered and following",
+        || learner.broker_epoch().is_some() && learner.image().brokers.contains_key(&4),
+    );
+    let status = c.node(leader).status();
+    assert!(
+        status.observers.iter().any(|o| o.id == 4),
+        "node 4 is a learner: {status:?}"
+    );
+    assert!(status.voters.iter().all(|v| v.id != 4));
+    let (index, _) = propose(c.node(leader), register(301));
+    wait_until(SOON, "the learner applied a new entry", || {
+        learner.image().applied_index >= index && learner.image().brokers.contains_key(&301)
+    });
+    learner.shutdown();
+}
+
+#[test]
+fn a_bad_frame_closes_the_connection_and_the_node_keeps_working() {
+    use std::io::{Read, Write};
+    let c = Cluster::start(19450, false, 1000);
+    let leader = c.wait_leader(SOON);
+    for garbage in [
+        vec![0xff, 0xff, 0xff, 0xff],
+        // A whole frame (length 20 = request id + 12 bytes) whose body is not JSON.
+        [&20u32.to_be_bytes()[..], &[0u8; 8], b"not json!!!!"].concat(),
+    ] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", 19450 + leader as u16)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(&garbage).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(s.read(&mut buf).unwrap(), 0, "the connection is closed");
+    }
+    propose(c.node(leader), register(401));
+    c.wait_images(SOON, "broker 401", |img| has(img, &[401]));
+}

@@ -74,6 +74,10 @@ pub(crate) async fn run(node: Arc<Node>, state: Arc<BrokerState>) {
         let epoch = register(&node, &incarnation, interval).await;
         state.epoch.store(epoch, Ordering::Release);
         tracing::info!(broker = node.cfg.node_id, epoch, %incarnation, "broker registered");
+        // The controller unfences a broker once it has applied its own registration: heartbeat
+        // as soon as the local image has it, not an interval later.
+        let mut image = node.image.clone();
+        let _ = tokio::time::timeout(interval, image.wait_for(|i| i.applied_index >= epoch)).await;
         loop {
             let hb = Heartbeat {
                 broker_id: node.cfg.node_id,

@@ -242,8 +242,14 @@ impl Inner {
 
     fn append(&mut self, entries: Vec<Entry>) -> std::io::Result<()> {
         use std::io::{Seek, SeekFrom};
-        if entries.is_empty() {
+        let Some(first) = entries.first().map(|e| e.log_id.index) else {
             return Ok(());
+        };
+        // openraft truncates a conflicting suffix before appending over it; should an append
+        // ever overlap the log anyway, cut the old entries on disk too, so the file never holds
+        // an index twice (reload would stop at the repeat and drop the newer entries).
+        if self.entries.contains_key(&first) {
+            self.truncate(first)?;
         }
         let mut buf = Vec::new();
         let mut offs = Vec::with_capacity(entries.len());
@@ -257,14 +263,6 @@ impl Inner {
         self.end += buf.len() as u64;
         for (e, off) in entries.into_iter().zip(offs) {
             let index = e.log_id.index;
-            // An append always continues the log (openraft truncates conflicts first); if an
-            // index repeats, the newer entry wins, as on disk after reload it would not: make
-            // that impossible by dropping anything at or above it first.
-            let stale: Vec<u64> = self.entries.range(index..).map(|(i, _)| *i).collect();
-            for i in stale {
-                self.entries.remove(&i);
-                self.offsets.remove(&i);
-            }
             self.offsets.insert(index, off);
             self.entries.insert(index, e);
         }
@@ -533,6 +531,18 @@ mod tests {
         // Truncating past the end changes nothing.
         s.truncate(lid(2, 9)).await.unwrap();
         assert_eq!(s.last_index(), 4);
+    }
+
+    #[tokio::test]
+    async fn an_overlapping_append_replaces_the_old_entries_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = LogStore::open(dir.path()).unwrap();
+        s.blocking_append((1..=4).map(|i| cmd(1, i))).await.unwrap();
+        s.blocking_append(vec![cmd(2, 3)]).await.unwrap();
+        assert_eq!(indexes(&mut s).await, vec![(1, 1), (1, 2), (2, 3)]);
+        drop(s);
+        let mut s = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut s).await, vec![(1, 1), (1, 2), (2, 3)]);
     }
 
     #[tokio::test]

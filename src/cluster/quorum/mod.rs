@@ -4,6 +4,33 @@
 //! module starts and stops; shards never run tokio. They talk to it through [`QuorumHandle`],
 //! which is `Send + Sync` and whose futures are plain channel receives that any executor (glommio)
 //! can await.
+//!
+//! # Parts
+//! - `types`: openraft's type config (node id = `node.id`, node = controller listener address,
+//!   data = [`MetaCommand`], response = [`MetaResponse`], snapshot = an in-memory buffer).
+//! - `log_store`: the durable Raft log, vote and commit/purge markers (file format there).
+//! - `state_machine`: the [`ClusterImage`], snapshots, and the published image.
+//! - `wire`, `net`, `server`: the controller transport (framed JSON over one TCP connection per
+//!   peer) carrying Raft's RPCs, forwarded proposals, heartbeats and learner joins.
+//! - `node`: routing of proposals and heartbeats to the leader.
+//! - `broker`: registration and heartbeats; `active`: the active controller
+//!   ([`super::controller::ControllerPolicy`]) on the Raft leader; `status`: DescribeQuorum.
+//! - `thread`: the runtime thread and the handle's commands.
+//!
+//! # Decisions
+//! - Bootstrap: every voter whose directory is empty calls openraft's `initialize` with the full
+//!   `controller.quorum.voters` list. openraft makes that safe when several do (the same
+//!   membership entry at index 0 on each; one election winner). A node with any state never
+//!   initializes again.
+//! - Raft timing follows `controller.quorum.election.timeout.ms`: elections time out between it
+//!   and twice it, the leader heartbeats every fifth of it. A snapshot is taken every
+//!   `snapshot_every` applied entries and the log below it is purged at once; a follower too far
+//!   behind receives the snapshot whole, in one frame.
+//! - A restarted node whose durable vote is a committed vote for itself resumes as leader of that
+//!   term (openraft's behaviour); if the others moved on, it steps down at their first message,
+//!   and nothing it proposes meanwhile can commit.
+//! - Broker-only nodes (not voters) join as Raft learners: they ask the leader to add them with
+//!   their controller listener address, which they must therefore have.
 
 mod active;
 mod broker;

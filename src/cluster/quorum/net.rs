@@ -42,11 +42,13 @@ pub(crate) enum CallError {
 }
 
 type Reply = oneshot::Sender<Result<Response, CallError>>;
+/// The inbox of one peer's connection task.
+type PeerInbox = mpsc::UnboundedSender<(Request, Reply)>;
 
 /// Connections to the other nodes, by node id.
 #[derive(Debug, Default)]
 pub(crate) struct Peers {
-    conns: Mutex<HashMap<NodeId, (String, mpsc::UnboundedSender<(Request, Reply)>)>>,
+    conns: Mutex<HashMap<NodeId, (String, PeerInbox)>>,
 }
 
 impl Peers {

@@ -22,7 +22,7 @@ use crate::cluster::controller::{Heartbeat, HeartbeatReply};
 use crate::cluster::image::{MetaCommand, MetaResponse};
 
 /// The largest frame accepted (a snapshot travels in one frame).
-pub(crate) const MAX_FRAME: usize = 256 << 20;
+pub(crate) const MAX_FRAME: usize = 64 << 20;
 
 /// A request from one node to another.
 #[derive(Debug, Serialize, Deserialize)]
@@ -110,8 +110,13 @@ where
     if !(8..=MAX_FRAME).contains(&len) {
         return Err(FrameError::TooLarge(len));
     }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await?;
+    // Grow the buffer as bytes arrive rather than trusting the length up front: a peer that
+    // announces a large frame and sends little costs little.
+    let mut buf = Vec::with_capacity(len.min(64 << 10));
+    (&mut *r).take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() < len {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
     let id = u64::from_be_bytes(buf[..8].try_into().expect("8 bytes"));
     let msg = serde_json::from_slice(&buf[8..])?;
     Ok(Some((id, msg)))
@@ -124,4 +129,44 @@ pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     w.write_all(frame).await?;
     w.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_bad_ones_are_errors() {
+        let req = Request::Propose(MetaCommand::DeleteTopic { name: "t".into() });
+        let mut bytes = encode(7, &req).unwrap();
+        bytes.extend_from_slice(&encode(8, &req).unwrap());
+        let mut r = &bytes[..];
+        let (id, got) = read_frame::<Request, _>(&mut r).await.unwrap().unwrap();
+        assert_eq!(id, 7);
+        assert!(matches!(got, Request::Propose(MetaCommand::DeleteTopic { name }) if name == "t"));
+        assert_eq!(
+            read_frame::<Request, _>(&mut r).await.unwrap().unwrap().0,
+            8
+        );
+        assert!(read_frame::<Request, _>(&mut r).await.unwrap().is_none());
+
+        // Too long, too short, cut off, not JSON.
+        let huge = ((MAX_FRAME + 1) as u32).to_be_bytes();
+        assert!(matches!(
+            read_frame::<Request, _>(&mut &huge[..]).await,
+            Err(FrameError::TooLarge(_))
+        ));
+        let tiny = 3u32.to_be_bytes();
+        assert!(read_frame::<Request, _>(&mut &tiny[..]).await.is_err());
+        let cut = &encode(1, &req).unwrap()[..12];
+        assert!(matches!(
+            read_frame::<Request, _>(&mut &cut[..]).await,
+            Err(FrameError::Io(_))
+        ));
+        let junk = [&12u32.to_be_bytes()[..], &[0u8; 8], b"{{{{"].concat();
+        assert!(matches!(
+            read_frame::<Request, _>(&mut &junk[..]).await,
+            Err(FrameError::Decode(_))
+        ));
+    }
 }
