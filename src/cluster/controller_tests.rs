@@ -425,3 +425,74 @@ fn the_tick_elects_cleanly_when_an_isr_member_is_eligible() {
         matches!(step(&mut img, &want), MetaResponse::Partition(ref p) if p.leader == 1 && p.leader_epoch == 2)
     );
 }
+
+mod simulated {
+    //! The policy driving a simulated cluster: commands it proposes are applied at once.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Brokers heartbeat every 250 ms except while "paused"; the controller ticks every
+        /// 100 ms. A heartbeating broker is never fenced; a silent one is fenced within a
+        /// session plus a tick; once it heartbeats again it is unfenced; the image invariants
+        /// hold throughout.
+        #[test]
+        fn sessions_in_a_simulated_cluster(
+            pauses in prop::collection::vec((1..=3i32, 0..40u64, 1..30u64), 0..4)
+        ) {
+            let mut img = cluster(&[1, 2, 3]);
+            create(&mut img, "t", vec![vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]]);
+            let mut policy = ControllerPolicy::new(timeouts(), &img, 0);
+            let mut last_beat = BTreeMap::from([(1, 0u64), (2, 0), (3, 0)]);
+            let apply = |img: &mut ClusterImage, cmds: Vec<MetaCommand>| {
+                for c in cmds {
+                    step(img, &c);
+                }
+            };
+            for t in (0..20_000u64).step_by(50) {
+                for id in 1..=3 {
+                    // Pauses are (broker, start in 500 ms units, length in 250 ms units).
+                    let paused = pauses.iter().any(|&(b, start, len)| {
+                        b == id && t >= start * 500 && t < start * 500 + len * 250
+                    });
+                    if !paused && t % 250 == 0 {
+                        let (reply, cmds) = policy.on_heartbeat(&img, &hb(&img, id, false), t);
+                        prop_assert!(!reply.unknown);
+                        apply(&mut img, cmds);
+                        last_beat.insert(id, t);
+                    }
+                }
+                if t % 100 == 0 {
+                    let cmds = policy.on_tick(&img, t);
+                    apply(&mut img, cmds);
+                    for (id, b) in &img.brokers {
+                        let silent = t - last_beat[id];
+                        if silent <= SESSION {
+                            // Its heartbeats unfence it at once; only silence fences.
+                            prop_assert!(!b.fenced, "broker {id} fenced at {t} though it beat at {}", last_beat[id]);
+                        }
+                        if silent > SESSION + 100 {
+                            prop_assert!(b.fenced, "broker {id} silent since {} not fenced at {t}", last_beat[id]);
+                        }
+                    }
+                    for (_, _, p) in img.iter_partitions() {
+                        prop_assert!(p.leader == NO_LEADER || img.is_live(p.leader));
+                        prop_assert!(p.leader == NO_LEADER || p.isr.contains(&p.leader));
+                    }
+                }
+            }
+            // Everyone heartbeats at the end: all unfenced, every partition led.
+            for id in 1..=3 {
+                let (_, cmds) = policy.on_heartbeat(&img, &hb(&img, id, false), 20_000);
+                apply(&mut img, cmds);
+            }
+            prop_assert!(img.brokers.values().all(|b| !b.fenced));
+            for (_, _, p) in img.iter_partitions() {
+                prop_assert!(p.leader != NO_LEADER, "{:?}", p);
+            }
+        }
+    }
+}

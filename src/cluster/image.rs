@@ -322,6 +322,17 @@ impl ClusterImage {
             .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?))
     }
 
+    /// The topic with id `id`, if any.
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<&TopicImage> {
+        self.topics.values().find(|t| t.id == id)
+    }
+
+    /// The registration of the broker leading `topic`'s partition `partition`, if it has one.
+    pub fn leader_of(&self, topic: &str, partition: i32) -> Option<&BrokerRegistration> {
+        let p = self.partition(topic, partition)?;
+        self.brokers.get(&p.leader)
+    }
+
     /// Brokers that are registered and not fenced.
     pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values().filter(|b| !b.fenced)

@@ -7,6 +7,7 @@ use kafka_protocol::ResponseError;
 use proptest::prelude::*;
 
 use super::*;
+use crate::metadata::MAX_PARTITIONS;
 
 /// Applies `cmd` at the next index.
 fn step(img: &mut ClusterImage, cmd: MetaCommand) -> MetaResponse {
@@ -729,6 +730,43 @@ fn allocate_producer_ids_hands_out_consecutive_blocks() {
 }
 
 #[test]
+fn partition_count_is_capped() {
+    let mut img = cluster(&[1]);
+    let many = vec![vec![1]; MAX_PARTITIONS as usize + 1];
+    let r = step(&mut img, create("big", many));
+    assert_eq!(code(&r), ResponseError::InvalidPartitions.code());
+    step(
+        &mut img,
+        create("t", vec![vec![1]; MAX_PARTITIONS as usize]),
+    );
+    let r = step(
+        &mut img,
+        MetaCommand::CreatePartitions {
+            name: "t".into(),
+            assignments: vec![vec![1]],
+        },
+    );
+    assert_eq!(code(&r), ResponseError::InvalidPartitions.code());
+}
+
+#[test]
+fn lookups_by_id_and_leader() {
+    let mut img = cluster(&[1, 2]);
+    step(&mut img, create("t", vec![vec![2, 1]]));
+    let id = img.topics["t"].id;
+    assert_eq!(img.topic_by_id(id).map(|t| t.name.as_str()), Some("t"));
+    assert!(img.topic_by_id(uuid::Uuid::from_u128(5)).is_none());
+    assert_eq!(
+        img.leader_of("t", 0).map(|b| (b.id, b.port)),
+        Some((2, 9094))
+    );
+    fence(&mut img, 2);
+    fence(&mut img, 1);
+    assert!(img.leader_of("t", 0).is_none(), "leaderless");
+    assert!(img.leader_of("t", 1).is_none());
+}
+
+#[test]
 fn live_broker_ids_are_sorted() {
     let mut img = cluster(&[3, 1, 2]);
     fence(&mut img, 2);
@@ -873,6 +911,29 @@ fn check_invariants(img: &ClusterImage) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Accepted and refused commands over all proptest cases, so that a test can check the random
+/// sequences exercise both paths.
+static ACCEPTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static REFUSED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[test]
+fn random_sequences_exercise_acceptance_and_refusal() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 50,
+        ..ProptestConfig::default()
+    });
+    let strategy = prop::collection::vec((arb_cmd(), any::<bool>()), 40..80);
+    runner
+        .run(&strategy, |cmds| run_sequence(cmds))
+        .expect("invariants hold");
+    let (ok, refused) = (ACCEPTED.load(Relaxed), REFUSED.load(Relaxed));
+    assert!(
+        ok > 500 && refused > 500,
+        "accepted {ok}, refused {refused}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
@@ -880,50 +941,61 @@ proptest! {
     fn invariants_hold_over_random_sequences(
         cmds in prop::collection::vec((arb_cmd(), any::<bool>()), 1..80)
     ) {
-        let mut img = ClusterImage::default();
-        let mut log = Vec::new();
-        for (i, (cmd, current)) in cmds.into_iter().enumerate() {
-            let cmd = fix_epochs(&img, cmd, current);
-            let before = img.clone();
-            let r = img.apply(i as u64 + 1, &cmd);
-            prop_assert_eq!(img.applied_index, i as u64 + 1);
-            if let MetaResponse::Error { .. } = r {
-                let mut expected = before.clone();
-                expected.applied_index = img.applied_index;
-                prop_assert_eq!(&img, &expected, "an error changed the image: {:?}", cmd);
-            }
-            check_invariants(&img)?;
-            for (t, i, p) in img.iter_partitions() {
-                if let Some(old) = before.partition(t, i)
-                    && before.topics[t].id == img.topics[t].id
-                {
-                    prop_assert!(p.leader_epoch >= old.leader_epoch);
-                    prop_assert!(p.partition_epoch >= old.partition_epoch);
-                    if p.leader != old.leader {
-                        prop_assert!(p.leader_epoch > old.leader_epoch);
-                    }
-                    if p != old {
-                        prop_assert!(p.partition_epoch > old.partition_epoch);
-                    }
+        run_sequence(cmds)?;
+    }
+}
+
+/// Applies a random sequence, checking the invariants after every entry, then determinism and
+/// serde round trips.
+fn run_sequence(cmds: Vec<(MetaCommand, bool)>) -> Result<(), TestCaseError> {
+    let mut img = ClusterImage::default();
+    let mut log = Vec::new();
+    for (i, (cmd, current)) in cmds.into_iter().enumerate() {
+        let cmd = fix_epochs(&img, cmd, current);
+        let before = img.clone();
+        let r = img.apply(i as u64 + 1, &cmd);
+        prop_assert_eq!(img.applied_index, i as u64 + 1);
+        if let MetaResponse::Error { .. } = r {
+            REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut expected = before.clone();
+            expected.applied_index = img.applied_index;
+            prop_assert_eq!(&img, &expected, "an error changed the image: {:?}", cmd);
+        }
+        if !matches!(r, MetaResponse::Error { .. }) {
+            ACCEPTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        check_invariants(&img)?;
+        for (t, i, p) in img.iter_partitions() {
+            if let Some(old) = before.partition(t, i)
+                && before.topics[t].id == img.topics[t].id
+            {
+                prop_assert!(p.leader_epoch >= old.leader_epoch);
+                prop_assert!(p.partition_epoch >= old.partition_epoch);
+                if p.leader != old.leader {
+                    prop_assert!(p.leader_epoch > old.leader_epoch);
+                }
+                if p != old {
+                    prop_assert!(p.partition_epoch > old.partition_epoch);
                 }
             }
-            prop_assert!(img.next_producer_id >= before.next_producer_id);
-            log.push(cmd);
         }
-        // Determinism: the same log gives the same image.
-        let mut again = ClusterImage::default();
-        for (i, cmd) in log.iter().enumerate() {
-            again.apply(i as u64 + 1, cmd);
-        }
-        prop_assert_eq!(&again, &img);
-        // Serde round trips (the Raft log and snapshots store these).
-        let json = serde_json::to_string(&img).unwrap();
-        let back: ClusterImage = serde_json::from_str(&json).unwrap();
-        prop_assert_eq!(&back, &img);
-        for cmd in &log {
-            let json = serde_json::to_string(cmd).unwrap();
-            let back: MetaCommand = serde_json::from_str(&json).unwrap();
-            prop_assert_eq!(&back, cmd);
-        }
+        prop_assert!(img.next_producer_id >= before.next_producer_id);
+        log.push(cmd);
     }
+    // Determinism: the same log gives the same image.
+    let mut again = ClusterImage::default();
+    for (i, cmd) in log.iter().enumerate() {
+        again.apply(i as u64 + 1, cmd);
+    }
+    prop_assert_eq!(&again, &img);
+    // Serde round trips (the Raft log and snapshots store these).
+    let json = serde_json::to_string(&img).unwrap();
+    let back: ClusterImage = serde_json::from_str(&json).unwrap();
+    prop_assert_eq!(&back, &img);
+    for cmd in &log {
+        let json = serde_json::to_string(cmd).unwrap();
+        let back: MetaCommand = serde_json::from_str(&json).unwrap();
+        prop_assert_eq!(&back, cmd);
+    }
+    Ok(())
 }
