@@ -6,7 +6,7 @@
 //! kept). Shard 0 runs [`follow_images`]: for each new image it builds a [`MetadataSnapshot`]
 //! (`version` = the image's `applied_index`, topics, broker configs, quotas and the effective
 //! settings from it, `cluster` = the image) and publishes it to every shard as the single node
-//! does ([`super::controller::publish`]: each shard swaps it in, opens the logs of partitions with
+//! does (`controller::publish`: each shard swaps it in, opens the logs of partitions with
 //! a replica here, closes and deletes the ones no longer here, then applies the replica roles).
 //! A publish that takes long (many partitions to open) does not queue the images that arrived
 //! meanwhile: the next round takes the latest one, so shards skip intermediate images but never

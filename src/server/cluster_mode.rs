@@ -6,7 +6,7 @@
 //! shards start with an empty snapshot; shard 0 follows the quorum's images
 //! ([`crate::metadata::cluster::follow_images`]) and the broker only reports itself ready (and
 //! starts accepting) once the image its shards applied holds its own registration
-//! ([`wait_registered`]), so a client never sees a broker that does not yet know the topics.
+//! (`wait_registered`), so a client never sees a broker that does not yet know the topics.
 //!
 //! # Stopping
 //! A SIGTERM (or [`super::BrokerHandle::shutdown`]) sets the broker's stop flag. In cluster mode

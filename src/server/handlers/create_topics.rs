@@ -60,6 +60,9 @@ pub async fn handle(req: Request) -> Result<Reply, HandlerError> {
     )
 }
 
+/// Replica lists, one per partition, preferred leader first.
+type Assignment = Vec<Vec<i32>>;
+
 /// Why a topic is not created: its error code and message.
 type Refusal = (i16, String);
 
@@ -101,7 +104,7 @@ fn new_topic(
 /// Cluster mode: as requested (the controller places the replicas and checks the factor against
 /// the live brokers), or the given replica assignment, which must number the partitions 0..n; the
 /// controller checks its brokers.
-fn cluster_size(t: &CreatableTopic) -> Result<(i32, i16, Option<Vec<Vec<i32>>>), Refusal> {
+fn cluster_size(t: &CreatableTopic) -> Result<(i32, i16, Option<Assignment>), Refusal> {
     if t.assignments.is_empty() {
         return Ok((t.num_partitions, t.replication_factor, None));
     }

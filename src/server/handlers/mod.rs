@@ -321,6 +321,19 @@ mod tests {
     }
 
     #[test]
+    fn describe_quorum_is_advertised_only_in_a_cluster() {
+        assert!(supported_versions(ApiKey::DescribeQuorum).is_some());
+        assert!(!advertised(ApiKey::DescribeQuorum, false));
+        assert!(advertised(ApiKey::DescribeQuorum, true));
+        assert!(
+            SUPPORTED_APIS
+                .iter()
+                .filter(|(k, _, _)| *k != ApiKey::DescribeQuorum)
+                .all(|(k, _, _)| advertised(*k, false))
+        );
+    }
+
+    #[test]
     fn table_is_within_codec_ranges() {
         for &(key, min, max) in SUPPORTED_APIS {
             let v = key.valid_versions();
