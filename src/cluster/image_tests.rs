@@ -925,7 +925,7 @@ fn random_sequences_exercise_acceptance_and_refusal() {
     });
     let strategy = prop::collection::vec((arb_cmd(), any::<bool>()), 40..80);
     runner
-        .run(&strategy, |cmds| run_sequence(cmds))
+        .run(&strategy, run_sequence)
         .expect("invariants hold");
     let (ok, refused) = (ACCEPTED.load(Relaxed), REFUSED.load(Relaxed));
     assert!(
