@@ -228,45 +228,23 @@ fn produce(cl: &Cluster, partition: i32, tag: &str, avoid: Option<i32>) -> Acked
 
 /// Every acknowledged record is on `partition`'s current leader at its offset, and no value
 /// appears twice there.
+///
+/// A new leader's high watermark can trail what the old one acknowledged until its followers have
+/// fetched in the new term (Kafka's new leaders behave the same), and consumers read only below
+/// it; so a record not visible yet is looked for again for a while before it counts as lost.
 fn verify(cl: &Cluster, acked: &[Acked], avoid: Option<i32>, label: &str) {
     let parts = wait_for(cl, avoid, 30, "led", |p| p.values().all(|(l, _)| *l > 0));
     for (&p, (leader, _)) in &parts {
-        let mut c = Client::connect(cl.addr(*leader));
-        let mut at: HashMap<i64, String> = HashMap::new();
-        let mut seen: HashMap<String, i64> = HashMap::new();
-        let mut offset = 0;
-        loop {
-            let req = fetch_request(
-                tn(TOPIC),
-                [fetch_partition(p, offset, 1 << 20)],
-                0,
-                0,
-                8 << 20,
-            );
-            let r: FetchResponse = c.call(ApiKey::Fetch, FETCH_V, &req);
-            let pr = &r.responses[0].partitions[0];
-            assert_eq!(
-                pr.error_code, 0,
-                "{label}: fetch of partition {p} from leader {leader}"
-            );
-            let mut buf = pr.records.clone().unwrap_or_default();
-            let sets = RecordBatchDecoder::decode_all(&mut buf).expect("batches decode");
-            let before = offset;
-            for r in sets.iter().flat_map(|s| s.records.iter()) {
-                let v =
-                    String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
-                if let Some(prev) = seen.insert(v.clone(), r.offset) {
-                    panic!(
-                        "{label}: partition {p}: {v} at offsets {prev} and {} (duplicate)",
-                        r.offset
-                    );
-                }
-                at.insert(r.offset, v);
-                offset = r.offset + 1;
-            }
-            if offset >= pr.high_watermark || offset == before {
-                break;
-            }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut at = read_partition(cl, *leader, p, label);
+        while Instant::now() < deadline
+            && acked
+                .iter()
+                .filter(|a| a.partition == p)
+                .any(|a| !at.contains_key(&(a.base + a.values.len() as i64 - 1)))
+        {
+            std::thread::sleep(Duration::from_millis(200));
+            at = read_partition(cl, *leader, p, label);
         }
         for a in acked.iter().filter(|a| a.partition == p) {
             for (i, v) in a.values.iter().enumerate() {
@@ -284,6 +262,48 @@ fn verify(cl: &Cluster, acked: &[Acked], avoid: Option<i32>, label: &str) {
             at.len()
         );
     }
+}
+
+/// Partition `p` as a consumer sees it on `leader` (up to the high watermark): offset → value;
+/// panics on a value found twice.
+fn read_partition(cl: &Cluster, leader: i32, p: i32, label: &str) -> HashMap<i64, String> {
+    let mut c = Client::connect(cl.addr(leader));
+    let mut at: HashMap<i64, String> = HashMap::new();
+    let mut seen: HashMap<String, i64> = HashMap::new();
+    let mut offset = 0;
+    loop {
+        let req = fetch_request(
+            tn(TOPIC),
+            [fetch_partition(p, offset, 1 << 20)],
+            0,
+            0,
+            8 << 20,
+        );
+        let r: FetchResponse = c.call(ApiKey::Fetch, FETCH_V, &req);
+        let pr = &r.responses[0].partitions[0];
+        assert_eq!(
+            pr.error_code, 0,
+            "{label}: fetch of partition {p} from leader {leader}"
+        );
+        let mut buf = pr.records.clone().unwrap_or_default();
+        let sets = RecordBatchDecoder::decode_all(&mut buf).expect("batches decode");
+        let before = offset;
+        for r in sets.iter().flat_map(|s| s.records.iter()) {
+            let v = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+            if let Some(prev) = seen.insert(v.clone(), r.offset) {
+                panic!(
+                    "{label}: partition {p}: {v} at offsets {prev} and {} (duplicate)",
+                    r.offset
+                );
+            }
+            at.insert(r.offset, v);
+            offset = r.offset + 1;
+        }
+        if offset >= pr.high_watermark || offset == before {
+            break;
+        }
+    }
+    at
 }
 
 #[test]

@@ -42,10 +42,10 @@
 //!   already in the ISR → INELIGIBLE_REPLICA. (A shutting-down leader that is the only in-sync copy
 //!   may still grow its ISR, which is how its leadership can then move.) Success answers
 //!   [`MetaResponse::Partition`] with the new state.
-//! - ElectLeader: preferred → replicas[0] if eligible and in the ISR (ELECTION_NOT_NEEDED if it
+//! - ElectLeader: preferred → `replicas[0]` if eligible and in the ISR (ELECTION_NOT_NEEDED if it
 //!   leads, else PREFERRED_LEADER_NOT_AVAILABLE), `unclean` is ignored. Otherwise only for a
 //!   partition without a leader (else ELECTION_NOT_NEEDED): the first eligible ISR
-//!   member, else with `unclean` the first eligible replica with ISR = [it] (records it never had
+//!   member, else with `unclean` the first eligible replica with ISR = `[it]` (records it never had
 //!   may be lost: the caller decides), else ELIGIBLE_LEADERS_NOT_AVAILABLE.
 //! - AllocateProducerIds: the broker must be registered; blocks are consecutive from
 //!   `next_producer_id`.
