@@ -142,20 +142,13 @@ impl Got {
 /// below it never changes, so the answer is consistent even if a marker lands meanwhile.
 async fn read_one(log: &PartitionLog, w: &Want) -> Result<Got, StorageError> {
     let lso = log.last_stable_offset();
-    if w.replica.is_some() {
-        let r = log.read_replica(w.offset, w.max_bytes).await?;
-        return Ok(Got {
-            error_code: errors::NONE,
-            high_watermark: r.high_watermark,
-            last_stable_offset: lso,
-            log_start_offset: r.log_start_offset,
-            slices: r.slices,
-            first_batch_len: r.first_batch_len,
-            aborted: None,
-        });
-    }
-    if !w.read_committed {
-        let r = log.read(w.offset, w.max_bytes).await?;
+    // A follower reads up to the log end, a consumer up to the high watermark.
+    if w.replica.is_some() || !w.read_committed {
+        let r = if w.replica.is_some() {
+            log.read_replica(w.offset, w.max_bytes).await?
+        } else {
+            log.read(w.offset, w.max_bytes).await?
+        };
         return Ok(Got {
             error_code: errors::NONE,
             high_watermark: r.high_watermark,
